@@ -1,0 +1,119 @@
+//! The per-format table of kernels (ggml's `type_traits`), and checked entry points.
+
+use std::sync::OnceLock;
+
+use gguf::TensorType;
+
+use crate::formats;
+
+/// Dequantize `src` (whole blocks) into `dst` (`block_size` f32 per block).
+pub type ToF32Fn = fn(src: &[u8], dst: &mut [f32]);
+/// Quantize `src` (a multiple of `block_size` values) into `dst` (whole blocks).
+pub type FromF32Fn = fn(src: &[f32], dst: &mut [u8]);
+/// Dot product of `n` elements: `x` in the weight format, `y` in `vec_dot_type`.
+pub type VecDotFn = fn(n: usize, x: &[u8], y: &[u8]) -> f32;
+
+/// What hearth knows how to do with one tensor format.
+#[derive(Clone, Copy, Debug)]
+pub struct TypeTraits {
+    /// The format these kernels are for.
+    pub ty: TensorType,
+    /// Dequantizer; every format has one.
+    pub to_f32: ToF32Fn,
+    /// Reference quantizer, bit-exact with ggml's `quantize_row_*_ref`; `None` where
+    /// ggml needs an importance matrix or has no quantizer.
+    pub from_f32: Option<FromF32Fn>,
+    /// Dot product against activations quantized to `vec_dot_type`.
+    pub vec_dot: Option<VecDotFn>,
+    /// The activation format `vec_dot` expects for its second operand.
+    pub vec_dot_type: TensorType,
+}
+
+/// Misuse of the checked entry points: lengths that are not whole blocks, or a
+/// format with no such kernel.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KernelError {
+    /// The format has no kernels at all (integer tensors, formats not implemented).
+    #[error("tensor type {0} is not supported")]
+    Unsupported(TensorType),
+    /// The format has no reference quantizer (ggml requires an importance matrix).
+    #[error("tensor type {0} cannot be quantized without an importance matrix")]
+    NoQuantizer(TensorType),
+    /// An element count that is not a multiple of the block size.
+    #[error("{ty}: {n} elements is not a multiple of the block size {block}")]
+    PartialBlock {
+        /// The format.
+        ty: TensorType,
+        /// Elements requested.
+        n: usize,
+        /// Its block size.
+        block: usize,
+    },
+    /// A buffer whose length does not match the element count.
+    #[error("{ty}: buffer holds {found} bytes, {expected} expected")]
+    Length {
+        /// The format.
+        ty: TensorType,
+        /// Bytes expected for the element count.
+        expected: usize,
+        /// Bytes given.
+        found: usize,
+    },
+}
+
+static TABLE: OnceLock<Vec<TypeTraits>> = OnceLock::new();
+
+fn table() -> &'static [TypeTraits] {
+    TABLE.get_or_init(|| {
+        let mut t = Vec::new();
+        t.extend_from_slice(formats::float::TRAITS);
+        t.extend_from_slice(formats::legacy::TRAITS);
+        t.extend_from_slice(formats::kquants::TRAITS);
+        t.extend_from_slice(formats::iquants::TRAITS);
+        t
+    })
+}
+
+/// The kernels for `ty`, or `None` if hearth cannot read that format.
+pub fn traits(ty: TensorType) -> Option<&'static TypeTraits> {
+    table().iter().find(|t| t.ty == ty)
+}
+
+fn check(ty: TensorType, n: usize, bytes: usize) -> Result<(), KernelError> {
+    let block = ty.block_size();
+    if n % block != 0 {
+        return Err(KernelError::PartialBlock { ty, n, block });
+    }
+    let expected = n / block * ty.type_size();
+    if bytes != expected {
+        return Err(KernelError::Length { ty, expected, found: bytes });
+    }
+    Ok(())
+}
+
+/// Dequantize `src` (format `ty`) into `dst`, checking that the lengths agree.
+pub fn dequantize(ty: TensorType, src: &[u8], dst: &mut [f32]) -> Result<(), KernelError> {
+    let tr = traits(ty).ok_or(KernelError::Unsupported(ty))?;
+    check(ty, dst.len(), src.len())?;
+    (tr.to_f32)(src, dst);
+    Ok(())
+}
+
+/// Quantize `src` into `dst` (format `ty`) with ggml's reference quantizer.
+pub fn quantize(ty: TensorType, src: &[f32], dst: &mut [u8]) -> Result<(), KernelError> {
+    let tr = traits(ty).ok_or(KernelError::Unsupported(ty))?;
+    let q = tr.from_f32.ok_or(KernelError::NoQuantizer(ty))?;
+    check(ty, src.len(), dst.len())?;
+    q(src, dst);
+    Ok(())
+}
+
+/// Dot product of `n` elements of `x` (format `ty`) with `y` (format
+/// `traits(ty).vec_dot_type`), checking that the lengths agree.
+pub fn dot(ty: TensorType, n: usize, x: &[u8], y: &[u8]) -> Result<f32, KernelError> {
+    let tr = traits(ty).ok_or(KernelError::Unsupported(ty))?;
+    let f = tr.vec_dot.ok_or(KernelError::Unsupported(ty))?;
+    check(ty, n, x.len())?;
+    check(tr.vec_dot_type, n, y.len())?;
+    Ok(f(n, x, y))
+}

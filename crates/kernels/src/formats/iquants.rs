@@ -1,0 +1,6 @@
+//! (being written)
+
+use crate::TypeTraits;
+
+/// Table entries for this family.
+pub(crate) const TRAITS: &[TypeTraits] = &[];

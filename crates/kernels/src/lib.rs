@@ -1,0 +1,14 @@
+//! Tensor block formats and the kernels that read them.
+//!
+//! Every format ggml stores in GGUF files has a `#[repr(C)]` block struct here, a
+//! dequantizer to f32, a reference quantizer where llama-quantize can produce the
+//! format without an importance matrix, and a scalar reference dot product against
+//! the activation format ggml pairs it with (`vec_dot_type`). [`traits`] returns
+//! the per-format table entry; SIMD variants replace entries at start-up.
+#![deny(missing_docs)]
+
+mod dispatch;
+pub mod formats;
+
+pub use dispatch::{KernelError, TypeTraits, dequantize, dot, quantize, traits};
+pub use gguf::TensorType;

@@ -1,0 +1,2 @@
+//! Tokenizers, chat templates and model architectures.
+#![deny(missing_docs)]
