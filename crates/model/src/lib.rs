@@ -1,2 +1,5 @@
 //! Tokenizers, chat templates and model architectures.
 #![deny(missing_docs)]
+
+pub mod chat;
+pub mod tokenizer;

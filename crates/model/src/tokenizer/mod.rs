@@ -1,0 +1,3 @@
+//! Tokenizers built from GGUF metadata (`tokenizer.ggml.*`).
+
+pub mod pretokenize;
