@@ -1,6 +1,28 @@
 //! GGUF v2/v3: reading through mmap, writing, and defensive parsing.
+//!
+//! - [`GgufFile`] parses one file (memory-mapped, or from bytes) and validates
+//!   every length, count, type and tensor placement before handing anything out.
+//! - [`GgufModel`] presents a model split into `NAME-00001-of-0000N.gguf` shards
+//!   as one set of metadata and tensors.
+//! - [`GgufWriter`] writes v3 files laid out exactly as gguf-py writes them.
+//!
+//! The format is defined by llama.cpp's ggml/src/gguf.cpp and gguf-py.
 #![deny(missing_docs)]
 
+mod error;
+mod file;
+mod metadata;
+mod reader;
+mod split;
 mod types;
+mod value;
+mod writer;
 
+pub use error::Error;
+pub use file::GgufFile;
+pub use metadata::Metadata;
+pub use reader::TensorInfo;
+pub use split::GgufModel;
 pub use types::TensorType;
+pub use value::{Array, Value, ValueType};
+pub use writer::GgufWriter;

@@ -1,0 +1,144 @@
+//! One GGUF file: its parsed header and its bytes (memory-mapped or owned).
+
+use std::fs::File;
+use std::path::Path;
+
+use memmap2::Mmap;
+
+use crate::reader::{self, TensorInfo};
+use crate::{Error, Metadata};
+
+/// Where the file's bytes live.
+enum Bytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+/// One parsed GGUF file. Tensor bounds are validated when it is opened, so
+/// [`GgufFile::tensor_data`] needs no further checks.
+pub struct GgufFile {
+    bytes: Bytes,
+    version: u32,
+    alignment: u64,
+    data_offset: u64,
+    metadata: Metadata,
+    tensors: Vec<TensorInfo>,
+    index: std::collections::HashMap<String, usize>,
+}
+
+impl std::fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("version", &self.version)
+            .field("file_size", &self.file_size())
+            .field("n_kv", &self.metadata.len())
+            .field("n_tensors", &self.tensors.len())
+            .finish()
+    }
+}
+
+impl GgufFile {
+    /// Maps the file at `path` and parses its header.
+    pub fn open(path: impl AsRef<Path>) -> Result<GgufFile, Error> {
+        let path = path.as_ref();
+        let io = |source| Error::Io {
+            path: path.to_owned(),
+            source,
+        };
+        let file = File::open(path).map_err(io)?;
+        // SAFETY: the map is read-only and lives as long as this GgufFile. The one
+        // hazard is another process truncating or rewriting the file while it is
+        // mapped: the kernel then delivers SIGBUS on access or we see changed bytes.
+        // That is the usual contract of memory-mapped model files (llama.cpp has
+        // the same); our own writer never rewrites a file in place (it renames a
+        // temporary file over it), so an open map keeps the old inode alive.
+        let map = unsafe { Mmap::map(&file) }.map_err(io)?;
+        Self::parse(Bytes::Mapped(map))
+    }
+
+    /// Parses a GGUF file held in memory (tests, fuzzing, embedded data).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, Error> {
+        Self::parse(Bytes::Owned(bytes))
+    }
+
+    fn parse(bytes: Bytes) -> Result<GgufFile, Error> {
+        let header = reader::parse(bytes.as_slice())?;
+        let index = header
+            .tensors
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.name.clone(), i))
+            .collect();
+        Ok(GgufFile {
+            bytes,
+            version: header.version,
+            alignment: header.alignment,
+            data_offset: header.data_offset,
+            metadata: header.metadata,
+            tensors: header.tensors,
+            index,
+        })
+    }
+
+    /// Format version (2 or 3).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// Alignment of the data section and of each tensor within it.
+    pub fn alignment(&self) -> u64 {
+        self.alignment
+    }
+
+    /// File offset where the data section starts.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// The metadata entries.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Tensor descriptors, in file order.
+    pub fn tensors(&self) -> &[TensorInfo] {
+        &self.tensors
+    }
+
+    /// The descriptor of the tensor called `name`.
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.index.get(name).map(|&i| &self.tensors[i])
+    }
+
+    /// The bytes of a tensor of this file. A descriptor that does not belong to
+    /// this file yields whatever lies in range, or an empty slice; never a panic.
+    pub fn tensor_data(&self, info: &TensorInfo) -> &[u8] {
+        let start = self.data_offset.checked_add(info.offset);
+        let end = start.and_then(|s| s.checked_add(info.size));
+        match (start, end) {
+            (Some(start), Some(end)) => {
+                let bytes = self.bytes.as_slice();
+                usize::try_from(start)
+                    .ok()
+                    .zip(usize::try_from(end).ok())
+                    .and_then(|(s, e)| bytes.get(s..e))
+                    .unwrap_or(&[])
+            }
+            _ => &[],
+        }
+    }
+
+    /// Size of the whole file in bytes.
+    pub fn file_size(&self) -> u64 {
+        self.bytes.as_slice().len() as u64
+    }
+}
+
+impl Bytes {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}

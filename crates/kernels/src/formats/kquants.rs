@@ -1,6 +1,0 @@
-//! (being written)
-
-use crate::TypeTraits;
-
-/// Table entries for this family.
-pub(crate) const TRAITS: &[TypeTraits] = &[];
