@@ -220,3 +220,121 @@ pub fn dequantize_row_iq1_m(src: &[u8], dst: &mut [f32]) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Hand-built blocks: grid point 0 of each format is a constant vector (8s
+    //! for IQ2, 4s for IQ3_XXS, 1s for IQ3_S, -1s for IQ1), so the expected values
+    //! follow from the scale arithmetic alone.
+
+    use super::*;
+
+    const ONE: [u8; 2] = [0x00, 0x3c]; // f16 1.0
+
+    fn run(f: fn(&[u8], &mut [f32]), block: &[u8]) -> Vec<f32> {
+        let mut y = vec![0f32; QK_K];
+        f(block, &mut y);
+        y
+    }
+
+    /// Expected group of 32: `v` everywhere except `neg` positions negated.
+    fn group(v: f32, neg: &[usize]) -> Vec<f32> {
+        (0..32)
+            .map(|j| if neg.contains(&j) { -v } else { v })
+            .collect()
+    }
+
+    #[test]
+    fn iq2_xxs_scale_and_signs() {
+        let mut b = [0u8; 66];
+        b[..2].copy_from_slice(&ONE);
+        // Group 0: grid indices 0; scale 3 and sign pattern 1 (→ ksigns 0x81).
+        b[6..10].copy_from_slice(&((3u32 << 28) | 1).to_le_bytes());
+        let y = run(dequantize_row_iq2_xxs, &b);
+        // (0.5 + 3) · 0.25 · 8 = 7; other groups (0.5 + 0) · 0.25 · 8 = 1.
+        assert_eq!(y[..32], group(7.0, &[0, 7])[..]);
+        assert!(y[32..].iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn iq2_xs_two_scales_per_group() {
+        let mut b = [0u8; 74];
+        b[..2].copy_from_slice(&ONE);
+        b[2..4].copy_from_slice(&(1u16 << 9).to_le_bytes()); // signs 0x81, index 0
+        b[66] = 0x21; // scales 1 and 2 for group 0
+        let y = run(dequantize_row_iq2_xs, &b);
+        let mut want = group(3.0, &[0, 7]); // (0.5 + 1) · 0.25 · 8
+        want[16..].fill(5.0); // (0.5 + 2) · 0.25 · 8
+        assert_eq!(y[..32], want[..]);
+        assert!(y[32..].iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn iq2_s_explicit_signs() {
+        let mut b = [0u8; 82];
+        b[..2].copy_from_slice(&ONE);
+        b[2 + 32] = 0x81; // sign byte of the first 8 weights
+        b[2 + 64 + 8] = 0x21;
+        let y = run(dequantize_row_iq2_s, &b);
+        let mut want = group(3.0, &[0, 7]);
+        want[16..].fill(5.0);
+        assert_eq!(y[..32], want[..]);
+        assert!(y[32..].iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn iq3_xxs_scale_and_signs() {
+        let mut b = [0u8; 98];
+        b[..2].copy_from_slice(&ONE);
+        b[2 + 64..2 + 68].copy_from_slice(&((1u32 << 28) | 1).to_le_bytes());
+        let y = run(dequantize_row_iq3_xxs, &b);
+        // (0.5 + 1) · 0.5 · 4 = 3; other groups 0.5 · 0.5 · 4 = 1.
+        assert_eq!(y[..32], group(3.0, &[0, 7])[..]);
+        assert!(y[32..].iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn iq3_s_scales_per_group_of_32() {
+        let mut b = [0u8; 110];
+        b[..2].copy_from_slice(&ONE);
+        b[2 + 64 + 8] = 0x80; // sign of weight 7
+        b[2 + 64 + 8 + 32] = 0x21; // groups 0 and 1: 1 + 2·1 = 3, 1 + 2·2 = 5
+        let y = run(dequantize_row_iq3_s, &b);
+        assert_eq!(y[..32], group(3.0, &[7])[..]);
+        assert!(y[32..64].iter().all(|&v| v == 5.0));
+        assert!(y[64..].iter().all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn iq1_s_scale_and_delta_sign() {
+        let mut b = [0u8; 50];
+        b[..2].copy_from_slice(&ONE);
+        b[34..36].copy_from_slice(&(1u16 << 12).to_le_bytes()); // group 0: scale 3
+        b[36..38].copy_from_slice(&0x8000u16.to_le_bytes()); // group 1: delta −1/8
+        let y = run(dequantize_row_iq1_s, &b);
+        assert!(y[..32].iter().all(|&v| v == 3.0 * (-1.0 + 0.125)));
+        assert!(y[32..64].iter().all(|&v| v == -1.0 - 0.125));
+        assert!(y[64..].iter().all(|&v| v == -1.0 + 0.125));
+    }
+
+    #[test]
+    fn iq1_m_scale_spread_over_the_scale_words() {
+        let mut b = [0u8; 56];
+        b[32] = 0x80; // weights 8..16: delta −1/8
+        // Word 0: scales 1 and 2 for group 0 (→ 3 and 5); words 2 and 3 carry
+        // the f16 1.0 (0x3c00) in their top nibbles.
+        b[48..56].copy_from_slice(&[0x11, 0x00, 0x00, 0x00, 0x00, 0xc0, 0x00, 0x30]);
+        let y = run(dequantize_row_iq1_m, &b);
+        assert!(y[..8].iter().all(|&v| v == 3.0 * (-1.0 + 0.125)));
+        assert!(y[8..16].iter().all(|&v| v == 3.0 * (-1.0 - 0.125)));
+        assert!(y[16..32].iter().all(|&v| v == 5.0 * (-1.0 + 0.125)));
+        assert!(y[32..].iter().all(|&v| v == -1.0 + 0.125));
+    }
+
+    #[test]
+    fn partial_trailing_input_is_ignored() {
+        let mut y = vec![7f32; QK_K];
+        dequantize_row_iq2_xxs(&[0u8; 65], &mut y);
+        assert!(y.iter().all(|&v| v == 7.0));
+    }
+}

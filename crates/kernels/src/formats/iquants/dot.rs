@@ -264,3 +264,79 @@ pub fn vec_dot_iq1_m_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
     }
     sumf
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{Rng, assert_dot_close, q8_k, random_blocks};
+    use super::super::{
+        dequantize_row_iq1_m, dequantize_row_iq1_s, dequantize_row_iq2_s, dequantize_row_iq2_xs,
+        dequantize_row_iq2_xxs, dequantize_row_iq3_s, dequantize_row_iq3_xxs,
+    };
+    use super::*;
+
+    type Kernels = (
+        &'static str,
+        usize,
+        bool,
+        fn(&[u8], &mut [f32]),
+        fn(usize, &[u8], &[u8]) -> f32,
+    );
+
+    /// Random blocks (every grid index, sign and scale bit pattern is possible)
+    /// against random Q8_K activations: the integer kernels equal f32 math on the
+    /// dequantized weights.
+    #[test]
+    fn dots_match_f32_math_on_dequantized_weights() {
+        let formats: [Kernels; 7] = [
+            (
+                "iq2_xxs",
+                66,
+                true,
+                dequantize_row_iq2_xxs,
+                vec_dot_iq2_xxs_q8_k,
+            ),
+            (
+                "iq2_xs",
+                74,
+                true,
+                dequantize_row_iq2_xs,
+                vec_dot_iq2_xs_q8_k,
+            ),
+            ("iq2_s", 82, true, dequantize_row_iq2_s, vec_dot_iq2_s_q8_k),
+            (
+                "iq3_xxs",
+                98,
+                true,
+                dequantize_row_iq3_xxs,
+                vec_dot_iq3_xxs_q8_k,
+            ),
+            ("iq3_s", 110, true, dequantize_row_iq3_s, vec_dot_iq3_s_q8_k),
+            ("iq1_s", 50, true, dequantize_row_iq1_s, vec_dot_iq1_s_q8_k),
+            ("iq1_m", 56, false, dequantize_row_iq1_m, vec_dot_iq1_m_q8_k),
+        ];
+        let mut rng = Rng::new(42);
+        let n = 8 * QK_K;
+        for (name, bytes, d_at_0, dequantize, dot) in formats {
+            let mut x = random_blocks(&mut rng, n / QK_K, bytes, d_at_0);
+            if !d_at_0 {
+                // IQ1_M: keep the f16 scale (top nibbles of the scale words) finite.
+                for b in x.chunks_exact_mut(bytes) {
+                    b[bytes - 1] &= 0x3f;
+                }
+            }
+            let (y, a) = q8_k(&mut rng, n);
+            let mut w = vec![0f32; n];
+            dequantize(&x, &mut w);
+            assert_dot_close(name, dot(n, &x, &y), &w, &a);
+        }
+    }
+
+    #[test]
+    fn only_the_first_n_weights_count() {
+        let mut rng = Rng::new(3);
+        let x = random_blocks(&mut rng, 2, 66, true);
+        let (y, _) = q8_k(&mut rng, 2 * QK_K);
+        let one = vec_dot_iq2_xxs_q8_k(QK_K, &x, &y);
+        assert_eq!(one, vec_dot_iq2_xxs_q8_k(QK_K, &x[..66], &y[..Q8_K_BYTES]));
+    }
+}
