@@ -20,8 +20,9 @@ pub struct TypeTraits {
     pub ty: TensorType,
     /// Dequantizer; every format has one.
     pub to_f32: ToF32Fn,
-    /// Reference quantizer, bit-exact with ggml's `quantize_row_*_ref`; `None` where
-    /// ggml needs an importance matrix or has no quantizer.
+    /// Reference quantizer, bit-exact with what llama-quantize writes for this format
+    /// without an importance matrix (ggml's `ggml_quantize_chunk`); `None` where ggml
+    /// needs an importance matrix or has no quantizer.
     pub from_f32: Option<FromF32Fn>,
     /// Dot product against activations quantized to `vec_dot_type`.
     pub vec_dot: Option<VecDotFn>,
@@ -81,7 +82,7 @@ pub fn traits(ty: TensorType) -> Option<&'static TypeTraits> {
 
 fn check(ty: TensorType, n: usize, bytes: usize) -> Result<(), KernelError> {
     let block = ty.block_size();
-    if n % block != 0 {
+    if !n.is_multiple_of(block) {
         return Err(KernelError::PartialBlock { ty, n, block });
     }
     let expected = n / block * ty.type_size();
