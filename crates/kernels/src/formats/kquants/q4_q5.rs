@@ -1,0 +1,423 @@
+//! Q4_K (4.5 bits per weight) and Q5_K (5.5 bits per weight).
+//!
+//! Both split a super-block into 8 sub-blocks of 32 values, each stored as
+//! `d·sc·q − dmin·m` with 6-bit `sc` and `m` packed into 12 bytes
+//! ([`super::get_scale_min_k4`]) and two fp16 super-block scales. Q4_K keeps 4-bit
+//! quants; Q5_K adds a fifth bit in `qh`. The scale search is the same for both
+//! apart from its parameters. Sources: ggml-common.h `block_q4_K` / `block_q5_K`,
+//! ggml-quants.c `quantize_row_q{4,5}_K_ref`, `dequantize_row_q{4,5}_K`,
+//! ggml-cpu/quants.c `ggml_vec_dot_q{4,5}_K_q8_K_generic`.
+
+use super::{
+    BlockQ8K, K_SCALE_SIZE, KBlock, QK_K, Qkx2Search, Reader, Writer, blocks, get_scale_min_k4,
+    make_qkx2_quants, nearest_int, quantize_blocks,
+};
+use crate::formats::float::{f16_to_f32, f32_to_f16};
+
+/// One Q4_K super-block: value `i` is `d·sc·q − dmin·m` with `(sc, m)` of
+/// sub-block `i / 32` and `q` in 0..=15.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ4K {
+    /// Super-block scale for the scales (fp16 bits).
+    pub d: u16,
+    /// Super-block scale for the mins (fp16 bits).
+    pub dmin: u16,
+    /// Eight 6-bit scales and eight 6-bit mins, packed.
+    pub scales: [u8; K_SCALE_SIZE],
+    /// 4-bit quants: byte `l` of 32-byte chunk `c` holds value `64c + l` in its low
+    /// nibble and `64c + 32 + l` in its high nibble.
+    pub qs: [u8; QK_K / 2],
+}
+const _: () = assert!(size_of::<BlockQ4K>() == 144);
+
+impl KBlock for BlockQ4K {
+    const SIZE: usize = 144;
+
+    fn read(r: &mut Reader<'_>) -> Self {
+        BlockQ4K {
+            d: r.u16(),
+            dmin: r.u16(),
+            scales: r.bytes(),
+            qs: r.bytes(),
+        }
+    }
+
+    fn write(&self, w: &mut Writer<'_>) {
+        w.u16(self.d);
+        w.u16(self.dmin);
+        w.bytes(&self.scales);
+        w.bytes(&self.qs);
+    }
+}
+
+/// One Q5_K super-block: like [`BlockQ4K`] with `q` in 0..=31, its fifth bit in
+/// `qh`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockQ5K {
+    /// Super-block scale for the scales (fp16 bits).
+    pub d: u16,
+    /// Super-block scale for the mins (fp16 bits).
+    pub dmin: u16,
+    /// Eight 6-bit scales and eight 6-bit mins, packed.
+    pub scales: [u8; K_SCALE_SIZE],
+    /// Fifth quant bit: bit `b` of byte `l` belongs to value `32b + l`.
+    pub qh: [u8; QK_K / 8],
+    /// Low 4 quant bits, laid out as in [`BlockQ4K::qs`].
+    pub qs: [u8; QK_K / 2],
+}
+const _: () = assert!(size_of::<BlockQ5K>() == 176);
+
+impl KBlock for BlockQ5K {
+    const SIZE: usize = 176;
+
+    fn read(r: &mut Reader<'_>) -> Self {
+        BlockQ5K {
+            d: r.u16(),
+            dmin: r.u16(),
+            scales: r.bytes(),
+            qh: r.bytes(),
+            qs: r.bytes(),
+        }
+    }
+
+    fn write(&self, w: &mut Writer<'_>) {
+        w.u16(self.d);
+        w.u16(self.dmin);
+        w.bytes(&self.scales);
+        w.bytes(&self.qh);
+        w.bytes(&self.qs);
+    }
+}
+
+/// Scales and mins shared by Q4_K and Q5_K: the packed 6-bit scales and mins and
+/// the fp16 super-block scales, with `l` holding each value's quant (0..=nmax).
+struct ScalesMins {
+    scales: [u8; K_SCALE_SIZE],
+    d: u16,
+    dmin: u16,
+}
+
+/// The common half of `quantize_row_q4_K_ref` and `quantize_row_q5_K_ref`: search a
+/// scale and min per 32-value sub-block with weights `av_x + |x|`
+/// (`av_x = sqrt(Σx²/32)`), quantize them to 6 bits against fp16 super-block
+/// scales, then re-quantize every value against what was stored.
+fn quantize_scales_mins(x: &[f32; QK_K], search: &Qkx2Search, l: &mut [u8; QK_K]) -> ScalesMins {
+    let mut laux = [0u8; 32];
+    let mut weights = [0f32; 32];
+    let mut scales = [0f32; QK_K / 32];
+    let mut mins = [0f32; QK_K / 32];
+    let mut max_scale = 0f32;
+    let mut max_min = 0f32;
+    for j in 0..QK_K / 32 {
+        let xs = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0f32;
+        for v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, v) in weights.iter_mut().zip(xs) {
+            *w = av_x + v.abs();
+        }
+        let (scale, min) =
+            make_qkx2_quants(search, xs, &weights, &mut l[32 * j..32 * j + 32], &mut laux);
+        scales[j] = scale;
+        mins[j] = min;
+        if scale > max_scale {
+            max_scale = scale;
+        }
+        if min > max_min {
+            max_min = min;
+        }
+    }
+
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let mut packed = [0u8; K_SCALE_SIZE];
+    for j in 0..QK_K / 32 {
+        // ggml stores nearest_int's result in a uint8_t before clamping.
+        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        if j < 4 {
+            packed[j] = ls;
+            packed[j + 4] = lm;
+        } else {
+            packed[j + 4] = (ls & 0xF) | ((lm & 0xF) << 4);
+            packed[j - 4] |= (ls >> 4) << 6;
+            packed[j] |= (lm >> 4) << 6;
+        }
+    }
+    let out = ScalesMins {
+        scales: packed,
+        d: f32_to_f16(max_scale / 63.0),
+        dmin: f32_to_f16(max_min / 63.0),
+    };
+
+    let d_all = f16_to_f32(out.d);
+    let dmin_all = f16_to_f32(out.dmin);
+    for j in 0..QK_K / 32 {
+        let (sc, m) = get_scale_min_k4(j, &out.scales);
+        let d = d_all * sc as f32;
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin_all * m as f32;
+        for i in 32 * j..32 * j + 32 {
+            l[i] = nearest_int((x[i] + dm) / d).clamp(0, search.nmax) as u8;
+        }
+    }
+    out
+}
+
+/// Quantize `x` (a multiple of 256 values) to Q4_K, bit-exact with ggml's
+/// `quantize_row_q4_K_ref`.
+pub fn quantize_row_q4_k_ref(x: &[f32], dst: &mut [u8]) {
+    quantize_blocks(x, dst, quantize_block_q4_k);
+}
+
+fn quantize_block_q4_k(x: &[f32; QK_K]) -> BlockQ4K {
+    let search = Qkx2Search {
+        nmax: 15,
+        rmin: -1.0,
+        rdelta: 0.1,
+        nstep: 20,
+        use_mad: false,
+    };
+    let mut l = [0u8; QK_K];
+    let sm = quantize_scales_mins(x, &search, &mut l);
+    let mut qs = [0u8; QK_K / 2];
+    for (c, chunk) in qs.chunks_exact_mut(32).enumerate() {
+        for (i, q) in chunk.iter_mut().enumerate() {
+            *q = l[64 * c + i] | (l[64 * c + 32 + i] << 4);
+        }
+    }
+    BlockQ4K {
+        d: sm.d,
+        dmin: sm.dmin,
+        scales: sm.scales,
+        qs,
+    }
+}
+
+/// The low 4 bits of quant `i` in a Q4_K / Q5_K `qs` array.
+#[inline]
+fn low_nibble(qs: &[u8; QK_K / 2], i: usize) -> u8 {
+    (qs[32 * (i / 64) + i % 32] >> (4 * ((i / 32) % 2))) & 0xF
+}
+
+/// Dequantize Q4_K blocks into `y` (ggml's `dequantize_row_q4_K`).
+pub fn dequantize_row_q4_k(src: &[u8], y: &mut [f32]) {
+    for (b, out) in blocks::<BlockQ4K>(src).zip(y.chunks_exact_mut(QK_K)) {
+        let d = f16_to_f32(b.d);
+        let min = f16_to_f32(b.dmin);
+        for (j, sub) in out.chunks_exact_mut(32).enumerate() {
+            let (sc, m) = get_scale_min_k4(j, &b.scales);
+            let (d1, m1) = (d * sc as f32, min * m as f32);
+            for (i, v) in sub.iter_mut().enumerate() {
+                *v = d1 * low_nibble(&b.qs, 32 * j + i) as f32 - m1;
+            }
+        }
+    }
+}
+
+/// The shared tail of ggml's `ggml_vec_dot_q{4,5}_K_q8_K_generic` for one block:
+/// quants `a` (0..=31) times Q8_K quants, summed per lane (index mod 8) with the
+/// sub-block scales; returns the eight lane sums and the min correction
+/// `Σ bsums[j]·m[j/2]`.
+fn dot_lanes_with_mins(
+    a: &[u8; QK_K],
+    scales: &[u8; K_SCALE_SIZE],
+    by: &BlockQ8K,
+) -> ([i32; 8], i32) {
+    let mut sc = [0i32; 8];
+    let mut mins = [0i32; 8];
+    for j in 0..8 {
+        let (s, m) = get_scale_min_k4(j, scales);
+        sc[j] = s as i32;
+        mins[j] = m as i32;
+    }
+    let sumi = by
+        .bsums
+        .iter()
+        .enumerate()
+        .map(|(j, &s)| s as i32 * mins[j / 2])
+        .sum();
+    let mut aux32 = [0i32; 8];
+    for i in 0..QK_K {
+        aux32[i % 8] += sc[i / 32] * (by.qs[i] as i32 * a[i] as i32);
+    }
+    (aux32, sumi)
+}
+
+/// Q4_K · Q8_K dot product of `n` values (ggml's `ggml_vec_dot_q4_K_q8_K_generic`).
+pub fn vec_dot_q4_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
+    let mut sums = [0f32; 8];
+    let mut sumf = 0f32;
+    for (bx, by) in blocks::<BlockQ4K>(x)
+        .zip(blocks::<BlockQ8K>(y))
+        .take(n / QK_K)
+    {
+        let a: [u8; QK_K] = std::array::from_fn(|i| low_nibble(&bx.qs, i));
+        let (aux32, sumi) = dot_lanes_with_mins(&a, &bx.scales, &by);
+        let d = f16_to_f32(bx.d) * by.d;
+        for (s, &v) in sums.iter_mut().zip(&aux32) {
+            *s += d * v as f32;
+        }
+        let dmin = f16_to_f32(bx.dmin) * by.d;
+        sumf -= dmin * sumi as f32;
+    }
+    sums.iter().fold(sumf, |acc, &s| acc + s)
+}
+
+/// Quantize `x` (a multiple of 256 values) to Q5_K, bit-exact with ggml's
+/// `quantize_row_q5_K_ref`.
+pub fn quantize_row_q5_k_ref(x: &[f32], dst: &mut [u8]) {
+    quantize_blocks(x, dst, quantize_block_q5_k);
+}
+
+fn quantize_block_q5_k(x: &[f32; QK_K]) -> BlockQ5K {
+    let search = Qkx2Search {
+        nmax: 31,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+        use_mad: false,
+    };
+    let mut l = [0u8; QK_K];
+    let sm = quantize_scales_mins(x, &search, &mut l);
+    let mut qs = [0u8; QK_K / 2];
+    let mut qh = [0u8; QK_K / 8];
+    for (c, chunk) in qs.chunks_exact_mut(32).enumerate() {
+        for (i, q) in chunk.iter_mut().enumerate() {
+            let (lo, hi) = (l[64 * c + i], l[64 * c + 32 + i]);
+            qh[i] |= (lo >> 4) << (2 * c) | (hi >> 4) << (2 * c + 1);
+            *q = (lo & 0xF) | ((hi & 0xF) << 4);
+        }
+    }
+    BlockQ5K {
+        d: sm.d,
+        dmin: sm.dmin,
+        scales: sm.scales,
+        qh,
+        qs,
+    }
+}
+
+/// Quant `i` (0..=31) of a Q5_K block.
+#[inline]
+fn q5_quant(b: &BlockQ5K, i: usize) -> u8 {
+    low_nibble(&b.qs, i) | (((b.qh[i % 32] >> (i / 32)) & 1) << 4)
+}
+
+/// Dequantize Q5_K blocks into `y` (ggml's `dequantize_row_q5_K`).
+pub fn dequantize_row_q5_k(src: &[u8], y: &mut [f32]) {
+    for (b, out) in blocks::<BlockQ5K>(src).zip(y.chunks_exact_mut(QK_K)) {
+        let d = f16_to_f32(b.d);
+        let min = f16_to_f32(b.dmin);
+        for (j, sub) in out.chunks_exact_mut(32).enumerate() {
+            let (sc, m) = get_scale_min_k4(j, &b.scales);
+            let (d1, m1) = (d * sc as f32, min * m as f32);
+            for (i, v) in sub.iter_mut().enumerate() {
+                *v = d1 * q5_quant(&b, 32 * j + i) as f32 - m1;
+            }
+        }
+    }
+}
+
+/// Q5_K · Q8_K dot product of `n` values (ggml's `ggml_vec_dot_q5_K_q8_K_generic`).
+pub fn vec_dot_q5_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
+    let mut sums = [0f32; 8];
+    let mut sumf = 0f32;
+    for (bx, by) in blocks::<BlockQ5K>(x)
+        .zip(blocks::<BlockQ8K>(y))
+        .take(n / QK_K)
+    {
+        let a: [u8; QK_K] = std::array::from_fn(|i| q5_quant(&bx, i));
+        let (aux32, sumi) = dot_lanes_with_mins(&a, &bx.scales, &by);
+        let d = f16_to_f32(bx.d) * by.d;
+        for (s, &v) in sums.iter_mut().zip(&aux32) {
+            *s += d * v as f32;
+        }
+        let dmin = f16_to_f32(bx.dmin) * by.d;
+        sumf -= dmin * sumi as f32;
+    }
+    sums.iter().fold(sumf, |acc, &s| acc + s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_util::{Rng, dot_error, relative_rmse, round_trip};
+    use super::*;
+    use gguf::TensorType;
+
+    #[test]
+    fn q4_k_round_trip_error_is_bounded() {
+        let x = Rng::new(3).normals(16 * QK_K, 1.0);
+        let e = relative_rmse(&x, &round_trip(TensorType::Q4_K, &x));
+        assert!((0.05..0.12).contains(&e), "Q4_K relative RMSE {e}");
+    }
+
+    #[test]
+    fn q5_k_round_trip_error_is_bounded() {
+        let x = Rng::new(4).normals(16 * QK_K, 1.0);
+        let e = relative_rmse(&x, &round_trip(TensorType::Q5_K, &x));
+        assert!((0.02..0.06).contains(&e), "Q5_K relative RMSE {e}");
+    }
+
+    #[test]
+    fn zero_and_constant_blocks() {
+        for ty in [TensorType::Q4_K, TensorType::Q5_K] {
+            let y = round_trip(ty, &[0f32; QK_K]);
+            assert!(y.iter().all(|v| *v == 0.0), "{ty}: {y:?}");
+            // A constant positive block has min 0 and one level per value.
+            let y = round_trip(ty, &[2.0f32; QK_K]);
+            assert!(y.iter().all(|v| (v - 2.0).abs() < 2e-3), "{ty}: {y:?}");
+        }
+    }
+
+    #[test]
+    fn q5_k_hand_built_block() {
+        // d = 1, dmin = 0.5, every sub-block scale 1 and min 4; quant i % 32 with
+        // the fifth bit set in odd sub-blocks: value i = (i%32 + 16·(j odd)) − 2.
+        let mut scales = [0u8; K_SCALE_SIZE];
+        for j in 0..4 {
+            scales[j] = 1;
+            scales[j + 4] = 4;
+            scales[j + 8] = 1 | (4 << 4);
+        }
+        let b = BlockQ5K {
+            d: f32_to_f16(1.0),
+            dmin: f32_to_f16(0.5),
+            scales,
+            qh: [0b1010_1010; QK_K / 8],
+            qs: std::array::from_fn(|i| (i % 32) as u8 & 0xF | (((i % 32) as u8 & 0xF) << 4)),
+        };
+        let mut bytes = [0u8; BlockQ5K::SIZE];
+        b.write(&mut Writer {
+            b: &mut bytes,
+            at: 0,
+        });
+        let mut y = [0f32; QK_K];
+        dequantize_row_q5_k(&bytes, &mut y);
+        for (i, v) in y.iter().enumerate() {
+            let q = (i % 16) + if (i / 32) % 2 == 1 { 16 } else { 0 };
+            assert_eq!(*v, q as f32 - 2.0, "value {i}");
+        }
+    }
+
+    #[test]
+    fn dots_match_dequantized_f32_dot() {
+        for ty in [TensorType::Q4_K, TensorType::Q5_K] {
+            let (got, want, scale) = dot_error(ty, 8);
+            assert!(
+                (got - want).abs() <= 1e-6 * scale,
+                "{ty}: dot {got} vs {want}"
+            );
+        }
+    }
+}
