@@ -420,6 +420,27 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_input_and_arbitrary_bytes_do_not_panic() {
+        // Debug builds check integer overflow: quantizers must survive NaN and
+        // infinities, and dequantizers / dots any bit pattern (a corrupt file).
+        let mut x = test_util::Rng::new(11).normals(2 * QK_K, 1.0);
+        x[3] = f32::NAN;
+        x[300] = f32::INFINITY;
+        x[301] = f32::NEG_INFINITY;
+        let junk: Vec<u8> = (0..2 * BlockQ8K::SIZE)
+            .map(|i| (i * 131 + 7) as u8)
+            .collect();
+        for t in TRAITS {
+            let size = 2 * t.ty.type_size();
+            let mut q = vec![0u8; size];
+            crate::quantize(t.ty, &x, &mut q).unwrap();
+            let mut y = vec![0f32; 2 * QK_K];
+            crate::dequantize(t.ty, &junk[..size], &mut y).unwrap();
+            crate::dot(t.ty, 2 * QK_K, &junk[..size], &junk).unwrap();
+        }
+    }
+
+    #[test]
     fn qkx2_finds_exact_affine_grid() {
         // Values on an exact grid 0.5 * l - 1 are recovered with zero error.
         let x: Vec<f32> = (0..16).map(|i| 0.5 * (i % 4) as f32 - 1.0).collect();

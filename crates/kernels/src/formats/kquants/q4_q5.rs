@@ -359,14 +359,14 @@ mod tests {
     fn q4_k_round_trip_error_is_bounded() {
         let x = Rng::new(3).normals(16 * QK_K, 1.0);
         let e = relative_rmse(&x, &round_trip(TensorType::Q4_K, &x));
-        assert!((0.05..0.12).contains(&e), "Q4_K relative RMSE {e}");
+        assert!((0.06..0.085).contains(&e), "Q4_K relative RMSE {e}");
     }
 
     #[test]
     fn q5_k_round_trip_error_is_bounded() {
         let x = Rng::new(4).normals(16 * QK_K, 1.0);
         let e = relative_rmse(&x, &round_trip(TensorType::Q5_K, &x));
-        assert!((0.02..0.06).contains(&e), "Q5_K relative RMSE {e}");
+        assert!((0.03..0.043).contains(&e), "Q5_K relative RMSE {e}");
     }
 
     #[test]

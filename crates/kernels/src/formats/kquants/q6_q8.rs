@@ -315,14 +315,14 @@ mod tests {
     fn q6_k_round_trip_error_is_bounded() {
         let x = Rng::new(5).normals(16 * QK_K, 1.0);
         let e = relative_rmse(&x, &round_trip(TensorType::Q6_K, &x));
-        assert!((0.01..0.03).contains(&e), "Q6_K relative RMSE {e}");
+        assert!((0.015..0.021).contains(&e), "Q6_K relative RMSE {e}");
     }
 
     #[test]
     fn q8_k_round_trip_error_is_bounded() {
         let x = Rng::new(6).normals(16 * QK_K, 1.0);
         let e = relative_rmse(&x, &round_trip(TensorType::Q8_K, &x));
-        assert!((0.002..0.008).contains(&e), "Q8_K relative RMSE {e}");
+        assert!((0.005..0.0085).contains(&e), "Q8_K relative RMSE {e}");
     }
 
     #[test]
