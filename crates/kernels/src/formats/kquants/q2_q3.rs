@@ -1,7 +1,7 @@
 //! Q2_K (2.625 bits per weight) and Q3_K (3.4375 bits per weight).
 //!
 //! Both split a super-block into 16 sub-blocks of 16 values and store 2-bit quants
-//! packed four to a byte ([`super::pack_2bit`]). Q2_K is affine (`d·sc·q − dmin·m`
+//! packed four to a byte (`pack_2bit`). Q2_K is affine (`d·sc·q − dmin·m`
 //! with 4-bit scales and mins); Q3_K is symmetric (`d·(sc−32)·(q−4)` with 6-bit
 //! scales and the third quant bit in `hmask`). Sources: ggml-common.h
 //! `block_q2_K` / `block_q3_K`, ggml-quants.c `quantize_row_q{2,3}_K_ref`,
@@ -21,7 +21,8 @@ use crate::formats::float::{f16_to_f32, f32_to_f16};
 pub struct BlockQ2K {
     /// Per sub-block: 4-bit scale (low nibble) and 4-bit min (high nibble).
     pub scales: [u8; QK_K / 16],
-    /// 2-bit quants, packed as [`super::pack_2bit`] describes.
+    /// 2-bit quants: byte `l` of 32-byte chunk `c` holds values `128c + l`,
+    /// `+ 32`, `+ 64`, `+ 96` in bits 0–1, 2–3, 4–5, 6–7.
     pub qs: [u8; QK_K / 4],
     /// Super-block scale for the scales (fp16 bits).
     pub d: u16,
@@ -57,9 +58,11 @@ impl KBlock for BlockQ2K {
 pub struct BlockQ3K {
     /// High quant bits: bit `b` of byte `m` belongs to value `32·b + m`.
     pub hmask: [u8; QK_K / 8],
-    /// Low 2 quant bits, packed as [`super::pack_2bit`] describes.
+    /// Low 2 quant bits, laid out as in [`BlockQ2K::qs`].
     pub qs: [u8; QK_K / 4],
-    /// Sixteen 6-bit scales, biased by 32 (see [`q3_scales`]).
+    /// Sixteen 6-bit scales biased by 32: scale `j` keeps its low nibble in byte
+    /// `j % 8` (low half for j < 8, high half otherwise) and its top 2 bits in
+    /// byte `8 + j % 4` at bit `2·(j / 4)`.
     pub scales: [u8; 12],
     /// Super-block scale (fp16 bits).
     pub d: u16,

@@ -2,7 +2,7 @@
 //!
 //! Both split a super-block into 8 sub-blocks of 32 values, each stored as
 //! `d·sc·q − dmin·m` with 6-bit `sc` and `m` packed into 12 bytes
-//! ([`super::get_scale_min_k4`]) and two fp16 super-block scales. Q4_K keeps 4-bit
+//! (`get_scale_min_k4`) and two fp16 super-block scales. Q4_K keeps 4-bit
 //! quants; Q5_K adds a fifth bit in `qh`. The scale search is the same for both
 //! apart from its parameters. Sources: ggml-common.h `block_q4_K` / `block_q5_K`,
 //! ggml-quants.c `quantize_row_q{4,5}_K_ref`, `dequantize_row_q{4,5}_K`,
