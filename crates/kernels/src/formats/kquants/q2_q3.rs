@@ -374,12 +374,20 @@ fn quantize_block_q3_k(x: &[f32; QK_K]) -> BlockQ3K {
     b
 }
 
-/// Quant `i` (−4..=3) of a Q3_K block.
-#[inline]
-fn q3_quant(b: &BlockQ3K, i: usize) -> i8 {
-    let low = (b.qs[32 * (i / 128) + i % 32] >> (2 * ((i % 128) / 32))) & 3;
-    let high_set = b.hmask[i % 32] & (1 << (i / 32)) != 0;
-    low as i8 - if high_set { 0 } else { 4 }
+/// The 256 quants (−4..=3) of a Q3_K block: in each 128-value half `h`, value
+/// `32k + l` takes bits `2k` of `qs[32h + l]` and loses 4 unless bit `4h + k` of
+/// `hmask[l]` is set.
+fn q3_quants(b: &BlockQ3K) -> [i8; QK_K] {
+    let mut q = [0i8; QK_K];
+    for (i, chunk) in q.chunks_exact_mut(32).enumerate() {
+        let (h, k) = (i / 4, i % 4);
+        for (l, v) in chunk.iter_mut().enumerate() {
+            let low = (b.qs[32 * h + l] >> (2 * k)) & 3;
+            let high_set = b.hmask[l] & (1 << i) != 0;
+            *v = low as i8 - if high_set { 0 } else { 4 };
+        }
+    }
+    q
 }
 
 /// Dequantize Q3_K blocks into `y` (ggml's `dequantize_row_q3_K`).
@@ -387,9 +395,16 @@ pub fn dequantize_row_q3_k(src: &[u8], y: &mut [f32]) {
     for (b, out) in blocks::<BlockQ3K>(src).zip(y.chunks_exact_mut(QK_K)) {
         let d_all = f16_to_f32(b.d);
         let scales = q3_scales(&b.scales);
-        for (i, v) in out.iter_mut().enumerate() {
-            let dl = d_all * scales[i / 16] as f32;
-            *v = dl * q3_quant(&b, i) as f32;
+        let q = q3_quants(&b);
+        for ((sub, qs), &sc) in out
+            .chunks_exact_mut(16)
+            .zip(q.chunks_exact(16))
+            .zip(&scales)
+        {
+            let dl = d_all * sc as f32;
+            for (v, &q) in sub.iter_mut().zip(qs) {
+                *v = dl * q as f32;
+            }
         }
     }
 }
@@ -404,10 +419,10 @@ pub fn vec_dot_q3_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
         .take(n / QK_K)
     {
         let scales = q3_scales(&bx.scales);
+        let a = q3_quants(&bx);
         let mut aux32 = [0i32; 8];
         for i in 0..QK_K {
-            let prod = by.qs[i] as i32 * q3_quant(&bx, i) as i32;
-            aux32[i % 8] += scales[i / 16] as i32 * prod;
+            aux32[i % 8] += scales[i / 16] as i32 * (by.qs[i] as i32 * a[i] as i32);
         }
         let d = f16_to_f32(bx.d) * by.d;
         for (s, &a) in sums.iter_mut().zip(&aux32) {

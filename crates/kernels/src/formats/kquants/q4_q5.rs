@@ -204,24 +204,43 @@ fn quantize_block_q4_k(x: &[f32; QK_K]) -> BlockQ4K {
     }
 }
 
-/// The low 4 bits of quant `i` in a Q4_K / Q5_K `qs` array.
-#[inline]
-fn low_nibble(qs: &[u8; QK_K / 2], i: usize) -> u8 {
-    (qs[32 * (i / 64) + i % 32] >> (4 * ((i / 32) % 2))) & 0xF
+/// The 4-bit values of a Q4_K / Q5_K `qs` array in value order: byte `l` of
+/// 32-byte chunk `c` holds value `64c + l` (low nibble) and `64c + 32 + l`.
+fn nibbles(qs: &[u8; QK_K / 2]) -> [u8; QK_K] {
+    let mut q = [0u8; QK_K];
+    for (out, bytes) in q.chunks_exact_mut(64).zip(qs.chunks_exact(32)) {
+        for (l, &b) in bytes.iter().enumerate() {
+            out[l] = b & 0xF;
+            out[l + 32] = b >> 4;
+        }
+    }
+    q
+}
+
+/// `d·sc·q − dmin·m` for each 32-value sub-block of a Q4_K / Q5_K block, as
+/// `dequantize_row_q{4,5}_K` computes it.
+fn dequantize_affine(
+    d: u16,
+    dmin: u16,
+    scales: &[u8; K_SCALE_SIZE],
+    q: &[u8; QK_K],
+    out: &mut [f32],
+) {
+    let d = f16_to_f32(d);
+    let min = f16_to_f32(dmin);
+    for (j, (sub, qs)) in out.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
+        let (sc, m) = get_scale_min_k4(j, scales);
+        let (d1, m1) = (d * sc as f32, min * m as f32);
+        for (v, &q) in sub.iter_mut().zip(qs) {
+            *v = d1 * q as f32 - m1;
+        }
+    }
 }
 
 /// Dequantize Q4_K blocks into `y` (ggml's `dequantize_row_q4_K`).
 pub fn dequantize_row_q4_k(src: &[u8], y: &mut [f32]) {
     for (b, out) in blocks::<BlockQ4K>(src).zip(y.chunks_exact_mut(QK_K)) {
-        let d = f16_to_f32(b.d);
-        let min = f16_to_f32(b.dmin);
-        for (j, sub) in out.chunks_exact_mut(32).enumerate() {
-            let (sc, m) = get_scale_min_k4(j, &b.scales);
-            let (d1, m1) = (d * sc as f32, min * m as f32);
-            for (i, v) in sub.iter_mut().enumerate() {
-                *v = d1 * low_nibble(&b.qs, 32 * j + i) as f32 - m1;
-            }
-        }
+        dequantize_affine(b.d, b.dmin, &b.scales, &nibbles(&b.qs), out);
     }
 }
 
@@ -262,7 +281,7 @@ pub fn vec_dot_q4_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
         .zip(blocks::<BlockQ8K>(y))
         .take(n / QK_K)
     {
-        let a: [u8; QK_K] = std::array::from_fn(|i| low_nibble(&bx.qs, i));
+        let a = nibbles(&bx.qs);
         let (aux32, sumi) = dot_lanes_with_mins(&a, &bx.scales, &by);
         let d = f16_to_f32(bx.d) * by.d;
         for (s, &v) in sums.iter_mut().zip(&aux32) {
@@ -308,24 +327,20 @@ fn quantize_block_q5_k(x: &[f32; QK_K]) -> BlockQ5K {
     }
 }
 
-/// Quant `i` (0..=31) of a Q5_K block.
-#[inline]
-fn q5_quant(b: &BlockQ5K, i: usize) -> u8 {
-    low_nibble(&b.qs, i) | (((b.qh[i % 32] >> (i / 32)) & 1) << 4)
+/// The 256 quants (0..=31) of a Q5_K block: the nibbles of `qs` plus 16 where
+/// bit `i / 32` of `qh[i % 32]` is set.
+fn q5_quants(b: &BlockQ5K) -> [u8; QK_K] {
+    let mut q = nibbles(&b.qs);
+    for (i, v) in q.iter_mut().enumerate() {
+        *v |= ((b.qh[i % 32] >> (i / 32)) & 1) << 4;
+    }
+    q
 }
 
 /// Dequantize Q5_K blocks into `y` (ggml's `dequantize_row_q5_K`).
 pub fn dequantize_row_q5_k(src: &[u8], y: &mut [f32]) {
     for (b, out) in blocks::<BlockQ5K>(src).zip(y.chunks_exact_mut(QK_K)) {
-        let d = f16_to_f32(b.d);
-        let min = f16_to_f32(b.dmin);
-        for (j, sub) in out.chunks_exact_mut(32).enumerate() {
-            let (sc, m) = get_scale_min_k4(j, &b.scales);
-            let (d1, m1) = (d * sc as f32, min * m as f32);
-            for (i, v) in sub.iter_mut().enumerate() {
-                *v = d1 * q5_quant(&b, 32 * j + i) as f32 - m1;
-            }
-        }
+        dequantize_affine(b.d, b.dmin, &b.scales, &q5_quants(&b), out);
     }
 }
 
@@ -337,7 +352,7 @@ pub fn vec_dot_q5_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
         .zip(blocks::<BlockQ8K>(y))
         .take(n / QK_K)
     {
-        let a: [u8; QK_K] = std::array::from_fn(|i| q5_quant(&bx, i));
+        let a = q5_quants(&bx);
         let (aux32, sumi) = dot_lanes_with_mins(&a, &bx.scales, &by);
         let d = f16_to_f32(bx.d) * by.d;
         for (s, &v) in sums.iter_mut().zip(&aux32) {

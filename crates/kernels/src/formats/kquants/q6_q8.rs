@@ -195,24 +195,38 @@ fn quantize_block_q6_k(x: &[f32; QK_K]) -> BlockQ6K {
     b
 }
 
-/// Quant `i` (−32..=31) of a Q6_K block.
-#[inline]
-fn q6_quant(b: &BlockQ6K, i: usize) -> i8 {
-    // Position p = 32k + l in its half h: nibble k/2 of ql byte 32·(k%2) + l,
-    // bits 2k of qh byte l.
-    let (h, p) = (i / 128, i % 128);
-    let (k, l) = (p / 32, p % 32);
-    let low = (b.ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
-    let high = (b.qh[32 * h + l] >> (2 * k)) & 3;
-    (low | (high << 4)) as i8 - 32
+/// The 256 quants (−32..=31) of a Q6_K block: in each 128-value half `h`, value
+/// `32k + l` takes nibble `k / 2` of `ql[64h + 32·(k % 2) + l]` and bits `2k` of
+/// `qh[32h + l]` (ggml's `dequantize_row_q6_K` loop).
+fn q6_quants(b: &BlockQ6K) -> [i8; QK_K] {
+    let mut q = [0i8; QK_K];
+    for (h, half) in q.chunks_exact_mut(128).enumerate() {
+        let (ql, qh) = (&b.ql[64 * h..64 * h + 64], &b.qh[32 * h..32 * h + 32]);
+        for l in 0..32 {
+            let hi = |k: usize| ((qh[l] >> (2 * k)) & 3) << 4;
+            half[l] = ((ql[l] & 0xF) | hi(0)) as i8 - 32;
+            half[l + 32] = ((ql[l + 32] & 0xF) | hi(1)) as i8 - 32;
+            half[l + 64] = ((ql[l] >> 4) | hi(2)) as i8 - 32;
+            half[l + 96] = ((ql[l + 32] >> 4) | hi(3)) as i8 - 32;
+        }
+    }
+    q
 }
 
 /// Dequantize Q6_K blocks into `y` (ggml's `dequantize_row_q6_K`).
 pub fn dequantize_row_q6_k(src: &[u8], y: &mut [f32]) {
     for (b, out) in blocks::<BlockQ6K>(src).zip(y.chunks_exact_mut(QK_K)) {
         let d = f16_to_f32(b.d);
-        for (i, v) in out.iter_mut().enumerate() {
-            *v = d * b.scales[i / 16] as f32 * q6_quant(&b, i) as f32;
+        let q = q6_quants(&b);
+        for ((sub, qs), &sc) in out
+            .chunks_exact_mut(16)
+            .zip(q.chunks_exact(16))
+            .zip(&b.scales)
+        {
+            let dl = d * sc as f32;
+            for (v, &q) in sub.iter_mut().zip(qs) {
+                *v = dl * q as f32;
+            }
         }
     }
 }
@@ -226,10 +240,10 @@ pub fn vec_dot_q6_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
         .zip(blocks::<BlockQ8K>(y))
         .take(n / QK_K)
     {
+        let a = q6_quants(&bx);
         let mut aux32 = [0i32; 8];
         for i in 0..QK_K {
-            let prod = by.qs[i] as i32 * q6_quant(&bx, i) as i32;
-            aux32[i % 8] += bx.scales[i / 16] as i32 * prod;
+            aux32[i % 8] += bx.scales[i / 16] as i32 * (by.qs[i] as i32 * a[i] as i32);
         }
         let d = f16_to_f32(bx.d) * by.d;
         for (s, &a) in sums.iter_mut().zip(&aux32) {
