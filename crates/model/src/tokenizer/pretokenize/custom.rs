@@ -141,7 +141,11 @@ fn llama3_word_end(
 
 /// End of a contraction whose apostrophe ends at `pos`, comparing the following
 /// chars after `fold`: `s t m d` (one letter) or `re ve ll` (two).
-fn contraction_end(text: &str, pos: usize, fold: impl Fn(char) -> char) -> Option<usize> {
+pub(super) fn contraction_end(
+    text: &str,
+    pos: usize,
+    fold: impl Fn(char) -> char,
+) -> Option<usize> {
     let (first, after_first) = decode(text, pos)?;
     let first = fold(first);
     if matches!(first, 's' | 't' | 'm' | 'd') {

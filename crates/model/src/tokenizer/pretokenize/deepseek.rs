@@ -1,11 +1,13 @@
-//! The literal character classes of the DeepSeek pre-tokenizers
-//! (`llama-vocab.cpp`, `LLAMA_VOCAB_PRE_TYPE_DEEPSEEK_LLM` / `_CODER`).
+//! Pieces of the DeepSeek pre-tokenizers (`llama-vocab.cpp`,
+//! `LLAMA_VOCAB_PRE_TYPE_DEEPSEEK_LLM` / `_CODER` / `DEEPSEEK3_LLM`).
 //!
-//! llama.cpp matches these with `std::wregex`, codepoint by codepoint, after turning
-//! non-ASCII whitespace into 0x0B; so whitespace is never in a class even where a
-//! range covers it (U+3000 in the punctuation class, U+2000.. in the CJK one).
+//! llama.cpp matches the literal classes with `std::wregex`, codepoint by codepoint,
+//! after turning non-ASCII whitespace into 0x0B; so whitespace is never in a class
+//! even where a range covers it (U+3000 in the punctuation class, U+2000.. in the
+//! CJK one).
 
-use super::unicode::Flags;
+use super::stl::matches_and_gaps;
+use super::unicode::{Flags, char_at, decode, skip_chars, whitespace_run};
 
 /// `[A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆΈ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-ώᾀ-ᾴᾶ-ᾼιῂ-ῄῆ-ῌῐ-ΐῖ-Ίῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤΩℨK-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲𑢠-𑣟𞤀-𞥃]`
 /// as ascending, merged ranges.
@@ -43,6 +45,58 @@ pub(super) fn is_llm_punctuation(c: char) -> bool {
 /// the Hangul block U+AC00..=U+D7FF, less whitespace.
 pub(super) fn is_cjk(c: char) -> bool {
     matches!(c, '\u{0800}'..='\u{9FA5}' | '\u{AC00}'..='\u{D7FF}') && !Flags::of(c).is_whitespace()
+}
+
+/// `[一-龥぀-ゟ゠-ヿ]` (DeepSeek V3): CJK ideographs, hiragana and katakana.
+pub(super) fn is_han_or_kana(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FA5}' | '\u{3040}'..='\u{30FF}')
+}
+
+/// DeepSeek V3's last regex, on the collapsed text:
+/// ``[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+``.
+/// Digits and other chars no alternative takes are left in the gaps.
+pub(super) fn v3_words<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
+    let is_word = |c: char| {
+        let f = Flags::regex(c);
+        f.is_letter() || f.is_mark()
+    };
+    let is_punctuation = |c: char| {
+        let f = Flags::regex(c);
+        f.is_punctuation() || f.is_symbol()
+    };
+    matches_and_gaps(
+        text,
+        |text, pos| {
+            let (c, after_c) = decode(text, pos)?;
+            let next = char_at(text, after_c);
+            // [!-/:-@[-`{-~][A-Za-z]+
+            if c.is_ascii_punctuation() && next.is_some_and(|n| n.is_ascii_alphabetic()) {
+                return Some(skip_chars(text, after_c, |c| c.is_ascii_alphabetic()));
+            }
+            // [^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+: with the prefix, else without
+            // (a mark may be both the prefix and the start of the word)
+            let flags = Flags::regex(c);
+            let has_prefix = c != '\r' && c != '\n' && !(flags.is_letter() || is_punctuation(c));
+            if has_prefix && next.is_some_and(is_word) {
+                return Some(skip_chars(text, after_c, is_word));
+            }
+            if is_word(c) {
+                return Some(skip_chars(text, pos, is_word));
+            }
+            // ' ?[\p{P}\p{S}]+[\r\n]*'
+            let body = if c == ' ' && next.is_some_and(is_punctuation) {
+                after_c
+            } else {
+                pos
+            };
+            let end = skip_chars(text, body, is_punctuation);
+            if end > body {
+                return Some(skip_chars(text, end, |c| c == '\r' || c == '\n'));
+            }
+            whitespace_run(text, pos).map(|run| run.lines_then_spaces_end(text.len()))
+        },
+        emit,
+    );
 }
 
 #[cfg(test)]

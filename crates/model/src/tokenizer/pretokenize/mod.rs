@@ -13,6 +13,7 @@
 //! The differential tests in `tests/pretokenize.rs` compare every pre-tokenizer
 //! against splits recorded from llama.cpp itself (`tools/pretokenize/`).
 
+mod cased;
 mod custom;
 mod deepseek;
 mod stl;
@@ -84,8 +85,20 @@ pub enum PreTokenizer {
     DeepseekCoder,
     /// Falcon.
     Falcon,
+    /// DeepSeek V3 / R1 (`deepseek-v3`).
+    Deepseek3Llm,
+    /// Hunyuan dense (regexes of DeepSeek V3).
+    HunyuanDense,
+    /// JoyAI LLM (regexes of DeepSeek V3).
+    JoyaiLlm,
+    /// Hy v4 (regexes of DeepSeek V3).
+    HyV4,
     /// Tekken (Mistral NeMo).
     Tekken,
+    /// GPT-4o and Llama 4 (`gpt-4o`, `llama4`, `kanana2`, `talkie`).
+    Gpt4o,
+    /// MiniMax M2 (regexes of GPT-4o).
+    MinimaxM2,
     /// Poro.
     Poro,
     /// BLOOM (regexes of Poro).
@@ -105,6 +118,56 @@ pub enum PreTokenizer {
 }
 
 impl PreTokenizer {
+    /// Every pre-tokenizer, in declaration order.
+    pub const ALL: [PreTokenizer; 43] = {
+        use PreTokenizer::*;
+        [
+            Default,
+            Llama3,
+            Dbrx,
+            SmaugBpe,
+            ChatGlm4,
+            Qwen2,
+            StableLm2,
+            Hunyuan,
+            SolarOpen,
+            Grok2,
+            Qwen35,
+            Gpt2,
+            Mpt,
+            Olmo,
+            Jais,
+            Trillion,
+            GraniteDocling,
+            Starcoder,
+            Refact,
+            CommandR,
+            Smollm,
+            Codeshell,
+            Exaone,
+            Minerva,
+            Mellum2,
+            DeepseekLlm,
+            DeepseekCoder,
+            Falcon,
+            Deepseek3Llm,
+            HunyuanDense,
+            JoyaiLlm,
+            HyV4,
+            Tekken,
+            Gpt4o,
+            MinimaxM2,
+            Poro,
+            Bloom,
+            Gpt3Finnish,
+            Viking,
+            Gemma4,
+            SarvamMoe,
+            Laguna,
+            Whitespace,
+        ]
+    };
+
     /// The pre-tokenizer for a `tokenizer.ggml.pre` value, mapped as
     /// `llama_vocab::impl::load` maps it; `None` for a name hearth does not know
     /// (the caller warns and falls back to [`PreTokenizer::Default`], as llama.cpp
@@ -143,7 +206,13 @@ impl PreTokenizer {
             "deepseek-llm" => DeepseekLlm,
             "deepseek-coder" => DeepseekCoder,
             "falcon" => Falcon,
+            "deepseek-v3" => Deepseek3Llm,
+            "hunyuan-dense" => HunyuanDense,
+            "joyai-llm" => JoyaiLlm,
+            "hy_v4" => HyV4,
             "tekken" => Tekken,
+            "gpt-4o" | "llama4" | "kanana2" | "talkie" => Gpt4o,
+            "minimax-m2" => MinimaxM2,
             "poro-chat" => Poro,
             "bloom" => Bloom,
             "gpt3-finnish" => Gpt3Finnish,
@@ -206,7 +275,13 @@ impl PreTokenizer {
             Falcon => stl::runs(text, is_falcon_punctuation, &mut |p| {
                 custom::gpt2(p, &mut |p| stl::digit_triples(p, emit))
             }),
-            Tekken => stl::tekken(text, emit),
+            Deepseek3Llm | HunyuanDense | JoyaiLlm | HyV4 => stl::number_triples(text, &mut |p| {
+                stl::runs(p, deepseek::is_han_or_kana, &mut |p| {
+                    deepseek::v3_words(p, emit)
+                })
+            }),
+            Tekken => cased::split(cased::TEKKEN, text, emit),
+            Gpt4o | MinimaxM2 => cased::split(cased::GPT4O, text, emit),
             Poro | Bloom | Gpt3Finnish => stl::bloom(text, emit),
             Viking => stl::bloom(text, &mut |p| stl::each(p, is_regex_number, emit)),
             Gemma4 | SarvamMoe => stl::runs(text, |c| c == '\n', emit),
@@ -306,6 +381,17 @@ mod tests {
         assert_eq!(
             words(PreTokenizer::Tekken, "HTMLParser iPhone"),
             ["HTMLParser", " i", "Phone"]
+        );
+    }
+
+    #[test]
+    fn all_lists_every_variant_in_order() {
+        for (i, pre) in PreTokenizer::ALL.iter().enumerate() {
+            assert_eq!(*pre as usize, i);
+        }
+        assert_eq!(
+            PreTokenizer::Whitespace as usize + 1,
+            PreTokenizer::ALL.len()
         );
     }
 

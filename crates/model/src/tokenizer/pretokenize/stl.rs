@@ -13,7 +13,7 @@
 //! `std::wregex`, non-ASCII whitespace again replaced by 0x0B; in both cases `\s`
 //! is exactly llama.cpp's whitespace set.
 
-use super::unicode::{Flags, char_at, decode, skip_chars, whitespace_run};
+use super::unicode::{Flags, char_at, decode, skip_chars};
 
 /// `[X]+`: maximal runs of chars in X; the runs of other chars between them are words too.
 pub(super) fn runs<'a>(
@@ -51,7 +51,7 @@ pub(super) fn each<'a>(
 /// Splits `text` into the matches that `match_at` reports and the gaps between them.
 /// `match_at(text, pos)` is the end of the regex's match starting at `pos`, if one
 /// does; it must never report an empty match.
-fn matches_and_gaps<'a>(
+pub(super) fn matches_and_gaps<'a>(
     text: &'a str,
     match_at: impl Fn(&str, usize) -> Option<usize>,
     emit: &mut impl FnMut(&'a str),
@@ -88,6 +88,24 @@ pub(super) fn digit_triples<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
                 .take_while(|b| b.is_ascii_digit())
                 .count();
             (digits == 3).then_some(pos + 3)
+        },
+        emit,
+    );
+}
+
+/// `\p{N}{1,3}`: runs of numbers cut every three chars from the left; the rest are gaps.
+pub(super) fn number_triples<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
+    matches_and_gaps(
+        text,
+        |text, pos| {
+            let mut end = pos;
+            for _ in 0..3 {
+                match decode(text, end) {
+                    Some((d, next)) if Flags::regex(d).is_number() => end = next,
+                    _ => break,
+                }
+            }
+            (end > pos).then_some(end)
         },
         emit,
     );
@@ -141,84 +159,4 @@ pub(super) fn bloom<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
         },
         emit,
     );
-}
-
-/// Tekken (Mistral NeMo) as llama.cpp adapts it for `std::regex`:
-/// `[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))*((?=[\p{L}])([^A-Z]))+|[^\r\n\p{L}\p{N}]?((?=[\p{L}])([^a-z]))+((?=[\p{L}])([^A-Z]))*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
-///
-/// In the collapsed text a non-ASCII letter is neither `a-z` nor `A-Z`, so it counts
-/// as both "upper" (`[^a-z]`) and "lower" (`[^A-Z]`); every char matches one of the
-/// alternatives, so there are no gaps.
-pub(super) fn tekken<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
-    let mut pos = 0;
-    while let Some((c, after_c)) = decode(text, pos) {
-        let end = tekken_word_end(text, pos, c, after_c);
-        emit(&text[pos..end]);
-        pos = end;
-    }
-}
-
-fn tekken_word_end(text: &str, pos: usize, c: char, after_c: usize) -> usize {
-    let flags = Flags::regex(c);
-    // [^\r\n\p{L}\p{N}]? before either case pattern; the pattern itself needs a
-    // letter first, so when the prefix is there, the case patterns start after it.
-    let has_prefix = c != '\r' && c != '\n' && !flags.is_letter() && !flags.is_number();
-    let body = if has_prefix { after_c } else { pos };
-    if let Some(end) = upper_then_lower(text, body).or_else(|| upper_run_then_lower(text, body)) {
-        return end;
-    }
-    if flags.is_number() {
-        return after_c;
-    }
-    // ' ?[^\s\p{L}\p{N}]+[\r\n/]*'
-    let is_other = |c: char| {
-        let f = Flags::regex(c);
-        !(f.is_whitespace() || f.is_letter() || f.is_number())
-    };
-    let body = if c == ' ' && char_at(text, after_c).is_some_and(is_other) {
-        after_c
-    } else {
-        pos
-    };
-    let end = skip_chars(text, body, is_other);
-    if end > body {
-        return skip_chars(text, end, |c| matches!(c, '\r' | '\n' | '/'));
-    }
-    whitespace_run(text, pos).map_or(after_c, |run| run.lines_then_spaces_end(text.len()))
-}
-
-/// "Upper" in the collapsed text: a letter outside `a-z`.
-fn is_upper(c: char) -> bool {
-    Flags::regex(c).is_letter() && !c.is_ascii_lowercase()
-}
-
-/// "Lower" in the collapsed text: a letter outside `A-Z`.
-fn is_lower(c: char) -> bool {
-    Flags::regex(c).is_letter() && !c.is_ascii_uppercase()
-}
-
-/// `U*L+` from `pos`: the greedy `U*` gives back chars until `L+` can start, which
-/// is either right after the uppers or at the last of them that is also lower.
-fn upper_then_lower(text: &str, pos: usize) -> Option<usize> {
-    let mut end = pos;
-    let mut last_lower_end = None;
-    while let Some((c, next)) = decode(text, end) {
-        if !is_upper(c) {
-            break;
-        }
-        if is_lower(c) {
-            last_lower_end = Some(next);
-        }
-        end = next;
-    }
-    if char_at(text, end).is_some_and(is_lower) {
-        return Some(skip_chars(text, end, is_lower));
-    }
-    last_lower_end
-}
-
-/// `U+L*` from `pos`.
-fn upper_run_then_lower(text: &str, pos: usize) -> Option<usize> {
-    let end = skip_chars(text, pos, is_upper);
-    (end > pos).then(|| skip_chars(text, end, is_lower))
 }

@@ -29,6 +29,7 @@ impl Flags {
     const LETTER: u16 = 0x0004;
     const MARK: u16 = 0x0010;
     const PUNCTUATION: u16 = 0x0020;
+    const SYMBOL: u16 = 0x0040;
     const WHITESPACE: u16 = 0x0100;
 
     /// llama.cpp's `unicode_cpt_flags_from_cpt` (category and whitespace bits only).
@@ -92,6 +93,12 @@ impl Flags {
     #[inline]
     pub(crate) fn is_punctuation(self) -> bool {
         self.0 & Flags::PUNCTUATION != 0
+    }
+
+    /// `\p{S}`.
+    #[inline]
+    pub(crate) fn is_symbol(self) -> bool {
+        self.0 & Flags::SYMBOL != 0
     }
 
     /// `\s`: llama.cpp's `unicode_set_whitespace`.
@@ -225,8 +232,6 @@ mod tests {
 
     /// llama.cpp's `unicode_cpt_flags::SEPARATOR` (`\p{Z}`).
     const SEPARATOR: u16 = 0x0008;
-    /// llama.cpp's `unicode_cpt_flags::SYMBOL` (`\p{S}`).
-    const SYMBOL: u16 = 0x0040;
 
     /// llama.cpp collapses ASCII for `std::regex` with hard-coded sets (`k_ucat_map` in
     /// `unicode_regex_split`) instead of its tables; the `regex` view is only right if
@@ -243,7 +248,7 @@ mod tests {
                 "!\"#%&'()*,-./:;?@[\\]_{}".contains(c),
                 "{c:?}"
             );
-            assert_eq!(f.0 & SYMBOL != 0, "$+<=>^`|~".contains(c), "{c:?}");
+            assert_eq!(f.is_symbol(), "$+<=>^`|~".contains(c), "{c:?}");
             assert!(!f.is_mark());
             assert_eq!(f.is_whitespace(), " \t\n\x0B\x0C\r".contains(c), "{c:?}");
         }
@@ -256,7 +261,7 @@ mod tests {
         assert!(Flags::of('٣').is_number());
         assert!(Flags::of('\u{0301}').is_mark());
         assert!(Flags::of('“').is_punctuation());
-        assert_eq!(Flags::of('€').0, SYMBOL);
+        assert!(Flags::of('€').is_symbol());
         assert!(Flags::of('\u{3000}').is_whitespace());
         assert!(Flags::of('\u{0085}').is_whitespace());
         assert!(!Flags::of('\u{200B}').is_whitespace());
