@@ -9,6 +9,8 @@
 
 mod dispatch;
 pub mod formats;
+pub mod matmul;
+pub mod pool;
 
 pub use dispatch::{KernelError, TypeTraits, dequantize, dot, quantize, traits};
 pub use gguf::TensorType;

@@ -1,0 +1,266 @@
+//! Matrix multiplication of a weight matrix (any format, read in place from the
+//! mapped file) by a batch of f32 activation rows: `y[r] = W · x[r]`.
+//!
+//! This is ggml's `ggml_compute_forward_mul_mat` in outline (ggml-cpu.c): every
+//! activation row is converted once to the weight format's `vec_dot_type` (Q8_0,
+//! Q8_K, F16, ...), then each output element is one `vec_dot` of a weight row with
+//! a converted activation row. Weight rows are split across the pool in contiguous
+//! chunks; within a chunk the weight row is the outer loop so that it is read once
+//! for the whole batch. Nothing is allocated: the caller provides the scratch the
+//! converted activations live in ([`activation_scratch_len`]).
+
+use gguf::TensorType;
+
+use crate::pool::{SharedSlice, ThreadPool};
+use crate::{KernelError, traits};
+
+/// A weight matrix viewed in place: `n_out` rows of `n_in` elements in format `ty`.
+#[derive(Clone, Copy, Debug)]
+pub struct Matrix<'a> {
+    /// Element format of `data`.
+    pub ty: TensorType,
+    /// Row length (ggml's `ne[0]`).
+    pub n_in: usize,
+    /// Number of rows (ggml's `ne[1]`).
+    pub n_out: usize,
+    /// `n_out` rows of `ty.row_size(n_in)` bytes.
+    pub data: &'a [u8],
+}
+
+impl<'a> Matrix<'a> {
+    /// A view of `data` as `n_out` rows of `n_in` elements, checked for length and
+    /// for the format having a dot product.
+    pub fn new(
+        ty: TensorType,
+        n_in: usize,
+        n_out: usize,
+        data: &'a [u8],
+    ) -> Result<Self, KernelError> {
+        let tr = traits(ty).ok_or(KernelError::Unsupported(ty))?;
+        if tr.vec_dot.is_none() {
+            return Err(KernelError::Unsupported(ty));
+        }
+        let row = row_bytes(ty, n_in)?;
+        let expected = row * n_out;
+        if data.len() != expected {
+            return Err(KernelError::Length {
+                ty,
+                expected,
+                found: data.len(),
+            });
+        }
+        Ok(Matrix {
+            ty,
+            n_in,
+            n_out,
+            data,
+        })
+    }
+
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.data.len() / self.n_out.max(1)
+    }
+
+    /// The bytes of row `i` (panics if out of range).
+    pub fn row(&self, i: usize) -> &'a [u8] {
+        let n = self.row_bytes();
+        &self.data[i * n..(i + 1) * n]
+    }
+}
+
+/// Bytes of `n` elements of `ty`; an error unless `n` is whole blocks.
+fn row_bytes(ty: TensorType, n: usize) -> Result<usize, KernelError> {
+    let block = ty.block_size();
+    if !n.is_multiple_of(block) {
+        return Err(KernelError::PartialBlock { ty, n, block });
+    }
+    Ok(n / block * ty.type_size())
+}
+
+/// Scratch bytes [`matmul`] needs to hold `n_rows` activation rows of `n_in`
+/// elements converted for weights of format `weight_ty`.
+pub fn activation_scratch_len(
+    weight_ty: TensorType,
+    n_in: usize,
+    n_rows: usize,
+) -> Result<usize, KernelError> {
+    let tr = traits(weight_ty).ok_or(KernelError::Unsupported(weight_ty))?;
+    Ok(row_bytes(tr.vec_dot_type, n_in)? * n_rows)
+}
+
+/// Weight rows per task: enough tasks for load balance (4 per thread), each a
+/// contiguous run of rows.
+fn rows_per_task(n_out: usize, n_threads: usize) -> usize {
+    n_out.div_ceil(n_threads * 4).max(1)
+}
+
+/// `y[r * w.n_out + o] = dot(W row o, x row r)` for `n_rows = x.len() / w.n_in`
+/// activation rows.
+///
+/// `scratch` must hold at least [`activation_scratch_len`] bytes; `y` exactly
+/// `n_rows * w.n_out` floats.
+pub fn matmul(
+    pool: &ThreadPool,
+    w: &Matrix<'_>,
+    x: &[f32],
+    scratch: &mut [u8],
+    y: &mut [f32],
+) -> Result<(), KernelError> {
+    let tr = traits(w.ty).ok_or(KernelError::Unsupported(w.ty))?;
+    let vec_dot = tr.vec_dot.ok_or(KernelError::Unsupported(w.ty))?;
+    let act = traits(tr.vec_dot_type).ok_or(KernelError::Unsupported(tr.vec_dot_type))?;
+    let convert = act
+        .from_f32
+        .ok_or(KernelError::NoQuantizer(tr.vec_dot_type))?;
+    let n_in = w.n_in;
+    if n_in == 0 || !x.len().is_multiple_of(n_in) {
+        return Err(KernelError::Length {
+            ty: TensorType::F32,
+            expected: n_in,
+            found: x.len(),
+        });
+    }
+    let n_rows = x.len() / n_in;
+    let act_row = row_bytes(tr.vec_dot_type, n_in)?;
+    let need = act_row * n_rows;
+    if scratch.len() < need {
+        return Err(KernelError::Length {
+            ty: tr.vec_dot_type,
+            expected: need,
+            found: scratch.len(),
+        });
+    }
+    if y.len() != n_rows * w.n_out {
+        return Err(KernelError::Length {
+            ty: TensorType::F32,
+            expected: n_rows * w.n_out,
+            found: y.len(),
+        });
+    }
+    let scratch = &mut scratch[..need];
+
+    // 1. Convert each activation row once.
+    {
+        let view = SharedSlice::new(scratch);
+        pool.run(n_rows, &|r| {
+            // SAFETY: task r writes only activation row r's bytes.
+            let dst = unsafe { view.slice_mut(r * act_row, act_row) };
+            convert(&x[r * n_in..(r + 1) * n_in], dst);
+        });
+    }
+    let converted: &[u8] = scratch;
+
+    // 2. Dot every weight row with every converted activation row.
+    let chunk = rows_per_task(w.n_out, pool.n_threads());
+    let n_tasks = w.n_out.div_ceil(chunk);
+    let n_out = w.n_out;
+    let out = SharedSlice::new(y);
+    pool.run(n_tasks, &|t| {
+        let first = t * chunk;
+        let last = (first + chunk).min(n_out);
+        for o in first..last {
+            let wrow = w.row(o);
+            for r in 0..n_rows {
+                let v = vec_dot(n_in, wrow, &converted[r * act_row..(r + 1) * act_row]);
+                // SAFETY: output (r, o) belongs to the task owning weight row o.
+                unsafe { out.write(r * n_out + o, v) };
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Dequantizes row `i` of `w` into `out` (`w.n_in` floats): an embedding lookup.
+pub fn dequantize_row(w: &Matrix<'_>, i: usize, out: &mut [f32]) -> Result<(), KernelError> {
+    if i >= w.n_out {
+        return Err(KernelError::Length {
+            ty: w.ty,
+            expected: w.n_out,
+            found: i,
+        });
+    }
+    crate::dequantize(w.ty, w.row(i), out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random sequence in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    /// The same product computed one dot at a time through the checked entry points.
+    fn reference(ty: TensorType, wq: &[u8], n_in: usize, n_out: usize, x: &[f32]) -> Vec<f32> {
+        let vt = traits(ty).unwrap().vec_dot_type;
+        let row = ty.row_size(n_in as u64).unwrap() as usize;
+        let arow = vt.row_size(n_in as u64).unwrap() as usize;
+        let mut y = Vec::new();
+        for xr in x.chunks(n_in) {
+            let mut q = vec![0u8; arow];
+            crate::quantize(vt, xr, &mut q).unwrap();
+            for o in 0..n_out {
+                y.push(crate::dot(ty, n_in, &wq[o * row..(o + 1) * row], &q).unwrap());
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn matches_one_dot_at_a_time_for_each_activation_format() {
+        let pool = ThreadPool::new(3);
+        let (n_in, n_out, n_rows) = (256, 37, 5);
+        let w = values(n_in * n_out, 1);
+        let x = values(n_in * n_rows, 2);
+        for ty in [
+            TensorType::F32,
+            TensorType::F16,
+            TensorType::Q8_0,
+            TensorType::Q4_0,
+            TensorType::Q4_K,
+        ] {
+            let mut wq = vec![0u8; ty.row_size(n_in as u64).unwrap() as usize * n_out];
+            crate::quantize(ty, &w, &mut wq).unwrap();
+            let m = Matrix::new(ty, n_in, n_out, &wq).unwrap();
+            let mut scratch = vec![0u8; activation_scratch_len(ty, n_in, n_rows).unwrap()];
+            let mut y = vec![0f32; n_rows * n_out];
+            matmul(&pool, &m, &x, &mut scratch, &mut y).unwrap();
+            assert_eq!(y, reference(ty, &wq, n_in, n_out, &x), "{ty}");
+        }
+    }
+
+    #[test]
+    fn f32_product_is_the_plain_sum() {
+        let pool = ThreadPool::new(2);
+        let w: Vec<f32> = (0..6).map(|i| i as f32).collect(); // rows [0 1 2], [3 4 5]
+        let bytes: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let m = Matrix::new(TensorType::F32, 3, 2, &bytes).unwrap();
+        let x = [1.0, 10.0, 100.0, -1.0, 0.0, 1.0];
+        let mut scratch = vec![0u8; activation_scratch_len(TensorType::F32, 3, 2).unwrap()];
+        let mut y = [0f32; 4];
+        matmul(&pool, &m, &x, &mut scratch, &mut y).unwrap();
+        assert_eq!(y, [210.0, 543.0, 2.0, 2.0]);
+    }
+
+    #[test]
+    fn bad_lengths_are_errors() {
+        let pool = ThreadPool::new(1);
+        let bytes = vec![0u8; 4 * 6];
+        assert!(Matrix::new(TensorType::F32, 3, 3, &bytes).is_err());
+        let m = Matrix::new(TensorType::F32, 3, 2, &bytes).unwrap();
+        let mut scratch = vec![0u8; 4];
+        let mut y = [0f32; 2];
+        assert!(matmul(&pool, &m, &[0.0; 3], &mut scratch, &mut y).is_err());
+        assert!(dequantize_row(&m, 2, &mut [0.0; 3]).is_err());
+    }
+}
