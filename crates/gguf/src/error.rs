@@ -11,8 +11,9 @@ use crate::TensorType;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A file could not be opened, mapped, created or renamed.
-    #[error("{}: {source}", path.display())]
+    /// A file could not be opened, mapped, created or renamed. The message is the
+    /// path; the operating system's error is the `source()`.
+    #[error("{}", path.display())]
     Io {
         /// The file involved.
         path: PathBuf,
@@ -20,7 +21,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Writing a GGUF stream failed.
-    #[error("writing GGUF data failed: {0}")]
+    #[error("writing GGUF data failed")]
     Write(#[source] std::io::Error),
     /// The first four bytes are not `GGUF`.
     #[error("not a GGUF file: magic bytes are {found:02x?}, expected \"GGUF\"")]

@@ -204,7 +204,8 @@ impl GgufWriter {
             .unwrap_or_default();
         let tmp = path.with_file_name(format!(".{file_name}.tmp{}", std::process::id()));
         let result = (|| {
-            let file = File::create(&tmp).map_err(|e| io_error(&tmp, e))?;
+            // Name the target in the error: the temporary name means nothing to users.
+            let file = File::create(&tmp).map_err(|e| io_error(path, e))?;
             let mut out = BufWriter::new(file);
             self.write(&mut out)?;
             let file = out
