@@ -17,8 +17,9 @@ of conversations with the Hugging Face conventions (transformers'
 
 Outputs, next to the templates:
 - `<model>.<case>.txt`: the expected rendering (exact bytes);
-- `cases.json`: for every case, the template file, the render inputs and either the
-  expected output file or the expected error message (for `raise_exception`).
+- `cases.json`: for every case, the template file, the render inputs (`extra` holds
+  further template variables) and either the expected output file or the expected
+  error message (for `raise_exception`).
 
 Usage: pip install jinja2; python3 tools/chat-fixtures/gen.py
 With `--check-transformers` (pip install transformers) every rendering is also
@@ -55,16 +56,25 @@ MODELS = {
     "mistral-nemo": dict(bos="<s>", eos="</s>", tool_calls="object"),
     "mixtral": dict(bos="<s>", eos="</s>", tool_calls=None),
     "qwen-2.5": dict(bos="", eos="<|im_end|>", tool_calls="object"),
-    "qwen-3": dict(bos="", eos="<|im_end|>", tool_calls="object", tool_call_content=""),
+    "qwen-3": dict(
+        bos="",
+        eos="<|im_end|>",
+        tool_calls="object",
+        tool_call_content="",
+        extra_cases=["reasoning", "thinking_disabled"],
+    ),
     "phi-3-mini": dict(bos="<s>", eos="<|endoftext|>", tool_calls=None),
     "phi-3.5": dict(bos="<s>", eos="<|endoftext|>", tool_calls=None),
     "gemma-2": dict(bos="<bos>", eos="<eos>", tool_calls=None),
-    "gemma-3": dict(bos="<bos>", eos="<eos>", tool_calls=None),
+    "gemma-3": dict(bos="<bos>", eos="<eos>", tool_calls=None, extra_cases=["content_parts"]),
     "deepseek-r1-distill-llama": dict(
         bos="<｜begin▁of▁sentence｜>", eos="<｜end▁of▁sentence｜>", tool_calls="string"
     ),
     "deepseek-r1-distill-qwen": dict(
-        bos="<｜begin▁of▁sentence｜>", eos="<｜end▁of▁sentence｜>", tool_calls="object"
+        bos="<｜begin▁of▁sentence｜>",
+        eos="<｜end▁of▁sentence｜>",
+        tool_calls="object",
+        extra_cases=["reasoning"],
     ),
     "command-r": dict(bos="<BOS_TOKEN>", eos="<|END_OF_TURN_TOKEN|>", tool_calls=None),
     # Command R+'s separate `tool_use` template iterates `tools` unconditionally, so
@@ -110,6 +120,33 @@ TOOL_ARGUMENTS = {"city": "Zürich", "unit": "celsius", "days": 1, "hourly": Fal
 TOOL_RESULT = '{"temperature": 21.5, "condition": "sunny"}'
 
 
+# Extra cases some templates have special handling for:
+# - reasoning: an earlier assistant turn carries its <think> block (templates
+#   strip it with .split()/.strip() chains);
+# - thinking_disabled: the `enable_thinking=False` template variable;
+# - content_parts: a user turn whose content is a list of typed parts.
+REASONING_ANSWER = "<think>\nThe user wants help.\n</think>\n\n" + CONVERSATION[1]["content"]
+CONTENT_PARTS = [
+    {"type": "text", "text": "Describe this picture:"},
+    {"type": "image"},
+    {"type": "text", "text": " briefly. "},
+]
+
+
+def extra_case(name, base, with_system):
+    if name == "reasoning":
+        messages = copy.deepcopy(with_system)
+        messages[2]["content"] = REASONING_ANSWER
+        return dict(base, messages=messages, tools=None)
+    if name == "thinking_disabled":
+        return dict(base, messages=with_system, tools=None, extra={"enable_thinking": False})
+    if name == "content_parts":
+        messages = copy.deepcopy(with_system)
+        messages[-1]["content"] = CONTENT_PARTS
+        return dict(base, messages=messages, tools=None)
+    raise KeyError(name)
+
+
 def tool_call_messages(spec):
     arguments = copy.deepcopy(TOOL_ARGUMENTS)
     if spec["tool_calls"] == "string":
@@ -149,6 +186,8 @@ def cases_for(spec):
     if spec["tool_calls"]:
         tool_messages = with_system + tool_call_messages(spec)
     yield "tools", dict(base, messages=tool_messages, tools=TOOLS)
+    for name in spec.get("extra_cases", []):
+        yield name, extra_case(name, base, with_system)
 
 
 def hf_environment():
@@ -176,8 +215,9 @@ def hf_environment():
 
 def render(env, source, inputs):
     inputs = copy.deepcopy(inputs)
+    extra = inputs.pop("extra", {})
     template = env.from_string(source)
-    return template.render(documents=None, **inputs)
+    return template.render(documents=None, **extra, **inputs)
 
 
 def check_with_transformers(source, inputs, expected):
@@ -196,6 +236,7 @@ def check_with_transformers(source, inputs, expected):
     messages = inputs.pop("messages")
     tools = inputs.pop("tools")
     agp = inputs.pop("add_generation_prompt")
+    inputs.update(inputs.pop("extra", {}))
     try:
         rendered, _ = render_jinja_template(
             conversations=[messages],

@@ -35,6 +35,8 @@ struct Inputs {
     add_generation_prompt: bool,
     bos_token: String,
     eos_token: String,
+    #[serde(default)]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 fn fixtures() -> PathBuf {
@@ -60,7 +62,7 @@ fn check(case: &Case, now: jiff::civil::DateTime) -> Result<(), String> {
         bos_token: case.inputs.bos_token.clone(),
         eos_token: case.inputs.eos_token.clone(),
         tools: case.inputs.tools.clone(),
-        ..ChatRequest::default()
+        extra: case.inputs.extra.clone(),
     };
     let got = template.render(&request);
     match (&case.expected, &case.expected_error, got) {
@@ -143,6 +145,17 @@ fn fixtures_cover_the_issue_models_with_and_without_tools() {
         with_tool_results >= 8,
         "{with_tool_results} cases carry tool results"
     );
+    // Reasoning blocks, template variables and content parts each have a case.
+    for name in [
+        "qwen-3/reasoning",
+        "qwen-3/thinking_disabled",
+        "gemma-3/content_parts",
+    ] {
+        assert!(
+            manifest.cases.iter().any(|c| c.name == name),
+            "missing case {name}"
+        );
+    }
     // And some templates reject a conversation on purpose.
     assert!(manifest.cases.iter().any(|c| c.expected_error.is_some()));
 }
