@@ -16,9 +16,9 @@
 //!   `1e-05`) instead of minijinja's spellings ([`python`]);
 //! - `tojson` follows `json.dumps` exactly ([`json`]).
 //!
-//! Known gaps, none of which the covered templates reach: the `~` operator and
-//! implicit string conversions inside minijinja filters (e.g. `join` of numbers)
-//! still use minijinja's spelling of non-string values.
+//! Known gaps, none of which the covered templates reach: Python's `%` string
+//! formatting (`"%s" % x`) is not supported, and a printed `namespace()` shows
+//! its attributes as a dict rather than as `<Namespace {...}>`.
 
 mod error;
 mod json;

@@ -34,16 +34,24 @@ pub(crate) fn write_repr(out: &mut String, value: &Value) {
         ValueKind::Number => write_number(out, value),
         ValueKind::String => write_str_repr(out, value.as_str().unwrap_or_default()),
         ValueKind::Seq | ValueKind::Iterable => {
-            out.push('[');
+            // Tuples come from `dict.items()`; Python prints them in parentheses,
+            // with a trailing comma when they hold one item.
+            let tuple = value.is_tuple();
+            out.push(if tuple { '(' } else { '[' });
+            let mut count = 0;
             if let Ok(items) = value.try_iter() {
-                for (i, item) in items.enumerate() {
-                    if i > 0 {
+                for item in items {
+                    if count > 0 {
                         out.push_str(", ");
                     }
                     write_repr(out, &item);
+                    count += 1;
                 }
             }
-            out.push(']');
+            if tuple && count == 1 {
+                out.push(',');
+            }
+            out.push(if tuple { ')' } else { ']' });
         }
         ValueKind::Map => {
             out.push('{');
@@ -297,6 +305,17 @@ mod tests {
         assert_eq!(
             str_of(&value),
             r#"{'a': [1, 2.5, None, True, "it's"], 'b': {'c': 'x\ny'}}"#
+        );
+        let pair = Value::from(minijinja::value::Tuple::from([
+            Value::from("a"),
+            Value::from(1),
+        ]));
+        assert_eq!(str_of(&Value::from(vec![pair])), "[('a', 1)]");
+        assert_eq!(
+            str_of(&Value::from(minijinja::value::Tuple::from([Value::from(
+                1
+            )]))),
+            "(1,)"
         );
         assert_eq!(str_of(&Value::from("plain")), "plain");
         assert_eq!(str_of(&Value::UNDEFINED), "");
