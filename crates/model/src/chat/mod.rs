@@ -215,6 +215,21 @@ mod tests {
     }
 
     #[test]
+    fn local_clock_renders_a_year() {
+        let out = ChatTemplate::new("{{ strftime_now('%Y') }}")
+            .unwrap()
+            .render(&ChatRequest::default());
+        let year: i32 = out.unwrap().parse().unwrap();
+        assert!(year >= 2024, "{year}");
+    }
+
+    #[test]
+    fn templates_can_be_shared_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<ChatTemplate>();
+    }
+
+    #[test]
     fn values_print_like_python() {
         let request = ChatRequest {
             messages: vec![json!({"role": "assistant", "content": null, "n": 1.0})],
