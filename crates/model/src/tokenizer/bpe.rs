@@ -1,0 +1,246 @@
+//! Byte-level BPE: each pre-tokenized word is written in GPT-2's byte alphabet and
+//! its adjacent pieces are merged lowest merge rank first
+//! (llama-vocab.cpp, `llm_tokenizer_bpe_session`).
+//!
+//! llama.cpp keys its merge table by the two piece strings. Here every string that
+//! takes part in a merge is interned once at load time, so the hot loop looks up
+//! `(left, right)` integer pairs and never builds strings.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use super::Tokenizer;
+use super::bytes;
+use super::error::TokenizerError;
+
+/// Marks a piece that is not interned (it can take part in no merge).
+const NO_PIECE: u32 = u32::MAX;
+
+/// Merge tables built from `tokenizer.ggml.merges`.
+#[derive(Debug)]
+pub(crate) struct BpeTables {
+    /// `(left piece, right piece)` to `(rank, merged piece)`.
+    merges: HashMap<(u32, u32), (u32, u32)>,
+    /// The token id of each interned piece, if the piece is a token.
+    piece_token: Vec<Option<u32>>,
+    /// The interned piece of each raw byte's one-character encoding.
+    byte_piece: [u32; 256],
+}
+
+impl BpeTables {
+    /// Interns the vocabulary and the merges. The first occurrence of a repeated
+    /// merge keeps its rank, as in llama.cpp.
+    pub(crate) fn build(
+        ids: &HashMap<String, u32>,
+        merges: &[String],
+    ) -> Result<Self, TokenizerError> {
+        let mut piece_of: HashMap<String, u32> = HashMap::with_capacity(ids.len() + merges.len());
+        let mut piece_token: Vec<Option<u32>> = Vec::with_capacity(ids.len() + merges.len());
+        for (text, &id) in ids {
+            piece_of.insert(text.clone(), piece_token.len() as u32);
+            piece_token.push(Some(id));
+        }
+
+        let mut merge_table = HashMap::with_capacity(merges.len());
+        for (rank, merge) in merges.iter().enumerate() {
+            // llama.cpp splits at the first space after the first byte.
+            let split = merge
+                .as_bytes()
+                .iter()
+                .skip(1)
+                .position(|&b| b == b' ')
+                .map(|pos| pos + 1)
+                .ok_or_else(|| TokenizerError::MalformedMerge {
+                    index: rank,
+                    merge: merge.clone(),
+                })?;
+            let (left, right) = (&merge[..split], &merge[split + 1..]);
+            let side = |piece: &str| {
+                piece_of
+                    .get(piece)
+                    .copied()
+                    .ok_or_else(|| TokenizerError::MergeNotInVocab {
+                        index: rank,
+                        merge: merge.clone(),
+                        piece: piece.to_owned(),
+                    })
+            };
+            let (left_piece, right_piece) = (side(left)?, side(right)?);
+            let merged = format!("{left}{right}");
+            let merged_piece = match piece_of.get(&merged) {
+                Some(&piece) => piece,
+                None => {
+                    let piece = piece_token.len() as u32;
+                    piece_of.insert(merged, piece);
+                    piece_token.push(None);
+                    piece
+                }
+            };
+            merge_table
+                .entry((left_piece, right_piece))
+                .or_insert((rank as u32, merged_piece));
+        }
+
+        let mut byte_piece = [NO_PIECE; 256];
+        let mut buf = [0u8; 4];
+        for (byte, slot) in byte_piece.iter_mut().enumerate() {
+            let encoded = bytes::byte_to_char(byte as u8).encode_utf8(&mut buf);
+            *slot = piece_of.get(&*encoded).copied().unwrap_or(NO_PIECE);
+        }
+
+        Ok(Self {
+            merges: merge_table,
+            piece_token,
+            byte_piece,
+        })
+    }
+}
+
+/// One piece of a word: raw bytes `word[start..start + len]`.
+#[derive(Clone, Copy)]
+struct Symbol {
+    start: usize,
+    /// Byte length in the raw word; 0 once merged into its left neighbour.
+    len: usize,
+    piece: u32,
+    prev: Option<usize>,
+    next: Option<usize>,
+}
+
+/// A candidate merge, ordered lowest rank first, then leftmost
+/// (llama.cpp `llm_bigram_bpe::comparator`).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Bigram {
+    rank: u32,
+    left: usize,
+    right: usize,
+    left_piece: u32,
+    right_piece: u32,
+    merged: u32,
+}
+
+/// Buffers reused across the words of one `encode` call.
+pub(crate) struct Session<'t> {
+    tokenizer: &'t Tokenizer,
+    tables: &'t BpeTables,
+    symbols: Vec<Symbol>,
+    queue: BinaryHeap<Reverse<Bigram>>,
+    encoded: String,
+}
+
+impl<'t> Session<'t> {
+    pub(crate) fn new(tokenizer: &'t Tokenizer, tables: &'t BpeTables) -> Self {
+        Self {
+            tokenizer,
+            tables,
+            symbols: Vec::new(),
+            queue: BinaryHeap::new(),
+            encoded: String::new(),
+        }
+    }
+
+    /// Tokenizes one pre-tokenized word (raw text, not yet byte-encoded).
+    pub(crate) fn tokenize_word(&mut self, word: &str, output: &mut Vec<u32>) {
+        let raw = word.as_bytes();
+        if raw.is_empty() {
+            return;
+        }
+        if self.tokenizer.ignore_merges {
+            self.encoded.clear();
+            bytes::encode_into(raw, &mut self.encoded);
+            if let Some(&id) = self.tokenizer.ids.get(self.encoded.as_str()) {
+                output.push(id);
+                return;
+            }
+        }
+
+        // Each raw byte is one character of the encoded word: the initial symbols.
+        self.symbols.clear();
+        self.queue.clear();
+        for (i, &byte) in raw.iter().enumerate() {
+            self.symbols.push(Symbol {
+                start: i,
+                len: 1,
+                piece: self.tables.byte_piece[byte as usize],
+                prev: i.checked_sub(1),
+                next: (i + 1 < raw.len()).then_some(i + 1),
+            });
+        }
+        for right in 1..self.symbols.len() {
+            self.try_add_bigram(right - 1, right);
+        }
+
+        while let Some(Reverse(bigram)) = self.queue.pop() {
+            let left = self.symbols[bigram.left];
+            let right = self.symbols[bigram.right];
+            // Skip candidates whose pieces changed since they were queued.
+            if left.len == 0
+                || right.len == 0
+                || left.piece != bigram.left_piece
+                || right.piece != bigram.right_piece
+            {
+                continue;
+            }
+            let merged = &mut self.symbols[bigram.left];
+            merged.len += right.len;
+            merged.piece = bigram.merged;
+            merged.next = right.next;
+            self.symbols[bigram.right].len = 0;
+            if let Some(next) = right.next {
+                self.symbols[next].prev = Some(bigram.left);
+            }
+            if let Some(prev) = left.prev {
+                self.try_add_bigram(prev, bigram.left);
+            }
+            if let Some(next) = right.next {
+                self.try_add_bigram(bigram.left, next);
+            }
+        }
+
+        for i in 0..self.symbols.len() {
+            let symbol = self.symbols[i];
+            if symbol.len == 0 {
+                continue;
+            }
+            match self.tables.piece_token.get(symbol.piece as usize) {
+                Some(Some(id)) => output.push(*id),
+                _ => self.emit_unknown(&raw[symbol.start..symbol.start + symbol.len], output),
+            }
+        }
+    }
+
+    /// A final piece that is not a token: llama.cpp looks up each byte of its
+    /// *encoded* text as a one-byte token and drops the bytes that have none.
+    fn emit_unknown(&mut self, raw: &[u8], output: &mut Vec<u32>) {
+        self.encoded.clear();
+        bytes::encode_into(raw, &mut self.encoded);
+        if let Some(&id) = self.tokenizer.ids.get(self.encoded.as_str()) {
+            output.push(id);
+            return;
+        }
+        let mut buf = [0u8; 4];
+        for &byte in self.encoded.as_bytes() {
+            if byte.is_ascii() {
+                let single = char::from(byte).encode_utf8(&mut buf);
+                output.extend(self.tokenizer.ids.get(&*single).copied());
+            }
+        }
+    }
+
+    fn try_add_bigram(&mut self, left: usize, right: usize) {
+        let (left_piece, right_piece) = (self.symbols[left].piece, self.symbols[right].piece);
+        if left_piece == NO_PIECE || right_piece == NO_PIECE {
+            return;
+        }
+        if let Some(&(rank, merged)) = self.tables.merges.get(&(left_piece, right_piece)) {
+            self.queue.push(Reverse(Bigram {
+                rank,
+                left,
+                right,
+                left_piece,
+                right_piece,
+                merged,
+            }));
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The tokenizers against llama.cpp's own test vocabularies: the real vocab-only
+//! GGUF files of llama.cpp's `models/` directory (`ggml-vocab-*.gguf`), with its test
+//! inputs (`.gguf.inp`) and expected ids (`.gguf.out`), as `test-tokenizer-0` uses
+//! them (add_special = false, parse_special = false).
+//!
+//! The files are not committed: `tools/fetch-llama-vocabs.sh` unpacks them from the
+//! llama-cpp-python source package and prints the directory to put in
+//! `HEARTH_LLAMA_VOCAB_DIR`. Without it the test fails under `CI=true` and is skipped
+//! (with a message) elsewhere.
+
+use std::path::{Path, PathBuf};
+
+use model::tokenizer::Tokenizer;
+
+fn vocab_dir() -> Option<PathBuf> {
+    match std::env::var_os("HEARTH_LLAMA_VOCAB_DIR") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("HEARTH_LLAMA_VOCAB_DIR is not set (run tools/fetch-llama-vocabs.sh)")
+        }
+        None => {
+            eprintln!("skipped: set HEARTH_LLAMA_VOCAB_DIR (see tools/fetch-llama-vocabs.sh)");
+            None
+        }
+    }
+}
+
+/// Splits a `.gguf.inp` / `.gguf.out` pair into (text, ids) cases, the way
+/// llama.cpp's tests/test-tokenizer-0.cpp reads them.
+fn cases(inp: &Path) -> Vec<(String, Vec<u32>)> {
+    let raw = std::fs::read_to_string(inp).unwrap();
+    let out = std::fs::read_to_string(inp.with_extension("out")).unwrap();
+    const SEP: &str = "\n__ggml_vocab_test__\n";
+    let mut texts = Vec::new();
+    let mut rest = raw.as_str();
+    while !rest.is_empty() {
+        match rest.find(SEP) {
+            Some(pos) => {
+                texts.push(rest[..pos].to_owned());
+                rest = &rest[pos + SEP.len()..];
+            }
+            None => {
+                texts.push(rest.to_owned());
+                break;
+            }
+        }
+    }
+    let ids: Vec<Vec<u32>> = out
+        .lines()
+        .map(|line| {
+            line.split_whitespace()
+                .map(|id| id.parse().unwrap())
+                .collect()
+        })
+        .collect();
+    assert_eq!(texts.len(), ids.len(), "{}", inp.display());
+    texts.into_iter().zip(ids).collect()
+}
+
+#[test]
+fn llama_cpp_vocabularies_tokenize_like_llama_cpp() {
+    let Some(dir) = vocab_dir() else { return };
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".gguf.inp"))
+        .collect();
+    inputs.sort();
+
+    let mut tested = Vec::new();
+    let mut skipped = Vec::new();
+    let mut failures = String::new();
+    for inp in inputs {
+        let gguf_path = inp.with_extension("");
+        let name = gguf_path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let file = gguf::GgufFile::open(&gguf_path).unwrap();
+        let kind = file
+            .metadata()
+            .get_str("tokenizer.ggml.model")
+            .unwrap()
+            .to_owned();
+        if kind != "llama" && kind != "gpt2" {
+            // BERT word pieces and Gemma 4's raw-UTF-8 BPE are not implemented.
+            skipped.push(format!("{name} ({kind})"));
+            continue;
+        }
+        let tokenizer =
+            Tokenizer::from_metadata(file.metadata()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut n_failed = 0;
+        for (text, want) in cases(&inp) {
+            let got = tokenizer.encode(&text, false, false);
+            if got != want {
+                n_failed += 1;
+                if n_failed <= 3 {
+                    failures.push_str(&format!(
+                        "{name}: {text:?}\n  got  {got:?}\n  want {want:?}\n"
+                    ));
+                }
+            }
+        }
+        if n_failed > 3 {
+            failures.push_str(&format!("{name}: ... {n_failed} cases failed in all\n"));
+        }
+        tested.push(name);
+    }
+    eprintln!(
+        "tested: {}; skipped: {}",
+        tested.join(", "),
+        skipped.join(", ")
+    );
+    assert!(
+        failures.is_empty(),
+        "mismatches with llama.cpp:\n{failures}"
+    );
+    assert!(
+        tested.len() >= 12,
+        "too few vocabularies found in {}: {tested:?}",
+        dir.display()
+    );
+}
