@@ -173,3 +173,67 @@ fn open_reports_missing_file() {
     assert!(matches!(err, Error::Io { .. }));
     assert!(err.to_string().contains("/nonexistent/model.gguf"), "{err}");
 }
+
+mod properties {
+    use gguf::{Array, GgufFile, GgufWriter, Value};
+    use proptest::prelude::*;
+
+    /// Floats without NaN, so that `==` compares them.
+    fn f32s() -> impl Strategy<Value = f32> {
+        any::<f32>().prop_filter("NaN", |x| !x.is_nan())
+    }
+
+    fn f64s() -> impl Strategy<Value = f64> {
+        any::<f64>().prop_filter("NaN", |x| !x.is_nan())
+    }
+
+    fn arrays() -> impl Strategy<Value = Array> {
+        let leaf = prop_oneof![
+            prop::collection::vec(any::<u8>(), 0..5).prop_map(Array::U8),
+            prop::collection::vec(any::<i16>(), 0..5).prop_map(Array::I16),
+            prop::collection::vec(any::<i32>(), 0..5).prop_map(Array::I32),
+            prop::collection::vec(any::<u64>(), 0..5).prop_map(Array::U64),
+            prop::collection::vec(f32s(), 0..5).prop_map(Array::F32),
+            prop::collection::vec(f64s(), 0..5).prop_map(Array::F64),
+            prop::collection::vec(any::<bool>(), 0..5).prop_map(Array::Bool),
+            prop::collection::vec(".{0,6}", 0..5).prop_map(Array::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop::collection::vec(inner, 0..4).prop_map(Array::Array)
+        })
+    }
+
+    fn values() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<u8>().prop_map(Value::U8),
+            any::<i8>().prop_map(Value::I8),
+            any::<u16>().prop_map(Value::U16),
+            any::<i16>().prop_map(Value::I16),
+            any::<u32>().prop_map(Value::U32),
+            any::<i32>().prop_map(Value::I32),
+            any::<u64>().prop_map(Value::U64),
+            any::<i64>().prop_map(Value::I64),
+            f32s().prop_map(Value::F32),
+            f64s().prop_map(Value::F64),
+            any::<bool>().prop_map(Value::Bool),
+            ".{0,12}".prop_map(Value::String),
+            arrays().prop_map(Value::Array),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_metadata_round_trips(entries in prop::collection::vec(("[a-z.]{1,12}", values()), 0..12)) {
+            let mut w = GgufWriter::new();
+            for (key, value) in &entries {
+                if key != "general.alignment" {
+                    w.add(key, value.clone());
+                }
+            }
+            let mut out = Vec::new();
+            w.write(&mut out).unwrap();
+            let file = GgufFile::from_bytes(out).unwrap();
+            prop_assert_eq!(file.metadata(), w.metadata());
+        }
+    }
+}
