@@ -182,14 +182,17 @@ impl GgufWriter {
             header.extend_from_slice(&offset.to_le_bytes());
             offset = padded(offset, t.data.len(), alignment);
         }
-        let header_len = header.len();
-        header.resize(padded(0, header_len, alignment) as usize, 0);
         out.write_all(&header).map_err(Error::Write)?;
-        let zeros = vec![0u8; alignment as usize];
+        write_zeros(
+            out,
+            padded(0, header.len(), alignment) - header.len() as u64,
+        )?;
         for t in &self.tensors {
             out.write_all(&t.data).map_err(Error::Write)?;
-            let pad = padded(0, t.data.len(), alignment) as usize - t.data.len();
-            out.write_all(&zeros[..pad]).map_err(Error::Write)?;
+            write_zeros(
+                out,
+                padded(0, t.data.len(), alignment) - t.data.len() as u64,
+            )?;
         }
         out.flush().map_err(Error::Write)
     }
@@ -233,6 +236,17 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
 /// validated by `add_tensor`, and the total is bounded by memory, so no overflow.
 fn padded(offset: u64, len: usize, alignment: u64) -> u64 {
     (offset + len as u64).div_ceil(alignment) * alignment
+}
+
+/// Writes `n` zero bytes without allocating `n` of them (alignments may be large).
+fn write_zeros(out: &mut impl Write, mut n: u64) -> Result<(), Error> {
+    const ZEROS: [u8; 4096] = [0; 4096];
+    while n > 0 {
+        let chunk = n.min(ZEROS.len() as u64) as usize;
+        out.write_all(&ZEROS[..chunk]).map_err(Error::Write)?;
+        n -= chunk as u64;
+    }
+    Ok(())
 }
 
 fn put_string(buf: &mut Vec<u8>, s: &str) {
