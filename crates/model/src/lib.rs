@@ -2,4 +2,5 @@
 #![deny(missing_docs)]
 
 pub mod chat;
+pub mod sampler;
 pub mod tokenizer;

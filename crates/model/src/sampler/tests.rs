@@ -1,0 +1,282 @@
+//! Stage tests with hand-computed expectations, and chain tests.
+
+use super::stages::{self, Penalties};
+use super::*;
+
+/// Candidates whose softmax is exactly `probs` (logits are their logarithms).
+fn from_probs(probs: &[f32]) -> Candidates {
+    let logits: Vec<f32> = probs.iter().map(|p| p.ln()).collect();
+    let mut c = Candidates::default();
+    c.fill(&logits);
+    c
+}
+
+fn ids(c: &Candidates) -> Vec<u32> {
+    c.as_slice().iter().map(|x| x.id).collect()
+}
+
+fn logits(c: &Candidates) -> Vec<f32> {
+    c.as_slice().iter().map(|x| x.logit).collect()
+}
+
+/// Probabilities 1/2, 1/4, 1/8, 1/8 for ids 0..4.
+const HALVES: [f32; 4] = [0.5, 0.25, 0.125, 0.125];
+
+#[test]
+fn top_k_keeps_the_k_best_sorted() {
+    let mut c = Candidates::default();
+    c.fill(&[1.0, 5.0, 3.0, 4.0, 2.0]);
+    stages::top_k(&mut c, 2);
+    assert_eq!(ids(&c), [1, 3]);
+    assert!(c.is_sorted());
+
+    let mut all = Candidates::default();
+    all.fill(&[1.0, 5.0, 3.0]);
+    stages::top_k(&mut all, 0);
+    assert_eq!(ids(&all), [0, 1, 2], "k = 0 keeps everything, unsorted");
+}
+
+#[test]
+fn top_p_cuts_at_the_cumulative_probability() {
+    // Cumulative: 0.5, 0.75, 0.875, 1.0.
+    for (p, kept) in [(0.5, 1), (0.7, 2), (0.8, 3), (0.9, 4)] {
+        let mut c = from_probs(&[0.125, 0.5, 0.125, 0.25]);
+        stages::top_p(&mut c, p, 0);
+        assert_eq!(c.len(), kept, "top_p {p}");
+        assert_eq!(ids(&c)[..2.min(kept)], [1, 3][..2.min(kept)]);
+    }
+    // min_keep wins over the cut.
+    let mut c = from_probs(&HALVES);
+    stages::top_p(&mut c, 0.5, 3);
+    assert_eq!(ids(&c), [0, 1, 2]);
+    // p >= 1 is off.
+    let mut c = from_probs(&HALVES);
+    stages::top_p(&mut c, 1.0, 0);
+    assert_eq!(c.len(), 4);
+}
+
+#[test]
+fn top_p_on_a_large_vocabulary_keeps_the_same_set_as_a_full_sort() {
+    // 5000 tokens: the adaptive path sorts 256 first. Both a cut inside the first
+    // 256 and one beyond them must equal the cut over a fully sorted array.
+    let vocab: Vec<f32> = (0..5000u32)
+        .map(|i| ((i.wrapping_mul(2_654_435_761) % 1000) as f32) / 100.0)
+        .collect();
+    for p in [0.3, 0.99] {
+        let mut fast = Candidates::default();
+        fast.fill(&vocab);
+        stages::top_p(&mut fast, p, 0);
+
+        let mut full = Candidates::default();
+        full.fill(&vocab);
+        full.softmax(true);
+        let mut cum = 0.0;
+        let n = full
+            .as_slice()
+            .iter()
+            .position(|x| {
+                cum += x.p;
+                cum >= p
+            })
+            .unwrap()
+            + 1;
+        let mut want: Vec<f32> = full.as_slice()[..n].iter().map(|x| x.logit).collect();
+        let mut got = logits(&fast);
+        want.sort_by(f32::total_cmp);
+        got.sort_by(f32::total_cmp);
+        assert_eq!(got, want, "top_p {p}");
+    }
+}
+
+#[test]
+fn min_p_cuts_relative_to_the_best_token() {
+    // min_p 0.3 of the best (0.5) is 0.15: ids 0 (0.5) and 1 (0.25) remain, in
+    // their original order since the array was not sorted.
+    let mut c = from_probs(&[0.25, 0.125, 0.5, 0.125]);
+    stages::min_p(&mut c, 0.3, 0);
+    assert_eq!(ids(&c), [0, 2]);
+    // Exactly at the threshold (0.25 = 0.5 * 0.5) is kept.
+    let mut c = from_probs(&HALVES);
+    stages::min_p(&mut c, 0.5, 0);
+    assert_eq!(ids(&c), [0, 1]);
+    // When too few pass, the sorted path keeps min_keep.
+    let mut c = from_probs(&[0.125, 0.5, 0.25, 0.125]);
+    stages::min_p(&mut c, 0.9, 3);
+    assert_eq!(ids(&c)[..2], [1, 2]);
+    assert_eq!(c.len(), 3);
+}
+
+#[test]
+fn typical_keeps_tokens_closest_to_the_entropy() {
+    // Entropy H = 1.75 ln2; surprisals ln2, 2 ln2, 3 ln2, 3 ln2, so the distances
+    // are 0.75, 0.25, 1.25, 1.25 (× ln2): id 1 first, then id 0, then 2 and 3.
+    let mut bufs = (Vec::new(), Vec::new(), Vec::new());
+    let mut run = |p: f32, min_keep: usize| {
+        let mut c = from_probs(&HALVES);
+        stages::typical(&mut c, p, min_keep, &mut bufs.0, &mut bufs.1, &mut bufs.2);
+        ids(&c)
+    };
+    assert_eq!(run(0.2, 0), [1]);
+    assert_eq!(run(0.5, 0), [1, 0], "0.25 is not > 0.5; 0.75 is");
+    assert_eq!(run(0.2, 2), [1, 0], "min_keep");
+    assert_eq!(run(1.0, 0), [0, 1, 2, 3], "p >= 1 is off");
+}
+
+#[test]
+fn penalties_follow_llama_cpp_arithmetic() {
+    let mut pen = Penalties::new(3, 2.0, 0.5, 0.25);
+    for t in [0, 1, 0] {
+        pen.accept(t);
+    }
+    let mut c = Candidates::default();
+    c.fill(&[2.0, -2.0, 1.0, 0.5]);
+    pen.apply(&mut c);
+    // id 0 seen twice: 2 / 2 - (2 * 0.5 + 0.25) = -0.25.
+    // id 1 seen once, negative: -2 * 2 - (0.5 + 0.25) = -4.75.
+    assert_eq!(logits(&c), [-0.25, -4.75, 1.0, 0.5]);
+
+    // The window holds the last 3 tokens: after accepting 2 and 3, only one 0
+    // and no 1 remain.
+    pen.accept(2);
+    pen.accept(3);
+    let mut c = Candidates::default();
+    c.fill(&[2.0, -2.0, 1.0, 0.5]);
+    pen.apply(&mut c);
+    assert_eq!(
+        logits(&c),
+        [2.0 / 2.0 - 0.75, -2.0, 1.0 / 2.0 - 0.75, 0.5 / 2.0 - 0.75]
+    );
+
+    pen.reset();
+    let mut c = Candidates::default();
+    c.fill(&[2.0, -2.0]);
+    pen.apply(&mut c);
+    assert_eq!(logits(&c), [2.0, -2.0]);
+}
+
+#[test]
+fn disabled_penalties_change_nothing() {
+    let mut pen = Penalties::new(0, 2.0, 1.0, 1.0);
+    pen.accept(0);
+    let mut c = Candidates::default();
+    c.fill(&[2.0]);
+    pen.apply(&mut c);
+    assert_eq!(logits(&c), [2.0]);
+}
+
+#[test]
+fn logit_bias_adds_and_finds_moved_tokens() {
+    let mut c = Candidates::default();
+    c.fill(&[1.0, 2.0, 3.0]);
+    stages::logit_bias(&mut c, &[(0, 10.0), (2, -1.0), (99, 5.0)]);
+    assert_eq!(logits(&c), [11.0, 2.0, 2.0]);
+    // After sorting, ids no longer match positions; the bias still lands.
+    stages::top_k(&mut c, 3);
+    stages::logit_bias(&mut c, &[(1, 0.5)]);
+    assert_eq!(ids(&c)[1], 1);
+    assert_eq!(c.as_slice()[1].logit, 2.5);
+}
+
+#[test]
+fn temperature_divides_logits() {
+    let mut c = Candidates::default();
+    c.fill(&[2.0, -4.0]);
+    stages::temperature(&mut c, 2.0);
+    assert_eq!(logits(&c), [1.0, -2.0]);
+}
+
+fn flat_params(seed: u64) -> SamplerParams {
+    SamplerParams {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 1.0,
+        min_p: 0.0,
+        repeat_penalty: 1.0,
+        seed: Some(seed),
+        ..SamplerParams::default()
+    }
+}
+
+#[test]
+fn same_seed_gives_the_same_tokens() {
+    let logits = [0.0f32; 50];
+    let draw = |seed| {
+        let mut s = Sampler::new(flat_params(seed));
+        (0..100)
+            .map(|_| s.sample(&logits).unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(draw(7), draw(7));
+    assert_ne!(draw(7), draw(8));
+}
+
+#[test]
+fn draws_follow_the_softmax() {
+    let logits = [0.5f32.ln(), 0.25f32.ln(), 0.25f32.ln()];
+    let mut s = Sampler::new(flat_params(1));
+    let mut counts = [0usize; 3];
+    let n = 20_000;
+    for _ in 0..n {
+        counts[s.sample(&logits).unwrap() as usize] += 1;
+    }
+    for (count, want) in counts.iter().zip([0.5, 0.25, 0.25]) {
+        let freq = *count as f64 / n as f64;
+        assert!((freq - want).abs() < 0.02, "{counts:?}");
+    }
+    // After a draw, the kept candidates carry normalised probabilities.
+    let total: f32 = s.candidates().as_slice().iter().map(|c| c.p).sum();
+    assert!((total - 1.0).abs() < 1e-5);
+}
+
+#[test]
+fn chain_applies_top_k_before_drawing() {
+    // With top_k 1, only the best token can come out, at any temperature.
+    let params = SamplerParams {
+        temperature: 5.0,
+        top_k: 1,
+        seed: Some(3),
+        ..SamplerParams::default()
+    };
+    let mut s = Sampler::new(params);
+    for _ in 0..50 {
+        assert_eq!(s.sample(&[1.0, 1.5, 1.4]).unwrap(), 1);
+    }
+}
+
+#[test]
+fn zero_temperature_is_greedy_after_penalties() {
+    let params = SamplerParams {
+        temperature: 0.0,
+        repeat_penalty: 2.0,
+        seed: Some(0),
+        ..SamplerParams::default()
+    };
+    let mut s = Sampler::new(params);
+    assert_eq!(s.sample(&[1.0, 3.0, 2.0]).unwrap(), 1);
+    s.accept(1);
+    // 3 / 2 = 1.5 < 2: the penalised favourite loses.
+    assert_eq!(s.sample(&[1.0, 3.0, 2.0]).unwrap(), 2);
+    s.reset();
+    assert_eq!(s.sample(&[1.0, 3.0, 2.0]).unwrap(), 1);
+}
+
+#[test]
+fn banned_and_empty_logits_are_errors() {
+    let mut s = Sampler::new(SamplerParams {
+        logit_bias: vec![(0, f32::NEG_INFINITY), (1, f32::NEG_INFINITY)],
+        seed: Some(0),
+        ..SamplerParams::default()
+    });
+    assert_eq!(s.sample(&[]), Err(SamplerError::NoLogits));
+    assert_eq!(s.sample(&[1.0, 2.0]), Err(SamplerError::NoFiniteLogit));
+    assert_eq!(
+        s.sample(&[1.0, 2.0, -50.0]),
+        Ok(2),
+        "only the unbanned token"
+    );
+    let mut greedy = Sampler::new(SamplerParams {
+        temperature: 0.0,
+        ..s.params().clone()
+    });
+    assert_eq!(greedy.sample(&[1.0, 2.0]), Err(SamplerError::NoFiniteLogit));
+}
