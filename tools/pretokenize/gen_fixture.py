@@ -111,6 +111,8 @@ def corpus(rng):
         texts.append("".join(rng.choice(pool) for _ in range(rng.randint(1, 12))))
     for _ in range(900):
         texts.append("".join(rng.choice(alphabet) for _ in range(rng.randint(1, 24))))
+    for _ in range(30):
+        texts.append("".join(rng.choice(pool) for _ in range(rng.randint(40, 80))))
     planes = [(0x0, 0x7F), (0x80, 0x7FF), (0x800, 0xFFFF), (0x10000, 0x10FFFF), (0x1F300, 0x1FAFF), (0x20000, 0x2FFFF)]
     for _ in range(500):
         chars = []

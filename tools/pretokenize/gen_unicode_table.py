@@ -44,6 +44,10 @@ def main():
 
     whitespace = [int(x, 16) for x in re.findall(r"0x([0-9A-Fa-f]+)", section(text, "unicode_set_whitespace"))]
     assert whitespace == sorted(whitespace)
+    # Flags::of only looks a codepoint up in WHITESPACE when it is a separator or a control.
+    for cp in whitespace:
+        category = [flags for start, flags in merged if start <= cp][-1]
+        assert category in (0x08, 0x80), hex(cp)
 
     lowercase = re.findall(r"\{0x([0-9A-Fa-f]+), 0x([0-9A-Fa-f]+)\}", section(text, "unicode_map_lowercase"))
     for upper, lower in lowercase:

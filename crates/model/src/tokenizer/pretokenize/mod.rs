@@ -329,7 +329,7 @@ fn is_regex_punctuation(c: char) -> bool {
 
 /// `[\p{P}\$\+<=>\^~\|]`: punctuation and the ASCII symbols but the backtick.
 fn is_default_punctuation(c: char) -> bool {
-    is_regex_punctuation(c) || "$+<=>^~|".contains(c)
+    is_regex_punctuation(c) || matches!(c, '$' | '+' | '<' | '=' | '>' | '^' | '~' | '|')
 }
 
 /// `[\p{P}\$\+<=>\^~\|`]`: punctuation and all ASCII symbols.

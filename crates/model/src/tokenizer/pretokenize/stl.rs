@@ -148,7 +148,25 @@ pub(super) fn trailing_whitespace<'a>(text: &'a str, emit: &mut impl FnMut(&'a s
 /// but whitespace and these stops, with one space before the run if there is one.
 /// The parentheses and `|` are part of the class (it is a bracket expression).
 pub(super) fn bloom<'a>(text: &'a str, emit: &mut impl FnMut(&'a str)) {
-    let in_class = |c: char| !(Flags::of(c).is_whitespace() || "(|.,!?…。，、।۔،)".contains(c));
+    let in_class = |c: char| {
+        !(Flags::of(c).is_whitespace()
+            || matches!(
+                c,
+                '(' | '|'
+                    | '.'
+                    | ','
+                    | '!'
+                    | '?'
+                    | '…'
+                    | '。'
+                    | '，'
+                    | '、'
+                    | '।'
+                    | '۔'
+                    | '،'
+                    | ')'
+            ))
+    };
     matches_and_gaps(
         text,
         |text, pos| {

@@ -27,9 +27,11 @@ impl Flags {
     pub(crate) const NONE: Flags = Flags(0);
     const NUMBER: u16 = 0x0002;
     const LETTER: u16 = 0x0004;
+    const SEPARATOR: u16 = 0x0008;
     const MARK: u16 = 0x0010;
     const PUNCTUATION: u16 = 0x0020;
     const SYMBOL: u16 = 0x0040;
+    const CONTROL: u16 = 0x0080;
     const WHITESPACE: u16 = 0x0100;
 
     /// llama.cpp's `unicode_cpt_flags_from_cpt` (category and whitespace bits only).
@@ -39,9 +41,16 @@ impl Flags {
         if cp < 0x80 {
             return ASCII_FLAGS[cp as usize];
         }
-        let range = CATEGORY_RANGES.partition_point(|&(start, _)| start <= cp) - 1;
-        let mut bits = u16::from(CATEGORY_RANGES[range].1);
-        if WHITESPACE.binary_search(&cp).is_ok() {
+        let category = match BMP_CATEGORIES.get(cp as usize) {
+            Some(&category) => category,
+            None => {
+                CATEGORY_RANGES[CATEGORY_RANGES.partition_point(|&(start, _)| start <= cp) - 1].1
+            }
+        };
+        let mut bits = u16::from(category);
+        // Every whitespace codepoint is a separator (Z) or a control (Cc).
+        if bits & (Flags::SEPARATOR | Flags::CONTROL) != 0 && WHITESPACE.binary_search(&cp).is_ok()
+        {
             bits |= Flags::WHITESPACE;
         }
         Flags(bits)
@@ -110,6 +119,29 @@ impl Flags {
 
 /// [`Flags::of`] for ASCII, computed at compile time from the same tables.
 static ASCII_FLAGS: [Flags; 128] = ascii_flags();
+
+/// The category byte of every codepoint of the Basic Multilingual Plane, expanded at
+/// compile time from [`CATEGORY_RANGES`] (64 KiB; most text never leaves the BMP).
+static BMP_CATEGORIES: [u8; 0x10000] = bmp_categories();
+
+const fn bmp_categories() -> [u8; 0x10000] {
+    let mut table = [0; 0x10000];
+    let mut range = 0;
+    while range < CATEGORY_RANGES.len() && CATEGORY_RANGES[range].0 < 0x10000 {
+        let end = if range + 1 < CATEGORY_RANGES.len() && CATEGORY_RANGES[range + 1].0 < 0x10000 {
+            CATEGORY_RANGES[range + 1].0
+        } else {
+            0x10000
+        };
+        let mut cp = CATEGORY_RANGES[range].0;
+        while cp < end {
+            table[cp as usize] = CATEGORY_RANGES[range].1;
+            cp += 1;
+        }
+        range += 1;
+    }
+    table
+}
 
 const fn ascii_flags() -> [Flags; 128] {
     let mut table = [Flags::NONE; 128];
@@ -230,9 +262,6 @@ impl WhitespaceRun {
 mod tests {
     use super::*;
 
-    /// llama.cpp's `unicode_cpt_flags::SEPARATOR` (`\p{Z}`).
-    const SEPARATOR: u16 = 0x0008;
-
     /// llama.cpp collapses ASCII for `std::regex` with hard-coded sets (`k_ucat_map` in
     /// `unicode_regex_split`) instead of its tables; the `regex` view is only right if
     /// the tables agree with those sets on all of ASCII.
@@ -274,7 +303,10 @@ mod tests {
     fn regex_view_hides_category_of_whitespace() {
         let nbsp = Flags::regex('\u{00A0}');
         assert_eq!(nbsp, Flags(Flags::WHITESPACE));
-        assert_eq!(Flags::of('\u{00A0}').0, SEPARATOR | Flags::WHITESPACE);
+        assert_eq!(
+            Flags::of('\u{00A0}').0,
+            Flags::SEPARATOR | Flags::WHITESPACE
+        );
     }
 
     /// Every codepoint against llama.cpp's own `unicode_cpt_flags_from_cpt`, as
