@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::bpe::BpeTables;
 use super::pretokenize::PreTokenizer;
+use super::spm;
 use super::{SpecialTokens, TokenAttr, Tokenizer, TokenizerError, TokenizerKind};
 
 /// A special-token key and the field of [`SpecialTokens`] it sets, in the order
@@ -521,6 +522,8 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
         }
     }
 
+    let spm_word_chunks = kind == TokenizerKind::Spm
+        && spm::tokens_allow_word_chunks(texts.iter().map(String::as_str));
     let mut byte_tokens = [None; 256];
     if kind == TokenizerKind::Spm {
         for (byte, slot) in byte_tokens.iter_mut().enumerate() {
@@ -549,6 +552,7 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
         clean_spaces,
         special_by_length,
         pieces: Vec::new(),
+        spm_word_chunks,
         byte_tokens,
         bpe,
         warnings,

@@ -65,6 +65,10 @@ pub struct Tokenizer {
     special_by_length: Vec<u32>,
     /// Each token's decoded bytes, as `token_to_piece(id, special = true)`.
     pieces: Vec<Vec<u8>>,
+    /// SPM: no token has a `▁` after another character, so no merge can cross the
+    /// start of a `▁` run and each such word can be merged on its own (see
+    /// `encode_spm`).
+    spm_word_chunks: bool,
     /// SPM byte fallback: the token for each byte, if the vocabulary has one.
     byte_tokens: [Option<u32>; 256],
     /// Merge tables (BPE only).
@@ -119,7 +123,13 @@ impl Tokenizer {
                             .chars()
                             .map(|c| if c == ' ' { spm::SPACE } else { c }),
                     );
-                    session.tokenize(&escaped, output);
+                    if self.spm_word_chunks {
+                        for word in spm::words(&escaped) {
+                            session.tokenize(word, output);
+                        }
+                    } else {
+                        session.tokenize(&escaped, output);
+                    }
                     prev_special = false;
                 }
                 Fragment::Token(id) => {

@@ -10,6 +10,41 @@ use super::Tokenizer;
 /// The character SentencePiece writes for a space (U+2581 LOWER ONE EIGHTH BLOCK).
 pub(crate) const SPACE: char = '\u{2581}';
 
+/// Whether no token of the vocabulary has a [`SPACE`] after another character,
+/// i.e. every token is `▁*` followed by text without `▁`.
+pub(crate) fn tokens_allow_word_chunks<'a>(mut texts: impl Iterator<Item = &'a str>) -> bool {
+    texts.all(|text| !text.trim_start_matches(SPACE).contains(SPACE))
+}
+
+/// Splits escaped text before every `▁` run that follows another character.
+///
+/// llama.cpp merges the whole text at once. When no token has a `▁` after another
+/// character ([`tokens_allow_word_chunks`]), no candidate pair can straddle such a
+/// split, and the merges inside each piece happen in the same relative order
+/// (highest score, then leftmost), so merging piece by piece gives identical tokens
+/// while keeping the work queue small and cache-resident.
+pub(crate) fn words(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut prev_space = true;
+        let split = rest
+            .char_indices()
+            .find(|&(_, c)| {
+                let is_space = c == SPACE;
+                let boundary = is_space && !prev_space;
+                prev_space = is_space;
+                boundary
+            })
+            .map_or(rest.len(), |(i, _)| i);
+        let (word, tail) = rest.split_at(split);
+        rest = tail;
+        Some(word)
+    })
+}
+
 /// One run of text in the merge chain: `text[start..start + len]`.
 #[derive(Clone, Copy)]
 struct Symbol {
