@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use gguf::TensorType;
 
 use crate::formats;
+use crate::simd::{self, Cpu, cpu_level};
 
 /// Dequantize `src` (whole blocks) into `dst` (`block_size` f32 per block).
 pub type ToF32Fn = fn(src: &[u8], dst: &mut [f32]);
@@ -62,22 +63,37 @@ pub enum KernelError {
     },
 }
 
-static TABLE: OnceLock<Vec<TypeTraits>> = OnceLock::new();
+/// One table per [`Cpu`] level, built on first use: the scalar entries with the
+/// level's SIMD kernels swapped in.
+static TABLES: [OnceLock<Vec<TypeTraits>>; Cpu::ALL.len()] =
+    [const { OnceLock::new() }; Cpu::ALL.len()];
 
-fn table() -> &'static [TypeTraits] {
-    TABLE.get_or_init(|| {
+fn table_for(level: Cpu) -> &'static [TypeTraits] {
+    TABLES[level as usize].get_or_init(|| {
         let mut t = Vec::new();
         t.extend_from_slice(formats::float::TRAITS);
         t.extend_from_slice(formats::legacy::TRAITS);
         t.extend_from_slice(formats::kquants::TRAITS);
         t.extend_from_slice(formats::iquants::TRAITS);
+        simd::install(level, &mut t);
         t
     })
 }
 
-/// The kernels for `ty`, or `None` if hearth cannot read that format.
+/// The kernels for `ty` at the process's SIMD level ([`cpu_level`]), or `None` if
+/// hearth cannot read that format.
 pub fn traits(ty: TensorType) -> Option<&'static TypeTraits> {
-    table().iter().find(|t| t.ty == ty)
+    traits_for(cpu_level(), ty)
+}
+
+/// The kernels for `ty` at a given SIMD level (tests and benchmarks compare
+/// levels), or `None` if hearth cannot read that format or this CPU cannot run
+/// that level.
+pub fn traits_for(level: Cpu, ty: TensorType) -> Option<&'static TypeTraits> {
+    if !level.is_available() {
+        return None;
+    }
+    table_for(level).iter().find(|t| t.ty == ty)
 }
 
 fn check(ty: TensorType, n: usize, bytes: usize) -> Result<(), KernelError> {
@@ -87,7 +103,11 @@ fn check(ty: TensorType, n: usize, bytes: usize) -> Result<(), KernelError> {
     }
     let expected = n / block * ty.type_size();
     if bytes != expected {
-        return Err(KernelError::Length { ty, expected, found: bytes });
+        return Err(KernelError::Length {
+            ty,
+            expected,
+            found: bytes,
+        });
     }
     Ok(())
 }

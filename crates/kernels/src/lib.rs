@@ -11,6 +11,8 @@ mod dispatch;
 pub mod formats;
 pub mod matmul;
 pub mod pool;
+pub mod simd;
 
-pub use dispatch::{KernelError, TypeTraits, dequantize, dot, quantize, traits};
+pub use dispatch::{KernelError, TypeTraits, dequantize, dot, quantize, traits, traits_for};
 pub use gguf::TensorType;
+pub use simd::{Cpu, cpu_level};

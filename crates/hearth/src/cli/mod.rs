@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod format;
 mod show;
+mod tokenize;
 
 /// Local LLM runtime: run, serve and manage GGUF models.
 #[derive(Debug, Parser)]
@@ -18,12 +19,15 @@ pub struct Cli {
 enum Command {
     /// Show a GGUF model's architecture, size, quantization and tokenizer.
     Show(show::ShowArgs),
+    /// Print the token ids of a text, like llama-tokenize.
+    Tokenize(tokenize::TokenizeArgs),
 }
 
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Show(args) => show::run(&args),
+        Command::Tokenize(args) => tokenize::run(&args),
     }
 }
 

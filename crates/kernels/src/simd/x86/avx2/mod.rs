@@ -1,0 +1,161 @@
+//! AVX2 + FMA + F16C kernels (256-bit), the [`Cpu::Avx2`](crate::simd::Cpu) level.
+//!
+//! Every kernel is an `unsafe fn` compiled with `#[target_feature(enable =
+//! "avx2,fma,f16c")]` and reached only through the safe entries made by
+//! `dot_entry!` / `quantize_entry!`, which `simd::install` puts into the table
+//! only after the features were detected.
+
+use std::arch::x86_64::*;
+
+use gguf::TensorType;
+
+use crate::simd::Override;
+
+mod float;
+pub(super) mod kquants;
+mod legacy;
+mod quantize;
+
+/// This level's replacements of the scalar table.
+pub(in crate::simd) fn overrides() -> Vec<Override> {
+    vec![
+        Override::dot(TensorType::Q4_0, legacy::vec_dot_q4_0_q8_0),
+        Override::dot(TensorType::Q4_1, legacy::vec_dot_q4_1_q8_1),
+        Override::dot(TensorType::Q5_0, legacy::vec_dot_q5_0_q8_0),
+        Override::dot(TensorType::Q5_1, legacy::vec_dot_q5_1_q8_1),
+        Override::dot(TensorType::Q8_0, legacy::vec_dot_q8_0_q8_0),
+        Override::dot(TensorType::Q2_K, kquants::vec_dot_q2_k_q8_k),
+        Override::dot(TensorType::Q3_K, kquants::vec_dot_q3_k_q8_k),
+        Override::dot(TensorType::Q4_K, kquants::vec_dot_q4_k_q8_k),
+        Override::dot(TensorType::Q5_K, kquants::vec_dot_q5_k_q8_k),
+        Override::dot(TensorType::Q6_K, kquants::vec_dot_q6_k_q8_k),
+        Override::dot(TensorType::F32, float::vec_dot_f32),
+        Override::dot(TensorType::F16, float::vec_dot_f16),
+        Override::dot(TensorType::BF16, float::vec_dot_bf16),
+        Override::quantize(TensorType::Q8_0, quantize::quantize_row_q8_0),
+        Override::quantize(TensorType::Q8_1, quantize::quantize_row_q8_1),
+        Override::quantize(TensorType::Q8_K, quantize::quantize_row_q8_k),
+        Override::quantize(TensorType::F16, float::quantize_row_f16),
+    ]
+}
+
+/// Sum of the eight lanes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn hsum_ps(v: __m256) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    _mm_cvtss_f32(s)
+}
+
+/// Sum of the eight i32 lanes (wrapping).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn hsum_epi32(v: __m256i) -> i32 {
+    let s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    let s = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
+    let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01>(s));
+    _mm_cvtsi128_si32(s)
+}
+
+/// The f16 stored little-endian at `p`, as f32 (exact).
+///
+/// # Safety
+/// `p` must be valid for reading 2 bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees 2 readable bytes; the read is unaligned.
+    let h = unsafe { p.cast::<u16>().read_unaligned() };
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+}
+
+/// The f32 stored little-endian at `p`.
+///
+/// # Safety
+/// `p` must be valid for reading 4 bytes.
+#[inline]
+unsafe fn f32_at(p: *const u8) -> f32 {
+    // SAFETY: the caller guarantees 4 readable bytes; the read is unaligned.
+    unsafe { p.cast::<f32>().read_unaligned() }
+}
+
+/// 32 bytes from `p`.
+///
+/// # Safety
+/// `p` must be valid for reading 32 bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn load(p: *const u8) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes; loadu has no alignment need.
+    unsafe { _mm256_loadu_si256(p.cast()) }
+}
+
+/// 16 bytes from `p`.
+///
+/// # Safety
+/// `p` must be valid for reading 16 bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn load128(p: *const u8) -> __m128i {
+    // SAFETY: the caller guarantees 16 readable bytes; loadu has no alignment need.
+    unsafe { _mm_loadu_si128(p.cast()) }
+}
+
+/// The 32 nibbles of 16 packed bytes in the legacy order: low nibbles (elements
+/// 0..16) in the low half, high nibbles (elements 16..32) in the high half.
+///
+/// # Safety
+/// `p` must be valid for reading 16 bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn nibbles_32(p: *const u8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    let b = unsafe { load128(p) };
+    let lo_hi = _mm256_set_m128i(_mm_srli_epi16::<4>(b), b);
+    _mm256_and_si256(lo_hi, _mm256_set1_epi8(0x0f))
+}
+
+/// 32 bytes, byte `i` all ones where bit `i` of the little-endian u32 at `p` is
+/// set (the fifth bits of Q5_0 / Q5_1).
+///
+/// # Safety
+/// `p` must be valid for reading 4 bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn bits_to_bytes_32(p: *const u8) -> __m256i {
+    // SAFETY: forwarded from the caller; the read is unaligned.
+    let bits = unsafe { p.cast::<u32>().read_unaligned() };
+    // Byte i takes byte i / 8 of the word, then is compared against bit i % 8.
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(
+            0x0303_0303_0303_0303,
+            0x0202_0202_0202_0202,
+            0x0101_0101_0101_0101,
+            0,
+        ),
+    );
+    let bit = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+    _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
+}
+
+/// Signed bytes `x · y` summed in groups of four into eight i32 lanes. `y` must not
+/// hold −128 (activations never do); `x` may.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+    // |x| as unsigned times y with x's sign: maddubs needs an unsigned operand.
+    let ax = _mm256_sign_epi8(x, x);
+    let sy = _mm256_sign_epi8(y, x);
+    dot_u8_i8(ax, sy)
+}
+
+/// Unsigned bytes `u` times signed bytes `s`, summed in groups of four into eight
+/// i32 lanes. Pairs must not overflow i16 (true for |u·s| ≤ 128·127 per pair sum).
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+}
