@@ -21,6 +21,8 @@ mod load;
 pub mod pretokenize;
 mod special;
 mod spm;
+#[cfg(test)]
+mod tests;
 mod vocab;
 
 use std::collections::{HashMap, HashSet};

@@ -1,0 +1,235 @@
+//! Behaviour of the tokenizers on tiny hand-made vocabularies. Conformance with
+//! llama.cpp on real and trained vocabularies is in `tests/tokenizer_*.rs`.
+
+use gguf::{Array, Metadata, Value};
+
+use super::{StreamDecoder, TokenAttr, Tokenizer, TokenizerError};
+
+fn strings(items: &[&str]) -> Value {
+    Value::Array(Array::String(items.iter().map(|s| s.to_string()).collect()))
+}
+
+/// An SPM vocabulary: specials, a control token, all 256 byte tokens, then a few
+/// pieces with scores that favour longer merges.
+fn spm_metadata() -> Metadata {
+    let mut tokens = vec![
+        "<unk>".to_owned(),
+        "<s>".into(),
+        "</s>".into(),
+        "<|im_end|>".into(),
+    ];
+    let mut types = vec![2, 3, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    let pieces = [
+        "▁", "h", "e", "l", "o", "he", "ll", "hell", "hello", "▁hello", "▁▁",
+    ];
+    for piece in pieces {
+        tokens.push(piece.to_owned());
+        types.push(1);
+    }
+    let scores: Vec<f32> = (0..tokens.len()).map(|i| i as f32).collect();
+    let mut m = Metadata::new();
+    m.set("tokenizer.ggml.model", Value::String("llama".into()));
+    m.set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)));
+    m.set("tokenizer.ggml.scores", Value::Array(Array::F32(scores)));
+    m.set("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
+    m
+}
+
+/// A byte-level BPE vocabulary: the 256 byte characters, a few merges, and
+/// `<|endoftext|>` as a control token.
+fn bpe_metadata(pre: &str) -> Metadata {
+    let mut tokens: Vec<String> = (0..=255u8)
+        .map(|b| super::bytes::byte_to_char(b).to_string())
+        .collect();
+    tokens.extend(["he", "ll", "hell", "hello", "Ġw", "Ġwo", "<|endoftext|>"].map(String::from));
+    let mut types = vec![1; tokens.len()];
+    *types.last_mut().unwrap() = 3;
+    let mut m = Metadata::new();
+    m.set("tokenizer.ggml.model", Value::String("gpt2".into()));
+    m.set("tokenizer.ggml.pre", Value::String(pre.into()));
+    m.set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)));
+    m.set("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
+    m.set(
+        "tokenizer.ggml.merges",
+        strings(&["h e", "l l", "he ll", "hell o", "Ġ w", "Ġw o"]),
+    );
+    m
+}
+
+fn id(t: &Tokenizer, text: &str) -> u32 {
+    t.token_id(text)
+        .unwrap_or_else(|| panic!("no token {text:?}"))
+}
+
+#[test]
+fn spm_merges_by_score_and_prefixes_a_space() {
+    let t = Tokenizer::from_metadata(&spm_metadata()).unwrap();
+    assert_eq!(t.encode("hello", false, false), [id(&t, "▁hello")]);
+    assert_eq!(t.encode("hello", true, false), [1, id(&t, "▁hello")]);
+    assert_eq!(t.decode(&[1, id(&t, "▁hello")], true, false), b" hello");
+    assert_eq!(t.decode(&[id(&t, "▁hello")], false, false), b"hello");
+}
+
+#[test]
+fn spm_falls_back_to_byte_tokens() {
+    let t = Tokenizer::from_metadata(&spm_metadata()).unwrap();
+    let ids = t.encode("hé", false, false);
+    assert_eq!(
+        ids,
+        [id(&t, "▁"), id(&t, "h"), id(&t, "<0xC3>"), id(&t, "<0xA9>")]
+    );
+    assert_eq!(t.decode(&ids, false, false), "hé".as_bytes());
+}
+
+#[test]
+fn control_tokens_are_text_unless_parse_special() {
+    let t = Tokenizer::from_metadata(&spm_metadata()).unwrap();
+    let im_end = id(&t, "<|im_end|>");
+    assert!(!t.encode("hello<|im_end|>", false, false).contains(&im_end));
+    assert_eq!(
+        t.encode("hello<|im_end|>", false, true),
+        [id(&t, "▁hello"), im_end]
+    );
+    // Rendered only when asked for.
+    assert_eq!(t.token_to_piece(im_end, false), b"");
+    assert_eq!(t.token_to_piece(im_end, true), b"<|im_end|>");
+}
+
+#[test]
+fn end_of_generation_tokens_are_found_by_text() {
+    let t = Tokenizer::from_metadata(&spm_metadata()).unwrap();
+    let im_end = id(&t, "<|im_end|>");
+    assert_eq!(
+        (t.bos(), t.eos(), t.eot()),
+        (Some(1), Some(2), Some(im_end))
+    );
+    assert!(t.is_eog(2) && t.is_eog(im_end) && !t.is_eog(1));
+    assert!(t.token_attr(im_end).intersects(TokenAttr::CONTROL));
+    assert_eq!(t.special_tokens().newline, Some(id(&t, "<0x0A>")));
+}
+
+#[test]
+fn stream_decoder_holds_back_partial_characters() {
+    let t = Tokenizer::from_metadata(&spm_metadata()).unwrap();
+    let ids = t.encode("hé", false, false);
+    let mut decoder = StreamDecoder::new(&t, false);
+    let pieces: Vec<String> = ids.iter().map(|&i| decoder.push(i)).collect();
+    assert_eq!(pieces, ["", "h", "", "é"]);
+    assert_eq!(decoder.finish(), "");
+}
+
+#[test]
+fn stream_decoder_flushes_invalid_bytes_as_replacement() {
+    let t = Tokenizer::from_metadata(&spm_metadata()).unwrap();
+    let mut decoder = StreamDecoder::new(&t, false);
+    assert_eq!(decoder.push(id(&t, "<0xFF>")), "\u{FFFD}");
+    assert_eq!(decoder.push(id(&t, "<0xC3>")), "");
+    assert_eq!(decoder.finish(), "\u{FFFD}");
+}
+
+#[test]
+fn bpe_merges_by_rank_within_words() {
+    let t = Tokenizer::from_metadata(&bpe_metadata("gpt-2")).unwrap();
+    let ids = t.encode("hello world", false, false);
+    let want: Vec<u32> = ["hello", "Ġwo", "r", "l", "d"]
+        .iter()
+        .map(|s| id(&t, s))
+        .collect();
+    assert_eq!(ids, want);
+    assert_eq!(t.decode(&ids, false, false), b"hello world");
+    assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+}
+
+#[test]
+fn bpe_decode_cleans_spaces_like_llama_cpp() {
+    let t = Tokenizer::from_metadata(&bpe_metadata("gpt-2")).unwrap();
+    let ids = t.encode("a , b 's c ' d", false, false);
+    assert_eq!(t.decode(&ids, false, false), b"a, b's c'd");
+}
+
+#[test]
+fn unknown_pre_tokenizer_warns_and_uses_the_default() {
+    let t = Tokenizer::from_metadata(&bpe_metadata("no-such-pre")).unwrap();
+    assert!(
+        t.warnings().iter().any(|w| w.contains("no-such-pre")),
+        "{:?}",
+        t.warnings()
+    );
+    let default = Tokenizer::from_metadata(&bpe_metadata("default")).unwrap();
+    let text = "hello world 12345 it's";
+    assert_eq!(
+        t.encode(text, false, false),
+        default.encode(text, false, false)
+    );
+}
+
+#[test]
+fn bad_metadata_is_a_typed_error() {
+    let mut m = spm_metadata();
+    m.set("tokenizer.ggml.model", Value::String("bert".into()));
+    assert!(
+        matches!(Tokenizer::from_metadata(&m), Err(TokenizerError::UnknownModel(name)) if name == "bert")
+    );
+
+    let mut m = spm_metadata();
+    m.set("tokenizer.ggml.tokens", Value::U32(3));
+    assert!(matches!(
+        Tokenizer::from_metadata(&m),
+        Err(TokenizerError::Metadata {
+            key: "tokenizer.ggml.tokens",
+            ..
+        })
+    ));
+
+    let mut m = spm_metadata();
+    m.set("tokenizer.ggml.tokens", strings(&[]));
+    assert!(matches!(
+        Tokenizer::from_metadata(&m),
+        Err(TokenizerError::EmptyVocab)
+    ));
+
+    let mut m = spm_metadata();
+    m.set(
+        "tokenizer.ggml.scores",
+        Value::Array(Array::F32(vec![0.0; 3])),
+    );
+    assert!(matches!(
+        Tokenizer::from_metadata(&m),
+        Err(TokenizerError::LengthMismatch { found: 3, .. })
+    ));
+
+    let mut m = bpe_metadata("gpt-2");
+    m.set("tokenizer.ggml.merges", strings(&["h e", "nospace"]));
+    assert!(matches!(
+        Tokenizer::from_metadata(&m),
+        Err(TokenizerError::MalformedMerge { index: 1, .. })
+    ));
+
+    let mut m = bpe_metadata("gpt-2");
+    m.set("tokenizer.ggml.merges", strings(&["h e", "€ x"]));
+    assert!(matches!(
+        Tokenizer::from_metadata(&m),
+        Err(TokenizerError::MergeNotInVocab { index: 1, piece, .. }) if piece == "€"
+    ));
+
+    let mut m = Metadata::new();
+    m.set("tokenizer.ggml.model", Value::String("gpt2".into()));
+    m.set("tokenizer.ggml.tokens", strings(&["a"]));
+    assert!(matches!(
+        Tokenizer::from_metadata(&m),
+        Err(TokenizerError::MissingMerges)
+    ));
+}
+
+#[test]
+fn out_of_range_special_ids_fall_back_with_a_warning() {
+    let mut m = spm_metadata();
+    m.set("tokenizer.ggml.eos_token_id", Value::U32(1_000_000));
+    let t = Tokenizer::from_metadata(&m).unwrap();
+    assert_eq!(t.eos(), Some(2));
+    assert!(t.warnings().iter().any(|w| w.contains("eos_token_id")));
+}
