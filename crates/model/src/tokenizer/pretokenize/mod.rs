@@ -6,8 +6,9 @@
 //! every piece the previous one produced, and both its matches and the gaps between
 //! them become pieces. Tokens must come out identical to llama.cpp's, so the splitters
 //! here reproduce what llama.cpp actually does, not what the regexes mean in Python:
-//! its hand-written splitters ([`custom`]), and for the rest the behaviour of
-//! `std::regex` over llama.cpp's category-collapsed text ([`stl`]). Everything runs
+//! its hand-written splitters (`custom`), and for the rest the behaviour of
+//! `std::regex` over llama.cpp's category-collapsed text (`stl`, `cased`,
+//! `deepseek`). Everything runs
 //! in one pass per stage over byte offsets, with no backtracking and no allocation.
 //!
 //! The differential tests in `tests/pretokenize.rs` compare every pre-tokenizer
