@@ -3,8 +3,13 @@
 
 use clap::{Parser, Subcommand};
 
+mod cp;
+mod create;
 mod format;
+mod list;
+mod rm;
 mod show;
+mod show_model;
 mod tokenize;
 
 /// Local LLM runtime: run, serve and manage GGUF models.
@@ -17,7 +22,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Show a GGUF model's architecture, size, quantization and tokenizer.
+    /// Copy a model: a new name (tag) for the same manifest.
+    Cp(cp::CpArgs),
+    /// Create a model in the store from a Modelfile.
+    Create(create::CreateArgs),
+    /// List the models in the store.
+    #[command(alias = "ls")]
+    List(list::ListArgs),
+    /// Remove models from the store, and the data no other model uses.
+    Rm(rm::RmArgs),
+    /// Show a model of the store, or a GGUF file's architecture, size, quantization and tokenizer.
     Show(show::ShowArgs),
     /// Print the token ids of a text, like llama-tokenize.
     Tokenize(tokenize::TokenizeArgs),
@@ -26,6 +40,10 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Cp(args) => cp::run(&args),
+        Command::Create(args) => create::run(&args),
+        Command::List(args) => list::run(&args),
+        Command::Rm(args) => rm::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Tokenize(args) => tokenize::run(&args),
     }

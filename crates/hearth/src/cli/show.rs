@@ -1,32 +1,49 @@
 //! `hearth show PATH.gguf [--verbose]`: what a model file is, at a glance, and
 //! with `--verbose` every metadata entry and tensor (like gguf-py's gguf_dump).
+//! `hearth show NAME` shows a model of the store instead (show_model.rs).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::Context;
 use gguf::{GgufModel, Metadata, TensorType, Value};
 
-use super::format;
+use super::{format, show_model};
 
 /// Arguments of `hearth show`.
 #[derive(Debug, clap::Args)]
 pub struct ShowArgs {
-    /// A GGUF file, or any shard of a split model (NAME-00001-of-0000N.gguf).
-    path: PathBuf,
-    /// Also list every metadata entry and every tensor.
+    /// A model in the store (`llama3.2`, `me/model:v1`), or a GGUF file, or any
+    /// shard of a split model (NAME-00001-of-0000N.gguf).
+    model: String,
+    /// Also list every metadata entry and every tensor (files only).
     #[arg(short, long)]
     verbose: bool,
+    #[command(flatten)]
+    pub(super) part: show_model::PartArgs,
 }
 
-/// Opens the model and prints its summary to stdout.
+/// Shows a file if `model` names one (or looks like a path), else a model of
+/// the store.
 pub fn run(args: &ShowArgs) -> anyhow::Result<()> {
-    let model = GgufModel::open(&args.path).map_err(|e| match e {
+    let path = Path::new(&args.model);
+    let looks_like_path = path.extension().is_some_and(|e| e == "gguf")
+        || path.is_absolute()
+        || args.model.starts_with(['.', '~']);
+    if !path.is_file() && !looks_like_path {
+        return show_model::run(&args.model, &args.part);
+    }
+    if args.part.any() {
+        anyhow::bail!(
+            "--modelfile, --parameters, --template, --system and --license apply to models in the store, not to files"
+        );
+    }
+    let model = GgufModel::open(path).map_err(|e| match e {
         // I/O errors already name the file.
         gguf::Error::Io { .. } => anyhow::Error::new(e),
-        e => anyhow::Error::new(e).context(format!("{}", args.path.display())),
+        e => anyhow::Error::new(e).context(args.model.clone()),
     })?;
     let mut out = summary(&model);
     if args.verbose {

@@ -1,0 +1,22 @@
+//! `hearth cp SRC DST`: gives a model another name (a tag is a pointer to a
+//! manifest: no data is copied).
+
+use store::{ModelName, Store};
+
+/// Arguments of `hearth cp`.
+#[derive(Debug, clap::Args)]
+pub struct CpArgs {
+    /// The existing model.
+    source: String,
+    /// The new name (replaced if it exists).
+    destination: String,
+}
+
+/// Copies the manifest.
+pub fn run(args: &CpArgs) -> anyhow::Result<()> {
+    let src = ModelName::parse(&args.source)?;
+    let dst = ModelName::parse(&args.destination)?;
+    Store::from_env()?.copy(&src, &dst)?;
+    println!("copied '{}' to '{}'", args.source, args.destination);
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `hearth create NAME [-f Modelfile]`: builds a model in the store from a
+//! Modelfile, printing progress lines as `ollama create` does.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use store::{ModelName, Modelfile, Progress, Store};
+
+/// Arguments of `hearth create`.
+#[derive(Debug, clap::Args)]
+pub struct CreateArgs {
+    /// Name of the model to create, e.g. `mymodel` or `me/mymodel:v1`.
+    name: String,
+    /// The Modelfile (FROM a GGUF file or an existing model, PARAMETER,
+    /// TEMPLATE, SYSTEM, MESSAGE, LICENSE).
+    #[arg(short, long, default_value = "Modelfile")]
+    file: PathBuf,
+}
+
+/// Parses the Modelfile and creates the model.
+pub fn run(args: &CreateArgs) -> anyhow::Result<()> {
+    let name = ModelName::parse(&args.name)?;
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let modelfile = Modelfile::parse(&text).with_context(|| format!("{}", args.file.display()))?;
+    let mut stderr = std::io::stderr().lock();
+    for warning in &modelfile.warnings {
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
+    let base_dir = match args.file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let store = Store::from_env()?;
+    let mut last_status = String::new();
+    // One line per step; byte counts only matter to interactive displays.
+    let mut progress = |p: Progress| {
+        if p.status != last_status {
+            let _ = writeln!(stderr, "{}", p.status);
+            last_status = p.status;
+        }
+    };
+    store.create(&name, &modelfile, base_dir, &mut progress)?;
+    Ok(())
+}

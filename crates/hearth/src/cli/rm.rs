@@ -1,0 +1,27 @@
+//! `hearth rm NAME...`: removes models, then the blobs no other model uses.
+
+use store::{ModelName, Store};
+
+/// Arguments of `hearth rm`.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Models to remove.
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+/// Removes each model in turn, stopping at the first failure.
+pub fn run(args: &RmArgs) -> anyhow::Result<()> {
+    // Validate every name before removing anything.
+    let names = args
+        .names
+        .iter()
+        .map(|n| ModelName::parse(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = Store::from_env()?;
+    for (name, arg) in names.iter().zip(&args.names) {
+        store.delete(name)?;
+        println!("deleted '{arg}'");
+    }
+    Ok(())
+}
