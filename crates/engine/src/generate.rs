@@ -1,0 +1,279 @@
+//! The generation loop: prefill the prompt (reusing the cached prefix), then
+//! sample, stream and decode one token at a time until an end-of-generation
+//! token, a stop sequence, the token budget, the context limit or cancellation.
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use model::sampler::Sampler;
+use model::tokenizer::{StreamDecoder, Tokenizer};
+
+use crate::EngineError;
+use crate::backend::Backend;
+use crate::options::Options;
+use crate::stop::StopMatcher;
+
+/// A sequence's backend and the tokens its cache holds, so that a new prompt
+/// that extends an earlier one only runs the new part.
+#[derive(Debug)]
+pub struct Context<B> {
+    backend: B,
+    /// The tokens at positions `0..backend.n_past()`.
+    tokens: Vec<u32>,
+}
+
+impl<B: Backend> Context<B> {
+    /// A context over a fresh (empty) backend sequence.
+    pub fn new(mut backend: B) -> Self {
+        backend.truncate(0);
+        Self {
+            backend,
+            tokens: Vec::new(),
+        }
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The tokens in the cache, oldest first.
+    pub fn tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Positions the context holds.
+    pub fn n_ctx(&self) -> usize {
+        self.backend.n_ctx()
+    }
+
+    /// Forgets the cache.
+    pub fn clear(&mut self) {
+        self.backend.truncate(0);
+        self.tokens.clear();
+    }
+
+    /// Runs `prompt`, reusing the longest cached prefix, and returns the number
+    /// of tokens actually evaluated and the last token's logits. At least the
+    /// final prompt token is always evaluated, since its logits are needed.
+    pub fn prefill(&mut self, prompt: &[u32]) -> Result<(usize, &[f32]), EngineError> {
+        if prompt.is_empty() {
+            return Err(EngineError::EmptyPrompt);
+        }
+        let n_ctx = self.backend.n_ctx();
+        if prompt.len() >= n_ctx {
+            return Err(EngineError::PromptTooLong {
+                n_prompt: prompt.len(),
+                n_ctx,
+            });
+        }
+        let common = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count()
+            .min(prompt.len() - 1);
+        self.backend.truncate(common);
+        self.tokens.truncate(common);
+        let new = &prompt[common..];
+        let logits = self.backend.forward(new)?;
+        self.tokens.extend_from_slice(new);
+        Ok((new.len(), logits))
+    }
+
+    /// Runs one generated token and returns its logits.
+    pub fn push(&mut self, token: u32) -> Result<&[f32], EngineError> {
+        let logits = self.backend.forward(&[token])?;
+        self.tokens.push(token);
+        Ok(logits)
+    }
+
+    /// Ollama's context shift: keeps the first `num_keep` tokens and drops half
+    /// of the rest. Fails when nothing can be dropped.
+    pub fn shift(&mut self, num_keep: usize) -> Result<(), EngineError> {
+        let n_past = self.tokens.len();
+        let keep = num_keep.min(n_past);
+        let discard = (n_past - keep) / 2;
+        if discard == 0 {
+            return Err(EngineError::ContextFull {
+                n_ctx: self.backend.n_ctx(),
+            });
+        }
+        self.backend.shift(keep, discard)?;
+        self.tokens.drain(keep..keep + discard);
+        Ok(())
+    }
+}
+
+/// Why generation ended (Ollama's `done_reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoneReason {
+    /// An end-of-generation token or a stop sequence.
+    Stop,
+    /// `num_predict` tokens were generated, or (with `num_predict = -2`) the
+    /// context is full.
+    Length,
+    /// The caller cancelled (Ctrl-C, a closed connection).
+    Cancelled,
+}
+
+impl DoneReason {
+    /// The name Ollama's API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoneReason::Stop => "stop",
+            DoneReason::Length => "length",
+            DoneReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Where the time went, as Ollama reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Timings {
+    /// Loading the model (filled in by whoever loaded it).
+    pub load_duration: Duration,
+    /// Prompt tokens evaluated (cached prefix tokens are not counted).
+    pub prompt_eval_count: usize,
+    /// Time to evaluate them.
+    pub prompt_eval_duration: Duration,
+    /// Tokens generated.
+    pub eval_count: usize,
+    /// Time to generate them (sampling and forward passes).
+    pub eval_duration: Duration,
+    /// Wall time of the whole request.
+    pub total_duration: Duration,
+}
+
+impl Timings {
+    /// Prompt tokens per second.
+    pub fn prompt_eval_rate(&self) -> f64 {
+        rate(self.prompt_eval_count, self.prompt_eval_duration)
+    }
+
+    /// Generated tokens per second.
+    pub fn eval_rate(&self) -> f64 {
+        rate(self.eval_count, self.eval_duration)
+    }
+}
+
+fn rate(count: usize, d: Duration) -> f64 {
+    if d.is_zero() {
+        0.0
+    } else {
+        count as f64 / d.as_secs_f64()
+    }
+}
+
+/// The outcome of one generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateResult {
+    /// The text streamed to the callback, concatenated.
+    pub text: String,
+    /// The generated tokens, excluding the end-of-generation token.
+    pub tokens: Vec<u32>,
+    /// Why it ended.
+    pub done_reason: DoneReason,
+    /// Counts and durations.
+    pub timings: Timings,
+}
+
+/// Generates a continuation of `prompt` in `ctx`, streaming text pieces to
+/// `on_text`. A `Break` from `on_text`, or `cancel` turning true (checked before
+/// every token), ends generation with [`DoneReason::Cancelled`].
+///
+/// Neither end-of-generation tokens nor stop sequences (nor anything after them)
+/// reach `on_text`.
+pub fn generate<B: Backend>(
+    ctx: &mut Context<B>,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    options: &Options,
+    cancel: Option<&AtomicBool>,
+    on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+) -> Result<GenerateResult, EngineError> {
+    let start = Instant::now();
+    let mut sampler = Sampler::new(options.sampler_params());
+    for &t in prompt {
+        sampler.accept(t);
+    }
+    let mut decoder = StreamDecoder::new(tokenizer, false);
+    let mut stops = StopMatcher::new(&options.stop);
+    let mut result = GenerateResult {
+        text: String::new(),
+        tokens: Vec::new(),
+        done_reason: DoneReason::Stop,
+        timings: Timings::default(),
+    };
+    let mut emit = |text: &str, result: &mut GenerateResult| {
+        if text.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        result.text.push_str(text);
+        on_text(text)
+    };
+
+    let (n_eval, mut logits) = ctx.prefill(prompt)?;
+    let prefill_end = Instant::now();
+    result.timings.prompt_eval_count = n_eval;
+    result.timings.prompt_eval_duration = prefill_end - start;
+
+    let budget_spent = |n: usize| options.num_predict >= 0 && n >= options.num_predict as usize;
+    let mut stop_hit = false;
+    let reason = loop {
+        if budget_spent(result.tokens.len()) {
+            break DoneReason::Length;
+        }
+        if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
+            break DoneReason::Cancelled;
+        }
+        let token = sampler.sample(logits)?;
+        sampler.accept(token);
+        if tokenizer.is_eog(token) {
+            break DoneReason::Stop;
+        }
+        result.tokens.push(token);
+        let piece = decoder.push(token);
+        let released = stops.push(&piece);
+        stop_hit = released.stopped;
+        if emit(released.text, &mut result).is_break() {
+            break DoneReason::Cancelled;
+        }
+        if stop_hit {
+            break DoneReason::Stop;
+        }
+        if budget_spent(result.tokens.len()) {
+            break DoneReason::Length;
+        }
+        if ctx.tokens().len() >= ctx.n_ctx() {
+            if options.num_predict == -2 {
+                break DoneReason::Length;
+            }
+            if !options.context_shift {
+                return Err(EngineError::ContextFull { n_ctx: ctx.n_ctx() });
+            }
+            ctx.shift(options.num_keep)?;
+        }
+        logits = ctx.push(token)?;
+    };
+    // Release what the decoder and the stop matcher still hold, unless a stop
+    // sequence ended the text or the caller asked for nothing more. A stop that
+    // completes only with the decoder's last bytes still cuts the text.
+    if !stop_hit && reason != DoneReason::Cancelled {
+        let tail = decoder.finish();
+        let released = stops.push(&tail);
+        let stopped = released.stopped;
+        let flow = emit(released.text, &mut result);
+        if !stopped && flow.is_continue() {
+            let _ = emit(stops.flush(), &mut result);
+        }
+    }
+    let end = Instant::now();
+    result.done_reason = reason;
+    result.timings.eval_count = result.tokens.len();
+    result.timings.eval_duration = end - prefill_end;
+    result.timings.total_duration = end - start;
+    Ok(result)
+}

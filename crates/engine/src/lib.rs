@@ -1,0 +1,21 @@
+//! Generation on top of the `model` crate: the sampling loop with streaming,
+//! stop sequences and Ollama-style timings ([`generate`]), the cached context a
+//! conversation keeps between turns ([`Context`]), chat sessions that render the
+//! model's template ([`ChatSession`]), and the option set shared by the CLI and
+//! the API ([`Options`]).
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod backend;
+mod chat;
+mod error;
+mod generate;
+mod options;
+mod stop;
+
+pub use backend::{Backend, ModelBackend};
+pub use chat::ChatSession;
+pub use error::EngineError;
+pub use generate::{Context, DoneReason, GenerateResult, Timings, generate};
+pub use options::{OPTION_NAMES, Options};
+pub use stop::{Released, StopMatcher};

@@ -1,0 +1,241 @@
+//! `hearth run MODEL [PROMPT]`: with a prompt, streams one answer (through the
+//! model's chat template, like `ollama run`) and exits; without, an interactive
+//! chat ([`repl`]).
+
+mod repl;
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Args;
+use engine::{ChatSession, Context, GenerateResult, ModelBackend, Options, Timings};
+use model::tokenizer::Tokenizer;
+use model::{LoadOptions, Model};
+
+/// Arguments of `hearth run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Path to a GGUF model file.
+    model: PathBuf,
+    /// The prompt (several words are joined with spaces); without one, an
+    /// interactive chat starts.
+    prompt: Vec<String>,
+    /// Context size in tokens [default: 4096, at most the model's training context].
+    #[arg(long)]
+    ctx: Option<usize>,
+    /// Threads for the forward pass [default: all cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Sampling temperature; 0 picks the most likely token.
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// Sample from the K most likely tokens (0: all).
+    #[arg(long)]
+    top_k: Option<usize>,
+    /// Nucleus sampling probability mass.
+    #[arg(long)]
+    top_p: Option<f32>,
+    /// Drop tokens less likely than this fraction of the most likely one.
+    #[arg(long)]
+    min_p: Option<f32>,
+    /// Penalty for repeating recent tokens (1: off).
+    #[arg(long)]
+    repeat_penalty: Option<f32>,
+    /// Random seed, for reproducible answers.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Most tokens to generate (-1: until the model stops, -2: fill the context).
+    #[arg(long, allow_negative_numbers = true)]
+    num_predict: Option<i32>,
+    /// System prompt.
+    #[arg(long)]
+    system: Option<String>,
+    /// Shift the context (keep the start, drop half of the rest) when it fills
+    /// up, instead of stopping with an error.
+    #[arg(long)]
+    context_shift: bool,
+    /// Print timings and token rates after each answer.
+    #[arg(long)]
+    verbose: bool,
+}
+
+/// Set while an answer is streaming; Ctrl-C then cancels the answer instead
+/// of exiting.
+static GENERATING: AtomicBool = AtomicBool::new(false);
+/// Set by Ctrl-C during an answer; checked between tokens.
+static CANCEL: AtomicBool = AtomicBool::new(false);
+
+/// Runs `hearth run`.
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let load = LoadOptions {
+        threads: args.threads,
+    };
+    let model = Model::load_with(&args.model, &load)
+        .with_context(|| format!("loading {}", args.model.display()))?;
+    let metadata = model.gguf().metadata();
+    let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
+    let load_duration = start.elapsed();
+
+    let options = options(args, &model)?;
+    let backend = ModelBackend::new(&model, options.num_ctx)?;
+    let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
+    session.set_system(args.system.clone());
+
+    ctrlc::set_handler(|| {
+        if GENERATING.load(Ordering::SeqCst) {
+            CANCEL.store(true, Ordering::SeqCst);
+        } else {
+            // At the prompt (or while loading), Ctrl-C leaves.
+            println!();
+            std::process::exit(0);
+        }
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let mut stdout = std::io::stdout();
+    if args.prompt.is_empty() {
+        let stdin = std::io::stdin();
+        let mut repl = repl::Repl {
+            session: &mut session,
+            model: &model,
+            verbose: args.verbose,
+            load_duration,
+        };
+        return repl.run(&mut stdin.lock(), &mut stdout);
+    }
+    let prompt = args.prompt.join(" ");
+    let mut result = answer(&mut session, &prompt, &mut stdout)?;
+    writeln!(stdout)?;
+    if args.verbose {
+        result.timings.load_duration = load_duration;
+        result.timings.total_duration += load_duration;
+        print_timings(&result.timings, &mut std::io::stderr())?;
+    }
+    Ok(())
+}
+
+/// The generation options from the command line and the model's limits.
+fn options(args: &RunArgs, model: &Model) -> anyhow::Result<Options> {
+    let mut o = Options::default();
+    o.num_ctx = match args.ctx {
+        Some(n) => n,
+        None => o.num_ctx.min(model.info().n_ctx_train.max(1)),
+    };
+    let s = &mut o.sampler;
+    s.temperature = args.temperature.unwrap_or(s.temperature);
+    s.top_k = args.top_k.unwrap_or(s.top_k);
+    s.top_p = args.top_p.unwrap_or(s.top_p);
+    s.min_p = args.min_p.unwrap_or(s.min_p);
+    s.repeat_penalty = args.repeat_penalty.unwrap_or(s.repeat_penalty);
+    s.seed = args.seed.or(s.seed);
+    o.num_predict = args.num_predict.unwrap_or(o.num_predict);
+    o.context_shift = args.context_shift;
+    if o.num_ctx == 0 {
+        anyhow::bail!("--ctx must be positive");
+    }
+    Ok(o)
+}
+
+/// Sends `prompt` in `session`, streaming the answer to `out`; Ctrl-C ends the
+/// answer early.
+fn answer(
+    session: &mut ChatSession<'_, ModelBackend<'_>>,
+    prompt: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<GenerateResult> {
+    let mut write_error = None;
+    CANCEL.store(false, Ordering::SeqCst);
+    GENERATING.store(true, Ordering::SeqCst);
+    let result = session.send(prompt, Some(&CANCEL), &mut |text| match out
+        .write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+    {
+        Ok(()) => ControlFlow::Continue(()),
+        Err(e) => {
+            write_error = Some(e);
+            ControlFlow::Break(())
+        }
+    });
+    GENERATING.store(false, Ordering::SeqCst);
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    Ok(result?)
+}
+
+/// Ollama's `--verbose` statistics.
+fn print_timings(t: &Timings, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(out, "total duration:       {}", duration(t.total_duration))?;
+    writeln!(out, "load duration:        {}", duration(t.load_duration))?;
+    writeln!(
+        out,
+        "prompt eval count:    {} token(s)",
+        t.prompt_eval_count
+    )?;
+    writeln!(
+        out,
+        "prompt eval duration: {}",
+        duration(t.prompt_eval_duration)
+    )?;
+    writeln!(
+        out,
+        "prompt eval rate:     {:.2} tokens/s",
+        t.prompt_eval_rate()
+    )?;
+    writeln!(out, "eval count:           {} token(s)", t.eval_count)?;
+    writeln!(out, "eval duration:        {}", duration(t.eval_duration))?;
+    writeln!(out, "eval rate:            {:.2} tokens/s", t.eval_rate())?;
+    Ok(())
+}
+
+/// A duration the way Go prints one (Ollama's output): `1.234s`, `56.7ms`.
+fn duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs >= 1.0 {
+        format!("{secs:.3}s")
+    } else if secs >= 1e-3 {
+        format!("{:.3}ms", secs * 1e3)
+    } else {
+        format!("{:.3}µs", secs * 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_use_go_style_units() {
+        assert_eq!(duration(Duration::from_millis(1234)), "1.234s");
+        assert_eq!(duration(Duration::from_micros(56_700)), "56.700ms");
+        assert_eq!(duration(Duration::from_nanos(12_500)), "12.500µs");
+    }
+
+    #[test]
+    fn timings_print_counts_and_rates() {
+        let t = Timings {
+            prompt_eval_count: 10,
+            prompt_eval_duration: Duration::from_millis(500),
+            eval_count: 30,
+            eval_duration: Duration::from_secs(2),
+            ..Timings::default()
+        };
+        let mut out = Vec::new();
+        print_timings(&t, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("prompt eval rate:     20.00 tokens/s"),
+            "{text}"
+        );
+        assert!(
+            text.contains("eval rate:            15.00 tokens/s"),
+            "{text}"
+        );
+        assert!(text.contains("eval count:           30 token(s)"), "{text}");
+    }
+}
