@@ -233,3 +233,35 @@ fn out_of_range_special_ids_fall_back_with_a_warning() {
     assert_eq!(t.eos(), Some(2));
     assert!(t.warnings().iter().any(|w| w.contains("eos_token_id")));
 }
+
+#[test]
+fn spm_merges_across_words_when_a_token_spans_a_space() {
+    // "o▁" and "o▁w" have a ▁ after another character, so words may not be merged
+    // apart.
+    let mut m = spm_metadata();
+    let mut tokens = match m.get("tokenizer.ggml.tokens") {
+        Some(Value::Array(Array::String(tokens))) => tokens.clone(),
+        _ => unreachable!("set above"),
+    };
+    tokens.extend(["w", "o▁", "o▁w"].map(String::from));
+    let n = tokens.len();
+    let mut types = vec![2, 3, 3, 3];
+    types.extend(std::iter::repeat_n(6, 256));
+    types.resize(n, 1);
+    m.set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)));
+    m.set("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
+    m.set(
+        "tokenizer.ggml.scores",
+        Value::Array(Array::F32((0..n).map(|i| i as f32).collect())),
+    );
+    let t = Tokenizer::from_metadata(&m).unwrap();
+    let ids = t.encode("o wo", false, false);
+    assert_eq!(ids, [id(&t, "▁"), id(&t, "o▁w"), id(&t, "o")]);
+    assert_eq!(t.decode(&ids, false, false), b"o wo");
+}
+
+#[test]
+fn tokenizer_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tokenizer>();
+}
