@@ -199,7 +199,8 @@ pub fn typical(
     scores.extend(c.data.iter().map(|x| (-x.p.ln() - entropy).abs()));
     order.clear();
     order.extend(0..c.data.len());
-    order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
+    // Unstable, as llama.cpp's std::sort, and without the stable sort's buffer.
+    order.sort_unstable_by(|&a, &b| scores[a].total_cmp(&scores[b]));
 
     let mut cum = 0.0f32;
     let mut last = order.len();
