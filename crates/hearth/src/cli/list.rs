@@ -151,11 +151,11 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(
             lines[0],
-            "NAME               ID                  SIZE      MODIFIED"
+            "NAME               ID              SIZE      MODIFIED"
         );
         assert_eq!(
             lines[1],
-            "llama3.2:latest    e3b0c44298fc        2.0 GB    2 minutes ago"
+            "llama3.2:latest    e3b0c44298fc    2.0 GB    2 minutes ago"
         );
     }
 }
