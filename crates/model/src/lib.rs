@@ -1,6 +1,15 @@
 //! Tokenizers, chat templates and model architectures.
 #![deny(missing_docs)]
 
+pub mod arch;
 pub mod chat;
+mod error;
+pub mod kv_cache;
+pub mod loader;
+pub mod ops;
+pub mod synthetic;
 pub mod sampler;
 pub mod tokenizer;
+
+pub use arch::{LoadOptions, Logits, Model, ModelInfo, State};
+pub use error::ModelError;

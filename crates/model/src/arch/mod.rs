@@ -1,0 +1,320 @@
+//! Loading a model and running its forward pass: [`Model`] (the mapped file, the
+//! architecture's config and weight views, the thread pool) and [`State`] (one
+//! sequence's KV cache and activation buffers).
+//!
+//! ```no_run
+//! # fn main() -> Result<(), model::ModelError> {
+//! use model::{Logits, Model};
+//! let model = Model::load(std::path::Path::new("model.gguf"))?;
+//! let mut state = model.new_state(2048)?;
+//! let logits = model.forward(&mut state, &[1, 15043, 3186], Logits::Last)?;
+//! assert_eq!(logits.len(), model.info().n_vocab);
+//! # Ok(()) }
+//! ```
+
+pub mod llama;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use gguf::GgufModel;
+use kernels::pool::ThreadPool;
+
+use crate::ModelError;
+use crate::kv_cache::KvCache;
+
+/// The architectures hearth implements, by `general.architecture`.
+#[derive(Debug)]
+pub enum Arch {
+    /// `llama`: Llama 1-3, Mistral, Mixtral, CodeLlama, DeepSeek-Coder.
+    Llama(llama::Llama),
+}
+
+/// Options for [`Model::load_with`].
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Threads for the forward pass; `None` uses every available core.
+    pub threads: Option<usize>,
+}
+
+/// What a loaded model is, for display and for sizing requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// `general.architecture`.
+    pub arch: String,
+    /// Vocabulary size (rows of the logits).
+    pub n_vocab: usize,
+    /// Context length the model was trained with.
+    pub n_ctx_train: usize,
+    /// Residual stream width.
+    pub n_embd: usize,
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads.
+    pub n_head_kv: usize,
+    /// `general.file_type` (llama.cpp's `llama_ftype`), if set.
+    pub file_type: Option<u32>,
+    /// Total number of weights.
+    pub n_params: u64,
+    /// Size of the file(s) in bytes.
+    pub file_size: u64,
+}
+
+/// Which logits [`Model::forward`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Logits {
+    /// Only the last token's: `n_vocab` floats.
+    Last,
+    /// Every token's: `n_tokens * n_vocab` floats, token-major.
+    All,
+}
+
+/// A loaded model: the memory-mapped GGUF, the architecture's config and weight
+/// views, and the thread pool its forward pass runs on.
+#[derive(Debug)]
+pub struct Model {
+    gguf: GgufModel,
+    info: ModelInfo,
+    arch: Arch,
+    pool: ThreadPool,
+    /// Distinguishes states made by this model from others'.
+    id: u64,
+}
+
+static NEXT_MODEL_ID: AtomicU64 = AtomicU64::new(1);
+
+impl Model {
+    /// Loads the model at `path` with default options (all cores).
+    pub fn load(path: &Path) -> Result<Model, ModelError> {
+        Self::load_with(path, &LoadOptions::default())
+    }
+
+    /// Loads the model at `path`: maps the file, reads the architecture's
+    /// hyper-parameters and checks that every tensor it needs is present with the
+    /// expected shape and a supported type.
+    pub fn load_with(path: &Path, options: &LoadOptions) -> Result<Model, ModelError> {
+        let gguf = GgufModel::open(path)?;
+        Self::from_gguf(gguf, options)
+    }
+
+    /// A model from an already opened GGUF.
+    pub fn from_gguf(gguf: GgufModel, options: &LoadOptions) -> Result<Model, ModelError> {
+        let md = gguf.metadata();
+        let name = md.get_str("general.architecture")?.to_owned();
+        let arch = match name.as_str() {
+            "llama" => Arch::Llama(llama::Llama::load(&gguf)?),
+            _ => return Err(ModelError::UnknownArchitecture(name)),
+        };
+        let Arch::Llama(l) = &arch;
+        let c = &l.config;
+        let info = ModelInfo {
+            arch: name,
+            n_vocab: c.n_vocab,
+            n_ctx_train: c.n_ctx_train,
+            n_embd: c.n_embd,
+            n_layer: c.n_layer,
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            file_type: md.opt_u32("general.file_type")?,
+            n_params: gguf.tensors().map(|(_, t)| t.n_elements()).sum(),
+            file_size: gguf.file_size(),
+        };
+        let pool = match options.threads {
+            Some(n) => ThreadPool::new(n),
+            None => ThreadPool::with_available_parallelism(),
+        };
+        Ok(Model {
+            gguf,
+            info,
+            arch,
+            pool,
+            id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// What the model is.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The underlying GGUF (metadata for the tokenizer and chat template).
+    pub fn gguf(&self) -> &GgufModel {
+        &self.gguf
+    }
+
+    /// The architecture with its config.
+    pub fn arch(&self) -> &Arch {
+        &self.arch
+    }
+
+    /// Threads the forward pass runs on.
+    pub fn n_threads(&self) -> usize {
+        self.pool.n_threads()
+    }
+
+    /// A fresh sequence state for up to `n_ctx` positions: the f16 KV cache and
+    /// the activation buffers, allocated once here.
+    pub fn new_state(&self, n_ctx: usize) -> Result<State, ModelError> {
+        if n_ctx == 0 {
+            return Err(ModelError::InvalidRequest("n_ctx must be positive".into()));
+        }
+        let Arch::Llama(l) = &self.arch;
+        let c = &l.config;
+        Ok(State {
+            kv: KvCache::new(c.n_layer, n_ctx, c.kv_dim()),
+            n_past: 0,
+            logits: Vec::new(),
+            buffers: l.buffers(&self.pool, n_ctx)?,
+            model_id: self.id,
+        })
+    }
+
+    /// Runs `tokens` at positions `state.n_past()..` and appends them to the cache.
+    /// Returns the last token's logits ([`Logits::Last`], `n_vocab` floats) or
+    /// every token's ([`Logits::All`], `tokens.len() * n_vocab`), borrowed from
+    /// `state`.
+    ///
+    /// Errors, leaving the state unchanged: an empty `tokens`, a token id
+    /// `>= n_vocab`, or more tokens than the context has room for
+    /// ([`ModelError::ContextFull`]).
+    pub fn forward<'s>(
+        &self,
+        state: &'s mut State,
+        tokens: &[u32],
+        want: Logits,
+    ) -> Result<&'s [f32], ModelError> {
+        self.run(state, tokens, want == Logits::All, false)
+    }
+
+    /// Runs `tokens` like [`Model::forward`] but returns every token's final
+    /// hidden state after the output norm (`tokens.len() * n_embd` floats,
+    /// token-major) instead of logits: what embeddings are pooled from
+    /// (llama.cpp's `result_norm` with `embeddings = true`).
+    pub fn embed<'s>(&self, state: &'s mut State, tokens: &[u32]) -> Result<&'s [f32], ModelError> {
+        self.run(state, tokens, true, true)
+    }
+
+    /// [`Model::forward`] and [`Model::embed`]: logits of the last or of every
+    /// token, or (`hidden`) every token's normed hidden state.
+    fn run<'s>(
+        &self,
+        state: &'s mut State,
+        tokens: &[u32],
+        all: bool,
+        hidden: bool,
+    ) -> Result<&'s [f32], ModelError> {
+        self.check_state(state)?;
+        if tokens.is_empty() {
+            return Err(ModelError::InvalidRequest("no tokens to run".into()));
+        }
+        let n_vocab = self.info.n_vocab;
+        if let Some((index, &token)) = tokens
+            .iter()
+            .enumerate()
+            .find(|(_, t)| **t as usize >= n_vocab)
+        {
+            return Err(ModelError::TokenOutOfRange {
+                token,
+                index,
+                n_vocab,
+            });
+        }
+        let needed = state.n_past + tokens.len();
+        if needed > state.kv.n_ctx() {
+            return Err(ModelError::ContextFull {
+                n_ctx: state.kv.n_ctx(),
+                needed,
+            });
+        }
+        let n_out = match (hidden, all) {
+            (true, _) => tokens.len() * self.info.n_embd,
+            (false, false) => n_vocab,
+            (false, true) => tokens.len() * n_vocab,
+        };
+        state.logits.resize(n_out, 0.0);
+        let Arch::Llama(l) = &self.arch;
+        l.forward(
+            &self.gguf,
+            &self.pool,
+            &mut state.kv,
+            &mut state.buffers,
+            tokens,
+            state.n_past,
+            all,
+            hidden,
+            &mut state.logits,
+        )?;
+        state.n_past = needed;
+        Ok(&state.logits)
+    }
+
+    fn check_state(&self, state: &State) -> Result<(), ModelError> {
+        if state.model_id != self.id {
+            return Err(ModelError::InvalidRequest(
+                "the state belongs to another model".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One sequence: its KV cache, the number of positions filled, the activation
+/// buffers and the last logits.
+#[derive(Debug)]
+pub struct State {
+    kv: KvCache,
+    n_past: usize,
+    logits: Vec<f32>,
+    buffers: llama::Buffers,
+    model_id: u64,
+}
+
+impl State {
+    /// Positions already in the cache (where the next token goes).
+    pub fn n_past(&self) -> usize {
+        self.n_past
+    }
+
+    /// Positions the cache holds in all.
+    pub fn n_ctx(&self) -> usize {
+        self.kv.n_ctx()
+    }
+
+    /// Bytes of the KV cache.
+    pub fn kv_size_bytes(&self) -> usize {
+        self.kv.size_bytes()
+    }
+
+    /// Forgets every cached position.
+    pub fn clear(&mut self) {
+        self.n_past = 0;
+    }
+
+    /// Keeps only the first `n` cached positions (no-op if `n >= n_past`).
+    pub fn truncate(&mut self, n: usize) {
+        self.n_past = self.n_past.min(n);
+    }
+
+    /// Context shift: drops cached positions `keep..keep + discard`, moves the
+    /// later ones down and re-rotates their keys by `-discard` positions like
+    /// llama.cpp's K-shift, so generation can continue past a full context.
+    /// Ollama's policy is `discard = (n_past - keep) / 2`.
+    pub fn shift(&mut self, model: &Model, keep: usize, discard: usize) -> Result<(), ModelError> {
+        model.check_state(self)?;
+        if keep + discard > self.n_past {
+            return Err(ModelError::InvalidRequest(format!(
+                "cannot drop positions {keep}..{} of {} cached",
+                keep + discard,
+                self.n_past
+            )));
+        }
+        let Arch::Llama(l) = &model.arch;
+        let head_dim = l.config.head_dim;
+        self.kv
+            .shift(self.n_past, keep, discard, head_dim, &|_| l.rope());
+        self.n_past -= discard;
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! The small building blocks of a transformer forward pass, each matching the
+//! arithmetic of the ggml CPU op it stands for (ggml/src/ggml-cpu/ops.cpp, vec.h),
+//! so that hearth's logits track llama.cpp's to float rounding.
+//!
+//! Matrix products live in `kernels::matmul`; RoPE in [`rope`]; attention over the
+//! f16 KV cache in [`attention`].
+
+pub mod attention;
+pub mod rope;
+
+use kernels::formats::float::{f16_to_f32, f32_to_f16};
+
+/// `out = x / sqrt(mean(x²) + eps) * weight` (ggml_rms_norm followed by ggml_mul).
+///
+/// Like ggml, the sum of squares is accumulated in f64 and the mean rounded to f32
+/// before `eps` is added.
+pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+    let sum: f64 = x.iter().map(|&v| f64::from(v * v)).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
+}
+
+/// Softmax in place: `x[i] = exp(x[i] - max) / Σ exp(x[j] - max)`.
+///
+/// As ggml's `ggml_vec_soft_max_f32`, the sum is accumulated in f64 and its
+/// reciprocal taken once. Entries equal to `-inf` get probability 0.
+pub fn softmax(x: &mut [f32]) {
+    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f64;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += f64::from(*v);
+    }
+    let inv = (1.0 / sum) as f32;
+    x.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// SiLU, `x * sigmoid(x)`, as ggml_silu_f32 writes it.
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + (-x).exp())
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]` (ggml_swiglu_split).
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = silu(*g) * u;
+    }
+}
+
+/// GELU, tanh approximation, as ggml's CPU backend computes it: for |x| < 10 the
+/// input is rounded to f16 and the result read from a table of f16 values
+/// (vec.h, `GGML_GELU_FP16`); outside that range 0 or x.
+pub fn gelu(x: f32) -> f32 {
+    const GELU_COEF_A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        let h = f16_to_f32(f32_to_f16(x));
+        let g = 0.5 * h * (1.0 + (SQRT_2_OVER_PI * h * (1.0 + GELU_COEF_A * h * h)).tanh());
+        f16_to_f32(f32_to_f16(g))
+    }
+}
+
+/// `x[i] += y[i]`.
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    x.iter_mut().zip(y).for_each(|(a, &b)| *a += b);
+}
+
+/// Index of the largest value (the first one on ties); 0 for an empty slice.
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in x.iter().enumerate() {
+        if v > x[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Mixture-of-experts routing (llama.cpp's `build_moe_ffn` with softmax gating):
+/// softmax over the router logits, the `k` most probable experts in descending
+/// order of probability, and their weights renormalised to sum to 1 when
+/// `normalize` is set (the sum clamped below at 2⁻¹⁴ as llama.cpp does).
+///
+/// `logits` is overwritten with the probabilities; `experts` and `weights` receive
+/// `k` entries each.
+pub fn route_top_k(
+    logits: &mut [f32],
+    k: usize,
+    normalize: bool,
+    experts: &mut [usize],
+    weights: &mut [f32],
+) {
+    softmax(logits);
+    // Selection sort of the top k: k is small (2 of 8 for Mixtral).
+    for slot in 0..k {
+        let mut best: Option<usize> = None;
+        for (e, &p) in logits.iter().enumerate() {
+            if experts[..slot].contains(&e) {
+                continue;
+            }
+            if best.is_none_or(|b| p > logits[b]) {
+                best = Some(e);
+            }
+        }
+        let e = best.unwrap_or(0);
+        experts[slot] = e;
+        weights[slot] = logits[e];
+    }
+    if normalize {
+        let sum: f32 = weights[..k].iter().sum::<f32>().max(6.103_515_6e-5);
+        weights[..k].iter_mut().for_each(|w| *w /= sum);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rmsnorm_scales_to_unit_rms() {
+        let x = [3.0f32, -4.0, 0.0, 5.0];
+        let w = [1.0f32, 2.0, 1.0, 1.0];
+        let mut out = [0.0; 4];
+        rmsnorm(&mut out, &x, &w, 0.0);
+        let rms = (50.0f32 / 4.0).sqrt();
+        assert!((out[0] - 3.0 / rms).abs() < 1e-6);
+        assert!((out[1] - 2.0 * -4.0 / rms).abs() < 1e-6);
+        assert_eq!(out[2], 0.0);
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_ignores_masked() {
+        let mut x = [1.0f32, 2.0, f32::NEG_INFINITY, 3.0];
+        softmax(&mut x);
+        assert_eq!(x[2], 0.0);
+        assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(x[3] > x[1] && x[1] > x[0]);
+    }
+
+    #[test]
+    fn silu_and_gelu_known_values() {
+        assert_eq!(silu(0.0), 0.0);
+        assert!((silu(2.0) - 2.0 / (1.0 + (-2.0f32).exp())).abs() < 1e-7);
+        assert_eq!(gelu(-20.0), 0.0);
+        assert_eq!(gelu(20.0), 20.0);
+        // gelu(1) = 0.8412 (tanh form), within f16 rounding.
+        assert!((gelu(1.0) - 0.8412).abs() < 1e-3);
+    }
+
+    #[test]
+    fn top_k_routing_picks_largest_and_renormalises() {
+        let mut logits = [0.1f32, 2.0, -1.0, 1.5];
+        let mut experts = [0usize; 2];
+        let mut weights = [0f32; 2];
+        route_top_k(&mut logits, 2, true, &mut experts, &mut weights);
+        assert_eq!(experts, [1, 3]);
+        assert!((weights[0] + weights[1] - 1.0).abs() < 1e-6);
+        let expected = 1.0 / (1.0 + (-0.5f32).exp());
+        assert!((weights[0] - expected).abs() < 1e-6);
+    }
+
+    #[test]
+    fn argmax_first_on_ties() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, -1.0]), 1);
+        assert_eq!(argmax(&[]), 0);
+    }
+}

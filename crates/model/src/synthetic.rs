@@ -1,0 +1,396 @@
+//! Random-weight models for tests and benchmarks, written with our own GGUF writer.
+//!
+//! A [`Spec`] fixes an architecture, a shape and a seed; the weights are a pure
+//! function of the spec (each tensor seeded from the spec's seed and its name), so
+//! a test can regenerate exactly the file a fixture script quantized with
+//! llama-quantize. The vocabulary is a minimal SentencePiece-style one that
+//! llama.cpp accepts (`<unk>`, `<s>`, `</s>`, the 256 byte tokens, then filler
+//! pieces), so llama.cpp can load the same file and serve as the oracle.
+//!
+//! Weight scales keep activations near unit variance through the layers: matrices
+//! (the token embeddings included) are uniform in `±sqrt(3 / n_in)` and norms
+//! near 1, which gives logits of standard deviation about 1, also when the output
+//! head is tied to the embeddings (larger embeddings there make the model repeat
+//! its input token, a poor test of greedy decoding).
+
+use std::path::Path;
+
+use gguf::{GgufWriter, TensorType};
+
+use crate::ModelError;
+
+/// Shape and seed of a synthetic model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Spec {
+    /// `general.architecture` (only "llama" is generated today).
+    pub arch: String,
+    /// Vocabulary size; at least 259 (3 special tokens and 256 byte tokens).
+    pub n_vocab: usize,
+    /// `context_length`.
+    pub n_ctx_train: usize,
+    /// `embedding_length`.
+    pub n_embd: usize,
+    /// `block_count`.
+    pub n_layer: usize,
+    /// `attention.head_count`.
+    pub n_head: usize,
+    /// `attention.head_count_kv`.
+    pub n_head_kv: usize,
+    /// `feed_forward_length` (per expert).
+    pub n_ff: usize,
+    /// `expert_count` (0: dense).
+    pub n_expert: usize,
+    /// `expert_used_count`.
+    pub n_expert_used: usize,
+    /// `attention.sliding_window`, if set.
+    pub sliding_window: Option<usize>,
+    /// `rope.freq_base`.
+    pub rope_freq_base: f32,
+    /// `attention.layer_norm_rms_epsilon`.
+    pub norm_eps: f32,
+    /// Omit `output.weight` (the head reuses `token_embd.weight`).
+    pub tied_output: bool,
+    /// Seed of every tensor's values.
+    pub seed: u64,
+}
+
+impl Spec {
+    /// The tiny dense Llama used by the logits fixtures: GQA (4 query heads over
+    /// 2 KV heads), rows of 256 so every K-quant applies.
+    pub fn tiny_llama() -> Spec {
+        Spec {
+            arch: "llama".into(),
+            n_vocab: 320,
+            n_ctx_train: 256,
+            n_embd: 256,
+            n_layer: 2,
+            n_head: 4,
+            n_head_kv: 2,
+            n_ff: 512,
+            n_expert: 0,
+            n_expert_used: 0,
+            sliding_window: None,
+            rope_freq_base: 10000.0,
+            norm_eps: 1e-5,
+            tied_output: false,
+            seed: 1,
+        }
+    }
+
+    /// The tiny Llama with a mixture of experts (4 experts, top 2), Mixtral-style.
+    pub fn tiny_moe() -> Spec {
+        Spec {
+            n_expert: 4,
+            n_expert_used: 2,
+            tied_output: true,
+            seed: 2,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The tiny Llama with a 16-token sliding window, Mistral-style.
+    pub fn tiny_swa() -> Spec {
+        Spec {
+            sliding_window: Some(16),
+            seed: 3,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of Llama-3.2-1B (random weights; llama3 RoPE factors omitted).
+    pub fn llama_3_2_1b() -> Spec {
+        Spec {
+            arch: "llama".into(),
+            n_vocab: 128_256,
+            n_ctx_train: 131_072,
+            n_embd: 2048,
+            n_layer: 16,
+            n_head: 32,
+            n_head_kv: 8,
+            n_ff: 8192,
+            n_expert: 0,
+            n_expert_used: 0,
+            sliding_window: None,
+            rope_freq_base: 500_000.0,
+            norm_eps: 1e-5,
+            tied_output: true,
+            seed: 1,
+        }
+    }
+
+    /// The shapes of Llama-3.1-8B.
+    pub fn llama_3_1_8b() -> Spec {
+        Spec {
+            n_embd: 4096,
+            n_layer: 32,
+            n_ff: 14_336,
+            tied_output: false,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
+    /// The shapes of Mixtral-8x7B.
+    pub fn mixtral_8x7b() -> Spec {
+        Spec {
+            n_vocab: 32_000,
+            n_ctx_train: 32_768,
+            n_expert: 8,
+            n_expert_used: 2,
+            rope_freq_base: 1_000_000.0,
+            ..Spec::llama_3_1_8b()
+        }
+    }
+
+    /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `llama-3.2-1b`,
+    /// `llama-3.1-8b`, `mixtral-8x7b`.
+    pub fn preset(name: &str) -> Option<Spec> {
+        Some(match name {
+            "tiny-llama" => Spec::tiny_llama(),
+            "tiny-moe" => Spec::tiny_moe(),
+            "tiny-swa" => Spec::tiny_swa(),
+            "llama-3.2-1b" => Spec::llama_3_2_1b(),
+            "llama-3.1-8b" => Spec::llama_3_1_8b(),
+            "mixtral-8x7b" => Spec::mixtral_8x7b(),
+            _ => return None,
+        })
+    }
+
+    /// Names and shapes of every tensor, in file order, with the scale of its
+    /// values: (name, dims, kind).
+    pub fn tensor_shapes(&self) -> Vec<(String, Vec<u64>, Kind)> {
+        let (e, v, f) = (self.n_embd as u64, self.n_vocab as u64, self.n_ff as u64);
+        let hd = (self.n_embd / self.n_head) as u64;
+        let (qd, kvd) = (hd * self.n_head as u64, hd * self.n_head_kv as u64);
+        let mut t = vec![("token_embd.weight".to_owned(), vec![e, v], Kind::Matrix)];
+        for i in 0..self.n_layer {
+            let p = format!("blk.{i}");
+            t.push((format!("{p}.attn_norm.weight"), vec![e], Kind::Norm));
+            t.push((format!("{p}.attn_q.weight"), vec![e, qd], Kind::Matrix));
+            t.push((format!("{p}.attn_k.weight"), vec![e, kvd], Kind::Matrix));
+            t.push((format!("{p}.attn_v.weight"), vec![e, kvd], Kind::Matrix));
+            t.push((format!("{p}.attn_output.weight"), vec![qd, e], Kind::Matrix));
+            t.push((format!("{p}.ffn_norm.weight"), vec![e], Kind::Norm));
+            if self.n_expert == 0 {
+                t.push((format!("{p}.ffn_gate.weight"), vec![e, f], Kind::Matrix));
+                t.push((format!("{p}.ffn_up.weight"), vec![e, f], Kind::Matrix));
+                t.push((format!("{p}.ffn_down.weight"), vec![f, e], Kind::Matrix));
+            } else {
+                let x = self.n_expert as u64;
+                t.push((format!("{p}.ffn_gate_inp.weight"), vec![e, x], Kind::Matrix));
+                t.push((
+                    format!("{p}.ffn_gate_exps.weight"),
+                    vec![e, f, x],
+                    Kind::Matrix,
+                ));
+                t.push((
+                    format!("{p}.ffn_up_exps.weight"),
+                    vec![e, f, x],
+                    Kind::Matrix,
+                ));
+                t.push((
+                    format!("{p}.ffn_down_exps.weight"),
+                    vec![f, e, x],
+                    Kind::Matrix,
+                ));
+            }
+        }
+        t.push(("output_norm.weight".to_owned(), vec![e], Kind::Norm));
+        if !self.tied_output {
+            t.push(("output.weight".to_owned(), vec![e, v], Kind::Matrix));
+        }
+        t
+    }
+
+    /// The f32 values of tensor `name` (`n` of them) of the given kind.
+    pub fn values(&self, name: &str, n: usize, n_in: usize, kind: Kind) -> Vec<f32> {
+        let mut rng = Rng::new(self.seed ^ fnv1a(name.as_bytes()));
+        let (center, half_width) = match kind {
+            Kind::Norm => (1.0, 0.2),
+            Kind::Matrix => (0.0, (3.0 / n_in as f32).sqrt()),
+        };
+        (0..n)
+            .map(|_| center + half_width * rng.uniform())
+            .collect()
+    }
+
+    /// The GGUF metadata and tensors, each tensor of two or more dimensions stored
+    /// as `ty_for(name)` (quantized with hearth's reference kernels, bit-exact with
+    /// llama-quantize), one-dimensional tensors as F32.
+    pub fn build(&self, ty_for: &dyn Fn(&str) -> TensorType) -> Result<GgufWriter, ModelError> {
+        if self.n_vocab < FIRST_PIECE {
+            return Err(ModelError::InvalidRequest(format!(
+                "a synthetic vocabulary needs at least {FIRST_PIECE} tokens, got {}",
+                self.n_vocab
+            )));
+        }
+        let mut w = GgufWriter::new();
+        self.add_metadata(&mut w);
+        for (name, dims, kind) in self.tensor_shapes() {
+            let n: usize = dims.iter().product::<u64>() as usize;
+            let values = self.values(&name, n, dims[0] as usize, kind);
+            let ty = if dims.len() == 1 {
+                TensorType::F32
+            } else {
+                ty_for(&name)
+            };
+            let bytes = quantize(ty, &values)?;
+            w.add_tensor(&name, ty, &dims, &bytes)?;
+        }
+        Ok(w)
+    }
+
+    /// Writes the model to `path` with every matrix stored as `ty`.
+    pub fn write(&self, path: &Path, ty: TensorType) -> Result<(), ModelError> {
+        self.build(&|_| ty)?.write_file(path)?;
+        Ok(())
+    }
+
+    fn add_metadata(&self, w: &mut GgufWriter) {
+        let a = &self.arch;
+        w.add_str("general.architecture", a);
+        w.add_str("general.name", "hearth-synthetic");
+        w.add_u32(&format!("{a}.context_length"), self.n_ctx_train as u32);
+        w.add_u32(&format!("{a}.embedding_length"), self.n_embd as u32);
+        w.add_u32(&format!("{a}.block_count"), self.n_layer as u32);
+        w.add_u32(&format!("{a}.feed_forward_length"), self.n_ff as u32);
+        w.add_u32(&format!("{a}.attention.head_count"), self.n_head as u32);
+        w.add_u32(
+            &format!("{a}.attention.head_count_kv"),
+            self.n_head_kv as u32,
+        );
+        w.add_f32(&format!("{a}.rope.freq_base"), self.rope_freq_base);
+        w.add_f32(
+            &format!("{a}.attention.layer_norm_rms_epsilon"),
+            self.norm_eps,
+        );
+        w.add_u32(
+            &format!("{a}.rope.dimension_count"),
+            (self.n_embd / self.n_head) as u32,
+        );
+        w.add_u32(&format!("{a}.vocab_size"), self.n_vocab as u32);
+        if self.n_expert > 0 {
+            w.add_u32(&format!("{a}.expert_count"), self.n_expert as u32);
+            w.add_u32(&format!("{a}.expert_used_count"), self.n_expert_used as u32);
+        }
+        if let Some(sw) = self.sliding_window {
+            w.add_u32(&format!("{a}.attention.sliding_window"), sw as u32);
+        }
+        let (tokens, scores, types) = vocabulary(self.n_vocab);
+        w.add_str("tokenizer.ggml.model", "llama");
+        w.add_str_array("tokenizer.ggml.tokens", &tokens);
+        w.add_f32_array("tokenizer.ggml.scores", &scores);
+        w.add_i32_array("tokenizer.ggml.token_type", &types);
+        w.add_u32("tokenizer.ggml.unknown_token_id", 0);
+        w.add_u32("tokenizer.ggml.bos_token_id", 1);
+        w.add_u32("tokenizer.ggml.eos_token_id", 2);
+    }
+}
+
+/// How a tensor's values are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Norm weights: uniform in 1 ± 0.2.
+    Norm,
+    /// Projections: uniform in ±sqrt(3 / n_in) (unit output variance).
+    Matrix,
+}
+
+/// Index of the first filler piece: after `<unk>`, `<s>`, `</s>` and 256 bytes.
+const FIRST_PIECE: usize = 3 + 256;
+
+/// A SentencePiece-style vocabulary of `n` tokens: tokens, scores, token types
+/// (llama.cpp's `LLAMA_TOKEN_TYPE_*`: 1 normal, 2 unknown, 3 control, 6 byte).
+fn vocabulary(n: usize) -> (Vec<String>, Vec<f32>, Vec<i32>) {
+    let mut tokens = vec!["<unk>".to_owned(), "<s>".to_owned(), "</s>".to_owned()];
+    let mut types = vec![2, 3, 3];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    for i in FIRST_PIECE..n {
+        tokens.push(format!("\u{2581}t{i}"));
+        types.push(1);
+    }
+    let scores = (0..n).map(|i| -(i as f32)).collect();
+    (tokens, scores, types)
+}
+
+/// `values` stored as `ty`.
+fn quantize(ty: TensorType, values: &[f32]) -> Result<Vec<u8>, ModelError> {
+    let size = ty.row_size(values.len() as u64).ok_or_else(|| {
+        ModelError::InvalidRequest(format!("{} values cannot be stored as {ty}", values.len()))
+    })?;
+    let mut out = vec![0u8; size as usize];
+    kernels::quantize(ty, values, &mut out)?;
+    Ok(out)
+}
+
+/// FNV-1a, to derive a per-tensor seed from its name.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// SplitMix64: a small, fast, well-mixed generator; the sequence is part of the
+/// fixture contract, so it must never change.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1), with 24 bits of precision.
+    fn uniform(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_a_function_of_seed_and_name() {
+        let s = Spec::tiny_llama();
+        let a = s.values("blk.0.attn_q.weight", 8, 256, Kind::Matrix);
+        assert_eq!(a, s.values("blk.0.attn_q.weight", 8, 256, Kind::Matrix));
+        assert_ne!(a, s.values("blk.1.attn_q.weight", 8, 256, Kind::Matrix));
+        let bound = (3.0f32 / 256.0).sqrt();
+        assert!(a.iter().all(|v| v.abs() <= bound));
+        // The generator's first outputs are part of the fixture contract.
+        let mut rng = Rng::new(0);
+        assert_eq!(rng.next_u64(), 0xE220_A839_7B1D_CDAF);
+    }
+
+    #[test]
+    fn vocabulary_has_byte_tokens_where_llama_cpp_looks() {
+        let (tokens, scores, types) = vocabulary(300);
+        assert_eq!(tokens.len(), 300);
+        assert_eq!(tokens[3 + 0x0A], "<0x0A>");
+        assert_eq!(types[3 + 0x0A], 6);
+        assert_eq!(scores.len(), 300);
+        assert_eq!(types[299], 1);
+    }
+
+    #[test]
+    fn too_small_vocabulary_is_an_error() {
+        let s = Spec {
+            n_vocab: 100,
+            ..Spec::tiny_llama()
+        };
+        assert!(matches!(
+            s.build(&|_| TensorType::F32),
+            Err(ModelError::InvalidRequest(_))
+        ));
+    }
+}
