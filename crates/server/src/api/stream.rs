@@ -1,0 +1,183 @@
+//! Rendering a job's events as Ollama responses: an NDJSON stream (one object
+//! per text piece, then the final object with `done_reason` and durations in
+//! nanoseconds), or one object with the whole text (`stream: false`).
+//!
+//! The response waits for the job's first event before committing to a status,
+//! so a request that cannot start (prompt over the context, a model that fails
+//! to load) gets a 4xx/5xx with `{"error": ...}` and not a 200 stream.
+//! The job handle lives inside the response body: when the client goes away
+//! the body is dropped, which cancels the generation before its next token.
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::error::ApiError;
+use crate::request::{DoneReason, Event, Summary};
+use crate::scheduler::JobHandle;
+
+/// Which response objects to build.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// `/api/generate`: `response` text and a `context`.
+    Generate {
+        /// The model name as requested.
+        model: String,
+    },
+    /// `/api/chat`: an assistant `message`.
+    Chat {
+        /// The model name as requested.
+        model: String,
+    },
+}
+
+impl Shape {
+    fn base(&self, text: &str, done: bool) -> Value {
+        let created_at = jiff::Timestamp::now().to_string();
+        match self {
+            Shape::Generate { model } => json!({
+                "model": model, "created_at": created_at, "response": text, "done": done,
+            }),
+            Shape::Chat { model } => json!({
+                "model": model,
+                "created_at": created_at,
+                "message": {"role": "assistant", "content": text},
+                "done": done,
+            }),
+        }
+    }
+
+    /// An object carrying one piece of text.
+    pub fn chunk(&self, text: &str) -> Value {
+        self.base(text, false)
+    }
+
+    /// The final object; `text` is the whole answer when not streaming.
+    pub fn done(&self, text: &str, summary: &Summary) -> Value {
+        let mut v = self.base(text, true);
+        v["done_reason"] = summary.done_reason.as_str().into();
+        if matches!(summary.done_reason, DoneReason::Load | DoneReason::Unload) {
+            return v;
+        }
+        let t = &summary.timings;
+        let nanos = |d: std::time::Duration| Value::from(d.as_nanos() as u64);
+        if let Shape::Generate { .. } = self {
+            v["context"] = json!(summary.context);
+        }
+        v["total_duration"] = nanos(t.total_duration);
+        v["load_duration"] = nanos(t.load_duration);
+        v["prompt_eval_count"] = t.prompt_eval_count.into();
+        v["prompt_eval_duration"] = nanos(t.prompt_eval_duration);
+        v["eval_count"] = t.eval_count.into();
+        v["eval_duration"] = nanos(t.eval_duration);
+        v
+    }
+}
+
+/// The answer to an unload request (`keep_alive: 0` with nothing to run).
+pub fn unloaded(shape: &Shape) -> Json<Value> {
+    let mut v = shape.base("", true);
+    v["done_reason"] = DoneReason::Unload.as_str().into();
+    Json(v)
+}
+
+fn line(v: &Value) -> Bytes {
+    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
+    bytes.push(b'\n');
+    Bytes::from(bytes)
+}
+
+/// The first event that is not `Started`, or the error the job ended with.
+async fn first_event(job: &mut JobHandle) -> Result<Event, ApiError> {
+    loop {
+        match job.events.recv().await {
+            Some(Event::Started) => continue,
+            Some(Event::Error(e)) => return Err(e),
+            Some(event) => return Ok(event),
+            None => {
+                return Err(ApiError::internal(
+                    "generating",
+                    &"the model worker stopped",
+                ));
+            }
+        }
+    }
+}
+
+/// Streams the job's events as NDJSON.
+pub async fn ndjson(shape: Shape, mut job: JobHandle) -> Result<Response, ApiError> {
+    let first = first_event(&mut job).await?;
+    struct Pending {
+        next: Option<Event>,
+        job: JobHandle,
+        shape: Shape,
+        finished: bool,
+    }
+    let start = Pending {
+        next: Some(first),
+        job,
+        shape,
+        finished: false,
+    };
+    let body = futures_util::stream::unfold(start, |mut st| async move {
+        if st.finished {
+            return None;
+        }
+        loop {
+            let event = match st.next.take() {
+                Some(e) => Some(e),
+                None => st.job.events.recv().await,
+            };
+            let value = match event {
+                Some(Event::Started) => continue,
+                Some(Event::Text(t)) => st.shape.chunk(&t),
+                Some(Event::Done(summary)) => {
+                    st.finished = true;
+                    st.shape.done("", &summary)
+                }
+                Some(Event::Error(e)) => {
+                    st.finished = true;
+                    e.body()
+                }
+                Some(Event::Embedded(_)) | None => {
+                    st.finished = true;
+                    ApiError::internal("generating", &"the model worker stopped").body()
+                }
+            };
+            return Some((Ok::<_, Infallible>(line(&value)), st));
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-ndjson")],
+        Body::from_stream(body),
+    )
+        .into_response())
+}
+
+/// Waits for the job to end and answers with one object.
+pub async fn collect(shape: Shape, mut job: JobHandle) -> Result<Json<Value>, ApiError> {
+    let mut text = String::new();
+    let mut next = Some(first_event(&mut job).await?);
+    loop {
+        let event = match next.take() {
+            Some(e) => Some(e),
+            None => job.events.recv().await,
+        };
+        match event {
+            Some(Event::Started) => {}
+            Some(Event::Text(t)) => text.push_str(&t),
+            Some(Event::Done(summary)) => return Ok(Json(shape.done(&text, &summary))),
+            Some(Event::Error(e)) => return Err(e),
+            Some(Event::Embedded(_)) | None => {
+                return Err(ApiError::internal(
+                    "generating",
+                    &"the model worker stopped",
+                ));
+            }
+        }
+    }
+}

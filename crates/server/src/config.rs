@@ -1,0 +1,327 @@
+//! Server settings from the environment, named after Ollama's (`OLLAMA_HOST` →
+//! `HEARTH_HOST`, envconfig/config.go) with the same defaults, and the
+//! `keep_alive` duration format shared by the environment and the API.
+
+use std::time::Duration;
+
+/// Where the server listens unless `HEARTH_HOST` says otherwise.
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// Ollama's port.
+pub const DEFAULT_PORT: u16 = 11434;
+/// The largest request body accepted (blob uploads excepted): 32 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 32 << 20;
+
+/// How long a model stays loaded after its last request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// Unload this long after the last request ends (zero: right away).
+    For(Duration),
+    /// Never unload (a negative duration in the API).
+    Forever,
+}
+
+impl KeepAlive {
+    /// Ollama's default: five minutes.
+    pub const DEFAULT: KeepAlive = KeepAlive::For(Duration::from_secs(300));
+
+    /// From a number of seconds, as the API accepts (`keep_alive: 300`); a
+    /// negative number keeps the model forever.
+    pub fn from_secs_f64(secs: f64) -> Result<KeepAlive, String> {
+        if secs.is_nan() {
+            return Err("keep_alive must be a number or a duration like \"5m\"".to_owned());
+        }
+        if secs < 0.0 {
+            return Ok(KeepAlive::Forever);
+        }
+        Duration::try_from_secs_f64(secs)
+            .map(KeepAlive::For)
+            .map_err(|_| format!("keep_alive {secs} is too large"))
+    }
+
+    /// From text: a Go duration (`"5m"`, `"1h30m"`, `"-1s"`, `"0"`) or a plain
+    /// number of seconds (`"300"`), as Ollama's API and `OLLAMA_KEEP_ALIVE` take.
+    pub fn parse(text: &str) -> Result<KeepAlive, String> {
+        let text = text.trim();
+        if let Ok(secs) = text.parse::<f64>() {
+            return KeepAlive::from_secs_f64(secs);
+        }
+        let (negative, nanos) = parse_go_duration(text).ok_or_else(|| {
+            format!(
+                "keep_alive '{text}' is not a duration (examples: \"5m\", \"1h\", \"30s\", \"-1\")"
+            )
+        })?;
+        if negative && nanos > 0 {
+            return Ok(KeepAlive::Forever);
+        }
+        Ok(KeepAlive::For(Duration::from_nanos(
+            u64::try_from(nanos).unwrap_or(u64::MAX),
+        )))
+    }
+
+    /// Whether the model unloads as soon as it is idle.
+    pub fn is_zero(self) -> bool {
+        self == KeepAlive::For(Duration::ZERO)
+    }
+}
+
+/// Parses Go's `time.ParseDuration` syntax: an optional sign, then one or more
+/// decimal numbers each followed by a unit (ns, us, µs, ms, s, m, h). Returns
+/// the sign and the magnitude in nanoseconds.
+fn parse_go_duration(text: &str) -> Option<(bool, u128)> {
+    let (negative, mut rest) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if rest == "0" {
+        return Some((negative, 0));
+    }
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: f64 = 0.0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let nanos_per_unit = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * nanos_per_unit;
+    }
+    Some((negative, total as u128))
+}
+
+/// Everything `hearth serve` reads from the environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// `HEARTH_HOST`: the address to bind, `host[:port]` (default
+    /// `127.0.0.1:11434`; a scheme such as `http://` is ignored).
+    pub host: String,
+    /// `HEARTH_ORIGINS`: comma-separated origins allowed by CORS besides the
+    /// local ones (`*` allows every origin).
+    pub origins: Vec<String>,
+    /// `HEARTH_NUM_PARALLEL`: sequences each loaded model serves at once.
+    pub num_parallel: usize,
+    /// `HEARTH_MAX_QUEUE`: requests that may wait for a sequence, per server,
+    /// before new ones get 503.
+    pub max_queue: usize,
+    /// `HEARTH_MAX_LOADED_MODELS`: models resident at once.
+    pub max_loaded_models: usize,
+    /// `HEARTH_KEEP_ALIVE`: how long an idle model stays loaded by default.
+    pub keep_alive: KeepAlive,
+    /// `HEARTH_LOG_PROMPTS=1`: log prompt and response text (off by default,
+    /// so that the log never holds what users typed).
+    pub log_prompts: bool,
+    /// `HEARTH_NUM_THREAD`: threads per model's forward pass (default: all cores).
+    pub num_thread: Option<usize>,
+    /// Largest request body in bytes (blob uploads excepted).
+    pub max_body_bytes: usize,
+    /// `HEARTH_MAX_MEMORY`: the most memory loaded models may take together
+    /// (`16GiB`, bytes); models that would not fit are refused. Unset: the
+    /// memory the system has available.
+    pub max_memory: Option<u64>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            host: format!("{DEFAULT_HOST}:{DEFAULT_PORT}"),
+            origins: Vec::new(),
+            num_parallel: 1,
+            max_queue: 512,
+            max_loaded_models: 3,
+            keep_alive: KeepAlive::DEFAULT,
+            log_prompts: false,
+            num_thread: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_memory: None,
+        }
+    }
+}
+
+/// A setting that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl Config {
+    /// The settings from the process environment.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The settings from `lookup` (the environment, or a map in tests); unset
+    /// and empty variables keep their defaults.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let err = |name: &str, value: &str, reason: &str| ConfigError {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let positive = |name: &str, default: usize| -> Result<usize, ConfigError> {
+            match get(name) {
+                None => Ok(default),
+                Some(v) => match v.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(err(name, &v, "expected a positive integer")),
+                },
+            }
+        };
+        let defaults = Config::default();
+        let host = match get("HEARTH_HOST") {
+            Some(v) => host_with_port(&v),
+            None => defaults.host,
+        };
+        let origins = get("HEARTH_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let keep_alive = match get("HEARTH_KEEP_ALIVE") {
+            Some(v) => KeepAlive::parse(&v).map_err(|e| err("HEARTH_KEEP_ALIVE", &v, &e))?,
+            None => defaults.keep_alive,
+        };
+        let log_prompts = match get("HEARTH_LOG_PROMPTS").as_deref().map(str::trim) {
+            None | Some("0" | "false" | "no" | "off") => false,
+            Some("1" | "true" | "yes" | "on") => true,
+            Some(v) => return Err(err("HEARTH_LOG_PROMPTS", v, "expected 1 or 0")),
+        };
+        let num_thread = match get("HEARTH_NUM_THREAD") {
+            None => None,
+            Some(_) => Some(positive("HEARTH_NUM_THREAD", 1)?),
+        };
+        let max_memory = match get("HEARTH_MAX_MEMORY") {
+            None => None,
+            Some(v) => Some(crate::memory::parse_size(&v).ok_or_else(|| {
+                err(
+                    "HEARTH_MAX_MEMORY",
+                    &v,
+                    "expected a size such as 8GiB or 512MiB",
+                )
+            })?),
+        };
+        Ok(Config {
+            host,
+            origins,
+            num_parallel: positive("HEARTH_NUM_PARALLEL", defaults.num_parallel)?,
+            max_queue: positive("HEARTH_MAX_QUEUE", defaults.max_queue)?,
+            max_loaded_models: positive("HEARTH_MAX_LOADED_MODELS", defaults.max_loaded_models)?,
+            keep_alive,
+            log_prompts,
+            num_thread,
+            max_body_bytes: defaults.max_body_bytes,
+            max_memory,
+        })
+    }
+}
+
+/// `HEARTH_HOST` as a bindable `host:port`: the scheme and any path dropped,
+/// Ollama's port added when none is given, an empty host taken as 127.0.0.1
+/// (as envconfig.Host does).
+pub fn host_with_port(value: &str) -> String {
+    let v = value.trim();
+    let v = v.split_once("://").map_or(v, |(_, rest)| rest);
+    let v = v.split('/').next().unwrap_or_default();
+    let (host, port) = match v.rsplit_once(':') {
+        // "[::1]:8080", "host:8080", ":8080"; a bare IPv6 address has more colons.
+        Some((h, p)) if p.parse::<u16>().is_ok() && (h.starts_with('[') || !h.contains(':')) => {
+            (h, p.to_owned())
+        }
+        _ => (v, DEFAULT_PORT.to_string()),
+    };
+    let host = if host.is_empty() { DEFAULT_HOST } else { host };
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keep_alive_accepts_go_durations_and_seconds() {
+        let secs = |s| KeepAlive::For(Duration::from_secs(s));
+        assert_eq!(KeepAlive::parse("5m"), Ok(secs(300)));
+        assert_eq!(KeepAlive::parse("1h30m"), Ok(secs(5400)));
+        assert_eq!(KeepAlive::parse("300"), Ok(secs(300)));
+        assert_eq!(
+            KeepAlive::parse("1.5s"),
+            Ok(KeepAlive::For(Duration::from_millis(1500)))
+        );
+        assert_eq!(KeepAlive::parse("0"), Ok(secs(0)));
+        assert_eq!(KeepAlive::parse("0s"), Ok(secs(0)));
+        assert_eq!(KeepAlive::parse("-1"), Ok(KeepAlive::Forever));
+        assert_eq!(KeepAlive::parse("-5m"), Ok(KeepAlive::Forever));
+        assert!(KeepAlive::parse("soon").is_err());
+        assert!(KeepAlive::parse("5 minutes").is_err());
+        assert!(KeepAlive::parse("").is_err());
+        assert!(KeepAlive::parse("m").is_err());
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_rejects_nonsense() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(Config::from_lookup(env(&[])).unwrap(), Config::default());
+        let c = Config::from_lookup(env(&[
+            ("HEARTH_HOST", "0.0.0.0:8080"),
+            ("HEARTH_NUM_PARALLEL", "4"),
+            ("HEARTH_MAX_QUEUE", "1"),
+            ("HEARTH_KEEP_ALIVE", "-1"),
+            ("HEARTH_ORIGINS", "https://a.example, *"),
+            ("HEARTH_LOG_PROMPTS", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.host, "0.0.0.0:8080");
+        assert_eq!((c.num_parallel, c.max_queue), (4, 1));
+        assert_eq!(c.keep_alive, KeepAlive::Forever);
+        assert_eq!(c.origins, ["https://a.example", "*"]);
+        assert!(c.log_prompts);
+        let e = Config::from_lookup(env(&[("HEARTH_NUM_PARALLEL", "0")])).unwrap_err();
+        assert_eq!(e.name, "HEARTH_NUM_PARALLEL");
+        assert!(Config::from_lookup(env(&[("HEARTH_MAX_QUEUE", "many")])).is_err());
+        assert!(Config::from_lookup(env(&[("HEARTH_KEEP_ALIVE", "later")])).is_err());
+    }
+
+    #[test]
+    fn host_gets_a_port_and_loses_its_scheme() {
+        assert_eq!(host_with_port("0.0.0.0"), "0.0.0.0:11434");
+        assert_eq!(host_with_port("http://localhost:8080/"), "localhost:8080");
+        assert_eq!(host_with_port(":9000"), "127.0.0.1:9000");
+        assert_eq!(host_with_port("[::1]:8080"), "[::1]:8080");
+        assert_eq!(host_with_port("::1"), "[::1]:11434");
+    }
+}

@@ -1,0 +1,572 @@
+//! Model residency: which models are loaded, the queue in front of each, and
+//! when they unload (Ollama's server/sched.go, simplified for CPU).
+//!
+//! - A model loads on first use, keyed by its manifest digest: two names for
+//!   the same model share one copy. A [`Runner`] owns the model's worker
+//!   threads (see worker.rs) and a job channel; `HEARTH_NUM_PARALLEL` workers
+//!   take jobs from it, each with its own sequence.
+//! - Admission happens here, on the async side, under one mutex and without
+//!   waiting: a full queue (`HEARTH_MAX_QUEUE` waiting jobs) is a 503; a new
+//!   model that would exceed `HEARTH_MAX_LOADED_MODELS` or the memory
+//!   available evicts idle models first, else it is a 503.
+//! - Every job carries a [`Completion`] whose drop updates the runner's counts
+//!   and expiry, so a job that ends in any way (done, error, cancelled,
+//!   dropped with a dead runner) is accounted. A model whose keep-alive is
+//!   zero is removed from the table right there, before the client sees the
+//!   end of its response; a reaper task removes the others when they expire.
+//! - Removing a runner drops its job sender; its workers finish the jobs
+//!   already queued, then exit and free the model.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use store::{Digest, ModelName, ResolvedModel, Store};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use crate::config::{Config, KeepAlive};
+use crate::error::ApiError;
+use crate::memory;
+use crate::request::{Event, GenerateRequest, Input};
+use crate::worker::{self, Job, LoadSpec};
+
+/// The context size a model gets when neither the request nor the Modelfile
+/// sets one (Ollama's default), capped by the model's training context.
+pub const DEFAULT_NUM_CTX: usize = 4096;
+
+/// What the scheduler reads from a GGUF header before loading it: enough to
+/// validate `num_ctx` and estimate memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelMeta {
+    /// `general.architecture`.
+    pub arch: String,
+    /// `{arch}.context_length`.
+    pub n_ctx_train: usize,
+    /// KV cache bytes per position (f16 keys and values over all layers).
+    pub kv_bytes_per_token: u64,
+    /// Size of the weights file.
+    pub file_size: u64,
+}
+
+impl ModelMeta {
+    /// Reads the header of the GGUF at `path`.
+    pub fn read(path: &std::path::Path) -> Result<ModelMeta, gguf::Error> {
+        let file = gguf::GgufFile::open(path)?;
+        let md = file.metadata();
+        let arch = md.get_str("general.architecture")?.to_owned();
+        let key = |k: &str| format!("{arch}.{k}");
+        let u = |k: &str| md.opt_u32(&key(k)).map(|v| v.unwrap_or(0) as u64);
+        let n_ctx_train = u("context_length")?.max(1) as usize;
+        let n_layer = u("block_count")?;
+        let n_embd = u("embedding_length")?;
+        let n_head = u("attention.head_count")?.max(1);
+        let n_head_kv = md
+            .opt_u32(&key("attention.head_count_kv"))?
+            .map_or(n_head, u64::from);
+        let head_dim_k = md
+            .opt_u32(&key("attention.key_length"))?
+            .map_or(n_embd / n_head, u64::from);
+        let head_dim_v = md
+            .opt_u32(&key("attention.value_length"))?
+            .map_or(n_embd / n_head, u64::from);
+        Ok(ModelMeta {
+            arch,
+            n_ctx_train,
+            kv_bytes_per_token: 2 * n_layer * n_head_kv * (head_dim_k + head_dim_v),
+            file_size: file.file_size(),
+        })
+    }
+
+    /// Estimated resident size with `n_seq` sequences of `num_ctx` positions.
+    pub fn estimate(&self, num_ctx: usize, n_seq: usize) -> u64 {
+        self.file_size + self.kv_bytes_per_token * num_ctx as u64 * n_seq as u64
+    }
+}
+
+/// Counts and expiry of one runner, shared with its jobs' completions.
+#[derive(Debug)]
+pub(crate) struct RunnerState {
+    /// Jobs admitted and not yet finished (queued or running).
+    active: usize,
+    /// Jobs admitted and not yet taken by a worker.
+    pending: usize,
+    /// When the model unloads if no job comes; `None` while busy or forever.
+    expires_at: Option<Instant>,
+    /// The keep-alive of the latest request.
+    keep_alive: KeepAlive,
+    /// When the model finished loading, if it has.
+    loaded_at: Option<Instant>,
+    /// Why loading failed, if it did.
+    failed: Option<String>,
+    /// Context length of the sequences (the largest asked for).
+    num_ctx: usize,
+}
+
+/// A loaded (or loading) model.
+#[derive(Debug)]
+pub struct Runner {
+    id: u64,
+    name: ModelName,
+    model: Arc<ResolvedModel>,
+    meta: ModelMeta,
+    size: u64,
+    jobs: mpsc::Sender<Job>,
+    state: Arc<Mutex<RunnerState>>,
+}
+
+/// One model as `/api/ps` shows it.
+#[derive(Debug, Clone)]
+pub struct LoadedModel {
+    /// The name it was loaded under.
+    pub name: ModelName,
+    /// The store's description.
+    pub model: Arc<ResolvedModel>,
+    /// Estimated resident bytes.
+    pub size: u64,
+    /// Context length of its sequences.
+    pub context_length: usize,
+    /// When it unloads, `None` if never.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// A submitted job as the handler sees it: its events, and a guard that
+/// cancels the job when the handler (the client's response) goes away.
+#[derive(Debug)]
+pub struct JobHandle {
+    /// Events of the job, ending with `Done`, `Embedded` or `Error`.
+    pub events: UnboundedReceiver<Event>,
+    /// Cancels the job when dropped.
+    pub cancel: CancelOnDrop,
+}
+
+/// Sets a job's cancel flag when dropped (the client disconnected, or the
+/// response is complete).
+#[derive(Debug)]
+pub struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Accounts for a job's end when dropped.
+#[derive(Debug)]
+pub struct Completion {
+    scheduler: Weak<Scheduler>,
+    digest: Digest,
+    runner_id: u64,
+    keep_alive: KeepAlive,
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if let Some(s) = self.scheduler.upgrade() {
+            s.finish(self);
+        }
+    }
+}
+
+/// The residency manager.
+#[derive(Debug)]
+pub struct Scheduler {
+    store: Store,
+    config: Config,
+    runners: Mutex<HashMap<Digest, Arc<Runner>>>,
+    next_id: std::sync::atomic::AtomicU64,
+    /// Cancel flags of jobs not yet finished, set all at once on shutdown.
+    cancels: Mutex<Vec<Weak<AtomicBool>>>,
+    shutting_down: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Critical sections here never panic midway; a poisoned lock still holds
+    // consistent data.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Scheduler {
+    /// A scheduler over `store` with `config`'s limits.
+    pub fn new(store: Store, config: Config) -> Arc<Scheduler> {
+        Arc::new(Scheduler {
+            store,
+            config,
+            runners: Mutex::new(HashMap::new()),
+            next_id: std::sync::atomic::AtomicU64::new(1),
+            cancels: Mutex::new(Vec::new()),
+            shutting_down: AtomicBool::new(false),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Resolves a model name in the store (blocking file reads, off the reactor).
+    pub async fn resolve(&self, name: &str) -> Result<ResolvedModel, ApiError> {
+        let parsed = ModelName::parse(name)
+            .map_err(|e| ApiError::bad_request(format!("invalid model name '{name}': {e}")))?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.resolve(&parsed))
+            .await
+            .map_err(|e| ApiError::internal("resolving a model", &e))?
+            .map_err(ApiError::from)
+    }
+
+    /// Admits `request`: loads its model if needed and queues the job.
+    pub async fn submit(self: &Arc<Self>, request: GenerateRequest) -> Result<JobHandle, ApiError> {
+        request.options.validate()?;
+        if self.shutting_down.load(Ordering::Relaxed) {
+            return Err(ApiError::unavailable("the server is shutting down"));
+        }
+        let resolved = self.resolve(&request.model).await?;
+        let digest = resolved.digest;
+        let existing = lock(&self.runners).get(&digest).map(|r| r.meta.clone());
+        let meta = match existing {
+            Some(meta) => meta,
+            None => {
+                let path = resolved.gguf_path.clone();
+                tokio::task::spawn_blocking(move || ModelMeta::read(&path))
+                    .await
+                    .map_err(|e| ApiError::internal("reading a model", &e))?
+                    .map_err(|e| {
+                        ApiError::internal(
+                            "reading a model header",
+                            &format!("{}: {e}", request.model),
+                        )
+                    })?
+            }
+        };
+        let num_ctx = resolve_num_ctx(&request, &resolved, &meta)?;
+        let keep_alive = request.keep_alive.unwrap_or(self.config.keep_alive);
+        let (events_tx, events_rx) = unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+
+        let mut runners = lock(&self.runners);
+        let runner = match runners.get(&digest) {
+            Some(r) if lock(&r.state).failed.is_none() => r.clone(),
+            _ => {
+                runners.remove(&digest);
+                let runner = self.start_runner(&mut runners, resolved, meta, num_ctx, &request)?;
+                runners.insert(digest, runner.clone());
+                runner
+            }
+        };
+        {
+            let mut st = lock(&runner.state);
+            if st.pending >= self.config.max_queue {
+                return Err(ApiError::unavailable(format!(
+                    "server busy: {} requests are already waiting for model '{}' \
+                     (HEARTH_MAX_QUEUE={}); try again later",
+                    st.pending, request.model, self.config.max_queue
+                )));
+            }
+            st.pending += 1;
+            st.active += 1;
+            st.expires_at = None;
+            st.keep_alive = keep_alive;
+            st.num_ctx = st.num_ctx.max(num_ctx);
+        }
+        let job = Job {
+            request,
+            num_ctx,
+            events: events_tx,
+            cancel: cancel.clone(),
+            submitted: Instant::now(),
+            log_prompts: self.config.log_prompts,
+            completion: Completion {
+                scheduler: Arc::downgrade(self),
+                digest,
+                runner_id: runner.id,
+                keep_alive,
+            },
+        };
+        if let Err(mpsc::SendError(job)) = runner.jobs.send(job) {
+            // The workers are gone (loading failed just now): the job's
+            // completion undoes the counts when it drops at the end of scope.
+            let failed = lock(&runner.state).failed.clone();
+            runners.remove(&digest);
+            drop(runners);
+            drop(job);
+            return Err(ApiError::internal(
+                "loading the model",
+                &failed.unwrap_or_else(|| "the model's workers exited".to_owned()),
+            ));
+        }
+        drop(runners);
+        let mut cancels = lock(&self.cancels);
+        cancels.retain(|c| c.strong_count() > 0);
+        cancels.push(Arc::downgrade(&cancel));
+        Ok(JobHandle {
+            events: events_rx,
+            cancel: CancelOnDrop(cancel),
+        })
+    }
+
+    /// Makes room for and starts a runner (under the table's lock).
+    fn start_runner(
+        &self,
+        runners: &mut HashMap<Digest, Arc<Runner>>,
+        resolved: ResolvedModel,
+        meta: ModelMeta,
+        num_ctx: usize,
+        request: &GenerateRequest,
+    ) -> Result<Arc<Runner>, ApiError> {
+        let n_seq = self.config.num_parallel;
+        let size = meta.estimate(num_ctx, n_seq);
+        let now = Instant::now();
+        // Idle models, the soonest to expire first: the ones to evict.
+        let mut idle: Vec<(Digest, Option<Instant>, u64)> = runners
+            .iter()
+            .filter_map(|(d, r)| {
+                let st = lock(&r.state);
+                (st.active == 0).then_some((*d, st.expires_at, r.size))
+            })
+            .collect();
+        idle.sort_by_key(|(_, expires, _)| {
+            expires.map_or(Duration::MAX, |t| t.saturating_duration_since(now))
+        });
+        let mut evict = Vec::new();
+        let mut n_loaded = runners.len();
+        let mut freed = 0u64;
+        let available = memory::available(
+            self.config.max_memory,
+            runners.values().map(|r| r.size).sum(),
+        );
+        let fits = |freed: u64| available.is_none_or(|a| size <= a.saturating_add(freed));
+        for (digest, _, idle_size) in &idle {
+            if n_loaded < self.config.max_loaded_models && fits(freed) {
+                break;
+            }
+            evict.push(*digest);
+            n_loaded -= 1;
+            freed += idle_size;
+        }
+        if n_loaded >= self.config.max_loaded_models {
+            return Err(ApiError::unavailable(format!(
+                "server busy: {} models are loaded and in use (HEARTH_MAX_LOADED_MODELS={}); \
+                 try again later",
+                n_loaded, self.config.max_loaded_models
+            )));
+        }
+        if !fits(freed) {
+            let available = available.unwrap_or_default().saturating_add(freed);
+            return Err(ApiError::unavailable(format!(
+                "model '{}' needs about {} of memory with num_ctx {num_ctx}, but only {} is \
+                 available; stop other models (hearth stop) or use a smaller num_ctx",
+                request.model,
+                memory::human_bytes(size),
+                memory::human_bytes(available)
+            )));
+        }
+        for digest in evict {
+            if let Some(r) = runners.remove(&digest) {
+                tracing::info!(model = %r.name.display_short(), "unloading to make room");
+            }
+        }
+
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let state = Arc::new(Mutex::new(RunnerState {
+            active: 0,
+            pending: 0,
+            expires_at: None,
+            keep_alive: self.config.keep_alive,
+            loaded_at: None,
+            failed: None,
+            num_ctx,
+        }));
+        let (jobs_tx, jobs_rx) = mpsc::channel();
+        let threads = request
+            .options
+            .num_thread
+            .map(|n| n as usize)
+            .filter(|&n| n > 0)
+            .or(self.config.num_thread);
+        let spec = LoadSpec {
+            name: resolved.name.display_short(),
+            path: PathBuf::from(&resolved.gguf_path),
+            template: resolved.template.clone(),
+            system: resolved.system.clone(),
+            params: resolved.params.clone(),
+            messages: resolved.messages.clone(),
+            threads,
+            n_seq,
+        };
+        worker::spawn(spec, jobs_rx, Arc::clone(&state))
+            .map_err(|e| ApiError::internal("starting a model worker", &e))?;
+        tracing::info!(model = %resolved.name.display_short(), num_ctx, size, "loading model");
+        Ok(Arc::new(Runner {
+            id,
+            name: resolved.name.clone(),
+            model: Arc::new(resolved),
+            meta,
+            size,
+            jobs: jobs_tx,
+            state,
+        }))
+    }
+
+    /// Accounts for a finished job; unloads the model now if its keep-alive
+    /// is zero and nothing else is queued.
+    fn finish(&self, c: &Completion) {
+        let mut runners = lock(&self.runners);
+        let Some(runner) = runners.get(&c.digest).filter(|r| r.id == c.runner_id) else {
+            return;
+        };
+        let mut st = lock(&runner.state);
+        st.active = st.active.saturating_sub(1);
+        if st.active > 0 {
+            return;
+        }
+        st.keep_alive = c.keep_alive;
+        st.expires_at = match c.keep_alive {
+            KeepAlive::For(d) => Some(Instant::now() + d),
+            KeepAlive::Forever => None,
+        };
+        if c.keep_alive.is_zero() || self.shutting_down.load(Ordering::Relaxed) {
+            drop(st);
+            if let Some(r) = runners.remove(&c.digest) {
+                tracing::info!(model = %r.name.display_short(), "unloading (keep_alive 0)");
+            }
+        }
+    }
+
+    /// Called by a worker when it takes a job from the queue.
+    pub(crate) fn taken(state: &Mutex<RunnerState>) {
+        let mut st = lock(state);
+        st.pending = st.pending.saturating_sub(1);
+    }
+
+    /// Called by the loading worker with the outcome of the load.
+    pub(crate) fn loaded(state: &Mutex<RunnerState>, outcome: Result<(), String>) {
+        let mut st = lock(state);
+        match outcome {
+            Ok(()) => st.loaded_at = Some(Instant::now()),
+            Err(e) => st.failed = Some(e),
+        }
+    }
+
+    /// When the runner finished loading, for load durations.
+    pub(crate) fn loaded_at(state: &Mutex<RunnerState>) -> Option<Instant> {
+        lock(state).loaded_at
+    }
+
+    /// Unloads the model `name` (`keep_alive: 0` with no prompt, `hearth
+    /// stop`). Jobs already queued still finish. Returns whether it was loaded.
+    pub async fn unload(&self, name: &str) -> Result<bool, ApiError> {
+        let resolved = self.resolve(name).await?;
+        let removed = lock(&self.runners).remove(&resolved.digest);
+        if let Some(r) = &removed {
+            tracing::info!(model = %r.name.display_short(), "unloading on request");
+        }
+        Ok(removed.is_some())
+    }
+
+    /// Removes expired idle models; the reaper task calls this periodically.
+    pub fn reap(&self) {
+        let now = Instant::now();
+        lock(&self.runners).retain(|_, r| {
+            let st = lock(&r.state);
+            let expired = st.active == 0 && st.expires_at.is_some_and(|t| t <= now);
+            if expired {
+                tracing::info!(model = %r.name.display_short(), "unloading (keep_alive expired)");
+            }
+            !expired
+        });
+    }
+
+    /// The loaded models, most recently loaded last.
+    pub fn list_loaded(&self) -> Vec<LoadedModel> {
+        let now_instant = Instant::now();
+        let now = SystemTime::now();
+        let mut list: Vec<(u64, LoadedModel)> = lock(&self.runners)
+            .values()
+            .map(|r| {
+                let st = lock(&r.state);
+                let expires_at = match (st.expires_at, st.keep_alive) {
+                    (Some(t), _) => Some(now + t.saturating_duration_since(now_instant)),
+                    (None, KeepAlive::For(d)) => Some(now + d),
+                    (None, KeepAlive::Forever) => None,
+                };
+                let context_length = st.num_ctx;
+                (
+                    r.id,
+                    LoadedModel {
+                        name: r.name.clone(),
+                        model: r.model.clone(),
+                        size: r.size,
+                        context_length,
+                        expires_at,
+                    },
+                )
+            })
+            .collect();
+        list.sort_by_key(|(id, _)| *id);
+        list.into_iter().map(|(_, m)| m).collect()
+    }
+
+    /// Stops taking requests, cancels every running generation and unloads
+    /// every model (graceful shutdown).
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        for c in lock(&self.cancels).drain(..) {
+            if let Some(c) = c.upgrade() {
+                c.store(true, Ordering::Relaxed);
+            }
+        }
+        lock(&self.runners).clear();
+    }
+
+    /// Runs [`Scheduler::reap`] every 250 ms until the scheduler is dropped.
+    pub fn spawn_reaper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(s) => s.reap(),
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
+/// The request's `num_ctx`, else the Modelfile's, else the default capped by
+/// the training context. Asking for more than the model was trained with is
+/// an error (a Modelfile value is capped instead).
+fn resolve_num_ctx(
+    request: &GenerateRequest,
+    resolved: &ResolvedModel,
+    meta: &ModelMeta,
+) -> Result<usize, ApiError> {
+    if let Some(n) = request.options.num_ctx {
+        let n = n as usize;
+        if n > meta.n_ctx_train {
+            return Err(ApiError::bad_request(format!(
+                "num_ctx {n} exceeds the context length the model was trained with \
+                 ({} tokens)",
+                meta.n_ctx_train
+            )));
+        }
+        return Ok(n);
+    }
+    if matches!(request.input, Input::Embed(_)) {
+        return Ok(DEFAULT_NUM_CTX.min(meta.n_ctx_train));
+    }
+    let from_params = match resolved.params.get("num_ctx") {
+        Some(store::ParamValue::Int(n)) if *n > 0 => Some(*n as usize),
+        _ => None,
+    };
+    Ok(from_params.unwrap_or(DEFAULT_NUM_CTX).min(meta.n_ctx_train))
+}

@@ -1,0 +1,479 @@
+//! The threads that own a loaded model. The first loads it, then starts the
+//! others; each worker owns one sequence (a [`Context`] over its own KV cache)
+//! and takes jobs from the model's queue one at a time. Inference never runs
+//! on the async reactor.
+//!
+//! Every job reports through its event channel: `Started` (or an `Error` when
+//! it cannot start), the text pieces, then `Done`. A job whose client has gone
+//! (its cancel flag set) is skipped, or stopped before its next token.
+//!
+//! This is the one-sequence-per-worker engine interface; continuous batching
+//! will replace the workers' loop with one step loop over all sequences, with
+//! the same jobs and events.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Receiver;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use engine::{Context, EngineError, ModelBackend, Options};
+use model::chat::{ChatRequest, ChatTemplate};
+use model::tokenizer::Tokenizer;
+use model::{LoadOptions, Model};
+use serde_json::json;
+use store::{Message, ParamValue, Parameters};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::error::ApiError;
+use crate::request::{
+    DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary,
+};
+use crate::scheduler::{Completion, RunnerState, Scheduler};
+
+/// The template used when a model has none: ChatML, as llama.cpp falls back to
+/// (src/llama-chat.cpp, `LLM_CHAT_TEMPLATE_CHATML`).
+const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + \
+                      message['content'] + '<|im_end|>' + '\n'}}{% endfor %}\
+                      {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+/// ChatML's end of turn: a stop sequence while the fallback is in use.
+const CHATML_END: &str = "<|im_end|>";
+
+/// What a runner loads.
+#[derive(Debug, Clone)]
+pub struct LoadSpec {
+    /// The model's short name, for logs.
+    pub name: String,
+    /// The GGUF weights.
+    pub path: PathBuf,
+    /// The Modelfile's template, replacing the file's.
+    pub template: Option<String>,
+    /// The Modelfile's system prompt.
+    pub system: Option<String>,
+    /// The Modelfile's parameters.
+    pub params: Parameters,
+    /// The Modelfile's messages, prepended to conversations.
+    pub messages: Vec<Message>,
+    /// Threads for the forward pass.
+    pub threads: Option<usize>,
+    /// Sequences (worker threads).
+    pub n_seq: usize,
+}
+
+/// One admitted request on its way to a worker.
+#[derive(Debug)]
+pub struct Job {
+    /// The request.
+    pub request: GenerateRequest,
+    /// Its context size, resolved and checked by the scheduler.
+    pub num_ctx: usize,
+    /// Where its events go.
+    pub events: UnboundedSender<Event>,
+    /// Set when the client has gone.
+    pub cancel: Arc<AtomicBool>,
+    /// When it was admitted.
+    pub submitted: Instant,
+    /// Whether prompt text may be logged.
+    pub log_prompts: bool,
+    /// Accounts for the job's end when dropped.
+    pub completion: Completion,
+}
+
+/// A model with what every request needs besides it.
+struct Loaded {
+    model: Model,
+    tokenizer: Tokenizer,
+    /// The Modelfile's or the file's template, or ChatML.
+    template: ChatTemplate,
+    fallback_template: bool,
+    bos_text: String,
+    eos_text: String,
+    system: Option<String>,
+    messages: Vec<Message>,
+    params: Parameters,
+}
+
+impl Loaded {
+    fn load(spec: &LoadSpec) -> Result<Loaded, String> {
+        let options = LoadOptions {
+            threads: spec.threads,
+        };
+        let model = Model::load_with(&spec.path, &options).map_err(|e| e.to_string())?;
+        let md = model.gguf().metadata();
+        let tokenizer = Tokenizer::from_metadata(md).map_err(|e| e.to_string())?;
+        let file_template = md.opt_str("tokenizer.chat_template").ok().flatten();
+        let source = spec.template.as_deref().or(file_template);
+        let template = ChatTemplate::new(source.unwrap_or(CHATML))
+            .map_err(|e| format!("chat template: {e}"))?;
+        let text = |id: Option<u32>| {
+            id.and_then(|id| tokenizer.token_text(id))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (bos_text, eos_text) = (text(tokenizer.bos()), text(tokenizer.eos()));
+        Ok(Loaded {
+            fallback_template: source.is_none(),
+            template,
+            bos_text,
+            eos_text,
+            system: spec.system.clone(),
+            messages: spec.messages.clone(),
+            params: spec.params.clone(),
+            tokenizer,
+            model,
+        })
+    }
+
+    /// The engine options: defaults, then the Modelfile's parameters, then
+    /// the request's options.
+    fn options(&self, request: &RequestOptions, num_ctx: usize) -> Result<Options, ApiError> {
+        let mut o = Options {
+            // Ollama shifts the context when generation fills it.
+            context_shift: true,
+            ..Options::default()
+        };
+        for (name, value) in self.params.iter() {
+            let text = match value {
+                ParamValue::Int(v) => v.to_string(),
+                ParamValue::Float(v) => v.to_string(),
+                ParamValue::Bool(v) => v.to_string(),
+                ParamValue::Strings(v) => {
+                    o.stop = v.clone();
+                    continue;
+                }
+            };
+            if engine::OPTION_NAMES.contains(&name) {
+                // A Modelfile value the engine rejects keeps the default; the
+                // store validated its type already.
+                let _ = o.set(name, &text);
+            }
+        }
+        let s = &mut o.sampler;
+        let r = request;
+        s.temperature = r.temperature.unwrap_or(s.temperature);
+        s.top_k = r.top_k.map_or(s.top_k, |v| v as usize);
+        s.top_p = r.top_p.unwrap_or(s.top_p);
+        s.min_p = r.min_p.unwrap_or(s.min_p);
+        s.typical_p = r.typical_p.unwrap_or(s.typical_p);
+        s.repeat_penalty = r.repeat_penalty.unwrap_or(s.repeat_penalty);
+        s.presence_penalty = r.presence_penalty.unwrap_or(s.presence_penalty);
+        s.frequency_penalty = r.frequency_penalty.unwrap_or(s.frequency_penalty);
+        if let Some(seed) = r.seed {
+            s.seed = u64::try_from(seed).ok();
+        }
+        if let Some(n) = r.repeat_last_n {
+            o.repeat_last_n = n as i32;
+        }
+        if let Some(n) = r.num_predict {
+            o.num_predict = n as i32;
+        }
+        if let Some(n) = r.num_keep {
+            o.num_keep = n as usize;
+        }
+        if let Some(stop) = &r.stop {
+            o.stop = stop.clone().into_vec();
+        }
+        o.stop.retain(|s| !s.is_empty());
+        if self.fallback_template {
+            o.stop.push(CHATML_END.to_owned());
+        }
+        o.num_ctx = num_ctx;
+        Ok(o)
+    }
+
+    /// Renders `messages` through `template` (or the model's) with an open
+    /// assistant turn.
+    fn render(
+        &self,
+        messages: Vec<serde_json::Value>,
+        template: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let request = ChatRequest {
+            messages,
+            add_generation_prompt: true,
+            bos_token: self.bos_text.clone(),
+            eos_token: self.eos_text.clone(),
+            ..ChatRequest::default()
+        };
+        let rendered = match template {
+            Some(source) => ChatTemplate::new(source).and_then(|t| t.render(&request)),
+            None => self.template.render(&request),
+        };
+        rendered
+            .map_err(|e| ApiError::bad_request(format!("the chat template failed to render: {e}")))
+    }
+
+    /// Tokenizes a prompt: special tokens parsed, BOS added when the model
+    /// wants one (and not doubled when the template wrote it).
+    fn tokenize(&self, text: &str, add_special: bool) -> Vec<u32> {
+        let mut tokens = self.tokenizer.encode(text, add_special, true);
+        if let Some(bos) = self.tokenizer.bos()
+            && tokens.len() >= 2
+            && tokens[0] == bos
+            && tokens[1] == bos
+        {
+            tokens.remove(0);
+        }
+        tokens
+    }
+
+    /// The system prompt and Modelfile messages that open a conversation
+    /// without its own system message.
+    fn preamble(&self, system: Option<&str>) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        if let Some(system) = system.or(self.system.as_deref()) {
+            out.push(json!({"role": "system", "content": system}));
+        }
+        out.extend(
+            self.messages
+                .iter()
+                .map(|m| json!({"role": m.role, "content": m.content})),
+        );
+        out
+    }
+
+    /// The prompt tokens of a generate request.
+    fn prompt_tokens(&self, p: &PromptInput) -> Result<Vec<u32>, ApiError> {
+        let first = p.context.is_empty();
+        let text = if p.raw {
+            p.prompt.clone()
+        } else {
+            let mut messages = if first {
+                self.preamble(p.system.as_deref())
+            } else {
+                Vec::new()
+            };
+            messages.push(json!({"role": "user", "content": p.prompt}));
+            self.render(messages, p.template.as_deref())?
+        };
+        let mut tokens = p.context.clone();
+        tokens.extend(self.tokenize(&text, first));
+        let n_vocab = self.model.info().n_vocab;
+        if let Some(bad) = p.context.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(ApiError::bad_request(format!(
+                "context holds token {bad}, outside the model's vocabulary of {n_vocab}"
+            )));
+        }
+        Ok(tokens)
+    }
+
+    /// The prompt tokens of a chat request; the oldest messages (after any
+    /// system message) are dropped while the conversation does not fit.
+    fn chat_tokens(
+        &self,
+        messages: &[serde_json::Value],
+        template: Option<&str>,
+        n_ctx: usize,
+    ) -> Result<Vec<u32>, ApiError> {
+        let has_system = messages.first().is_some_and(|m| m["role"] == "system");
+        let mut all = if has_system {
+            Vec::new()
+        } else {
+            self.preamble(None)
+        };
+        all.extend(messages.iter().cloned());
+        let fixed = all.iter().take_while(|m| m["role"] == "system").count();
+        loop {
+            let tokens = self.tokenize(&self.render(all.clone(), template)?, true);
+            if tokens.len() < n_ctx || all.len() <= fixed + 1 {
+                return Ok(tokens);
+            }
+            all.remove(fixed);
+        }
+    }
+}
+
+/// Starts the runner's first thread, which loads the model and then serves
+/// jobs with `n_seq` workers; `state` receives the load's outcome.
+pub fn spawn(
+    spec: LoadSpec,
+    jobs: Receiver<Job>,
+    state: Arc<Mutex<RunnerState>>,
+) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name(format!("hearth-load-{}", spec.name))
+        .spawn(move || run_runner(spec, jobs, state))
+        .map(drop)
+}
+
+fn run_runner(spec: LoadSpec, jobs: Receiver<Job>, state: Arc<Mutex<RunnerState>>) {
+    let loaded = match Loaded::load(&spec) {
+        Ok(l) => Arc::new(l),
+        Err(e) => {
+            tracing::error!(model = %spec.name, "loading failed: {e}");
+            let message = format!("model '{}' could not be loaded: {e}", spec.name);
+            Scheduler::loaded(&state, Err(message.clone()));
+            // Fail what is queued; later submissions see the failure and the
+            // closed queue.
+            while let Ok(job) = jobs.try_recv() {
+                let _ = job.events.send(Event::Error(ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    message.clone(),
+                )));
+            }
+            return;
+        }
+    };
+    Scheduler::loaded(&state, Ok(()));
+    tracing::info!(model = %spec.name, "loaded");
+    let jobs = Arc::new(Mutex::new(jobs));
+    for i in 1..spec.n_seq {
+        let (loaded, jobs, state) = (loaded.clone(), jobs.clone(), state.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("hearth-seq{i}-{}", spec.name))
+            .spawn(move || serve_jobs(&loaded, &jobs, &state));
+        if let Err(e) = spawned {
+            tracing::error!(model = %spec.name, "could not start sequence {i}: {e}");
+        }
+    }
+    serve_jobs(&loaded, &jobs, &state);
+}
+
+/// One worker: takes jobs until the runner is unloaded (the queue's sender
+/// dropped and the queue drained).
+fn serve_jobs(loaded: &Loaded, jobs: &Mutex<Receiver<Job>>, state: &Mutex<RunnerState>) {
+    let mut ctx: Option<Context<ModelBackend<'_>>> = None;
+    loop {
+        let job = {
+            let rx = jobs
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            rx.recv()
+        };
+        let Ok(job) = job else { return };
+        Scheduler::taken(state);
+        if job.cancel.load(Ordering::Relaxed) {
+            continue;
+        }
+        let load_duration = Scheduler::loaded_at(state).map_or(Duration::ZERO, |t| {
+            t.saturating_duration_since(job.submitted)
+        });
+        run_job(loaded, &mut ctx, job, load_duration);
+    }
+}
+
+/// Runs one job to its end, reporting through its events.
+fn run_job<'m>(
+    loaded: &'m Loaded,
+    ctx: &mut Option<Context<ModelBackend<'m>>>,
+    job: Job,
+    load_duration: Duration,
+) {
+    let Job {
+        request,
+        num_ctx,
+        events,
+        cancel,
+        submitted,
+        log_prompts,
+        completion,
+    } = job;
+    let send = |e: Event| events.send(e).is_ok();
+    let outcome = (|| -> Result<Event, ApiError> {
+        if ctx.as_ref().is_none_or(|c| c.n_ctx() != num_ctx) {
+            *ctx = None;
+            let backend = ModelBackend::new(&loaded.model, num_ctx)
+                .map_err(|e| ApiError::internal("allocating a sequence", &e))?;
+            *ctx = Some(Context::new(backend));
+        }
+        let ctx = ctx
+            .as_mut()
+            .ok_or_else(|| ApiError::internal("allocating a sequence", &"no context"))?;
+        let options = loaded.options(&request.options, num_ctx)?;
+        let prompt = match &request.input {
+            Input::Load => {
+                return Ok(Event::Done(Box::new(Summary {
+                    done_reason: DoneReason::Load,
+                    context: Vec::new(),
+                    timings: engine::Timings {
+                        load_duration,
+                        total_duration: submitted.elapsed(),
+                        ..Default::default()
+                    },
+                })));
+            }
+            Input::Prompt(p) => loaded.prompt_tokens(p)?,
+            Input::Chat { messages, template } => {
+                loaded.chat_tokens(messages, template.as_deref(), num_ctx)?
+            }
+            Input::Embed(e) => {
+                return crate::embed::run(
+                    &loaded.model,
+                    &loaded.tokenizer,
+                    e,
+                    num_ctx,
+                    load_duration,
+                    submitted,
+                );
+            }
+        };
+        if prompt.is_empty() {
+            return Err(ApiError::bad_request(
+                "the prompt is empty after tokenization",
+            ));
+        }
+        if prompt.len() >= num_ctx {
+            return Err(ApiError::bad_request(format!(
+                "the prompt is {} tokens, more than the context of {num_ctx} holds; \
+                 shorten it or raise num_ctx",
+                prompt.len()
+            )));
+        }
+        if log_prompts {
+            tracing::info!(model = %request.model, "prompt: {:?}", loaded.tokenizer.decode_lossy(&prompt, false, true));
+        }
+        if !send(Event::Started) {
+            return Err(ApiError::bad_request("client gone"));
+        }
+        let mut on_text = |text: &str| {
+            if events.send(Event::Text(text.to_owned())).is_ok() {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        };
+        let result = engine::generate(
+            ctx,
+            &loaded.tokenizer,
+            &prompt,
+            &options,
+            Some(&cancel),
+            &mut on_text,
+        )
+        .map_err(|e| engine_error(&e))?;
+        if log_prompts {
+            tracing::info!(model = %request.model, "response: {:?}", result.text);
+        }
+        let mut timings = result.timings;
+        timings.load_duration = load_duration;
+        timings.total_duration = submitted.elapsed();
+        let done_reason = match result.done_reason {
+            engine::DoneReason::Stop | engine::DoneReason::Cancelled => DoneReason::Stop,
+            engine::DoneReason::Length => DoneReason::Length,
+        };
+        let mut context = prompt;
+        context.extend_from_slice(&result.tokens);
+        Ok(Event::Done(Box::new(Summary {
+            done_reason,
+            context,
+            timings,
+        })))
+    })();
+    // Account for the job before the client learns it is done, so that a
+    // `keep_alive: 0` model is gone from `/api/ps` by then.
+    drop(completion);
+    let _ = send(outcome.unwrap_or_else(Event::Error));
+}
+
+/// An engine failure as the client sees it.
+fn engine_error(e: &EngineError) -> ApiError {
+    match e {
+        EngineError::PromptTooLong { .. }
+        | EngineError::ContextFull { .. }
+        | EngineError::EmptyPrompt
+        | EngineError::Option { .. }
+        | EngineError::Chat(_) => ApiError::bad_request(e.to_string()),
+        EngineError::Model(_) | EngineError::Sampler(_) => ApiError::internal("generating", e),
+    }
+}
