@@ -17,7 +17,6 @@ use super::error::TokenizerError;
 const NO_PIECE: u32 = u32::MAX;
 
 /// Merge tables built from `tokenizer.ggml.merges`.
-#[derive(Debug)]
 pub(crate) struct BpeTables {
     /// `(left piece, right piece)` to `(rank, merged piece)`.
     merges: HashMap<(u32, u32), (u32, u32)>,

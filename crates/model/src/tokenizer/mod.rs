@@ -36,7 +36,6 @@ use pretokenize::PreTokenizer;
 use special::Fragment;
 
 /// A tokenizer for one model's vocabulary: text to token ids and back.
-#[derive(Debug)]
 pub struct Tokenizer {
     kind: TokenizerKind,
     /// `tokenizer.ggml.pre` as stored (empty when absent).
@@ -77,6 +76,20 @@ pub struct Tokenizer {
     bpe: Option<BpeTables>,
     /// Problems found while loading that llama.cpp also tolerates with a warning.
     warnings: Vec<String>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    /// A summary: the tables hold hundreds of thousands of entries.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("kind", &self.kind)
+            .field("pre", &self.pre_name)
+            .field("n_vocab", &self.texts.len())
+            .field("special", &self.special)
+            .field("add_bos", &self.add_bos)
+            .field("add_eos", &self.add_eos)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Tokenizer {
