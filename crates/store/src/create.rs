@@ -3,7 +3,6 @@
 //! layers, write the config blob and the manifest (ollama server/create.go).
 
 use std::fs::File;
-use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 use crate::digest::{self, Digest};
@@ -187,7 +186,7 @@ impl Store {
             None => {
                 let status = "gathering model components";
                 progress(Progress::bytes(status, None, size, 0));
-                let mut file = BufReader::new(File::open(path).map_err(io_err(path))?);
+                let mut file = File::open(path).map_err(io_err(path))?;
                 let mut report = |n| progress(Progress::bytes(status, None, size, n));
                 digest::copy_hashing(&mut file, &mut std::io::sink(), &mut report)
                     .map_err(io_err(path))?

@@ -34,6 +34,6 @@ pub use manifest::{
     SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPE,
 };
 pub use modelfile::{Message, Modelfile, ModelfileError};
-pub use name::{DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, ModelName, NameError, NamePart};
+pub use name::{DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, ModelName, NameError};
 pub use params::{ParamKind, ParamValue, Parameters, is_deprecated, param_kind};
 pub use store::{MODELS_ENV, ModelEntry, PruneReport, ResolvedModel, Store, default_root};

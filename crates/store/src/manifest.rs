@@ -84,6 +84,7 @@ impl Manifest {
     /// The manifest as stored: compact JSON and a newline (as Go's
     /// `json.Encoder` writes it). Its SHA-256 is the model's ID.
     pub fn to_bytes(&self) -> Vec<u8> {
+        // Strings and integers only: serialising cannot fail.
         let mut bytes = serde_json::to_vec(self).unwrap_or_default();
         bytes.push(b'\n');
         bytes

@@ -39,7 +39,7 @@ pub struct ModelName {
 
 /// Which part of a name a check concerns (named in errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NamePart {
+enum NamePart {
     /// The registry host.
     Host,
     /// The namespace.
