@@ -2,10 +2,12 @@
 //! (ggml-cpu/arch/x86/quants.c `ggml_vec_dot_q{4,5,8}_{0,1}_q8_{0,1}`, AVX2 paths):
 //! one block per step, its 32 quants widened to bytes, an integer dot product in
 //! eight i32 lanes, then one fused multiply-add by the block's combined scale.
+//! Scales are converted eight blocks at a time, and two accumulators alternate so
+//! that consecutive blocks do not wait on each other's multiply-add.
 
 use std::arch::x86_64::*;
 
-use super::{bits_to_bytes_32, dot_i8, dot_u8_i8, f16_at, hsum_ps, load, nibbles_32};
+use super::{bits_to_bytes_32, dot_i8, dot_u8_i8, f16x8, hsum_ps, lane, load, nibbles_32};
 use crate::simd::dot_entry;
 
 dot_entry!(
@@ -29,29 +31,58 @@ dot_entry!(
     vec_dot_q8_0_q8_0 => q8_0_q8_0, 32, 34, 34
 );
 
+/// The loop shared by the legacy kernels: `Σ dx·dy·block(bx, by)` over `nb`
+/// blocks (`xs`, `ys` bytes each, f16 scale first), where `block` returns the
+/// block's integer dot product as eight f32 lanes; plus `Σ mx·sy` from the f16
+/// pair at byte 2 of each block when `with_min` (Q4_1, Q5_1 against Q8_1).
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` and `y`;
+/// `block` may read its two blocks' bytes.
+#[inline(always)]
+unsafe fn blocks(
+    nb: usize,
+    (x, xs): (*const u8, usize),
+    (y, ys): (*const u8, usize),
+    with_min: bool,
+    block: impl Fn(*const u8, *const u8) -> __m256,
+) -> f32 {
+    // SAFETY: every block touched is < `nb` (caller); features from the caller.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut mins = _mm256_setzero_ps();
+        let mut i = 0;
+        while i < nb {
+            let count = (nb - i).min(8);
+            let (bx, by) = (x.add(xs * i), y.add(ys * i));
+            let d = _mm256_mul_ps(f16x8(bx, xs, count), f16x8(by, ys, count));
+            if with_min {
+                let m = f16x8(bx.add(2), xs, count);
+                let s = f16x8(by.add(2), ys, count);
+                mins = _mm256_fmadd_ps(m, s, mins);
+            }
+            for k in 0..count {
+                let sum = block(bx.add(xs * k), by.add(ys * k));
+                acc[k & 1] = _mm256_fmadd_ps(lane(d, k), sum, acc[k & 1]);
+            }
+            i += count;
+        }
+        hsum_ps(_mm256_add_ps(acc[0], acc[1])) + hsum_ps(mins)
+    }
+}
+
 /// # Safety
 /// AVX2, FMA and F16C must be available; `nb` blocks must be readable at `x`
 /// (18 bytes each) and `y` (34 bytes each).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for i in 0..nb {
-        // SAFETY: block `i` < `nb` of each operand is readable (caller).
-        let (bx, by) = unsafe { (x.add(18 * i), y.add(34 * i)) };
-        // SAFETY: as above; d at 0, qs at 2 (16 bytes) in Q4_0; d at 0, qs at 2 (32
-        // bytes) in Q8_0.
-        let (d, qx, qy) = unsafe {
-            (
-                f16_at(bx) * f16_at(by),
-                nibbles_32(bx.add(2)),
-                load(by.add(2)),
-            )
-        };
-        let qx = _mm256_sub_epi8(qx, _mm256_set1_epi8(8));
-        let sum = _mm256_cvtepi32_ps(dot_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), sum, acc);
+    // SAFETY: forwarded from the caller; Q4_0 is d, qs[16]; Q8_0 is d, qs[32].
+    unsafe {
+        blocks(nb, (x, 18), (y, 34), false, |bx, by| {
+            let qx = _mm256_sub_epi8(nibbles_32(bx.add(2)), _mm256_set1_epi8(8));
+            _mm256_cvtepi32_ps(dot_i8(qx, load(by.add(2))))
+        })
     }
-    hsum_ps(acc)
 }
 
 /// # Safety
@@ -59,25 +90,12 @@ unsafe fn q4_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
 /// (20 bytes each) and `y` (36 bytes each).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_1_q8_1(nb: usize, x: *const u8, y: *const u8) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
-    for i in 0..nb {
-        // SAFETY: block `i` < `nb` of each operand is readable (caller).
-        let (bx, by) = unsafe { (x.add(20 * i), y.add(36 * i)) };
-        // SAFETY: as above; Q4_1 is d, m, qs[16]; Q8_1 is d, s, qs[32].
-        let (d, m_s, qx, qy) = unsafe {
-            (
-                f16_at(bx) * f16_at(by),
-                f16_at(bx.add(2)) * f16_at(by.add(2)),
-                nibbles_32(bx.add(4)),
-                load(by.add(4)),
-            )
-        };
-        mins += m_s;
-        let sum = _mm256_cvtepi32_ps(dot_u8_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), sum, acc);
+    // SAFETY: forwarded from the caller; Q4_1 is d, m, qs[16]; Q8_1 is d, s, qs[32].
+    unsafe {
+        blocks(nb, (x, 20), (y, 36), true, |bx, by| {
+            _mm256_cvtepi32_ps(dot_u8_i8(nibbles_32(bx.add(4)), load(by.add(4))))
+        })
     }
-    hsum_ps(acc) + mins
 }
 
 /// # Safety
@@ -85,26 +103,17 @@ unsafe fn q4_1_q8_1(nb: usize, x: *const u8, y: *const u8) -> f32 {
 /// (22 bytes each) and `y` (34 bytes each).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for i in 0..nb {
-        // SAFETY: block `i` < `nb` of each operand is readable (caller).
-        let (bx, by) = unsafe { (x.add(22 * i), y.add(34 * i)) };
-        // SAFETY: as above; Q5_0 is d, qh[4], qs[16].
-        let (d, lo, hi, qy) = unsafe {
-            (
-                f16_at(bx) * f16_at(by),
-                nibbles_32(bx.add(6)),
-                bits_to_bytes_32(bx.add(2)),
-                load(by.add(2)),
-            )
-        };
-        // q − 16 as a signed byte: the nibble with 0xF0 on top where the fifth bit
-        // is clear (nibble − 16), the bare nibble where it is set.
-        let qx = _mm256_or_si256(lo, _mm256_andnot_si256(hi, _mm256_set1_epi8(0xf0u8 as i8)));
-        let sum = _mm256_cvtepi32_ps(dot_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), sum, acc);
+    // SAFETY: forwarded from the caller; Q5_0 is d, qh[4], qs[16].
+    unsafe {
+        blocks(nb, (x, 22), (y, 34), false, |bx, by| {
+            let lo = nibbles_32(bx.add(6));
+            let hi = bits_to_bytes_32(bx.add(2));
+            // q − 16 as a signed byte: the nibble with 0xF0 on top where the fifth
+            // bit is clear (nibble − 16), the bare nibble where it is set.
+            let qx = _mm256_or_si256(lo, _mm256_andnot_si256(hi, _mm256_set1_epi8(0xf0u8 as i8)));
+            _mm256_cvtepi32_ps(dot_i8(qx, load(by.add(2))))
+        })
     }
-    hsum_ps(acc)
 }
 
 /// # Safety
@@ -112,27 +121,15 @@ unsafe fn q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
 /// (24 bytes each) and `y` (36 bytes each).
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q5_1_q8_1(nb: usize, x: *const u8, y: *const u8) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    let mut mins = 0f32;
-    for i in 0..nb {
-        // SAFETY: block `i` < `nb` of each operand is readable (caller).
-        let (bx, by) = unsafe { (x.add(24 * i), y.add(36 * i)) };
-        // SAFETY: as above; Q5_1 is d, m, qh[4], qs[16].
-        let (d, m_s, lo, hi, qy) = unsafe {
-            (
-                f16_at(bx) * f16_at(by),
-                f16_at(bx.add(2)) * f16_at(by.add(2)),
-                nibbles_32(bx.add(8)),
-                bits_to_bytes_32(bx.add(4)),
-                load(by.add(4)),
-            )
-        };
-        mins += m_s;
-        let qx = _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x10)));
-        let sum = _mm256_cvtepi32_ps(dot_u8_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), sum, acc);
+    // SAFETY: forwarded from the caller; Q5_1 is d, m, qh[4], qs[16].
+    unsafe {
+        blocks(nb, (x, 24), (y, 36), true, |bx, by| {
+            let lo = nibbles_32(bx.add(8));
+            let hi = bits_to_bytes_32(bx.add(4));
+            let qx = _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x10)));
+            _mm256_cvtepi32_ps(dot_u8_i8(qx, load(by.add(4))))
+        })
     }
-    hsum_ps(acc) + mins
 }
 
 /// # Safety
@@ -140,14 +137,10 @@ unsafe fn q5_1_q8_1(nb: usize, x: *const u8, y: *const u8) -> f32 {
 /// at `x` and `y`.
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for i in 0..nb {
-        // SAFETY: block `i` < `nb` of each operand is readable (caller).
-        let (bx, by) = unsafe { (x.add(34 * i), y.add(34 * i)) };
-        // SAFETY: as above; d at 0, qs at 2.
-        let (d, qx, qy) = unsafe { (f16_at(bx) * f16_at(by), load(bx.add(2)), load(by.add(2))) };
-        let sum = _mm256_cvtepi32_ps(dot_i8(qx, qy));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), sum, acc);
+    // SAFETY: forwarded from the caller; Q8_0 is d, qs[32].
+    unsafe {
+        blocks(nb, (x, 34), (y, 34), false, |bx, by| {
+            _mm256_cvtepi32_ps(dot_i8(load(bx.add(2)), load(by.add(2))))
+        })
     }
-    hsum_ps(acc)
 }

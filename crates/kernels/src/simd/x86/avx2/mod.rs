@@ -81,6 +81,32 @@ unsafe fn f32_at(p: *const u8) -> f32 {
     unsafe { p.cast::<f32>().read_unaligned() }
 }
 
+/// The f16 scales at `p + stride·k` for `k < count` (≤ 8), zeros after, as eight
+/// f32. Converting eight at once keeps scalar f16 conversions (whose `vpinsrw`
+/// LLVM may merge into a register carrying the accumulator) out of the loop-carried
+/// dependency chain.
+///
+/// # Safety
+/// 2 bytes readable at each `p + stride·k`, `k < count`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+pub(in crate::simd::x86) unsafe fn f16x8(p: *const u8, stride: usize, count: usize) -> __m256 {
+    let mut h = [0u16; 8];
+    for (k, v) in h.iter_mut().enumerate().take(count) {
+        // SAFETY: k < count (caller); the read is unaligned.
+        *v = unsafe { p.add(stride * k).cast::<u16>().read_unaligned() };
+    }
+    // SAFETY: `h` is 16 readable bytes.
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(h.as_ptr().cast()) })
+}
+
+/// Lane `k` of `v` in every lane.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn lane(v: __m256, k: usize) -> __m256 {
+    _mm256_permutevar8x32_ps(v, _mm256_set1_epi32(k as i32))
+}
+
 /// 32 bytes from `p`.
 ///
 /// # Safety

@@ -138,16 +138,6 @@ unsafe fn load_2x256(a: *const u8, b: *const u8) -> __m512i {
     }
 }
 
-/// `a` in lanes 0..8 and `b` in lanes 8..16.
-///
-/// # Safety
-/// AVX-512 F must be available.
-#[inline(always)]
-unsafe fn halves(a: f32, b: f32) -> __m512 {
-    // SAFETY: AVX-512 F (caller).
-    unsafe { _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(a), _mm512_set1_ps(b)) }
-}
-
 /// The two builds of an integer kernel body: `$plain` without VNNI, `$vnni` with.
 macro_rules! vnni_builds {
     ($body:ident => $plain:ident, $vnni:ident) => {
