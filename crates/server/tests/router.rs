@@ -1,0 +1,754 @@
+//! The router driven without a socket (`tower::ServiceExt::oneshot`): every
+//! endpoint, its error cases, and residency, on a tiny random-weight Llama
+//! (the synthetic builder's SPM vocabulary plus a ChatML template) in a
+//! scratch store.
+
+use std::path::{Path, PathBuf};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use gguf::TensorType;
+use model::synthetic::Spec;
+use serde_json::{Value, json};
+use server::{AppState, Config, app};
+use store::{Digest, ModelName, Modelfile, Store};
+use tower::ServiceExt;
+
+const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + \
+                      message['content'] + '<|im_end|>' + '\n'}}{% endfor %}\
+                      {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// A scratch directory holding the tiny model's GGUF and a store with it as
+/// `tiny`.
+struct Env {
+    dir: PathBuf,
+    store: Store,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        let dir = std::env::temp_dir().join(format!("hearth-router-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let gguf = dir.join("tiny.gguf");
+        let mut w = Spec::tiny_llama().build(&|_| TensorType::Q8_0).unwrap();
+        w.add_str("tokenizer.chat_template", CHATML);
+        // llama.cpp's LLAMA_FTYPE_MOSTLY_Q8_0.
+        w.add_u32("general.file_type", 7);
+        w.write_file(&gguf).unwrap();
+        let store = Store::open(dir.join("models")).unwrap();
+        let name = ModelName::parse("tiny").unwrap();
+        store
+            .create(
+                &name,
+                &Modelfile::new(gguf.display().to_string()),
+                &dir,
+                &mut |_| {},
+            )
+            .unwrap();
+        Env { dir, store }
+    }
+
+    fn gguf(&self) -> PathBuf {
+        self.dir.join("tiny.gguf")
+    }
+
+    fn state(&self, config: Config) -> AppState {
+        AppState::new(self.store.clone(), config)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends one request; returns the status, the headers' content type and the body.
+async fn send(
+    state: &AppState,
+    method: Method,
+    uri: &str,
+    body: Body,
+) -> (StatusCode, String, Vec<u8>) {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .body(body)
+        .unwrap();
+    let response = app(state.clone()).oneshot(request).await.unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, content_type, bytes.to_vec())
+}
+
+async fn post(state: &AppState, uri: &str, body: Value) -> (StatusCode, Value) {
+    let (status, _, bytes) = send(state, Method::POST, uri, Body::from(body.to_string())).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, Value) {
+    let (status, _, bytes) = send(state, Method::GET, uri, Body::empty()).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Posts and expects an error status with an `{"error"}` body; returns the message.
+async fn post_error(state: &AppState, uri: &str, body: Body, expected: StatusCode) -> String {
+    let (status, _, bytes) = send(state, Method::POST, uri, body).await;
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, expected, "{v}");
+    v["error"].as_str().unwrap().to_owned()
+}
+
+fn ndjson(bytes: &[u8]) -> Vec<Value> {
+    std::str::from_utf8(bytes)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn root_health_and_version() {
+    let env = Env::new("root");
+    let state = env.state(Config::default());
+    let (status, _, body) = send(&state, Method::GET, "/", Body::empty()).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (StatusCode::OK, &b"hearth is running"[..])
+    );
+    let (status, _, _) = send(&state, Method::GET, "/health", Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = get(&state, "/api/version").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    let (status, v) = get(&state, "/api/nothing").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "no such endpoint");
+    let (status, _, _) = send(&state, Method::GET, "/api/generate", Body::empty()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn generate_without_streaming_returns_one_object() {
+    let env = Env::new("gen");
+    let state = env.state(Config::default());
+    let (status, v) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "prompt": "Hello", "stream": false,
+               "options": {"num_predict": 5, "seed": 42, "temperature": 0}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["model"], "tiny");
+    assert_eq!(v["done"], true);
+    assert_eq!(v["done_reason"], "length");
+    assert_eq!(v["eval_count"], 5);
+    assert!(!v["response"].as_str().unwrap().is_empty(), "{v}");
+    assert!(v["prompt_eval_count"].as_u64().unwrap() > 0);
+    assert!(v["total_duration"].as_u64().unwrap() >= v["eval_duration"].as_u64().unwrap());
+    assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
+    let context = v["context"].as_array().unwrap();
+    assert!(context.len() > 5);
+
+    // The same request with the same seed gives the same text; continuing
+    // from the context works.
+    let (_, again) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "prompt": "Hello", "stream": false,
+               "options": {"num_predict": 5, "seed": 42, "temperature": 0}}),
+    )
+    .await;
+    assert_eq!(again["response"], v["response"]);
+    let (status, next) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "prompt": "More", "stream": false, "context": context,
+               "options": {"num_predict": 3}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{next}");
+    assert!(next["context"].as_array().unwrap().len() > context.len());
+}
+
+#[tokio::test]
+async fn generate_streams_ndjson_ending_with_the_summary() {
+    let env = Env::new("stream");
+    let state = env.state(Config::default());
+    let body = json!({"model": "tiny", "prompt": "Hi", "options": {"num_predict": 6, "seed": 1}});
+    let (status, content_type, bytes) = send(
+        &state,
+        Method::POST,
+        "/api/generate",
+        Body::from(body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(content_type, "application/x-ndjson");
+    let lines = ndjson(&bytes);
+    let (last, pieces) = lines.split_last().unwrap();
+    assert!(!pieces.is_empty());
+    assert!(
+        pieces
+            .iter()
+            .all(|p| p["done"] == false && p["response"].is_string())
+    );
+    assert_eq!(last["done"], true);
+    assert_eq!(last["eval_count"], 6);
+    for key in [
+        "total_duration",
+        "load_duration",
+        "prompt_eval_duration",
+        "eval_duration",
+    ] {
+        assert!(last[key].is_u64(), "{key}: {last}");
+    }
+}
+
+#[tokio::test]
+async fn chat_answers_with_an_assistant_message() {
+    let env = Env::new("chat");
+    let state = env.state(Config::default());
+    let messages =
+        json!([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello"}]);
+    let (status, v) = post(
+        &state,
+        "/api/chat",
+        json!({"model": "tiny", "messages": messages, "stream": false,
+               "options": {"num_predict": 4, "temperature": 0}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["message"]["role"], "assistant");
+    assert!(v["message"]["content"].is_string());
+    assert_eq!(v["done"], true);
+    assert!(v.get("context").is_none());
+
+    let body = json!({"model": "tiny", "messages": messages, "options": {"num_predict": 4, "temperature": 0}});
+    let (status, _, bytes) = send(
+        &state,
+        Method::POST,
+        "/api/chat",
+        Body::from(body.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let lines = ndjson(&bytes);
+    let text: String = lines
+        .iter()
+        .map(|l| l["message"]["content"].as_str().unwrap())
+        .collect();
+    // Greedy decoding: streamed pieces add up to the non-streamed answer.
+    assert_eq!(text, v["message"]["content"].as_str().unwrap(), "{lines:?}");
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_4xx_errors_and_the_server_keeps_serving() {
+    let env = Env::new("errors");
+    let state = env.state(Config {
+        max_body_bytes: 4096,
+        ..Config::default()
+    });
+    let body = |v: Value| Body::from(v.to_string());
+    let bad = StatusCode::BAD_REQUEST;
+
+    let m = post_error(&state, "/api/generate", Body::from("{\"model\": "), bad).await;
+    assert!(m.starts_with("malformed JSON"), "{m}");
+    let m = post_error(&state, "/api/generate", Body::empty(), bad).await;
+    assert_eq!(m, "missing request body");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": "x", "options": {"num_ctx": "big"}})),
+        bad,
+    )
+    .await;
+    assert!(m.contains("'options.num_ctx'"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": 5})),
+        bad,
+    )
+    .await;
+    assert!(m.contains("'prompt'"), "{m}");
+    let m = post_error(&state, "/api/generate", body(json!({"prompt": "x"})), bad).await;
+    assert_eq!(m, "model is required");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "nope", "prompt": "x"})),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(m.contains("'nope"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": "x", "options": {"num_predict": -3}})),
+        bad,
+    )
+    .await;
+    assert!(m.starts_with("num_predict -3 is invalid"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": "x", "options": {"num_ctx": 1_000_000_000}})),
+        bad,
+    )
+    .await;
+    assert!(m.contains("out of range"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": "x", "options": {"num_ctx": 100_000}})),
+        bad,
+    )
+    .await;
+    assert!(m.contains("trained with (256 tokens)"), "{m}");
+    let long = "word ".repeat(200);
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": long, "options": {"num_ctx": 32}})),
+        bad,
+    )
+    .await;
+    assert!(m.contains("more than the context of 32"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": "x", "format": "json"})),
+        bad,
+    )
+    .await;
+    assert_eq!(
+        m,
+        "format is not supported yet: constrained decoding is not implemented"
+    );
+    let m = post_error(
+        &state,
+        "/api/chat",
+        body(
+            json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}],
+                   "tools": [{"type": "function", "function": {"name": "f"}}]}),
+        ),
+        bad,
+    )
+    .await;
+    assert!(m.starts_with("tools are not supported yet"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/chat",
+        body(json!({"model": "tiny", "messages": [{"role": "user", "content": "x", "images": ["aGk="]}]})),
+        bad,
+    )
+    .await;
+    assert!(m.starts_with("images are not supported"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/chat",
+        body(json!({"model": "tiny", "messages": [{"role": "wizard", "content": "x"}]})),
+        bad,
+    )
+    .await;
+    assert!(m.contains("messages[0].role"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/generate",
+        body(json!({"model": "tiny", "prompt": "x", "keep_alive": "whenever"})),
+        bad,
+    )
+    .await;
+    assert!(m.contains("keep_alive"), "{m}");
+    let big = Body::from(vec![b' '; 10_000]);
+    let m = post_error(&state, "/api/generate", big, StatusCode::PAYLOAD_TOO_LARGE).await;
+    assert!(m.starts_with("request body too large"), "{m}");
+
+    // Still serving.
+    let (status, v) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "prompt": "ok", "stream": false, "options": {"num_predict": 2}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn empty_prompt_loads_and_keep_alive_zero_unloads() {
+    let env = Env::new("residency");
+    let state = env.state(Config::default());
+    let (_, ps) = get(&state, "/api/ps").await;
+    assert_eq!(ps["models"], json!([]));
+    let (status, v) = post(&state, "/api/generate", json!({"model": "tiny"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["done"].clone(), v["done_reason"].clone()),
+        (json!(true), json!("load"))
+    );
+    let (_, ps) = get(&state, "/api/ps").await;
+    let loaded = &ps["models"][0];
+    assert_eq!(loaded["name"], "tiny:latest");
+    assert_eq!(loaded["context_length"], 256);
+    assert_eq!(loaded["size_vram"], 0);
+    assert!(loaded["size"].as_u64().unwrap() > std::fs::metadata(env.gguf()).unwrap().len());
+    assert!(loaded["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(loaded["details"]["family"], "llama");
+
+    let (status, v) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "keep_alive": 0}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["done_reason"], "unload");
+    let (_, ps) = get(&state, "/api/ps").await;
+    assert_eq!(ps["models"], json!([]));
+
+    // A generation with keep_alive 0 unloads before its response ends.
+    let (status, _) = post(
+        &state,
+        "/api/chat",
+        json!({"model": "tiny", "messages": [{"role": "user", "content": "x"}], "stream": false,
+               "keep_alive": 0, "options": {"num_predict": 2}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, ps) = get(&state, "/api/ps").await;
+    assert_eq!(ps["models"], json!([]));
+}
+
+#[tokio::test]
+async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
+    let env = Env::new("evict");
+    let copy = json!({"source": "tiny", "destination": "other"});
+    // A copy shares the manifest, so it is the same loaded model; make a
+    // genuinely different one with a system prompt.
+    let (status, _) = post(&env.state(Config::default()), "/api/copy", copy).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = post(
+        &env.state(Config::default()),
+        "/api/create",
+        json!({"model": "second", "from": "tiny", "system": "Another model.", "stream": false}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let state = env.state(Config {
+        max_loaded_models: 1,
+        ..Config::default()
+    });
+    post(&state, "/api/generate", json!({"model": "tiny"})).await;
+    post(&state, "/api/generate", json!({"model": "other"})).await;
+    let (_, ps) = get(&state, "/api/ps").await;
+    assert_eq!(ps["models"].as_array().unwrap().len(), 1);
+    post(&state, "/api/generate", json!({"model": "second"})).await;
+    let (_, ps) = get(&state, "/api/ps").await;
+    let models = ps["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{ps}");
+    assert_eq!(models[0]["name"], "second:latest");
+
+    let tight = env.state(Config {
+        max_memory: Some(1000),
+        ..Config::default()
+    });
+    let m = post_error(
+        &tight,
+        "/api/generate",
+        Body::from(json!({"model": "tiny"}).to_string()),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(m.contains("needs about") && m.contains("available"), "{m}");
+}
+
+#[tokio::test]
+async fn embeddings_are_pooled_and_normalised() {
+    let env = Env::new("embed");
+    let state = env.state(Config::default());
+    let (status, v) = post(
+        &state,
+        "/api/embed",
+        json!({"model": "tiny", "input": ["hello", "world"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let vectors = v["embeddings"].as_array().unwrap();
+    assert_eq!(vectors.len(), 2);
+    for vector in vectors {
+        let xs: Vec<f64> = vector
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        assert_eq!(xs.len(), 256);
+        let norm: f64 = xs.iter().map(|x| x * x).sum::<f64>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "{norm}");
+    }
+    assert_ne!(vectors[0], vectors[1]);
+    assert!(v["prompt_eval_count"].as_u64().unwrap() >= 2);
+
+    let (_, one) = post(
+        &state,
+        "/api/embed",
+        json!({"model": "tiny", "input": "hello", "dimensions": 8}),
+    )
+    .await;
+    assert_eq!(one["embeddings"][0].as_array().unwrap().len(), 8);
+
+    let (status, legacy) = post(
+        &state,
+        "/api/embeddings",
+        json!({"model": "tiny", "prompt": "hello"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let xs: Vec<f64> = legacy["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let norm: f64 = xs.iter().map(|x| x * x).sum::<f64>().sqrt();
+    // Legacy embeddings are not normalised; scaled, they equal the new ones.
+    assert!((norm - 1.0).abs() > 1e-3, "{norm}");
+    let first = vectors[0].as_array().unwrap();
+    for (a, b) in xs.iter().zip(first) {
+        assert!((a / norm - b.as_f64().unwrap()).abs() < 1e-4);
+    }
+
+    let m = post_error(
+        &state,
+        "/api/embed",
+        Body::from(
+            json!({"model": "tiny", "input": "word ".repeat(100), "truncate": false,
+                          "options": {"num_ctx": 16}})
+            .to_string(),
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(m.contains("more than the context"), "{m}");
+}
+
+#[tokio::test]
+async fn tags_show_copy_and_delete() {
+    let env = Env::new("manage");
+    let state = env.state(Config::default());
+    let (status, tags) = get(&state, "/api/tags").await;
+    assert_eq!(status, StatusCode::OK);
+    let m = &tags["models"][0];
+    assert_eq!(m["name"], "tiny:latest");
+    assert_eq!(m["details"]["format"], "gguf");
+    assert_eq!(m["details"]["quantization_level"], "Q8_0");
+    assert_eq!(m["digest"].as_str().unwrap().len(), 64);
+
+    let (status, show) = post(&state, "/api/show", json!({"model": "tiny"})).await;
+    assert_eq!(status, StatusCode::OK, "{show}");
+    assert_eq!(show["model_info"]["general.architecture"], "llama");
+    assert_eq!(show["model_info"]["llama.context_length"], 256);
+    assert_eq!(show["model_info"]["tokenizer.ggml.tokens"], Value::Null);
+    assert_eq!(show["template"], CHATML);
+    assert!(show["modelfile"].as_str().unwrap().contains("FROM "));
+    assert_eq!(show["capabilities"], json!(["completion"]));
+    let (_, verbose) = post(
+        &state,
+        "/api/show",
+        json!({"model": "tiny", "verbose": true}),
+    )
+    .await;
+    assert_eq!(
+        verbose["model_info"]["tokenizer.ggml.tokens"]
+            .as_array()
+            .unwrap()
+            .len(),
+        320
+    );
+
+    let (status, _) = post(
+        &state,
+        "/api/copy",
+        json!({"source": "tiny", "destination": "me/copy:v1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, tags) = get(&state, "/api/tags").await;
+    assert_eq!(tags["models"].as_array().unwrap().len(), 2);
+    let m = post_error(
+        &state,
+        "/api/copy",
+        Body::from(json!({"source": "missing", "destination": "x"}).to_string()),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(m.contains("missing"), "{m}");
+
+    let request = |name: &str| Body::from(json!({"model": name}).to_string());
+    let (status, _, _) = send(&state, Method::DELETE, "/api/delete", request("me/copy:v1")).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(&state, Method::DELETE, "/api/delete", request("me/copy:v1")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, tags) = get(&state, "/api/tags").await;
+    assert_eq!(tags["models"].as_array().unwrap().len(), 1);
+    let m = post_error(&state, "/api/show", request("nope"), StatusCode::NOT_FOUND).await;
+    assert!(m.contains("nope"), "{m}");
+}
+
+fn digest_of(path: &Path) -> Digest {
+    Digest::of(&std::fs::read(path).unwrap())
+}
+
+#[tokio::test]
+async fn blobs_upload_and_create_from_files() {
+    let env = Env::new("blobs");
+    let fresh = Store::open(env.dir.join("fresh")).unwrap();
+    let state = AppState::new(fresh, Config::default());
+    let digest = digest_of(&env.gguf());
+    let uri = format!("/api/blobs/{digest}");
+    let (status, _, _) = send(&state, Method::HEAD, &uri, Body::empty()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    let create =
+        json!({"model": "uploaded", "files": {"tiny.gguf": digest.to_string()}, "stream": false});
+    let m = post_error(
+        &state,
+        "/api/create",
+        Body::from(create.to_string()),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(m.contains("upload it first"), "{m}");
+
+    let wrong = Digest::of(b"something else");
+    let bytes = std::fs::read(env.gguf()).unwrap();
+    let m = post_error(
+        &state,
+        &format!("/api/blobs/{wrong}"),
+        Body::from(bytes.clone()),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(m.contains("digest mismatch"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/blobs/sha256-nothex",
+        Body::from("x"),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(m.contains("invalid digest"), "{m}");
+
+    let (status, _, _) = send(&state, Method::POST, &uri, Body::from(bytes)).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _, _) = send(&state, Method::HEAD, &uri, Body::empty()).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Streaming create: NDJSON status objects ending with success.
+    let create = json!({"model": "uploaded", "files": {"tiny.gguf": digest.to_string()},
+                        "system": "You are tiny.", "parameters": {"temperature": 0.5, "stop": ["<|im_end|>", "END"]}});
+    let (status, _, body) = send(
+        &state,
+        Method::POST,
+        "/api/create",
+        Body::from(create.to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let lines = ndjson(&body);
+    assert_eq!(lines.last().unwrap()["status"], "success", "{lines:?}");
+    let (_, show) = post(&state, "/api/show", json!({"model": "uploaded"})).await;
+    assert_eq!(show["system"], "You are tiny.");
+    let params = show["parameters"].as_str().unwrap();
+    assert!(
+        params.contains("temperature") && params.contains("\"END\""),
+        "{params}"
+    );
+
+    let m = post_error(
+        &state,
+        "/api/create",
+        Body::from(json!({"model": "x"}).to_string()),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(m.contains("neither 'from' nor 'files'"), "{m}");
+    let m = post_error(
+        &state,
+        "/api/create",
+        Body::from(
+            json!({"model": "x", "from": "uploaded", "parameters": {"warmth": 1}}).to_string(),
+        ),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(m.contains("warmth"), "{m}");
+}
+
+#[tokio::test]
+async fn cors_allows_local_origins_only() {
+    let env = Env::new("cors");
+    let state = env.state(Config::default());
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/api/tags")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "GET")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = app(state.clone())
+        .oneshot(preflight("http://localhost:3000"))
+        .await
+        .unwrap();
+    assert_eq!(
+        allowed
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .unwrap(),
+        "http://localhost:3000"
+    );
+    let refused = app(state.clone())
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_none()
+    );
+
+    let open = env.state(Config {
+        origins: vec!["https://app.example".into()],
+        ..Config::default()
+    });
+    let extra = app(open)
+        .oneshot(preflight("https://app.example"))
+        .await
+        .unwrap();
+    assert!(
+        extra
+            .headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .is_some()
+    );
+}
