@@ -1,0 +1,246 @@
+//! `hearth run` as a real process on a tiny random-weight Llama written by the
+//! synthetic-model builder (its SPM vocabulary plus a ChatML chat template).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use gguf::{Array, TensorType, Value};
+use model::synthetic::Spec;
+
+const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + \
+                      message['content'] + '<|im_end|>' + '\n'}}{% endfor %}\
+                      {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+/// Writes the tiny model once per test process.
+fn tiny_model() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hearth-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tiny.gguf");
+        let mut w = Spec::tiny_llama().build(&|_| TensorType::Q8_0).unwrap();
+        w.add_str("tokenizer.chat_template", CHATML);
+        w.write_file(&path).unwrap();
+        path
+    })
+}
+
+/// The tiny model with `</s>` renamed and `<s>` as end of sequence: greedy
+/// decoding does not produce it (3000 tokens checked), so an answer runs until
+/// interrupted or the context is full.
+fn endless_model() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hearth-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("endless.gguf");
+        let spec = Spec::tiny_llama();
+        let mut w = spec.build(&|_| TensorType::Q8_0).unwrap();
+        let Some(Value::Array(Array::String(tokens))) =
+            w.metadata().get("tokenizer.ggml.tokens").cloned()
+        else {
+            panic!("the synthetic model has a token list");
+        };
+        let mut tokens = tokens;
+        tokens[2] = "<end>".into();
+        w.add_str_array("tokenizer.ggml.tokens", &tokens);
+        w.add_u32("tokenizer.ggml.eos_token_id", 1);
+        w.add_str("tokenizer.chat_template", CHATML);
+        w.write_file(&path).unwrap();
+        path
+    })
+}
+
+fn hearth(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn run_once(extra: &[&str]) -> Output {
+    let model = tiny_model().to_str().unwrap();
+    let mut args = vec!["run", model, "Hello there"];
+    args.extend_from_slice(extra);
+    hearth(&args, "")
+}
+
+#[test]
+fn one_shot_prints_the_answer_and_exits() {
+    let out = run_once(&["--num-predict", "12", "--seed", "7", "--verbose"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    // The synthetic vocabulary's pieces are "▁t<N>", printed as " t<N>".
+    assert!(
+        stdout.contains('t') && stdout.trim().len() > 2,
+        "{stdout:?}"
+    );
+    assert!(stderr.contains("prompt eval count:"), "{stderr}");
+    assert!(
+        stderr.contains("eval count:           12 token(s)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("eval rate:"), "{stderr}");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_answer() {
+    let a = run_once(&[
+        "--num-predict",
+        "10",
+        "--seed",
+        "42",
+        "--temperature",
+        "1.5",
+    ]);
+    let b = run_once(&[
+        "--num-predict",
+        "10",
+        "--seed",
+        "42",
+        "--temperature",
+        "1.5",
+    ]);
+    assert!(a.status.success(), "{}", text(&a.stderr));
+    assert_eq!(text(&a.stdout), text(&b.stdout));
+    let greedy = run_once(&["--num-predict", "10", "--temperature", "0"]);
+    let greedy_again = run_once(&["--num-predict", "10", "--temperature", "0", "--seed", "9"]);
+    assert_eq!(text(&greedy.stdout), text(&greedy_again.stdout));
+}
+
+#[test]
+fn repl_takes_commands_and_questions_from_stdin() {
+    let model = tiny_model().to_str().unwrap();
+    let input = "/set parameter num_predict 6\n\
+                 /set parameter seed 3\n\
+                 /set parameter num_ctx 128\n\
+                 /set parameter warmth 2\n\
+                 /set system You are terse.\n\
+                 Who are you?\n\
+                 \"\"\"Tell me\n\
+                 more.\"\"\"\n\
+                 /show info\n\
+                 /clear\n\
+                 /bye\n\
+                 never read\n";
+    let out = hearth(&["run", model], input);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert!(
+        stdout.contains("Set parameter 'num_predict' to '6'"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Set parameter 'seed' to '3'"), "{stdout}");
+    assert!(
+        stdout.contains("error: option 'warmth': unknown parameter"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Set system message."), "{stdout}");
+    assert!(stdout.contains("architecture        llama"), "{stdout}");
+    assert!(stdout.contains("num_predict         6"), "{stdout}");
+    assert!(stdout.contains("num_ctx             128"), "{stdout}");
+    assert!(stdout.contains("Cleared session context"), "{stdout}");
+    // Two answers, each followed by a blank line, between the commands.
+    let answers = stdout
+        .split("Set system message.\n")
+        .nth(1)
+        .and_then(|rest| rest.split("  Model\n").next())
+        .unwrap();
+    let answers: Vec<&str> = answers
+        .split("\n\n")
+        .filter(|a| !a.trim().is_empty())
+        .collect();
+    assert_eq!(answers.len(), 2, "{stdout:?}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+#[test]
+fn end_of_input_leaves_the_repl() {
+    let model = tiny_model().to_str().unwrap();
+    let out = hearth(&["run", model, "--num-predict", "3"], "Hi\n");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).trim().is_empty());
+}
+
+#[test]
+fn an_over_long_prompt_is_a_clear_error() {
+    let long = "word ".repeat(200);
+    let model = tiny_model().to_str().unwrap();
+    let out = hearth(&["run", model, &long, "--ctx", "32"], "");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the context holds 32"), "{stderr}");
+}
+
+#[test]
+fn a_missing_model_is_an_error() {
+    let out = hearth(&["run", "/nonexistent/model.gguf", "hi"], "");
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).starts_with("error: loading /nonexistent/model.gguf"));
+}
+
+#[test]
+fn ctrl_c_stops_the_answer_and_keeps_the_session() {
+    let model = endless_model().to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args([
+            "run",
+            model,
+            "--temperature",
+            "0",
+            "--ctx",
+            "4096",
+            "--verbose",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    stdin.write_all(b"Hello\n").unwrap();
+    stdin.flush().unwrap();
+    // Wait until the answer is streaming, then press Ctrl-C.
+    let mut first = [0u8; 16];
+    assert!(stdout.read(&mut first).unwrap() > 0);
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // The session goes on: the next commands are answered.
+    stdin.write_all(b"/show info\n/bye\n").unwrap();
+    drop(stdin);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let status = child.wait().unwrap();
+    let rest = text(&rest);
+    assert!(status.success(), "{status:?}: {rest}");
+    assert!(rest.contains("architecture        llama"), "{rest}");
+    // The answer ended early and cleanly (statistics, no context-full error).
+    assert!(stderr.contains("eval count:"), "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}
