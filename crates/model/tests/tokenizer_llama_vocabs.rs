@@ -122,3 +122,37 @@ fn llama_cpp_vocabularies_tokenize_like_llama_cpp() {
         dir.display()
     );
 }
+
+/// A vocabulary file's expected (bos, eos, eot, end-of-generation ids).
+type Specials = (&'static str, u32, u32, Option<u32>, &'static [u32]);
+
+#[test]
+fn special_ids_match_llama_cpp() {
+    let Some(dir) = vocab_dir() else { return };
+    // (file, bos, eos, eot, end-of-generation ids), as llama.cpp's print_info reports them.
+    let cases: [Specials; 6] = [
+        ("llama-spm", 1, 2, None, &[2]),
+        ("llama-bpe", 128000, 128001, Some(128009), &[128001, 128009]),
+        ("phi-3", 1, 32000, Some(32007), &[2, 32000, 32007]),
+        (
+            "qwen2",
+            151643,
+            151643,
+            Some(151645),
+            &[128247, 151643, 151645],
+        ),
+        ("command-r", 5, 255001, None, &[0, 255001]),
+        ("refact", 0, 0, Some(0), &[0, 4, 18]),
+    ];
+    for (name, bos, eos, eot, eog) in cases {
+        let path = dir.join(format!("ggml-vocab-{name}.gguf"));
+        let file = gguf::GgufFile::open(&path).unwrap();
+        let t = Tokenizer::from_metadata(file.metadata()).unwrap();
+        assert_eq!(
+            (t.bos(), t.eos(), t.eot()),
+            (Some(bos), Some(eos), eot),
+            "{name}"
+        );
+        assert_eq!(t.eog_ids(), eog, "{name}");
+    }
+}

@@ -447,8 +447,9 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
         add_eos = value;
     }
 
-    // Tokens found by their text; llama.cpp walks its hash map, we walk ids in
-    // order (the first match wins either way; only the order of ties differs).
+    // Missing ids found by token text. llama.cpp takes the first candidate its hash
+    // map yields; we take the first in its list order, which prefers e.g.
+    // `<|im_end|>` over `<|endoftext|>` as Qwen's EOT, as llama.cpp ends up doing.
     let canonical = |id: usize| ids.get(&texts[id]) == Some(&(id as u32));
     let mark_control = |attrs: &mut Vec<TokenAttr>, id: usize, warnings: &mut Vec<String>| {
         if !attrs[id].intersects(TokenAttr::CONTROL) {
@@ -459,13 +460,14 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
             attrs[id] |= TokenAttr::CONTROL;
         }
     };
-    for id in (0..n_tokens).filter(|&id| canonical(id)) {
-        for (slot, candidates) in DETECT_BY_TEXT {
-            let target = slot(&mut special);
-            if target.is_none() && candidates.contains(&texts[id].as_str()) {
-                *target = Some(id as u32);
-                mark_control(&mut attrs, id, &mut warnings);
-            }
+    for (slot, candidates) in DETECT_BY_TEXT {
+        let target = slot(&mut special);
+        if target.is_some() {
+            continue;
+        }
+        if let Some(&id) = candidates.iter().find_map(|text| ids.get(*text)) {
+            *target = Some(id);
+            mark_control(&mut attrs, id as usize, &mut warnings);
         }
     }
     for id in (0..n_tokens).filter(|&id| canonical(id)) {
