@@ -280,3 +280,134 @@ fn banned_and_empty_logits_are_errors() {
     });
     assert_eq!(greedy.sample(&[1.0, 2.0]), Err(SamplerError::NoFiniteLogit));
 }
+
+/// llama.cpp's own expectations (tests/test-sampling.cpp): candidates whose
+/// logits are `ln(probs)`, one stage, then (except for typical) a draw, whose
+/// softmax leaves the probabilities compared here within 1e-5, position by
+/// position.
+mod llama_cpp_cases {
+    use super::*;
+
+    const PROBS: [f32; 4] = [0.1, 0.2, 0.3, 0.4];
+
+    fn check(c: &Candidates, want: &[f32]) {
+        let got: Vec<f32> = c.as_slice().iter().map(|x| x.p).collect();
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{got:?} vs {want:?}");
+        }
+    }
+
+    fn after(probs: &[f32], stage: impl FnOnce(&mut Candidates)) -> Candidates {
+        let mut c = from_probs(probs);
+        stage(&mut c);
+        stages::dist(&mut c, &mut Rng::from_seed(0)).unwrap();
+        c
+    }
+
+    #[test]
+    fn temperature_one() {
+        check(&after(&PROBS, |c| stages::temperature(c, 1.0)), &PROBS);
+    }
+
+    #[test]
+    fn top_k() {
+        let cases: [(usize, &[f32]); 4] = [
+            (1, &[1.0]),
+            (3, &[0.44444, 0.33333, 0.22222]),
+            (4, &[0.4, 0.3, 0.2, 0.1]),
+            (0, &[0.1, 0.2, 0.3, 0.4]),
+        ];
+        for (k, want) in cases {
+            check(&after(&PROBS, |c| stages::top_k(c, k)), want);
+        }
+    }
+
+    #[test]
+    fn top_p() {
+        let cases: [(f32, &[f32]); 4] = [
+            (0.0, &[1.0]),
+            (0.7, &[0.571429, 0.428571]),
+            (0.8, &[0.44444, 0.33333, 0.22222]),
+            (1.0, &[0.1, 0.2, 0.3, 0.4]),
+        ];
+        for (p, want) in cases {
+            check(&after(&PROBS, |c| stages::top_p(c, p, 0)), want);
+        }
+    }
+
+    #[test]
+    fn min_p() {
+        let all = [0.1, 0.2, 0.3, 0.4];
+        let top3 = [0.2 / 0.9, 0.3 / 0.9, 0.4 / 0.9];
+        let top2 = [0.3 / 0.7, 0.4 / 0.7];
+        let cases: [(f32, &[f32]); 9] = [
+            (0.00, &all),
+            (0.24, &all),
+            (0.26, &top3),
+            (0.49, &top3),
+            (0.51, &top2),
+            (0.74, &top2),
+            (0.76, &[1.0]),
+            (1.00, &[1.0]),
+            (1.05, &[1.0]),
+        ];
+        for (p, want) in cases {
+            check(&after(&PROBS, |c| stages::min_p(c, p, 0)), want);
+        }
+    }
+
+    #[test]
+    fn typical() {
+        let cases: [(&[f32], &[f32]); 2] = [
+            (&[0.97, 0.01, 0.01, 0.01], &[0.97]),
+            (&[0.4, 0.2, 0.2, 0.2], &[0.2, 0.2, 0.2]),
+        ];
+        for (probs, want) in cases {
+            let mut c = from_probs(probs);
+            let mut bufs = (Vec::new(), Vec::new(), Vec::new());
+            stages::typical(&mut c, 0.5, 0, &mut bufs.0, &mut bufs.1, &mut bufs.2);
+            check(&c, want);
+        }
+    }
+
+    #[test]
+    fn penalties() {
+        let flat = [0.2f32; 5];
+        type Case<'a> = (&'a [u32], &'a [f32], f32, f32, f32);
+        let cases: [Case; 6] = [
+            (&[0], &[0.0, 0.25, 0.25, 0.25, 0.25], 50.0, 0.0, 0.0),
+            (&[0, 1, 2], &[0.0, 0.0, 0.0, 0.5, 0.5], 50.0, 0.0, 0.0),
+            (&[0, 1, 2, 0, 0], &[0.0, 0.0, 0.0, 0.5, 0.5], 50.0, 0.0, 0.0),
+            (
+                &[0],
+                &[0.000011, 0.249997, 0.249997, 0.249997, 0.249997],
+                1.0,
+                5.0,
+                5.0,
+            ),
+            (
+                &[0, 1, 2],
+                &[0.000023, 0.000023, 0.000023, 0.499966, 0.499966],
+                1.0,
+                5.0,
+                5.0,
+            ),
+            (
+                &[0, 1, 2, 0, 0],
+                &[0.0, 0.000023, 0.000023, 0.499977, 0.499977],
+                1.0,
+                5.0,
+                5.0,
+            ),
+        ];
+        for (last, want, repeat, frequency, presence) in cases {
+            // The window is exactly the accepted tokens, as in the reference.
+            let mut pen = Penalties::new(last.len(), repeat, frequency, presence);
+            for &t in last {
+                pen.accept(t);
+            }
+            check(&after(&flat, |c| pen.apply(c)), want);
+        }
+    }
+}
