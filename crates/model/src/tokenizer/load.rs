@@ -124,14 +124,17 @@ struct PreFlags {
     no_bos: bool,
 }
 
+/// The flags of the `default` pre-tokenizer, and of a missing or unknown name.
+const DEFAULT_FLAGS: PreFlags = PreFlags {
+    clean_spaces: true,
+    ignore_merges: false,
+    add_bos: false,
+    no_bos: false,
+};
+
 /// llama.cpp's per-name flags (llama_vocab::impl::load); `None` for an unknown name.
 fn pre_flags(name: &str) -> Option<PreFlags> {
-    let base = PreFlags {
-        clean_spaces: true,
-        ignore_merges: false,
-        add_bos: false,
-        no_bos: false,
-    };
+    let base = DEFAULT_FLAGS;
     let unclean = PreFlags {
         clean_spaces: false,
         ..base
@@ -322,21 +325,15 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
                          generation quality will be degraded"
                             .to_owned(),
                     );
-                    pre_flags("default")
+                    DEFAULT_FLAGS
                 } else {
-                    pre_flags(&pre_name)
-                };
-                let flags = flags.unwrap_or_else(|| {
-                    warnings.push(format!(
-                        "unknown pre-tokenizer type '{pre_name}', using 'default'"
-                    ));
-                    pre_flags("default").unwrap_or(PreFlags {
-                        clean_spaces: true,
-                        ignore_merges: false,
-                        add_bos: false,
-                        no_bos: false,
+                    pre_flags(&pre_name).unwrap_or_else(|| {
+                        warnings.push(format!(
+                            "unknown pre-tokenizer type '{pre_name}', using 'default'"
+                        ));
+                        DEFAULT_FLAGS
                     })
-                });
+                };
                 if flags.no_bos {
                     special.bos = None;
                 }
