@@ -9,6 +9,7 @@ mod format;
 mod list;
 mod logits;
 mod rm;
+mod run;
 mod show;
 mod show_model;
 mod tokenize;
@@ -32,6 +33,8 @@ enum Command {
     List(list::ListArgs),
     /// Remove models from the store, and the data no other model uses.
     Rm(rm::RmArgs),
+    /// Chat with a model, or answer one prompt and exit.
+    Run(run::RunArgs),
     /// Write the raw logits of every position of a token sequence (conformance checks).
     Logits(logits::LogitsArgs),
     /// Show a model of the store, or a GGUF file's architecture, size, quantization and tokenizer.
@@ -47,6 +50,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(&args),
         Command::List(args) => list::run(&args),
         Command::Rm(args) => rm::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Show(args) => show::run(&args),
         Command::Tokenize(args) => tokenize::run(&args),
