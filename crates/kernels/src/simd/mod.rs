@@ -11,7 +11,7 @@
 //!
 //! * dot products equal the scalar reference up to float reassociation (integer
 //!   partial sums are exact; only the order of the f32 additions differs);
-//! * activation quantizers (`from_f32` of Q8_0, Q8_1, Q8_K, F16, BF16) write the
+//! * activation quantizers (`from_f32` of Q8_0, Q8_1, Q8_K and F16) write the
 //!   *same bytes* as the scalar reference. In particular Q8_0 / Q8_1 round half
 //!   away from zero like ggml's `quantize_row_q8_0_ref` (`roundf`), not half to
 //!   even like ggml's own AVX `quantize_row_q8_0`: the reference is also what
@@ -46,7 +46,7 @@ pub enum Cpu {
     Neon,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
-    /// x86-64 with AVX-512 F, BW and VL (plus VNNI and BF16 where present).
+    /// x86-64 with AVX-512 F, BW and VL (plus VNNI where present).
     Avx512,
 }
 
@@ -209,7 +209,7 @@ pub(crate) fn install(level: Cpu, table: &mut [TypeTraits]) {
 macro_rules! dot_entry {
     ($(#[$doc:meta])* $name:ident => $kernel:path, $block:expr, $x_size:expr, $y_size:expr) => {
         $(#[$doc])*
-        pub(super) fn $name(n: usize, x: &[u8], y: &[u8]) -> f32 {
+        pub(in crate::simd) fn $name(n: usize, x: &[u8], y: &[u8]) -> f32 {
             let nb = crate::simd::whole_blocks(n, $block, x, $x_size, y, $y_size);
             // SAFETY: `simd::install` puts this function into a dispatch table only
             // when the CPU has every feature the kernel is compiled for, and `nb`
@@ -227,7 +227,7 @@ pub(crate) use dot_entry;
 macro_rules! quantize_entry {
     ($(#[$doc:meta])* $name:ident => $kernel:path, $block:expr, $size:expr) => {
         $(#[$doc])*
-        pub(super) fn $name(src: &[f32], dst: &mut [u8]) {
+        pub(in crate::simd) fn $name(src: &[f32], dst: &mut [u8]) {
             let nb = (src.len() / $block).min(dst.len() / $size);
             // SAFETY: `simd::install` puts this function into a dispatch table only
             // when the CPU has every feature the kernel is compiled for; `nb` whole

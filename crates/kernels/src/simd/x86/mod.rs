@@ -1,5 +1,5 @@
-//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL; VNNI and BF16 where
-//! the CPU has them). Techniques follow ggml-cpu/arch/x86/quants.c; the code is
+//! x86-64 kernels: AVX2 (+FMA, F16C) and AVX-512 (F, BW, VL; VNNI where the CPU
+//! has it). Techniques follow ggml-cpu/arch/x86/quants.c; the code is
 //! our own.
 
 use std::sync::OnceLock;
@@ -16,8 +16,6 @@ pub(super) struct Features {
     pub avx512: bool,
     /// AVX-512 VNNI (`vpdpbusd`), used by the AVX-512 integer dot products.
     pub avx512vnni: bool,
-    /// AVX-512 BF16 (`vdpbf16ps`), used by the AVX-512 BF16 dot product.
-    pub avx512bf16: bool,
 }
 
 /// The features of this CPU.
@@ -35,7 +33,6 @@ pub(super) fn features() -> Features {
             avx2,
             avx512,
             avx512vnni: avx512 && is_x86_feature_detected!("avx512vnni"),
-            avx512bf16: avx512 && is_x86_feature_detected!("avx512bf16"),
         }
     })
 }

@@ -9,13 +9,18 @@
 
 use std::arch::x86_64::*;
 
-use super::{f16_at, f16x8, f32_at, hsum_ps, lane, load, load128};
+use super::{Dot256, builds, f16_at, f16x8, f32_at, hsum_ps, lane, load, load128};
 use crate::simd::dot_entry;
 
 dot_entry!(
     /// IQ4_NL · Q8_0.
     vec_dot_iq4_nl_q8_0 => iq4_nl_q8_0, 32, 18, 34
 );
+dot_entry!(
+    /// IQ4_NL · Q8_0 (AVX-512 VNNI, 256-bit).
+    vec_dot_iq4_nl_q8_0_vnni => iq4_nl_q8_0_vnni, 32, 18, 34
+);
+builds!(iq4_nl_body => iq4_nl_q8_0, iq4_nl_q8_0_vnni);
 dot_entry!(
     /// IQ4_XS · Q8_K.
     vec_dot_iq4_xs_q8_k => iq4_xs_q8_k, 256, 136, 292
@@ -51,30 +56,29 @@ fn pairs_i8(x: __m256i, y: __m256i) -> __m256i {
 }
 
 /// # Safety
-/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (18 bytes
-/// each) and `y` (34 bytes each).
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn iq4_nl_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
-    // SAFETY: the table is 16 readable bytes.
-    let table = unsafe { _mm_loadu_si128(LEVELS.as_ptr().cast()) };
-    let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); 2];
-    let mut i = 0;
-    while i < nb {
-        let count = (nb - i).min(8);
-        // SAFETY: blocks i..i + count < nb are readable (caller).
-        unsafe {
+/// AVX2, FMA, F16C and `D`'s features must be available; `nb` blocks readable at
+/// `x` (18 bytes each) and `y` (34 bytes each).
+#[inline(always)]
+unsafe fn iq4_nl_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    // SAFETY: blocks i..i + count < nb are readable (caller), the table is 16
+    // readable bytes; features from the caller.
+    unsafe {
+        let table = _mm_loadu_si128(LEVELS.as_ptr().cast());
+        let mut acc = [_mm256_setzero_ps(); 2];
+        let mut i = 0;
+        while i < nb {
+            let count = (nb - i).min(8);
             let (bx, by) = (x.add(18 * i), y.add(34 * i));
             let d = _mm256_mul_ps(f16x8(bx, 18, count), f16x8(by, 34, count));
             for k in 0..count {
                 let q = levels_32(table, bx.add(18 * k + 2));
-                let s = _mm256_madd_epi16(pairs_i8(q, load(by.add(34 * k + 2))), ones);
+                let s = D::dot_i8(q, load(by.add(34 * k + 2)));
                 acc[k & 1] = _mm256_fmadd_ps(lane(d, k), _mm256_cvtepi32_ps(s), acc[k & 1]);
             }
+            i += count;
         }
-        i += count;
+        hsum_ps(_mm256_add_ps(acc[0], acc[1]))
     }
-    hsum_ps(_mm256_add_ps(acc[0], acc[1]))
 }
 
 /// # Safety

@@ -97,7 +97,7 @@ fn bit_to(bits: __m256i, b: u32, value: i8) -> __m256i {
 /// `p` must be valid for reading 12 bytes.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[inline]
-pub(in crate::simd::x86) unsafe fn scales_mins_k4(p: *const u8) -> __m256i {
+unsafe fn scales_mins_k4(p: *const u8) -> __m256i {
     // SAFETY: the caller guarantees 12 readable bytes; reads are unaligned.
     let a = unsafe { [0, 4, 8].map(|o| p.add(o).cast::<u32>().read_unaligned()) };
     const LOW6: u32 = 0x3f3f_3f3f;

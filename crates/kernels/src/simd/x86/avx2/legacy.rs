@@ -3,11 +3,13 @@
 //! one block per step, its 32 quants widened to bytes, an integer dot product in
 //! eight i32 lanes, then one fused multiply-add by the block's combined scale.
 //! Scales are converted eight blocks at a time, and two accumulators alternate so
-//! that consecutive blocks do not wait on each other's multiply-add.
+//! that consecutive blocks do not wait on each other's multiply-add. Each body is
+//! built twice: with `vpmaddubsw` + `vpmaddwd` (AVX2) and with 256-bit `vpdpbusd`
+//! (AVX-512 VL + VNNI, what ggml's AVX2 path uses on such CPUs), see [`Dot256`].
 
 use std::arch::x86_64::*;
 
-use super::{bits_to_bytes_32, dot_i8, dot_u8_i8, f16x8, hsum_ps, lane, load, nibbles_32};
+use super::{Dot256, bits_to_bytes_32, builds, f16x8, hsum_ps, lane, load, nibbles_32};
 use crate::simd::dot_entry;
 
 dot_entry!(
@@ -30,6 +32,31 @@ dot_entry!(
     /// Q8_0 · Q8_0.
     vec_dot_q8_0_q8_0 => q8_0_q8_0, 32, 34, 34
 );
+dot_entry!(
+    /// Q4_0 · Q8_0 (AVX-512 VNNI, 256-bit).
+    vec_dot_q4_0_q8_0_vnni => q4_0_q8_0_vnni, 32, 18, 34
+);
+dot_entry!(
+    /// Q4_1 · Q8_1 (AVX-512 VNNI, 256-bit).
+    vec_dot_q4_1_q8_1_vnni => q4_1_q8_1_vnni, 32, 20, 36
+);
+dot_entry!(
+    /// Q5_0 · Q8_0 (AVX-512 VNNI, 256-bit).
+    vec_dot_q5_0_q8_0_vnni => q5_0_q8_0_vnni, 32, 22, 34
+);
+dot_entry!(
+    /// Q5_1 · Q8_1 (AVX-512 VNNI, 256-bit).
+    vec_dot_q5_1_q8_1_vnni => q5_1_q8_1_vnni, 32, 24, 36
+);
+dot_entry!(
+    /// Q8_0 · Q8_0 (AVX-512 VNNI, 256-bit).
+    vec_dot_q8_0_q8_0_vnni => q8_0_q8_0_vnni, 32, 34, 34
+);
+builds!(q4_0_body => q4_0_q8_0, q4_0_q8_0_vnni);
+builds!(q4_1_body => q4_1_q8_1, q4_1_q8_1_vnni);
+builds!(q5_0_body => q5_0_q8_0, q5_0_q8_0_vnni);
+builds!(q5_1_body => q5_1_q8_1, q5_1_q8_1_vnni);
+builds!(q8_0_body => q8_0_q8_0, q8_0_q8_0_vnni);
 
 /// The loop shared by the legacy kernels: `Σ dx·dy·block(bx, by)` over `nb`
 /// blocks (`xs`, `ys` bytes each, f16 scale first), where `block` returns the
@@ -61,9 +88,15 @@ unsafe fn blocks(
                 let s = f16x8(by.add(2), ys, count);
                 mins = _mm256_fmadd_ps(m, s, mins);
             }
-            for k in 0..count {
+            let mut step = |k: usize| {
                 let sum = block(bx.add(xs * k), by.add(ys * k));
                 acc[k & 1] = _mm256_fmadd_ps(lane(d, k), sum, acc[k & 1]);
+            };
+            // Full groups get a loop of constant length, unrolled without branches.
+            if count == 8 {
+                (0..8).for_each(&mut step);
+            } else {
+                (0..count).for_each(&mut step);
             }
             i += count;
         }
@@ -72,37 +105,36 @@ unsafe fn blocks(
 }
 
 /// # Safety
-/// AVX2, FMA and F16C must be available; `nb` blocks must be readable at `x`
+/// AVX2, FMA, F16C and `D`'s features must be available; `nb` blocks must be readable at `x`
 /// (18 bytes each) and `y` (34 bytes each).
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
+#[inline(always)]
+unsafe fn q4_0_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
     // SAFETY: forwarded from the caller; Q4_0 is d, qs[16]; Q8_0 is d, qs[32].
     unsafe {
         blocks(nb, (x, 18), (y, 34), false, |bx, by| {
-            let qx = _mm256_sub_epi8(nibbles_32(bx.add(2)), _mm256_set1_epi8(8));
-            _mm256_cvtepi32_ps(dot_i8(qx, load(by.add(2))))
+            _mm256_cvtepi32_ps(D::dot_q4_i8(nibbles_32(bx.add(2)), load(by.add(2))))
         })
     }
 }
 
 /// # Safety
-/// AVX2, FMA and F16C must be available; `nb` blocks must be readable at `x`
+/// AVX2, FMA, F16C and `D`'s features must be available; `nb` blocks must be readable at `x`
 /// (20 bytes each) and `y` (36 bytes each).
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_1_q8_1(nb: usize, x: *const u8, y: *const u8) -> f32 {
+#[inline(always)]
+unsafe fn q4_1_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
     // SAFETY: forwarded from the caller; Q4_1 is d, m, qs[16]; Q8_1 is d, s, qs[32].
     unsafe {
         blocks(nb, (x, 20), (y, 36), true, |bx, by| {
-            _mm256_cvtepi32_ps(dot_u8_i8(nibbles_32(bx.add(4)), load(by.add(4))))
+            _mm256_cvtepi32_ps(D::dot_u8_i8(nibbles_32(bx.add(4)), load(by.add(4))))
         })
     }
 }
 
 /// # Safety
-/// AVX2, FMA and F16C must be available; `nb` blocks must be readable at `x`
+/// AVX2, FMA, F16C and `D`'s features must be available; `nb` blocks must be readable at `x`
 /// (22 bytes each) and `y` (34 bytes each).
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
+#[inline(always)]
+unsafe fn q5_0_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
     // SAFETY: forwarded from the caller; Q5_0 is d, qh[4], qs[16].
     unsafe {
         blocks(nb, (x, 22), (y, 34), false, |bx, by| {
@@ -111,36 +143,36 @@ unsafe fn q5_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
             // q − 16 as a signed byte: the nibble with 0xF0 on top where the fifth
             // bit is clear (nibble − 16), the bare nibble where it is set.
             let qx = _mm256_or_si256(lo, _mm256_andnot_si256(hi, _mm256_set1_epi8(0xf0u8 as i8)));
-            _mm256_cvtepi32_ps(dot_i8(qx, load(by.add(2))))
+            _mm256_cvtepi32_ps(D::dot_i8(qx, load(by.add(2))))
         })
     }
 }
 
 /// # Safety
-/// AVX2, FMA and F16C must be available; `nb` blocks must be readable at `x`
+/// AVX2, FMA, F16C and `D`'s features must be available; `nb` blocks must be readable at `x`
 /// (24 bytes each) and `y` (36 bytes each).
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q5_1_q8_1(nb: usize, x: *const u8, y: *const u8) -> f32 {
+#[inline(always)]
+unsafe fn q5_1_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
     // SAFETY: forwarded from the caller; Q5_1 is d, m, qh[4], qs[16].
     unsafe {
         blocks(nb, (x, 24), (y, 36), true, |bx, by| {
             let lo = nibbles_32(bx.add(8));
             let hi = bits_to_bytes_32(bx.add(4));
             let qx = _mm256_or_si256(lo, _mm256_and_si256(hi, _mm256_set1_epi8(0x10)));
-            _mm256_cvtepi32_ps(dot_u8_i8(qx, load(by.add(4))))
+            _mm256_cvtepi32_ps(D::dot_u8_i8(qx, load(by.add(4))))
         })
     }
 }
 
 /// # Safety
-/// AVX2, FMA and F16C must be available; `nb` blocks of 34 bytes must be readable
+/// AVX2, FMA, F16C and `D`'s features must be available; `nb` blocks of 34 bytes must be readable
 /// at `x` and `y`.
-#[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_0_q8_0(nb: usize, x: *const u8, y: *const u8) -> f32 {
+#[inline(always)]
+unsafe fn q8_0_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
     // SAFETY: forwarded from the caller; Q8_0 is d, qs[32].
     unsafe {
         blocks(nb, (x, 34), (y, 34), false, |bx, by| {
-            _mm256_cvtepi32_ps(dot_i8(load(bx.add(2)), load(by.add(2))))
+            _mm256_cvtepi32_ps(D::dot_i8(load(bx.add(2)), load(by.add(2))))
         })
     }
 }

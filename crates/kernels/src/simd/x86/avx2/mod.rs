@@ -12,9 +12,9 @@ use gguf::TensorType;
 use crate::simd::Override;
 
 mod float;
-mod iquants;
-pub(super) mod kquants;
-mod legacy;
+pub(super) mod iquants;
+mod kquants;
+pub(super) mod legacy;
 mod quantize;
 
 /// This level's replacements of the scalar table.
@@ -71,7 +71,9 @@ fn hsum_epi32(v: __m256i) -> i32 {
 unsafe fn f16_at(p: *const u8) -> f32 {
     // SAFETY: the caller guarantees 2 readable bytes; the read is unaligned.
     let h = unsafe { p.cast::<u16>().read_unaligned() };
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(h as i32)))
+    // A broadcast writes the whole register: a lane insert into a register LLVM
+    // considers free can tie this conversion to the previous block's accumulator.
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(h as i16)))
 }
 
 /// The f32 stored little-endian at `p`.
@@ -170,21 +172,94 @@ unsafe fn bits_to_bytes_32(p: *const u8) -> __m256i {
     _mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit)
 }
 
-/// Signed bytes `x · y` summed in groups of four into eight i32 lanes. `y` must not
-/// hold −128 (activations never do); `x` may.
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
-    // |x| as unsigned times y with x's sign: maddubs needs an unsigned operand.
-    let ax = _mm256_sign_epi8(x, x);
-    let sy = _mm256_sign_epi8(y, x);
-    dot_u8_i8(ax, sy)
+/// Products of bytes summed in groups of four into eight i32 lanes: the one
+/// operation the legacy kernels build on, in two builds.
+pub(in crate::simd::x86) trait Dot256 {
+    /// Unsigned `u` times signed `s`; every pair `u·s + u'·s'` must fit i16 (the
+    /// AVX2 build goes through `vpmaddubsw`).
+    ///
+    /// # Safety
+    /// The CPU must have the features of the implementing build.
+    unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i;
+
+    /// Signed `x` times signed `y`; `y` must not hold −128 (activations never
+    /// do), `x` may.
+    ///
+    /// # Safety
+    /// The CPU must have the features of the implementing build.
+    #[inline(always)]
+    unsafe fn dot_i8(x: __m256i, y: __m256i) -> __m256i {
+        // SAFETY: AVX2 (caller). |x| as unsigned times y with x's sign.
+        unsafe {
+            let ax = _mm256_sign_epi8(x, x);
+            let sy = _mm256_sign_epi8(y, x);
+            Self::dot_u8_i8(ax, sy)
+        }
+    }
+
+    /// `(q − 8)·y` for nibbles `q` (0..=15) and signed `y` (≠ −128).
+    ///
+    /// # Safety
+    /// The CPU must have the features of the implementing build.
+    #[inline(always)]
+    unsafe fn dot_q4_i8(q: __m256i, y: __m256i) -> __m256i {
+        // SAFETY: forwarded from the caller.
+        unsafe { Self::dot_i8(_mm256_sub_epi8(q, _mm256_set1_epi8(8)), y) }
+    }
 }
 
-/// Unsigned bytes `u` times signed bytes `s`, summed in groups of four into eight
-/// i32 lanes. Pairs must not overflow i16 (true for |u·s| ≤ 128·127 per pair sum).
-#[target_feature(enable = "avx2,fma,f16c")]
-#[inline]
-fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
-    _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+/// `vpmaddubsw` + `vpmaddwd` (AVX2).
+pub(in crate::simd::x86) struct Madd;
+/// 256-bit `vpdpbusd` (AVX-512 VL + VNNI).
+pub(in crate::simd::x86) struct Vnni256;
+
+impl Dot256 for Madd {
+    #[inline(always)]
+    unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: AVX2 (caller).
+        unsafe { _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)) }
+    }
 }
+
+impl Dot256 for Vnni256 {
+    #[inline(always)]
+    unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VL and VNNI (caller).
+        unsafe { _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s) }
+    }
+
+    #[inline(always)]
+    unsafe fn dot_q4_i8(q: __m256i, y: __m256i) -> __m256i {
+        // SAFETY: AVX-512 VL and VNNI (caller). q·y − 8·y: two `vpdpbusd` and no
+        // sign fix-ups.
+        unsafe {
+            let qy = _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y);
+            let y8 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(8), y);
+            _mm256_sub_epi32(qy, y8)
+        }
+    }
+}
+
+/// The two builds of a kernel body generic over [`Dot256`]: `$avx2` for the AVX2
+/// level, `$vnni` for AVX-512 CPUs with VNNI.
+macro_rules! builds {
+    ($body:ident => $avx2:ident, $vnni:ident) => {
+        /// # Safety
+        /// AVX2, FMA and F16C must be available; the body's buffer requirements
+        /// hold.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $avx2(nb: usize, x: *const u8, y: *const u8) -> f32 {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body::<super::Madd>(nb, x, y) }
+        }
+
+        /// # Safety
+        /// As the AVX2 build, plus AVX-512 F, BW, VL and VNNI.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+        unsafe fn $vnni(nb: usize, x: *const u8, y: *const u8) -> f32 {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body::<super::Vnni256>(nb, x, y) }
+        }
+    };
+}
+use builds;

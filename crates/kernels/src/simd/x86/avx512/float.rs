@@ -1,26 +1,15 @@
-//! AVX-512 float dot products: F32 and F16 with 64 f32 lanes of fused
-//! multiply-adds, BF16 with `vdpbf16ps` (AVX-512 BF16) where the CPU has it. As
-//! with ggml's BF16 kernel on the same instruction, denormal bf16 inputs count as
-//! zero there.
+//! AVX-512 F32 dot product: 64 f32 lanes of fused multiply-adds. (F16 with
+//! 512-bit `vcvtph2ps` and BF16 with `vdpbf16ps` were measured slower than the
+//! AVX2 kernels on an AVX-512 BF16 machine, so this level keeps those.)
 
 use std::arch::x86_64::*;
 
-use crate::formats::float::{bf16_to_f32, f16_to_f32};
 use crate::simd::dot_entry;
 
 dot_entry!(
     /// F32 · F32 (AVX-512).
     vec_dot_f32 => f32_f32, 1, 4, 4
 );
-dot_entry!(
-    /// F16 · F16 (AVX-512).
-    vec_dot_f16 => f16_f16, 1, 2, 2
-);
-dot_entry!(
-    /// BF16 · BF16 (AVX-512 BF16).
-    vec_dot_bf16 => bf16_bf16, 1, 2, 2
-);
-
 /// The tail of a float dot product, element by element, accumulated in f64 like
 /// the scalar reference.
 ///
@@ -61,51 +50,5 @@ unsafe fn f32_f32(n: usize, x: *const u8, y: *const u8) -> f32 {
         let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
         let get = |p: *const u8| p.cast::<f32>().read_unaligned();
         (_mm512_reduce_add_ps(sum) as f64 + tail(i, n, x, y, 4, get)) as f32
-    }
-}
-
-/// # Safety
-/// AVX-512 F and F16C must be available; `n` f16 readable at `x` and `y`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-unsafe fn f16_f16(n: usize, x: *const u8, y: *const u8) -> f32 {
-    // SAFETY: every load is below `n` elements (caller).
-    unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
-        let mut i = 0;
-        while i + 64 <= n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let at = 2 * (i + 16 * k);
-                let xv = _mm512_cvtph_ps(_mm256_loadu_si256(x.add(at).cast()));
-                let yv = _mm512_cvtph_ps(_mm256_loadu_si256(y.add(at).cast()));
-                *a = _mm512_fmadd_ps(xv, yv, *a);
-            }
-            i += 64;
-        }
-        let sum = _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
-        let get = |p: *const u8| f16_to_f32(p.cast::<u16>().read_unaligned());
-        (_mm512_reduce_add_ps(sum) as f64 + tail(i, n, x, y, 2, get)) as f32
-    }
-}
-
-/// # Safety
-/// AVX-512 F and BF16 must be available; `n` bf16 readable at `x` and `y`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c")]
-unsafe fn bf16_bf16(n: usize, x: *const u8, y: *const u8) -> f32 {
-    // SAFETY: every load is below `n` elements (caller).
-    unsafe {
-        let mut acc = [_mm512_setzero_ps(); 2];
-        let mut i = 0;
-        while i + 64 <= n {
-            for (k, a) in acc.iter_mut().enumerate() {
-                let at = 2 * (i + 32 * k);
-                let xv: __m512bh = std::mem::transmute(_mm512_loadu_si512(x.add(at).cast()));
-                let yv: __m512bh = std::mem::transmute(_mm512_loadu_si512(y.add(at).cast()));
-                *a = _mm512_dpbf16_ps(*a, xv, yv);
-            }
-            i += 64;
-        }
-        let sum = _mm512_add_ps(acc[0], acc[1]);
-        let get = |p: *const u8| bf16_to_f32(p.cast::<u16>().read_unaligned());
-        (_mm512_reduce_add_ps(sum) as f64 + tail(i, n, x, y, 2, get)) as f32
     }
 }
