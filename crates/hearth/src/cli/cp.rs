@@ -16,7 +16,10 @@ pub struct CpArgs {
 pub fn run(args: &CpArgs) -> anyhow::Result<()> {
     let src = ModelName::parse(&args.source)?;
     let dst = ModelName::parse(&args.destination)?;
-    Store::from_env()?.copy(&src, &dst)?;
+    match super::client::Client::detect() {
+        Some(client) => super::remote::copy(&client, &args.source, &args.destination)?,
+        None => Store::from_env()?.copy(&src, &dst)?,
+    }
     println!("copied '{}' to '{}'", args.source, args.destination);
     Ok(())
 }

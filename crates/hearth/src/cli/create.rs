@@ -32,6 +32,9 @@ pub fn run(args: &CreateArgs) -> anyhow::Result<()> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
+    if let Some(client) = super::client::Client::detect() {
+        return super::remote::create(&client, &args.name, &modelfile, base_dir);
+    }
     let store = Store::from_env()?;
     let mut last_status = String::new();
     // One line per step; byte counts only matter to interactive displays.

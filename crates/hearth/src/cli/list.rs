@@ -14,7 +14,10 @@ pub struct ListArgs {}
 
 /// Prints the table.
 pub fn run(_args: &ListArgs) -> anyhow::Result<()> {
-    let entries = Store::from_env()?.list()?;
+    let entries = match super::client::Client::detect() {
+        Some(client) => super::remote::list(&client)?,
+        None => Store::from_env()?.list()?,
+    };
     let out = table(&entries, SystemTime::now());
     std::io::stdout()
         .lock()
@@ -64,7 +67,7 @@ fn table(entries: &[ModelEntry], now: SystemTime) -> String {
 
 /// Bytes in decimal units as `ollama list` prints them (ollama format/bytes.go
 /// `HumanBytes`): "4.7 GB", "274 MB", "12 KB", "512 B".
-fn human_bytes(n: u64) -> String {
+pub(super) fn human_bytes(n: u64) -> String {
     const UNITS: [(f64, &str); 4] = [(1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "KB")];
     for (scale, unit) in UNITS {
         let value = n as f64 / scale;

@@ -3,15 +3,20 @@
 
 use clap::{Parser, Subcommand};
 
+mod client;
 mod cp;
 mod create;
 mod format;
 mod list;
 mod logits;
+mod ps;
+mod remote;
 mod rm;
 mod run;
+mod serve;
 mod show;
 mod show_model;
+mod stop;
 mod tokenize;
 
 /// Local LLM runtime: run, serve and manage GGUF models.
@@ -31,14 +36,20 @@ enum Command {
     /// List the models in the store.
     #[command(alias = "ls")]
     List(list::ListArgs),
+    /// List the models a running server has loaded.
+    Ps(ps::PsArgs),
     /// Remove models from the store, and the data no other model uses.
     Rm(rm::RmArgs),
-    /// Chat with a model, or answer one prompt and exit.
-    Run(run::RunArgs),
     /// Write the raw logits of every position of a token sequence (conformance checks).
     Logits(logits::LogitsArgs),
+    /// Chat with a model, or answer one prompt and exit.
+    Run(run::RunArgs),
+    /// Serve the Ollama HTTP API (configured by HEARTH_* environment variables).
+    Serve(serve::ServeArgs),
     /// Show a model of the store, or a GGUF file's architecture, size, quantization and tokenizer.
     Show(show::ShowArgs),
+    /// Unload a model from a running server.
+    Stop(stop::StopArgs),
     /// Print the token ids of a text, like llama-tokenize.
     Tokenize(tokenize::TokenizeArgs),
 }
@@ -49,10 +60,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cp(args) => cp::run(&args),
         Command::Create(args) => create::run(&args),
         Command::List(args) => list::run(&args),
+        Command::Ps(args) => ps::run(&args),
         Command::Rm(args) => rm::run(&args),
-        Command::Run(args) => run::run(&args),
         Command::Logits(args) => logits::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Show(args) => show::run(&args),
+        Command::Stop(args) => stop::run(&args),
         Command::Tokenize(args) => tokenize::run(&args),
     }
 }

@@ -18,9 +18,13 @@ pub fn run(args: &RmArgs) -> anyhow::Result<()> {
         .iter()
         .map(|n| ModelName::parse(n))
         .collect::<Result<Vec<_>, _>>()?;
+    let client = super::client::Client::detect();
     let store = Store::from_env()?;
     for (name, arg) in names.iter().zip(&args.names) {
-        store.delete(name)?;
+        match &client {
+            Some(client) => super::remote::delete(client, arg)?,
+            None => store.delete(name)?,
+        }
         println!("deleted '{arg}'");
     }
     Ok(())

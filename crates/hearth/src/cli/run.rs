@@ -19,7 +19,8 @@ use model::{LoadOptions, Model};
 /// Arguments of `hearth run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Path to a GGUF model file.
+    /// A GGUF model file, or a model name (run on `hearth serve` when one is
+    /// running, else loaded from the store).
     model: PathBuf,
     /// The prompt (several words are joined with spaces); without one, an
     /// interactive chat starts.
@@ -75,7 +76,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let load = LoadOptions {
         threads: args.threads,
     };
-    let model = Model::load_with(&args.model, &load)
+    // A model name (not a file) runs on a server if one is up, else from the store.
+    let mut path = args.model.clone();
+    if !path.is_file() {
+        let name = args.model.to_string_lossy();
+        if let Some(client) = super::client::Client::detect() {
+            let prompt = (!args.prompt.is_empty()).then(|| args.prompt.join(" "));
+            return super::remote::run(&client, &name, prompt, &remote_options(args));
+        }
+        path = store::Store::from_env()?
+            .resolve(&store::ModelName::parse(&name)?)?
+            .gguf_path;
+    }
+    let model = Model::load_with(&path, &load)
         .with_context(|| format!("loading {}", args.model.display()))?;
     let metadata = model.gguf().metadata();
     let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
@@ -141,6 +154,30 @@ fn options(args: &RunArgs, model: &Model) -> anyhow::Result<Options> {
     Ok(o)
 }
 
+/// The command line's options as a server request's.
+fn remote_options(args: &RunArgs) -> super::remote::RunOptions {
+    let mut options = serde_json::Map::new();
+    let mut set = |k: &str, v: Option<serde_json::Value>| {
+        if let Some(v) = v {
+            options.insert(k.to_owned(), v);
+        }
+    };
+    set("num_ctx", args.ctx.map(Into::into));
+    set("num_thread", args.threads.map(Into::into));
+    set("temperature", args.temperature.map(Into::into));
+    set("top_k", args.top_k.map(Into::into));
+    set("top_p", args.top_p.map(Into::into));
+    set("min_p", args.min_p.map(Into::into));
+    set("repeat_penalty", args.repeat_penalty.map(Into::into));
+    set("seed", args.seed.map(Into::into));
+    set("num_predict", args.num_predict.map(Into::into));
+    super::remote::RunOptions {
+        options,
+        system: args.system.clone(),
+        verbose: args.verbose,
+    }
+}
+
 /// Sends `prompt` in `session`, streaming the answer to `out`; Ctrl-C ends the
 /// answer early.
 fn answer(
@@ -169,7 +206,7 @@ fn answer(
 }
 
 /// Ollama's `--verbose` statistics.
-fn print_timings(t: &Timings, out: &mut dyn Write) -> std::io::Result<()> {
+pub(super) fn print_timings(t: &Timings, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "total duration:       {}", duration(t.total_duration))?;
     writeln!(out, "load duration:        {}", duration(t.load_duration))?;
     writeln!(

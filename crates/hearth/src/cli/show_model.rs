@@ -42,6 +42,11 @@ impl PartArgs {
 
 /// Resolves `name` in the store and prints it.
 pub fn run(name: &str, part: &PartArgs) -> anyhow::Result<()> {
+    if part.any()
+        && let Some(client) = super::client::Client::detect()
+    {
+        return show_part_remote(&client, name, part);
+    }
     let name = ModelName::parse(name)?;
     let model = Store::from_env()?.resolve(&name)?;
     let out = if part.modelfile {
@@ -65,6 +70,35 @@ pub fn run(name: &str, part: &PartArgs) -> anyhow::Result<()> {
         model.licenses.iter().cloned().map(with_newline).collect()
     } else {
         overview(&model, &weights(&model)?)
+    };
+    std::io::stdout()
+        .lock()
+        .write_all(out.as_bytes())
+        .context("writing to stdout")
+}
+
+/// One part of a model, from a running server's `/api/show`.
+fn show_part_remote(
+    client: &super::client::Client,
+    name: &str,
+    part: &PartArgs,
+) -> anyhow::Result<()> {
+    let field = if part.modelfile {
+        "modelfile"
+    } else if part.parameters {
+        "parameters"
+    } else if part.template {
+        "template"
+    } else if part.system {
+        "system"
+    } else {
+        "license"
+    };
+    let text = super::remote::show_field(client, name, field)?;
+    let out = if text.is_empty() {
+        text
+    } else {
+        with_newline(text)
     };
     std::io::stdout()
         .lock()

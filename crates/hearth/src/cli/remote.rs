@@ -1,0 +1,240 @@
+//! The store commands and `run` through a running server's API (what
+//! `ollama` does): each function is the server-side twin of a standalone
+//! command, called by that command when [`Client::detect`] finds a server.
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+use store::{Digest, ModelEntry, ModelName, Modelfile};
+
+use super::client::Client;
+
+/// `hearth list`: the server's models as store entries.
+pub fn list(client: &Client) -> anyhow::Result<Vec<ModelEntry>> {
+    let tags = client.get("/api/tags")?;
+    let mut entries = Vec::new();
+    for m in tags["models"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let text = |k: &str| m[k].as_str().unwrap_or_default();
+        let modified = text("modified_at")
+            .parse::<jiff::Timestamp>()
+            .map_or(SystemTime::UNIX_EPOCH, SystemTime::from);
+        entries.push(ModelEntry {
+            name: ModelName::parse(text("name"))?,
+            digest: Digest::parse(&format!("sha256:{}", text("digest")))?,
+            size: m["size"].as_u64().unwrap_or(0),
+            modified,
+        });
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.modified));
+    Ok(entries)
+}
+
+/// `hearth cp`.
+pub fn copy(client: &Client, source: &str, destination: &str) -> anyhow::Result<()> {
+    client.post(
+        "/api/copy",
+        &json!({"source": source, "destination": destination}),
+    )?;
+    Ok(())
+}
+
+/// `hearth rm` of one model.
+pub fn delete(client: &Client, name: &str) -> anyhow::Result<()> {
+    client.delete("/api/delete", &json!({ "model": name }))
+}
+
+/// One text field of `/api/show` (`modelfile`, `parameters`, `template`,
+/// `system`, `license`).
+pub fn show_field(client: &Client, name: &str, field: &str) -> anyhow::Result<String> {
+    let show = client.post("/api/show", &json!({ "model": name }))?;
+    Ok(show[field].as_str().unwrap_or_default().to_owned())
+}
+
+/// The SHA-256 of a file, read in chunks.
+fn file_digest(path: &Path) -> anyhow::Result<String> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("sha256:{hex}"))
+}
+
+/// `hearth create`: uploads a FROM file as a blob (unless the server has it),
+/// then sends the Modelfile as `/api/create`'s JSON, printing each status.
+pub fn create(
+    client: &Client,
+    name: &str,
+    modelfile: &Modelfile,
+    base_dir: &Path,
+) -> anyhow::Result<()> {
+    let from = &modelfile.from;
+    let path = match from.strip_prefix("~/") {
+        Some(rest) => dirs_home().map(|h| h.join(rest)),
+        None => Some(base_dir.join(from)),
+    };
+    let mut body = json!({ "model": name });
+    let mut stderr = std::io::stderr().lock();
+    match path.filter(|p| p.is_file()) {
+        Some(path) => {
+            let _ = writeln!(stderr, "gathering model components");
+            let digest = file_digest(&path)?;
+            let _ = writeln!(stderr, "copying file {digest}");
+            client.upload_blob(&digest, &path)?;
+            let file_name = path
+                .file_name()
+                .map_or_else(|| "model.gguf".into(), |n| n.to_string_lossy());
+            body["files"] = json!({ file_name: digest });
+        }
+        None => body["from"] = json!(from),
+    }
+    if let Some(t) = &modelfile.template {
+        body["template"] = json!(t);
+    }
+    if let Some(s) = &modelfile.system {
+        body["system"] = json!(s);
+    }
+    if !modelfile.parameters.is_empty() {
+        body["parameters"] = serde_json::from_slice(&modelfile.parameters.to_json())?;
+    }
+    if !modelfile.messages.is_empty() {
+        body["messages"] = serde_json::to_value(&modelfile.messages)?;
+    }
+    if !modelfile.licenses.is_empty() {
+        body["license"] = json!(modelfile.licenses);
+    }
+    let mut last = String::new();
+    client.stream("/api/create", &body, &mut |line| {
+        let status = line["status"].as_str().unwrap_or_default();
+        if status != last {
+            let _ = writeln!(stderr, "{status}");
+            last = status.to_owned();
+        }
+        Ok(())
+    })
+}
+
+fn dirs_home() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(std::path::PathBuf::from)
+}
+
+/// The generation options `hearth run` passes, as `/api/chat` options.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    /// `options` of the request.
+    pub options: serde_json::Map<String, Value>,
+    /// The system prompt.
+    pub system: Option<String>,
+    /// Print timings after each answer.
+    pub verbose: bool,
+}
+
+/// `hearth run MODEL [PROMPT]` through the server: one answer, or a chat
+/// read line by line from stdin until `/bye` or end of input.
+pub fn run(
+    client: &Client,
+    model: &str,
+    prompt: Option<String>,
+    opts: &RunOptions,
+) -> anyhow::Result<()> {
+    let mut messages = Vec::new();
+    if let Some(system) = &opts.system {
+        messages.push(json!({"role": "system", "content": system}));
+    }
+    // Load first, so a bad model name fails before any input is read.
+    client.post("/api/generate", &json!({ "model": model }))?;
+    let mut stdout = std::io::stdout();
+    if let Some(prompt) = prompt {
+        messages.push(json!({"role": "user", "content": prompt}));
+        answer(client, model, &messages, opts, &mut stdout)?;
+        return Ok(());
+    }
+    let stdin = std::io::stdin();
+    let interactive = std::io::IsTerminal::is_terminal(&stdin);
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            write!(stdout, ">>> ")?;
+            stdout.flush()?;
+        }
+        let Some(line) = lines.next().transpose()? else {
+            return Ok(());
+        };
+        let line = line.trim();
+        match line {
+            "" => continue,
+            "/bye" => return Ok(()),
+            "/clear" => {
+                messages.retain(|m| m["role"] == "system");
+                writeln!(stdout, "Cleared session context")?;
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(json!({"role": "user", "content": line}));
+        let text = answer(client, model, &messages, opts, &mut stdout)?;
+        messages.push(json!({"role": "assistant", "content": text}));
+        writeln!(stdout)?;
+    }
+}
+
+/// Streams one assistant answer to `out`; returns its text.
+fn answer(
+    client: &Client,
+    model: &str,
+    messages: &[Value],
+    opts: &RunOptions,
+    out: &mut dyn Write,
+) -> anyhow::Result<String> {
+    let body =
+        json!({"model": model, "messages": messages, "options": opts.options, "stream": true});
+    let mut text = String::new();
+    let mut last = Value::Null;
+    client.stream("/api/chat", &body, &mut |line| {
+        if let Some(piece) = line["message"]["content"].as_str() {
+            out.write_all(piece.as_bytes())?;
+            out.flush()?;
+            text.push_str(piece);
+        }
+        if line["done"] == true {
+            last = line.clone();
+        }
+        Ok(())
+    })?;
+    writeln!(out)?;
+    if opts.verbose {
+        let nanos = |k: &str| Duration::from_nanos(last[k].as_u64().unwrap_or(0));
+        let count = |k: &str| last[k].as_u64().unwrap_or(0) as usize;
+        let timings = engine::Timings {
+            load_duration: nanos("load_duration"),
+            prompt_eval_count: count("prompt_eval_count"),
+            prompt_eval_duration: nanos("prompt_eval_duration"),
+            eval_count: count("eval_count"),
+            eval_duration: nanos("eval_duration"),
+            total_duration: nanos("total_duration"),
+        };
+        super::run::print_timings(&timings, &mut std::io::stderr())?;
+    }
+    Ok(text)
+}

@@ -1,0 +1,234 @@
+//! `hearth serve` as a real process on a free port, driven over HTTP and by
+//! the CLI (which goes through the server when one answers on HEARTH_HOST).
+
+mod serve_common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use serve_common::{Scratch, free_port, text};
+
+/// A generate request with a fixed seed and greedy decoding.
+fn greedy(prompt: &str, n: i64) -> Value {
+    json!({"model": "tiny", "prompt": prompt, "stream": false,
+           "options": {"num_predict": n, "temperature": 0, "seed": 7}})
+}
+
+#[test]
+fn cli_and_api_through_the_server() {
+    let scratch = Scratch::new("cli");
+    let server = scratch.serve(&[]);
+    let host = server.host.as_str();
+
+    // create uploads the GGUF as a blob and creates through /api/create.
+    let out = scratch.hearth(host, &["create", "tiny", "-f", "Modelfile"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let progress = text(&out.stderr);
+    // The file went up as a blob (the server path), then the create succeeded.
+    assert!(progress.contains("copying file sha256:"), "{progress}");
+    assert!(progress.contains("success"), "{progress}");
+    assert!(scratch.ok(host, &["list"]).contains("tiny:latest"));
+
+    // Streaming generate: pieces, then the summary.
+    let body = json!({"model": "tiny", "prompt": "Hello", "options": {"num_predict": 8}});
+    let (status, lines) = server.post_stream("/api/generate", &body);
+    assert_eq!(status, 200);
+    let last = lines.last().unwrap();
+    assert_eq!(last["done"], true, "{lines:?}");
+    assert_eq!(last["eval_count"], 8);
+    assert!(lines.len() > 1);
+
+    // Chat, not streamed.
+    let (status, chat) = server.post(
+        "/api/chat",
+        &json!({"model": "tiny", "messages": [{"role": "user", "content": "Hi"}], "stream": false,
+                "options": {"num_predict": 4}}),
+    );
+    assert_eq!(status, 200, "{chat}");
+    assert_eq!(chat["message"]["role"], "assistant");
+
+    // ps lists the loaded model; stop unloads it.
+    let ps = scratch.ok(host, &["ps"]);
+    assert!(
+        ps.lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("tiny:latest")),
+        "{ps}"
+    );
+    scratch.ok(host, &["stop", "tiny"]);
+    assert_eq!(server.get("/api/ps")["models"], json!([]));
+
+    // run goes through the server too.
+    let out = scratch.ok(
+        host,
+        &["run", "tiny", "Hello", "--num-predict", "5", "--seed", "1"],
+    );
+    assert!(!out.trim().is_empty());
+
+    scratch.ok(host, &["cp", "tiny", "copy"]);
+    assert!(scratch.ok(host, &["list"]).contains("copy:latest"));
+    let show = scratch.ok(host, &["show", "copy", "--modelfile"]);
+    assert!(show.contains("FROM "), "{show}");
+    scratch.ok(host, &["rm", "copy"]);
+    assert!(!scratch.ok(host, &["list"]).contains("copy:latest"));
+
+    // A generation with keep_alive 0 leaves nothing loaded.
+    let mut request = greedy("Hi", 2);
+    request["keep_alive"] = json!(0);
+    let (status, _) = server.post("/api/generate", &request);
+    assert_eq!(status, 200);
+    assert_eq!(server.get("/api/ps")["models"], json!([]));
+
+    // Without a server, ps shows an empty table and stop says none runs.
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    assert_eq!(scratch.ok(&nowhere, &["ps"]).lines().count(), 1);
+    let out = scratch.hearth(&nowhere, &["stop", "tiny"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("no hearth server is running"));
+}
+
+#[test]
+fn concurrent_clients_each_get_their_own_complete_answer() {
+    let scratch = Scratch::new("parallel");
+    scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
+    let server = scratch.serve(&[("HEARTH_NUM_PARALLEL", "2")]);
+    let prompts = ["one", "two two", "three three three", "four", "five five"];
+    // What each prompt gives alone.
+    let expected: Vec<Value> = prompts
+        .iter()
+        .map(|p| server.post("/api/generate", &greedy(p, 12)).1["response"].clone())
+        .collect();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = prompts
+            .iter()
+            .map(|p| s.spawn(|| server.post("/api/generate", &greedy(p, 12))))
+            .collect();
+        for (handle, want) in handles.into_iter().zip(&expected) {
+            let (status, v) = handle.join().unwrap();
+            assert_eq!(status, 200, "{v}");
+            assert_eq!(v["eval_count"], 12);
+            assert_eq!(&v["response"], want);
+        }
+    });
+}
+
+#[test]
+fn a_full_queue_is_503_and_a_disconnect_frees_the_sequence() {
+    let scratch = Scratch::new("queue");
+    scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
+    let server = scratch.serve(&[("HEARTH_NUM_PARALLEL", "1"), ("HEARTH_MAX_QUEUE", "1")]);
+
+    // A generation that would run until cancelled (the context shifts).
+    let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64}});
+    let response = server
+        .http
+        .post(server.url("/api/generate"))
+        .json(&endless)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut reader = BufReader::new(response);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("\"done\":false"), "{first}");
+
+    // The one sequence is busy: of two more requests one waits, the other is refused.
+    let outcomes: Vec<(u16, Value)> = std::thread::scope(|s| {
+        let waiting: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| server.post("/api/generate", &greedy("next", 3))))
+            .collect();
+        // Wait for the refusal; the queued request cannot finish before the
+        // disconnect below.
+        while !waiting.iter().any(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Disconnect the endless stream: its generation stops and the queued request runs.
+        drop(reader);
+        waiting.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let refused: Vec<_> = outcomes.iter().filter(|(s, _)| *s == 503).collect();
+    let served: Vec<_> = outcomes.iter().filter(|(s, _)| *s == 200).collect();
+    assert_eq!((refused.len(), served.len()), (1, 1), "{outcomes:?}");
+    let message = refused[0].1["error"].as_str().unwrap();
+    assert!(message.contains("HEARTH_MAX_QUEUE=1"), "{message}");
+    assert_eq!(served[0].1["eval_count"], 3);
+
+    // And the server keeps serving.
+    let (status, _) = server.post("/api/generate", &greedy("again", 2));
+    assert_eq!(status, 200);
+}
+
+#[test]
+fn a_100_mb_body_is_refused_with_413_and_the_server_keeps_serving() {
+    let scratch = Scratch::new("body");
+    let server = scratch.serve(&[]);
+    let size = 100 << 20;
+    let mut stream = TcpStream::connect(&server.host).unwrap();
+    let head = format!(
+        "POST /api/generate HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {size}\r\n\r\n",
+        server.host
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer and close before taking it all; stop writing then.
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..100 {
+        if stream.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("{\"error\":\"request body too large"),
+        "{answer}"
+    );
+    assert!(server.get("/api/version")["version"].is_string());
+}
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let scratch = Scratch::new("term");
+    let mut server = scratch.serve(&[]);
+    assert!(server.get("/api/version")["version"].is_string());
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(TcpStream::connect(&server.host).is_err());
+}
+
+#[test]
+fn killing_the_server_mid_upload_leaves_the_store_consistent() {
+    let scratch = Scratch::new("kill");
+    let mut server = scratch.serve(&[]);
+    let bytes = std::fs::read(scratch.gguf()).unwrap();
+    let digest = store::Digest::of(&bytes);
+    let mut stream = TcpStream::connect(&server.host).unwrap();
+    let head = format!(
+        "POST /api/blobs/{digest} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n\r\n",
+        server.host,
+        bytes.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&bytes[..bytes.len() / 2]).unwrap();
+    stream.flush().unwrap();
+    // Half the blob is in; the server dies before the rest arrives.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    drop(stream);
+
+    let store = store::Store::open(scratch.models()).unwrap();
+    assert!(!store.has_blob(&digest));
+    assert!(store.list().unwrap().is_empty());
+    let leftovers = std::fs::read_dir(scratch.models().join("tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0);
+
+    // A new server on the same store takes the upload and the create.
+    let server = scratch.serve(&[]);
+    let host = server.host.as_str();
+    scratch.ok(host, &["create", "tiny", "-f", "Modelfile"]);
+    assert!(scratch.ok(host, &["list"]).contains("tiny:latest"));
+}
