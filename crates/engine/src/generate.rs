@@ -11,6 +11,7 @@ use model::tokenizer::{StreamDecoder, Tokenizer};
 
 use crate::EngineError;
 use crate::backend::Backend;
+use crate::logprobs::{TokenLogprob, token_logprob};
 use crate::options::Options;
 use crate::stop::StopMatcher;
 
@@ -178,6 +179,8 @@ pub struct GenerateResult {
     pub done_reason: DoneReason,
     /// Counts and durations.
     pub timings: Timings,
+    /// One entry per token of `tokens` when [`Options::logprobs`] asks for them.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// Generates a continuation of `prompt` in `ctx`, streaming text pieces to
@@ -206,6 +209,7 @@ pub fn generate<B: Backend>(
         tokens: Vec::new(),
         done_reason: DoneReason::Stop,
         timings: Timings::default(),
+        logprobs: Vec::new(),
     };
     let mut emit = |text: &str, result: &mut GenerateResult| {
         if text.is_empty() {
@@ -235,6 +239,9 @@ pub fn generate<B: Backend>(
             break DoneReason::Stop;
         }
         result.tokens.push(token);
+        if let Some(top_n) = options.logprobs {
+            result.logprobs.push(token_logprob(logits, token, top_n));
+        }
         let piece = decoder.push(token);
         let released = stops.push(&piece);
         stop_hit = released.stopped;

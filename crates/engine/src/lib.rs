@@ -10,6 +10,7 @@ mod backend;
 mod chat;
 mod error;
 mod generate;
+mod logprobs;
 mod options;
 mod stop;
 
@@ -17,5 +18,6 @@ pub use backend::{Backend, ModelBackend};
 pub use chat::ChatSession;
 pub use error::EngineError;
 pub use generate::{Context, DoneReason, GenerateResult, Timings, generate};
+pub use logprobs::{TokenLogprob, token_logprob};
 pub use options::{OPTION_NAMES, Options};
 pub use stop::{Released, StopMatcher};

@@ -25,6 +25,9 @@ pub struct Options {
     /// When the context fills up during generation: shift it (keep `num_keep`,
     /// drop half of the rest) instead of failing.
     pub context_shift: bool,
+    /// Report each generated token's log-probability with this many top
+    /// alternatives ([`crate::GenerateResult::logprobs`]); `None` skips the work.
+    pub logprobs: Option<usize>,
 }
 
 impl Default for Options {
@@ -37,6 +40,7 @@ impl Default for Options {
             num_keep: 4,
             stop: Vec::new(),
             context_shift: false,
+            logprobs: None,
         }
     }
 }

@@ -379,3 +379,32 @@ fn chat_session_renders_history_and_reuses_the_cache() {
     assert!(s.messages().is_empty());
     assert_eq!(s.system(), Some("Be brief."));
 }
+
+#[test]
+fn logprobs_come_one_per_generated_token_when_asked() {
+    let tok = tokenizer();
+    let prompt = tok.encode("Hello there", false, false);
+    let answer = tok.encode(" world, how are you?", false, false);
+    let mut ctx = Context::new(Scripted::new(&tok, 64, &prompt, &answer));
+    let (result, _) = run(&mut ctx, &tok, &prompt, &greedy()).unwrap();
+    assert!(result.logprobs.is_empty(), "not asked, not computed");
+
+    let mut ctx = Context::new(Scripted::new(&tok, 64, &prompt, &answer));
+    let options = Options {
+        logprobs: Some(2),
+        ..greedy()
+    };
+    let (result, _) = run(&mut ctx, &tok, &prompt, &options).unwrap();
+    let tokens: Vec<u32> = result.logprobs.iter().map(|l| l.token).collect();
+    assert_eq!(tokens, answer);
+    // The scripted logit (30 against 0 for every other token) holds almost all
+    // the mass: log p = 30 - ln(e^30 + n_vocab - 1).
+    let n_other = (tok.n_vocab() - 1) as f32;
+    let expected = 30.0 - (30.0f32.exp() + n_other).ln();
+    for l in &result.logprobs {
+        assert!((l.logprob - expected).abs() < 1e-4, "{l:?}");
+        assert_eq!(l.top.len(), 2);
+        assert_eq!(l.top[0], (l.token, l.logprob));
+        assert!((l.top[1].1 - (-(30.0f32.exp() + n_other).ln())).abs() < 1e-3);
+    }
+}

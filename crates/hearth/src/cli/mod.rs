@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod client;
 mod cp;
 mod create;
@@ -29,6 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Measure prompt-processing and generation speed, like llama-bench.
+    Bench(bench::BenchArgs),
     /// Copy a model: a new name (tag) for the same manifest.
     Cp(cp::CpArgs),
     /// Create a model in the store from a Modelfile.
@@ -57,6 +60,7 @@ enum Command {
 /// Runs the parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Bench(args) => bench::run(&args),
         Command::Cp(args) => cp::run(&args),
         Command::Create(args) => create::run(&args),
         Command::List(args) => list::run(&args),
