@@ -24,6 +24,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use axum::http::StatusCode;
 use store::{Digest, ModelName, ResolvedModel, Store};
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
@@ -261,21 +262,27 @@ impl Scheduler {
                 runner
             }
         };
-        {
-            let mut st = lock(&runner.state);
-            if st.pending >= self.config.max_queue {
-                return Err(ApiError::unavailable(format!(
-                    "server busy: {} requests are already waiting for model '{}' \
-                     (HEARTH_MAX_QUEUE={}); try again later",
-                    st.pending, request.model, self.config.max_queue
-                )));
-            }
-            st.pending += 1;
-            st.active += 1;
-            st.expires_at = None;
-            st.keep_alive = keep_alive;
-            st.num_ctx = st.num_ctx.max(num_ctx);
+        // The state's lock is held from the failure check through the send,
+        // so a runner whose loading fails either sees this job in its queue
+        // (and fails it) or this check sees the failure.
+        let mut st = lock(&runner.state);
+        if let Some(failed) = st.failed.clone() {
+            drop(st);
+            runners.remove(&digest);
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, failed));
         }
+        if st.pending >= self.config.max_queue {
+            return Err(ApiError::unavailable(format!(
+                "server busy: {} requests are already waiting for model '{}' \
+                 (HEARTH_MAX_QUEUE={}); try again later",
+                st.pending, request.model, self.config.max_queue
+            )));
+        }
+        st.pending += 1;
+        st.active += 1;
+        st.expires_at = None;
+        st.keep_alive = keep_alive;
+        st.num_ctx = st.num_ctx.max(num_ctx);
         let job = Job {
             request,
             num_ctx,
@@ -291,17 +298,19 @@ impl Scheduler {
             },
         };
         if let Err(mpsc::SendError(job)) = runner.jobs.send(job) {
-            // The workers are gone (loading failed just now): the job's
-            // completion undoes the counts when it drops at the end of scope.
-            let failed = lock(&runner.state).failed.clone();
+            // The workers are gone without a recorded failure (they panicked).
+            // The job's completion undoes the counts; it takes the locks, so
+            // release them first.
+            drop(st);
             runners.remove(&digest);
             drop(runners);
             drop(job);
             return Err(ApiError::internal(
-                "loading the model",
-                &failed.unwrap_or_else(|| "the model's workers exited".to_owned()),
+                "queueing a request",
+                &"the model's workers exited",
             ));
         }
+        drop(st);
         drop(runners);
         let mut cancels = lock(&self.cancels);
         cancels.retain(|c| c.strong_count() > 0);
@@ -432,7 +441,10 @@ impl Scheduler {
             KeepAlive::For(d) => Some(Instant::now() + d),
             KeepAlive::Forever => None,
         };
-        if c.keep_alive.is_zero() || self.shutting_down.load(Ordering::Relaxed) {
+        if st.failed.is_some() {
+            drop(st);
+            runners.remove(&c.digest);
+        } else if c.keep_alive.is_zero() || self.shutting_down.load(Ordering::Relaxed) {
             drop(st);
             if let Some(r) = runners.remove(&c.digest) {
                 tracing::info!(model = %r.name.display_short(), "unloading (keep_alive 0)");

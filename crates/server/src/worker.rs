@@ -307,7 +307,12 @@ fn run_runner(spec: LoadSpec, jobs: Receiver<Job>, state: Arc<Mutex<RunnerState>
             // Fail what is queued; later submissions see the failure and the
             // closed queue.
             while let Ok(job) = jobs.try_recv() {
-                let _ = job.events.send(Event::Error(ApiError::new(
+                let Job {
+                    events, completion, ..
+                } = job;
+                // Unlisted before the client hears of the failure.
+                drop(completion);
+                let _ = events.send(Event::Error(ApiError::new(
                     axum::http::StatusCode::INTERNAL_SERVER_ERROR,
                     message.clone(),
                 )));

@@ -752,3 +752,59 @@ async fn cors_allows_local_origins_only() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn a_model_that_fails_to_load_is_a_clear_500_and_the_server_keeps_serving() {
+    let env = Env::new("loadfail");
+    let bad = env.dir.join("mystery.gguf");
+    let mut w = gguf::GgufWriter::new();
+    w.add_str("general.architecture", "mystery");
+    w.write_file(&bad).unwrap();
+    let name = ModelName::parse("mystery").unwrap();
+    env.store
+        .create(
+            &name,
+            &Modelfile::new(bad.display().to_string()),
+            &env.dir,
+            &mut |_| {},
+        )
+        .unwrap();
+    let state = env.state(Config::default());
+    for _ in 0..2 {
+        let m = post_error(
+            &state,
+            "/api/generate",
+            Body::from(json!({"model": "mystery", "prompt": "x"}).to_string()),
+            StatusCode::INTERNAL_SERVER_ERROR,
+        )
+        .await;
+        assert!(m.contains("unknown model architecture 'mystery'"), "{m}");
+    }
+    let (_, ps) = get(&state, "/api/ps").await;
+    assert!(
+        ps["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["name"] != "mystery:latest")
+    );
+    // Null fields mean their defaults, as Ollama's Go decoder reads them.
+    let (status, v) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "prompt": "x", "stream": false, "raw": null, "context": null,
+               "options": null, "keep_alive": null, "format": null, "images": null}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (status, v) = post(
+        &state,
+        "/api/chat",
+        json!({"model": "tiny", "messages": null, "options": null}),
+    )
+    .await;
+    assert_eq!(
+        (status, v["done_reason"].clone()),
+        (StatusCode::OK, json!("load"))
+    );
+}

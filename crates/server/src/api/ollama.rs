@@ -15,6 +15,16 @@ use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::request::{EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions};
 
+/// A field whose JSON `null` means its default, as Go's decoder treats it
+/// (clients send `"options": null`).
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// `keep_alive`: seconds as a number, or a duration string.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -43,20 +53,20 @@ fn keep_alive(k: &Option<KeepAliveJson>) -> Result<Option<KeepAlive>, ApiError> 
 /// `POST /api/generate`'s body.
 #[derive(Debug, Deserialize)]
 pub struct GenerateBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     prompt: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     suffix: String,
     system: Option<String>,
     template: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     raw: bool,
     context: Option<Vec<u32>>,
     images: Option<Vec<String>>,
     format: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     options: RequestOptions,
     stream: Option<bool>,
     keep_alive: Option<KeepAliveJson>,
@@ -66,13 +76,13 @@ pub struct GenerateBody {
 /// `POST /api/chat`'s body.
 #[derive(Debug, Deserialize)]
 pub struct ChatBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     messages: Vec<ChatMessage>,
     tools: Option<Vec<Value>>,
     format: Option<Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     options: RequestOptions,
     stream: Option<bool>,
     keep_alive: Option<KeepAliveJson>,
@@ -84,7 +94,7 @@ pub struct ChatBody {
 #[derive(Debug, Deserialize)]
 pub struct ChatMessage {
     role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     content: String,
     images: Option<Vec<String>>,
     tool_calls: Option<Vec<Value>>,
@@ -287,12 +297,12 @@ pub enum EmbedTexts {
 /// `POST /api/embed`'s body.
 #[derive(Debug, Deserialize)]
 pub struct EmbedBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     model: String,
     input: Option<EmbedTexts>,
     truncate: Option<bool>,
     dimensions: Option<usize>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     options: RequestOptions,
     keep_alive: Option<KeepAliveJson>,
 }
@@ -300,11 +310,11 @@ pub struct EmbedBody {
 /// `POST /api/embeddings`'s (legacy) body.
 #[derive(Debug, Deserialize)]
 pub struct EmbeddingsBody {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     model: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     prompt: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     options: RequestOptions,
     keep_alive: Option<KeepAliveJson>,
 }

@@ -91,8 +91,10 @@ fn line(v: &Value) -> Bytes {
     Bytes::from(bytes)
 }
 
-/// The first event that is not `Started`, or the error the job ended with.
-async fn first_event(job: &mut JobHandle) -> Result<Event, ApiError> {
+/// The first event that is not `Started`, or the error the job ended with:
+/// awaited before a response commits to its status (the OpenAI translation
+/// uses it the same way).
+pub async fn first_event(job: &mut JobHandle) -> Result<Event, ApiError> {
     loop {
         match job.events.recv().await {
             Some(Event::Started) => continue,
