@@ -115,8 +115,8 @@ pub struct Config {
     pub origins: Vec<String>,
     /// `HEARTH_NUM_PARALLEL`: sequences each loaded model serves at once.
     pub num_parallel: usize,
-    /// `HEARTH_MAX_QUEUE`: requests that may wait for a sequence, per server,
-    /// before new ones get 503.
+    /// `HEARTH_MAX_QUEUE`: requests that may wait for a sequence of one model
+    /// (Ollama counts per server) before new ones get 503.
     pub max_queue: usize,
     /// `HEARTH_MAX_LOADED_MODELS`: models resident at once.
     pub max_loaded_models: usize,
