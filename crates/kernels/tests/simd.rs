@@ -8,6 +8,7 @@
 //!   `magnitude`, a bound on Σ|term| (see there).
 //! * Activation quantizers: byte-identical to the scalar reference, including
 //!   rounding ties, NaN, infinities and blocks whose scale underflows.
+//! * Dequantizers: bit-identical to the scalar reference on arbitrary bytes.
 //!
 //! The test fails if the machine has AVX2 or AVX-512 but the table for that level
 //! still holds the scalar kernel for a priority format.
@@ -397,6 +398,33 @@ fn activation_quantizers_are_byte_identical_to_scalar() {
                         got[at],
                         want[at]
                     );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dequantizers_are_bit_identical_to_scalar_on_arbitrary_bytes() {
+    // Each value is one conversion or one `d · q` product in both, so even NaN
+    // payloads and signed zeros must agree.
+    let mut rng = Rng(0xdec0de);
+    for level in simd_levels() {
+        for ty in [
+            TensorType::F16,
+            TensorType::BF16,
+            TensorType::Q8_0,
+            TensorType::Q4_0,
+        ] {
+            let simd = traits_for(level, ty).unwrap().to_f32;
+            for blocks in [1, 3, 8, 33, 67] {
+                let n = blocks * ty.block_size();
+                let bytes: Vec<u8> = (0..row_bytes(ty, n)).map(|_| rng.next() as u8).collect();
+                let want = dequantize_scalar(ty, &bytes, n);
+                let mut got = vec![0f32; n];
+                simd(&bytes, &mut got);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(g.to_bits(), w.to_bits(), "{level} {ty} n={n} value {i}");
                 }
             }
         }

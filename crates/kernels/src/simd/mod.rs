@@ -163,6 +163,17 @@ impl Override {
         }
     }
 
+    /// A replacement of the dequantizer only.
+    #[cfg(target_arch = "x86_64")]
+    const fn dequantize(ty: TensorType, f: ToF32Fn) -> Self {
+        Override {
+            ty,
+            to_f32: Some(f),
+            from_f32: None,
+            vec_dot: None,
+        }
+    }
+
     /// A replacement of the quantizer only.
     #[cfg(target_arch = "x86_64")]
     const fn quantize(ty: TensorType, f: FromF32Fn) -> Self {
@@ -238,6 +249,25 @@ macro_rules! quantize_entry {
 }
 #[cfg(target_arch = "x86_64")]
 pub(crate) use quantize_entry;
+
+/// A safe table entry for a `#[target_feature]` dequantizer
+/// `unsafe fn(nb, x: *const u8, y: *mut f32)` over `nb` whole blocks of `$block`
+/// values, `$size` bytes each.
+#[cfg(target_arch = "x86_64")]
+macro_rules! dequantize_entry {
+    ($(#[$doc:meta])* $name:ident => $kernel:path, $block:expr, $size:expr) => {
+        $(#[$doc])*
+        pub(in crate::simd) fn $name(src: &[u8], dst: &mut [f32]) {
+            let nb = (src.len() / $size).min(dst.len() / $block);
+            // SAFETY: `simd::install` puts this function into a dispatch table only
+            // when the CPU has every feature the kernel is compiled for; `nb` whole
+            // blocks lie within both `src` and `dst`.
+            unsafe { $kernel(nb, src.as_ptr(), dst.as_mut_ptr()) }
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use dequantize_entry;
 
 /// The number of whole blocks a kernel may touch: `n / block` elements, but never
 /// more than either buffer holds (the scalar kernels stop at the shorter input the

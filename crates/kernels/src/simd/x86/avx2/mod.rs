@@ -11,6 +11,7 @@ use gguf::TensorType;
 
 use crate::simd::Override;
 
+mod dequant;
 mod float;
 pub(super) mod iquants;
 mod kquants;
@@ -39,6 +40,10 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
         Override::quantize(TensorType::Q8_1, quantize::quantize_row_q8_1),
         Override::quantize(TensorType::Q8_K, quantize::quantize_row_q8_k),
         Override::quantize(TensorType::F16, float::quantize_row_f16),
+        Override::dequantize(TensorType::F16, dequant::dequantize_row_f16),
+        Override::dequantize(TensorType::BF16, dequant::dequantize_row_bf16),
+        Override::dequantize(TensorType::Q8_0, dequant::dequantize_row_q8_0),
+        Override::dequantize(TensorType::Q4_0, dequant::dequantize_row_q4_0),
     ]
 }
 

@@ -98,7 +98,8 @@ unsafe fn q8_block(x: *const f32, out: *mut u8, qs_at: usize) -> Option<(f32, i3
         // `d` is finite or +inf here (no NaN in the block): F16C's round-to-nearest-
         // even conversion gives the scalar converter's bits.
         let h = _mm_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(_mm_set1_ps(d));
-        out.cast::<u16>().write_unaligned((_mm_extract_epi16::<0>(h) as u16).to_le());
+        out.cast::<u16>()
+            .write_unaligned((_mm_extract_epi16::<0>(h) as u16).to_le());
         _mm256_storeu_si256(out.add(qs_at).cast(), low_bytes(q));
     }
     Some((d, super::hsum_epi32(sum)))
