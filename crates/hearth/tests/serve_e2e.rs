@@ -87,6 +87,9 @@ fn cli_and_api_through_the_server() {
     let out = scratch.hearth(&nowhere, &["stop", "tiny"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no hearth server is running"));
+    // and run loads a model of the store by name itself.
+    let out = scratch.ok(&nowhere, &["run", "tiny", "Hello", "--num-predict", "3"]);
+    assert!(!out.trim().is_empty());
 }
 
 #[test]

@@ -78,7 +78,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     // A model name (not a file) runs on a server if one is up, else from the store.
     let mut path = args.model.clone();
-    if !path.is_file() {
+    let looks_like_path = path.extension().is_some_and(|e| e == "gguf")
+        || path.is_absolute()
+        || path.starts_with(".")
+        || path.starts_with("~");
+    if !path.is_file() && !looks_like_path {
         let name = args.model.to_string_lossy();
         if let Some(client) = super::client::Client::detect() {
             let prompt = (!args.prompt.is_empty()).then(|| args.prompt.join(" "));
