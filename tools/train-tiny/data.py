@@ -540,21 +540,29 @@ GENERATORS = {
 TASKS = list(GENERATORS)
 
 
-def sample(rng, split="train", task=None):
-    """One sample from `split`, of `task` or of a task drawn by the mix weights."""
+def mix_weights(overrides=None):
+    """Task weights of the training mix: GENERATORS' defaults, with overrides."""
+    w = {t: g[1] for t, g in GENERATORS.items()}
+    w.update(overrides or {})
+    return [w[t] for t in TASKS]
+
+
+def sample(rng, split="train", task=None, weights=None):
+    """One sample from `split`, of `task` or of a task drawn by `weights`
+    (default: mix_weights())."""
     if task is None:
-        task = rng.choices(TASKS, weights=[w for _, w in GENERATORS.values()])[0]
+        task = rng.choices(TASKS, weights=weights or mix_weights())[0]
     return GENERATORS[task][0](rng, split)
 
 
-def dialogue(rng):
+def dialogue(rng, weights=None):
     """A training dialogue: optional system prompt, then 1-3 question/answer turns."""
     messages = []
     if rng.random() < 0.2:
         messages.append(("system", rng.choice(SYSTEM_PROMPTS)))
     turns = rng.choices([1, 2, 3], weights=[6, 3, 1])[0]
     for _ in range(turns):
-        messages.extend(sample(rng).messages)
+        messages.extend(sample(rng, weights=weights).messages)
     return messages
 
 

@@ -110,7 +110,7 @@ class Encoder:
             assert self.dialogue(m)[0] == self.tok.encode(data.render(m)).ids, m
 
 
-def batches(enc, rng, batch, ctx, pad_id):
+def batches(enc, rng, batch, ctx, pad_id, weights):
     """Endless packed batches: ids (B, T), targets (B, T) with -100 off the loss,
     and a (B, 1, T, T) mask allowing attention within each dialogue, causally."""
     carry = None
@@ -122,7 +122,7 @@ def batches(enc, rng, batch, ctx, pad_id):
             pos, d = 0, 0
             while True:
                 if carry is None:
-                    carry = enc.dialogue(data.dialogue(rng))
+                    carry = enc.dialogue(data.dialogue(rng, weights))
                 seq, m = carry
                 if len(seq) > ctx:
                     carry = None
@@ -195,6 +195,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--mix", default="",
+                    help="task weight overrides, e.g. add=40,sub=30 (defaults: data.GENERATORS)")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -227,7 +229,8 @@ def main():
 
     tests = data.test_set(12, seed=99)
     rng = random.Random(args.seed * 1000 + step)
-    stream = batches(enc, rng, args.batch, args.ctx, pad_id)
+    mix = {t: float(w) for t, w in (kv.split("=") for kv in args.mix.split(",") if kv)}
+    stream = batches(enc, rng, args.batch, args.ctx, pad_id, data.mix_weights(mix))
     t0, seen = time.time(), 0
     model.train()
     while True:
