@@ -48,6 +48,23 @@ fn cli_and_api_through_the_server() {
     );
     assert_eq!(status, 200, "{chat}");
     assert_eq!(chat["message"]["role"], "assistant");
+    // Chat, streamed.
+    let (status, lines) = server.post_stream(
+        "/api/chat",
+        &json!({"model": "tiny", "messages": [{"role": "user", "content": "Hi"}],
+                "options": {"num_predict": 4}}),
+    );
+    assert_eq!(status, 200);
+    let (last, pieces) = lines.split_last().unwrap();
+    assert!(
+        pieces
+            .iter()
+            .all(|l| l["message"]["content"].is_string() && l["done"] == false)
+    );
+    assert_eq!(
+        (last["done"].clone(), last["eval_count"].clone()),
+        (json!(true), json!(4))
+    );
 
     // ps lists the loaded model; stop unloads it.
     let ps = scratch.ok(host, &["ps"]);
