@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Dot256, builds, f16_at, f16x8, f32_at, hsum_ps, lane, load, load128};
+use super::{Dot256, builds, f16_pair_at, f16x8, f32_at, hsum_ps, lane, load, load128};
 use crate::simd::dot_entry;
 
 dot_entry!(
@@ -94,7 +94,9 @@ unsafe fn iq4_xs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         // follow the layouts in the module doc.
         unsafe {
             let (bx, by) = (x.add(136 * i), y.add(292 * i));
-            let d = f16_at(bx) * f32_at(by);
+            // d and scales_h as a pair; only d is used.
+            let d = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(d);
             let scales_h = bx.add(2).cast::<u16>().read_unaligned() as i32;
             let mut sumi = _mm256_setzero_si256();
             for ib in 0..8 {
@@ -105,7 +107,7 @@ unsafe fn iq4_xs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
                 let p = _mm256_madd_epi16(p, _mm256_set1_epi16(scale as i16));
                 sumi = _mm256_add_epi32(sumi, p);
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         }
     }
     hsum_ps(acc)

@@ -13,7 +13,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{f16_at, f32_at, hsum_ps, load, load128};
+use super::{f16_pair_at, f32_at, hsum_ps, load, load128};
 use crate::simd::dot_entry;
 
 dot_entry!(
@@ -126,14 +126,14 @@ unsafe fn q2_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         // are within the layouts in the module doc.
         unsafe {
             let (bx, by) = (x.add(84 * i), y.add(292 * i));
-            let dy = f32_at(by);
-            let d = dy * f16_at(bx.add(80));
-            let dmin = -dy * f16_at(bx.add(82));
+            let ddmin = _mm_mul_ps(f16_pair_at(bx.add(80)), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(ddmin);
+            let dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(ddmin));
             let packed = load128(bx);
             let m4 = _mm_set1_epi8(0x0f);
             let mins = _mm256_cvtepi8_epi16(_mm_and_si128(_mm_srli_epi16::<4>(packed), m4));
             let prod = _mm256_madd_epi16(mins, load(by.add(260)));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(prod), acc);
+            acc = _mm256_fnmadd_ps(dmin, _mm256_cvtepi32_ps(prod), acc);
             let scales = split_scales(_mm_and_si128(packed, m4));
             let mut sumi = _mm256_setzero_si256();
             for (h, sc) in scales.iter().enumerate() {
@@ -145,7 +145,7 @@ unsafe fn q2_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         }
     }
     hsum_ps(acc)
@@ -183,7 +183,9 @@ unsafe fn q3_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         // are within the layouts in the module doc.
         unsafe {
             let (bx, by) = (x.add(110 * i), y.add(292 * i));
-            let d = f32_at(by) * f16_at(bx.add(108));
+            // d is the upper f16 of the pair at 106 (the last scale bytes, then d).
+            let d = _mm_mul_ps(f16_pair_at(bx.add(106)), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(_mm_movehdup_ps(d));
             let scales = split_scales(q3_k_scales(bx.add(96)));
             let hbits = load(bx);
             let mut sumi = _mm256_setzero_si256();
@@ -205,7 +207,7 @@ unsafe fn q3_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         }
     }
     hsum_ps(acc)
@@ -228,9 +230,9 @@ unsafe fn q45_k_q8_k(nb: usize, x: *const u8, y: *const u8, size: usize, with_qh
         // are within the layouts in the module doc.
         unsafe {
             let (bx, by) = (x.add(size * i), y.add(292 * i));
-            let dy = f32_at(by);
-            let d = dy * f16_at(bx);
-            let dmin = -dy * f16_at(bx.add(2));
+            let ddmin = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(ddmin);
+            let dmin = _mm_shuffle_ps::<0b0101_0101>(ddmin, ddmin);
             let sm = scales_mins_k4(bx.add(4));
             // Mins: Σ_j m[j] · (sum of the 32 activations of sub-block j).
             let bsums = load(by.add(260));
@@ -239,7 +241,7 @@ unsafe fn q45_k_q8_k(nb: usize, x: *const u8, y: *const u8, size: usize, with_qh
                 _mm256_extracti128_si256::<1>(bsums),
             );
             let prod = _mm_madd_epi16(_mm256_extracti128_si256::<1>(sm), q8sums);
-            acc_m = _mm_fmadd_ps(_mm_set1_ps(dmin), _mm_cvtepi32_ps(prod), acc_m);
+            acc_m = _mm_fnmadd_ps(dmin, _mm_cvtepi32_ps(prod), acc_m);
 
             let sc = _mm256_castsi256_si128(sm);
             let scales = _mm256_set_m128i(sc, sc);
@@ -270,7 +272,7 @@ unsafe fn q45_k_q8_k(nb: usize, x: *const u8, y: *const u8, size: usize, with_qh
                 );
                 sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         }
     }
     let m = _mm_add_ps(acc_m, _mm_movehl_ps(acc_m, acc_m));
@@ -309,7 +311,9 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         // are within the layouts in the module doc.
         unsafe {
             let (bx, by) = (x.add(210 * i), y.add(292 * i));
-            let d = f32_at(by) * f16_at(bx.add(208));
+            // d is the upper f16 of the pair at 206 (the last scale bytes, then d).
+            let d = _mm_mul_ps(f16_pair_at(bx.add(206)), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(_mm_movehdup_ps(d));
             let scales = split_scales(load128(bx.add(192)));
             let mut sumi = _mm256_setzero_si256();
             for (h, sc) in scales.iter().enumerate() {
@@ -334,7 +338,7 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         }
     }
     hsum_ps(acc)

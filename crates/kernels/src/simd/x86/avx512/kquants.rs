@@ -6,8 +6,8 @@
 
 use std::arch::x86_64::*;
 
-use super::f16_at;
 use crate::simd::dot_entry;
+use crate::simd::x86::avx2::f16_pair_at;
 
 dot_entry!(
     /// Q6_K · Q8_K (AVX-512 BW).
@@ -59,7 +59,10 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         // qs[256], bsums[16]).
         unsafe {
             let (bx, by) = (x.add(210 * i), y.add(292 * i));
-            let d = by.cast::<f32>().read_unaligned() * f16_at(bx.add(208));
+            // d is the upper f16 of the pair at 206 (the last scale bytes, then d).
+            let dy = _mm_set1_ps(by.cast::<f32>().read_unaligned());
+            let d = _mm_movehdup_ps(_mm_mul_ps(f16_pair_at(bx.add(206)), dy));
+            let d = _mm512_broadcastss_ps(d);
             let scales =
                 _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(bx.add(192).cast())));
             let mut sumi = _mm512_setzero_si512();
@@ -92,7 +95,7 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
                 let p23 = _mm512_madd_epi16(_mm512_permutexvar_epi16(*idx23, scales), p23);
                 sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(p01, p23));
             }
-            acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
+            acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
         }
     }
     _mm512_reduce_add_ps(acc)

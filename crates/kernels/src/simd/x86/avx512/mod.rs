@@ -11,8 +11,6 @@
 //! including Q4_K, F16 and BF16, whose 512-bit versions (BF16 with `vdpbf16ps`)
 //! measured slower.
 
-use std::arch::x86_64::*;
-
 use gguf::TensorType;
 
 use crate::simd::Override;
@@ -41,19 +39,4 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
         Override::dot(TensorType::F32, float::vec_dot_f32),
     ]);
     list
-}
-
-/// The f16 stored little-endian at `p`, as f32 (exact).
-///
-/// # Safety
-/// F16C must be available; `p` valid for reading 2 bytes.
-#[inline(always)]
-unsafe fn f16_at(p: *const u8) -> f32 {
-    // SAFETY: 2 readable bytes and F16C (caller); the read is unaligned.
-    unsafe {
-        let h = p.cast::<u16>().read_unaligned();
-        // A broadcast writes the whole register: a lane insert into a register LLVM
-        // considers free can tie this conversion to the previous block's accumulator.
-        _mm_cvtss_f32(_mm_cvtph_ps(_mm_set1_epi16(h as i16)))
-    }
 }
