@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Generate hearth's logits fixtures against llama.cpp.
 
-For each synthetic model variant (tiny-llama, tiny-moe; written by our
+For each synthetic model variant (tiny-llama, tiny-moe, tiny-qwen2, tiny-qwen3,
+tiny-phi3, tiny-gemma2, tiny-gemma3; written by our
 own GGUF writer through `cargo run -p model --example synth`) and each quant
 type, this:
   1. quantizes the F32 file with llama-quantize,
@@ -39,7 +40,13 @@ import gguf  # noqa: E402  (llama.cpp's gguf-py)
 # tiny-swa is not here: llama.cpp ignores `llama.attention.sliding_window` for
 # the llama architecture, so it cannot be the oracle for hearth's window (which
 # crates/model/tests/llama_forward.rs checks by its effect instead).
-VARIANTS = ["tiny-llama", "tiny-moe"]
+VARIANTS = [
+    "tiny-llama", "tiny-moe",
+    "tiny-qwen2", "tiny-qwen3", "tiny-phi3", "tiny-gemma2", "tiny-gemma3",
+]
+# VARIANTS=tiny-qwen2,tiny-phi3 regenerates only those.
+if os.environ.get("VARIANTS"):
+    VARIANTS = os.environ["VARIANTS"].split(",")
 QUANTS = ["F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "IQ4_XS"]
 N_PROMPT = 64
 N_GEN = 32
@@ -76,7 +83,9 @@ def main():
             q = work / f"{variant}-{quant}.gguf"
             run([str(BIN / "llama-quantize"), str(f32), str(q), quant, "2"])
             reader = gguf.GGUFReader(str(q))
-            n_vocab = int(reader.fields["llama.vocab_size"].parts[-1][0])
+            field = reader.fields["general.architecture"]
+            arch = bytes(field.parts[field.data[0]]).decode()
+            n_vocab = int(reader.fields[f"{arch}.vocab_size"].parts[-1][0])
             tensors = {
                 t.name: {
                     "type": t.tensor_type.name,

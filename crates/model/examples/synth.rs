@@ -3,7 +3,8 @@
 //! ```text
 //! cargo run --release -p model --example synth -- PRESET OUT.gguf [TYPE]
 //! ```
-//! PRESET: tiny-llama, tiny-moe, tiny-swa, llama-3.2-1b, llama-3.1-8b, mixtral-8x7b.
+//! PRESET: tiny-llama, tiny-moe, tiny-swa, tiny-qwen2, tiny-qwen3, tiny-phi3,
+//! tiny-gemma2, tiny-gemma3, llama-3.2-1b, llama-3.1-8b, mixtral-8x7b, qwen2.5-0.5b.
 //! TYPE: the format of every matrix (F32 by default; F16, Q4_0, Q8_0, Q4_K, ...).
 
 use std::path::Path;

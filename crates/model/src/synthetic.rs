@@ -22,7 +22,10 @@ use crate::ModelError;
 /// Shape and seed of a synthetic model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    /// `general.architecture` (only "llama" is generated today).
+    /// `general.architecture`: "llama", "qwen2", "qwen3", "phi3", "gemma2" or
+    /// "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's and
+    /// gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
+    /// post-norms and tied head).
     pub arch: String,
     /// Vocabulary size; at least 259 (3 special tokens and 256 byte tokens).
     pub n_vocab: usize,
@@ -36,6 +39,8 @@ pub struct Spec {
     pub n_head: usize,
     /// `attention.head_count_kv`.
     pub n_head_kv: usize,
+    /// `attention.key_length` and `value_length`, when not `n_embd / n_head`.
+    pub head_dim: Option<usize>,
     /// `feed_forward_length` (per expert).
     pub n_ff: usize,
     /// `expert_count` (0: dense).
@@ -44,6 +49,16 @@ pub struct Spec {
     pub n_expert_used: usize,
     /// `attention.sliding_window`, if set.
     pub sliding_window: Option<usize>,
+    /// `rope.freq_base_swa` (RoPE base of gemma's sliding-window layers), if set.
+    pub rope_freq_base_swa: Option<f32>,
+    /// `attn_logit_softcapping`, if set.
+    pub attn_softcap: Option<f32>,
+    /// `final_logit_softcapping`, if set.
+    pub final_softcap: Option<f32>,
+    /// LongRoPE (phi3): the original context length; writes
+    /// `rope.scaling.original_context_length`, the converter's
+    /// `rope.scaling.attn_factor` and the `rope_factors_long` / `_short` tensors.
+    pub long_rope: Option<usize>,
     /// `rope.freq_base`.
     pub rope_freq_base: f32,
     /// `attention.layer_norm_rms_epsilon`.
@@ -66,10 +81,15 @@ impl Spec {
             n_layer: 2,
             n_head: 4,
             n_head_kv: 2,
+            head_dim: None,
             n_ff: 512,
             n_expert: 0,
             n_expert_used: 0,
             sliding_window: None,
+            rope_freq_base_swa: None,
+            attn_softcap: None,
+            final_softcap: None,
+            long_rope: None,
             rope_freq_base: 10000.0,
             norm_eps: 1e-5,
             tied_output: false,
@@ -107,10 +127,15 @@ impl Spec {
             n_layer: 16,
             n_head: 32,
             n_head_kv: 8,
+            head_dim: None,
             n_ff: 8192,
             n_expert: 0,
             n_expert_used: 0,
             sliding_window: None,
+            rope_freq_base_swa: None,
+            attn_softcap: None,
+            final_softcap: None,
+            long_rope: None,
             rope_freq_base: 500_000.0,
             norm_eps: 1e-5,
             tied_output: true,
@@ -141,13 +166,106 @@ impl Spec {
         }
     }
 
-    /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `llama-3.2-1b`,
-    /// `llama-3.1-8b`, `mixtral-8x7b`.
+    /// The tiny Qwen2: the tiny Llama's shapes with q/k/v biases.
+    pub fn tiny_qwen2() -> Spec {
+        Spec {
+            arch: "qwen2".into(),
+            rope_freq_base: 1_000_000.0,
+            norm_eps: 1e-6,
+            seed: 11,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The tiny Qwen3: per-head q/k norms, heads of 128 (wider than
+    /// `n_embd / n_head`, as in Qwen3-0.6B), tied output.
+    pub fn tiny_qwen3() -> Spec {
+        Spec {
+            arch: "qwen3".into(),
+            head_dim: Some(128),
+            tied_output: true,
+            seed: 12,
+            ..Spec::tiny_qwen2()
+        }
+    }
+
+    /// The tiny Phi-3: fused q|k|v and gate|up, LongRoPE with an original
+    /// context of 64 (so the long factors apply to any longer context).
+    pub fn tiny_phi3() -> Spec {
+        Spec {
+            arch: "phi3".into(),
+            n_ctx_train: 4096,
+            long_rope: Some(64),
+            seed: 13,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The tiny Gemma 2: heads of 128, a 16-token window on even layers, small
+    /// soft-caps so that both actually bite on unit-scale scores and logits.
+    pub fn tiny_gemma2() -> Spec {
+        Spec {
+            arch: "gemma2".into(),
+            head_dim: Some(128),
+            sliding_window: Some(16),
+            attn_softcap: Some(2.0),
+            final_softcap: Some(3.0),
+            norm_eps: 1e-6,
+            tied_output: true,
+            seed: 14,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The tiny Gemma 3: six layers (five sliding over 16 tokens with RoPE base
+    /// 10000, one global with base 10⁶), per-head q/k norms, no soft-caps, and
+    /// an untied output head (with the head tied to embeddings scaled by
+    /// `sqrt(n_embd)`, a random model just repeats its last input token).
+    pub fn tiny_gemma3() -> Spec {
+        Spec {
+            arch: "gemma3".into(),
+            n_layer: 6,
+            rope_freq_base: 1_000_000.0,
+            attn_softcap: None,
+            final_softcap: None,
+            tied_output: false,
+            seed: 15,
+            ..Spec::tiny_gemma2()
+        }
+    }
+
+    /// The shapes of Qwen2.5-0.5B (random weights).
+    pub fn qwen2_5_0_5b() -> Spec {
+        Spec {
+            arch: "qwen2".into(),
+            n_vocab: 151_936,
+            n_ctx_train: 32_768,
+            n_embd: 896,
+            n_layer: 24,
+            n_head: 14,
+            n_head_kv: 2,
+            n_ff: 4864,
+            rope_freq_base: 1_000_000.0,
+            norm_eps: 1e-6,
+            tied_output: true,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
+    /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
+    /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `llama-3.2-1b`,
+    /// `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
             "tiny-moe" => Spec::tiny_moe(),
             "tiny-swa" => Spec::tiny_swa(),
+            "tiny-qwen2" => Spec::tiny_qwen2(),
+            "tiny-qwen3" => Spec::tiny_qwen3(),
+            "tiny-phi3" => Spec::tiny_phi3(),
+            "tiny-gemma2" => Spec::tiny_gemma2(),
+            "tiny-gemma3" => Spec::tiny_gemma3(),
+            "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
             "mixtral-8x7b" => Spec::mixtral_8x7b(),
@@ -159,18 +277,52 @@ impl Spec {
     /// values: (name, dims, kind).
     pub fn tensor_shapes(&self) -> Vec<(String, Vec<u64>, Kind)> {
         let (e, v, f) = (self.n_embd as u64, self.n_vocab as u64, self.n_ff as u64);
-        let hd = (self.n_embd / self.n_head) as u64;
+        let hd = self.head_dim() as u64;
         let (qd, kvd) = (hd * self.n_head as u64, hd * self.n_head_kv as u64);
+        let arch = self.arch.as_str();
+        let gemma = matches!(arch, "gemma2" | "gemma3");
         let mut t = vec![("token_embd.weight".to_owned(), vec![e, v], Kind::Matrix)];
+        if self.long_rope.is_some() {
+            for name in ["rope_factors_long.weight", "rope_factors_short.weight"] {
+                t.push((name.to_owned(), vec![hd / 2], Kind::RopeFactor));
+            }
+        }
         for i in 0..self.n_layer {
             let p = format!("blk.{i}");
             t.push((format!("{p}.attn_norm.weight"), vec![e], Kind::Norm));
-            t.push((format!("{p}.attn_q.weight"), vec![e, qd], Kind::Matrix));
-            t.push((format!("{p}.attn_k.weight"), vec![e, kvd], Kind::Matrix));
-            t.push((format!("{p}.attn_v.weight"), vec![e, kvd], Kind::Matrix));
+            if arch == "phi3" {
+                t.push((
+                    format!("{p}.attn_qkv.weight"),
+                    vec![e, qd + 2 * kvd],
+                    Kind::Matrix,
+                ));
+            } else {
+                t.push((format!("{p}.attn_q.weight"), vec![e, qd], Kind::Matrix));
+                t.push((format!("{p}.attn_k.weight"), vec![e, kvd], Kind::Matrix));
+                t.push((format!("{p}.attn_v.weight"), vec![e, kvd], Kind::Matrix));
+            }
+            if arch == "qwen2" {
+                t.push((format!("{p}.attn_q.bias"), vec![qd], Kind::Bias));
+                t.push((format!("{p}.attn_k.bias"), vec![kvd], Kind::Bias));
+                t.push((format!("{p}.attn_v.bias"), vec![kvd], Kind::Bias));
+            }
+            if matches!(arch, "qwen3" | "gemma3") {
+                t.push((format!("{p}.attn_q_norm.weight"), vec![hd], Kind::Norm));
+                t.push((format!("{p}.attn_k_norm.weight"), vec![hd], Kind::Norm));
+            }
             t.push((format!("{p}.attn_output.weight"), vec![qd, e], Kind::Matrix));
+            if gemma {
+                t.push((
+                    format!("{p}.post_attention_norm.weight"),
+                    vec![e],
+                    Kind::Norm,
+                ));
+            }
             t.push((format!("{p}.ffn_norm.weight"), vec![e], Kind::Norm));
-            if self.n_expert == 0 {
+            if arch == "phi3" {
+                t.push((format!("{p}.ffn_up.weight"), vec![e, 2 * f], Kind::Matrix));
+                t.push((format!("{p}.ffn_down.weight"), vec![f, e], Kind::Matrix));
+            } else if self.n_expert == 0 {
                 t.push((format!("{p}.ffn_gate.weight"), vec![e, f], Kind::Matrix));
                 t.push((format!("{p}.ffn_up.weight"), vec![e, f], Kind::Matrix));
                 t.push((format!("{p}.ffn_down.weight"), vec![f, e], Kind::Matrix));
@@ -193,6 +345,9 @@ impl Spec {
                     Kind::Matrix,
                 ));
             }
+            if gemma {
+                t.push((format!("{p}.post_ffw_norm.weight"), vec![e], Kind::Norm));
+            }
         }
         t.push(("output_norm.weight".to_owned(), vec![e], Kind::Norm));
         if !self.tied_output {
@@ -201,12 +356,19 @@ impl Spec {
         t
     }
 
+    /// Values per attention head.
+    pub fn head_dim(&self) -> usize {
+        self.head_dim.unwrap_or(self.n_embd / self.n_head)
+    }
+
     /// The f32 values of tensor `name` (`n` of them) of the given kind.
     pub fn values(&self, name: &str, n: usize, n_in: usize, kind: Kind) -> Vec<f32> {
         let mut rng = Rng::new(self.seed ^ fnv1a(name.as_bytes()));
         let (center, half_width) = match kind {
             Kind::Norm => (1.0, 0.2),
             Kind::Matrix => (0.0, (3.0 / n_in as f32).sqrt()),
+            Kind::Bias => (0.0, 0.5),
+            Kind::RopeFactor => (2.0, 1.0),
         };
         (0..n)
             .map(|_| center + half_width * rng.uniform())
@@ -263,10 +425,30 @@ impl Spec {
             &format!("{a}.attention.layer_norm_rms_epsilon"),
             self.norm_eps,
         );
-        w.add_u32(
-            &format!("{a}.rope.dimension_count"),
-            (self.n_embd / self.n_head) as u32,
-        );
+        w.add_u32(&format!("{a}.rope.dimension_count"), self.head_dim() as u32);
+        if let Some(hd) = self.head_dim {
+            w.add_u32(&format!("{a}.attention.key_length"), hd as u32);
+            w.add_u32(&format!("{a}.attention.value_length"), hd as u32);
+        }
+        if let Some(base) = self.rope_freq_base_swa {
+            w.add_f32(&format!("{a}.rope.freq_base_swa"), base);
+        }
+        if let Some(cap) = self.attn_softcap {
+            w.add_f32(&format!("{a}.attn_logit_softcapping"), cap);
+        }
+        if let Some(cap) = self.final_softcap {
+            w.add_f32(&format!("{a}.final_logit_softcapping"), cap);
+        }
+        if let Some(orig) = self.long_rope {
+            // conversion/phi.py: sqrt(1 + ln(scale) / ln(n_ctx_orig)).
+            let scale = self.n_ctx_train as f64 / orig as f64;
+            let attn_factor = (1.0 + scale.ln() / (orig as f64).ln()).sqrt();
+            w.add_u32(
+                &format!("{a}.rope.scaling.original_context_length"),
+                orig as u32,
+            );
+            w.add_f32(&format!("{a}.rope.scaling.attn_factor"), attn_factor as f32);
+        }
         w.add_u32(&format!("{a}.vocab_size"), self.n_vocab as u32);
         if self.n_expert > 0 {
             w.add_u32(&format!("{a}.expert_count"), self.n_expert as u32);
@@ -293,6 +475,10 @@ pub enum Kind {
     Norm,
     /// Projections: uniform in ±sqrt(3 / n_in) (unit output variance).
     Matrix,
+    /// Biases: uniform in ±0.5.
+    Bias,
+    /// LongRoPE frequency factors: uniform in [1, 3).
+    RopeFactor,
 }
 
 /// Index of the first filler piece: after `<unk>`, `<s>`, `</s>` and 256 bytes.

@@ -1,4 +1,5 @@
-//! hearth's llama forward pass against llama.cpp, on tiny random-weight models.
+//! hearth's forward passes (llama, qwen2, qwen3, phi3, gemma2, gemma3) against
+//! llama.cpp, on tiny random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -200,4 +201,34 @@ fixtures! {
     moe_q4_k_m => "tiny-moe-Q4_K_M",
     moe_q6_k => "tiny-moe-Q6_K",
     moe_iq4_xs => "tiny-moe-IQ4_XS",
+    qwen2_f16 => "tiny-qwen2-F16",
+    qwen2_q8_0 => "tiny-qwen2-Q8_0",
+    qwen2_q4_0 => "tiny-qwen2-Q4_0",
+    qwen2_q4_k_m => "tiny-qwen2-Q4_K_M",
+    qwen2_q6_k => "tiny-qwen2-Q6_K",
+    qwen2_iq4_xs => "tiny-qwen2-IQ4_XS",
+    qwen3_f16 => "tiny-qwen3-F16",
+    qwen3_q8_0 => "tiny-qwen3-Q8_0",
+    qwen3_q4_0 => "tiny-qwen3-Q4_0",
+    qwen3_q4_k_m => "tiny-qwen3-Q4_K_M",
+    qwen3_q6_k => "tiny-qwen3-Q6_K",
+    qwen3_iq4_xs => "tiny-qwen3-IQ4_XS",
+    phi3_f16 => "tiny-phi3-F16",
+    phi3_q8_0 => "tiny-phi3-Q8_0",
+    phi3_q4_0 => "tiny-phi3-Q4_0",
+    phi3_q4_k_m => "tiny-phi3-Q4_K_M",
+    phi3_q6_k => "tiny-phi3-Q6_K",
+    phi3_iq4_xs => "tiny-phi3-IQ4_XS",
+    gemma2_f16 => "tiny-gemma2-F16",
+    gemma2_q8_0 => "tiny-gemma2-Q8_0",
+    gemma2_q4_0 => "tiny-gemma2-Q4_0",
+    gemma2_q4_k_m => "tiny-gemma2-Q4_K_M",
+    gemma2_q6_k => "tiny-gemma2-Q6_K",
+    gemma2_iq4_xs => "tiny-gemma2-IQ4_XS",
+    gemma3_f16 => "tiny-gemma3-F16",
+    gemma3_q8_0 => "tiny-gemma3-Q8_0",
+    gemma3_q4_0 => "tiny-gemma3-Q4_0",
+    gemma3_q4_k_m => "tiny-gemma3-Q4_K_M",
+    gemma3_q6_k => "tiny-gemma3-Q6_K",
+    gemma3_iq4_xs => "tiny-gemma3-IQ4_XS",
 }

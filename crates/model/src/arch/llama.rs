@@ -550,6 +550,7 @@ impl Llama {
             head_dim: c.head_dim,
             kq_scale: 1.0 / (c.head_dim as f32).sqrt(),
             window: c.window,
+            softcap: None,
         };
 
         // Embedding lookup: dequantize just the rows of these tokens.

@@ -12,7 +12,13 @@
 //! # Ok(()) }
 //! ```
 
+pub mod common;
+pub mod gemma2;
+pub mod gemma3;
 pub mod llama;
+pub mod phi3;
+pub mod qwen2;
+pub mod qwen3;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +34,64 @@ use crate::kv_cache::KvCache;
 pub enum Arch {
     /// `llama`: Llama 1-3, Mistral, Mixtral, CodeLlama, DeepSeek-Coder.
     Llama(llama::Llama),
+    /// `qwen2`: Qwen1.5, Qwen2, Qwen2.5.
+    Qwen2(qwen2::Qwen2),
+    /// `qwen3`: Qwen3 (dense).
+    Qwen3(qwen3::Qwen3),
+    /// `phi3`: Phi-3, Phi-3.5 and Phi-4 (dense).
+    Phi3(phi3::Phi3),
+    /// `gemma2`: Gemma 2.
+    Gemma2(gemma2::Gemma2),
+    /// `gemma3`: Gemma 3 (text).
+    Gemma3(gemma3::Gemma3),
+}
+
+/// llama's own forward pass, or one built from [`common`]'s steps.
+enum Family<'a> {
+    Llama(&'a llama::Llama),
+    Decoder(&'a dyn common::Decoder),
+}
+
+impl Arch {
+    fn family(&self) -> Family<'_> {
+        match self {
+            Arch::Llama(m) => Family::Llama(m),
+            Arch::Qwen2(m) => Family::Decoder(m),
+            Arch::Qwen3(m) => Family::Decoder(m),
+            Arch::Phi3(m) => Family::Decoder(m),
+            Arch::Gemma2(m) => Family::Decoder(m),
+            Arch::Gemma3(m) => Family::Decoder(m),
+        }
+    }
+
+    /// The sizes every architecture has.
+    pub fn dims(&self) -> common::Dims {
+        match self.family() {
+            Family::Decoder(d) => d.dims().clone(),
+            Family::Llama(l) => {
+                let c = &l.config;
+                common::Dims {
+                    n_vocab: c.n_vocab,
+                    n_ctx_train: c.n_ctx_train,
+                    n_embd: c.n_embd,
+                    n_layer: c.n_layer,
+                    n_head: c.n_head,
+                    n_head_kv: c.n_head_kv,
+                    head_dim: c.head_dim,
+                    n_rot: c.rope.n_dims,
+                    n_ff: c.n_ff,
+                    norm_eps: c.norm_eps,
+                }
+            }
+        }
+    }
+}
+
+/// The activation buffers of a [`State`], by architecture family.
+#[derive(Debug)]
+enum Buffers {
+    Llama(llama::Buffers),
+    Decoder(common::Buffers),
 }
 
 /// Options for [`Model::load_with`].
@@ -105,10 +169,14 @@ impl Model {
         let name = md.get_str("general.architecture")?.to_owned();
         let arch = match name.as_str() {
             "llama" => Arch::Llama(llama::Llama::load(&gguf)?),
+            "qwen2" => Arch::Qwen2(qwen2::Qwen2::load(&gguf)?),
+            "qwen3" => Arch::Qwen3(qwen3::Qwen3::load(&gguf)?),
+            "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
+            "gemma2" => Arch::Gemma2(gemma2::Gemma2::load(&gguf)?),
+            "gemma3" => Arch::Gemma3(gemma3::Gemma3::load(&gguf)?),
             _ => return Err(ModelError::UnknownArchitecture(name)),
         };
-        let Arch::Llama(l) = &arch;
-        let c = &l.config;
+        let c = arch.dims();
         let info = ModelInfo {
             arch: name,
             n_vocab: c.n_vocab,
@@ -160,13 +228,16 @@ impl Model {
         if n_ctx == 0 {
             return Err(ModelError::InvalidRequest("n_ctx must be positive".into()));
         }
-        let Arch::Llama(l) = &self.arch;
-        let c = &l.config;
+        let c = self.arch.dims();
+        let buffers = match self.arch.family() {
+            Family::Decoder(d) => Buffers::Decoder(common::buffers(d, &self.pool, n_ctx)?),
+            Family::Llama(l) => Buffers::Llama(l.buffers(&self.pool, n_ctx)?),
+        };
         Ok(State {
             kv: KvCache::new(c.n_layer, n_ctx, c.kv_dim()),
             n_past: 0,
             logits: Vec::new(),
-            buffers: l.buffers(&self.pool, n_ctx)?,
+            buffers,
             model_id: self.id,
         })
     }
@@ -234,18 +305,41 @@ impl Model {
             (false, true) => tokens.len() * n_vocab,
         };
         state.logits.resize(n_out, 0.0);
-        let Arch::Llama(l) = &self.arch;
-        l.forward(
-            &self.gguf,
-            &self.pool,
-            &mut state.kv,
-            &mut state.buffers,
-            tokens,
-            state.n_past,
-            all,
-            hidden,
-            &mut state.logits,
-        )?;
+        match (self.arch.family(), &mut state.buffers) {
+            (Family::Llama(l), Buffers::Llama(buffers)) => l.forward(
+                &self.gguf,
+                &self.pool,
+                &mut state.kv,
+                buffers,
+                tokens,
+                state.n_past,
+                all,
+                hidden,
+                &mut state.logits,
+            )?,
+            (Family::Decoder(d), Buffers::Decoder(buf)) => {
+                let mut step = common::Step {
+                    gguf: &self.gguf,
+                    pool: &self.pool,
+                    kv: &mut state.kv,
+                    buf,
+                };
+                common::forward(
+                    d,
+                    &mut step,
+                    tokens,
+                    state.n_past,
+                    all,
+                    hidden,
+                    &mut state.logits,
+                )?;
+            }
+            _ => {
+                return Err(ModelError::InvalidRequest(
+                    "the state's buffers belong to another architecture".into(),
+                ));
+            }
+        }
         state.n_past = needed;
         Ok(&state.logits)
     }
@@ -267,7 +361,7 @@ pub struct State {
     kv: KvCache,
     n_past: usize,
     logits: Vec<f32>,
-    buffers: llama::Buffers,
+    buffers: Buffers,
     model_id: u64,
 }
 
@@ -310,10 +404,18 @@ impl State {
                 self.n_past
             )));
         }
-        let Arch::Llama(l) = &model.arch;
-        let head_dim = l.config.head_dim;
-        self.kv
-            .shift(self.n_past, keep, discard, head_dim, &|_| l.rope());
+        let head_dim = model.arch.dims().head_dim;
+        let n_ctx = self.kv.n_ctx();
+        match model.arch.family() {
+            Family::Decoder(d) => self
+                .kv
+                .shift(self.n_past, keep, discard, head_dim, &|layer| {
+                    d.rope(layer, n_ctx)
+                }),
+            Family::Llama(l) => self
+                .kv
+                .shift(self.n_past, keep, discard, head_dim, &|_| l.rope()),
+        }
         self.n_past -= discard;
         Ok(())
     }

@@ -8,7 +8,8 @@
 //! within float noise of llama.cpp instead of within f16 noise.
 //!
 //! Sliding window (llama.cpp's `LLAMA_SWA_TYPE_STANDARD`): a query at position
-//! `p` sees key positions `j` with `p - j < window`.
+//! `p` sees key positions `j` with `p - j < window`. Soft-capping follows the
+//! `hparams.attn_soft_cap` branch of `build_attn_mha` (scale, tanh, scale).
 
 use kernels::formats::float::{f16_to_f32, f32_to_f16};
 use kernels::pool::{SharedSlice, ThreadPool};
@@ -29,6 +30,9 @@ pub struct AttentionShape {
     pub kq_scale: f32,
     /// Sliding window in positions, if the layer uses one.
     pub window: Option<usize>,
+    /// Attention logit soft-capping (gemma2): each `q·k` becomes
+    /// `cap · tanh(q·k / cap)` before `kq_scale` and the softmax.
+    pub softcap: Option<f32>,
 }
 
 /// Scratch floats [`attention`] needs for a context of `n_ctx` positions.
@@ -99,6 +103,10 @@ fn attend(
     for (s, j) in scores.iter_mut().zip(first..=pos) {
         let k = &cache.k[j * cache.kv_dim + kv_off..][..hd];
         let dot: f32 = q16.iter().zip(k).map(|(&a, &b)| a * f16_to_f32(b)).sum();
+        let dot = match shape.softcap {
+            Some(cap) => (dot * (1.0 / cap)).tanh() * cap,
+            None => dot,
+        };
         *s = dot * shape.kq_scale;
     }
     softmax(scores);
@@ -124,6 +132,7 @@ mod tests {
             head_dim: 2,
             kq_scale: 1.0,
             window,
+            softcap: None,
         }
     }
 

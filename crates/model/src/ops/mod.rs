@@ -67,6 +67,14 @@ pub fn gelu(x: f32) -> f32 {
     }
 }
 
+/// `gate[i] = gelu(gate[i]) * up[i]` (ggml_geglu_split: GELU from the f16 table,
+/// gemma's GeGLU).
+pub fn geglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = gelu(*g) * u;
+    }
+}
+
 /// `x[i] += y[i]`.
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, &b)| *a += b);

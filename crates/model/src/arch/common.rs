@@ -1,0 +1,642 @@
+//! Pieces the qwen2, qwen3, phi3, gemma2 and gemma3 forward passes share: the
+//! common hyper-parameters ([`Dims`]), RoPE settings from the `rope.*` keys, the
+//! activation buffers, and the small steps every decoder block is made of
+//! (embedding lookup, RMS norm over rows, projections, RoPE over q and k,
+//! attention over the KV cache, the output head). Each architecture's file keeps
+//! its own `Config`, `Weights` and `forward_batch`, written top to bottom with
+//! these steps, so its differences stay visible.
+//!
+//! Shapes are written ggml-style, row length first: `(n_embd, n_vocab)` is
+//! `n_vocab` rows of `n_embd`.
+
+use gguf::{Array, GgufModel, Metadata, Value};
+use kernels::matmul::{activation_scratch_len, dequantize_row, matmul};
+use kernels::pool::ThreadPool;
+
+use crate::ModelError;
+use crate::kv_cache::KvCache;
+use crate::loader::{Hparams, Tensor, Tensors, Use, config};
+use crate::ops::attention::{self, AttentionShape};
+use crate::ops::rope::{Rope, RopeMode};
+use crate::ops::{add_assign, rmsnorm};
+
+/// Tokens processed together in one pass through the layers; longer inputs are
+/// split. Bounds the activation buffers; weights are read once per batch.
+pub const N_BATCH: usize = 64;
+
+/// The hyper-parameters every decoder-only transformer has, from the
+/// `{arch}.*` keys the way llama.cpp's `llama_model::load_hparams` reads them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dims {
+    /// Vocabulary size (`vocab_size`, else the tokenizer's token count).
+    pub n_vocab: usize,
+    /// Training context (`context_length`).
+    pub n_ctx_train: usize,
+    /// Residual stream width (`embedding_length`).
+    pub n_embd: usize,
+    /// Transformer blocks (`block_count`).
+    pub n_layer: usize,
+    /// Query heads (`attention.head_count`).
+    pub n_head: usize,
+    /// Key/value heads (`attention.head_count_kv`, default `n_head`).
+    pub n_head_kv: usize,
+    /// Values per head (`attention.key_length`, default `n_embd / n_head`).
+    pub head_dim: usize,
+    /// Leading values of each head that RoPE rotates (`rope.dimension_count`,
+    /// default `head_dim`).
+    pub n_rot: usize,
+    /// Hidden width of the feed-forward network (`feed_forward_length`).
+    pub n_ff: usize,
+    /// `attention.layer_norm_rms_epsilon`.
+    pub norm_eps: f32,
+}
+
+impl Dims {
+    /// Reads the common keys under `{arch}.`.
+    pub fn from_metadata(gguf: &GgufModel, arch: &str) -> Result<Dims, ModelError> {
+        let md = gguf.metadata();
+        let hp = Hparams::new(md, arch);
+        let n_layer = hp.count("block_count")?;
+        let n_embd = hp.count("embedding_length")?;
+        let same_every_layer = |suffix: &str, default: Option<usize>| {
+            let values = match hp.per_layer(suffix, n_layer)? {
+                Some(v) => v,
+                None => match default {
+                    Some(d) => return Ok(d),
+                    None => return Err(config(&hp.key(suffix), "missing")),
+                },
+            };
+            match values.first() {
+                Some(&first) if values.iter().all(|&v| v == first) && first > 0 => Ok(first),
+                _ => Err(config(
+                    &hp.key(suffix),
+                    "must be positive and the same in every layer",
+                )),
+            }
+        };
+        let n_head = same_every_layer("attention.head_count", None)?;
+        let n_head_kv = same_every_layer("attention.head_count_kv", Some(n_head))?;
+        if !n_head.is_multiple_of(n_head_kv) {
+            return Err(config(
+                &hp.key("attention.head_count_kv"),
+                &format!("{n_head_kv} does not divide the {n_head} query heads"),
+            ));
+        }
+        let n_ff = same_every_layer("feed_forward_length", None)?;
+        let head_dim = hp
+            .opt_count("attention.key_length")?
+            .unwrap_or(n_embd / n_head);
+        if hp
+            .opt_count("attention.value_length")?
+            .is_some_and(|v| v != head_dim)
+        {
+            return Err(config(
+                &hp.key("attention.value_length"),
+                "must equal the key length",
+            ));
+        }
+        let n_rot = hp.opt_count("rope.dimension_count")?.unwrap_or(head_dim);
+        if n_rot > head_dim || n_rot == 0 || !n_rot.is_multiple_of(2) {
+            return Err(config(
+                &hp.key("rope.dimension_count"),
+                &format!("{n_rot} must be even, positive and at most the head size {head_dim}"),
+            ));
+        }
+        let n_vocab = match hp.opt_count("vocab_size")? {
+            Some(n) => n,
+            None => md
+                .opt_str_array("tokenizer.ggml.tokens")?
+                .map(<[String]>::len)
+                .ok_or_else(|| {
+                    config(
+                        &hp.key("vocab_size"),
+                        "missing, and no tokenizer.ggml.tokens",
+                    )
+                })?,
+        };
+        Ok(Dims {
+            n_vocab,
+            n_ctx_train: hp.count("context_length")?,
+            n_embd,
+            n_layer,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_rot,
+            n_ff,
+            norm_eps: hp
+                .opt_f32("attention.layer_norm_rms_epsilon")?
+                .unwrap_or(1e-5),
+        })
+    }
+
+    /// Values per position in the KV cache: `n_head_kv * head_dim`.
+    pub fn kv_dim(&self) -> usize {
+        self.n_head_kv * self.head_dim
+    }
+
+    /// Width of all query heads together: `n_head * head_dim`.
+    pub fn q_dim(&self) -> usize {
+        self.n_head * self.head_dim
+    }
+}
+
+/// RoPE from `rope.freq_base` and `rope.scaling.*`, resolved as llama.cpp's
+/// `llama_context` constructor resolves its `cparams` (src/llama-context.cpp):
+/// `none` never scales, `linear` and `longrope` interpolate by `1 / factor`
+/// (LongRoPE's per-pair factors are tensors, applied by the caller), `yarn` adds
+/// the extrapolation ramp and cancels the magnitude scale `rope_yarn` multiplies
+/// in; `rope.scaling.attn_factor` scales cos and sin in every case.
+pub fn rope_from_hparams(
+    hp: &Hparams<'_>,
+    mode: RopeMode,
+    n_rot: usize,
+    n_ctx_train: usize,
+) -> Result<Rope, ModelError> {
+    let scaling = hp.opt_str("rope.scaling.type")?.unwrap_or("linear");
+    let factor = match hp.opt_f32("rope.scaling.factor")? {
+        Some(f) => Some(f),
+        None => hp.opt_f32("rope.scale_linear")?,
+    };
+    let mut freq_scale = factor.filter(|&f| f != 0.0).map_or(1.0, |f| 1.0 / f);
+    let ext_factor = match scaling {
+        "none" => {
+            freq_scale = 1.0;
+            0.0
+        }
+        "linear" | "longrope" => 0.0,
+        "yarn" => 1.0,
+        other => {
+            return Err(config(
+                &hp.key("rope.scaling.type"),
+                &format!("'{other}' is not supported (none, linear, yarn, longrope)"),
+            ));
+        }
+    };
+    let mut attn_factor = 1.0f32;
+    if ext_factor != 0.0 {
+        let scale = 1.0 / freq_scale;
+        let mscale = if scale <= 1.0 {
+            1.0
+        } else {
+            0.1 * scale.ln() + 1.0
+        };
+        attn_factor = mscale * (1.0 / (1.0 + 0.1 * scale.ln()));
+    }
+    attn_factor *= hp.opt_f32("rope.scaling.attn_factor")?.unwrap_or(1.0);
+    Ok(Rope {
+        mode,
+        n_dims: n_rot,
+        freq_base: hp.opt_f32("rope.freq_base")?.unwrap_or(10000.0),
+        freq_scale,
+        ext_factor,
+        attn_factor,
+        beta_fast: 32.0,
+        beta_slow: 1.0,
+        n_ctx_orig: hp
+            .opt_count("rope.scaling.original_context_length")?
+            .unwrap_or(n_ctx_train),
+    })
+}
+
+/// A projection with an optional bias.
+#[derive(Debug)]
+pub struct Linear {
+    /// (n_in, n_out) weights.
+    pub w: Tensor,
+    /// (n_out) bias, added after the product.
+    pub b: Option<Vec<f32>>,
+}
+
+/// Tensor lookups with the model's file at hand.
+pub struct Loader<'a> {
+    gguf: &'a GgufModel,
+    tensors: Tensors<'a>,
+}
+
+impl<'a> Loader<'a> {
+    /// Indexes the tensors of `gguf`.
+    pub fn new(gguf: &'a GgufModel) -> Self {
+        Loader {
+            gguf,
+            tensors: Tensors::new(gguf),
+        }
+    }
+
+    /// A required vector (norm weights), read as f32.
+    pub fn vector(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        self.tensors
+            .get(name, &[n as u64], Use::Read)?
+            .to_f32(self.gguf)
+    }
+
+    /// An optional vector, read as f32.
+    pub fn opt_vector(&self, name: &str, n: usize) -> Result<Option<Vec<f32>>, ModelError> {
+        self.tensors
+            .opt(name, &[n as u64], Use::Read)?
+            .map(|t| t.to_f32(self.gguf))
+            .transpose()
+    }
+
+    /// A required matrix of `n_out` rows of `n_in`.
+    pub fn matrix(&self, name: &str, n_in: usize, n_out: usize) -> Result<Tensor, ModelError> {
+        self.tensors
+            .get(name, &[n_in as u64, n_out as u64], Use::MatMul)
+    }
+
+    /// An optional matrix.
+    pub fn opt_matrix(
+        &self,
+        name: &str,
+        n_in: usize,
+        n_out: usize,
+    ) -> Result<Option<Tensor>, ModelError> {
+        self.tensors
+            .opt(name, &[n_in as u64, n_out as u64], Use::MatMul)
+    }
+
+    /// `{name}.weight` with the optional `{name}.bias`.
+    pub fn linear(&self, name: &str, n_in: usize, n_out: usize) -> Result<Linear, ModelError> {
+        Ok(Linear {
+            w: self.matrix(&format!("{name}.weight"), n_in, n_out)?,
+            b: self.opt_vector(&format!("{name}.bias"), n_out)?,
+        })
+    }
+
+    /// The output head: `output.weight` (+ `output.bias`), or the token
+    /// embeddings when the file ties them (no `output.weight`).
+    pub fn output(&self, token_embd: &Tensor, d: &Dims) -> Result<Linear, ModelError> {
+        let w = self
+            .opt_matrix("output.weight", d.n_embd, d.n_vocab)?
+            .unwrap_or_else(|| token_embd.clone());
+        Ok(Linear {
+            w,
+            b: self.opt_vector("output.bias", d.n_vocab)?,
+        })
+    }
+}
+
+/// Activation buffers for one batch of up to [`N_BATCH`] tokens, allocated once
+/// per [`crate::State`].
+#[derive(Debug)]
+pub struct Buffers {
+    /// (N_BATCH, n_embd) residual stream.
+    pub x: Vec<f32>,
+    /// (N_BATCH, n_embd) normalised input of a sub-block.
+    pub h: Vec<f32>,
+    /// (N_BATCH, q_dim)
+    pub q: Vec<f32>,
+    /// (N_BATCH, kv_dim)
+    pub k: Vec<f32>,
+    /// (N_BATCH, kv_dim)
+    pub v: Vec<f32>,
+    /// (N_BATCH, q_dim + 2 kv_dim) fused q|k|v projection (phi3); empty otherwise.
+    pub qkv: Vec<f32>,
+    /// (N_BATCH, q_dim) attention output before Wo.
+    pub attn: Vec<f32>,
+    /// (N_BATCH, n_embd) output of Wo / Wdown.
+    pub proj: Vec<f32>,
+    /// (N_BATCH, n_ff)
+    pub gate: Vec<f32>,
+    /// (N_BATCH, n_ff), or (N_BATCH, 2 n_ff) for a fused gate|up projection.
+    pub up: Vec<f32>,
+    /// (n_rot) RoPE cos/sin cache.
+    pub rope: Vec<f32>,
+    /// (head_dim) one head's values, for normalising heads in place.
+    pub head: Vec<f32>,
+    /// Activations converted for the matmul kernels.
+    pub act: Vec<u8>,
+    /// Per-thread attention scores.
+    pub attn_scratch: Vec<f32>,
+}
+
+impl Buffers {
+    /// Buffers for `d`'s shapes and a context of `n_ctx` positions; `matrices`
+    /// size the activation scratch; `fused` adds room for phi3's fused q|k|v and
+    /// gate|up outputs.
+    pub fn new(
+        pool: &ThreadPool,
+        n_ctx: usize,
+        d: &Dims,
+        matrices: &[&Tensor],
+        fused: bool,
+    ) -> Result<Buffers, ModelError> {
+        let mut act = 0;
+        for m in matrices {
+            act = act.max(activation_scratch_len(m.ty, m.dims[0] as usize, N_BATCH)?);
+        }
+        let b = N_BATCH;
+        let (qkv, up) = if fused {
+            (b * (d.q_dim() + 2 * d.kv_dim()), b * 2 * d.n_ff)
+        } else {
+            (0, b * d.n_ff)
+        };
+        Ok(Buffers {
+            x: vec![0.0; b * d.n_embd],
+            h: vec![0.0; b * d.n_embd],
+            q: vec![0.0; b * d.q_dim()],
+            k: vec![0.0; b * d.kv_dim()],
+            v: vec![0.0; b * d.kv_dim()],
+            qkv: vec![0.0; qkv],
+            attn: vec![0.0; b * d.q_dim()],
+            proj: vec![0.0; b * d.n_embd],
+            gate: vec![0.0; b * d.n_ff],
+            up: vec![0.0; up],
+            rope: vec![0.0; d.n_rot],
+            head: vec![0.0; d.head_dim],
+            act: vec![0; act],
+            attn_scratch: vec![0.0; attention::scratch_len(pool, n_ctx, d.head_dim)],
+        })
+    }
+}
+
+/// What one forward step works with: the mapped file, the threads, the
+/// sequence's KV cache and buffers.
+pub struct Step<'a> {
+    /// The mapped model.
+    pub gguf: &'a GgufModel,
+    /// Threads for matmuls and attention.
+    pub pool: &'a ThreadPool,
+    /// The sequence's cache.
+    pub kv: &'a mut KvCache,
+    /// The sequence's activation buffers.
+    pub buf: &'a mut Buffers,
+}
+
+/// The rows a batch must produce: from row `first` on, logits (`n_vocab` each) or,
+/// with `hidden`, the normed hidden states (`n_embd` each).
+pub struct Out<'a> {
+    /// First row of the batch wanted.
+    pub first: usize,
+    /// Where the rows go.
+    pub rows: &'a mut [f32],
+    /// Hidden states instead of logits.
+    pub hidden: bool,
+}
+
+/// An architecture's forward pass over one batch of at most [`N_BATCH`] tokens.
+pub trait Decoder {
+    /// Shared hyper-parameters.
+    fn dims(&self) -> &Dims;
+
+    /// Whether the buffers need room for fused q|k|v and gate|up outputs.
+    fn fused(&self) -> bool {
+        false
+    }
+
+    /// Every matrix, for sizing the activation scratch.
+    fn matrices(&self) -> Vec<&Tensor>;
+
+    /// The RoPE of `layer` and its frequency factors, for a sequence of `n_ctx`
+    /// positions (the K-shift needs them too).
+    fn rope(&self, layer: usize, n_ctx: usize) -> (Rope, Option<Vec<f32>>);
+
+    /// Runs `tokens` at positions `pos0..` through the layers, appending their
+    /// keys and values to the cache, and writes `out` if given.
+    fn forward_batch(
+        &self,
+        step: &mut Step<'_>,
+        tokens: &[u32],
+        pos0: usize,
+        out: Option<Out<'_>>,
+    ) -> Result<(), ModelError>;
+}
+
+/// Allocates the activation buffers `model` needs for `n_ctx` positions.
+pub fn buffers(
+    model: &dyn Decoder,
+    pool: &ThreadPool,
+    n_ctx: usize,
+) -> Result<Buffers, ModelError> {
+    Buffers::new(pool, n_ctx, model.dims(), &model.matrices(), model.fused())
+}
+
+/// Runs `tokens` at positions `pos0..` in batches of [`N_BATCH`]. `logits`
+/// receives one row of `n_vocab` per token when `all`, else the last token's
+/// row only; with `hidden`, every token's normed hidden state (`n_embd` each).
+pub fn forward(
+    model: &dyn Decoder,
+    step: &mut Step<'_>,
+    tokens: &[u32],
+    pos0: usize,
+    all: bool,
+    hidden: bool,
+    logits: &mut [f32],
+) -> Result<(), ModelError> {
+    let d = model.dims();
+    let (all, width) = if hidden {
+        (true, d.n_embd)
+    } else {
+        (all, d.n_vocab)
+    };
+    for (i, chunk) in tokens.chunks(N_BATCH).enumerate() {
+        let start = i * N_BATCH;
+        let last_chunk = start + chunk.len() == tokens.len();
+        let out = if all {
+            Some(Out {
+                first: 0,
+                rows: &mut logits[start * width..(start + chunk.len()) * width],
+                hidden,
+            })
+        } else if last_chunk {
+            Some(Out {
+                first: chunk.len() - 1,
+                rows: &mut logits[..width],
+                hidden,
+            })
+        } else {
+            None
+        };
+        model.forward_batch(step, chunk, pos0 + start, out)?;
+    }
+    Ok(())
+}
+
+/// `x` = the embedding rows of `tokens` times `scale` (dequantizing only those
+/// rows; gemma's `ggml_scale(inpL, sqrt(n_embd))` when `scale != 1`).
+pub fn embed(
+    gguf: &GgufModel,
+    token_embd: &Tensor,
+    tokens: &[u32],
+    scale: f32,
+    x: &mut [f32],
+) -> Result<(), ModelError> {
+    let embd = token_embd.matrix(gguf);
+    let e = embd.n_in;
+    for (t, &tok) in tokens.iter().enumerate() {
+        let row = &mut x[t * e..(t + 1) * e];
+        dequantize_row(&embd, tok as usize, row)?;
+        if scale != 1.0 {
+            row.iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+    Ok(())
+}
+
+/// RMS-normalises each `weight.len()`-wide row of `x` into `out` (also per head,
+/// for the q/k norms of qwen3 and gemma3).
+pub fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+    let n = weight.len();
+    for (o, r) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+        rmsnorm(o, r, weight, eps);
+    }
+}
+
+/// [`norm_rows`] in place.
+pub fn norm_rows_in_place(x: &mut [f32], weight: &[f32], eps: f32, tmp: &mut [f32]) {
+    let n = weight.len();
+    for r in x.chunks_exact_mut(n) {
+        let tmp = &mut tmp[..n];
+        tmp.copy_from_slice(r);
+        rmsnorm(r, tmp, weight, eps);
+    }
+}
+
+/// `y = W x (+ b)` for each row of `x`.
+pub fn project(
+    gguf: &GgufModel,
+    pool: &ThreadPool,
+    lin: &Linear,
+    x: &[f32],
+    act: &mut [u8],
+    y: &mut [f32],
+) -> Result<(), ModelError> {
+    matmul(pool, &lin.w.matrix(gguf), x, act, y)?;
+    if let Some(b) = &lin.b {
+        for row in y.chunks_exact_mut(b.len()) {
+            add_assign(row, b);
+        }
+    }
+    Ok(())
+}
+
+/// Rotates every q and k head of `n` tokens at positions `pos0..` (ggml_rope_ext
+/// on Qcur and Kcur with the same settings).
+#[allow(clippy::too_many_arguments)]
+pub fn rope_qk(
+    rope: &Rope,
+    factors: Option<&[f32]>,
+    head_dim: usize,
+    pos0: usize,
+    n: usize,
+    q: &mut [f32],
+    k: &mut [f32],
+    cache: &mut [f32],
+) {
+    let (qd, kvd) = (q.len() / n, k.len() / n);
+    for t in 0..n {
+        rope.fill_cache((pos0 + t) as f32, factors, 1.0, cache);
+        for head in q[t * qd..(t + 1) * qd].chunks_exact_mut(head_dim) {
+            rope.rotate(head, cache);
+        }
+        for head in k[t * kvd..(t + 1) * kvd].chunks_exact_mut(head_dim) {
+            rope.rotate(head, cache);
+        }
+    }
+}
+
+/// Stores the batch's keys and values (`buf.k`, `buf.v`) at positions `pos0..`
+/// of layer `il`, then attends from `buf.q` into `buf.attn`.
+pub fn self_attention(
+    step: &mut Step<'_>,
+    il: usize,
+    shape: &AttentionShape,
+    pos0: usize,
+    n: usize,
+) {
+    let kvd = shape.n_head_kv * shape.head_dim;
+    let qd = shape.n_head * shape.head_dim;
+    let buf = &mut *step.buf;
+    for t in 0..n {
+        step.kv.store(
+            il,
+            pos0 + t,
+            &buf.k[t * kvd..(t + 1) * kvd],
+            &buf.v[t * kvd..(t + 1) * kvd],
+        );
+    }
+    attention::attention(
+        step.pool,
+        shape,
+        step.kv.layer(il),
+        &buf.q[..n * qd],
+        pos0,
+        &mut buf.attn[..n * qd],
+        &mut buf.attn_scratch,
+    );
+}
+
+/// `x = cap · tanh(x / cap)` (ggml_scale, ggml_tanh, ggml_scale: gemma's logit
+/// soft-capping).
+pub fn softcap(x: &mut [f32], cap: f32) {
+    let inv = 1.0 / cap;
+    for v in x {
+        *v = (*v * inv).tanh() * cap;
+    }
+}
+
+/// The output head over rows `out.first..n` of `buf.x`: `output_norm`, then
+/// (unless hidden states are wanted) the output projection and, if set, the
+/// final logit soft-cap.
+pub fn output_head(
+    step: &mut Step<'_>,
+    d: &Dims,
+    output_norm: &[f32],
+    output: &Linear,
+    final_softcap: Option<f32>,
+    n: usize,
+    out: Out<'_>,
+) -> Result<(), ModelError> {
+    let e = d.n_embd;
+    let rows = n - out.first;
+    let buf = &mut *step.buf;
+    let x = &buf.x[out.first * e..n * e];
+    if out.hidden {
+        norm_rows(&mut out.rows[..rows * e], x, output_norm, d.norm_eps);
+        return Ok(());
+    }
+    norm_rows(&mut buf.h[..rows * e], x, output_norm, d.norm_eps);
+    project(
+        step.gguf,
+        step.pool,
+        output,
+        &buf.h[..rows * e],
+        &mut buf.act,
+        out.rows,
+    )?;
+    if let Some(cap) = final_softcap {
+        softcap(out.rows, cap);
+    }
+    Ok(())
+}
+
+/// Which layers use the sliding window, as llama.cpp's `load_swa_pattern`
+/// reads `attention.sliding_window_pattern`: a per-layer bool array, or a
+/// period `p` (layer `il` slides unless `il % p == p - 1`; 0 makes every layer
+/// slide), defaulting to `default_period`.
+pub fn swa_layers(
+    md: &Metadata,
+    hp: &Hparams<'_>,
+    n_layer: usize,
+    default_period: usize,
+) -> Result<Vec<bool>, ModelError> {
+    let key = hp.key("attention.sliding_window_pattern");
+    let period = match md.get(&key) {
+        Some(Value::Array(Array::Bool(layers))) if layers.len() == n_layer => {
+            return Ok(layers.clone());
+        }
+        Some(Value::Array(_)) => {
+            return Err(config(
+                &key,
+                &format!("expected {n_layer} booleans, one per layer"),
+            ));
+        }
+        Some(_) => hp
+            .opt_count("attention.sliding_window_pattern")?
+            .unwrap_or(0),
+        None => default_period,
+    };
+    Ok((0..n_layer)
+        .map(|il| period == 0 || il % period < period - 1)
+        .collect())
+}
