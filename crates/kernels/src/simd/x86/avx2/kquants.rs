@@ -305,7 +305,6 @@ unsafe fn q5_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
 unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
     let mut acc = _mm256_setzero_ps();
     let m4 = _mm256_set1_epi8(0x0f);
-    let m32 = _mm256_set1_epi8(32);
     for i in 0..nb {
         // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
         // are within the layouts in the module doc.
@@ -314,12 +313,26 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
             // d is the upper f16 of the pair at 206 (the last scale bytes, then d).
             let d = _mm_mul_ps(f16_pair_at(bx.add(206)), _mm_set1_ps(f32_at(by)));
             let d = _mm256_broadcastss_ps(_mm_movehdup_ps(d));
-            let scales = split_scales(load128(bx.add(192)));
+            let scales8 = load128(bx.add(192));
+            // The −32 of every quant, applied once per block as ggml does:
+            // Σ_j 32·scale[j]·(sum of sub-block j's activations).
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(
+                load(by.add(260)),
+                _mm256_cvtepi8_epi16(scales8),
+            ));
+            let scales = split_scales(scales8);
             let mut sumi = _mm256_setzero_si256();
             for (h, sc) in scales.iter().enumerate() {
                 let ql0 = load(bx.add(64 * h));
                 let ql1 = load(bx.add(64 * h + 32));
-                let high = crumbs(load(bx.add(128 + 32 * h)));
+                let qh = load(bx.add(128 + 32 * h));
+                // Bits 2k..2k+2 of qh are bits 4..6 of quant group k.
+                let high = [
+                    _mm256_slli_epi16::<4>(_mm256_and_si256(qh, _mm256_set1_epi8(0x03))),
+                    _mm256_slli_epi16::<2>(_mm256_and_si256(qh, _mm256_set1_epi8(0x0c))),
+                    _mm256_and_si256(qh, _mm256_set1_epi8(0x30)),
+                    _mm256_srli_epi16::<2>(_mm256_and_si256(qh, _mm256_set1_epi8(0xc0u8 as i8))),
+                ];
                 let low = [
                     _mm256_and_si256(ql0, m4),
                     _mm256_and_si256(ql1, m4),
@@ -327,17 +340,14 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
                     _mm256_and_si256(_mm256_srli_epi16::<4>(ql1), m4),
                 ];
                 for k in 0..4 {
-                    let q = _mm256_or_si256(low[k], _mm256_slli_epi16::<4>(high[k]));
+                    let q = _mm256_or_si256(low[k], high[k]);
                     let q8 = load(by.add(4 + 128 * h + 32 * k));
-                    // (q − 32)·q8 = q·q8 − 32·q8, both unsigned × signed.
-                    let p = _mm256_sub_epi16(
-                        _mm256_maddubs_epi16(q, q8),
-                        _mm256_maddubs_epi16(m32, q8),
-                    );
+                    let p = _mm256_maddubs_epi16(q, q8);
                     let p = _mm256_madd_epi16(_mm256_shuffle_epi8(*sc, pair_shuffle(k)), p);
                     sumi = _mm256_add_epi32(sumi, p);
                 }
             }
+            let sumi = _mm256_sub_epi32(sumi, offset);
             acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         }
     }

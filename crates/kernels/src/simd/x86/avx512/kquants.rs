@@ -38,7 +38,6 @@ fn quad_indices(base: i64) -> __m512i {
 unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
     let m4 = _mm512_set1_epi8(0x0f);
     let m3 = _mm512_set1_epi8(3);
-    let m32 = _mm512_set1_epi8(32);
     // i16 shift counts of the high bits: (0, 2) for values 0..64 of a half,
     // (4, 6) for values 64..128.
     let shift = |a: i16, b: i16| {
@@ -63,8 +62,11 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
             let dy = _mm_set1_ps(by.cast::<f32>().read_unaligned());
             let d = _mm_movehdup_ps(_mm_mul_ps(f16_pair_at(bx.add(206)), dy));
             let d = _mm512_broadcastss_ps(d);
-            let scales =
-                _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(bx.add(192).cast())));
+            let scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(bx.add(192).cast()));
+            // The −32 of every quant, applied once per block (see the AVX2 kernel).
+            let bsums = _mm256_loadu_si256(by.add(260).cast());
+            let offset = _mm256_slli_epi32::<5>(_mm256_madd_epi16(bsums, scales16));
+            let scales = _mm512_castsi256_si512(scales16);
             let mut sumi = _mm512_setzero_si512();
             for (h, [idx01, idx23]) in idx.iter().enumerate() {
                 // ql[64h..64h+64]: low nibbles are values 0..64 of the half, high
@@ -82,19 +84,13 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
                 );
                 let y01 = _mm512_loadu_si512(by.add(4 + 128 * h).cast());
                 let y23 = _mm512_loadu_si512(by.add(4 + 128 * h + 64).cast());
-                // (q − 32)·y = q·y − 32·y, both unsigned × signed.
-                let p01 = _mm512_sub_epi16(
-                    _mm512_maddubs_epi16(q01, y01),
-                    _mm512_maddubs_epi16(m32, y01),
-                );
-                let p23 = _mm512_sub_epi16(
-                    _mm512_maddubs_epi16(q23, y23),
-                    _mm512_maddubs_epi16(m32, y23),
-                );
+                let p01 = _mm512_maddubs_epi16(q01, y01);
+                let p23 = _mm512_maddubs_epi16(q23, y23);
                 let p01 = _mm512_madd_epi16(_mm512_permutexvar_epi16(*idx01, scales), p01);
                 let p23 = _mm512_madd_epi16(_mm512_permutexvar_epi16(*idx23, scales), p23);
                 sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(p01, p23));
             }
+            let sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(offset));
             acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(sumi), acc);
         }
     }
