@@ -174,12 +174,11 @@ fn simd_levels() -> Vec<Cpu> {
 }
 
 /// The formats a level must accelerate: dot products and activation quantizers.
-/// NEON covers the integer priority formats only (no stable f16 vector type on
-/// aarch64 yet; its quantizers stay scalar).
+/// NEON covers the priority dot products; its quantizers stay scalar.
 fn required(level: Cpu) -> (&'static [TensorType], &'static [TensorType]) {
     match level {
         Cpu::Scalar => (&[], &[]),
-        Cpu::Neon => (&PRIORITY_DOTS[..4], &[]),
+        Cpu::Neon => (PRIORITY_DOTS, &[]),
         Cpu::Avx2 | Cpu::Avx512 => (PRIORITY_DOTS, &ACTIVATIONS[..3]),
     }
 }

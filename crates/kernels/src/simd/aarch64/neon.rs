@@ -1,8 +1,9 @@
 //! NEON dot products for the priority formats (Q4_0, Q8_0, Q4_K, Q6_K against
-//! their activation formats), the [`Cpu::Neon`](crate::simd::Cpu) level. They use
-//! only baseline Advanced SIMD: signed byte products are widened with `smull` and
-//! pair-added (ggml-cpu/arch/arm/quants.c's fallback for CPUs without the
-//! `dotprod` extension). Other formats, and the quantizers, keep the scalar
+//! their activation formats, F16 · F16), the [`Cpu::Neon`](crate::simd::Cpu)
+//! level. They use only baseline Advanced SIMD: signed byte products are widened
+//! with `smull` and pair-added (ggml-cpu/arch/arm/quants.c's fallback for CPUs
+//! without the `dotprod` extension, whose intrinsics are not stable in Rust yet);
+//! f16 is widened with `fcvtl`. Other formats, and the quantizers, keep the scalar
 //! reference on aarch64.
 
 use std::arch::aarch64::*;
@@ -19,6 +20,7 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
         Override::dot(TensorType::Q8_0, vec_dot_q8_0_q8_0),
         Override::dot(TensorType::Q4_K, vec_dot_q4_k_q8_k),
         Override::dot(TensorType::Q6_K, vec_dot_q6_k_q8_k),
+        Override::dot(TensorType::F16, vec_dot_f16),
     ]
 }
 
@@ -37,6 +39,11 @@ dot_entry!(
 dot_entry!(
     /// Q6_K · Q8_K.
     vec_dot_q6_k_q8_k => q6_k_q8_k, 256, 210, 292
+);
+
+dot_entry!(
+    /// F16 · F16.
+    vec_dot_f16 => f16_f16, 1, 2, 2
 );
 
 /// `acc` plus the products of 16 signed bytes, summed in groups of four.
@@ -221,4 +228,32 @@ unsafe fn q6_k_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         }
     }
     sum
+}
+
+/// # Safety
+/// `n` f16 readable at `x` and `y`.
+#[target_feature(enable = "neon")]
+unsafe fn f16_f16(n: usize, x: *const u8, y: *const u8) -> f32 {
+    // SAFETY: every load is below `n` elements (caller).
+    unsafe {
+        let load4 = |p: *const u8| vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(p.cast())));
+        let mut acc = [vdupq_n_f32(0.0); 4];
+        let mut i = 0;
+        while i + 16 <= n {
+            for (k, a) in acc.iter_mut().enumerate() {
+                let at = 2 * (i + 4 * k);
+                *a = vfmaq_f32(*a, load4(x.add(at)), load4(y.add(at)));
+            }
+            i += 16;
+        }
+        let sum = vaddq_f32(vaddq_f32(acc[0], acc[1]), vaddq_f32(acc[2], acc[3]));
+        // The tail in f64, like the scalar reference.
+        let mut tail = 0f64;
+        for j in i..n {
+            let a = f16_to_f32(u16::from_le(x.add(2 * j).cast::<u16>().read_unaligned()));
+            let b = f16_to_f32(u16::from_le(y.add(2 * j).cast::<u16>().read_unaligned()));
+            tail += (a * b) as f64;
+        }
+        (vaddvq_f32(sum) as f64 + tail) as f32
+    }
 }
