@@ -1,6 +1,7 @@
 //! The one error type of the API: a status and a message, rendered in Ollama's
-//! shape `{"error": "..."}`. Internal failures are logged with their detail
-//! and reach the client only as a generic message.
+//! shape `{"error": "..."}`, or through [`OpenAiError`] in OpenAI's shape
+//! `{"error": {"message", "type", "param", "code"}}`. Internal failures are
+//! logged with their detail and reach the client only as a generic message.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -70,6 +71,79 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An [`ApiError`] as the OpenAI API (`/v1/*`) renders it, with the request
+/// field at fault (`param`) and a machine-readable `code` where one applies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct OpenAiError {
+    /// The status and message.
+    pub error: ApiError,
+    /// The request field at fault, if one is.
+    pub param: Option<String>,
+    /// OpenAI's code for the error (`model_not_found`), if it has one.
+    pub code: Option<&'static str>,
+}
+
+impl OpenAiError {
+    /// 400 about the field `param`.
+    pub fn invalid_param(param: &str, message: impl Into<String>) -> OpenAiError {
+        OpenAiError {
+            error: ApiError::bad_request(message),
+            param: Some(param.to_owned()),
+            code: None,
+        }
+    }
+
+    /// 404 for a model that is not in the store, worded as OpenAI words it.
+    pub fn model_not_found(model: &str) -> OpenAiError {
+        OpenAiError {
+            error: ApiError::not_found(format!("The model `{model}` does not exist")),
+            param: Some("model".to_owned()),
+            code: Some("model_not_found"),
+        }
+    }
+
+    /// OpenAI's error `type` for the status.
+    pub fn kind(&self) -> &'static str {
+        match self.error.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            429 => "rate_limit_error",
+            500.. => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The JSON body OpenAI sends with an error.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "message": self.error.message,
+                "type": self.kind(),
+                "param": self.param,
+                "code": self.code,
+            }
+        })
+    }
+}
+
+impl From<ApiError> for OpenAiError {
+    fn from(error: ApiError) -> OpenAiError {
+        OpenAiError {
+            error,
+            param: None,
+            code: None,
+        }
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        (self.error.status, Json(self.body())).into_response()
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
@@ -108,5 +182,25 @@ mod tests {
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.message.contains("/secret"), "{}", e.message);
         assert_eq!(e.body()["error"], e.message.as_str());
+    }
+
+    #[test]
+    fn openai_errors_have_openai_shape() {
+        let e = OpenAiError::model_not_found("ghost:latest");
+        assert_eq!(e.error.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            e.body(),
+            serde_json::json!({"error": {
+                "message": "The model `ghost:latest` does not exist",
+                "type": "not_found_error",
+                "param": "model",
+                "code": "model_not_found",
+            }})
+        );
+        let e = OpenAiError::from(ApiError::too_large(10));
+        assert_eq!(e.body()["error"]["type"], "invalid_request_error");
+        assert!(e.body()["error"]["param"].is_null());
+        let e = OpenAiError::from(ApiError::unavailable("busy"));
+        assert_eq!(e.body()["error"]["type"], "server_error");
     }
 }

@@ -93,6 +93,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/copy", post(models::copy))
         .route("/api/delete", axum::routing::delete(models::delete))
         .route("/api/ps", get(models::ps))
+        .nest("/v1", api::openai::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(BodyLimit(limit)))
         .merge(blobs)

@@ -112,6 +112,11 @@ pub struct RequestOptions {
     pub num_keep: Option<i64>,
     /// Threads for the forward pass; applies when this request loads the model.
     pub num_thread: Option<i64>,
+    /// Report each generated token's log-probability with this many top
+    /// alternatives ([`Summary::logprobs`]). Set by the OpenAI API's
+    /// `logprobs`; not one of Ollama's options, so never read from JSON.
+    #[serde(skip)]
+    pub logprobs: Option<usize>,
 }
 
 /// `stop`: Ollama takes a list; one string is accepted too.
@@ -225,6 +230,19 @@ pub struct Summary {
     pub context: Vec<u32>,
     /// Counts and durations (`load_duration` included).
     pub timings: Timings,
+    /// One entry per generated token when [`RequestOptions::logprobs`] asked.
+    pub logprobs: Vec<TokenLogprob>,
+}
+
+/// A generated token's log-probability, with the most likely alternatives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLogprob {
+    /// The token's text (its bytes; a piece of a UTF-8 character is possible).
+    pub token: Vec<u8>,
+    /// Its natural-log probability under the model.
+    pub logprob: f32,
+    /// The most likely tokens at this position, most likely first.
+    pub top: Vec<(Vec<u8>, f32)>,
 }
 
 /// An embedding result.

@@ -28,7 +28,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::ApiError;
 use crate::request::{
-    DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary,
+    DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary, TokenLogprob,
 };
 use crate::scheduler::{Completion, RunnerState, Scheduler};
 
@@ -171,6 +171,7 @@ impl Loaded {
         if let Some(n) = r.num_keep {
             o.num_keep = n as usize;
         }
+        o.logprobs = r.logprobs;
         if let Some(stop) = &r.stop {
             o.stop = stop.clone().into_vec();
         }
@@ -396,6 +397,7 @@ fn run_job<'m>(
                         total_duration: submitted.elapsed(),
                         ..Default::default()
                     },
+                    logprobs: Vec::new(),
                 })));
             }
             Input::Prompt(p) => loaded.prompt_tokens(p)?,
@@ -459,10 +461,21 @@ fn run_job<'m>(
         };
         let mut context = prompt;
         context.extend_from_slice(&result.tokens);
+        let piece = |id: u32| loaded.tokenizer.token_to_piece(id, true).to_vec();
+        let logprobs = result
+            .logprobs
+            .iter()
+            .map(|l| TokenLogprob {
+                token: piece(l.token),
+                logprob: l.logprob,
+                top: l.top.iter().map(|&(id, p)| (piece(id), p)).collect(),
+            })
+            .collect();
         Ok(Event::Done(Box::new(Summary {
             done_reason,
             context,
             timings,
+            logprobs,
         })))
     })();
     // Account for the job before the client learns it is done, so that a

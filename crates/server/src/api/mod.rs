@@ -1,6 +1,8 @@
 //! The HTTP APIs. Ollama's lives in [`ollama`] (inference) and [`models`]
-//! (model management), sharing [`stream`] to render job events.
+//! (model management), sharing [`stream`] to render job events; OpenAI's in
+//! [`openai`], over the same internal request and events.
 
 pub mod models;
 pub mod ollama;
+pub mod openai;
 pub mod stream;
