@@ -211,9 +211,27 @@ fn a_100_mb_body_is_refused_with_413_and_the_server_keeps_serving() {
 #[test]
 fn sigterm_shuts_down_gracefully() {
     let scratch = Scratch::new("term");
+    scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
     let mut server = scratch.serve(&[]);
-    assert!(server.get("/api/version")["version"].is_string());
+    // A generation that would run until cancelled is streaming when the signal comes.
+    let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64}});
+    let response = server
+        .http
+        .post(server.url("/api/generate"))
+        .json(&endless)
+        .send()
+        .unwrap();
+    let mut reader = BufReader::new(response);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("\"done\":false"), "{first}");
     let status = server.terminate();
+    // The stream was ended (cancelled), not left hanging.
+    let rest: Vec<String> = reader.lines().map_while(Result::ok).collect();
+    assert!(
+        rest.last().is_some_and(|l| l.contains("\"done\":true")),
+        "{rest:?}"
+    );
     assert!(status.success(), "{status:?}");
     assert!(TcpStream::connect(&server.host).is_err());
 }

@@ -367,6 +367,24 @@ async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
     )
     .await;
     assert!(m.contains("needs about") && m.contains("available"), "{m}");
+
+    // Room for one model: loading another evicts the idle one.
+    let size = models[0]["size"].as_u64().unwrap();
+    let one = env.state(Config {
+        max_memory: Some(size + size / 2),
+        ..Config::default()
+    });
+    post(&one, "/api/generate", json!({"model": "tiny"})).await;
+    let (status, v) = post(&one, "/api/generate", json!({"model": "second"})).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let (_, ps) = get(&one, "/api/ps").await;
+    let names: Vec<&Value> = ps["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["name"])
+        .collect();
+    assert_eq!(names, [&json!("second:latest")]);
 }
 
 #[tokio::test]
