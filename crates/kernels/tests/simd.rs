@@ -44,6 +44,8 @@ const DOT_FORMATS: &[(TensorType, f64)] = &[
     (TensorType::Q6_K, KQUANT_TOL),
     (TensorType::IQ4_NL, LEGACY_TOL),
     (TensorType::IQ4_XS, KQUANT_TOL),
+    (TensorType::IQ2_XXS, KQUANT_TOL),
+    (TensorType::IQ3_XXS, KQUANT_TOL),
     (TensorType::F32, FLOAT_TOL),
     (TensorType::F16, FLOAT_TOL),
     (TensorType::BF16, FLOAT_TOL),
@@ -77,7 +79,7 @@ fn scale_bytes(ty: TensorType) -> std::ops::Range<usize> {
         TensorType::Q2_K => 80..84,
         TensorType::Q3_K => 108..110,
         TensorType::Q6_K => 208..210,
-        TensorType::IQ4_XS => 0..2,
+        TensorType::IQ4_XS | TensorType::IQ2_XXS | TensorType::IQ3_XXS => 0..2,
         _ => 0..0,
     }
 }
@@ -146,6 +148,27 @@ fn scalar(ty: TensorType) -> &'static TypeTraits {
 fn quantize_scalar(ty: TensorType, x: &[f32]) -> Vec<u8> {
     let mut q = vec![0u8; row_bytes(ty, x.len())];
     (scalar(ty).from_f32.expect("quantizer"))(x, &mut q);
+    q
+}
+
+/// Weights in format `ty` for the values `x`: the scalar quantizer's output, or
+/// for formats ggml only quantizes with an importance matrix, random blocks whose
+/// f16 scale (the first two bytes) is derived from `x`'s magnitude.
+fn weights(ty: TensorType, x: &[f32], rng: &mut Rng) -> Vec<u8> {
+    if scalar(ty).from_f32.is_some() {
+        return quantize_scalar(ty, x);
+    }
+    let mut q: Vec<u8> = (0..row_bytes(ty, x.len()))
+        .map(|_| rng.next() as u8)
+        .collect();
+    for (block, xs) in q
+        .chunks_exact_mut(ty.type_size())
+        .zip(x.chunks(ty.block_size()))
+    {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = kernels::formats::float::f32_to_f16(amax / 64.0);
+        block[..2].copy_from_slice(&d.to_le_bytes());
+    }
     q
 }
 
@@ -250,7 +273,7 @@ fn dot_products_match_scalar_within_tolerance() {
                 let n = block * blocks;
                 for (what, x) in distributions(&mut rng, n) {
                     let y: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
-                    let qx = quantize_scalar(ty, &x);
+                    let qx = weights(ty, &x, &mut rng);
                     worst = worst.max(check_dot(level, ty, tol, &qx, &y, what));
                 }
             }
@@ -259,7 +282,7 @@ fn dot_products_match_scalar_within_tolerance() {
                 let n = n / block * block;
                 let x: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
                 let y: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
-                let mut qx = quantize_scalar(ty, &x);
+                let mut qx = weights(ty, &x, &mut rng);
                 worst = worst.max(check_dot(level, ty, tol, &qx, &y, "long"));
                 let keep = scale_bytes(ty);
                 if !keep.is_empty() {
@@ -303,7 +326,7 @@ fn dot_products_ignore_bytes_past_n_and_short_buffers() {
             let x: Vec<f32> = (0..2 * n).map(|_| rng.normal()).collect();
             let y: Vec<f32> = (0..2 * n).map(|_| rng.normal()).collect();
             let simd = traits_for(level, ty).unwrap();
-            let qx = quantize_scalar(ty, &x);
+            let qx = weights(ty, &x, &mut rng);
             let qy = quantize_scalar(simd.vec_dot_type, &y);
             let dot = simd.vec_dot.unwrap();
             let exact = dot(

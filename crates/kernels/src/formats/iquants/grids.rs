@@ -5,7 +5,7 @@
 
 /// Sign patterns for 8 values from 7 stored bits: bit 7 makes the count of set bits even. (ggml `ksigns_iq2xs`)
 #[rustfmt::skip]
-pub(super) const KSIGNS_IQ2XS: [u8; 128] = [
+pub(crate) const KSIGNS_IQ2XS: [u8; 128] = [
     0, 129, 130, 3, 132, 5, 6, 135, 136, 9, 10, 139, 12, 141, 142, 15,
     144, 17, 18, 147, 20, 149, 150, 23, 24, 153, 154, 27, 156, 29, 30, 159,
     160, 33, 34, 163, 36, 165, 166, 39, 40, 169, 170, 43, 172, 45, 46, 175,
@@ -24,7 +24,7 @@ pub(super) const KVALUES_IQ4NL: [i8; 16] = [
 
 /// IQ2_XXS: 256 points of 8 magnitudes (bytes, little-endian). (ggml `iq2xxs_grid`)
 #[rustfmt::skip]
-pub(super) const IQ2XXS_GRID: [u64; 256] = [
+pub(crate) const IQ2XXS_GRID: [u64; 256] = [
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08,
     0x0808080808082b2b, 0x0808080808190819, 0x0808080808191908, 0x08080808082b0808,
     0x08080808082b082b, 0x08080808082b2b08, 0x08080808082b2b2b, 0x0808080819080819,
@@ -487,7 +487,7 @@ pub(super) const IQ2S_GRID: [u64; 1024] = [
 
 /// IQ3_XXS: 256 points of 4 magnitudes (bytes, little-endian). (ggml `iq3xxs_grid`)
 #[rustfmt::skip]
-pub(super) const IQ3XXS_GRID: [u32; 256] = [
+pub(crate) const IQ3XXS_GRID: [u32; 256] = [
     0x04040404, 0x04040414, 0x04040424, 0x04040c0c, 0x04040c1c, 0x04040c3e, 0x04041404, 0x04041414,
     0x04041c0c, 0x04042414, 0x04043e1c, 0x04043e2c, 0x040c040c, 0x040c041c, 0x040c0c04, 0x040c0c14,
     0x040c140c, 0x040c142c, 0x040c1c04, 0x040c1c14, 0x040c240c, 0x040c2c24, 0x040c3e04, 0x04140404,

@@ -38,6 +38,8 @@ pub use iq4::{
     dequantize_row_iq4_nl, dequantize_row_iq4_xs, quantize_iq4_nl, quantize_row_iq4_nl_ref,
     quantize_row_iq4_xs_ref, vec_dot_iq4_nl_q8_0, vec_dot_iq4_xs_q8_k,
 };
+// Grid tables the SIMD kernels (crate::simd) index too.
+pub(crate) use grids::{IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 
 /// Weights per super-block of the 256-wide formats (ggml's `QK_K`).
 const QK_K: usize = 256;

@@ -1,15 +1,21 @@
-//! AVX2 dot products of IQ4_NL (against Q8_0) and IQ4_XS (against Q8_K)
-//! (ggml-cpu/arch/x86/quants.c `ggml_vec_dot_iq4_{nl_q8_0,xs_q8_K}`, AVX2 paths):
-//! the 4-bit indices select their non-linear levels with one `pshufb` per 16
-//! bytes, then the signed bytes are multiplied as in Q8_0 · Q8_0.
+//! AVX2 dot products of i-quants (ggml-cpu/arch/x86/quants.c, AVX2 paths):
+//!
+//! * IQ4_NL (against Q8_0) and IQ4_XS (against Q8_K): the 4-bit indices select
+//!   their non-linear levels with one `pshufb` per 16 bytes, then the signed bytes
+//!   are multiplied as in Q8_0 · Q8_0.
+//! * IQ2_XXS and IQ3_XXS (against Q8_K): grid points (unsigned magnitudes) are
+//!   gathered from the lattice tables, their signs moved onto the activations with
+//!   `psignb`, then `maddubs` and the 4-bit group scale `2s + 1` with `madd`.
 //!
 //! Layouts (bytes): IQ4_NL d 0, qs 2..18 (18); IQ4_XS d 0, scales_h 2..4,
-//! scales_l 4..8, qs 8..136 (136); Q8_0 d 0, qs 2..34 (34); Q8_K d (f32) 0,
-//! qs 4..260, bsums 260..292 (292).
+//! scales_l 4..8, qs 8..136 (136); IQ2_XXS d 0, qs 2..66 (32 u16) (66); IQ3_XXS
+//! d 0, grid indices 2..66, scales and signs 66..98 (98); Q8_0 d 0, qs 2..34 (34);
+//! Q8_K d (f32) 0, qs 4..260, bsums 260..292 (292).
 
 use std::arch::x86_64::*;
 
 use super::{Dot256, builds, f16_pair_at, f16x8, f32_at, hsum_ps, lane, load, load128};
+use crate::formats::iquants::{IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use crate::simd::dot_entry;
 
 dot_entry!(
@@ -24,6 +30,15 @@ builds!(iq4_nl_body => iq4_nl_q8_0, iq4_nl_q8_0_vnni);
 dot_entry!(
     /// IQ4_XS · Q8_K.
     vec_dot_iq4_xs_q8_k => iq4_xs_q8_k, 256, 136, 292
+);
+
+dot_entry!(
+    /// IQ2_XXS · Q8_K.
+    vec_dot_iq2_xxs_q8_k => iq2_xxs_q8_k, 256, 66, 292
+);
+dot_entry!(
+    /// IQ3_XXS · Q8_K.
+    vec_dot_iq3_xxs_q8_k => iq3_xxs_q8_k, 256, 98, 292
 );
 
 /// The 16 levels of the IQ4 formats (ggml-common.h `kvalues_iq4nl`).
@@ -111,4 +126,102 @@ unsafe fn iq4_xs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         }
     }
     hsum_ps(acc)
+}
+
+/// `KSIGNS_IQ2XS` spread to bytes: byte `j` of entry `k` is −1 where bit `j` of
+/// the sign pattern is set, +1 elsewhere (ggml's `keven_signs_q2xs`), for `psignb`.
+const SIGN_BYTES: [u64; 128] = {
+    let mut t = [0u64; 128];
+    let mut k = 0;
+    while k < 128 {
+        let mut j = 0;
+        while j < 8 {
+            let byte: u64 = if KSIGNS_IQ2XS[k] & (1 << j) != 0 {
+                0xff
+            } else {
+                0x01
+            };
+            t[k] |= byte << (8 * j);
+            j += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// Four sign patterns from the 7-bit fields 0, 7, 14, 21 of `bits`, as 32 sign bytes.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn signs_32(bits: u32) -> __m256i {
+    let at = |k: u32| SIGN_BYTES[((bits >> (7 * k)) & 127) as usize] as i64;
+    _mm256_set_epi64x(at(3), at(2), at(1), at(0))
+}
+
+/// `Σ grid·(signs·y)` weighted by the group scale `2·(bits >> 28) + 1`, as eight
+/// i32 lanes, for one group of 32 values.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn signed_group(grid: __m256i, bits: u32, y: __m256i) -> __m256i {
+    let p = _mm256_maddubs_epi16(grid, _mm256_sign_epi8(y, signs_32(bits)));
+    _mm256_madd_epi16(p, _mm256_set1_epi16(2 * (bits >> 28) as i16 + 1))
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (66 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq2_xxs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
+        // follow the layouts in the module doc.
+        unsafe {
+            let (bx, by) = (x.add(66 * i), y.add(292 * i));
+            let d = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(d);
+            let mut sumi = _mm256_setzero_si256();
+            for ib in 0..8 {
+                // Group ib: u16 words 4ib..4ib+4; the first two hold four grid
+                // indices (one byte each), the last two the signs and scale.
+                let idx = bx
+                    .add(2 + 8 * ib)
+                    .cast::<u32>()
+                    .read_unaligned()
+                    .to_le_bytes();
+                let bits = bx.add(6 + 8 * ib).cast::<u32>().read_unaligned();
+                let g = |k: usize| IQ2XXS_GRID[idx[k] as usize] as i64;
+                let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                sumi = _mm256_add_epi32(sumi, signed_group(grid, bits, load(by.add(4 + 32 * ib))));
+            }
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        }
+    }
+    0.125 * hsum_ps(acc)
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (98 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq3_xxs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
+        // follow the layouts in the module doc.
+        unsafe {
+            let (bx, by) = (x.add(98 * i), y.add(292 * i));
+            let d = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(d);
+            let mut sumi = _mm256_setzero_si256();
+            for ib in 0..8 {
+                let q = bx.add(2 + 8 * ib);
+                let g = |k: usize| IQ3XXS_GRID[*q.add(k) as usize] as i32;
+                let grid = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
+                let bits = bx.add(66 + 4 * ib).cast::<u32>().read_unaligned();
+                sumi = _mm256_add_epi32(sumi, signed_group(grid, bits, load(by.add(4 + 32 * ib))));
+            }
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        }
+    }
+    0.25 * hsum_ps(acc)
 }

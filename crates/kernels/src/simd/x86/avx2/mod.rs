@@ -33,6 +33,8 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
         Override::dot(TensorType::Q6_K, kquants::vec_dot_q6_k_q8_k),
         Override::dot(TensorType::IQ4_NL, iquants::vec_dot_iq4_nl_q8_0),
         Override::dot(TensorType::IQ4_XS, iquants::vec_dot_iq4_xs_q8_k),
+        Override::dot(TensorType::IQ2_XXS, iquants::vec_dot_iq2_xxs_q8_k),
+        Override::dot(TensorType::IQ3_XXS, iquants::vec_dot_iq3_xxs_q8_k),
         Override::dot(TensorType::F32, float::vec_dot_f32),
         Override::dot(TensorType::F16, float::vec_dot_f16),
         Override::dot(TensorType::BF16, float::vec_dot_bf16),
