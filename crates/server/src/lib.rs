@@ -102,7 +102,21 @@ pub fn app(state: AppState) -> Router {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         })
         .layer(cors(&config.origins))
+        .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// Logs each request's method, path, status and latency (never its body:
+/// prompts stay out of the log), like Ollama's `[GIN]` lines.
+async fn log_request(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let start = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    // Streaming bodies continue after this: the latency is to the first byte.
+    tracing::info!(%method, %path, status, latency_ms = start.elapsed().as_millis() as u64, "request");
+    response
 }
 
 /// CORS: local origins (any port, http or https) and the app schemes Ollama

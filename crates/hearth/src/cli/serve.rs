@@ -21,6 +21,7 @@ pub fn run(_args: &ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = server::Config::from_env()?;
     let store = Store::from_env()?;
