@@ -46,6 +46,10 @@ const DOT_FORMATS: &[(TensorType, f64)] = &[
     (TensorType::IQ4_XS, KQUANT_TOL),
     (TensorType::IQ2_XXS, KQUANT_TOL),
     (TensorType::IQ3_XXS, KQUANT_TOL),
+    (TensorType::IQ2_XS, KQUANT_TOL),
+    (TensorType::IQ2_S, KQUANT_TOL),
+    (TensorType::IQ3_S, KQUANT_TOL),
+    (TensorType::IQ1_S, KQUANT_TOL),
     (TensorType::F32, FLOAT_TOL),
     (TensorType::F16, FLOAT_TOL),
     (TensorType::BF16, FLOAT_TOL),
@@ -79,7 +83,13 @@ fn scale_bytes(ty: TensorType) -> std::ops::Range<usize> {
         TensorType::Q2_K => 80..84,
         TensorType::Q3_K => 108..110,
         TensorType::Q6_K => 208..210,
-        TensorType::IQ4_XS | TensorType::IQ2_XXS | TensorType::IQ3_XXS => 0..2,
+        TensorType::IQ4_XS
+        | TensorType::IQ2_XXS
+        | TensorType::IQ2_XS
+        | TensorType::IQ2_S
+        | TensorType::IQ3_XXS
+        | TensorType::IQ3_S
+        | TensorType::IQ1_S => 0..2,
         _ => 0..0,
     }
 }
@@ -197,12 +207,16 @@ fn simd_levels() -> Vec<Cpu> {
 }
 
 /// The formats a level must accelerate: dot products and activation quantizers.
-/// NEON covers the priority dot products; its quantizers stay scalar.
-fn required(level: Cpu) -> (&'static [TensorType], &'static [TensorType]) {
+/// NEON covers the priority dot products; its quantizers stay scalar. The x86
+/// levels cover every format compared here (IQ1_M alone stays scalar).
+fn required(level: Cpu) -> (Vec<TensorType>, &'static [TensorType]) {
     match level {
-        Cpu::Scalar => (&[], &[]),
-        Cpu::Neon => (PRIORITY_DOTS, &[]),
-        Cpu::Avx2 | Cpu::Avx512 => (PRIORITY_DOTS, &ACTIVATIONS[..3]),
+        Cpu::Scalar => (Vec::new(), &[]),
+        Cpu::Neon => (PRIORITY_DOTS.to_vec(), &[]),
+        Cpu::Avx2 | Cpu::Avx512 => (
+            DOT_FORMATS.iter().map(|&(ty, _)| ty).collect(),
+            &ACTIVATIONS[..3],
+        ),
     }
 }
 
@@ -215,7 +229,7 @@ fn priority_formats_have_simd_kernels_on_every_available_level() {
     );
     for &level in &levels {
         let (dots, quantizers) = required(level);
-        for &ty in dots {
+        for ty in dots {
             let simd = traits_for(level, ty).unwrap().vec_dot.unwrap() as usize;
             let reference = scalar(ty).vec_dot.unwrap() as usize;
             assert_ne!(simd, reference, "{level}: {ty} dot product is still scalar");

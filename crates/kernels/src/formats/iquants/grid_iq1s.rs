@@ -5,7 +5,7 @@
 
 /// IQ1_S and IQ1_M: 2048 points of 8 values in {-1, 0, 1} (i8 bytes, little-endian). (ggml `iq1s_grid`)
 #[rustfmt::skip]
-pub(super) const IQ1S_GRID: [u64; 2048] = [
+pub(crate) const IQ1S_GRID: [u64; 2048] = [
     0xffffffffffffffff, 0xffffffffffffff01, 0xffffffffffff0000, 0xffffffffffff01ff,
     0xffffffffffff0101, 0xffffffffff00ff00, 0xffffffffff000000, 0xffffffffff01ffff,
     0xffffffffff01ff01, 0xffffffffff0101ff, 0xffffffffff010101, 0xffffffff00ff0000,

@@ -93,7 +93,7 @@ pub(crate) const IQ2XXS_GRID: [u64; 256] = [
 
 /// IQ2_XS: 512 points of 8 magnitudes (bytes, little-endian). (ggml `iq2xs_grid`)
 #[rustfmt::skip]
-pub(super) const IQ2XS_GRID: [u64; 512] = [
+pub(crate) const IQ2XS_GRID: [u64; 512] = [
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08,
     0x0808080808082b2b, 0x0808080808190819, 0x0808080808191908, 0x080808080819192b,
     0x0808080808192b19, 0x08080808082b0808, 0x08080808082b082b, 0x08080808082b1919,
@@ -226,7 +226,7 @@ pub(super) const IQ2XS_GRID: [u64; 512] = [
 
 /// IQ2_S: 1024 points of 8 magnitudes (bytes, little-endian). (ggml `iq2s_grid`)
 #[rustfmt::skip]
-pub(super) const IQ2S_GRID: [u64; 1024] = [
+pub(crate) const IQ2S_GRID: [u64; 1024] = [
     0x0808080808080808, 0x080808080808082b, 0x0808080808081919, 0x0808080808082b08,
     0x0808080808082b2b, 0x0808080808190819, 0x0808080808191908, 0x080808080819192b,
     0x0808080808192b19, 0x08080808082b0808, 0x08080808082b082b, 0x08080808082b1919,
@@ -524,7 +524,7 @@ pub(crate) const IQ3XXS_GRID: [u32; 256] = [
 
 /// IQ3_S: 512 points of 4 magnitudes (bytes, little-endian). (ggml `iq3s_grid`)
 #[rustfmt::skip]
-pub(super) const IQ3S_GRID: [u32; 512] = [
+pub(crate) const IQ3S_GRID: [u32; 512] = [
     0x01010101, 0x01010103, 0x01010105, 0x0101010b, 0x0101010f, 0x01010301, 0x01010303, 0x01010305,
     0x01010309, 0x0101030d, 0x01010501, 0x01010503, 0x0101050b, 0x01010707, 0x01010901, 0x01010905,
     0x0101090b, 0x0101090f, 0x01010b03, 0x01010b07, 0x01010d01, 0x01010d05, 0x01010f03, 0x01010f09,

@@ -39,14 +39,15 @@ pub use iq4::{
     quantize_row_iq4_xs_ref, vec_dot_iq4_nl_q8_0, vec_dot_iq4_xs_q8_k,
 };
 // Grid tables the SIMD kernels (crate::simd) index too.
-pub(crate) use grids::{IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
+pub(crate) use grid_iq1s::IQ1S_GRID;
+pub(crate) use grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 
 /// Weights per super-block of the 256-wide formats (ggml's `QK_K`).
 const QK_K: usize = 256;
 
 /// The offset IQ1_S and IQ1_M add to their ternary grid values, signed per group
 /// (ggml-common.h, `IQ1S_DELTA` = `IQ1M_DELTA`).
-const IQ1_DELTA: f32 = 0.125;
+pub(crate) const IQ1_DELTA: f32 = 0.125;
 
 /// `-1.0` if bit `j` of `signs` is set, else `1.0` (ggml's `kmask_iq2xs` test).
 #[inline]

@@ -3,19 +3,30 @@
 //! * IQ4_NL (against Q8_0) and IQ4_XS (against Q8_K): the 4-bit indices select
 //!   their non-linear levels with one `pshufb` per 16 bytes, then the signed bytes
 //!   are multiplied as in Q8_0 · Q8_0.
-//! * IQ2_XXS and IQ3_XXS (against Q8_K): grid points (unsigned magnitudes) are
-//!   gathered from the lattice tables, their signs moved onto the activations with
-//!   `psignb`, then `maddubs` and the 4-bit group scale `2s + 1` with `madd`.
+//! * IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS and IQ3_S (against Q8_K): grid points
+//!   (unsigned magnitudes) are gathered from the lattice tables, their signs moved
+//!   onto the activations with `psignb`, then `maddubs` and the 4-bit group scales
+//!   `2s + 1` with `madd`.
+//! * IQ1_S (against Q8_K): ternary grid points move their signs (and zeros) onto
+//!   the activations with `psignb`; the group's shift uses Q8_K's block sums.
 //!
 //! Layouts (bytes): IQ4_NL d 0, qs 2..18 (18); IQ4_XS d 0, scales_h 2..4,
-//! scales_l 4..8, qs 8..136 (136); IQ2_XXS d 0, qs 2..66 (32 u16) (66); IQ3_XXS
-//! d 0, grid indices 2..66, scales and signs 66..98 (98); Q8_0 d 0, qs 2..34 (34);
-//! Q8_K d (f32) 0, qs 4..260, bsums 260..292 (292).
+//! scales_l 4..8, qs 8..136 (136); IQ2_XXS d 0, qs 2..66 (32 u16) (66); IQ2_XS
+//! d 0, qs 2..66 (32 u16), scales 66..74 (74); IQ2_S d 0, grid indices 2..34,
+//! signs 34..66, qh 66..74, scales 74..82 (82); IQ3_XXS d 0, grid indices 2..66,
+//! scales and signs 66..98 (98); IQ3_S d 0, grid indices 2..66, qh 66..74, signs
+//! 74..106, scales 106..110 (110); IQ1_S d 0, qs 2..34, qh 34..50 (8 u16) (50);
+//! Q8_0 d 0, qs 2..34 (34); Q8_K d (f32) 0, qs 4..260, bsums 260..292 (292).
 
 use std::arch::x86_64::*;
 
-use super::{Dot256, builds, f16_pair_at, f16x8, f32_at, hsum_ps, lane, load, load128};
-use crate::formats::iquants::{IQ2XXS_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
+use super::{
+    Dot256, bits_to_bytes_32, builds, f16_pair_at, f16x8, f32_at, hsum_epi32, hsum_ps, lane, load,
+    load128,
+};
+use crate::formats::iquants::{
+    IQ1_DELTA, IQ1S_GRID, IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS,
+};
 use crate::simd::dot_entry;
 
 dot_entry!(
@@ -35,6 +46,22 @@ dot_entry!(
 dot_entry!(
     /// IQ2_XXS · Q8_K.
     vec_dot_iq2_xxs_q8_k => iq2_xxs_q8_k, 256, 66, 292
+);
+dot_entry!(
+    /// IQ2_XS · Q8_K.
+    vec_dot_iq2_xs_q8_k => iq2_xs_q8_k, 256, 74, 292
+);
+dot_entry!(
+    /// IQ2_S · Q8_K.
+    vec_dot_iq2_s_q8_k => iq2_s_q8_k, 256, 82, 292
+);
+dot_entry!(
+    /// IQ3_S · Q8_K.
+    vec_dot_iq3_s_q8_k => iq3_s_q8_k, 256, 110, 292
+);
+dot_entry!(
+    /// IQ1_S · Q8_K.
+    vec_dot_iq1_s_q8_k => iq1_s_q8_k, 256, 50, 292
 );
 dot_entry!(
     /// IQ3_XXS · Q8_K.
@@ -224,4 +251,167 @@ unsafe fn iq3_xxs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
         }
     }
     0.25 * hsum_ps(acc)
+}
+
+/// The two 4-bit scales of a group byte as `2s + 1`: the low nibble for values
+/// 0..16 (i16 lanes 0..8 of a `maddubs` result), the high one for 16..32.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+fn half_scales(sc: u8) -> __m256i {
+    let lo = 2 * i16::from(sc & 0xf) + 1;
+    let hi = 2 * i16::from(sc >> 4) + 1;
+    _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))
+}
+
+/// Sign bytes (−1 where the bit is set, +1 elsewhere) of 32 raw sign bits stored
+/// little-endian at `p` (IQ2_S, IQ3_S).
+///
+/// # Safety
+/// 4 bytes readable at `p`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn sign_bits_32(p: *const u8) -> __m256i {
+    // SAFETY: forwarded from the caller.
+    let set = unsafe { bits_to_bytes_32(p) };
+    _mm256_or_si256(set, _mm256_set1_epi8(1))
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (74 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq2_xs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
+        // follow the layouts in the module doc.
+        unsafe {
+            let (bx, by) = (x.add(74 * i), y.add(292 * i));
+            let d = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(d);
+            let mut sumi = _mm256_setzero_si256();
+            for ib in 0..8 {
+                // Four u16: a 9-bit grid index and a 7-bit sign pattern each.
+                let w = bx.add(2 + 8 * ib).cast::<u64>().read_unaligned();
+                let word = |k: u32| (w >> (16 * k)) as u16;
+                let g = |k: u32| IQ2XS_GRID[usize::from(word(k) & 511)] as i64;
+                let s = |k: u32| SIGN_BYTES[usize::from(word(k) >> 9)] as i64;
+                let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let signs = _mm256_set_epi64x(s(3), s(2), s(1), s(0));
+                let q8 = _mm256_sign_epi8(load(by.add(4 + 32 * ib)), signs);
+                let p = _mm256_maddubs_epi16(grid, q8);
+                let p = _mm256_madd_epi16(p, half_scales(*bx.add(66 + ib)));
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        }
+    }
+    0.125 * hsum_ps(acc)
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (82 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq2_s_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
+        // follow the layouts in the module doc.
+        unsafe {
+            let (bx, by) = (x.add(82 * i), y.add(292 * i));
+            let d = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(d);
+            let mut sumi = _mm256_setzero_si256();
+            for ib in 0..8 {
+                // 10-bit indices: a low byte each, two high bits each from qh.
+                let qh = usize::from(*bx.add(66 + ib));
+                let g = |l: usize| {
+                    let low = usize::from(*bx.add(2 + 4 * ib + l));
+                    IQ2S_GRID[low | ((qh << (8 - 2 * l)) & 0x300)] as i64
+                };
+                let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let q8 =
+                    _mm256_sign_epi8(load(by.add(4 + 32 * ib)), sign_bits_32(bx.add(34 + 4 * ib)));
+                let p = _mm256_maddubs_epi16(grid, q8);
+                let p = _mm256_madd_epi16(p, half_scales(*bx.add(74 + ib)));
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        }
+    }
+    0.125 * hsum_ps(acc)
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (110 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq3_s_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let mut acc = _mm256_setzero_ps();
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
+        // follow the layouts in the module doc.
+        unsafe {
+            let (bx, by) = (x.add(110 * i), y.add(292 * i));
+            let d = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
+            let d = _mm256_broadcastss_ps(d);
+            let mut sumi = _mm256_setzero_si256();
+            for ib in 0..8 {
+                // 9-bit indices: a low byte each, the ninth bit from qh (bit k for
+                // index k of the group's eight).
+                let qh = usize::from(*bx.add(66 + ib));
+                let g = |k: usize| {
+                    let low = usize::from(*bx.add(2 + 8 * ib + k));
+                    IQ3S_GRID[low | ((qh << (8 - k)) & 256)] as i32
+                };
+                let grid = _mm256_set_epi32(g(7), g(6), g(5), g(4), g(3), g(2), g(1), g(0));
+                let q8 =
+                    _mm256_sign_epi8(load(by.add(4 + 32 * ib)), sign_bits_32(bx.add(74 + 4 * ib)));
+                let sc = (*bx.add(106 + ib / 2) >> (4 * (ib % 2))) & 0xf;
+                let p = _mm256_maddubs_epi16(grid, q8);
+                let p = _mm256_madd_epi16(p, _mm256_set1_epi16(2 * i16::from(sc) + 1));
+                sumi = _mm256_add_epi32(sumi, p);
+            }
+            acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
+        }
+    }
+    hsum_ps(acc)
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (50 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq1_s_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let ones = _mm256_set1_epi8(1);
+    let mut sumf = 0f32;
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
+        // follow the layouts in the module doc.
+        unsafe {
+            let (bx, by) = (x.add(50 * i), y.add(292 * i));
+            let mut sumi = _mm256_setzero_si256();
+            let mut sumi1 = 0i32;
+            for ib in 0..8 {
+                let qh = bx.add(34 + 2 * ib).cast::<u16>().read_unaligned();
+                let g = |l: usize| {
+                    let low = usize::from(*bx.add(2 + 4 * ib + l));
+                    IQ1S_GRID[low | (usize::from((qh >> (3 * l)) & 7) << 8)] as i64
+                };
+                // Ternary points: psignb applies their −1 / 0 / +1 to the activations.
+                let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let q8 = _mm256_sign_epi8(load(by.add(4 + 32 * ib)), grid);
+                let ls = 2 * i32::from((qh >> 12) & 7) + 1;
+                let p = _mm256_maddubs_epi16(ones, q8);
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16(ls as i16)));
+                let bsums = by.add(260 + 4 * ib).cast::<[i16; 2]>().read_unaligned();
+                let delta = if qh & 0x8000 != 0 { -1 } else { 1 };
+                sumi1 += ls * delta * (i32::from(bsums[0]) + i32::from(bsums[1]));
+            }
+            let d = crate::formats::float::f16_to_f32(bx.cast::<u16>().read_unaligned());
+            sumf += d * f32_at(by) * (hsum_epi32(sumi) as f32 + IQ1_DELTA * sumi1 as f32);
+        }
+    }
+    sumf
 }
