@@ -38,8 +38,10 @@ pub use iq4::{
     dequantize_row_iq4_nl, dequantize_row_iq4_xs, quantize_iq4_nl, quantize_row_iq4_nl_ref,
     quantize_row_iq4_xs_ref, vec_dot_iq4_nl_q8_0, vec_dot_iq4_xs_q8_k,
 };
-// Grid tables the SIMD kernels (crate::simd) index too.
+// Grid tables the x86 SIMD kernels (crate::simd) index too.
+#[cfg(target_arch = "x86_64")]
 pub(crate) use grid_iq1s::IQ1S_GRID;
+#[cfg(target_arch = "x86_64")]
 pub(crate) use grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 
 /// Weights per super-block of the 256-wide formats (ggml's `QK_K`).
