@@ -640,3 +640,71 @@ pub fn swa_layers(
         .map(|il| period == 0 || il % period < period - 1)
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(entries: &[(&str, Value)]) -> Metadata {
+        let mut md = Metadata::new();
+        for (k, v) in entries {
+            md.set(k, v.clone());
+        }
+        md
+    }
+
+    #[test]
+    fn swa_pattern_from_period_array_or_default() {
+        let md = metadata(&[]);
+        let hp = Hparams::new(&md, "gemma3");
+        let five_to_one = swa_layers(&md, &hp, 8, 6).unwrap();
+        assert_eq!(
+            five_to_one,
+            [true, true, true, true, true, false, true, true]
+        );
+        assert_eq!(
+            swa_layers(&md, &hp, 4, 2).unwrap(),
+            [true, false, true, false]
+        );
+
+        let key = "gemma3.attention.sliding_window_pattern";
+        let md = metadata(&[(key, Value::U32(0))]);
+        let hp = Hparams::new(&md, "gemma3");
+        assert_eq!(swa_layers(&md, &hp, 3, 6).unwrap(), [true; 3]);
+
+        let layers = vec![false, true, true];
+        let md = metadata(&[(key, Value::Array(Array::Bool(layers.clone())))]);
+        let hp = Hparams::new(&md, "gemma3");
+        assert_eq!(swa_layers(&md, &hp, 3, 6).unwrap(), layers);
+        assert!(matches!(
+            swa_layers(&md, &hp, 4, 6),
+            Err(ModelError::Config { .. })
+        ));
+    }
+
+    #[test]
+    fn rope_scaling_types() {
+        let md = metadata(&[
+            ("phi3.rope.scaling.type", Value::String("longrope".into())),
+            ("phi3.rope.scaling.attn_factor", Value::F32(1.5)),
+            (
+                "phi3.rope.scaling.original_context_length",
+                Value::U32(4096),
+            ),
+        ]);
+        let hp = Hparams::new(&md, "phi3");
+        let rope = rope_from_hparams(&hp, RopeMode::Neox, 96, 131_072).unwrap();
+        assert_eq!(
+            (rope.freq_scale, rope.ext_factor, rope.attn_factor),
+            (1.0, 0.0, 1.5)
+        );
+        assert_eq!((rope.mode, rope.n_ctx_orig), (RopeMode::Neox, 4096));
+
+        let md = metadata(&[("qwen2.rope.scaling.type", Value::String("dynamic".into()))]);
+        let hp = Hparams::new(&md, "qwen2");
+        assert!(matches!(
+            rope_from_hparams(&hp, RopeMode::Neox, 64, 4096),
+            Err(ModelError::Config { key, .. }) if key == "qwen2.rope.scaling.type"
+        ));
+    }
+}

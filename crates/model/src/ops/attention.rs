@@ -168,6 +168,34 @@ mod tests {
     }
 
     #[test]
+    fn softcap_squashes_scores_before_the_softmax() {
+        let pool = ThreadPool::new(1);
+        let kv = cache(6);
+        let q = [2.0f32, 0.0, 2.0, 0.0, 2.0, 0.0, 2.0, 0.0];
+        let mut scratch = vec![0f32; scratch_len(&pool, 6, 2)];
+        let mut out = [0f32; 8];
+        let capped = AttentionShape {
+            softcap: Some(1.5),
+            ..shape(None)
+        };
+        attention(&pool, &capped, kv.layer(0), &q, 5, &mut out, &mut scratch);
+        // Head 0: raw scores 2 j, capped to 1.5 tanh(2 j / 1.5); values j.
+        let s: Vec<f32> = (0..6)
+            .map(|j| 1.5 * (2.0 * j as f32 / 1.5).tanh())
+            .collect();
+        let m = s.iter().copied().fold(f32::MIN, f32::max);
+        let z: f32 = s.iter().map(|x| (x - m).exp()).sum();
+        let expect: f32 = s
+            .iter()
+            .enumerate()
+            .map(|(j, x)| (x - m).exp() / z * j as f32)
+            .sum();
+        assert!((out[0] - expect).abs() < 1e-2, "{} vs {expect}", out[0]);
+        // Uncapped, position 5 would take nearly all the weight.
+        assert!(out[0] < 4.0);
+    }
+
+    #[test]
     fn matches_a_direct_softmax_and_window_drops_old_positions() {
         let pool = ThreadPool::new(3);
         let kv = cache(6);
