@@ -50,6 +50,7 @@ const DOT_FORMATS: &[(TensorType, f64)] = &[
     (TensorType::IQ2_S, KQUANT_TOL),
     (TensorType::IQ3_S, KQUANT_TOL),
     (TensorType::IQ1_S, KQUANT_TOL),
+    (TensorType::IQ1_M, KQUANT_TOL),
     (TensorType::F32, FLOAT_TOL),
     (TensorType::F16, FLOAT_TOL),
     (TensorType::BF16, FLOAT_TOL),
@@ -90,6 +91,7 @@ fn scale_bytes(ty: TensorType) -> std::ops::Range<usize> {
         | TensorType::IQ3_XXS
         | TensorType::IQ3_S
         | TensorType::IQ1_S => 0..2,
+        TensorType::IQ1_M => 48..56,
         _ => 0..0,
     }
 }
@@ -163,7 +165,7 @@ fn quantize_scalar(ty: TensorType, x: &[f32]) -> Vec<u8> {
 
 /// Weights in format `ty` for the values `x`: the scalar quantizer's output, or
 /// for formats ggml only quantizes with an importance matrix, random blocks whose
-/// f16 scale (the first two bytes) is derived from `x`'s magnitude.
+/// f16 scale is derived from `x`'s magnitude.
 fn weights(ty: TensorType, x: &[f32], rng: &mut Rng) -> Vec<u8> {
     if scalar(ty).from_f32.is_some() {
         return quantize_scalar(ty, x);
@@ -177,7 +179,15 @@ fn weights(ty: TensorType, x: &[f32], rng: &mut Rng) -> Vec<u8> {
     {
         let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
         let d = kernels::formats::float::f32_to_f16(amax / 64.0);
-        block[..2].copy_from_slice(&d.to_le_bytes());
+        if ty == TensorType::IQ1_M {
+            // IQ1_M keeps its f16 scale in the top nibbles of its four scale words.
+            for k in 0..4 {
+                let at = 48 + 2 * k + 1;
+                block[at] = (block[at] & 0x0f) | ((((d >> (4 * k)) & 0xf) as u8) << 4);
+            }
+        } else {
+            block[..2].copy_from_slice(&d.to_le_bytes());
+        }
     }
     q
 }
@@ -208,7 +218,7 @@ fn simd_levels() -> Vec<Cpu> {
 
 /// The formats a level must accelerate: dot products and activation quantizers.
 /// NEON covers the priority dot products; its quantizers stay scalar. The x86
-/// levels cover every format compared here (IQ1_M alone stays scalar).
+/// levels cover every format compared here.
 fn required(level: Cpu) -> (Vec<TensorType>, &'static [TensorType]) {
     match level {
         Cpu::Scalar => (Vec::new(), &[]),

@@ -7,8 +7,9 @@
 //!   (unsigned magnitudes) are gathered from the lattice tables, their signs moved
 //!   onto the activations with `psignb`, then `maddubs` and the 4-bit group scales
 //!   `2s + 1` with `madd`.
-//! * IQ1_S (against Q8_K): ternary grid points move their signs (and zeros) onto
-//!   the activations with `psignb`; the group's shift uses Q8_K's block sums.
+//! * IQ1_S and IQ1_M (against Q8_K): ternary grid points move their signs (and
+//!   zeros) onto the activations with `psignb`; the shift by ±`IQ1_DELTA` uses
+//!   Q8_K's block sums (IQ1_S) or signed sums of the activations (IQ1_M).
 //!
 //! Layouts (bytes): IQ4_NL d 0, qs 2..18 (18); IQ4_XS d 0, scales_h 2..4,
 //! scales_l 4..8, qs 8..136 (136); IQ2_XXS d 0, qs 2..66 (32 u16) (66); IQ2_XS
@@ -16,6 +17,8 @@
 //! signs 34..66, qh 66..74, scales 74..82 (82); IQ3_XXS d 0, grid indices 2..66,
 //! scales and signs 66..98 (98); IQ3_S d 0, grid indices 2..66, qh 66..74, signs
 //! 74..106, scales 106..110 (110); IQ1_S d 0, qs 2..34, qh 34..50 (8 u16) (50);
+//! IQ1_M qs 0..32, qh 32..48, scales (4 u16, f16 d in their top nibbles) 48..56
+//! (56);
 //! Q8_0 d 0, qs 2..34 (34); Q8_K d (f32) 0, qs 4..260, bsums 260..292 (292).
 
 use std::arch::x86_64::*;
@@ -62,6 +65,10 @@ dot_entry!(
 dot_entry!(
     /// IQ1_S · Q8_K.
     vec_dot_iq1_s_q8_k => iq1_s_q8_k, 256, 50, 292
+);
+dot_entry!(
+    /// IQ1_M · Q8_K.
+    vec_dot_iq1_m_q8_k => iq1_m_q8_k, 256, 56, 292
 );
 dot_entry!(
     /// IQ3_XXS · Q8_K.
@@ -411,6 +418,64 @@ unsafe fn iq1_s_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
             }
             let d = crate::formats::float::f16_to_f32(bx.cast::<u16>().read_unaligned());
             sumf += d * f32_at(by) * (hsum_epi32(sumi) as f32 + IQ1_DELTA * sumi1 as f32);
+        }
+    }
+    sumf
+}
+
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (56 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq1_m_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    let ones = _mm256_set1_epi8(1);
+    let mut sumf = 0f32;
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller); offsets
+        // follow the layouts in the module doc.
+        unsafe {
+            let (bx, by) = (x.add(56 * i), y.add(292 * i));
+            let sc: [u16; 4] = std::array::from_fn(|k| {
+                u16::from_le(bx.add(48 + 2 * k).cast::<u16>().read_unaligned())
+            });
+            let d_bits = (sc[0] >> 12)
+                | ((sc[1] >> 8) & 0x00f0)
+                | ((sc[2] >> 4) & 0x0f00)
+                | (sc[3] & 0xf000);
+            let mut sumi1 = _mm256_setzero_si256();
+            let mut sumi2 = _mm256_setzero_si256();
+            for ib in 0..8 {
+                // Per 8 values l: 3 high index bits and a delta sign in a nibble of qh.
+                let nibble = |l: usize| *bx.add(32 + 2 * ib + l / 2) >> (4 * (l % 2));
+                let g = |l: usize| {
+                    let index =
+                        usize::from(*bx.add(4 * ib + l)) | ((usize::from(nibble(l)) << 8) & 0x700);
+                    IQ1S_GRID[index] as i64
+                };
+                let s = |l: usize| {
+                    if nibble(l) & 0x08 != 0 {
+                        -1i64
+                    } else {
+                        0x0101_0101_0101_0101
+                    }
+                };
+                let q8 = load(by.add(4 + 32 * ib));
+                let grid = _mm256_set_epi64x(g(3), g(2), g(1), g(0));
+                let signs = _mm256_set_epi64x(s(3), s(2), s(1), s(0));
+                let p1 = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, grid));
+                let p2 = _mm256_maddubs_epi16(ones, _mm256_sign_epi8(q8, signs));
+                // 3-bit scales 2s + 1 for values 0..16 and 16..32 of the group.
+                let ls = |half: u32| {
+                    let v = (sc[ib / 2] >> (6 * (ib as u32 % 2) + 3 * half)) & 7;
+                    2 * v as i16 + 1
+                };
+                let scales = _mm256_set_m128i(_mm_set1_epi16(ls(1)), _mm_set1_epi16(ls(0)));
+                sumi1 = _mm256_add_epi32(sumi1, _mm256_madd_epi16(p1, scales));
+                sumi2 = _mm256_add_epi32(sumi2, _mm256_madd_epi16(p2, scales));
+            }
+            let d = crate::formats::float::f16_to_f32(d_bits);
+            let ints = hsum_epi32(sumi1) as f32 + IQ1_DELTA * hsum_epi32(sumi2) as f32;
+            sumf += d * f32_at(by) * ints;
         }
     }
     sumf

@@ -39,6 +39,7 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
         Override::dot(TensorType::IQ2_S, iquants::vec_dot_iq2_s_q8_k),
         Override::dot(TensorType::IQ3_S, iquants::vec_dot_iq3_s_q8_k),
         Override::dot(TensorType::IQ1_S, iquants::vec_dot_iq1_s_q8_k),
+        Override::dot(TensorType::IQ1_M, iquants::vec_dot_iq1_m_q8_k),
         Override::dot(TensorType::F32, float::vec_dot_f32),
         Override::dot(TensorType::F16, float::vec_dot_f16),
         Override::dot(TensorType::BF16, float::vec_dot_bf16),
