@@ -113,9 +113,22 @@ pub struct Runner {
     name: ModelName,
     model: Arc<ResolvedModel>,
     meta: ModelMeta,
-    size: u64,
+    /// Sequences (worker threads).
+    n_seq: usize,
     jobs: mpsc::Sender<Job>,
     state: Arc<Mutex<RunnerState>>,
+}
+
+impl Runner {
+    /// Estimated resident bytes, given the runner's locked state.
+    fn size(&self, st: &RunnerState) -> u64 {
+        self.meta.estimate(st.num_ctx, self.n_seq)
+    }
+}
+
+/// Estimated resident bytes of every runner.
+fn total_size(runners: &HashMap<Digest, Arc<Runner>>) -> u64 {
+    runners.values().map(|r| r.size(&lock(&r.state))).sum()
 }
 
 /// One model as `/api/ps` shows it.
@@ -253,6 +266,7 @@ impl Scheduler {
         let cancel = Arc::new(AtomicBool::new(false));
 
         let mut runners = lock(&self.runners);
+        let loaded_total = total_size(&runners);
         let runner = match runners.get(&digest) {
             Some(r) if lock(&r.state).failed.is_none() => r.clone(),
             _ => {
@@ -270,6 +284,20 @@ impl Scheduler {
             drop(st);
             runners.remove(&digest);
             return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, failed));
+        }
+        if num_ctx > st.num_ctx {
+            // A larger context than the sequences have: their KV caches grow.
+            let extra = runner.meta.estimate(num_ctx, runner.n_seq) - runner.size(&st);
+            let available = memory::available(self.config.max_memory, loaded_total);
+            if available.is_some_and(|a| extra > a) {
+                return Err(ApiError::unavailable(format!(
+                    "num_ctx {num_ctx} needs about {} more memory for model '{}', but only {} \
+                     is available; use a smaller num_ctx",
+                    memory::human_bytes(extra),
+                    request.model,
+                    memory::human_bytes(available.unwrap_or_default())
+                )));
+            }
         }
         if st.pending >= self.config.max_queue {
             return Err(ApiError::unavailable(format!(
@@ -338,7 +366,7 @@ impl Scheduler {
             .iter()
             .filter_map(|(d, r)| {
                 let st = lock(&r.state);
-                (st.active == 0).then_some((*d, st.expires_at, r.size))
+                (st.active == 0).then_some((*d, st.expires_at, r.size(&st)))
             })
             .collect();
         idle.sort_by_key(|(_, expires, _)| {
@@ -347,10 +375,7 @@ impl Scheduler {
         let mut evict = Vec::new();
         let mut n_loaded = runners.len();
         let mut freed = 0u64;
-        let available = memory::available(
-            self.config.max_memory,
-            runners.values().map(|r| r.size).sum(),
-        );
+        let available = memory::available(self.config.max_memory, total_size(runners));
         let fits = |freed: u64| available.is_none_or(|a| size <= a.saturating_add(freed));
         for (digest, _, idle_size) in &idle {
             if n_loaded < self.config.max_loaded_models && fits(freed) {
@@ -418,7 +443,7 @@ impl Scheduler {
             name: resolved.name.clone(),
             model: Arc::new(resolved),
             meta,
-            size,
+            n_seq,
             jobs: jobs_tx,
             state,
         }))
@@ -515,7 +540,7 @@ impl Scheduler {
                     LoadedModel {
                         name: r.name.clone(),
                         model: r.model.clone(),
-                        size: r.size,
+                        size: r.size(&st),
                         context_length,
                         expires_at,
                     },

@@ -385,6 +385,32 @@ async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
         .map(|m| &m["name"])
         .collect();
     assert_eq!(names, [&json!("second:latest")]);
+
+    // A larger num_ctx grows a loaded model's KV caches: refused when that
+    // would not fit.
+    let small = json!({"model": "tiny", "options": {"num_ctx": 64}});
+    let probe = env.state(Config::default());
+    post(&probe, "/api/generate", small.clone()).await;
+    let (_, ps) = get(&probe, "/api/ps").await;
+    let size_64 = ps["models"][0]["size"].as_u64().unwrap();
+    let snug = env.state(Config {
+        max_memory: Some(size_64 + 10),
+        ..Config::default()
+    });
+    let (status, _) = post(&snug, "/api/generate", small.clone()).await;
+    assert_eq!(status, StatusCode::OK);
+    let m = post_error(
+        &snug,
+        "/api/generate",
+        Body::from(
+            json!({"model": "tiny", "prompt": "x", "options": {"num_ctx": 256}}).to_string(),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(m.contains("use a smaller num_ctx"), "{m}");
+    let (status, _) = post(&snug, "/api/generate", small).await;
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
