@@ -377,16 +377,6 @@ fn run_job<'m>(
     } = job;
     let send = |e: Event| events.send(e).is_ok();
     let outcome = (|| -> Result<Event, ApiError> {
-        if ctx.as_ref().is_none_or(|c| c.n_ctx() != num_ctx) {
-            *ctx = None;
-            let backend = ModelBackend::new(&loaded.model, num_ctx)
-                .map_err(|e| ApiError::internal("allocating a sequence", &e))?;
-            *ctx = Some(Context::new(backend));
-        }
-        let ctx = ctx
-            .as_mut()
-            .ok_or_else(|| ApiError::internal("allocating a sequence", &"no context"))?;
-        let options = loaded.options(&request.options, num_ctx)?;
         let prompt = match &request.input {
             Input::Load => {
                 return Ok(Event::Done(Box::new(Summary {
@@ -415,6 +405,18 @@ fn run_job<'m>(
                 );
             }
         };
+        // The sequence's cache is kept between jobs (a prompt extending the
+        // last one only runs the new part) and rebuilt when num_ctx changes.
+        if ctx.as_ref().is_none_or(|c| c.n_ctx() != num_ctx) {
+            *ctx = None;
+            let backend = ModelBackend::new(&loaded.model, num_ctx)
+                .map_err(|e| ApiError::internal("allocating a sequence", &e))?;
+            *ctx = Some(Context::new(backend));
+        }
+        let ctx = ctx
+            .as_mut()
+            .ok_or_else(|| ApiError::internal("allocating a sequence", &"no context"))?;
+        let options = loaded.options(&request.options, num_ctx)?;
         if prompt.is_empty() {
             return Err(ApiError::bad_request(
                 "the prompt is empty after tokenization",
