@@ -104,6 +104,19 @@ fn cli_and_api_through_the_server() {
     let out = scratch.hearth(&nowhere, &["stop", "tiny"]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("no hearth server is running"));
+    // show's overview reads the same through the server as standalone.
+    let (status, _) = server.post(
+        "/api/create",
+        &json!({"model": "tiny-sys", "from": "tiny", "system": "Be brief.\nVery.\nReally.",
+                "parameters": {"temperature": 0.5, "stop": ["<|im_end|>", "END"]}, "stream": false}),
+    );
+    assert_eq!(status, 200);
+    let remote = scratch.ok(host, &["show", "tiny-sys"]);
+    assert_eq!(remote, scratch.ok(&nowhere, &["show", "tiny-sys"]));
+    assert!(
+        remote.contains("  System\n    Be brief.\n    Very.\n    ...\n"),
+        "{remote}"
+    );
     // and run loads a model of the store by name itself.
     let out = scratch.ok(&nowhere, &["run", "tiny", "Hello", "--num-predict", "3"]);
     assert!(!out.trim().is_empty());

@@ -58,6 +58,64 @@ pub fn show_field(client: &Client, name: &str, field: &str) -> anyhow::Result<St
     Ok(show[field].as_str().unwrap_or_default().to_owned())
 }
 
+/// `ollama show`'s overview (Model, Parameters, System, License) from
+/// `/api/show`, laid out as the standalone one; `indented` renders a text
+/// section.
+pub fn overview(
+    client: &Client,
+    name: &str,
+    indented: fn(&str) -> String,
+) -> anyhow::Result<String> {
+    let show = client.post("/api/show", &json!({ "model": name }))?;
+    let info = &show["model_info"];
+    let arch = info["general.architecture"].as_str().unwrap_or_default();
+    let scalar = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+    let mut out = String::from("  Model\n");
+    let rows = [
+        ("architecture", scalar(&info["general.architecture"])),
+        ("parameters", scalar(&show["details"]["parameter_size"])),
+        (
+            "context length",
+            scalar(&info[format!("{arch}.context_length")]),
+        ),
+        (
+            "embedding length",
+            scalar(&info[format!("{arch}.embedding_length")]),
+        ),
+        (
+            "quantization",
+            scalar(&show["details"]["quantization_level"]),
+        ),
+    ];
+    for (label, value) in rows {
+        out.push_str(&format!("    {label:<20}{value}\n"));
+    }
+    let parameters = text(&show["parameters"]);
+    if !parameters.is_empty() {
+        out.push_str("\n  Parameters\n");
+        for line in parameters.lines() {
+            let (name, value) = line.split_once(' ').unwrap_or((line, ""));
+            out.push_str(&format!("    {name:<20}{}\n", value.trim()));
+        }
+    }
+    let system = text(&show["system"]);
+    if !system.is_empty() {
+        out.push_str("\n  System\n");
+        out.push_str(&indented(&system));
+    }
+    let license = text(&show["license"]);
+    if !license.is_empty() {
+        out.push_str("\n  License\n");
+        out.push_str(&indented(&license));
+    }
+    Ok(out)
+}
+
 /// The SHA-256 of a file, read in chunks.
 fn file_digest(path: &Path) -> anyhow::Result<String> {
     let mut file =

@@ -42,10 +42,15 @@ impl PartArgs {
 
 /// Resolves `name` in the store and prints it.
 pub fn run(name: &str, part: &PartArgs) -> anyhow::Result<()> {
-    if part.any()
-        && let Some(client) = super::client::Client::detect()
-    {
-        return show_part_remote(&client, name, part);
+    if let Some(client) = super::client::Client::detect() {
+        if part.any() {
+            return show_part_remote(&client, name, part);
+        }
+        let out = super::remote::overview(&client, name, indented)?;
+        return std::io::stdout()
+            .lock()
+            .write_all(out.as_bytes())
+            .context("writing to stdout");
     }
     let name = ModelName::parse(name)?;
     let model = Store::from_env()?.resolve(&name)?;
