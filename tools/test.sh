@@ -11,3 +11,12 @@ export HEARTH_LLAMA_VOCAB_DIR
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+
+# End to end: the official `openai` and `ollama` Python clients (pinned in
+# tests/e2e/requirements.txt, installed from PyPI into .venv) against the real
+# `hearth serve`, with the debug binary and the `synth` example cargo built.
+cargo build --locked -p hearth --bin hearth
+cargo build --locked -p model --example synth
+python3 -m venv .venv
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+.venv/bin/python -m pytest -q tests/e2e

@@ -332,11 +332,19 @@ pub async fn blob_upload(
         store.put_blob(&digest, &mut reader)
     });
     let mut stream = body.into_data_stream();
+    let mut writing = true;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(std::io::Error::other);
-        let failed = chunk.is_err();
-        if tx.send(chunk).await.is_err() || failed {
+        if chunk.is_err() {
+            let _ = tx.send(chunk).await;
             break;
+        }
+        // When the store stops early (the blob exists already, or writing
+        // failed), the rest of the body is still read and dropped: a response
+        // sent before the body is consumed closes the connection under the
+        // client's upload, which it sees as a reset instead of the answer.
+        if writing && tx.send(chunk).await.is_err() {
+            writing = false;
         }
     }
     drop(tx);
