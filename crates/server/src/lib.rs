@@ -1,14 +1,15 @@
-//! `hearth serve`: Ollama's HTTP API over the engine, with model residency,
-//! bounded queues and request limits.
+//! `hearth serve`: Ollama's and OpenAI's HTTP APIs over the engine, with model
+//! residency, bounded queues and request limits.
 //!
 //! - [`app`] builds the router from an [`AppState`], so tests drive it without
 //!   a socket; [`serve`] binds it and runs until a shutdown signal.
-//! - Handlers are thin: `api/ollama.rs` turns requests into one internal
-//!   [`request::GenerateRequest`], and job [`request::Event`]s back into
-//!   Ollama's JSON; an OpenAI translation can sit beside it on the same types.
+//! - Handlers are thin: `api/ollama.rs` and `api/openai.rs` turn requests
+//!   into one internal [`request::GenerateRequest`], and job
+//!   [`request::Event`]s back into their API's JSON (NDJSON or SSE streams).
 //! - [`scheduler`] decides what is loaded; `worker.rs` runs models on their
 //!   own threads, never on the async reactor.
-//! - Errors are [`ApiError`]s rendered as `{"error": "..."}` with a fitting
+//! - Errors are [`ApiError`]s rendered as `{"error": "..."}` (or, under
+//!   `/v1`, as OpenAI's `{"error": {"message", "type", ...}}`) with a fitting
 //!   status; internal details go to the log only.
 //!
 //! Privacy: the server binds 127.0.0.1 unless `HEARTH_HOST` says otherwise,

@@ -604,6 +604,15 @@ async fn bad_requests_get_openai_shaped_4xx_and_the_server_keeps_serving() {
     )
     .await;
     assert!(e["message"].as_str().unwrap().contains("context"), "{e}");
+    // Streamed too: the status waits until generation has started.
+    let e = error(
+        &state,
+        "/v1/completions",
+        body(json!({"model": "tiny", "prompt": long, "stream": true})),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert!(e["message"].as_str().unwrap().contains("context"), "{e}");
 
     // Completions and embeddings.
     let completions = "/v1/completions";
