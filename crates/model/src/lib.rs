@@ -7,8 +7,8 @@ mod error;
 pub mod kv_cache;
 pub mod loader;
 pub mod ops;
-pub mod synthetic;
 pub mod sampler;
+pub mod synthetic;
 pub mod tokenizer;
 
 pub use arch::{LoadOptions, Logits, Model, ModelInfo, State};
