@@ -10,6 +10,9 @@ export HEARTH_LLAMA_VOCAB_DIR
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The NEON kernels are compiled and linted for aarch64 even on x86 machines.
+rustup target add aarch64-unknown-linux-gnu >&2
+cargo clippy -p kernels --target aarch64-unknown-linux-gnu --all-targets --locked -- -D warnings
 cargo test --workspace --locked
 
 # End to end: the official `openai` and `ollama` Python clients (pinned in
