@@ -112,10 +112,21 @@ pub fn run(
     let mut state = model
         .new_state(num_ctx)
         .map_err(|e| ApiError::internal("allocating a sequence", &e))?;
-    let mut vectors = Vec::with_capacity(input.texts.len());
+    let n_inputs = input.texts.len() + input.token_lists.len();
+    let mut vectors = Vec::with_capacity(n_inputs);
     let mut prompt_eval_count = 0;
-    for (i, text) in input.texts.iter().enumerate() {
-        let mut tokens = tokenizer.encode(text, true, true);
+    let n_vocab = tokenizer.n_vocab();
+    if let Some((i, bad)) = input.token_lists.iter().enumerate().find_map(|(i, t)| {
+        t.iter()
+            .find(|&&id| id as usize >= n_vocab)
+            .map(|&id| (input.texts.len() + i, id))
+    }) {
+        return Err(ApiError::bad_request(format!(
+            "input {i} holds token {bad}, outside the model's vocabulary of {n_vocab}"
+        )));
+    }
+    let encoded = input.texts.iter().map(|t| tokenizer.encode(t, true, true));
+    for (i, mut tokens) in encoded.chain(input.token_lists.iter().cloned()).enumerate() {
         if tokens.is_empty() {
             return Err(ApiError::bad_request(format!("input {i} is empty")));
         }

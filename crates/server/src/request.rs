@@ -74,6 +74,9 @@ pub struct EmbedInput {
     pub normalize: bool,
     /// Keep only the first this many dimensions (then normalise again).
     pub dimensions: Option<usize>,
+    /// Inputs given as token ids (OpenAI's token arrays), embedded as they
+    /// are after `texts`.
+    pub token_lists: Vec<Vec<u32>>,
 }
 
 /// Ollama's `options`, the fields this server understands. Runner options it

@@ -391,6 +391,26 @@ async fn embeddings_as_floats_or_base64() {
     .await;
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 8);
+    // Token ids, as they are.
+    let body = json!({"model": "tiny", "input": [[1, 50, 60], [1, 70]]});
+    let (status, v) = post(&state, "/v1/embeddings", body).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    assert_eq!(v["usage"]["prompt_tokens"], 5);
+    let (status, v) = post(
+        &state,
+        "/v1/embeddings",
+        json!({"model": "tiny", "input": [1, 99999]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("token 99999"),
+        "{v}"
+    );
 }
 
 #[tokio::test]

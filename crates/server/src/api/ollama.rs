@@ -363,6 +363,7 @@ pub async fn embed(
         truncate: body.truncate.unwrap_or(true),
         normalize: true,
         dimensions: body.dimensions,
+        token_lists: Vec::new(),
     };
     let e = embed_texts(&state, body.model.clone(), input, body.options, keep_alive).await?;
     Ok(axum::Json(json!({
@@ -394,6 +395,7 @@ pub async fn embeddings(
         truncate: true,
         normalize: false,
         dimensions: None,
+        token_lists: Vec::new(),
     };
     let e = embed_texts(&state, body.model, input, body.options, keep_alive).await?;
     let embedding = e.vectors.into_iter().next().unwrap_or_default();

@@ -651,21 +651,20 @@ pub async fn embeddings(
             ));
         }
     };
-    let texts = match body.input {
-        None => Vec::new(),
-        Some(EmbeddingInput::Text(t)) => vec![t],
-        Some(EmbeddingInput::Texts(v)) => v,
-        Some(EmbeddingInput::Tokens(_) | EmbeddingInput::TokenLists(_)) => {
-            return Err(OpenAiError::invalid_param(
-                "input",
-                "token ids are not supported as embedding input: send text",
-            ));
-        }
+    let (texts, token_lists) = match body.input {
+        None => (Vec::new(), Vec::new()),
+        Some(EmbeddingInput::Text(t)) => (vec![t], Vec::new()),
+        Some(EmbeddingInput::Texts(v)) => (v, Vec::new()),
+        Some(EmbeddingInput::Tokens(t)) => (Vec::new(), vec![t]),
+        Some(EmbeddingInput::TokenLists(v)) => (Vec::new(), v),
     };
-    if texts.is_empty() || texts.iter().any(String::is_empty) {
+    if (texts.is_empty() && token_lists.is_empty())
+        || texts.iter().any(String::is_empty)
+        || token_lists.iter().any(Vec::is_empty)
+    {
         return Err(OpenAiError::invalid_param(
             "input",
-            "input must be a non-empty string or a list of non-empty strings",
+            "input must be a non-empty string, a list of non-empty strings, or token ids",
         ));
     }
     let request = GenerateRequest {
@@ -676,6 +675,7 @@ pub async fn embeddings(
             truncate: false,
             normalize: true,
             dimensions: body.dimensions,
+            token_lists,
         }),
         options: RequestOptions::default(),
         keep_alive: None,
