@@ -714,6 +714,10 @@ async fn bad_requests_get_openai_shaped_4xx_and_the_server_keeps_serving() {
     assert!(e["message"].as_str().unwrap().contains("too large"), "{e}");
     let e = error(&state, "/v1/nothing", Body::empty(), StatusCode::NOT_FOUND).await;
     assert_eq!(e["message"], "no such endpoint");
+    let (status, _, bytes) = send(&state, Method::GET, chat, Body::empty()).await;
+    let v: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(v["error"]["message"], "method not allowed", "{v}");
 
     // Still serving.
     let (status, v) = post(&state, chat, chat_body(json!({}))).await;

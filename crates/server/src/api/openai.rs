@@ -52,6 +52,12 @@ pub fn routes() -> axum::Router<AppState> {
         // Model names hold `/` and `:` (`me/mine:v1`): the id is the rest of the path.
         .route("/models/{*id}", get(retrieve_model))
         .fallback(|| async { OpenAiError::from(ApiError::not_found("no such endpoint")) })
+        .method_not_allowed_fallback(|| async {
+            OpenAiError::from(ApiError::new(
+                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+            ))
+        })
 }
 
 /// How often an SSE response sends a comment while nothing else comes (a long
