@@ -175,13 +175,39 @@ CMP_Q = [
 ]
 
 
+def add_answer(a, b):
+    """The worked answer: add b's tens, then its units, then state the result.
+
+    Each step is a small fact the model sees over and over (a digit sum in the tens
+    place; a number below 200 plus one digit), so a held-out pair is a chain of
+    known steps rather than a new fact. One-step sums are stated directly."""
+    s = a + b
+    if a < 10 <= b:
+        return f"{b} plus {a} is {s}, so {a} plus {b} is {s}."
+    tens, units = b - b % 10, b % 10
+    if b < 10 or units == 0:
+        return f"{a} plus {b} is {s}."
+    m = a + tens
+    return f"{a} plus {tens} is {m}, {m} plus {units} is {s}, so {a} plus {b} is {s}."
+
+
+def sub_answer(a, b):
+    """The worked answer for a - b (b <= a): subtract b's tens, then its units."""
+    d = a - b
+    tens, units = b - b % 10, b % 10
+    if b < 10 or units == 0:
+        return f"{a} minus {b} is {d}."
+    m = a - tens
+    return f"{a} minus {tens} is {m}, {m} minus {units} is {d}, so {a} minus {b} is {d}."
+
+
 def gen_add(rng, split):
     """a + b for a, b below 100."""
     while True:
         a, b = rng.randrange(100), rng.randrange(100)
         if split_of("add", f"{a},{b}") == split:
             _, t = pick(rng, ADD_Q)
-            return qa("add", f"{a},{b}", t.format(a=a, b=b), f"{a} plus {b} is {a + b}.")
+            return qa("add", f"{a},{b}", t.format(a=a, b=b), add_answer(a, b))
 
 
 def gen_sub(rng, split):
@@ -192,11 +218,7 @@ def gen_sub(rng, split):
             a, b = b, a
         if split_of("sub", f"{a},{b}") == split:
             _, t = pick(rng, SUB_Q)
-            if "difference" in t:
-                ans = f"The difference between {a} and {b} is {a - b}."
-            else:
-                ans = f"{a} minus {b} is {a - b}."
-            return qa("sub", f"{a},{b}", t.format(a=a, b=b), ans)
+            return qa("sub", f"{a},{b}", t.format(a=a, b=b), sub_answer(a, b))
 
 
 def gen_mul(rng, split):
@@ -589,3 +611,22 @@ def test_set(n_per_task, seed=1234):
             seen.add(q)
             out.append(s)
     return out
+
+
+# Tasks whose every answer can be listed by sampling; for the others (operands below
+# 100) a held-out question always needs a computation the model has not seen.
+FINITE_TASKS = ["mul", "spell", "days", "months", "units", "capitals", "planets",
+                "colours", "opposites", "greetings"]
+
+
+def taught_answers(n_per_task=20000, seed=77):
+    """Answers that training teaches, for FINITE_TASKS (by sampling the train split).
+
+    A held-out question whose answer is in here is a paraphrase of a taught fact;
+    one whose answer is not asks the fact in a direction never taught for that item
+    (e.g. "Paris is the capital of which country?" when only "What is the capital of
+    France?" was trained), which is what small language models are known to fail
+    (the "reversal curse")."""
+    rng = random.Random(seed)
+    return {s.messages[-1][1] for t in FINITE_TASKS for s in
+            (sample(rng, "train", t) for _ in range(n_per_task))}

@@ -113,6 +113,20 @@ def score(samples, answers):
     return out
 
 
+def table(title, samples, answers, names):
+    """Print accuracy per task and overall for each backend."""
+    scores = {m: score(samples, answers[m]) for m in names}
+    print(f"\n{title}\n{'task':<10} {'n':>4} " + " ".join(f"{n:>10}" for n in names))
+    for task in data.TASKS:
+        n = scores[names[0]].get(task, (0, 0))[1]
+        if n:
+            print(f"{task:<10} {n:>4} " +
+                  " ".join(f"{scores[m][task][0] / n:>10.1%}" for m in names))
+    total = len(samples)
+    print(f"{'all':<10} {total:>4} " +
+          " ".join(f"{sum(ok for ok, _ in scores[m].values()) / total:>10.1%}" for m in names))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--ckpt", type=Path, help="train.py checkpoint (torch backend)")
@@ -144,15 +158,17 @@ def main():
 
     scores = {name: score(samples, a) for name, a in answers.items()}
     names = list(answers)
-    print(f"{'task':<10} {'n':>4} " + " ".join(f"{n:>10}" for n in names))
-    for task in data.TASKS:
-        n = scores[names[0]].get(task, (0, 0))[1]
-        if n:
-            print(f"{task:<10} {n:>4} " +
-                  " ".join(f"{scores[m][task][0] / n:>10.1%}" for m in names))
+    table("all held-out questions", samples, answers, names)
+    taught = data.taught_answers()
+    kinds = [s.task not in data.FINITE_TASKS or s.messages[-1][1] in taught for s in samples]
+    for label, want in (("paraphrases of taught facts, and all questions of tasks "
+                         "with operands", True),
+                        ("facts asked in a form never trained for that item "
+                         "(answer never seen)", False)):
+        idx = [i for i, k in enumerate(kinds) if k == want]
+        table(label, [samples[i] for i in idx], {m: [answers[m][i] for i in idx] for m in names},
+              names)
     total = len(samples)
-    print(f"{'all':<10} {total:>4} " +
-          " ".join(f"{sum(ok for ok, _ in scores[m].values()) / total:>10.1%}" for m in names))
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             same = sum(x == y for x, y in zip(answers[a], answers[b]))
@@ -162,7 +178,7 @@ def main():
             "seed": args.seed, "per_task": args.per_task,
             "scores": {m: {t: list(v) for t, v in s.items()} for m, s in scores.items()},
             "questions": [{"task": s.task, "question": s.messages[0][1],
-                           "expected": s.messages[-1][1],
+                           "expected": s.messages[-1][1], "answer_taught": kinds[i],
                            **{m: answers[m][i] for m in names}}
                           for i, s in enumerate(samples)],
         }, indent=1))
