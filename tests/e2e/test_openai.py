@@ -179,3 +179,14 @@ def test_raw_malformed_wrong_types_and_huge_bodies(server, openai_client):
     # Still serving.
     r = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
     assert r.choices[0].message.role == "assistant"
+
+
+def test_a_client_leaving_mid_stream_does_not_break_the_server(openai_client):
+    stream = openai_client.chat.completions.create(
+        model=MODEL, messages=MESSAGES, max_tokens=200, stream=True
+    )
+    first = next(iter(stream))
+    assert first.choices[0].delta.role == "assistant"
+    stream.close()
+    r = openai_client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=2)
+    assert r.choices[0].finish_reason in ("stop", "length")
