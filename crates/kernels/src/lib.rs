@@ -9,6 +9,7 @@
 
 mod dispatch;
 pub mod formats;
+mod gemm;
 pub mod matmul;
 pub mod pool;
 pub mod simd;

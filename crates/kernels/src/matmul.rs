@@ -3,14 +3,18 @@
 //!
 //! This is ggml's `ggml_compute_forward_mul_mat` in outline (ggml-cpu.c): every
 //! activation row is converted once to the weight format's `vec_dot_type` (Q8_0,
-//! Q8_K, F16, ...), then each output element is one `vec_dot` of a weight row with
-//! a converted activation row. Weight rows are split across the pool in contiguous
-//! chunks; within a chunk the weight row is the outer loop so that it is read once
-//! for the whole batch. Nothing is allocated: the caller provides the scratch the
-//! converted activations live in ([`activation_scratch_len`]).
+//! Q8_K, F16, ...), then weight rows are split across the pool in contiguous
+//! chunks. Where the format has a GEMM tile kernel (`gemm`: F16, Q8_0, Q4_0,
+//! Q4_K, Q6_K on AVX-512 VNNI) a chunk is walked in tiles of four weight rows ×
+//! up to four tokens, so each weight block is read once per tile and unpacked
+//! once for four tokens; otherwise each output is one `vec_dot` of a weight row
+//! with a converted activation row, the weight row being the outer loop. Nothing
+//! is allocated: the caller provides the scratch the converted activations live
+//! in ([`activation_scratch_len`]).
 
 use gguf::TensorType;
 
+use crate::gemm::{self, NC, NR};
 use crate::pool::{SharedSlice, ThreadPool};
 use crate::{KernelError, traits};
 
@@ -90,9 +94,9 @@ pub fn activation_scratch_len(
 }
 
 /// Weight rows per task: enough tasks for load balance (4 per thread), each a
-/// contiguous run of rows.
+/// contiguous run of rows, a multiple of the tile height `NR`.
 fn rows_per_task(n_out: usize, n_threads: usize) -> usize {
-    n_out.div_ceil(n_threads * 4).max(1)
+    n_out.div_ceil(n_threads * 4).next_multiple_of(NR).max(NR)
 }
 
 /// `y[r * w.n_out + o] = dot(W row o, x row r)` for `n_rows = x.len() / w.n_in`
@@ -110,8 +114,10 @@ pub fn matmul(
     let tr = traits(w.ty).ok_or(KernelError::Unsupported(w.ty))?;
     let vec_dot = tr.vec_dot.ok_or(KernelError::Unsupported(w.ty))?;
     let act = traits(tr.vec_dot_type).ok_or(KernelError::Unsupported(tr.vec_dot_type))?;
+    // ggml-cpu's run-time converter, not the weight quantizer: on x86 they round
+    // Q8_0 / Q8_1 differently, and one flipped activation moves the logits.
     let convert = act
-        .from_f32
+        .activation_quantizer()
         .ok_or(KernelError::NoQuantizer(tr.vec_dot_type))?;
     let n_in = w.n_in;
     if n_in == 0 || !x.len().is_multiple_of(n_in) {
@@ -156,18 +162,42 @@ pub fn matmul(
     let n_tasks = w.n_out.div_ceil(chunk);
     let n_out = w.n_out;
     let out = SharedSlice::new(y);
-    pool.run(n_tasks, &|t| {
-        let first = t * chunk;
-        let last = (first + chunk).min(n_out);
-        for o in first..last {
-            let wrow = w.row(o);
-            for r in 0..n_rows {
-                let v = vec_dot(n_in, wrow, &converted[r * act_row..(r + 1) * act_row]);
-                // SAFETY: output (r, o) belongs to the task owning weight row o.
-                unsafe { out.write(r * n_out + o, v) };
+    let act = |r: usize| &converted[r * act_row..(r + 1) * act_row];
+    match gemm::kernel(w.ty) {
+        Some(kernel) => pool.run(n_tasks, &|t| {
+            let first = t * chunk;
+            let last = (first + chunk).min(n_out);
+            let mut tile = [[0f32; NR]; NC];
+            for o in (first..last).step_by(NR) {
+                // A short last tile repeats its last row; those results are dropped.
+                let rows: [&[u8]; NR] = std::array::from_fn(|i| w.row((o + i).min(last - 1)));
+                for r0 in (0..n_rows).step_by(NC) {
+                    let n_act = NC.min(n_rows - r0);
+                    let acts: [&[u8]; NC] = std::array::from_fn(|c| act(r0 + c.min(n_act - 1)));
+                    kernel.tile(n_in, rows, &acts[..n_act], &mut tile);
+                    for (c, outs) in tile.iter().enumerate().take(n_act) {
+                        for (i, &v) in outs.iter().enumerate().take(last - o) {
+                            // SAFETY: output (r, o + i) belongs to the task owning
+                            // weight row o + i.
+                            unsafe { out.write((r0 + c) * n_out + o + i, v) };
+                        }
+                    }
+                }
             }
-        }
-    });
+        }),
+        None => pool.run(n_tasks, &|t| {
+            let first = t * chunk;
+            let last = (first + chunk).min(n_out);
+            for o in first..last {
+                let wrow = w.row(o);
+                for r in 0..n_rows {
+                    let v = vec_dot(n_in, wrow, act(r));
+                    // SAFETY: output (r, o) belongs to the task owning weight row o.
+                    unsafe { out.write(r * n_out + o, v) };
+                }
+            }
+        }),
+    }
     Ok(())
 }
 
@@ -208,7 +238,7 @@ mod tests {
         let mut y = Vec::new();
         for xr in x.chunks(n_in) {
             let mut q = vec![0u8; arow];
-            crate::quantize(vt, xr, &mut q).unwrap();
+            (traits(vt).unwrap().activation_quantizer().unwrap())(xr, &mut q);
             for o in 0..n_out {
                 y.push(crate::dot(ty, n_in, &wq[o * row..(o + 1) * row], &q).unwrap());
             }
@@ -219,6 +249,7 @@ mod tests {
     #[test]
     fn matches_one_dot_at_a_time_for_each_activation_format() {
         let pool = ThreadPool::new(3);
+        // 37 rows: a short last tile; 5 tokens: a full and a partial token group.
         let (n_in, n_out, n_rows) = (256, 37, 5);
         let w = values(n_in * n_out, 1);
         let x = values(n_in * n_rows, 2);
@@ -228,6 +259,8 @@ mod tests {
             TensorType::Q8_0,
             TensorType::Q4_0,
             TensorType::Q4_K,
+            TensorType::Q6_K,
+            TensorType::Q5_K,
         ] {
             let mut wq = vec![0u8; ty.row_size(n_in as u64).unwrap() as usize * n_out];
             crate::quantize(ty, &w, &mut wq).unwrap();
@@ -235,7 +268,14 @@ mod tests {
             let mut scratch = vec![0u8; activation_scratch_len(ty, n_in, n_rows).unwrap()];
             let mut y = vec![0f32; n_rows * n_out];
             matmul(&pool, &m, &x, &mut scratch, &mut y).unwrap();
-            assert_eq!(y, reference(ty, &wq, n_in, n_out, &x), "{ty}");
+            // Tile kernels add the same block products in another order.
+            let want = reference(ty, &wq, n_in, n_out, &x);
+            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{ty} [{i}]: {a} vs {b}"
+                );
+            }
         }
     }
 

@@ -1,51 +1,71 @@
 //! A persistent thread pool for splitting one operation's work across cores.
 //!
-//! The pool keeps `n_threads - 1` worker threads parked on a condition variable;
-//! [`ThreadPool::run`] publishes a job (a borrowed closure and a task count), wakes
-//! the workers, takes part itself, and returns once every task has run. Tasks are
-//! claimed from an atomic counter, so a slow thread never holds up the others'
-//! share. This is the simple and correct version: workers sleep between jobs
-//! rather than spin, which costs a wake-up (microseconds) per operation.
+//! The pool keeps `n_threads - 1` worker threads; [`ThreadPool::run`] publishes a
+//! job (a borrowed closure and a task count), takes part itself, and returns once
+//! every worker has left the job. Tasks are claimed from an atomic counter, so a
+//! slow thread never holds up the others' share.
+//!
+//! A forward pass runs hundreds of small operations per token, a few microseconds
+//! each, so the cost of handing a job to the workers matters as much as the
+//! kernels. Like ggml's threadpool (ggml-cpu.c, `ggml_graph_compute_poll_for_work`)
+//! workers spin on the job generation for a while after each job ([`SPIN`]) and
+//! only then park on a condition variable; a job published while they spin
+//! starts within a cache-line transfer instead of a futex wake-up. Publishing
+//! takes the mutex only when some worker is parked.
 //!
 //! One job runs at a time: concurrent callers of `run` on the same pool are
 //! serialised by a lock, so sharing a pool between threads is safe.
 
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long an idle worker spins before parking: long enough to bridge the gap
+/// between two operations of a forward pass (and between two decoded tokens),
+/// short enough that an idle model costs no CPU.
+const SPIN: Duration = Duration::from_micros(500);
 
 /// The closure a job runs once per task index.
 type TaskFn<'a> = dyn Fn(usize) + Sync + 'a;
 
-/// A job as the workers see it: the closure with its lifetime erased, the task
-/// count and the counter tasks are claimed from.
+/// A job as the workers see it: the closure with its lifetime erased and the
+/// task count.
+#[derive(Clone, Copy)]
 struct Job {
     task: &'static TaskFn<'static>,
     n_tasks: usize,
-    next: Arc<AtomicUsize>,
 }
 
-/// State shared between the caller and the workers, under one mutex.
-struct Shared {
-    /// Bumped once per job; a worker runs a job when it sees a new generation.
-    generation: u64,
-    job: Option<Job>,
-    /// Workers still inside the current job.
-    busy: usize,
-    /// The first panic a worker caught in the current job.
-    panic: Option<Box<dyn Any + Send>>,
-    shutdown: bool,
-}
-
+/// State shared between the caller and the workers.
 struct Inner {
-    shared: Mutex<Shared>,
-    /// Signals workers that a job (or shutdown) was published.
-    start: Condvar,
-    /// Signals the caller that a worker left the job.
-    done: Condvar,
+    /// Bumped once per job (and once for shutdown); a worker runs the job when it
+    /// sees a generation it has not run.
+    generation: AtomicU64,
+    /// The current job: written by the caller only while no worker is inside a
+    /// job (`active == 0`), read by workers after they see a new generation.
+    job: UnsafeCell<Option<Job>>,
+    /// The next task index to claim.
+    next: AtomicUsize,
+    /// Workers that have not yet left the current job.
+    active: AtomicUsize,
+    /// Workers parked (or about to park) on `wake`.
+    parked: AtomicUsize,
+    /// Guards parking; `wake` is notified under it.
+    lock: Mutex<()>,
+    wake: Condvar,
+    /// The first panic a worker caught in the current job.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
+
+// SAFETY: `job` is only written by the one caller holding `run_lock` while every
+// worker is outside a job, and only read by workers between their acquire load of
+// a new `generation` and their release decrement of `active`; the other fields are
+// atomics or locks.
+unsafe impl Sync for Inner {}
 
 /// A fixed set of worker threads that run the tasks of one job at a time.
 pub struct ThreadPool {
@@ -70,21 +90,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A generation value that means "shut down".
+const SHUTDOWN: u64 = u64::MAX;
+
 impl ThreadPool {
     /// A pool that runs jobs on `n_threads` threads in all: the caller and
     /// `n_threads - 1` workers (`0` is taken as `1`).
     pub fn new(n_threads: usize) -> ThreadPool {
         let n_threads = n_threads.max(1);
         let inner = Arc::new(Inner {
-            shared: Mutex::new(Shared {
-                generation: 0,
-                job: None,
-                busy: 0,
-                panic: None,
-                shutdown: false,
-            }),
-            start: Condvar::new(),
-            done: Condvar::new(),
+            generation: AtomicU64::new(0),
+            job: UnsafeCell::new(None),
+            next: AtomicUsize::new(0),
+            active: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+            panic: Mutex::new(None),
         });
         let workers = (1..n_threads)
             .map(|i| {
@@ -126,40 +148,45 @@ impl ThreadPool {
             return;
         }
         let _serial = lock(&self.run_lock);
-        let next = Arc::new(AtomicUsize::new(0));
-        // SAFETY: the erased reference is only used by workers between the
-        // publication below and the moment `busy` drops back to zero, and this
-        // function does not return (or unwind) before waiting for that; the job
-        // is removed from the shared state before returning, so no worker can
-        // observe the reference after `task`'s lifetime ends.
+        let inner = &*self.inner;
+        // SAFETY: the erased reference is only used by workers between their
+        // acquire of the new generation and their release of `active`, and this
+        // function does not return (or unwind) before `active` is zero again.
         let erased: &'static TaskFn<'static> =
             unsafe { std::mem::transmute::<&TaskFn<'_>, &'static TaskFn<'static>>(task) };
-        {
-            let mut s = lock(&self.inner.shared);
-            s.generation += 1;
-            s.job = Some(Job {
+        // SAFETY: every worker left the previous job (`active` was zero when the
+        // previous `run` returned) and none reads `job` before the generation
+        // bump below; `run_lock` excludes other callers.
+        unsafe {
+            *inner.job.get() = Some(Job {
                 task: erased,
                 n_tasks,
-                next: Arc::clone(&next),
             });
-            s.busy = self.workers.len();
-            s.panic = None;
         }
-        self.inner.start.notify_all();
-
-        let mine = catch_unwind(AssertUnwindSafe(|| claim_tasks(task, n_tasks, &next)));
-
-        let mut s = lock(&self.inner.shared);
-        while s.busy > 0 {
-            s = self
-                .inner
-                .done
-                .wait(s)
-                .unwrap_or_else(PoisonError::into_inner);
+        inner.next.store(0, Ordering::Relaxed);
+        inner.active.store(self.workers.len(), Ordering::Relaxed);
+        // SeqCst pairs with the worker's SeqCst `parked` increment: either the
+        // worker sees this generation before parking, or this sees it parked.
+        inner.generation.fetch_add(1, Ordering::SeqCst);
+        if inner.parked.load(Ordering::SeqCst) > 0 {
+            let _g = lock(&inner.lock);
+            inner.wake.notify_all();
         }
-        s.job = None;
-        let theirs = s.panic.take();
-        drop(s);
+
+        let mine = catch_unwind(AssertUnwindSafe(|| claim_tasks(task, n_tasks, &inner.next)));
+
+        let mut spins = 0u32;
+        while inner.active.load(Ordering::Acquire) > 0 {
+            spins += 1;
+            if spins < 1 << 14 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+        // SAFETY: no worker is inside the job any more (`active` is zero).
+        unsafe { *inner.job.get() = None };
+        let theirs = lock(&inner.panic).take();
         if let Err(p) = mine {
             resume_unwind(p);
         }
@@ -180,40 +207,66 @@ fn claim_tasks(task: &TaskFn<'_>, n_tasks: usize, next: &AtomicUsize) {
     }
 }
 
+/// Waits for a generation other than `seen`: spins for [`SPIN`], then parks.
+fn wait_for_job(inner: &Inner, seen: u64) -> u64 {
+    let start = Instant::now();
+    let mut spins = 0u32;
+    loop {
+        let g = inner.generation.load(Ordering::Acquire);
+        if g != seen {
+            return g;
+        }
+        spins = spins.wrapping_add(1);
+        if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
+            std::hint::spin_loop();
+            continue;
+        }
+        inner.parked.fetch_add(1, Ordering::SeqCst);
+        let mut guard = lock(&inner.lock);
+        let g = loop {
+            let g = inner.generation.load(Ordering::SeqCst);
+            if g != seen {
+                break g;
+            }
+            guard = inner
+                .wake
+                .wait(guard)
+                .unwrap_or_else(PoisonError::into_inner);
+        };
+        drop(guard);
+        inner.parked.fetch_sub(1, Ordering::SeqCst);
+        return g;
+    }
+}
+
 fn worker_loop(inner: &Inner) {
     let mut seen = 0u64;
     loop {
-        let (task, n_tasks, next) = {
-            let mut s = lock(&inner.shared);
-            while !s.shutdown && s.generation == seen {
-                s = inner.start.wait(s).unwrap_or_else(PoisonError::into_inner);
-            }
-            if s.shutdown {
-                return;
-            }
-            seen = s.generation;
-            let job = s
-                .job
-                .as_ref()
-                .expect("a new generation always carries a job");
-            (job.task, job.n_tasks, Arc::clone(&job.next))
-        };
-        let result = catch_unwind(AssertUnwindSafe(|| claim_tasks(task, n_tasks, &next)));
-        let mut s = lock(&inner.shared);
+        seen = wait_for_job(inner, seen);
+        if seen == SHUTDOWN {
+            return;
+        }
+        // SAFETY: the caller wrote the job before publishing this generation
+        // (acquire above) and leaves it alone until `active` reaches zero.
+        let job = unsafe { *inner.job.get() }.expect("a published generation carries a job");
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            claim_tasks(job.task, job.n_tasks, &inner.next)
+        }));
         if let Err(p) = result {
-            s.panic.get_or_insert(p);
+            lock(&inner.panic).get_or_insert(p);
         }
-        s.busy -= 1;
-        if s.busy == 0 {
-            inner.done.notify_all();
-        }
+        inner.active.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
-        lock(&self.inner.shared).shutdown = true;
-        self.inner.start.notify_all();
+        let inner = &*self.inner;
+        inner.generation.store(SHUTDOWN, Ordering::SeqCst);
+        {
+            let _g = lock(&inner.lock);
+            inner.wake.notify_all();
+        }
         for w in self.workers.drain(..) {
             // A worker only exits by returning; its tasks' panics were caught.
             let _ = w.join();
@@ -333,6 +386,44 @@ mod tests {
             count.fetch_add(1, Ordering::Relaxed);
         });
         assert_eq!(count.load(Ordering::Relaxed), 10);
+    }
+
+    #[test]
+    fn parked_workers_wake_for_the_next_job() {
+        let pool = ThreadPool::new(3);
+        for round in 0..4 {
+            // Long enough for the workers to stop spinning and park.
+            std::thread::sleep(SPIN * 4);
+            let seen: Vec<AtomicUsize> = (0..64).map(|_| AtomicUsize::new(0)).collect();
+            pool.run(seen.len(), &|i| {
+                seen[i].fetch_add(1, Ordering::Relaxed);
+            });
+            assert!(
+                seen.iter().all(|h| h.load(Ordering::Relaxed) == 1),
+                "round {round}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_worker_takes_part_while_the_caller_is_busy() {
+        let pool = ThreadPool::new(2);
+        let main = std::thread::current().id();
+        let by_worker = AtomicUsize::new(0);
+        // The caller's task waits (up to a generous bound) for the other task to
+        // be run by the worker; with a broken pool the caller would run both.
+        pool.run(2, &|_| {
+            if std::thread::current().id() != main {
+                by_worker.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            let start = Instant::now();
+            while by_worker.load(Ordering::SeqCst) == 0 && start.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::yield_now();
+            }
+        });
+        assert_eq!(by_worker.load(Ordering::SeqCst), 1);
     }
 
     #[test]
