@@ -11,11 +11,17 @@ input, what ggml does:
 * ggml's dequantization of those bytes (type_traits->to_float);
 * one ggml CPU dot product per row against the shared activations, quantized
   to the format's vec_dot_type with the CPU backend's from_float (exactly what
-  ggml's matmul feeds to vec_dot).
+  ggml's matmul feeds to vec_dot);
+* for every activation format (each vec_dot_type), the CPU backend's run-time
+  from_float applied to the shared input: on x86 it rounds Q8_0 / Q8_1 half to
+  even with scale 127/amax (ggml-cpu/arch/x86/quants.c), unlike the reference
+  quantizer llama-quantize uses for weights, and hearth's matmul must match it.
 
-Usage: gen_kernel_fixtures.py [--llama-cpp DIR] [--out DIR]
+Usage: gen_kernel_fixtures.py [--llama-cpp DIR] [--build NAME] [--out DIR]
 Needs numpy and the shared libraries of a llama.cpp build
-(DIR/build/bin/libggml-base.so, libggml-cpu.so). See README.md for the format.
+(DIR/NAME/bin/libggml-base.so, libggml-cpu.so; NAME defaults to build-noamx, a
+build without AMX, whose CPU backend runs on machines without AMX tiles). See
+README.md for the format.
 """
 
 import argparse
@@ -160,8 +166,8 @@ def make_input(rng):
 
 
 class Ggml:
-    def __init__(self, root):
-        bindir = os.path.join(root, "build", "bin")
+    def __init__(self, root, build):
+        bindir = os.path.join(root, build, "bin")
         self.base = C.CDLL(os.path.join(bindir, "libggml-base.so"), mode=C.RTLD_GLOBAL)
         self.cpu = C.CDLL(os.path.join(bindir, "libggml-cpu.so"), mode=C.RTLD_GLOBAL)
         self.base.ggml_get_type_traits.restype = C.POINTER(TypeTraits)
@@ -235,12 +241,13 @@ class Ggml:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--llama-cpp", default="/tmp/ref/llama.cpp")
+    ap.add_argument("--build", default="build-noamx")
     here = os.path.dirname(os.path.abspath(__file__))
     ap.add_argument("--out", default=os.path.join(here, "..", "..", "crates", "kernels",
                                                    "tests", "fixtures", "kernels"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    ggml = Ggml(args.llama_cpp)
+    ggml = Ggml(args.llama_cpp, args.build)
     rng = np.random.default_rng(SEED)
     x = make_input(rng)
     act = (rng.standard_normal((N_ROWS, N_PER_ROW)) * 0.7).astype(np.float32)
@@ -258,6 +265,7 @@ def main():
         "input": save("input.f32", x),
         "activations": save("activations.f32", act),
         "activation_quants": {},
+        "activation_from_float": {},
         "formats": [],
     }
     for name, how in FORMATS:
@@ -279,6 +287,9 @@ def main():
         index["formats"].append(entry)
         print(f"{name:8} {how:8} {q.size:6} bytes  dequant={deq is not None}  "
               f"vec_dot_type={entry['vec_dot_type']}", file=sys.stderr)
+    for vdt in index["activation_quants"]:
+        qx = ggml.quantize_activations(vdt, x)
+        index["activation_from_float"][vdt] = save(f"{vdt}.from_float.bin", qx)
     with open(os.path.join(args.out, "index.json"), "w") as f:
         json.dump(index, f, indent=1)
         f.write("\n")

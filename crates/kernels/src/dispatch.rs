@@ -25,10 +25,27 @@ pub struct TypeTraits {
     /// without an importance matrix (ggml's `ggml_quantize_chunk`); `None` where ggml
     /// needs an importance matrix or has no quantizer.
     pub from_f32: Option<FromF32Fn>,
+    /// ggml-cpu's run-time activation converter (`type_traits_cpu[t].from_float`)
+    /// where it rounds differently from the weight quantizer `from_f32`; `None`
+    /// where the two agree. On x86 ggml converts activations to Q8_0 / Q8_1 with
+    /// its AVX `quantize_row_q8_{0,1}` (scale `127/amax`, round half to even)
+    /// while llama-quantize writes weights with `quantize_row_q8_{0,1}_ref`
+    /// (scale `1/(amax/127)`, round half away from zero); matching the former is
+    /// what keeps logits bit-for-bit on llama.cpp's path. Use
+    /// [`TypeTraits::activation_quantizer`].
+    pub from_f32_act: Option<FromF32Fn>,
     /// Dot product against activations quantized to `vec_dot_type`.
     pub vec_dot: Option<VecDotFn>,
     /// The activation format `vec_dot` expects for its second operand.
     pub vec_dot_type: TensorType,
+}
+
+impl TypeTraits {
+    /// The converter for activations of this format (the second operand of a
+    /// matmul): `from_f32_act` where ggml-cpu has its own, else `from_f32`.
+    pub fn activation_quantizer(&self) -> Option<FromF32Fn> {
+        self.from_f32_act.or(self.from_f32)
+    }
 }
 
 /// Misuse of the checked entry points: lengths that are not whole blocks, or a

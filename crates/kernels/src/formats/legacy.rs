@@ -25,6 +25,7 @@ pub(crate) const TRAITS: &[TypeTraits] = &[
         ty: TensorType::Q4_0,
         to_f32: dequantize_row_q4_0,
         from_f32: Some(quantize_row_q4_0_ref),
+        from_f32_act: None,
         vec_dot: Some(vec_dot_q4_0_q8_0),
         vec_dot_type: TensorType::Q8_0,
     },
@@ -32,6 +33,7 @@ pub(crate) const TRAITS: &[TypeTraits] = &[
         ty: TensorType::Q4_1,
         to_f32: dequantize_row_q4_1,
         from_f32: Some(quantize_row_q4_1_ref),
+        from_f32_act: None,
         vec_dot: Some(vec_dot_q4_1_q8_1),
         vec_dot_type: TensorType::Q8_1,
     },
@@ -39,6 +41,7 @@ pub(crate) const TRAITS: &[TypeTraits] = &[
         ty: TensorType::Q5_0,
         to_f32: dequantize_row_q5_0,
         from_f32: Some(quantize_row_q5_0_ref),
+        from_f32_act: None,
         vec_dot: Some(vec_dot_q5_0_q8_0),
         vec_dot_type: TensorType::Q8_0,
     },
@@ -46,6 +49,7 @@ pub(crate) const TRAITS: &[TypeTraits] = &[
         ty: TensorType::Q5_1,
         to_f32: dequantize_row_q5_1,
         from_f32: Some(quantize_row_q5_1_ref),
+        from_f32_act: None,
         vec_dot: Some(vec_dot_q5_1_q8_1),
         vec_dot_type: TensorType::Q8_1,
     },
@@ -53,6 +57,7 @@ pub(crate) const TRAITS: &[TypeTraits] = &[
         ty: TensorType::Q8_0,
         to_f32: dequantize_row_q8_0,
         from_f32: Some(quantize_row_q8_0_ref),
+        from_f32_act: Some(quantize_row_q8_0_act),
         vec_dot: Some(vec_dot_q8_0_q8_0),
         vec_dot_type: TensorType::Q8_0,
     },
@@ -62,6 +67,7 @@ pub(crate) const TRAITS: &[TypeTraits] = &[
         ty: TensorType::Q8_1,
         to_f32: dequantize_row_q8_1,
         from_f32: Some(quantize_row_q8_1_ref),
+        from_f32_act: Some(quantize_row_q8_1_act),
         vec_dot: None,
         vec_dot_type: TensorType::Q8_1,
     },
@@ -548,6 +554,60 @@ impl BlockQ8_1 {
             *y = q as f32 * d;
         }
     }
+}
+
+/// ggml-cpu/arch/x86/quants.c `quantize_row_q8_0` (AVX), the run-time activation
+/// converter: scale `id = 127/amax` (not `1/(amax/127)`, which can differ in the
+/// last bit) and `_mm256_round_ps(.., _MM_ROUND_NEAREST)`, half to even. Returns
+/// `d`, the stored quants (`_mm256_cvtps_epi32` then saturating packs: NaN and
+/// ±inf give −128) and ggml's Q8_1 sum, taken over the 32-bit integers before
+/// the packs (wrapping, as `hsum_i32_8` does).
+#[inline]
+fn quant_q8_act(x: &[f32; QK]) -> (f32, [i8; QK], i32) {
+    let amax = abs_max_q8(x);
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    let wide: [i32; QK] = std::array::from_fn(|j| c_float_to_int((x[j] * id).round_ties_even()));
+    let qs = wide.map(|v| v.clamp(-128, 127) as i8);
+    let sum = wide.iter().fold(0i32, |s, &v| s.wrapping_add(v));
+    (amax / 127.0, qs, sum)
+}
+
+impl BlockQ8_0 {
+    /// ggml-cpu's x86 `quantize_row_q8_0`: the activation converter (see
+    /// [`quantize_row_q8_0_act`]).
+    pub fn quantize_act(x: &[f32; QK]) -> Self {
+        let (d, qs, _) = quant_q8_act(x);
+        Self {
+            d: f32_to_f16(d),
+            qs,
+        }
+    }
+}
+
+impl BlockQ8_1 {
+    /// ggml-cpu's x86 `quantize_row_q8_1`: as [`BlockQ8_0::quantize_act`], plus
+    /// `s = f16(d·Σq)`.
+    pub fn quantize_act(x: &[f32; QK]) -> Self {
+        let (d, qs, sum) = quant_q8_act(x);
+        Self {
+            d: f32_to_f16(d),
+            s: f32_to_f16(d * sum as f32),
+            qs,
+        }
+    }
+}
+
+/// Quantize activations `src` into whole Q8_0 blocks as ggml-cpu does on x86 before
+/// a matmul (`type_traits_cpu[Q8_0].from_float`): half to even with scale
+/// `127/amax`, where llama-quantize's weights use [`quantize_row_q8_0_ref`].
+pub fn quantize_row_q8_0_act(src: &[f32], dst: &mut [u8]) {
+    quantize_blocks::<34, BlockQ8_0>(src, dst, BlockQ8_0::quantize_act);
+}
+
+/// Quantize activations `src` into whole Q8_1 blocks as ggml-cpu does on x86
+/// (`type_traits_cpu[Q8_1].from_float`); see [`quantize_row_q8_0_act`].
+pub fn quantize_row_q8_1_act(src: &[f32], dst: &mut [u8]) {
+    quantize_blocks::<36, BlockQ8_1>(src, dst, BlockQ8_1::quantize_act);
 }
 
 macro_rules! row_kernels {

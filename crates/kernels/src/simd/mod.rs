@@ -17,7 +17,10 @@
 //!   even like ggml's own AVX `quantize_row_q8_0`: the reference is also what
 //!   llama-quantize writes for Q8_0 weights, and one rounding rule everywhere keeps
 //!   every path reproducible. Where an input would make SIMD and scalar semantics
-//!   diverge (NaN inside a block), the block is handed to the scalar code.
+//!   diverge (NaN inside a block), the block is handed to the scalar code;
+//! * activation converters (`from_f32_act` of Q8_0 and Q8_1: ggml's AVX rounding,
+//!   half to even with scale `127/amax`) write the same bytes as their scalar
+//!   references in `formats::legacy`, NaN blocks again going to the scalar code.
 //!
 //! Activations quantized by hearth never hold the byte −128 (the quantizers clamp
 //! to ±127); like ggml, the x86 signed-byte products rely on that (they negate
@@ -149,6 +152,7 @@ struct Override {
     ty: TensorType,
     to_f32: Option<ToF32Fn>,
     from_f32: Option<FromF32Fn>,
+    from_f32_act: Option<FromF32Fn>,
     vec_dot: Option<VecDotFn>,
 }
 
@@ -159,6 +163,7 @@ impl Override {
             ty,
             to_f32: None,
             from_f32: None,
+            from_f32_act: None,
             vec_dot: Some(f),
         }
     }
@@ -170,6 +175,7 @@ impl Override {
             ty,
             to_f32: Some(f),
             from_f32: None,
+            from_f32_act: None,
             vec_dot: None,
         }
     }
@@ -181,6 +187,19 @@ impl Override {
             ty,
             to_f32: None,
             from_f32: Some(f),
+            from_f32_act: None,
+            vec_dot: None,
+        }
+    }
+
+    /// A replacement of the activation converter only.
+    #[cfg(target_arch = "x86_64")]
+    const fn quantize_act(ty: TensorType, f: FromF32Fn) -> Self {
+        Override {
+            ty,
+            to_f32: None,
+            from_f32: None,
+            from_f32_act: Some(f),
             vec_dot: None,
         }
     }
@@ -208,6 +227,7 @@ pub(crate) fn install(level: Cpu, table: &mut [TypeTraits]) {
         if let Some(t) = table.iter_mut().find(|t| t.ty == o.ty) {
             t.to_f32 = o.to_f32.unwrap_or(t.to_f32);
             t.from_f32 = o.from_f32.or(t.from_f32);
+            t.from_f32_act = o.from_f32_act.or(t.from_f32_act);
             t.vec_dot = o.vec_dot.or(t.vec_dot);
         }
     }

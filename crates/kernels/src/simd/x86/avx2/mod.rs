@@ -45,6 +45,8 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
         Override::dot(TensorType::BF16, float::vec_dot_bf16),
         Override::quantize(TensorType::Q8_0, quantize::quantize_row_q8_0),
         Override::quantize(TensorType::Q8_1, quantize::quantize_row_q8_1),
+        Override::quantize_act(TensorType::Q8_0, quantize::quantize_row_q8_0_act),
+        Override::quantize_act(TensorType::Q8_1, quantize::quantize_row_q8_1_act),
         Override::quantize(TensorType::Q8_K, quantize::quantize_row_q8_k),
         Override::quantize(TensorType::F16, float::quantize_row_f16),
         Override::dequantize(TensorType::F16, dequant::dequantize_row_f16),
