@@ -2,16 +2,22 @@
 //!
 //! The pool keeps `n_threads - 1` worker threads; [`ThreadPool::run`] publishes a
 //! job (a borrowed closure and a task count), takes part itself, and returns once
-//! every worker has left the job. Tasks are claimed from an atomic counter, so a
-//! slow thread never holds up the others' share.
+//! every task has run. Tasks are claimed from an atomic counter, so a slow thread
+//! never holds up the others' share.
 //!
 //! A forward pass runs hundreds of small operations per token, a few microseconds
 //! each, so the cost of handing a job to the workers matters as much as the
 //! kernels. Like ggml's threadpool (ggml-cpu.c, `ggml_graph_compute_poll_for_work`)
-//! workers spin on the job generation for a while after each job ([`SPIN`]) and
-//! only then park on a condition variable; a job published while they spin
-//! starts within a cache-line transfer instead of a futex wake-up. Publishing
-//! takes the mutex only when some worker is parked.
+//! workers spin on the job state for a while after each job ([`SPIN`]) and only
+//! then park on a condition variable; a job published while they spin starts
+//! within a cache-line transfer instead of a futex wake-up. Publishing takes the
+//! mutex only when some worker is parked.
+//!
+//! Joining a job is optional: a worker enters it by incrementing the count of
+//! workers inside (one compare-and-swap on the job state) and the caller closes
+//! the job once every task is claimed and no worker is inside. A worker that the
+//! OS has descheduled (a busy machine) therefore never delays the caller: it
+//! finds the job closed when it runs again and goes back to waiting.
 //!
 //! One job runs at a time: concurrent callers of `run` on the same pool are
 //! serialised by a lock, so sharing a pool between threads is safe.
@@ -40,18 +46,32 @@ struct Job {
     n_tasks: usize,
 }
 
+/// The job state word: the job generation in the high bits, an "open" flag and
+/// the number of workers inside the job in the low [`GEN_SHIFT`] bits.
+mod state {
+    /// Bits below the generation.
+    pub const GEN_SHIFT: u32 = 16;
+    /// Set while workers may enter the job.
+    pub const OPEN: u64 = 1 << 15;
+    /// Workers inside the job.
+    pub const INSIDE: u64 = OPEN - 1;
+    /// The generation that tells workers to exit.
+    pub const SHUTDOWN: u64 = u64::MAX >> GEN_SHIFT;
+
+    pub fn generation(s: u64) -> u64 {
+        s >> GEN_SHIFT
+    }
+}
+
 /// State shared between the caller and the workers.
 struct Inner {
-    /// Bumped once per job (and once for shutdown); a worker runs the job when it
-    /// sees a generation it has not run.
-    generation: AtomicU64,
-    /// The current job: written by the caller only while no worker is inside a
-    /// job (`active == 0`), read by workers after they see a new generation.
+    /// See [`state`].
+    state: AtomicU64,
+    /// The current job: written by the caller only while the job is closed with
+    /// no worker inside, read by workers only while inside.
     job: UnsafeCell<Option<Job>>,
     /// The next task index to claim.
     next: AtomicUsize,
-    /// Workers that have not yet left the current job.
-    active: AtomicUsize,
     /// Workers parked (or about to park) on `wake`.
     parked: AtomicUsize,
     /// Guards parking; `wake` is notified under it.
@@ -61,10 +81,10 @@ struct Inner {
     panic: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
-// SAFETY: `job` is only written by the one caller holding `run_lock` while every
-// worker is outside a job, and only read by workers between their acquire load of
-// a new `generation` and their release decrement of `active`; the other fields are
-// atomics or locks.
+// SAFETY: `job` is only written by the one caller holding `run_lock` while the
+// job is closed and no worker is inside, and only read by workers between a
+// successful entering compare-and-swap (acquire) and their release decrement of
+// the inside count; the other fields are atomics or locks.
 unsafe impl Sync for Inner {}
 
 /// A fixed set of worker threads that run the tasks of one job at a time.
@@ -90,19 +110,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A generation value that means "shut down".
-const SHUTDOWN: u64 = u64::MAX;
-
 impl ThreadPool {
     /// A pool that runs jobs on `n_threads` threads in all: the caller and
     /// `n_threads - 1` workers (`0` is taken as `1`).
     pub fn new(n_threads: usize) -> ThreadPool {
         let n_threads = n_threads.max(1);
         let inner = Arc::new(Inner {
-            generation: AtomicU64::new(0),
+            state: AtomicU64::new(0),
             job: UnsafeCell::new(None),
             next: AtomicUsize::new(0),
-            active: AtomicUsize::new(0),
             parked: AtomicUsize::new(0),
             lock: Mutex::new(()),
             wake: Condvar::new(),
@@ -149,14 +165,14 @@ impl ThreadPool {
         }
         let _serial = lock(&self.run_lock);
         let inner = &*self.inner;
-        // SAFETY: the erased reference is only used by workers between their
-        // acquire of the new generation and their release of `active`, and this
-        // function does not return (or unwind) before `active` is zero again.
+        // SAFETY: the erased reference is only used by workers inside the job,
+        // and this function does not return (or unwind) before closing the job
+        // with no worker inside.
         let erased: &'static TaskFn<'static> =
             unsafe { std::mem::transmute::<&TaskFn<'_>, &'static TaskFn<'static>>(task) };
-        // SAFETY: every worker left the previous job (`active` was zero when the
-        // previous `run` returned) and none reads `job` before the generation
-        // bump below; `run_lock` excludes other callers.
+        // SAFETY: the previous job is closed with no worker inside (the previous
+        // `run` returned only then) and no worker reads `job` before entering the
+        // job opened below; `run_lock` excludes other callers.
         unsafe {
             *inner.job.get() = Some(Job {
                 task: erased,
@@ -164,10 +180,13 @@ impl ThreadPool {
             });
         }
         inner.next.store(0, Ordering::Relaxed);
-        inner.active.store(self.workers.len(), Ordering::Relaxed);
+        let generation = state::generation(inner.state.load(Ordering::Relaxed)) + 1;
         // SeqCst pairs with the worker's SeqCst `parked` increment: either the
-        // worker sees this generation before parking, or this sees it parked.
-        inner.generation.fetch_add(1, Ordering::SeqCst);
+        // worker sees this job before parking, or this sees it parked.
+        inner.state.store(
+            generation << state::GEN_SHIFT | state::OPEN,
+            Ordering::SeqCst,
+        );
         if inner.parked.load(Ordering::SeqCst) > 0 {
             let _g = lock(&inner.lock);
             inner.wake.notify_all();
@@ -175,16 +194,28 @@ impl ThreadPool {
 
         let mine = catch_unwind(AssertUnwindSafe(|| claim_tasks(task, n_tasks, &inner.next)));
 
+        // Every task is claimed; close the job once no worker is inside (those
+        // inside are finishing the last claimed tasks).
+        let open = generation << state::GEN_SHIFT | state::OPEN;
         let mut spins = 0u32;
-        while inner.active.load(Ordering::Acquire) > 0 {
+        while inner
+            .state
+            .compare_exchange_weak(
+                open,
+                generation << state::GEN_SHIFT,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
             spins += 1;
-            if spins < 1 << 14 {
+            if spins < 1 << 12 {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
         }
-        // SAFETY: no worker is inside the job any more (`active` is zero).
+        // SAFETY: the job is closed and no worker is inside.
         unsafe { *inner.job.get() = None };
         let theirs = lock(&inner.panic).take();
         if let Err(p) = mine {
@@ -207,14 +238,15 @@ fn claim_tasks(task: &TaskFn<'_>, n_tasks: usize, next: &AtomicUsize) {
     }
 }
 
-/// Waits for a generation other than `seen`: spins for [`SPIN`], then parks.
+/// Waits for a job generation other than `seen`: spins for [`SPIN`], then
+/// parks. Returns the state word that showed it.
 fn wait_for_job(inner: &Inner, seen: u64) -> u64 {
     let start = Instant::now();
     let mut spins = 0u32;
     loop {
-        let g = inner.generation.load(Ordering::Acquire);
-        if g != seen {
-            return g;
+        let s = inner.state.load(Ordering::Acquire);
+        if state::generation(s) != seen {
+            return s;
         }
         spins = spins.wrapping_add(1);
         if !spins.is_multiple_of(64) || start.elapsed() < SPIN {
@@ -223,10 +255,10 @@ fn wait_for_job(inner: &Inner, seen: u64) -> u64 {
         }
         inner.parked.fetch_add(1, Ordering::SeqCst);
         let mut guard = lock(&inner.lock);
-        let g = loop {
-            let g = inner.generation.load(Ordering::SeqCst);
-            if g != seen {
-                break g;
+        let s = loop {
+            let s = inner.state.load(Ordering::SeqCst);
+            if state::generation(s) != seen {
+                break s;
             }
             guard = inner
                 .wake
@@ -235,34 +267,54 @@ fn wait_for_job(inner: &Inner, seen: u64) -> u64 {
         };
         drop(guard);
         inner.parked.fetch_sub(1, Ordering::SeqCst);
-        return g;
+        return s;
     }
 }
 
 fn worker_loop(inner: &Inner) {
     let mut seen = 0u64;
     loop {
-        seen = wait_for_job(inner, seen);
-        if seen == SHUTDOWN {
-            return;
+        let mut s = wait_for_job(inner, seen);
+        // Enter the job if it is still open.
+        let entered = loop {
+            let generation = state::generation(s);
+            if generation == state::SHUTDOWN {
+                return;
+            }
+            seen = generation;
+            if s & state::OPEN == 0 || s & state::INSIDE == state::INSIDE {
+                break false;
+            }
+            match inner
+                .state
+                .compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Relaxed)
+            {
+                Ok(_) => break true,
+                Err(now) => s = now,
+            }
+        };
+        if !entered {
+            continue;
         }
-        // SAFETY: the caller wrote the job before publishing this generation
-        // (acquire above) and leaves it alone until `active` reaches zero.
-        let job = unsafe { *inner.job.get() }.expect("a published generation carries a job");
+        // SAFETY: inside the job (entered above); the caller wrote it before
+        // opening it and leaves it alone until no worker is inside.
+        let job = unsafe { *inner.job.get() }.expect("an open job is set");
         let result = catch_unwind(AssertUnwindSafe(|| {
             claim_tasks(job.task, job.n_tasks, &inner.next)
         }));
         if let Err(p) = result {
             lock(&inner.panic).get_or_insert(p);
         }
-        inner.active.fetch_sub(1, Ordering::Release);
+        inner.state.fetch_sub(1, Ordering::Release);
     }
 }
 
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         let inner = &*self.inner;
-        inner.generation.store(SHUTDOWN, Ordering::SeqCst);
+        inner
+            .state
+            .store(state::SHUTDOWN << state::GEN_SHIFT, Ordering::SeqCst);
         {
             let _g = lock(&inner.lock);
             inner.wake.notify_all();
