@@ -30,8 +30,16 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
 pub fn softmax(x: &mut [f32]) {
     let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0f64;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
+    // ggml takes exp with `ggml_v_expf` over whole 16-wide vectors, libm's expf
+    // on the rest; the two differ in the last bit, which the f16 rounding of the
+    // probabilities can turn into a different activation.
+    let simd = x.len() / EXP_LANES * EXP_LANES;
+    for (i, v) in x.iter_mut().enumerate() {
+        *v = if i < simd {
+            ggml_expf(*v - max)
+        } else {
+            (*v - max).exp()
+        };
         sum += f64::from(*v);
     }
     let inv = (1.0 / sum) as f32;
@@ -43,11 +51,58 @@ pub fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
-/// `gate[i] = silu(gate[i]) * up[i]` (ggml_swiglu_split).
+/// `gate[i] = silu(gate[i]) * up[i]` (ggml_swiglu_split): as ggml's
+/// `ggml_vec_swiglu_f32` on x86, whole 16-wide vectors take `exp(-x)` from
+/// [`ggml_expf`], the rest from libm ([`silu`]).
 pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = silu(*g) * u;
+    let simd = gate.len() / EXP_LANES * EXP_LANES;
+    for (i, (g, &u)) in gate.iter_mut().zip(up).enumerate() {
+        *g = if i < simd {
+            let x = *g;
+            x / (1.0 + ggml_expf(-x)) * u
+        } else {
+            silu(*g) * u
+        };
     }
+}
+
+/// Lanes of ggml's widest x86 vector loop (AVX-512) in the exp-based ops; the
+/// remainder of a row goes through libm.
+const EXP_LANES: usize = 16;
+
+/// ggml-cpu/vec.h `ggml_v_expf`, one lane: ggml's vectorised `expf` (a
+/// polynomial after a power-of-two range reduction, within ~2 ulp of the
+/// true value, so not always libm's result). Rust's `mul_add` is the fused
+/// multiply-add the SIMD code uses.
+pub fn ggml_expf(x: f32) -> f32 {
+    let r = f32::from_bits(0x4b40_0000); // 0x1.8p23
+    let z = x.mul_add(f32::from_bits(0x3fb8_aa3b), r); // log2(e)
+    let n = z - r;
+    let b = (-n).mul_add(
+        f32::from_bits(0x35bf_be8e),                  // ln 2, low part
+        (-n).mul_add(f32::from_bits(0x3f31_7200), x), // ln 2, high part
+    );
+    if n.abs() > 192.0 {
+        return if n <= 0.0 { 0.0 } else { f32::INFINITY };
+    }
+    let u = b * b;
+    let j = f32::from_bits(0x3c07_2010)
+        .mul_add(b, f32::from_bits(0x3d2b_9f17))
+        .mul_add(
+            u,
+            f32::from_bits(0x3e2a_af33).mul_add(b, f32::from_bits(0x3eff_fedb)),
+        )
+        .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0));
+    // `_mm512_scalef_ps(j, n)`: j · 2ⁿ, in two exact steps where 2ⁿ alone is
+    // not a normal f32.
+    let n = n as i32;
+    let half = n / 2;
+    j * pow2(half) * pow2(n - half)
+}
+
+/// 2ⁿ for |n| ≤ 126.
+fn pow2(n: i32) -> f32 {
+    f32::from_bits(((n + 127) as u32) << 23)
 }
 
 /// GELU, tanh approximation, as ggml's CPU backend computes it: for |x| < 10 the
@@ -150,6 +205,36 @@ mod tests {
         assert_eq!(x[2], 0.0);
         assert!((x.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert!(x[3] > x[1] && x[1] > x[0]);
+    }
+
+    #[test]
+    fn ggml_expf_is_within_three_ulp_and_not_always_libm() {
+        assert_eq!(ggml_expf(0.0), 1.0);
+        assert_eq!(ggml_expf(200.0), f32::INFINITY);
+        assert_eq!(ggml_expf(-200.0), 0.0);
+        let mut differs = 0;
+        for i in -8000..8000 {
+            let x = i as f32 * 0.01;
+            let got = ggml_expf(x);
+            let exact = f64::from(x).exp();
+            let ulp = f64::from(f32::from_bits(got.to_bits() + 1) - got);
+            assert!((f64::from(got) - exact).abs() <= 3.0 * ulp, "{x}: {got}");
+            differs += usize::from(got != x.exp());
+        }
+        // Matching ggml bit for bit is the point: libm rounds differently often.
+        assert!(differs > 100, "{differs}");
+    }
+
+    #[test]
+    fn swiglu_uses_ggml_expf_on_whole_vectors_and_libm_on_the_tail() {
+        let gate: Vec<f32> = (0..17).map(|i| i as f32 * 0.37 - 3.0).collect();
+        let up: Vec<f32> = (0..17).map(|i| 1.0 + i as f32 * 0.1).collect();
+        let mut out = gate.clone();
+        swiglu(&mut out, &up);
+        for i in 0..16 {
+            assert_eq!(out[i], gate[i] / (1.0 + ggml_expf(-gate[i])) * up[i]);
+        }
+        assert_eq!(out[16], silu(gate[16]) * up[16]);
     }
 
     #[test]
