@@ -109,8 +109,12 @@ impl Rope {
             let (a, b) = self.pair(i0);
             let (cos, sin) = (cache[i0], cache[i0 + 1]);
             let (x0, x1) = (head[a], head[b]);
-            head[a] = x0 * cos - x1 * sin;
-            head[b] = x0 * sin + x1 * cos;
+            // ggml-cpu is built with -march=native and GCC contracts
+            // `x0*cos - x1*sin` and `x0*sin + x1*cos` (ops.cpp, rotate_pairs)
+            // into one FMA each, the first product fused (vfmsub / vfmadd in
+            // libggml-cpu.so); the same roundings keep q and k bit-identical.
+            head[a] = x0.mul_add(cos, -(x1 * sin));
+            head[b] = x0.mul_add(sin, x1 * cos);
         }
     }
 
@@ -121,8 +125,8 @@ impl Rope {
             let (a, b) = self.pair(i0);
             let (cos, sin) = (cache[i0], cache[i0 + 1]);
             let (x0, x1) = (f16_to_f32(head[a]), f16_to_f32(head[b]));
-            head[a] = f32_to_f16(x0 * cos - x1 * sin);
-            head[b] = f32_to_f16(x0 * sin + x1 * cos);
+            head[a] = f32_to_f16(x0.mul_add(cos, -(x1 * sin)));
+            head[b] = f32_to_f16(x0.mul_add(sin, x1 * cos));
         }
     }
 }
