@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+mod builtin;
 mod cli;
 
 fn main() -> ExitCode {

@@ -39,7 +39,24 @@ pub const MODELS_ENV: &str = "HEARTH_MODELS";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-    builtins: Vec<(ModelName, PathBuf)>,
+    builtins: Vec<Builtin>,
+}
+
+/// A model every store has without a pull (see [`Store::with_builtin`]).
+#[derive(Debug, Clone)]
+struct Builtin {
+    name: ModelName,
+    weights: BuiltinWeights,
+    parameters: Parameters,
+}
+
+/// Where a built-in model's GGUF comes from.
+#[derive(Debug, Clone)]
+enum BuiltinWeights {
+    /// A file on disk.
+    File(PathBuf),
+    /// Bytes compiled into the program.
+    Bytes(&'static [u8]),
 }
 
 /// One model in [`Store::list`].
@@ -132,8 +149,40 @@ impl Store {
     /// file at `path` is imported under `name` first, so from then on it is an
     /// ordinary model (listed, copied, removable; it comes back on next use).
     pub fn with_builtin(mut self, name: ModelName, path: impl Into<PathBuf>) -> Store {
-        self.builtins.push((name, path.into()));
+        self.builtins.push(Builtin {
+            name,
+            weights: BuiltinWeights::File(path.into()),
+            parameters: Parameters::new(),
+        });
         self
+    }
+
+    /// [`Store::with_builtin`] for a GGUF compiled into the program, with the
+    /// Modelfile parameters the model is created with.
+    pub fn with_builtin_bytes(
+        mut self,
+        name: ModelName,
+        gguf: &'static [u8],
+        parameters: Parameters,
+    ) -> Store {
+        self.builtins.push(Builtin {
+            name,
+            weights: BuiltinWeights::Bytes(gguf),
+            parameters,
+        });
+        self
+    }
+
+    /// Imports every registered built-in model that has no manifest yet, so
+    /// that listings show it before its first use. A built-in that was
+    /// removed comes back at the next call.
+    pub fn install_builtins(&self) -> Result<()> {
+        for builtin in &self.builtins {
+            if self.find(&builtin.name)?.is_none() {
+                self.install(builtin)?;
+            }
+        }
+        Ok(())
     }
 
     /// The root directory.
@@ -314,12 +363,28 @@ impl Store {
 
     /// Imports the built-in model called `name`, if there is one.
     fn install_builtin(&self, name: &ModelName) -> Result<ModelName> {
-        let Some((builtin, path)) = self.builtins.iter().find(|(b, _)| b.eq_fold(name)) else {
+        let Some(builtin) = self.builtins.iter().find(|b| b.name.eq_fold(name)) else {
             return Err(StoreError::NotFound(name.display_short()));
         };
-        let modelfile = Modelfile::new(path.display().to_string());
-        self.create(builtin, &modelfile, Path::new("."), &mut |_| {})?;
-        Ok(builtin.clone())
+        self.install(builtin)?;
+        Ok(builtin.name.clone())
+    }
+
+    /// Creates the model `builtin` describes (compiled-in bytes are stored as
+    /// a blob first and imported from there).
+    fn install(&self, builtin: &Builtin) -> Result<()> {
+        let from = match &builtin.weights {
+            BuiltinWeights::File(path) => path.clone(),
+            BuiltinWeights::Bytes(bytes) => {
+                let digest = Digest::of(bytes);
+                self.put_blob(&digest, &mut &bytes[..])?;
+                self.blob_path(&digest)
+            }
+        };
+        let mut modelfile = Modelfile::new(from.display().to_string());
+        modelfile.parameters = builtin.parameters.clone();
+        self.create(&builtin.name, &modelfile, Path::new("."), &mut |_| {})?;
+        Ok(())
     }
 
     /// Every model, most recently modified first. Unreadable manifests are

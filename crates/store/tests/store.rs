@@ -377,6 +377,41 @@ fn builtin_model_is_installed_on_first_use() {
 }
 
 #[test]
+fn compiled_in_builtin_is_listed_once_installed_and_comes_back_after_delete() {
+    let dir = temp_dir("builtin-bytes");
+    let gguf = write_gguf(&dir, "tiny.gguf", 12);
+    let bytes: &'static [u8] = fs::read(&gguf).unwrap().leak();
+    let mut params = store::Parameters::new();
+    params.set("temperature", "0").unwrap();
+    let store = Store::open(dir.join("models")).unwrap().with_builtin_bytes(
+        name("hearth-tiny"),
+        bytes,
+        params,
+    );
+    store.install_builtins().unwrap();
+    let listed: Vec<String> = store
+        .list()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.display_short())
+        .collect();
+    assert_eq!(listed, ["hearth-tiny:latest"]);
+    let resolved = store.resolve(&name("hearth-tiny")).unwrap();
+    assert_eq!(fs::read(&resolved.gguf_path).unwrap(), bytes);
+    assert_eq!(
+        resolved.params.get("temperature"),
+        Some(&ParamValue::Float(0.0))
+    );
+    // Installing again keeps the model as it is.
+    store.install_builtins().unwrap();
+    assert_eq!(store.list().unwrap()[0].digest, resolved.digest);
+    store.delete(&name("hearth-tiny")).unwrap();
+    assert!(store.list().unwrap().is_empty());
+    store.install_builtins().unwrap();
+    assert_eq!(store.list().unwrap().len(), 1);
+}
+
+#[test]
 fn concurrent_creates_and_deletes_leave_a_consistent_store() {
     let dir = temp_dir("concurrent");
     for i in 0..3u8 {

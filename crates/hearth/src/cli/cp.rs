@@ -1,7 +1,7 @@
 //! `hearth cp SRC DST`: gives a model another name (a tag is a pointer to a
 //! manifest: no data is copied).
 
-use store::{ModelName, Store};
+use store::ModelName;
 
 /// Arguments of `hearth cp`.
 #[derive(Debug, clap::Args)]
@@ -18,7 +18,7 @@ pub fn run(args: &CpArgs) -> anyhow::Result<()> {
     let dst = ModelName::parse(&args.destination)?;
     match super::client::Client::detect() {
         Some(client) => super::remote::copy(&client, &args.source, &args.destination)?,
-        None => Store::from_env()?.copy(&src, &dst)?,
+        None => crate::builtin::open_store()?.copy(&src, &dst)?,
     }
     println!("copied '{}' to '{}'", args.source, args.destination);
     Ok(())

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use store::{ModelName, Modelfile, Progress, Store};
+use store::{ModelName, Modelfile, Progress};
 
 /// Arguments of `hearth create`.
 #[derive(Debug, clap::Args)]
@@ -35,7 +35,7 @@ pub fn run(args: &CreateArgs) -> anyhow::Result<()> {
     if let Some(client) = super::client::Client::detect() {
         return super::remote::create(&client, &args.name, &modelfile, base_dir);
     }
-    let store = Store::from_env()?;
+    let store = crate::builtin::open_store()?;
     let mut last_status = String::new();
     // One line per step; byte counts only matter to interactive displays.
     let mut progress = |p: Progress| {

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use store::{ModelEntry, Store};
+use store::ModelEntry;
 
 /// Arguments of `hearth list` (none).
 #[derive(Debug, clap::Args)]
@@ -16,7 +16,7 @@ pub struct ListArgs {}
 pub fn run(_args: &ListArgs) -> anyhow::Result<()> {
     let entries = match super::client::Client::detect() {
         Some(client) => super::remote::list(&client)?,
-        None => Store::from_env()?.list()?,
+        None => crate::builtin::open_store()?.list()?,
     };
     let out = table(&entries, SystemTime::now());
     std::io::stdout()

@@ -1,6 +1,6 @@
 //! `hearth rm NAME...`: removes models, then the blobs no other model uses.
 
-use store::{ModelName, Store};
+use store::ModelName;
 
 /// Arguments of `hearth rm`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +19,7 @@ pub fn run(args: &RmArgs) -> anyhow::Result<()> {
         .map(|n| ModelName::parse(n))
         .collect::<Result<Vec<_>, _>>()?;
     let client = super::client::Client::detect();
-    let store = Store::from_env()?;
+    let store = crate::builtin::open_store()?;
     for (name, arg) in names.iter().zip(&args.names) {
         match &client {
             Some(client) => super::remote::delete(client, arg)?,

@@ -1,6 +1,7 @@
-//! `hearth run MODEL [PROMPT]`: with a prompt, streams one answer (through the
-//! model's chat template, like `ollama run`) and exits; without, an interactive
-//! chat ([`repl`]).
+//! `hearth run [MODEL [PROMPT]]`: with a prompt, streams one answer (through
+//! the model's chat template, like `ollama run`) and exits; without, an
+//! interactive chat ([`repl`]). Without a model, chats with the built-in
+//! model ([`crate::builtin`]).
 
 mod repl;
 
@@ -20,7 +21,9 @@ use model::{LoadOptions, Model};
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// A GGUF model file, or a model name (run on `hearth serve` when one is
-    /// running, else loaded from the store).
+    /// running, else loaded from the store) [default: hearth-tiny, the
+    /// built-in model].
+    #[arg(default_value = crate::builtin::NAME)]
     model: PathBuf,
     /// The prompt (several words are joined with spaces); without one, an
     /// interactive chat starts.
@@ -78,6 +81,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     };
     // A model name (not a file) runs on a server if one is up, else from the store.
     let mut path = args.model.clone();
+    let mut params = store::Parameters::new();
     let looks_like_path = path.extension().is_some_and(|e| e == "gguf")
         || path.is_absolute()
         || path.starts_with(".")
@@ -88,9 +92,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             let prompt = (!args.prompt.is_empty()).then(|| args.prompt.join(" "));
             return super::remote::run(&client, &name, prompt, &remote_options(args));
         }
-        path = store::Store::from_env()?
-            .resolve(&store::ModelName::parse(&name)?)?
-            .gguf_path;
+        let resolved = crate::builtin::open_store()?.resolve(&store::ModelName::parse(&name)?)?;
+        path = resolved.gguf_path;
+        params = resolved.params;
     }
     let model = Model::load_with(&path, &load)
         .with_context(|| format!("loading {}", args.model.display()))?;
@@ -98,7 +102,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
     let load_duration = start.elapsed();
 
-    let options = options(args, &model)?;
+    let options = options(args, &params, &model)?;
     let backend = ModelBackend::new(&model, options.num_ctx)?;
     let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
     session.set_system(args.system.clone());
@@ -136,12 +140,24 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The generation options from the command line and the model's limits.
-fn options(args: &RunArgs, model: &Model) -> anyhow::Result<Options> {
+/// The generation options from the command line, the store's Modelfile
+/// parameters (which the command line overrides) and the model's limits.
+fn options(args: &RunArgs, params: &store::Parameters, model: &Model) -> anyhow::Result<Options> {
     let mut o = Options::default();
-    o.num_ctx = match args.ctx {
-        Some(n) => n,
-        None => o.num_ctx.min(model.info().n_ctx_train.max(1)),
+    let default_ctx = o.num_ctx.min(model.info().n_ctx_train.max(1));
+    for (name, value) in params.iter() {
+        match value {
+            store::ParamValue::Strings(stop) => o.stop = stop.clone(),
+            value if engine::OPTION_NAMES.contains(&name) => o
+                .set(name, &value.to_string())
+                .with_context(|| format!("the model's parameter {name}"))?,
+            _ => {}
+        }
+    }
+    o.num_ctx = match (args.ctx, params.get("num_ctx")) {
+        (Some(n), _) => n,
+        (None, Some(_)) => o.num_ctx,
+        (None, None) => default_ctx,
     };
     let s = &mut o.sampler;
     s.temperature = args.temperature.unwrap_or(s.temperature);

@@ -8,7 +8,6 @@
 //! default) and `HEARTH_LOG` (log filter, default `info`).
 
 use anyhow::Context;
-use store::Store;
 
 /// Arguments of `hearth serve` (none: it is configured by the environment).
 #[derive(Debug, clap::Args)]
@@ -24,7 +23,7 @@ pub fn run(_args: &ServeArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = server::Config::from_env()?;
-    let store = Store::from_env()?;
+    let store = crate::builtin::open_store()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

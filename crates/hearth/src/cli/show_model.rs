@@ -8,7 +8,7 @@ use std::io::Write as _;
 
 use anyhow::Context;
 use gguf::{GgufFile, Metadata};
-use store::{ModelName, ParamValue, Parameters, ResolvedModel, Store};
+use store::{ModelName, ParamValue, Parameters, ResolvedModel};
 
 use super::format;
 
@@ -53,7 +53,7 @@ pub fn run(name: &str, part: &PartArgs) -> anyhow::Result<()> {
             .context("writing to stdout");
     }
     let name = ModelName::parse(name)?;
-    let model = Store::from_env()?.resolve(&name)?;
+    let model = crate::builtin::open_store()?.resolve(&name)?;
     let out = if part.modelfile {
         modelfile(&model)
     } else if part.parameters {
