@@ -78,7 +78,7 @@ def ask_llama_server(binary, gguf, samples, port, threads):
         for s in samples:
             body = {
                 "messages": [{"role": r, "content": c} for r, c in s.messages[:-1]],
-                "temperature": 0.0, "max_tokens": 48, "cache_prompt": False,
+                "temperature": 0.0, "max_tokens": 64, "cache_prompt": False,
             }
             req = urllib.request.Request(url + "/v1/chat/completions",
                                          data=json.dumps(body).encode(),

@@ -144,22 +144,7 @@ class TinyLlama(nn.Module):
 
 
 @torch.no_grad()
-def greedy(model, prompt_ids, stop_id, max_new=48):
-    """Greedy continuation of prompt_ids (no KV cache: prompts here are short)."""
-    ids = list(prompt_ids)
-    out = []
-    for _ in range(max_new):
-        x = torch.tensor([ids[-model.cfg.n_ctx:]])
-        nxt = int(model(x)[0, -1].argmax())
-        if nxt == stop_id:
-            break
-        out.append(nxt)
-        ids.append(nxt)
-    return out
-
-
-@torch.no_grad()
-def greedy_batch(model, prompts, stop_id, pad_id, max_new=48):
+def greedy_batch(model, prompts, stop_id, pad_id, max_new=64):
     """Greedy continuations of many prompts at once (left-padded, masked)."""
     n = len(prompts)
     width = max(len(p) for p in prompts)
