@@ -57,6 +57,15 @@ impl Env {
         std::fs::write(self.dir.join(name), text).unwrap();
     }
 
+    /// `hearth list` without the built-in model's row.
+    fn list(&self) -> String {
+        self.ok(&["list"])
+            .lines()
+            .filter(|l| !l.starts_with("hearth-tiny:latest "))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
     fn blobs(&self) -> usize {
         std::fs::read_dir(self.models().join("blobs"))
             .unwrap()
@@ -98,6 +107,9 @@ const MODELFILE: &str = "FROM ./tiny.gguf\n\
 fn create_list_show_cp_rm() {
     let env = Env::new("lifecycle");
     env.write("Modelfile", MODELFILE);
+    // The first command installs the built-in model.
+    assert_eq!(env.list().lines().count(), 1);
+    let builtin_blobs = env.blobs();
     let out = env.hearth(&["create", "me/tiny:stable"]);
     assert!(
         out.status.success(),
@@ -109,7 +121,7 @@ fn create_list_show_cp_rm() {
     assert!(lines.contains(&"transferring model data"), "{progress}");
     assert_eq!(lines[lines.len() - 2..], ["writing manifest", "success"]);
 
-    let list = env.ok(&["list"]);
+    let list = env.list();
     let rows: Vec<Vec<&str>> = list
         .lines()
         .map(|l| l.split_whitespace().collect())
@@ -167,7 +179,7 @@ fn create_list_show_cp_rm() {
     let blobs = env.blobs();
     env.ok(&["create", "again", "-f", "Modelfile.again"]);
     assert_eq!(env.blobs(), blobs, "nothing new stored");
-    let list = env.ok(&["list"]);
+    let list = env.list();
     let ids: Vec<&str> = list
         .lines()
         .skip(1)
@@ -200,10 +212,13 @@ fn create_list_show_cp_rm() {
         env.ok(&["rm", "me/tiny:stable", "again"]),
         "deleted 'me/tiny:stable'\ndeleted 'again'\n"
     );
-    assert!(env.blobs() > 0, "still used by me/tiny:experimental");
+    assert!(
+        env.blobs() > builtin_blobs,
+        "still used by me/tiny:experimental"
+    );
     env.ok(&["rm", "me/tiny:experimental"]);
-    assert_eq!(env.blobs(), 0);
-    assert_eq!(env.ok(&["list"]).lines().count(), 1);
+    assert_eq!(env.blobs(), builtin_blobs);
+    assert_eq!(env.list().lines().count(), 1);
 }
 
 #[test]

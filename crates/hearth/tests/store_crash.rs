@@ -49,6 +49,11 @@ fn killed_create_leaves_no_model_and_no_blob() {
         cmd
     };
 
+    // The first use installs the built-in model; the create comes after.
+    assert!(hearth(&["list"]).status().unwrap().success());
+    let mut builtin_blobs = files_in(&models.join("blobs"));
+    builtin_blobs.sort();
+
     let mut child = hearth(&["create", "big"]).spawn().unwrap();
     // Kill it as soon as the copy into tmp/ has started.
     let tmp = models.join("tmp");
@@ -69,14 +74,16 @@ fn killed_create_leaves_no_model_and_no_blob() {
     let list = hearth(&["list"]).stdout(Stdio::piped()).output().unwrap();
     let list = String::from_utf8(list.stdout).unwrap();
     if killed_mid_copy && !status.success() {
-        assert_eq!(list.lines().count(), 1, "no model after the kill:\n{list}");
-        assert!(files_in(&models.join("blobs")).is_empty());
+        assert_eq!(list.lines().count(), 2, "only the built-in model:\n{list}");
+        let mut blobs = files_in(&models.join("blobs"));
+        blobs.sort();
+        assert_eq!(blobs, builtin_blobs);
         // `hearth list` opened the store with nobody else using it: the
         // partial file is gone.
         assert!(files_in(&tmp).is_empty(), "{:?}", files_in(&tmp));
     } else {
         // The create finished before it could be killed: then it is complete.
-        assert_eq!(list.lines().count(), 2, "{list}");
+        assert_eq!(list.lines().count(), 3, "{list}");
     }
 
     // Either way, creating again works and yields the whole file.
