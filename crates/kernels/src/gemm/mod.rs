@@ -139,7 +139,7 @@ impl Kernel {
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
-            let _ = (w, out);
+            let _ = (w, out, self.format);
             unreachable!("no tile kernels on this architecture");
         }
     }
