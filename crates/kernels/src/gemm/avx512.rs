@@ -227,21 +227,23 @@ pub(super) unsafe fn q4_k<const NC: usize>(
             }
         }
         let mut isum = [[_mm256_setzero_si256(); NC]; NR];
-        let mut min_term = [[_mm256_setzero_si256(); NC]; NR];
         let mut dw = [0f32; NR];
-        let mut dmin = [0f32; NR];
         let mut sc = [[0i16; 8]; NR];
         for r in 0..NR {
             // SAFETY: super-block b of weight row r is in bounds (caller).
             unsafe {
                 let p = w[r].add(b * 144);
                 dw[r] = f16_at(p);
-                dmin[r] = f16_at(p.add(2));
+                let dmin = f16_at(p.add(2));
                 let (s, m) = q4_k_scales(&*p.add(4).cast::<[u8; 12]>());
                 sc[r] = s;
+                // The minimums' part goes into the accumulators right away,
+                // which keeps the tile's registers for the products.
                 let mins = _mm256_loadu_si256(m.as_ptr().cast());
                 for c in 0..NC {
-                    min_term[r][c] = _mm256_mullo_epi32(mins, pair_sums[c]);
+                    let min_term = _mm256_cvtepi32_ps(_mm256_mullo_epi32(mins, pair_sums[c]));
+                    let m = _mm256_set1_ps(dmin * dy[c]);
+                    acc[r][c] = _mm256_fnmadd_ps(min_term, m, acc[r][c]);
                 }
             }
         }
@@ -274,9 +276,7 @@ pub(super) unsafe fn q4_k<const NC: usize>(
         for r in 0..NR {
             for c in 0..NC {
                 let d = _mm256_set1_ps(dw[r] * dy[c]);
-                let m = _mm256_set1_ps(dmin[r] * dy[c]);
                 acc[r][c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[r][c]), d, acc[r][c]);
-                acc[r][c] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_term[r][c]), m, acc[r][c]);
             }
         }
     }

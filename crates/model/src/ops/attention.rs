@@ -57,10 +57,10 @@ pub struct AttentionShape {
 }
 
 /// Floats of one thread's scratch for a context of `n_ctx` positions: per
-/// head of a group its f16 query (half a float per value), accumulator and
-/// score row, and one value row in f32.
+/// head of a group its f16 query (as f16 bits, half a float per value, and
+/// widened back to f32), accumulator and score row, and one value row in f32.
 fn per_thread(n_ctx: usize, head_dim: usize) -> usize {
-    GROUP * (head_dim.div_ceil(2) + head_dim + n_ctx) + head_dim
+    GROUP * (head_dim.div_ceil(2) + 2 * head_dim + n_ctx) + head_dim
 }
 
 /// Scratch floats [`attention`] needs for a context of `n_ctx` positions.
@@ -154,6 +154,7 @@ fn attend(
     let n_ctx = cache.k.len() / cache.kv_dim;
 
     let (q16, rest) = tmp.split_at_mut(GROUP * hd.div_ceil(2));
+    let (q32, rest) = rest.split_at_mut(GROUP * hd);
     let (acc, rest) = rest.split_at_mut(GROUP * hd);
     let (scores, rest) = rest.split_at_mut(GROUP * n_ctx);
     let v32 = &mut rest[..hd];
@@ -175,15 +176,46 @@ fn attend(
     }
 
     // Scores: each key row read once for every head of the group.
-    for (i, j) in (first..=pos).enumerate() {
-        let k = f16_bytes(&cache.k[j * cache.kv_dim + kv_off..][..hd]);
+    if avx512::usable(hd) {
+        // The f16-rounded queries widened back to f32.
         for h in 0..n {
-            let s = dot(hd, k, &q_bytes[h * q_row..h * q_row + 2 * hd]);
-            let s = match shape.softcap {
-                Some(cap) => (s * (1.0 / cap)).tanh() * cap,
-                None => s,
+            (f16.to_f32)(
+                &q_bytes[h * q_row..h * q_row + 2 * hd],
+                &mut q32[h * hd..(h + 1) * hd],
+            );
+        }
+        // SAFETY: `usable` checked the CPU and that `hd` is whole vectors; the
+        // rows `first..=pos` are in the cache and `scores` holds `n` rows of
+        // `n_ctx >= n_keys`.
+        unsafe {
+            avx512::scores(
+                cache.k,
+                cache.kv_dim,
+                kv_off,
+                first,
+                n_keys,
+                q32,
+                n,
+                hd,
+                scores,
+                n_ctx,
+            )
+        };
+    } else {
+        for (i, j) in (first..=pos).enumerate() {
+            let k = f16_bytes(&cache.k[j * cache.kv_dim + kv_off..][..hd]);
+            for h in 0..n {
+                scores[h * n_ctx + i] = dot(hd, k, &q_bytes[h * q_row..h * q_row + 2 * hd]);
+            }
+        }
+    }
+    for h in 0..n {
+        for s in &mut scores[h * n_ctx..h * n_ctx + n_keys] {
+            let dot = match shape.softcap {
+                Some(cap) => (*s * (1.0 / cap)).tanh() * cap,
+                None => *s,
             };
-            scores[h * n_ctx + i] = s * shape.kq_scale;
+            *s = dot * shape.kq_scale;
         }
     }
     for h in 0..n {
@@ -195,17 +227,175 @@ fn attend(
 
     // V·p: each value row converted once for every head of the group.
     acc[..n * hd].fill(0.0);
-    for (i, j) in (first..=pos).enumerate() {
-        let v = f16_bytes(&cache.v[j * cache.kv_dim + kv_off..][..hd]);
-        (f16.to_f32)(v, v32);
-        for h in 0..n {
-            let p = scores[h * n_ctx + i];
-            for (a, &x) in acc[h * hd..(h + 1) * hd].iter_mut().zip(v32.iter()) {
-                *a += p * x;
+    if avx512::usable(hd) {
+        // SAFETY: as for the scores.
+        unsafe {
+            avx512::accumulate(
+                cache.v,
+                cache.kv_dim,
+                kv_off,
+                first,
+                n_keys,
+                scores,
+                n_ctx,
+                n,
+                hd,
+                &mut acc[..n * hd],
+            )
+        };
+    } else {
+        for (i, j) in (first..=pos).enumerate() {
+            let v = f16_bytes(&cache.v[j * cache.kv_dim + kv_off..][..hd]);
+            (f16.to_f32)(v, v32);
+            for h in 0..n {
+                let p = scores[h * n_ctx + i];
+                for (a, &x) in acc[h * hd..(h + 1) * hd].iter_mut().zip(v32.iter()) {
+                    *a += p * x;
+                }
             }
         }
     }
     out.copy_from_slice(&acc[..n * hd]);
+}
+
+/// AVX-512 loops over the key and value rows: the f16 rows are widened in
+/// registers (`vcvtph2ps`) and multiplied with f32 fused multiply-adds, instead
+/// of a dispatch-table call per (row, head).
+mod avx512 {
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::*;
+
+    /// Whether this CPU (at the selected level) runs these loops for heads of
+    /// `hd` values.
+    pub(super) fn usable(hd: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            hd.is_multiple_of(16) && kernels::cpu_level() == kernels::Cpu::Avx512
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = hd;
+            false
+        }
+    }
+
+    /// `scores[h * stride + i] = q[h] · k[first + i]` for `i < n_keys` and the
+    /// `n` heads of `q` (`n * hd` f32), keys at `kv_off` in rows of `kv_dim`.
+    ///
+    /// # Safety
+    /// AVX-512 F must be available, `hd` a multiple of 16, rows
+    /// `first..first + n_keys` in `k`, and `scores` at least
+    /// `(n - 1) * stride + n_keys` long.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    pub(super) unsafe fn scores(
+        k: &[u16],
+        kv_dim: usize,
+        kv_off: usize,
+        first: usize,
+        n_keys: usize,
+        q: &[f32],
+        n: usize,
+        hd: usize,
+        scores: &mut [f32],
+        stride: usize,
+    ) {
+        assert!((first + n_keys) * kv_dim <= k.len() && kv_off + hd <= kv_dim);
+        assert!(q.len() >= n * hd && scores.len() >= (n - 1) * stride + n_keys);
+        for i in 0..n_keys {
+            let row = k[(first + i) * kv_dim + kv_off..].as_ptr();
+            for h in 0..n {
+                let qh = q[h * hd..].as_ptr();
+                let mut sum = _mm512_setzero_ps();
+                for d in (0..hd).step_by(16) {
+                    // SAFETY: `d + 16 <= hd` values of this key row and of
+                    // query head h (bounds asserted above).
+                    unsafe {
+                        let kx = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(d).cast()));
+                        sum = _mm512_fmadd_ps(_mm512_loadu_ps(qh.add(d)), kx, sum);
+                    }
+                }
+                scores[h * stride + i] = _mm512_reduce_add_ps(sum);
+            }
+        }
+    }
+
+    /// `acc[h] += p[h][i] · v[first + i]` over `i < n_keys` for the `n` heads,
+    /// probabilities `p[h][i] = scores[h * stride + i]`.
+    ///
+    /// # Safety
+    /// As [`scores`], with `acc` at least `n * hd` long.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    pub(super) unsafe fn accumulate(
+        v: &[u16],
+        kv_dim: usize,
+        kv_off: usize,
+        first: usize,
+        n_keys: usize,
+        scores: &[f32],
+        stride: usize,
+        n: usize,
+        hd: usize,
+        acc: &mut [f32],
+    ) {
+        assert!((first + n_keys) * kv_dim <= v.len() && kv_off + hd <= kv_dim);
+        assert!(acc.len() >= n * hd && scores.len() >= (n - 1) * stride + n_keys);
+        let out = acc.as_mut_ptr();
+        for i in 0..n_keys {
+            let row = v[(first + i) * kv_dim + kv_off..].as_ptr();
+            for d in (0..hd).step_by(16) {
+                // SAFETY: `d + 16 <= hd` values of this value row and of each
+                // head's accumulator (bounds asserted above).
+                unsafe {
+                    let vx = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(d).cast()));
+                    for h in 0..n {
+                        let p = _mm512_set1_ps(scores[h * stride + i]);
+                        let a = out.add(h * hd + d);
+                        _mm512_storeu_ps(a, _mm512_fmadd_ps(p, vx, _mm512_loadu_ps(a)));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Never called off x86-64: [`usable`] is false there.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn scores(
+        _: &[u16],
+        _: usize,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: &[f32],
+        _: usize,
+        _: usize,
+        _: &mut [f32],
+        _: usize,
+    ) {
+        unreachable!()
+    }
+
+    /// Never called off x86-64: [`usable`] is false there.
+    #[cfg(not(target_arch = "x86_64"))]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn accumulate(
+        _: &[u16],
+        _: usize,
+        _: usize,
+        _: usize,
+        _: usize,
+        _: &[f32],
+        _: usize,
+        _: usize,
+        _: usize,
+        _: &mut [f32],
+    ) {
+        unreachable!()
+    }
 }
 
 #[cfg(test)]
@@ -354,10 +544,18 @@ mod tests {
 
     #[test]
     fn grouped_heads_match_a_direct_softmax_over_long_rows() {
+        // 8 values per head: the portable loops; 32: the AVX-512 ones where the
+        // CPU has them.
+        for hd in [8, 32] {
+            grouped_heads_case(hd);
+        }
+    }
+
+    fn grouped_heads_case(hd: usize) {
         // 10 query heads over 1 KV head (two runs of at most GROUP heads),
         // 200 positions, three queries at once, with and without a window.
         let pool = ThreadPool::new(2);
-        let (n_head, hd, n) = (10, 8, 200);
+        let (n_head, n) = (10, 200);
         let mut rng = 7u32;
         let mut next = || {
             rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
