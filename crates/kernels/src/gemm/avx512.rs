@@ -175,24 +175,22 @@ const Q8K_QS: usize = 4;
 const Q8K_BSUMS: usize = 260;
 const Q8K_SIZE: usize = 292;
 
-/// Q4_K's eight 6-bit (scale, min) pairs, ggml's `get_scale_min_k4`.
+/// Q4_K's eight 6-bit scales and eight 6-bit minimums from the 12 packed
+/// bytes, as ggml's AVX code unpacks them (four 32-bit words and three masks,
+/// equivalent to `get_scale_min_k4` for every sub-block).
 #[inline]
-fn q4_k_scales(q: &[u8; 12]) -> ([i16; 8], [i32; 8]) {
-    let mut sc = [0i16; 8];
-    let mut mn = [0i32; 8];
-    for j in 0..8 {
-        let (s, m) = if j < 4 {
-            (q[j] & 63, q[j + 4] & 63)
-        } else {
-            (
-                (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
-                (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
-            )
-        };
-        sc[j] = i16::from(s);
-        mn[j] = i32::from(m);
-    }
-    (sc, mn)
+fn q4_k_scales(q: &[u8; 12]) -> ([u8; 8], [u8; 8]) {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let word = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (w0, w1, w2) = (word(0), word(1), word(2));
+    let sc_lo = w0 & LOW6;
+    let sc_hi = (w2 & LOW4) | (((w0 >> 6) & LOW2) << 4);
+    let mn_lo = w1 & LOW6;
+    let mn_hi = ((w2 >> 4) & LOW4) | (((w1 >> 6) & LOW2) << 4);
+    let join = |lo: u32, hi: u32| (u64::from(lo) | u64::from(hi) << 32).to_le_bytes();
+    (join(sc_lo, sc_hi), join(mn_lo, mn_hi))
 }
 
 /// Q4_K weights × Q8_K activations over `nb` super-blocks of 256.
@@ -215,20 +213,18 @@ pub(super) unsafe fn q4_k<const NC: usize>(
     let low = _mm256_set1_epi8(0x0F);
     for b in 0..nb {
         let mut dy = [0f32; NC];
-        let mut pair_sums = [_mm256_setzero_si256(); NC];
+        let mut bsums = [_mm256_setzero_si256(); NC];
         for c in 0..NC {
             // SAFETY: super-block b of activation row c is in bounds (caller).
             unsafe {
                 let p = a[c].add(b * Q8K_SIZE);
                 dy[c] = p.cast::<f32>().read_unaligned();
-                // bsums[2j] + bsums[2j+1] for j = 0..8, as i32.
-                let bs = _mm256_loadu_si256(p.add(Q8K_BSUMS).cast());
-                pair_sums[c] = _mm256_madd_epi16(bs, _mm256_set1_epi16(1));
+                bsums[c] = _mm256_loadu_si256(p.add(Q8K_BSUMS).cast());
             }
         }
         let mut isum = [[_mm256_setzero_si256(); NC]; NR];
         let mut dw = [0f32; NR];
-        let mut sc = [[0i16; 8]; NR];
+        let mut sc = [[0u8; 8]; NR];
         for r in 0..NR {
             // SAFETY: super-block b of weight row r is in bounds (caller).
             unsafe {
@@ -238,10 +234,13 @@ pub(super) unsafe fn q4_k<const NC: usize>(
                 let (s, m) = q4_k_scales(&*p.add(4).cast::<[u8; 12]>());
                 sc[r] = s;
                 // The minimums' part goes into the accumulators right away,
-                // which keeps the tile's registers for the products.
-                let mins = _mm256_loadu_si256(m.as_ptr().cast());
+                // which keeps the tile's registers for the products. Each min
+                // in two i16 lanes meets the two 16-value sums of its sub-block:
+                // lane j of the product is min_j · (bsums[2j] + bsums[2j+1]).
+                let m8 = _mm_loadl_epi64(m.as_ptr().cast());
+                let mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
                 for c in 0..NC {
-                    let min_term = _mm256_cvtepi32_ps(_mm256_mullo_epi32(mins, pair_sums[c]));
+                    let min_term = _mm256_cvtepi32_ps(_mm256_madd_epi16(mins, bsums[c]));
                     let m = _mm256_set1_ps(dmin * dy[c]);
                     acc[r][c] = _mm256_fnmadd_ps(min_term, m, acc[r][c]);
                 }
@@ -263,8 +262,8 @@ pub(super) unsafe fn q4_k<const NC: usize>(
                 let packed = unsafe { load(w[r].add(b * 144 + 16 + 32 * k)) };
                 let qlo = _mm256_and_si256(packed, low);
                 let qhi = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low);
-                let slo = _mm256_set1_epi16(sc[r][2 * k]);
-                let shi = _mm256_set1_epi16(sc[r][2 * k + 1]);
+                let slo = _mm256_set1_epi16(i16::from(sc[r][2 * k]));
+                let shi = _mm256_set1_epi16(i16::from(sc[r][2 * k + 1]));
                 for c in 0..NC {
                     let plo = _mm256_maddubs_epi16(qlo, ylo[c]);
                     let phi = _mm256_maddubs_epi16(qhi, yhi[c]);
@@ -429,6 +428,41 @@ pub(super) unsafe fn f16<const NC: usize>(
     for (r, row) in acc.iter().enumerate() {
         for (c, &v) in row.iter().enumerate() {
             out[c][r] = _mm512_reduce_add_ps(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::q4_k_scales;
+
+    /// ggml's `get_scale_min_k4`, one sub-block at a time.
+    fn scale_min(j: usize, q: &[u8; 12]) -> (u8, u8) {
+        if j < 4 {
+            (q[j] & 63, q[j + 4] & 63)
+        } else {
+            (
+                (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4),
+                (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+            )
+        }
+    }
+
+    #[test]
+    fn q4_k_scale_unpacking_matches_get_scale_min_k4() {
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for _ in 0..1000 {
+            let mut q = [0u8; 12];
+            for b in &mut q {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                *b = s as u8;
+            }
+            let (sc, mn) = q4_k_scales(&q);
+            for j in 0..8 {
+                assert_eq!((sc[j], mn[j]), scale_min(j, &q), "{q:?} sub-block {j}");
+            }
         }
     }
 }
