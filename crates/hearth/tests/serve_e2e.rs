@@ -37,7 +37,12 @@ fn cli_and_api_through_the_server() {
     assert_eq!(status, 200);
     let last = lines.last().unwrap();
     assert_eq!(last["done"], true, "{lines:?}");
-    assert_eq!(last["eval_count"], 8);
+    // The random-weight model may sample an end-of-generation token early: then
+    // generation stops short of num_predict, and says so.
+    let eval_count = last["eval_count"].as_u64().unwrap();
+    assert!((1..=8).contains(&eval_count), "{last}");
+    let expected_reason = if eval_count == 8 { "length" } else { "stop" };
+    assert_eq!(last["done_reason"], expected_reason, "{last}");
     assert!(lines.len() > 1);
 
     // Chat, not streamed.
@@ -61,10 +66,9 @@ fn cli_and_api_through_the_server() {
             .iter()
             .all(|l| l["message"]["content"].is_string() && l["done"] == false)
     );
-    assert_eq!(
-        (last["done"].clone(), last["eval_count"].clone()),
-        (json!(true), json!(4))
-    );
+    assert_eq!(last["done"], true, "{last}");
+    let eval_count = last["eval_count"].as_u64().unwrap();
+    assert!((1..=4).contains(&eval_count), "{last}");
 
     // ps lists the loaded model; stop unloads it.
     let ps = scratch.ok(host, &["ps"]);
@@ -154,7 +158,7 @@ fn a_full_queue_is_503_and_a_disconnect_frees_the_sequence() {
     let server = scratch.serve(&[("HEARTH_NUM_PARALLEL", "1"), ("HEARTH_MAX_QUEUE", "1")]);
 
     // A generation that would run until cancelled (the context shifts).
-    let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64}});
+    let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64, "temperature": 0, "seed": 7}});
     let response = server
         .http
         .post(server.url("/api/generate"))
@@ -227,7 +231,7 @@ fn sigterm_shuts_down_gracefully() {
     scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
     let mut server = scratch.serve(&[]);
     // A generation that would run until cancelled is streaming when the signal comes.
-    let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64}});
+    let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64, "temperature": 0, "seed": 7}});
     let response = server
         .http
         .post(server.url("/api/generate"))
