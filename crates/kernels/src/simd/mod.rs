@@ -233,6 +233,33 @@ pub(crate) fn install(level: Cpu, table: &mut [TypeTraits]) {
     }
 }
 
+/// The dot product llama.cpp's CPU backend uses, for weights of format `ty`,
+/// in a matmul over at least [`TILED_MIN_BATCH`] activation rows, where its
+/// float order differs from the dispatch table's `vec_dot` (which is ggml's
+/// order for fewer rows): ggml-cpu's tiled matmul (ggml-cpu/tiled), built on
+/// x86 (hearth's scalar level included: the tiled order vectorises only
+/// integer sums, so every level gives the same bits). `None`: ggml uses
+/// `vec_dot`'s order for every batch size (other formats; aarch64, where ggml
+/// builds no tiled kernels), or hearth does not follow its tiled order for this
+/// format yet.
+///
+/// Only IQ4_XS is here so far; ggml tiles Q2_K..Q6_K and the IQ2/IQ3/IQ1
+/// formats the same way, with formats' own epilogues.
+pub fn tiled_dot(ty: TensorType) -> Option<VecDotFn> {
+    #[cfg(target_arch = "x86_64")]
+    if ty == TensorType::IQ4_XS {
+        return Some(if cpu_level() >= Cpu::Avx2 {
+            x86::avx2::iquants::vec_dot_iq4_xs_q8_k_tiled
+        } else {
+            crate::formats::iquants::vec_dot_iq4_xs_q8_k_tiled
+        });
+    }
+    let _ = ty;
+    None
+}
+
+pub use crate::formats::iquants::TILED_MIN_BATCH;
+
 /// A safe table entry for a `#[target_feature]` dot kernel
 /// `unsafe fn(nb, x: *const u8, y: *const u8) -> f32` over `nb` whole blocks of
 /// `$block` elements (`$x_size` bytes per weight block, `$y_size` per activation
@@ -337,6 +364,43 @@ mod tests {
         assert!(Cpu::Scalar.is_available());
         assert!(Cpu::best().is_available());
         assert!(cpu_level().is_available());
+    }
+
+    /// The tiled order's SIMD kernel gives the scalar reference's bits.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn tiled_iq4_xs_dot_is_bit_exact_across_levels() {
+        use crate::formats::iquants::{quantize_row_iq4_xs_ref, vec_dot_iq4_xs_q8_k_tiled};
+        use crate::formats::kquants::quantize_row_q8_k_ref;
+        if !Cpu::Avx2.is_available() {
+            eprintln!("no AVX2 on this CPU; skipped");
+            return;
+        }
+        let mut s = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        };
+        for nb in 1..=4 {
+            let n = 256 * nb;
+            let w: Vec<f32> = (0..n).map(|_| next()).collect();
+            let a: Vec<f32> = (0..n).map(|_| next() * 3.0).collect();
+            let mut wq = vec![0u8; 136 * nb];
+            let mut aq = vec![0u8; 292 * nb];
+            quantize_row_iq4_xs_ref(&w, &mut wq);
+            quantize_row_q8_k_ref(&a, &mut aq);
+            let want = vec_dot_iq4_xs_q8_k_tiled(n, &wq, &aq);
+            let got = x86::avx2::iquants::vec_dot_iq4_xs_q8_k_tiled(n, &wq, &aq);
+            assert_eq!(
+                got.to_bits(),
+                want.to_bits(),
+                "{nb} blocks: {got} vs {want}"
+            );
+        }
+        assert!(tiled_dot(TensorType::IQ4_XS).is_some());
+        assert!(tiled_dot(TensorType::Q8_0).is_none());
     }
 
     #[test]

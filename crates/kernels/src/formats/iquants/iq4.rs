@@ -282,6 +282,45 @@ pub fn vec_dot_iq4_xs_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
     sumf
 }
 
+/// Smallest number of activation rows for which ggml-cpu multiplies IQ4_XS (and
+/// the K-quant and other IQ formats) with its tiled kernels instead of one
+/// `vec_dot` per output (ggml-cpu/tiled/tiled.cpp, `ggml_tiled_min_batch`; on
+/// by default on x86 with AVX or better, `GGML_CPU_TILED_MM=0` turns it off).
+/// For a mixture-of-experts matmul the count is the rows routed to one expert.
+pub const TILED_MIN_BATCH: usize = 8;
+
+/// IQ4_XS · Q8_K dot product of `n` weights in the order of ggml-cpu's tiled
+/// matmul, which llama.cpp uses for batches of [`TILED_MIN_BATCH`] activation
+/// rows or more (prompt processing); `vec_dot_iq4_xs_q8_k` is its order for
+/// fewer (decoding).
+///
+/// Per super-block the tile kernels sum `Σ (scale - 32) · Σ level·y` exactly in
+/// integers, convert it to f32, multiply by the weight scale, then fold in the
+/// activation scale with one fused multiply-add into the running sum, which
+/// starts at zero: `acc = fma(f32(isum) · d_w, d_y, acc)`, super-blocks in
+/// order (ggml-cpu/tiled/tiled-kernel.cpp, `tiled_run_micro_vnni_8x16` and
+/// `tiled_run_microtile_avx2`; GCC fuses the AVX-512 epilogue's multiply and
+/// add, seen in libggml-cpu.so). Bit for bit the same on every SIMD level, as
+/// only the integer part is vectorised.
+pub fn vec_dot_iq4_xs_q8_k_tiled(n: usize, x: &[u8], y: &[u8]) -> f32 {
+    let mut acc = 0f32;
+    let ys = y.chunks_exact(Q8_K_BYTES).map(Q8View::q8_k);
+    for (xb, yb) in blocks::<BlockIq4Xs>(x).zip(ys).take(n / QK_K) {
+        let mut isum = 0i32;
+        for ib in 0..QK_K / 32 {
+            let qs = &xb.qs[16 * ib..16 * ib + 16];
+            let mut raw = 0i32;
+            for (j, &q) in qs.iter().enumerate() {
+                raw += yb.q(32 * ib + j) * level_i32(q);
+                raw += yb.q(32 * ib + j + 16) * level_i32(q >> 4);
+            }
+            isum += (xb.group_scale(ib) - 32) * raw;
+        }
+        acc = (isum as f32 * f16_to_f32(xb.d)).mul_add(yb.d, acc);
+    }
+    acc
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::testutil::{Rng, assert_dot_close, q8_0, q8_k};
@@ -435,5 +474,6 @@ mod tests {
         dequantize_row_iq4_xs(&q, &mut w);
         let (y, a) = q8_k(&mut rng, n);
         assert_dot_close("iq4_xs", vec_dot_iq4_xs_q8_k(n, &q, &y), &w, &a);
+        assert_dot_close("iq4_xs tiled", vec_dot_iq4_xs_q8_k_tiled(n, &q, &y), &w, &a);
     }
 }

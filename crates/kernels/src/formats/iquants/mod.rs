@@ -35,8 +35,9 @@ pub use dot::{
     vec_dot_iq2_xxs_q8_k, vec_dot_iq3_s_q8_k, vec_dot_iq3_xxs_q8_k,
 };
 pub use iq4::{
-    dequantize_row_iq4_nl, dequantize_row_iq4_xs, quantize_iq4_nl, quantize_row_iq4_nl_ref,
-    quantize_row_iq4_xs_ref, vec_dot_iq4_nl_q8_0, vec_dot_iq4_xs_q8_k,
+    TILED_MIN_BATCH, dequantize_row_iq4_nl, dequantize_row_iq4_xs, quantize_iq4_nl,
+    quantize_row_iq4_nl_ref, quantize_row_iq4_xs_ref, vec_dot_iq4_nl_q8_0, vec_dot_iq4_xs_q8_k,
+    vec_dot_iq4_xs_q8_k_tiled,
 };
 // Grid tables the x86 SIMD kernels (crate::simd) index too.
 #[cfg(target_arch = "x86_64")]

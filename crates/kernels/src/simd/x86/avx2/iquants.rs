@@ -45,6 +45,10 @@ dot_entry!(
     /// IQ4_XS · Q8_K.
     vec_dot_iq4_xs_q8_k => iq4_xs_q8_k, 256, 136, 292
 );
+dot_entry!(
+    /// IQ4_XS · Q8_K in the order of ggml-cpu's tiled matmul (batches).
+    vec_dot_iq4_xs_q8_k_tiled => iq4_xs_q8_k_tiled, 256, 136, 292
+);
 
 dot_entry!(
     /// IQ2_XXS · Q8_K.
@@ -146,20 +150,60 @@ unsafe fn iq4_xs_q8_k(nb: usize, x: *const u8, y: *const u8) -> f32 {
             // d and scales_h as a pair; only d is used.
             let d = _mm_mul_ps(f16_pair_at(bx), _mm_set1_ps(f32_at(by)));
             let d = _mm256_broadcastss_ps(d);
-            let scales_h = bx.add(2).cast::<u16>().read_unaligned() as i32;
-            let mut sumi = _mm256_setzero_si256();
-            for ib in 0..8 {
-                let low = (*bx.add(4 + ib / 2) >> (4 * (ib % 2))) & 0x0f;
-                let scale = (low as i32 | (((scales_h >> (2 * ib)) & 3) << 4)) - 32;
-                let q = levels_32(table, bx.add(8 + 16 * ib));
-                let p = pairs_i8(q, load(by.add(4 + 32 * ib)));
-                let p = _mm256_madd_epi16(p, _mm256_set1_epi16(scale as i16));
-                sumi = _mm256_add_epi32(sumi, p);
-            }
+            let sumi = iq4_xs_block_sums(table, bx, by.add(4));
             acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(sumi), acc);
         }
     }
     hsum_ps(acc)
+}
+
+/// `Σ (scale - 32) · Σ level·y` of IQ4_XS super-block `bx` with the Q8_K quants
+/// at `qy`, as eight i32 lanes (exact).
+///
+/// # Safety
+/// AVX2 must be available; 136 bytes readable at `bx`, 256 at `qy`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn iq4_xs_block_sums(table: __m128i, bx: *const u8, qy: *const u8) -> __m256i {
+    // SAFETY: offsets follow the layouts in the module doc, within the 136 and
+    // 256 bytes the caller guarantees.
+    unsafe {
+        let scales_h = bx.add(2).cast::<u16>().read_unaligned() as i32;
+        let mut sumi = _mm256_setzero_si256();
+        for ib in 0..8 {
+            let low = (*bx.add(4 + ib / 2) >> (4 * (ib % 2))) & 0x0f;
+            let scale = (low as i32 | (((scales_h >> (2 * ib)) & 3) << 4)) - 32;
+            let q = levels_32(table, bx.add(8 + 16 * ib));
+            let p = pairs_i8(q, load(qy.add(32 * ib)));
+            let p = _mm256_madd_epi16(p, _mm256_set1_epi16(scale as i16));
+            sumi = _mm256_add_epi32(sumi, p);
+        }
+        sumi
+    }
+}
+
+/// IQ4_XS · Q8_K with ggml-cpu's tiled-matmul float order (see
+/// `formats::iquants::vec_dot_iq4_xs_q8_k_tiled`): exact integer sum per
+/// super-block, then `acc = fma(f32(isum) · d_w, d_y, acc)`.
+///
+/// # Safety
+/// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` (136 bytes
+/// each) and `y` (292 bytes each).
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn iq4_xs_q8_k_tiled(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    // SAFETY: the table is 16 readable bytes.
+    let table = unsafe { _mm_loadu_si128(LEVELS.as_ptr().cast()) };
+    let mut acc = 0f32;
+    for i in 0..nb {
+        // SAFETY: block `i` < `nb` of each operand is readable (caller).
+        unsafe {
+            let (bx, by) = (x.add(136 * i), y.add(292 * i));
+            let isum = hsum_epi32(iq4_xs_block_sums(table, bx, by.add(4)));
+            let d_w = _mm_cvtss_f32(f16_pair_at(bx));
+            acc = (isum as f32 * d_w).mul_add(f32_at(by), acc);
+        }
+    }
+    acc
 }
 
 /// `KSIGNS_IQ2XS` spread to bytes: byte `j` of entry `k` is −1 where bit `j` of

@@ -13,7 +13,7 @@ use crate::simd::Override;
 
 mod dequant;
 mod float;
-pub(super) mod iquants;
+pub(in crate::simd) mod iquants;
 mod kquants;
 pub(super) mod legacy;
 mod quantize;
