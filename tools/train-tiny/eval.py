@@ -13,7 +13,8 @@ data.py). Each backend gets the same single-turn chat, no system prompt:
 - torch: model.py on the checkpoint, tokenized by the HF tokenizer, greedy;
 - llama.cpp: `llama-server --jinja` on the GGUF, POST /v1/chat/completions with
   temperature 0 (the GGUF's own chat template and tokenizer);
-- hearth: `hearth run GGUF PROMPT` (plus --hearth-arg flags), its stdout is the answer.
+- hearth: `hearth run GGUF PROMPT --temperature 0 --repeat-penalty 1` (plus --hearth-arg
+  flags), its stdout is the answer.
 
 An answer counts when it equals the expected one after stripping whitespace. The
 script also reports how often two backends gave the identical answer: identical
@@ -96,7 +97,12 @@ def ask_hearth(binary, gguf, samples, extra):
     for s in samples:
         (role, prompt), = s.messages[:-1]
         assert role == "user"
-        r = subprocess.run([binary, "run", str(gguf), prompt, *extra], capture_output=True,
+        # A GGUF path gets hearth's default sampling (temperature 0.8, repeat penalty
+        # 1.1, as Ollama); the test set is asked greedily with no penalty, the
+        # parameters the built-in hearth-tiny carries.
+        r = subprocess.run([binary, "run", str(gguf), prompt, "--temperature", "0",
+                            "--repeat-penalty", "1", *extra],
+                           capture_output=True,
                            text=True, timeout=120)
         if r.returncode != 0:
             raise RuntimeError(f"hearth run failed ({r.returncode}): {r.stderr.strip()}")
@@ -171,7 +177,7 @@ def main():
     total = len(samples)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            same = sum(x == y for x, y in zip(answers[a], answers[b]))
+            same = sum(x.strip() == y.strip() for x, y in zip(answers[a], answers[b]))
             print(f"identical answers {a} vs {b}: {same}/{total}")
     if args.json:
         args.json.write_text(json.dumps({
