@@ -11,12 +11,20 @@
 //! with a converted activation row, the weight row being the outer loop. Nothing
 //! is allocated: the caller provides the scratch the converted activations live
 //! in ([`activation_scratch_len`]).
+//!
+//! A matrix may also carry a copy repacked at load time ([`PackedMatrix`], made
+//! by [`PackedMatrix::new`] where the CPU has a packed kernel for the format);
+//! then groups of 16 rows are split across the pool and each group is
+//! multiplied with the batch's tokens by the packed kernel, which is faster
+//! than the tiles for prefill and decode alike. See `gemm/packed.rs`.
 
 use gguf::TensorType;
 
 use crate::gemm::{self, NC, NR};
 use crate::pool::{SharedSlice, ThreadPool};
 use crate::{KernelError, traits};
+
+pub use crate::gemm::packed::{GROUP, PackedMatrix};
 
 /// A weight matrix viewed in place: `n_out` rows of `n_in` elements in format `ty`.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +37,10 @@ pub struct Matrix<'a> {
     pub n_out: usize,
     /// `n_out` rows of `ty.row_size(n_in)` bytes.
     pub data: &'a [u8],
+    /// The same rows repacked for the packed kernels, when the owner made a
+    /// copy ([`Matrix::with_packed`]); [`matmul`] then reads it instead of
+    /// `data`.
+    pub packed: Option<&'a PackedMatrix>,
 }
 
 impl<'a> Matrix<'a> {
@@ -58,6 +70,23 @@ impl<'a> Matrix<'a> {
             n_in,
             n_out,
             data,
+            packed: None,
+        })
+    }
+
+    /// This matrix with its repacked copy `packed`, which must have been made
+    /// from the same rows (checked: format and shape).
+    pub fn with_packed(self, packed: &'a PackedMatrix) -> Result<Self, KernelError> {
+        if packed.ty() != self.ty || packed.n_in() != self.n_in || packed.n_out() != self.n_out {
+            return Err(KernelError::Length {
+                ty: self.ty,
+                expected: self.n_in * self.n_out,
+                found: packed.n_in() * packed.n_out(),
+            });
+        }
+        Ok(Matrix {
+            packed: Some(packed),
+            ..self
         })
     }
 
@@ -158,6 +187,10 @@ pub fn matmul(
     let converted: &[u8] = scratch;
 
     // 2. Dot every weight row with every converted activation row.
+    if let Some(p) = w.packed {
+        packed_products(pool, p, converted, act_row, n_rows, y);
+        return Ok(());
+    }
     let chunk = rows_per_task(w.n_out, pool.n_threads());
     let n_tasks = w.n_out.div_ceil(chunk);
     let n_out = w.n_out;
@@ -199,6 +232,47 @@ pub fn matmul(
         }),
     }
     Ok(())
+}
+
+/// Tokens per packed kernel call: the group's results for them stay on the
+/// stack, and their converted activations in L2.
+const PACKED_TOKENS: usize = 64;
+
+/// Step 2 of [`matmul`] for a packed matrix: groups of 16 rows split across
+/// the pool (contiguous runs of groups, about four per thread), each group
+/// multiplied with the tokens [`PACKED_TOKENS`] at a time.
+fn packed_products(
+    pool: &ThreadPool,
+    p: &PackedMatrix,
+    converted: &[u8],
+    act_row: usize,
+    n_rows: usize,
+    y: &mut [f32],
+) {
+    let n_out = p.n_out();
+    let n_groups = p.n_groups();
+    let chunk = n_groups.div_ceil(pool.n_threads() * 4).max(1);
+    let n_tasks = n_groups.div_ceil(chunk);
+    let out = SharedSlice::new(y);
+    pool.run(n_tasks, &|t| {
+        let groups = t * chunk..((t + 1) * chunk).min(n_groups);
+        let mut tile = [[0f32; GROUP]; PACKED_TOKENS];
+        for r0 in (0..n_rows).step_by(PACKED_TOKENS) {
+            let n = PACKED_TOKENS.min(n_rows - r0);
+            let acts = &converted[r0 * act_row..(r0 + n) * act_row];
+            for g in groups.clone() {
+                p.gemm_group(g, acts, act_row, &mut tile[..n]);
+                let o = g * GROUP;
+                let valid = GROUP.min(n_out - o);
+                for (c, outs) in tile[..n].iter().enumerate() {
+                    // SAFETY: outputs (r0 + c, o..o + valid) belong to the task
+                    // owning group g.
+                    let dst = unsafe { out.slice_mut((r0 + c) * n_out + o, valid) };
+                    dst.copy_from_slice(&outs[..valid]);
+                }
+            }
+        }
+    });
 }
 
 /// Dequantizes row `i` of `w` into `out` (`w.n_in` floats): an embedding lookup.
@@ -276,6 +350,51 @@ mod tests {
                     "{ty} [{i}]: {a} vs {b}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn packed_matrices_match_one_dot_at_a_time() {
+        let pool = ThreadPool::new(3);
+        // 37 rows: a padded last group; 70 tokens: more than one kernel call.
+        let (n_in, n_out, n_rows) = (256, 37, 70);
+        let w = values(n_in * n_out, 3);
+        let x = values(n_in * n_rows, 4);
+        for ty in [
+            TensorType::Q4_0,
+            TensorType::Q8_0,
+            TensorType::Q4_K,
+            TensorType::Q6_K,
+        ] {
+            let mut wq = vec![0u8; ty.row_size(n_in as u64).unwrap() as usize * n_out];
+            crate::quantize(ty, &w, &mut wq).unwrap();
+            let Some(p) = PackedMatrix::new(ty, n_in, n_out, &wq) else {
+                eprintln!("no packed kernel for {ty} on this CPU; skipped");
+                continue;
+            };
+            let m = Matrix::new(ty, n_in, n_out, &wq)
+                .unwrap()
+                .with_packed(&p)
+                .unwrap();
+            let mut scratch = vec![0u8; activation_scratch_len(ty, n_in, n_rows).unwrap()];
+            let mut y = vec![f32::NAN; n_rows * n_out];
+            matmul(&pool, &m, &x, &mut scratch, &mut y).unwrap();
+            let want = reference(ty, &wq, n_in, n_out, &x);
+            for (i, (a, b)) in y.iter().zip(&want).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                    "{ty} [{i}]: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_packed_copy_of_another_shape_is_refused() {
+        let wq = vec![0u8; 34 * 2 * 32];
+        let m = Matrix::new(TensorType::Q8_0, 64, 32, &wq).unwrap();
+        if let Some(p) = PackedMatrix::new(TensorType::Q8_0, 32, 64, &wq) {
+            assert!(m.with_packed(&p).is_err());
         }
     }
 

@@ -2,14 +2,17 @@
 //! that name the tensor or key, what was expected and what was found.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use gguf::{GgufModel, Metadata, TensorType, Value};
-use kernels::matmul::Matrix;
+use kernels::matmul::{Matrix, PackedMatrix};
 
 use crate::ModelError;
 
 /// A tensor of the model: where it lives in the file, its format and shape.
-/// The bytes stay in the memory map; [`Tensor::data`] borrows them.
+/// The bytes stay in the memory map; [`Tensor::data`] borrows them. A matrix
+/// may also own a copy repacked for the CPU's packed kernels, made once at
+/// load ([`Tensors::get`] with [`Use::MatMul`]).
 #[derive(Clone, Debug)]
 pub struct Tensor {
     /// Tensor name.
@@ -20,6 +23,9 @@ pub struct Tensor {
     pub dims: Vec<u64>,
     shard: usize,
     index: usize,
+    /// The rows repacked (2-D matmul weights whose format has a packed kernel
+    /// on this CPU); shared by clones (a tied output head).
+    packed: Option<Arc<PackedMatrix>>,
 }
 
 impl Tensor {
@@ -30,7 +36,7 @@ impl Tensor {
     }
 
     /// The tensor as a matrix of `dims[0]`-long rows (all further dimensions are rows).
-    pub fn matrix<'a>(&self, gguf: &'a GgufModel) -> Matrix<'a> {
+    pub fn matrix<'a>(&'a self, gguf: &'a GgufModel) -> Matrix<'a> {
         let n_in = self.dims[0] as usize;
         let n_out = self.dims[1..].iter().product::<u64>() as usize;
         Matrix {
@@ -38,6 +44,7 @@ impl Tensor {
             n_in,
             n_out,
             data: self.data(gguf),
+            packed: self.packed.as_deref(),
         }
     }
 
@@ -51,6 +58,7 @@ impl Tensor {
             n_in,
             n_out,
             data: &data[e * size..(e + 1) * size],
+            packed: None,
         }
     }
 
@@ -123,13 +131,20 @@ impl<'a> Tensors<'a> {
                 ty: info.ty,
             });
         }
-        Ok(Some(Tensor {
+        let mut tensor = Tensor {
             name: name.to_owned(),
             ty: info.ty,
             dims: info.dims.clone(),
             shard,
             index,
-        }))
+            packed: None,
+        };
+        if usage == Use::MatMul && dims.len() == 2 {
+            let (n_in, n_out) = (dims[0] as usize, dims[1] as usize);
+            let data = tensor.data(self.gguf);
+            tensor.packed = PackedMatrix::new(info.ty, n_in, n_out, data).map(Arc::new);
+        }
+        Ok(Some(tensor))
     }
 }
 

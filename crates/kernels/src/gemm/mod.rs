@@ -9,6 +9,10 @@
 //! N matrix-vector products into a GEMM; for one token (decode) it streams four
 //! weight rows at once. Results equal the `vec_dot` ones up to the order of the
 //! float additions (integer block sums are exact).
+//!
+//! Weights repacked at load time into 16-row groups ([`packed`]) replace the
+//! tiles for the formats registered there; its module documentation is the
+//! contract for adding a format (Q4_0 and Q8_0 in `avx512_q0.rs`).
 
 use std::sync::OnceLock;
 
@@ -18,6 +22,9 @@ use crate::simd::{Cpu, cpu_level};
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_q0;
+pub(crate) mod packed;
 
 /// Weight rows per tile.
 #[cfg(target_arch = "x86_64")]

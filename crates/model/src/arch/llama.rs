@@ -306,10 +306,16 @@ impl Weights {
                 .transpose()?;
             Ok(Linear { w, b })
         };
-        let token_embd = t.get("token_embd.weight", &[e, v], Use::MatMul)?;
-        let output = t
-            .opt("output.weight", &[e, v], Use::MatMul)?
-            .unwrap_or_else(|| token_embd.clone());
+        // The embeddings are only multiplied with (and so repacked) when they
+        // double as the output head.
+        let output = t.opt("output.weight", &[e, v], Use::MatMul)?;
+        let embd_use = if output.is_some() {
+            Use::Read
+        } else {
+            Use::MatMul
+        };
+        let token_embd = t.get("token_embd.weight", &[e, v], embd_use)?;
+        let output = output.unwrap_or_else(|| token_embd.clone());
         let rope_freqs = t
             .opt("rope_freqs.weight", &[c.head_dim as u64 / 2], Use::Read)?
             .map(|r| r.to_f32(gguf))

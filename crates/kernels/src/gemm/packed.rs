@@ -1,0 +1,324 @@
+//! Weights repacked at load time into row-interleaved groups, and the GEMM
+//! kernels that read them.
+//!
+//! A [`PackedMatrix`] is a copy of a weight matrix in which [`GROUP`] (16)
+//! consecutive rows are interleaved block by block, so that one 512-bit vector
+//! holds the same four k-bytes of 16 rows (one 32-bit lane per row). A kernel
+//! then broadcasts four activation bytes and one `vpdpbusd` does 16 rows × 4
+//! values for one token; scales of the 16 rows load as one vector. This is
+//! llama.cpp's "repack" idea (ggml-cpu/repack.cpp, `block_q4_0x8` and
+//! friends), laid out for AVX-512 VNNI.
+//!
+//! # Layout
+//!
+//! Rows are cut into groups of [`GROUP`]: group `g` holds rows
+//! `16g .. 16g + 16`; the last group is padded with all-zero rows (every ggml
+//! format decodes an all-zero block to zeros, so padded rows give 0 and
+//! [`crate::matmul`] drops them). A group is `nb` *group blocks* one after the
+//! other (`nb = n_in / block`), each [`PackedFormat::group_block_bytes`]
+//! long and holding block `b` of all 16 rows in whatever arrangement the
+//! format's kernel wants. Groups follow each other, so group `g` starts at
+//! byte `g · nb · group_block_bytes` of a 64-byte aligned buffer.
+//!
+//! # Adding a format
+//!
+//! 1. In the format's own file (e.g. `avx512_kquants.rs`, x86_64 only) write
+//!    - `fn pack(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8])`: writes the
+//!      `nb` group blocks of the 16 rows `rows[i]` (each `nb` blocks in the
+//!      ggml layout; padding rows are all zeros) into `dst`
+//!      (`nb · group_block_bytes` bytes, zero-filled on entry).
+//!    - `unsafe fn gemm(nb, w, a, a_row, out)`: see [`PackedGemm`]. It reads
+//!      the group at `w` and `out.len()` activation rows (already converted to
+//!      the format's `vec_dot_type`: Q8_0 for Q4_0/Q8_0, Q8_K for K-quants) at
+//!      `a + c · a_row`, and writes `out[c][r] = dot(row r, activation c)`
+//!      for every `c` and all 16 `r`. It picks its own token tile width.
+//!    - `pub(super) const FORMAT: PackedFormat = PackedFormat { .. }`.
+//! 2. Add one arm to [`format`] below: `TensorType::X => Some(&file::FORMAT)`.
+//! 3. Test: the kernel against the scalar `vec_dot` for token counts that hit
+//!    every tile width and a row count that is not a multiple of 16 (see this
+//!    file's tests, which run for every registered format).
+//!
+//! Nothing else changes: the model loader asks [`PackedMatrix::new`] for every
+//! 2-D matmul weight and keeps the copy where one is returned; `matmul` uses it
+//! whenever a [`crate::matmul::Matrix`] carries one.
+//!
+//! Packing is only done where the CPU runs the kernels (AVX-512 VNNI) and
+//! `HEARTH_NO_REPACK` is unset (an A/B switch for measurements); everywhere
+//! else matrices are read in place as before.
+
+use std::fmt;
+
+use gguf::TensorType;
+
+use super::avx512_vnni;
+
+/// Weight rows per packed group (one per 32-bit lane of a 512-bit vector).
+pub const GROUP: usize = 16;
+
+/// Results of one group for a run of tokens: `out[c][r]` for token `c`, row `r`.
+pub(crate) type GroupOut = [f32; GROUP];
+
+/// A packed kernel: `out[c][r] = dot(row r of the group at w, activation row c)`
+/// for `c < out.len()`, where activation row `c` starts at `a + c * a_row` and
+/// holds `nb` blocks of the format's `vec_dot_type`.
+///
+/// # Safety
+/// `w` must be valid for `nb * group_block_bytes` bytes, each activation row
+/// for `nb` activation blocks, and the CPU must have the features the kernel
+/// was written for (guaranteed by [`format`]).
+pub(crate) type PackedGemm =
+    unsafe fn(nb: usize, w: *const u8, a: *const u8, a_row: usize, out: &mut [GroupOut]);
+
+/// A format's repacking function (see the module documentation).
+pub(crate) type PackFn = fn(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]);
+
+/// One registered packed format.
+#[derive(Clone, Copy)]
+pub(crate) struct PackedFormat {
+    /// The weight format this packs.
+    pub ty: TensorType,
+    /// Bytes of one group block (16 rows × one block of `ty`, plus whatever
+    /// the kernel precomputes).
+    pub group_block_bytes: usize,
+    /// Writes a group.
+    pub pack: PackFn,
+    /// Multiplies a group with activation rows.
+    pub gemm: PackedGemm,
+}
+
+/// The packed format for weights of type `ty`, where this CPU runs one.
+pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
+    if !avx512_vnni() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::avx512_q0;
+        match ty {
+            TensorType::Q4_0 => Some(&avx512_q0::Q4_0),
+            TensorType::Q8_0 => Some(&avx512_q0::Q8_0),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ty;
+        None
+    }
+}
+
+/// 64 bytes, 64-byte aligned: the unit of a packed buffer.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u8; 64]);
+
+/// A weight matrix repacked into groups of [`GROUP`] rows (module docs).
+pub struct PackedMatrix {
+    format: &'static PackedFormat,
+    n_in: usize,
+    n_out: usize,
+    /// Blocks per row.
+    nb: usize,
+    data: Vec<Line>,
+}
+
+impl fmt::Debug for PackedMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PackedMatrix")
+            .field("ty", &self.format.ty)
+            .field("n_in", &self.n_in)
+            .field("n_out", &self.n_out)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PackedMatrix {
+    /// The packed copy of `ty` weights `data` (`n_out` rows of `n_in`), or
+    /// `None` where this CPU has no packed kernel for `ty` (or packing is
+    /// switched off with `HEARTH_NO_REPACK`).
+    ///
+    /// Panics if `data` is not `n_out` rows of whole blocks: callers pass a
+    /// checked [`crate::matmul::Matrix`]'s fields.
+    pub fn new(ty: TensorType, n_in: usize, n_out: usize, data: &[u8]) -> Option<PackedMatrix> {
+        if std::env::var_os("HEARTH_NO_REPACK").is_some() {
+            return None;
+        }
+        Self::with_format(format(ty)?, n_in, n_out, data)
+    }
+
+    fn with_format(
+        format: &'static PackedFormat,
+        n_in: usize,
+        n_out: usize,
+        data: &[u8],
+    ) -> Option<PackedMatrix> {
+        let ty = format.ty;
+        if n_out == 0 || !n_in.is_multiple_of(ty.block_size()) {
+            return None;
+        }
+        let nb = n_in / ty.block_size();
+        let row = nb * ty.type_size();
+        assert_eq!(data.len(), row * n_out, "{ty}: {n_out} rows of {n_in}");
+        let group_bytes = nb * format.group_block_bytes;
+        let n_groups = n_out.div_ceil(GROUP);
+        let mut lines = vec![Line([0; 64]); (n_groups * group_bytes).div_ceil(64)];
+        // SAFETY: `Line` is 64 plain bytes; the byte view covers exactly the vector.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64)
+        };
+        let zero = vec![0u8; row];
+        let pack_range = |first: usize, dst: &mut [u8]| {
+            for (i, out) in dst.chunks_exact_mut(group_bytes).enumerate() {
+                let g = first + i;
+                let rows: [&[u8]; GROUP] = std::array::from_fn(|r| {
+                    let o = g * GROUP + r;
+                    if o < n_out {
+                        &data[o * row..(o + 1) * row]
+                    } else {
+                        &zero
+                    }
+                });
+                (format.pack)(&rows, nb, out);
+            }
+        };
+        // Large matrices are packed on all cores: it is a pass over the file.
+        let n_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_thread = n_groups.div_ceil(n_threads).max(1);
+        let used = &mut bytes[..n_groups * group_bytes];
+        if n_threads > 1 && n_groups * group_bytes >= 1 << 20 {
+            std::thread::scope(|s| {
+                for (t, chunk) in used.chunks_mut(per_thread * group_bytes).enumerate() {
+                    let pack_range = &pack_range;
+                    s.spawn(move || pack_range(t * per_thread, chunk));
+                }
+            });
+        } else {
+            pack_range(0, used);
+        }
+        Some(PackedMatrix {
+            format,
+            n_in,
+            n_out,
+            nb,
+            data: lines,
+        })
+    }
+
+    /// The weight format that was packed.
+    pub fn ty(&self) -> TensorType {
+        self.format.ty
+    }
+
+    /// Row length.
+    pub fn n_in(&self) -> usize {
+        self.n_in
+    }
+
+    /// Number of rows (without padding).
+    pub fn n_out(&self) -> usize {
+        self.n_out
+    }
+
+    /// Number of groups (the last one may be padded).
+    pub(crate) fn n_groups(&self) -> usize {
+        self.n_out.div_ceil(GROUP)
+    }
+
+    /// `out[c][r] = dot(row 16g + r, activation c)` for the activation rows
+    /// `acts` (`out.len()` rows of `a_row` bytes in the `vec_dot_type`).
+    ///
+    /// Panics if `g` is out of range or `acts` is shorter than `out` needs.
+    pub(crate) fn gemm_group(&self, g: usize, acts: &[u8], a_row: usize, out: &mut [GroupOut]) {
+        assert!(g < self.n_groups());
+        let a_ty = crate::traits(self.format.ty)
+            .map(|t| t.vec_dot_type)
+            .expect("packed formats have a dot product");
+        assert_eq!(a_row, self.nb * a_ty.type_size());
+        assert!(acts.len() >= out.len() * a_row);
+        let group_bytes = self.nb * self.format.group_block_bytes;
+        // SAFETY: group g lies within `data` (n_groups groups were packed); the
+        // activation rows are in bounds (asserted); `format` only returned this
+        // kernel on a CPU that runs it.
+        unsafe {
+            let w = self.data.as_ptr().cast::<u8>().add(g * group_bytes);
+            (self.format.gemm)(self.nb, w, acts.as_ptr(), a_row, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::Cpu;
+    use crate::traits_for;
+
+    /// A deterministic pseudo-random sequence in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
+    fn quantized(ty: TensorType, x: &[f32]) -> Vec<u8> {
+        let mut q = vec![0u8; ty.row_size(x.len() as u64).unwrap() as usize];
+        crate::quantize(ty, x, &mut q).unwrap();
+        q
+    }
+
+    /// Every registered format, every token count up to 11 (all tile widths and
+    /// their tails), 37 rows (a padded last group), against the scalar dot.
+    #[test]
+    fn packed_kernels_match_the_scalar_dot_products() {
+        let (n_in, n_out) = (512, 37);
+        for ty in [
+            TensorType::Q4_0,
+            TensorType::Q8_0,
+            TensorType::Q4_K,
+            TensorType::Q6_K,
+            TensorType::F16,
+        ] {
+            let Some(fmt) = format(ty) else {
+                eprintln!("no packed kernel for {ty} on this CPU; skipped");
+                continue;
+            };
+            let scalar = traits_for(Cpu::Scalar, ty).unwrap();
+            let vt = scalar.vec_dot_type;
+            let w = quantized(ty, &values(n_in * n_out, 7));
+            let row = w.len() / n_out;
+            let p = PackedMatrix::with_format(fmt, n_in, n_out, &w).unwrap();
+            let a_row = vt.row_size(n_in as u64).unwrap() as usize;
+            for n_tok in 1..=11 {
+                let acts: Vec<u8> = (0..n_tok)
+                    .flat_map(|c| quantized(vt, &values(n_in, 100 + c as u64)))
+                    .collect();
+                for g in 0..p.n_groups() {
+                    let mut out = vec![[f32::NAN; GROUP]; n_tok];
+                    p.gemm_group(g, &acts, a_row, &mut out);
+                    for (c, outs) in out.iter().enumerate() {
+                        for (r, &got) in outs.iter().enumerate() {
+                            let o = g * GROUP + r;
+                            let act = &acts[c * a_row..(c + 1) * a_row];
+                            let want = if o < n_out {
+                                (scalar.vec_dot.unwrap())(n_in, &w[o * row..(o + 1) * row], act)
+                            } else {
+                                0.0
+                            };
+                            // Same integer sums; only the float additions differ.
+                            let tol = 1e-4 * (1.0 + want.abs());
+                            assert!(
+                                (got - want).abs() <= tol,
+                                "{ty} row {o} token {c} of {n_tok}: {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
