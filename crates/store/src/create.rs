@@ -75,6 +75,18 @@ impl Store {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Manifest> {
         let _guard = self.lock(LockMode::Shared)?;
+        self.create_locked(name, modelfile, base_dir, progress)
+    }
+
+    /// [`Store::create`] for callers already holding the lock (shared or
+    /// exclusive).
+    pub(crate) fn create_locked(
+        &self,
+        name: &ModelName,
+        modelfile: &Modelfile,
+        base_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Manifest> {
         let (mut layers, mut config) = match resolve_from(&modelfile.from, base_dir)? {
             Source::File(path) => {
                 let (layer, config) = self.import_gguf(&path, progress)?;

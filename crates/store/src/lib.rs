@@ -4,6 +4,8 @@
 //! - [`ModelName`]: `[host/][namespace/]model[:tag]` with Ollama's defaults.
 //! - [`Store`]: `create` from a [`Modelfile`], `list`, `resolve`, `copy`,
 //!   `delete` (with garbage collection of unreferenced blobs), `put_blob`.
+//! - Built-in models ([`Store::with_builtin_bytes`]): installed into every
+//!   store, refreshed when the program's version changes (builtin.rs).
 //! - [`Modelfile`]: parse and render FROM / PARAMETER / TEMPLATE / SYSTEM /
 //!   MESSAGE / LICENSE.
 //!
@@ -13,6 +15,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod builtin;
 mod create;
 mod digest;
 mod error;

@@ -7,8 +7,12 @@
 //! blobs/sha256-<hex>                          content-addressed, immutable
 //! manifests/<host>/<namespace>/<model>/<tag>  JSON, one per model name
 //! tmp/                                        files being written
+//! builtins/<host>/<namespace>/<model>/<tag>   what was installed as a built-in
 //! lock                                        the store-wide lock
 //! ```
+//!
+//! Built-in models (installing, recording and refreshing them) are in
+//! builtin.rs.
 //!
 //! Concurrency: operations that add (create, copy, put_blob) hold the lock
 //! shared; `delete` holds it exclusive while it removes the manifest and
@@ -24,6 +28,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::builtin::Builtin;
 use crate::digest::{self, Digest};
 use crate::error::{Result, StoreError, io_err};
 use crate::fsutil::{self, LockGuard, LockMode, TempFile};
@@ -39,24 +44,8 @@ pub const MODELS_ENV: &str = "HEARTH_MODELS";
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-    builtins: Vec<Builtin>,
-}
-
-/// A model every store has without a pull (see [`Store::with_builtin`]).
-#[derive(Debug, Clone)]
-struct Builtin {
-    name: ModelName,
-    weights: BuiltinWeights,
-    parameters: Parameters,
-}
-
-/// Where a built-in model's GGUF comes from.
-#[derive(Debug, Clone)]
-enum BuiltinWeights {
-    /// A file on disk.
-    File(PathBuf),
-    /// Bytes compiled into the program.
-    Bytes(&'static [u8]),
+    /// Models every store has without a pull (see [`Store::with_builtin`]).
+    pub(crate) builtins: Vec<Builtin>,
 }
 
 /// One model in [`Store::list`].
@@ -142,47 +131,6 @@ impl Store {
     /// Opens the store at [`default_root`].
     pub fn from_env() -> Result<Store> {
         Store::open(default_root()?)
-    }
-
-    /// Registers a model that every store has without a pull: when `name` is
-    /// resolved (or used in FROM) and no manifest of that name exists, the GGUF
-    /// file at `path` is imported under `name` first, so from then on it is an
-    /// ordinary model (listed, copied, removable; it comes back on next use).
-    pub fn with_builtin(mut self, name: ModelName, path: impl Into<PathBuf>) -> Store {
-        self.builtins.push(Builtin {
-            name,
-            weights: BuiltinWeights::File(path.into()),
-            parameters: Parameters::new(),
-        });
-        self
-    }
-
-    /// [`Store::with_builtin`] for a GGUF compiled into the program, with the
-    /// Modelfile parameters the model is created with.
-    pub fn with_builtin_bytes(
-        mut self,
-        name: ModelName,
-        gguf: &'static [u8],
-        parameters: Parameters,
-    ) -> Store {
-        self.builtins.push(Builtin {
-            name,
-            weights: BuiltinWeights::Bytes(gguf),
-            parameters,
-        });
-        self
-    }
-
-    /// Imports every registered built-in model that has no manifest yet, so
-    /// that listings show it before its first use. A built-in that was
-    /// removed comes back at the next call.
-    pub fn install_builtins(&self) -> Result<()> {
-        for builtin in &self.builtins {
-            if self.find(&builtin.name)?.is_none() {
-                self.install(builtin)?;
-            }
-        }
-        Ok(())
     }
 
     /// The root directory.
@@ -336,7 +284,7 @@ impl Store {
         Ok(self.find(name)?.unwrap_or_else(|| name.clone()))
     }
 
-    fn manifest_path(&self, name: &ModelName) -> PathBuf {
+    pub(crate) fn manifest_path(&self, name: &ModelName) -> PathBuf {
         self.manifests_dir().join(name.manifest_path())
     }
 
@@ -359,32 +307,6 @@ impl Store {
                 msg: e.to_string(),
             })?;
         Ok((stored, manifest, Digest::of(&bytes)))
-    }
-
-    /// Imports the built-in model called `name`, if there is one.
-    fn install_builtin(&self, name: &ModelName) -> Result<ModelName> {
-        let Some(builtin) = self.builtins.iter().find(|b| b.name.eq_fold(name)) else {
-            return Err(StoreError::NotFound(name.display_short()));
-        };
-        self.install(builtin)?;
-        Ok(builtin.name.clone())
-    }
-
-    /// Creates the model `builtin` describes (compiled-in bytes are stored as
-    /// a blob first and imported from there).
-    fn install(&self, builtin: &Builtin) -> Result<()> {
-        let from = match &builtin.weights {
-            BuiltinWeights::File(path) => path.clone(),
-            BuiltinWeights::Bytes(bytes) => {
-                let digest = Digest::of(bytes);
-                self.put_blob(&digest, &mut &bytes[..])?;
-                self.blob_path(&digest)
-            }
-        };
-        let mut modelfile = Modelfile::new(from.display().to_string());
-        modelfile.parameters = builtin.parameters.clone();
-        self.create(&builtin.name, &modelfile, Path::new("."), &mut |_| {})?;
-        Ok(())
     }
 
     /// Every model, most recently modified first. Unreadable manifests are
@@ -524,7 +446,7 @@ impl Store {
 
     /// [`Store::prune`] under a held exclusive lock. If any manifest cannot be
     /// read, nothing is deleted: its blobs cannot be told apart from garbage.
-    fn prune_locked(&self) -> Result<PruneReport> {
+    pub(crate) fn prune_locked(&self) -> Result<PruneReport> {
         let mut referenced = HashSet::new();
         for name in self.names()? {
             let path = self.manifest_path(&name);
