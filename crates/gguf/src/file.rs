@@ -128,6 +128,35 @@ impl GgufFile {
         }
     }
 
+    /// Drops the pages holding a tensor's bytes from this process's resident
+    /// set, for a tensor the caller has copied (a repacked weight matrix) and
+    /// will not read again; a later read still sees the same bytes, faulted
+    /// in from the file. Neighbouring tensors sharing the first or last page
+    /// are faulted in again the same way when read. A no-op for owned bytes
+    /// and where the hint is refused.
+    pub fn release_tensor_pages(&self, info: &TensorInfo) {
+        let Bytes::Mapped(map) = &self.bytes else {
+            return;
+        };
+        let Some(start) = self.data_offset.checked_add(info.offset) else {
+            return;
+        };
+        let (Ok(start), Ok(len)) = (usize::try_from(start), usize::try_from(info.size)) else {
+            return;
+        };
+        if start.checked_add(len).is_none_or(|end| end > map.len()) {
+            return;
+        }
+        #[cfg(unix)]
+        // SAFETY: the map is a private, read-only mapping of a file that is
+        // never written through it: MADV_DONTNEED only drops page-table entries
+        // and the next access reads the unchanged file contents back, so no
+        // live reference observes different bytes. The range is in bounds
+        // (checked above).
+        let _ =
+            unsafe { map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, len) };
+    }
+
     /// Size of the whole file in bytes.
     pub fn file_size(&self) -> u64 {
         self.bytes.as_slice().len() as u64

@@ -143,6 +143,10 @@ impl<'a> Tensors<'a> {
             let (n_in, n_out) = (dims[0] as usize, dims[1] as usize);
             let data = tensor.data(self.gguf);
             tensor.packed = PackedMatrix::new(info.ty, n_in, n_out, data).map(Arc::new);
+            if tensor.packed.is_some() {
+                // Products read the copy; the mapped rows leave the resident set.
+                self.gguf.files()[shard].release_tensor_pages(info);
+            }
         }
         Ok(Some(tensor))
     }

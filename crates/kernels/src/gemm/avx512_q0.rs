@@ -52,6 +52,9 @@ const Q4_0_GROUP_BLOCK: usize = 2 * GROUP + GROUP * 16;
 /// Tokens per register tile: eight accumulators per token.
 const NC: usize = 2;
 
+/// Blocks whose activation terms are prepared at a time.
+const CHUNK: usize = 32;
+
 fn pack_q8_0(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     for (b, out) in dst.chunks_exact_mut(Q8_0_GROUP_BLOCK).take(nb).enumerate() {
         let (scales, qs) = out.split_at_mut(2 * GROUP);
@@ -162,30 +165,44 @@ unsafe fn tile<W: Weights, const NT: usize>(
 ) {
     let mut acc = [[_mm512_setzero_ps(); 8]; NT];
     let offset = _mm256_set1_epi8(W::OFFSET);
-    for b in 0..nb {
-        // SAFETY: group block b and activation block b are in bounds (caller).
-        unsafe {
-            let (dw, q) = W::load(w.add(b * W::BYTES));
-            let mut dd = [_mm512_setzero_ps(); NT];
-            // -k·Σ of each four activation bytes: where each vpdpbusd starts.
-            let mut start = [[0i32; 8]; NT];
-            for c in 0..NT {
-                let p = a[c].add(b * Q8_0_BLOCK);
-                dd[c] = _mm512_mul_ps(dw, _mm512_set1_ps(f16_at(p)));
-                let y = _mm256_loadu_si256(p.add(2).cast());
-                let k_sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), offset, y);
-                let neg = _mm256_sub_epi32(_mm256_setzero_si256(), k_sum);
-                _mm256_storeu_si256(start[c].as_mut_ptr().cast(), neg);
+    // Per (token, block): the activation scale and `-k·Σ` of each four
+    // activation bytes, where each vpdpbusd starts. Written to memory for a run
+    // of blocks first, so the main loop broadcasts them with loads rather than
+    // shuffles.
+    let mut dy = [[0f32; CHUNK]; NT];
+    let mut start = [[[0i32; 8]; CHUNK]; NT];
+    for b0 in (0..nb).step_by(CHUNK) {
+        let n = CHUNK.min(nb - b0);
+        for c in 0..NT {
+            for i in 0..n {
+                // SAFETY: activation block b0 + i is in bounds (caller).
+                unsafe {
+                    let p = a[c].add((b0 + i) * Q8_0_BLOCK);
+                    dy[c][i] = f16_at(p);
+                    let y = _mm256_loadu_si256(p.add(2).cast());
+                    let k_sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), offset, y);
+                    let neg = _mm256_sub_epi32(_mm256_setzero_si256(), k_sum);
+                    _mm256_storeu_si256(start[c][i].as_mut_ptr().cast(), neg);
+                }
             }
-            for j in 0..8 {
-                for c in 0..NT {
-                    let y = a[c].add(b * Q8_0_BLOCK + 2 + 4 * j).cast::<i32>();
-                    let sum = _mm512_dpbusd_epi32(
-                        _mm512_set1_epi32(start[c][j]),
-                        q[j],
-                        _mm512_set1_epi32(y.read_unaligned()),
-                    );
-                    acc[c][j] = _mm512_fmadd_ps(dd[c], _mm512_cvtepi32_ps(sum), acc[c][j]);
+        }
+        for i in 0..n {
+            let b = b0 + i;
+            // SAFETY: group block b and activation block b are in bounds (caller).
+            unsafe {
+                let (dw, q) = W::load(w.add(b * W::BYTES));
+                let dd: [__m512; NT] =
+                    std::array::from_fn(|c| _mm512_mul_ps(dw, _mm512_set1_ps(dy[c][i])));
+                for j in 0..8 {
+                    for c in 0..NT {
+                        let y = a[c].add(b * Q8_0_BLOCK + 2 + 4 * j).cast::<i32>();
+                        let sum = _mm512_dpbusd_epi32(
+                            _mm512_set1_epi32(start[c][i][j]),
+                            q[j],
+                            _mm512_set1_epi32(y.read_unaligned()),
+                        );
+                        acc[c][j] = _mm512_fmadd_ps(dd[c], _mm512_cvtepi32_ps(sum), acc[c][j]);
+                    }
                 }
             }
         }

@@ -34,7 +34,7 @@ use crate::ops::{add_assign, rmsnorm, route_top_k, swiglu};
 
 /// Tokens processed together in one pass through the layers; longer inputs are
 /// split. Bounds the activation buffers; weights are read once per batch.
-pub const N_BATCH: usize = 64;
+pub const N_BATCH: usize = 256;
 
 /// Hyper-parameters, from the `llama.*` metadata keys.
 #[derive(Clone, Debug)]
