@@ -287,6 +287,8 @@ unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: 
                 );
             }
             let mut fsum = [_mm512_setzero_ps(); N];
+            // `s` indexes the group block, the scales and every token's starts.
+            #[allow(clippy::needless_range_loop)]
             for s in 0..16 {
                 let sub = g.add(192 * s);
                 let qa = _mm512_loadu_si512(sub.cast());
