@@ -58,6 +58,8 @@ impl Config {
 }
 
 /// The attention input projections: fused as phi3 files have them, or split.
+// One per layer, made once at load: the larger split variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Qkv {
     /// (n_embd, n_head * head_dim + 2 * n_head_kv * head_dim)
