@@ -35,6 +35,11 @@ use crate::kv_cache::KvLayer;
 /// split into runs of this many.
 const GROUP: usize = 8;
 
+/// Keys whose scores the AVX-512 loop computes together: their rows are
+/// widened to f32 once for all heads, and their 16 dot products reduced to one
+/// vector of scores.
+const KEY_BLOCK: usize = 16;
+
 // The cache's f16 bits are handed to the kernels as little-endian bytes.
 const _: () = assert!(cfg!(target_endian = "little"));
 
@@ -58,9 +63,9 @@ pub struct AttentionShape {
 
 /// Floats of one thread's scratch for a context of `n_ctx` positions: per
 /// head of a group its f16 query (as f16 bits, half a float per value, and
-/// widened back to f32), accumulator and score row, and one value row in f32.
+/// widened back to f32), accumulator and score row, and [`KEY_BLOCK`] key rows (or one value row) in f32.
 fn per_thread(n_ctx: usize, head_dim: usize) -> usize {
-    GROUP * (head_dim.div_ceil(2) + 2 * head_dim + n_ctx) + head_dim
+    GROUP * (head_dim.div_ceil(2) + 2 * head_dim + n_ctx) + KEY_BLOCK * head_dim
 }
 
 /// Scratch floats [`attention`] needs for a context of `n_ctx` positions.
@@ -157,7 +162,7 @@ fn attend(
     let (q32, rest) = rest.split_at_mut(GROUP * hd);
     let (acc, rest) = rest.split_at_mut(GROUP * hd);
     let (scores, rest) = rest.split_at_mut(GROUP * n_ctx);
-    let v32 = &mut rest[..hd];
+    let block = &mut rest[..KEY_BLOCK * hd];
     // The f16 queries, as bytes, in the floats set aside for them.
     let q_row = hd.div_ceil(2) * 4;
     let q_bytes = {
@@ -175,7 +180,6 @@ fn attend(
         );
     }
 
-    // Scores: each key row read once for every head of the group.
     if avx512::usable(hd) {
         // The f16-rounded queries widened back to f32.
         for h in 0..n {
@@ -185,8 +189,9 @@ fn attend(
             );
         }
         // SAFETY: `usable` checked the CPU and that `hd` is whole vectors; the
-        // rows `first..=pos` are in the cache and `scores` holds `n` rows of
-        // `n_ctx >= n_keys`.
+        // rows `first..=pos` are in the cache, `scores` holds `n` rows of
+        // `n_ctx >= n_keys`, `block` holds `KEY_BLOCK * hd` floats and `acc`
+        // `n * hd`.
         unsafe {
             avx512::scores(
                 cache.k,
@@ -194,19 +199,41 @@ fn attend(
                 kv_off,
                 first,
                 n_keys,
-                q32,
-                n,
+                &q32[..n * hd],
                 hd,
                 scores,
                 n_ctx,
-            )
-        };
-    } else {
-        for (i, j) in (first..=pos).enumerate() {
-            let k = f16_bytes(&cache.k[j * cache.kv_dim + kv_off..][..hd]);
+                block,
+            );
             for h in 0..n {
-                scores[h * n_ctx + i] = dot(hd, k, &q_bytes[h * q_row..h * q_row + 2 * hd]);
+                let row = &mut scores[h * n_ctx..h * n_ctx + n_keys];
+                if let Some(cap) = shape.softcap {
+                    row.iter_mut()
+                        .for_each(|s| *s = (*s * (1.0 / cap)).tanh() * cap);
+                }
+                avx512::softmax_f16(row, shape.kq_scale);
             }
+            avx512::accumulate(
+                cache.v,
+                cache.kv_dim,
+                kv_off,
+                first,
+                n_keys,
+                scores,
+                n_ctx,
+                hd,
+                &mut acc[..n * hd],
+            );
+        }
+        out.copy_from_slice(&acc[..n * hd]);
+        return;
+    }
+
+    // Portable loops: each key row read once for every head of the group.
+    for (i, j) in (first..=pos).enumerate() {
+        let k = f16_bytes(&cache.k[j * cache.kv_dim + kv_off..][..hd]);
+        for h in 0..n {
+            scores[h * n_ctx + i] = dot(hd, k, &q_bytes[h * q_row..h * q_row + 2 * hd]);
         }
     }
     for h in 0..n {
@@ -226,32 +253,15 @@ fn attend(
     }
 
     // V·p: each value row converted once for every head of the group.
+    let v32 = &mut block[..hd];
     acc[..n * hd].fill(0.0);
-    if avx512::usable(hd) {
-        // SAFETY: as for the scores.
-        unsafe {
-            avx512::accumulate(
-                cache.v,
-                cache.kv_dim,
-                kv_off,
-                first,
-                n_keys,
-                scores,
-                n_ctx,
-                n,
-                hd,
-                &mut acc[..n * hd],
-            )
-        };
-    } else {
-        for (i, j) in (first..=pos).enumerate() {
-            let v = f16_bytes(&cache.v[j * cache.kv_dim + kv_off..][..hd]);
-            (f16.to_f32)(v, v32);
-            for h in 0..n {
-                let p = scores[h * n_ctx + i];
-                for (a, &x) in acc[h * hd..(h + 1) * hd].iter_mut().zip(v32.iter()) {
-                    *a += p * x;
-                }
+    for (i, j) in (first..=pos).enumerate() {
+        let v = f16_bytes(&cache.v[j * cache.kv_dim + kv_off..][..hd]);
+        (f16.to_f32)(v, v32);
+        for h in 0..n {
+            let p = scores[h * n_ctx + i];
+            for (a, &x) in acc[h * hd..(h + 1) * hd].iter_mut().zip(v32.iter()) {
+                *a += p * x;
             }
         }
     }
@@ -259,11 +269,15 @@ fn attend(
 }
 
 /// AVX-512 loops over the key and value rows: the f16 rows are widened in
-/// registers (`vcvtph2ps`) and multiplied with f32 fused multiply-adds, instead
-/// of a dispatch-table call per (row, head).
+/// registers (`vcvtph2ps`) and multiplied with f32 fused multiply-adds, the
+/// softmax runs 16 lanes at a time, and the value accumulators stay in
+/// registers across the rows.
 mod avx512 {
     #[cfg(target_arch = "x86_64")]
     use std::arch::x86_64::*;
+
+    #[cfg(target_arch = "x86_64")]
+    use super::KEY_BLOCK;
 
     /// Whether this CPU (at the selected level) runs these loops for heads of
     /// `hd` values.
@@ -279,13 +293,60 @@ mod avx512 {
         }
     }
 
+    /// The horizontal sums of 16 vectors, lane `j` holding that of `v[j]`,
+    /// each summed in the order of `_mm512_reduce_add_ps` (halves: lane `l`
+    /// plus lane `l + 8`, then `l + 4`, `l + 2`, `l + 1`), so every score is
+    /// the one a reduction per key gives, bit for bit. Each step adds pairs of
+    /// vectors after a shuffle, 15 additions for the 16 keys.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn reduce16(v: &[__m512; 16]) -> __m512 {
+        // Step 1 (lane l + lane l+8): t[m] holds v[2m]'s 8 partial sums in its
+        // low half, v[2m + 1]'s in its high half.
+        let t: [__m512; 8] = std::array::from_fn(|m| {
+            let (a, b) = (v[2 * m], v[2 * m + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b01_00_01_00>(a, b),
+                _mm512_shuffle_f32x4::<0b11_10_11_10>(a, b),
+            )
+        });
+        // Step 2 (l + l+4): u[m] holds keys 4m..4m+4, one per 128-bit lane.
+        let u: [__m512; 4] = std::array::from_fn(|m| {
+            let (a, b) = (t[2 * m], t[2 * m + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4::<0b10_00_10_00>(a, b),
+                _mm512_shuffle_f32x4::<0b11_01_11_01>(a, b),
+            )
+        });
+        // Step 3 (l + l+2), within 128-bit lanes: w[m] holds u[2m]'s keys in
+        // lanes 0-1 and u[2m + 1]'s in lanes 2-3 of each 128-bit lane.
+        let w: [__m512; 2] = std::array::from_fn(|m| {
+            let (a, b) = (u[2 * m], u[2 * m + 1]);
+            _mm512_add_ps(
+                _mm512_shuffle_ps::<0b01_00_01_00>(a, b),
+                _mm512_shuffle_ps::<0b11_10_11_10>(a, b),
+            )
+        });
+        // Step 4 (l + l+1): lane 4c + k holds key 4k + c.
+        let s = _mm512_add_ps(
+            _mm512_shuffle_ps::<0b10_00_10_00>(w[0], w[1]),
+            _mm512_shuffle_ps::<0b11_01_11_01>(w[0], w[1]),
+        );
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        _mm512_permutexvar_ps(order, s)
+    }
+
     /// `scores[h * stride + i] = q[h] · k[first + i]` for `i < n_keys` and the
-    /// `n` heads of `q` (`n * hd` f32), keys at `kv_off` in rows of `kv_dim`.
+    /// heads of `q` (`hd` f32 each), keys at `kv_off` in rows of `kv_dim`.
+    /// Each dot product is one f32 accumulator over the row, 16 values at a
+    /// time, then reduced as `_mm512_reduce_add_ps` does (llamafile's tinyBLAS
+    /// order, which llama.cpp takes for this product). Keys go in blocks of
+    /// [`KEY_BLOCK`], widened once into `block` for all heads.
     ///
     /// # Safety
     /// AVX-512 F must be available, `hd` a multiple of 16, rows
-    /// `first..first + n_keys` in `k`, and `scores` at least
-    /// `(n - 1) * stride + n_keys` long.
+    /// `first..first + n_keys` in `k`, `scores` at least
+    /// `(heads - 1) * stride + n_keys` long and `block` `KEY_BLOCK * hd`.
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
@@ -296,15 +357,52 @@ mod avx512 {
         first: usize,
         n_keys: usize,
         q: &[f32],
-        n: usize,
         hd: usize,
         scores: &mut [f32],
         stride: usize,
+        block: &mut [f32],
     ) {
+        let n = q.len() / hd;
         assert!((first + n_keys) * kv_dim <= k.len() && kv_off + hd <= kv_dim);
-        assert!(q.len() >= n * hd && scores.len() >= (n - 1) * stride + n_keys);
-        for i in 0..n_keys {
-            let row = k[(first + i) * kv_dim + kv_off..].as_ptr();
+        assert!(n >= 1 && scores.len() >= (n - 1) * stride + n_keys);
+        assert!(block.len() >= KEY_BLOCK * hd);
+        let row = |i: usize| k[(first + i) * kv_dim + kv_off..].as_ptr();
+        let kb = block.as_mut_ptr();
+        let whole = n_keys / KEY_BLOCK * KEY_BLOCK;
+        for i0 in (0..whole).step_by(KEY_BLOCK) {
+            for j in 0..KEY_BLOCK {
+                let r = row(i0 + j);
+                for d in (0..hd).step_by(16) {
+                    // SAFETY: `d + 16 <= hd` values of key row i0 + j and of
+                    // its slot in `block` (bounds asserted above).
+                    unsafe {
+                        let x = _mm512_cvtph_ps(_mm256_loadu_si256(r.add(d).cast()));
+                        _mm512_storeu_ps(kb.add(j * hd + d), x);
+                    }
+                }
+            }
+            for h in 0..n {
+                let qh = q[h * hd..].as_ptr();
+                let mut dots = [_mm512_setzero_ps(); KEY_BLOCK];
+                for d in (0..hd).step_by(16) {
+                    // SAFETY: `d + 16 <= hd` values of query head h and of
+                    // each widened key.
+                    unsafe {
+                        let qv = _mm512_loadu_ps(qh.add(d));
+                        for (j, dot) in dots.iter_mut().enumerate() {
+                            let kx = _mm512_loadu_ps(kb.add(j * hd + d));
+                            *dot = _mm512_fmadd_ps(qv, kx, *dot);
+                        }
+                    }
+                }
+                // SAFETY: `i0 + 16 <= n_keys` scores of head h.
+                unsafe {
+                    _mm512_storeu_ps(scores[h * stride + i0..].as_mut_ptr(), reduce16(&dots))
+                };
+            }
+        }
+        for i in whole..n_keys {
+            let r = row(i);
             for h in 0..n {
                 let qh = q[h * hd..].as_ptr();
                 let mut sum = _mm512_setzero_ps();
@@ -312,7 +410,7 @@ mod avx512 {
                     // SAFETY: `d + 16 <= hd` values of this key row and of
                     // query head h (bounds asserted above).
                     unsafe {
-                        let kx = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(d).cast()));
+                        let kx = _mm512_cvtph_ps(_mm256_loadu_si256(r.add(d).cast()));
                         sum = _mm512_fmadd_ps(_mm512_loadu_ps(qh.add(d)), kx, sum);
                     }
                 }
@@ -321,11 +419,106 @@ mod avx512 {
         }
     }
 
-    /// `acc[h] += p[h][i] · v[first + i]` over `i < n_keys` for the `n` heads,
-    /// probabilities `p[h][i] = scores[h * stride + i]`.
+    /// ggml's `ggml_v_expf` (ggml-cpu/vec.h), 16 lanes: lane for lane the
+    /// value of [`crate::ops::ggml_expf`].
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,avx512f")]
+    pub(super) fn expf(x: __m512) -> __m512 {
+        let c = |bits: u32| _mm512_set1_ps(f32::from_bits(bits));
+        let r = c(0x4b40_0000); // 0x1.8p23
+        let z = _mm512_fmadd_ps(x, c(0x3fb8_aa3b), r); // log2(e)
+        let n = _mm512_sub_ps(z, r);
+        let b = _mm512_fnmadd_ps(n, c(0x35bf_be8e), _mm512_fnmadd_ps(n, c(0x3f31_7200), x));
+        let out_of_range = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(_mm512_abs_ps(n), c(0x4340_0000));
+        let u = _mm512_mul_ps(b, b);
+        let j = _mm512_fmadd_ps(
+            _mm512_fmadd_ps(
+                _mm512_fmadd_ps(c(0x3c07_2010), b, c(0x3d2b_9f17)),
+                u,
+                _mm512_fmadd_ps(c(0x3e2a_af33), b, c(0x3eff_fedb)),
+            ),
+            u,
+            _mm512_fmadd_ps(c(0x3f7f_fff6), b, _mm512_set1_ps(1.0)),
+        );
+        let res = _mm512_scalef_ps(j, n);
+        if out_of_range == 0 {
+            return res;
+        }
+        let non_positive = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(n, _mm512_setzero_ps());
+        let alt = _mm512_mask_blend_ps(
+            non_positive,
+            _mm512_set1_ps(f32::INFINITY),
+            _mm512_setzero_ps(),
+        );
+        _mm512_mask_blend_ps(out_of_range, res, alt)
+    }
+
+    /// The softmax of `row · scale`, probabilities rounded to f16 (and kept as
+    /// f32), as ggml's `soft_max` then the f16 conversion before `V·p`: the
+    /// maximum, `e = exp(s - max)` with [`expf`] on whole vectors and libm on
+    /// the rest, `Σe` as ggml's `ggml_vec_soft_max_f32` adds it (each vector's
+    /// `_mm512_reduce_add_ps` into a double), `p = e · (float)(1/Σe)`.
     ///
     /// # Safety
-    /// As [`scores`], with `acc` at least `n * hd` long.
+    /// AVX-512 F and F16C must be available.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+    pub(super) unsafe fn softmax_f16(row: &mut [f32], scale: f32) {
+        let len = row.len();
+        let whole = len / 16 * 16;
+        let x = row.as_mut_ptr();
+        let vscale = _mm512_set1_ps(scale);
+        let mut vmax = _mm512_set1_ps(f32::NEG_INFINITY);
+        for i in (0..whole).step_by(16) {
+            // SAFETY: `i + 16 <= len`.
+            unsafe {
+                let s = _mm512_mul_ps(_mm512_loadu_ps(x.add(i)), vscale);
+                _mm512_storeu_ps(x.add(i), s);
+                vmax = _mm512_max_ps(vmax, s);
+            }
+        }
+        let mut max = _mm512_reduce_max_ps(vmax);
+        for s in &mut row[whole..] {
+            *s *= scale;
+            max = max.max(*s);
+        }
+        let vmax = _mm512_set1_ps(max);
+        let mut sum = 0f64;
+        for i in (0..whole).step_by(16) {
+            // SAFETY: `i + 16 <= len`.
+            unsafe {
+                let e = expf(_mm512_sub_ps(_mm512_loadu_ps(x.add(i)), vmax));
+                _mm512_storeu_ps(x.add(i), e);
+                sum += f64::from(_mm512_reduce_add_ps(e));
+            }
+        }
+        for s in &mut row[whole..] {
+            *s = (*s - max).exp();
+            sum += f64::from(*s);
+        }
+        let inv = _mm512_set1_ps((1.0 / sum) as f32);
+        let mut i = 0;
+        while i < len {
+            let lanes = (len - i).min(16);
+            let mask: __mmask16 = (1u32 << lanes).wrapping_sub(1) as u16;
+            // SAFETY: the mask covers lanes `i..i + lanes`, all within `row`.
+            unsafe {
+                let p = _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, x.add(i)), inv);
+                let p16 = _mm512_cvtps_ph::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(p);
+                _mm512_mask_storeu_ps(x.add(i), mask, _mm512_cvtph_ps(p16));
+            }
+            i += lanes;
+        }
+    }
+
+    /// `acc[h] = Σ_i p[h][i] · v[first + i]` over `i < n_keys` for the heads of
+    /// `acc` (`hd` each), probabilities `p[h][i] = scores[h * stride + i]`;
+    /// each output summed in key order with one fused multiply-add per key.
+    /// Tiles of up to 4 heads × 64 values keep their sums in registers over
+    /// all the keys.
+    ///
+    /// # Safety
+    /// As [`scores`], with `acc` a whole number of heads.
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
@@ -337,25 +530,97 @@ mod avx512 {
         n_keys: usize,
         scores: &[f32],
         stride: usize,
-        n: usize,
         hd: usize,
         acc: &mut [f32],
     ) {
+        let n = acc.len() / hd;
         assert!((first + n_keys) * kv_dim <= v.len() && kv_off + hd <= kv_dim);
-        assert!(acc.len() >= n * hd && scores.len() >= (n - 1) * stride + n_keys);
-        let out = acc.as_mut_ptr();
-        for i in 0..n_keys {
-            let row = v[(first + i) * kv_dim + kv_off..].as_ptr();
-            for d in (0..hd).step_by(16) {
-                // SAFETY: `d + 16 <= hd` values of this value row and of each
-                // head's accumulator (bounds asserted above).
+        assert!(n >= 1 && scores.len() >= (n - 1) * stride + n_keys);
+        let mut h = 0;
+        while h < n {
+            let heads = (n - h).min(4);
+            let mut d = 0;
+            while d < hd {
+                let vecs = if hd - d >= 64 { 4 } else { 1 };
+                let tile = Tile {
+                    v,
+                    kv_dim,
+                    col: kv_off + d,
+                    first,
+                    n_keys,
+                    p: &scores[h * stride..],
+                    stride,
+                };
+                let out = &mut acc[h * hd + d..];
+                // SAFETY: AVX-512 is available (caller); the tile's columns
+                // `d..d + 16 * vecs` lie within the head.
                 unsafe {
-                    let vx = _mm512_cvtph_ps(_mm256_loadu_si256(row.add(d).cast()));
-                    for h in 0..n {
-                        let p = _mm512_set1_ps(scores[h * stride + i]);
-                        let a = out.add(h * hd + d);
-                        _mm512_storeu_ps(a, _mm512_fmadd_ps(p, vx, _mm512_loadu_ps(a)));
+                    match (heads, vecs) {
+                        (4, 4) => tile.run::<4, 4>(out, hd),
+                        (3, 4) => tile.run::<3, 4>(out, hd),
+                        (2, 4) => tile.run::<2, 4>(out, hd),
+                        (1, 4) => tile.run::<1, 4>(out, hd),
+                        (4, _) => tile.run::<4, 1>(out, hd),
+                        (3, _) => tile.run::<3, 1>(out, hd),
+                        (2, _) => tile.run::<2, 1>(out, hd),
+                        _ => tile.run::<1, 1>(out, hd),
                     }
+                }
+                d += 16 * vecs;
+            }
+            h += heads;
+        }
+    }
+
+    /// One register tile of [`accumulate`]: value columns `col..col + 16 V`
+    /// for `H` heads whose probability rows start at `p` (`stride` apart).
+    #[cfg(target_arch = "x86_64")]
+    struct Tile<'a> {
+        v: &'a [u16],
+        kv_dim: usize,
+        col: usize,
+        first: usize,
+        n_keys: usize,
+        p: &'a [f32],
+        stride: usize,
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    impl Tile<'_> {
+        /// Writes the `H × 16 V` sums to `out` (head `h` at `h * hd`).
+        ///
+        /// # Safety
+        /// AVX-512 F and F16C must be available.
+        #[target_feature(enable = "avx2,fma,f16c,avx512f")]
+        unsafe fn run<const H: usize, const V: usize>(&self, out: &mut [f32], hd: usize) {
+            assert!((self.first + self.n_keys) * self.kv_dim <= self.v.len());
+            assert!(self.col + 16 * V <= self.kv_dim);
+            assert!(self.p.len() >= (H - 1) * self.stride + self.n_keys);
+            assert!(out.len() >= (H - 1) * hd + 16 * V);
+            let mut sums = [[_mm512_setzero_ps(); V]; H];
+            let base = self.v[self.first * self.kv_dim + self.col..].as_ptr();
+            let p = self.p.as_ptr();
+            for i in 0..self.n_keys {
+                // SAFETY: row first + i is in the cache and its columns
+                // `col..col + 16 V` in the row; `p[h * stride + i]` is in the
+                // probability rows (asserted above).
+                unsafe {
+                    let row = base.add(i * self.kv_dim);
+                    let x: [__m512; V] = std::array::from_fn(|c| {
+                        _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * c).cast()))
+                    });
+                    for (h, sum) in sums.iter_mut().enumerate() {
+                        let ph = _mm512_set1_ps(*p.add(h * self.stride + i));
+                        for (s, &xc) in sum.iter_mut().zip(&x) {
+                            *s = _mm512_fmadd_ps(ph, xc, *s);
+                        }
+                    }
+                }
+            }
+            for (h, sum) in sums.iter().enumerate() {
+                for (c, &s) in sum.iter().enumerate() {
+                    // SAFETY: within `out` (asserted above).
+                    unsafe { _mm512_storeu_ps(out[h * hd + 16 * c..].as_mut_ptr(), s) };
                 }
             }
         }
@@ -372,10 +637,16 @@ mod avx512 {
         _: usize,
         _: &[f32],
         _: usize,
-        _: usize,
         _: &mut [f32],
         _: usize,
+        _: &mut [f32],
     ) {
+        unreachable!()
+    }
+
+    /// Never called off x86-64: [`usable`] is false there.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) unsafe fn softmax_f16(_: &mut [f32], _: f32) {
         unreachable!()
     }
 
@@ -389,7 +660,6 @@ mod avx512 {
         _: usize,
         _: usize,
         _: &[f32],
-        _: usize,
         _: usize,
         _: usize,
         _: &mut [f32],
@@ -544,9 +814,9 @@ mod tests {
 
     #[test]
     fn grouped_heads_match_a_direct_softmax_over_long_rows() {
-        // 8 values per head: the portable loops; 32: the AVX-512 ones where the
-        // CPU has them.
-        for hd in [8, 32] {
+        // 8 values per head: the portable loops; 32, 80 (tiles of 64 and 16
+        // values) and 64: the AVX-512 ones where the CPU has them.
+        for hd in [8, 32, 64, 80] {
             grouped_heads_case(hd);
         }
     }
@@ -593,6 +863,46 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_reduce16_and_expf_match_the_per_vector_forms() {
+        use std::arch::x86_64::*;
+        if kernels::cpu_level() != kernels::Cpu::Avx512 {
+            return;
+        }
+        let mut rng = 11u32;
+        let mut next = || {
+            rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((rng >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * 1e3
+        };
+        for _ in 0..50 {
+            let lanes: Vec<[f32; 16]> = (0..16).map(|_| std::array::from_fn(|_| next())).collect();
+            // SAFETY: AVX-512 checked above; each array is 16 floats.
+            let (got, want) = unsafe {
+                let v: [__m512; 16] = std::array::from_fn(|j| _mm512_loadu_ps(lanes[j].as_ptr()));
+                let mut got = [0f32; 16];
+                _mm512_storeu_ps(got.as_mut_ptr(), avx512::reduce16(&v));
+                let want: Vec<f32> = v.iter().map(|&x| _mm512_reduce_add_ps(x)).collect();
+                (got, want)
+            };
+            for j in 0..16 {
+                assert_eq!(got[j].to_bits(), want[j].to_bits(), "key {j}");
+            }
+        }
+        for i in (-1200..1200).step_by(16) {
+            let x: [f32; 16] = std::array::from_fn(|l| (i + l as i32) as f32 * 0.173);
+            let mut got = [0f32; 16];
+            // SAFETY: AVX-512 checked above; 16 floats each.
+            unsafe {
+                _mm512_storeu_ps(got.as_mut_ptr(), avx512::expf(_mm512_loadu_ps(x.as_ptr())))
+            };
+            for l in 0..16 {
+                let want = crate::ops::ggml_expf(x[l]);
+                assert_eq!(got[l].to_bits(), want.to_bits(), "exp({})", x[l]);
             }
         }
     }
