@@ -218,18 +218,26 @@ pub fn matmul(
                 }
             }
         }),
-        None => pool.run(n_tasks, &|t| {
-            let first = t * chunk;
-            let last = (first + chunk).min(n_out);
-            for o in first..last {
-                let wrow = w.row(o);
-                for r in 0..n_rows {
-                    let v = vec_dot(n_in, wrow, act(r));
-                    // SAFETY: output (r, o) belongs to the task owning weight row o.
-                    unsafe { out.write(r * n_out + o, v) };
+        None => {
+            // ggml-cpu multiplies batches of TILED_MIN_BATCH rows or more of
+            // some formats with its tiled kernels, in another float order.
+            let vec_dot = match crate::simd::tiled_dot(w.ty) {
+                Some(tiled) if n_rows >= crate::simd::TILED_MIN_BATCH => tiled,
+                _ => vec_dot,
+            };
+            pool.run(n_tasks, &|t| {
+                let first = t * chunk;
+                let last = (first + chunk).min(n_out);
+                for o in first..last {
+                    let wrow = w.row(o);
+                    for r in 0..n_rows {
+                        let v = vec_dot(n_in, wrow, act(r));
+                        // SAFETY: output (r, o) belongs to the task owning weight row o.
+                        unsafe { out.write(r * n_out + o, v) };
+                    }
                 }
-            }
-        }),
+            })
+        }
     }
     Ok(())
 }
