@@ -109,9 +109,10 @@ pub(super) unsafe fn q4_0<const NC: usize>(
                 (_mm256_set1_ps(f16_at(p)), _mm256_and_si256(both, low))
             };
             for c in 0..NC {
+                // tinyBLAS' order: fma(d_w·d_a, float(dot), acc).
                 let dot = _mm256_dpbusd_epi32(start[c], q, y[c]);
-                let scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), dy[c]);
-                acc[r][c] = _mm256_fmadd_ps(scaled, dw, acc[r][c]);
+                let d = _mm256_mul_ps(dw, dy[c]);
+                acc[r][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[r][c]);
             }
         }
     }
@@ -161,9 +162,10 @@ pub(super) unsafe fn q8_0<const NC: usize>(
                 )
             };
             for c in 0..NC {
+                // tinyBLAS' order: fma(d_w·d_a, float(dot), acc).
                 let dot = _mm256_dpbusd_epi32(start[c], q, y[c]);
-                let scaled = _mm256_mul_ps(_mm256_cvtepi32_ps(dot), dy[c]);
-                acc[r][c] = _mm256_fmadd_ps(scaled, dw, acc[r][c]);
+                let d = _mm256_mul_ps(dw, dy[c]);
+                acc[r][c] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(dot), acc[r][c]);
             }
         }
     }
