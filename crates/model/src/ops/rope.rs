@@ -105,6 +105,23 @@ impl Rope {
 
     /// Rotates one head (`head_dim >= n_dims` floats) in place with a filled cache.
     pub fn rotate(&self, head: &mut [f32], cache: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_fma() {
+            // SAFETY: the CPU has FMA.
+            return unsafe { self.rotate_fma(head, cache) };
+        }
+        self.rotate_body(head, cache)
+    }
+
+    /// [`Rope::rotate`] with hardware FMA (see [`super::has_fma`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    fn rotate_fma(&self, head: &mut [f32], cache: &[f32]) {
+        self.rotate_body(head, cache)
+    }
+
+    #[inline(always)]
+    fn rotate_body(&self, head: &mut [f32], cache: &[f32]) {
         for i0 in (0..self.n_dims).step_by(2) {
             let (a, b) = self.pair(i0);
             let (cos, sin) = (cache[i0], cache[i0 + 1]);
@@ -121,6 +138,23 @@ impl Rope {
     /// Rotates one f16 head in place (ggml's rope on an f16 tensor: each value
     /// widened, rotated in f32, rounded back), as llama.cpp's K-shift does.
     pub fn rotate_f16(&self, head: &mut [u16], cache: &[f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if super::has_fma() {
+            // SAFETY: the CPU has FMA.
+            return unsafe { self.rotate_f16_fma(head, cache) };
+        }
+        self.rotate_f16_body(head, cache)
+    }
+
+    /// [`Rope::rotate_f16`] with hardware FMA (see [`super::has_fma`]).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "fma")]
+    fn rotate_f16_fma(&self, head: &mut [u16], cache: &[f32]) {
+        self.rotate_f16_body(head, cache)
+    }
+
+    #[inline(always)]
+    fn rotate_f16_body(&self, head: &mut [u16], cache: &[f32]) {
         for i0 in (0..self.n_dims).step_by(2) {
             let (a, b) = self.pair(i0);
             let (cos, sin) = (cache[i0], cache[i0 + 1]);
