@@ -455,9 +455,12 @@ mod avx512 {
 
     /// The softmax of `row · scale`, probabilities rounded to f16 (and kept as
     /// f32), as ggml's `soft_max` then the f16 conversion before `V·p`: the
-    /// maximum, `e = exp(s - max)` with [`expf`] on whole vectors and libm on
-    /// the rest, `Σe` as ggml's `ggml_vec_soft_max_f32` adds it (each vector's
-    /// `_mm512_reduce_add_ps` into a double), `p = e · (float)(1/Σe)`.
+    /// maximum, `e = exp(s - max)` with [`expf`], `Σe` as ggml's
+    /// `ggml_vec_soft_max_f32` adds it over the padded row (each 16-lane
+    /// block's `_mm512_reduce_add_ps` into a double; the last block masked),
+    /// `p = e · (float)(1/Σe)`. Blocks start at the row's first key, which is
+    /// ggml's alignment when that is cache cell 0 (not always so for
+    /// sliding-window layers).
     ///
     /// # Safety
     /// AVX-512 F and F16C must be available.
@@ -482,19 +485,25 @@ mod avx512 {
             *s *= scale;
             max = max.max(*s);
         }
+        // ggml's score row spans the whole padded cache view (a multiple of 16
+        // cells, masked ones at -inf), so every visible score goes through the
+        // vector exp and every 16-lane block is summed with
+        // `_mm512_reduce_add_ps`, masked lanes adding 0: the last partial block
+        // is one masked vector here, not a libm tail.
         let vmax = _mm512_set1_ps(max);
         let mut sum = 0f64;
-        for i in (0..whole).step_by(16) {
-            // SAFETY: `i + 16 <= len`.
+        let mut i = 0;
+        while i < len {
+            let lanes = (len - i).min(16);
+            let mask: __mmask16 = (1u32 << lanes).wrapping_sub(1) as u16;
+            // SAFETY: the mask covers lanes `i..i + lanes`, all within `row`.
             unsafe {
-                let e = expf(_mm512_sub_ps(_mm512_loadu_ps(x.add(i)), vmax));
-                _mm512_storeu_ps(x.add(i), e);
+                let s = _mm512_mask_loadu_ps(vmax, mask, x.add(i));
+                let e = _mm512_maskz_mov_ps(mask, expf(_mm512_sub_ps(s, vmax)));
+                _mm512_mask_storeu_ps(x.add(i), mask, e);
                 sum += f64::from(_mm512_reduce_add_ps(e));
             }
-        }
-        for s in &mut row[whole..] {
-            *s = (*s - max).exp();
-            sum += f64::from(*s);
+            i += lanes;
         }
         let inv = _mm512_set1_ps((1.0 / sum) as f32);
         let mut i = 0;
