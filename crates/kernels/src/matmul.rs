@@ -373,6 +373,7 @@ mod tests {
             TensorType::Q8_0,
             TensorType::Q4_K,
             TensorType::Q6_K,
+            TensorType::F16,
         ] {
             let mut wq = vec![0u8; ty.row_size(n_in as u64).unwrap() as usize * n_out];
             crate::quantize(ty, &w, &mut wq).unwrap();

@@ -23,6 +23,8 @@ use crate::simd::{Cpu, cpu_level};
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
+mod avx512_f16;
+#[cfg(target_arch = "x86_64")]
 mod avx512_kquants;
 #[cfg(target_arch = "x86_64")]
 mod avx512_q0;

@@ -93,12 +93,13 @@ pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        use super::{avx512_kquants, avx512_q0};
+        use super::{avx512_f16, avx512_kquants, avx512_q0};
         match ty {
             TensorType::Q4_0 => Some(&avx512_q0::Q4_0),
             TensorType::Q8_0 => Some(&avx512_q0::Q8_0),
             TensorType::Q4_K => Some(&avx512_kquants::Q4_K),
             TensorType::Q6_K => Some(&avx512_kquants::Q6_K),
+            TensorType::F16 => Some(&avx512_f16::F16),
             _ => None,
         }
     }
