@@ -13,6 +13,8 @@ mod gemm;
 pub mod matmul;
 pub mod pool;
 pub mod simd;
+#[cfg(test)]
+mod test_data;
 
 pub use dispatch::{KernelError, TypeTraits, dequantize, dot, quantize, traits, traits_for};
 pub use gguf::TensorType;

@@ -299,18 +299,7 @@ pub fn dequantize_row(w: &Matrix<'_>, i: usize, out: &mut [f32]) -> Result<(), K
 mod tests {
     use super::*;
 
-    /// A deterministic pseudo-random sequence in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use crate::test_data::values;
 
     /// The same product computed one dot at a time through the checked entry points.
     fn reference(ty: TensorType, wq: &[u8], n_in: usize, n_out: usize, x: &[f32]) -> Vec<f32> {
