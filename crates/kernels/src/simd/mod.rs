@@ -243,16 +243,42 @@ pub(crate) fn install(level: Cpu, table: &mut [TypeTraits]) {
 /// builds no tiled kernels), or hearth does not follow its tiled order for this
 /// format yet.
 ///
-/// Only IQ4_XS is here so far; ggml tiles Q2_K..Q6_K and the IQ2/IQ3/IQ1
+/// Here: Q4_K, Q5_K, Q6_K and IQ4_XS; ggml tiles Q2_K, Q3_K and the IQ2/IQ3/IQ1
 /// formats the same way, with formats' own epilogues.
 pub fn tiled_dot(ty: TensorType) -> Option<VecDotFn> {
     #[cfg(target_arch = "x86_64")]
-    if ty == TensorType::IQ4_XS {
-        return Some(if cpu_level() >= Cpu::Avx2 {
-            x86::avx2::iquants::vec_dot_iq4_xs_q8_k_tiled
-        } else {
-            crate::formats::iquants::vec_dot_iq4_xs_q8_k_tiled
-        });
+    {
+        use crate::formats::{iquants, kquants};
+        use x86::avx2;
+        let simd = cpu_level() >= Cpu::Avx2;
+        let pick = |fast: VecDotFn, reference: VecDotFn| Some(if simd { fast } else { reference });
+        match ty {
+            TensorType::Q4_K => {
+                return pick(
+                    avx2::kquants::vec_dot_q4_k_q8_k_tiled,
+                    kquants::vec_dot_q4_k_q8_k_tiled,
+                );
+            }
+            TensorType::Q5_K => {
+                return pick(
+                    avx2::kquants::vec_dot_q5_k_q8_k_tiled,
+                    kquants::vec_dot_q5_k_q8_k_tiled,
+                );
+            }
+            TensorType::Q6_K => {
+                return pick(
+                    avx2::kquants::vec_dot_q6_k_q8_k_tiled,
+                    kquants::vec_dot_q6_k_q8_k_tiled,
+                );
+            }
+            TensorType::IQ4_XS => {
+                return pick(
+                    avx2::iquants::vec_dot_iq4_xs_q8_k_tiled,
+                    iquants::vec_dot_iq4_xs_q8_k_tiled,
+                );
+            }
+            _ => {}
+        }
     }
     let _ = ty;
     None
@@ -366,12 +392,13 @@ mod tests {
         assert!(cpu_level().is_available());
     }
 
-    /// The tiled order's SIMD kernel gives the scalar reference's bits.
+    /// The tiled order's SIMD kernels give the scalar references' bits, and
+    /// the references follow the epilogue's formula (checked against an
+    /// independent f64 sum up to rounding).
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn tiled_iq4_xs_dot_is_bit_exact_across_levels() {
-        use crate::formats::iquants::{quantize_row_iq4_xs_ref, vec_dot_iq4_xs_q8_k_tiled};
-        use crate::formats::kquants::quantize_row_q8_k_ref;
+    fn tiled_dots_are_bit_exact_across_levels() {
+        use crate::formats::{iquants, kquants};
         if !Cpu::Avx2.is_available() {
             eprintln!("no AVX2 on this CPU; skipped");
             return;
@@ -383,23 +410,67 @@ mod tests {
             s ^= s << 17;
             (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
         };
-        for nb in 1..=4 {
-            let n = 256 * nb;
-            let w: Vec<f32> = (0..n).map(|_| next()).collect();
-            let a: Vec<f32> = (0..n).map(|_| next() * 3.0).collect();
-            let mut wq = vec![0u8; 136 * nb];
-            let mut aq = vec![0u8; 292 * nb];
-            quantize_row_iq4_xs_ref(&w, &mut wq);
-            quantize_row_q8_k_ref(&a, &mut aq);
-            let want = vec_dot_iq4_xs_q8_k_tiled(n, &wq, &aq);
-            let got = x86::avx2::iquants::vec_dot_iq4_xs_q8_k_tiled(n, &wq, &aq);
-            assert_eq!(
-                got.to_bits(),
-                want.to_bits(),
-                "{nb} blocks: {got} vs {want}"
-            );
+        type Quantize = fn(&[f32], &mut [u8]);
+        let cases: [(TensorType, Quantize, VecDotFn, VecDotFn); 4] = [
+            (
+                TensorType::IQ4_XS,
+                iquants::quantize_row_iq4_xs_ref,
+                iquants::vec_dot_iq4_xs_q8_k_tiled,
+                x86::avx2::iquants::vec_dot_iq4_xs_q8_k_tiled,
+            ),
+            (
+                TensorType::Q4_K,
+                kquants::quantize_row_q4_k_ref,
+                kquants::vec_dot_q4_k_q8_k_tiled,
+                x86::avx2::kquants::vec_dot_q4_k_q8_k_tiled,
+            ),
+            (
+                TensorType::Q5_K,
+                kquants::quantize_row_q5_k_ref,
+                kquants::vec_dot_q5_k_q8_k_tiled,
+                x86::avx2::kquants::vec_dot_q5_k_q8_k_tiled,
+            ),
+            (
+                TensorType::Q6_K,
+                kquants::quantize_row_q6_k_ref,
+                kquants::vec_dot_q6_k_q8_k_tiled,
+                x86::avx2::kquants::vec_dot_q6_k_q8_k_tiled,
+            ),
+        ];
+        for (ty, quantize, reference, simd) in cases {
+            let traits = crate::traits_for(Cpu::Scalar, ty).unwrap();
+            for nb in 1..=4 {
+                let n = 256 * nb;
+                let w: Vec<f32> = (0..n).map(|_| next()).collect();
+                let a: Vec<f32> = (0..n).map(|_| next() * 3.0).collect();
+                let mut wq = vec![0u8; ty.row_size(n as u64).unwrap() as usize];
+                let mut aq = vec![0u8; 292 * nb];
+                quantize(&w, &mut wq);
+                kquants::quantize_row_q8_k_ref(&a, &mut aq);
+                let want = reference(n, &wq, &aq);
+                let got = simd(n, &wq, &aq);
+                assert_eq!(
+                    got.to_bits(),
+                    want.to_bits(),
+                    "{ty}, {nb} blocks: {got} vs {want}"
+                );
+                let mut wf = vec![0f32; n];
+                let mut af = vec![0f32; n];
+                (traits.to_f32)(&wq, &mut wf);
+                kquants::dequantize_row_q8_k(&aq, &mut af);
+                let exact: f64 = wf.iter().zip(&af).map(|(&x, &y)| x as f64 * y as f64).sum();
+                let scale: f64 = wf
+                    .iter()
+                    .zip(&af)
+                    .map(|(&x, &y)| (x as f64 * y as f64).abs())
+                    .sum();
+                assert!(
+                    (want as f64 - exact).abs() <= 1e-5 * scale,
+                    "{ty}, {nb} blocks: {want} vs {exact}"
+                );
+            }
+            assert!(tiled_dot(ty).is_some());
         }
-        assert!(tiled_dot(TensorType::IQ4_XS).is_some());
         assert!(tiled_dot(TensorType::Q8_0).is_none());
     }
 

@@ -26,11 +26,12 @@ pub use q2_q3::{
 };
 pub use q4_q5::{
     BlockQ4K, BlockQ5K, dequantize_row_q4_k, dequantize_row_q5_k, quantize_row_q4_k_ref,
-    quantize_row_q5_k_ref, vec_dot_q4_k_q8_k, vec_dot_q5_k_q8_k,
+    quantize_row_q5_k_ref, vec_dot_q4_k_q8_k, vec_dot_q4_k_q8_k_tiled, vec_dot_q5_k_q8_k,
+    vec_dot_q5_k_q8_k_tiled,
 };
 pub use q6_q8::{
     BlockQ6K, BlockQ8K, dequantize_row_q6_k, dequantize_row_q8_k, quantize_row_q6_k_ref,
-    quantize_row_q8_k_ref, vec_dot_q6_k_q8_k, vec_dot_q8_k_q8_k,
+    quantize_row_q8_k_ref, vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_tiled, vec_dot_q8_k_q8_k,
 };
 
 use crate::TypeTraits;

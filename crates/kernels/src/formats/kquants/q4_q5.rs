@@ -293,6 +293,50 @@ pub fn vec_dot_q4_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
     sums.iter().fold(sumf, |acc, &s| acc + s)
 }
 
+/// Q4_K · Q8_K dot product of `n` values in the order of ggml-cpu's tiled
+/// matmul, which llama.cpp uses for batches of
+/// [`TILED_MIN_BATCH`](crate::formats::iquants::TILED_MIN_BATCH) activation
+/// rows or more (prompt processing); [`vec_dot_q4_k_q8_k`] is its order for
+/// fewer (decoding).
+///
+/// Per super-block the tile kernels sum `s1 = Σ_j scale_j · Σ q·y` and
+/// `s2 = Σ_j min_j · (sum of sub-block j's activations)` exactly in integers,
+/// then `r = fma(−dmin, f32(s2), f32(s1) · d)` and `acc = fma(r, d_y, acc)`,
+/// super-blocks in order from zero (ggml-cpu/tiled/tiled-kernel.cpp, the
+/// `HAS_MIN` epilogue of `tiled_run_micro_vnni_8x16` and
+/// `tiled_run_microtile_avx2`).
+pub fn vec_dot_q4_k_q8_k_tiled(n: usize, x: &[u8], y: &[u8]) -> f32 {
+    blocks::<BlockQ4K>(x)
+        .zip(blocks::<BlockQ8K>(y))
+        .take(n / QK_K)
+        .fold(0f32, |acc, (bx, by)| {
+            tiled_affine_step(acc, &nibbles(&bx.qs), bx.d, bx.dmin, &bx.scales, &by)
+        })
+}
+
+/// One super-block of the tiled order shared by Q4_K and Q5_K (see
+/// [`vec_dot_q4_k_q8_k_tiled`]): `acc + r · d_y`, fused.
+fn tiled_affine_step(
+    acc: f32,
+    q: &[u8; QK_K],
+    d: u16,
+    dmin: u16,
+    scales: &[u8; K_SCALE_SIZE],
+    by: &BlockQ8K,
+) -> f32 {
+    let (mut s1, mut s2) = (0i32, 0i32);
+    for j in 0..QK_K / 32 {
+        let (sc, m) = get_scale_min_k4(j, scales);
+        let raw: i32 = (32 * j..32 * j + 32)
+            .map(|i| q[i] as i32 * by.qs[i] as i32)
+            .sum();
+        s1 += sc as i32 * raw;
+        s2 += m as i32 * (by.bsums[2 * j] as i32 + by.bsums[2 * j + 1] as i32);
+    }
+    let r = (-f16_to_f32(dmin)).mul_add(s2 as f32, s1 as f32 * f16_to_f32(d));
+    r.mul_add(by.d, acc)
+}
+
 /// Quantize `x` (a multiple of 256 values) to Q5_K, bit-exact with ggml's
 /// `quantize_row_q5_K_ref`.
 pub fn quantize_row_q5_k_ref(x: &[f32], dst: &mut [u8]) {
@@ -362,6 +406,17 @@ pub fn vec_dot_q5_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
         sumf -= dmin * sumi as f32;
     }
     sums.iter().fold(sumf, |acc, &s| acc + s)
+}
+
+/// Q5_K · Q8_K in the order of ggml-cpu's tiled matmul (batches), as
+/// [`vec_dot_q4_k_q8_k_tiled`] with 5-bit quants.
+pub fn vec_dot_q5_k_q8_k_tiled(n: usize, x: &[u8], y: &[u8]) -> f32 {
+    blocks::<BlockQ5K>(x)
+        .zip(blocks::<BlockQ8K>(y))
+        .take(n / QK_K)
+        .fold(0f32, |acc, (bx, by)| {
+            tiled_affine_step(acc, &q5_quants(&bx), bx.d, bx.dmin, &bx.scales, &by)
+        })
 }
 
 #[cfg(test)]

@@ -253,6 +253,32 @@ pub fn vec_dot_q6_k_q8_k(n: usize, x: &[u8], y: &[u8]) -> f32 {
     sums.iter().fold(0f32, |acc, &s| acc + s)
 }
 
+/// Q6_K · Q8_K dot product of `n` values in the order of ggml-cpu's tiled
+/// matmul (batches of
+/// [`TILED_MIN_BATCH`](crate::formats::iquants::TILED_MIN_BATCH) activation
+/// rows or more; [`vec_dot_q6_k_q8_k`] is its order for fewer): the
+/// super-block's `Σ_s scale_s · Σ (q − 32)·y` exactly in integers, then
+/// `acc = fma(f32(sum) · d, d_y, acc)`, super-blocks in order from zero
+/// (ggml-cpu/tiled/tiled-kernel.cpp).
+pub fn vec_dot_q6_k_q8_k_tiled(n: usize, x: &[u8], y: &[u8]) -> f32 {
+    let mut acc = 0f32;
+    for (bx, by) in blocks::<BlockQ6K>(x)
+        .zip(blocks::<BlockQ8K>(y))
+        .take(n / QK_K)
+    {
+        let q = q6_quants(&bx);
+        let mut s1 = 0i32;
+        for (s, &sc) in bx.scales.iter().enumerate() {
+            let raw: i32 = (16 * s..16 * s + 16)
+                .map(|i| q[i] as i32 * by.qs[i] as i32)
+                .sum();
+            s1 += sc as i32 * raw;
+        }
+        acc = (s1 as f32 * f16_to_f32(bx.d)).mul_add(by.d, acc);
+    }
+    acc
+}
+
 /// Quantize `x` (a multiple of 256 values) to Q8_K, bit-exact with ggml's
 /// `quantize_row_q8_K_ref` (which leaves `bsums` unwritten for an all-zero block;
 /// here they are zero).

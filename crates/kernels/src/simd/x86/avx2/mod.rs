@@ -14,7 +14,7 @@ use crate::simd::Override;
 mod dequant;
 mod float;
 pub(in crate::simd) mod iquants;
-mod kquants;
+pub(in crate::simd) mod kquants;
 pub(super) mod legacy;
 mod quantize;
 
