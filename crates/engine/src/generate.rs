@@ -15,6 +15,15 @@ use crate::logprobs::{TokenLogprob, token_logprob};
 use crate::options::Options;
 use crate::stop::StopMatcher;
 
+/// Prompt tokens per forward call during a prefill; cancellation is checked
+/// between calls. A multiple of every architecture's batch size, so splitting a
+/// prompt here moves no batch boundary and changes no result.
+pub const PREFILL_CHUNK: usize = 256;
+const _: () = assert!(
+    PREFILL_CHUNK.is_multiple_of(model::arch::llama::N_BATCH)
+        && PREFILL_CHUNK.is_multiple_of(model::arch::common::N_BATCH)
+);
+
 /// A sequence's backend and the tokens its cache holds, so that a new prompt
 /// that extends an earlier one only runs the new part.
 #[derive(Debug)]
@@ -58,7 +67,16 @@ impl<B: Backend> Context<B> {
     /// Runs `prompt`, reusing the longest cached prefix, and returns the number
     /// of tokens actually evaluated and the last token's logits. At least the
     /// final prompt token is always evaluated, since its logits are needed.
-    pub fn prefill(&mut self, prompt: &[u32]) -> Result<(usize, &[f32]), EngineError> {
+    ///
+    /// The new tokens run [`PREFILL_CHUNK`] at a time, and `cancel` turning
+    /// true between chunks stops the prefill: the logits are then `None` and
+    /// the chunks already run stay cached (a long prompt is not a wait that
+    /// Ctrl-C cannot end).
+    pub fn prefill(
+        &mut self,
+        prompt: &[u32],
+        cancel: Option<&AtomicBool>,
+    ) -> Result<(usize, Option<&[f32]>), EngineError> {
         if prompt.is_empty() {
             return Err(EngineError::EmptyPrompt);
         }
@@ -79,9 +97,22 @@ impl<B: Backend> Context<B> {
         self.backend.truncate(common);
         self.tokens.truncate(common);
         let new = &prompt[common..];
-        let logits = self.backend.forward(new)?;
-        self.tokens.extend_from_slice(new);
-        Ok((new.len(), logits))
+        let cancelled = || cancel.is_some_and(|c| c.load(Ordering::Relaxed));
+        // Every chunk but the last; the last one's logits are the answer.
+        let (head, last) = new.split_at((new.len() - 1) / PREFILL_CHUNK * PREFILL_CHUNK);
+        for chunk in head.chunks(PREFILL_CHUNK) {
+            if cancelled() {
+                return Ok((self.tokens.len() - common, None));
+            }
+            self.backend.forward(chunk)?;
+            self.tokens.extend_from_slice(chunk);
+        }
+        if cancelled() {
+            return Ok((self.tokens.len() - common, None));
+        }
+        let logits = self.backend.forward(last)?;
+        self.tokens.extend_from_slice(last);
+        Ok((new.len(), Some(logits)))
     }
 
     /// Runs one generated token and returns its logits.
@@ -219,13 +250,16 @@ pub fn generate<B: Backend>(
         on_text(text)
     };
 
-    let (n_eval, mut logits) = ctx.prefill(prompt)?;
+    let (n_eval, logits) = ctx.prefill(prompt, cancel)?;
     let prefill_end = Instant::now();
     result.timings.prompt_eval_count = n_eval;
     result.timings.prompt_eval_duration = prefill_end - start;
 
     let budget_spent = |n: usize| options.num_predict >= 0 && n >= options.num_predict as usize;
     let mut stop_hit = false;
+    // `None`: `cancel` turned true during the prefill and stays so; the loop
+    // ends before its first sample, so these (empty) logits are never read.
+    let mut logits = logits.unwrap_or_default();
     let reason = loop {
         if budget_spent(result.tokens.len()) {
             break DoneReason::Length;

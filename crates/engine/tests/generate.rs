@@ -3,10 +3,11 @@
 
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use engine::{
-    Backend, ChatSession, Context, DoneReason, EngineError, GenerateResult, Options, generate,
+    Backend, ChatSession, Context, DoneReason, EngineError, GenerateResult, Options, PREFILL_CHUNK,
+    generate,
 };
 use model::ModelError;
 use model::tokenizer::Tokenizer;
@@ -281,6 +282,53 @@ fn a_prompt_that_fills_the_context_is_rejected() {
     assert!(matches!(err, EngineError::PromptTooLong { .. }), "{err}");
     let err = run(&mut ctx, &tok, &[], &greedy()).unwrap_err();
     assert!(matches!(err, EngineError::EmptyPrompt), "{err}");
+}
+
+/// Set by the test's scripted model once it has run a full prefill chunk.
+static CANCEL_AFTER_ONE_CHUNK: AtomicBool = AtomicBool::new(false);
+
+#[test]
+fn a_long_prompt_runs_in_chunks_and_cancelling_stops_between_them() {
+    let tok = tokenizer();
+    let prompt: Vec<u32> = (0..2 * PREFILL_CHUNK as u32 + 88)
+        .map(|i| 100 + i % 50)
+        .collect();
+    let mut ctx = Context::new(Scripted::with_script(&tok, 1024, Box::new(|_| None)));
+    let (result, _) = run(&mut ctx, &tok, &prompt, &greedy()).unwrap();
+    assert_eq!(ctx.backend().calls, [PREFILL_CHUNK, PREFILL_CHUNK, 88]);
+    assert_eq!(result.timings.prompt_eval_count, prompt.len());
+
+    // Ctrl-C during the first chunk: the second never runs, the first stays
+    // cached, and no token is generated.
+    let script: Script = Box::new(|cache| {
+        if cache.len() >= PREFILL_CHUNK {
+            CANCEL_AFTER_ONE_CHUNK.store(true, Ordering::SeqCst);
+        }
+        None
+    });
+    let mut ctx = Context::new(Scripted::with_script(&tok, 1024, script));
+    let result = generate(
+        &mut ctx,
+        &tok,
+        &prompt,
+        &greedy(),
+        Some(&CANCEL_AFTER_ONE_CHUNK),
+        &mut |_| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    assert_eq!(result.done_reason, DoneReason::Cancelled);
+    assert!(result.tokens.is_empty() && result.text.is_empty());
+    assert_eq!(ctx.backend().calls, [PREFILL_CHUNK]);
+    assert_eq!(result.timings.prompt_eval_count, PREFILL_CHUNK);
+    assert_eq!(ctx.tokens(), &prompt[..PREFILL_CHUNK]);
+
+    // The next request reuses the cached chunk.
+    CANCEL_AFTER_ONE_CHUNK.store(false, Ordering::SeqCst);
+    let (result, _) = run(&mut ctx, &tok, &prompt, &greedy()).unwrap();
+    assert_eq!(
+        result.timings.prompt_eval_count,
+        prompt.len() - PREFILL_CHUNK
+    );
 }
 
 fn prompt_len(tok: &Tokenizer) -> usize {
