@@ -123,11 +123,14 @@ impl<B: Backend> Context<B> {
     }
 
     /// Ollama's context shift: keeps the first `num_keep` tokens and drops half
-    /// of the rest. Fails when nothing can be dropped.
+    /// of the rest. As in Ollama's runner, `num_keep` is capped below the
+    /// context size and at least one token is dropped, so a `num_keep` as large
+    /// as the context still lets generation go on. Fails only when fewer than
+    /// two tokens are cached.
     pub fn shift(&mut self, num_keep: usize) -> Result<(), EngineError> {
         let n_past = self.tokens.len();
-        let keep = num_keep.min(n_past);
-        let discard = (n_past - keep) / 2;
+        let keep = num_keep.min(self.backend.n_ctx() - 1).min(n_past);
+        let discard = ((n_past - keep) / 2).max(1).min(n_past - keep);
         if discard == 0 {
             return Err(EngineError::ContextFull {
                 n_ctx: self.backend.n_ctx(),
@@ -220,6 +223,10 @@ pub struct GenerateResult {
 ///
 /// Neither end-of-generation tokens nor stop sequences (nor anything after them)
 /// reach `on_text`.
+///
+/// A prompt that does not fit the context is an error, unless
+/// [`Options::context_shift`] is set: then it keeps its first `num_keep`
+/// tokens and as many of its last ones as fit, as Ollama's runner truncates.
 pub fn generate<B: Backend>(
     ctx: &mut Context<B>,
     tokenizer: &Tokenizer,
@@ -229,6 +236,13 @@ pub fn generate<B: Backend>(
     on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
 ) -> Result<GenerateResult, EngineError> {
     let start = Instant::now();
+    let truncated;
+    let prompt = if prompt.len() >= ctx.n_ctx() && options.context_shift {
+        truncated = truncate_prompt(prompt, ctx.n_ctx(), options.num_keep);
+        truncated.as_slice()
+    } else {
+        prompt
+    };
     let mut sampler = Sampler::new(options.sampler_params());
     for &t in prompt {
         sampler.accept(t);
@@ -317,4 +331,21 @@ pub fn generate<B: Backend>(
     result.timings.eval_duration = end - prefill_end;
     result.timings.total_duration = end - start;
     Ok(result)
+}
+
+/// A prompt too long for an `n_ctx` context cut down as Ollama's runner does
+/// when it may truncate: the first `num_keep` tokens, then as many of the last
+/// ones as fill the context but one position (the first generated token's;
+/// the next one then shifts the context). At least the last prompt token
+/// stays. A one-position context is left to [`Context::prefill`]'s error.
+fn truncate_prompt(prompt: &[u32], n_ctx: usize, num_keep: usize) -> Vec<u32> {
+    let room = n_ctx.saturating_sub(1);
+    if room == 0 {
+        return prompt.to_vec();
+    }
+    let keep = num_keep.min(room - 1);
+    let tail = room - keep;
+    let mut truncated = prompt[..keep].to_vec();
+    truncated.extend_from_slice(&prompt[prompt.len() - tail..]);
+    truncated
 }

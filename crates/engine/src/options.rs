@@ -23,7 +23,9 @@ pub struct Options {
     /// Stop sequences.
     pub stop: Vec<String>,
     /// When the context fills up during generation: shift it (keep `num_keep`,
-    /// drop half of the rest) instead of failing.
+    /// drop half of the rest) instead of failing; and a prompt longer than the
+    /// context keeps its first `num_keep` and its last tokens instead of being
+    /// refused (Ollama's truncation).
     pub context_shift: bool,
     /// Report each generated token's log-probability with this many top
     /// alternatives ([`crate::GenerateResult::logprobs`]); `None` skips the work.

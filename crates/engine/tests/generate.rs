@@ -284,6 +284,41 @@ fn a_prompt_that_fills_the_context_is_rejected() {
     assert!(matches!(err, EngineError::EmptyPrompt), "{err}");
 }
 
+#[test]
+fn with_context_shift_an_over_long_prompt_keeps_its_start_and_end() {
+    let tok = tokenizer();
+    let (_, model) = endless(&tok, 12);
+    let prompt: Vec<u32> = (100..130).collect();
+    let mut ctx = Context::new(model);
+    let mut options = greedy();
+    options.set("context_shift", "true").unwrap();
+    options.set("num_keep", "3").unwrap();
+    options.set("num_predict", "5").unwrap();
+    let (result, _) = run(&mut ctx, &tok, &prompt, &options).unwrap();
+    assert_eq!(result.tokens.len(), 5);
+    // Ollama's truncation: the first num_keep tokens, then the prompt's end,
+    // filling all but one position; the generated tokens then shift.
+    let calls = &ctx.backend().calls;
+    assert_eq!(calls[0], 11, "{calls:?}");
+    assert_eq!(result.timings.prompt_eval_count, 11);
+    assert_eq!(ctx.tokens()[..3], prompt[..3]);
+    let shifts = &ctx.backend().shifts;
+    assert!(shifts.iter().all(|&s| s == (3, 4)), "{shifts:?}");
+    assert_eq!(ctx.tokens(), ctx.backend().cache);
+
+    // A num_keep as large as the context still keeps the prompt's last token.
+    let (_, model) = endless(&tok, 12);
+    let mut ctx = Context::new(model);
+    options.set("num_keep", "50").unwrap();
+    run(&mut ctx, &tok, &prompt, &options).unwrap();
+    assert_eq!(ctx.backend().calls[0], 11);
+    assert_eq!(ctx.backend().cache[..10], prompt[..10]);
+    assert_eq!(ctx.backend().cache[10], prompt[29]);
+    // Shifts keep all but one position and drop one.
+    let shifts = &ctx.backend().shifts;
+    assert!(shifts.iter().all(|&s| s == (11, 1)), "{shifts:?}");
+}
+
 /// Set by the test's scripted model once it has run a full prefill chunk.
 static CANCEL_AFTER_ONE_CHUNK: AtomicBool = AtomicBool::new(false);
 

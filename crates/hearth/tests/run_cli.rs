@@ -188,6 +188,38 @@ fn an_over_long_prompt_is_a_clear_error() {
 }
 
 #[test]
+fn with_context_shift_an_over_long_prompt_is_cut_to_fit() {
+    let long = "word ".repeat(200);
+    let model = tiny_model().to_str().unwrap();
+    let args = [
+        "run",
+        model,
+        &long,
+        "--ctx",
+        "32",
+        "--num-predict",
+        "40",
+        "--context-shift",
+        "--temperature",
+        "0",
+        "--verbose",
+    ];
+    let out = hearth(&args, "");
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // All but one of the 32 positions hold the cut prompt; 40 tokens then
+    // come out of a context shifted as it fills.
+    assert!(
+        stderr.contains("prompt eval count:    31 token(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("eval count:           40 token(s)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_missing_model_is_an_error() {
     let out = hearth(&["run", "/nonexistent/model.gguf", "hi"], "");
     assert!(!out.status.success());

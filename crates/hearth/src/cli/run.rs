@@ -59,7 +59,8 @@ pub struct RunArgs {
     #[arg(long)]
     system: Option<String>,
     /// Shift the context (keep the start, drop half of the rest) when it fills
-    /// up, instead of stopping with an error.
+    /// up, and cut a prompt too long for it to its start and end (as Ollama
+    /// does), instead of stopping with an error.
     #[arg(long)]
     context_shift: bool,
     /// Print timings and token rates after each answer.
