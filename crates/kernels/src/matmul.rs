@@ -265,8 +265,13 @@ fn packed_products(
     pool.run(n_tasks, &|t| {
         let groups = t * chunk..((t + 1) * chunk).min(n_groups);
         let mut tile = [[0f32; GROUP]; PACKED_TOKENS];
-        for r0 in (0..n_rows).step_by(PACKED_TOKENS) {
-            let n = PACKED_TOKENS.min(n_rows - r0);
+        // Runs as even as they go (65 tokens: 33 + 32, not 64 + 1): a kernel
+        // may follow ggml's decoding order for calls of fewer than
+        // TILED_MIN_BATCH tokens, which must then mean a matmul of that few.
+        let n_runs = n_rows.div_ceil(PACKED_TOKENS);
+        let mut r0 = 0;
+        for run in 0..n_runs {
+            let n = n_rows / n_runs + usize::from(run < n_rows % n_runs);
             let acts = &converted[r0 * act_row..(r0 + n) * act_row];
             for g in groups.clone() {
                 p.gemm_group(g, acts, act_row, &mut tile[..n]);
@@ -279,6 +284,7 @@ fn packed_products(
                     dst.copy_from_slice(&outs[..valid]);
                 }
             }
+            r0 += n;
         }
     });
 }

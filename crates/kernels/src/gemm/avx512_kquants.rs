@@ -29,6 +29,7 @@ use std::arch::x86_64::*;
 use gguf::TensorType;
 
 use super::packed::{GROUP, GroupOut, PackedFormat};
+use crate::simd::TILED_MIN_BATCH;
 
 /// Tokens per tile: each unpacked weight vector serves this many tokens.
 const NC: usize = 10;
@@ -179,14 +180,47 @@ unsafe fn u8x16(p: *const u8) -> __m512i {
     _mm512_cvtepu8_epi32(unsafe { _mm_loadu_si128(p.cast()) })
 }
 
-/// One repacked Q4_K group (`nb` super-blocks at `w`) × `N` Q8_K activation
-/// rows: `out[c][r] = dot(row r of the group, activation row c)`.
+/// Sixteen bytes at `p`, each widened to both 16-bit halves of its i32 lane
+/// (`(v, v)`: a `vpdpwssd` operand that multiplies both halves of a lane by
+/// the same value), zero-extended if `signed` is false.
 ///
-/// Per sub-block `j` and token: eight `vpdpbusd` (nibbles × activation bytes;
-/// odd sub-blocks use the high nibble in place, `16·q`, and a scale divided by
-/// 16), one conversion and one FMA with `d·scale_j`. The minimums' part is
-/// `dmin · Σ_j min_j · (bsums[2j] + bsums[2j+1])`, eight `vpdpwssd` per
-/// super-block with `(min_j, min_j)` in each lane.
+/// # Safety
+/// `p` must be valid for reading 16 bytes.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn pair16(p: *const u8, signed: bool) -> __m512i {
+    // SAFETY: the caller guarantees 16 readable bytes.
+    let bytes = unsafe { _mm_loadu_si128(p.cast()) };
+    let v = if signed {
+        _mm512_cvtepi8_epi32(bytes)
+    } else {
+        _mm512_cvtepu8_epi32(bytes)
+    };
+    _mm512_or_si512(
+        _mm512_and_si512(v, _mm512_set1_epi32(0xFFFF)),
+        _mm512_slli_epi32::<16>(v),
+    )
+}
+
+/// The eight lane accumulators of ggml's AVX2 `vec_dot` added up in its
+/// `hsum_float_8` order: `((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7))`.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn hsum8(a: &[__m512; 8]) -> __m512 {
+    let t: [__m512; 4] = std::array::from_fn(|i| _mm512_add_ps(a[i + 4], a[i]));
+    _mm512_add_ps(_mm512_add_ps(t[0], t[2]), _mm512_add_ps(t[1], t[3]))
+}
+
+/// One repacked Q4_K group (`nb` super-blocks at `w`) × `N` Q8_K activation
+/// rows, in the order of ggml-cpu's tiled matmul (batches of
+/// [`TILED_MIN_BATCH`] rows or more): `out[c][r] = dot(row r, activation c)`.
+///
+/// Per sub-block `j` and token: eight `vpdpbusd` (nibbles × activation bytes)
+/// from zero, then `s1 += scale_j · raw` in integers (`vpmulld`). The
+/// minimums' `s2 = Σ_j min_j · (bsums[2j] + bsums[2j+1])` is eight
+/// `vpdpwssd` per super-block with `(min_j, min_j)` in each lane. Then per
+/// super-block, as ggml's epilogue: `r = fma(−dmin, f32(s2), f32(s1) · d)`,
+/// `acc = fma(r, d_y, acc)`.
 ///
 /// # Safety
 /// `w` must be valid for `nb * Q4_K_GROUP_BLOCK` bytes and each `a[c]` for
@@ -195,57 +229,49 @@ unsafe fn u8x16(p: *const u8) -> __m512i {
 unsafe fn q4_k<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: &mut [GroupOut]) {
     let mut acc = [_mm512_setzero_ps(); N];
     let lo = _mm512_set1_epi8(0x0F);
-    let hi = _mm512_set1_epi8(0xF0u8 as i8);
     let zero = _mm512_setzero_si512();
     for b in 0..nb {
         // SAFETY: super-block b of the group and of every activation row is in
         // bounds (caller); offsets are within Q4_K_GROUP_BLOCK and Q8K_BLOCK.
         unsafe {
             let g = w.add(b * Q4_K_GROUP_BLOCK);
-            let d = f16x16(g.add(2304));
-            let dmin = f16x16(g.add(2336));
-            let d16 = _mm512_mul_ps(d, _mm512_set1_ps(1.0 / 16.0));
-            let mut dsc = [_mm512_setzero_ps(); 8];
-            for (j, s) in dsc.iter_mut().enumerate() {
-                let sc = _mm512_cvtepi32_ps(u8x16(g.add(2048 + 16 * j)));
-                *s = _mm512_mul_ps(sc, if j % 2 == 0 { d } else { d16 });
-            }
-            let mut fsum = [_mm512_setzero_ps(); N];
-            {
-                let mut imin = [zero; N];
-                for j in 0..8 {
-                    let m = u8x16(g.add(2176 + 16 * j));
-                    let mm = _mm512_or_si512(m, _mm512_slli_epi32::<16>(m));
-                    for c in 0..N {
-                        let bs = bcast4(a[c].add(b * Q8K_BLOCK + Q8K_BSUMS + 4 * j));
-                        imin[c] = _mm512_dpwssd_epi32(imin[c], mm, bs);
-                    }
-                }
-                for c in 0..N {
-                    fsum[c] = _mm512_mul_ps(_mm512_cvtepi32_ps(imin[c]), dmin);
-                    fsum[c] = _mm512_sub_ps(_mm512_setzero_ps(), fsum[c]);
-                }
-            }
+            let mut s1 = [zero; N];
             for p in 0..4 {
                 for half in 0..2 {
-                    let mask = if half == 0 { lo } else { hi };
                     let q: [__m512i; 8] = std::array::from_fn(|i| {
-                        _mm512_and_si512(_mm512_loadu_si512(g.add(p * 512 + i * 64).cast()), mask)
+                        let v = _mm512_loadu_si512(g.add(p * 512 + i * 64).cast());
+                        let v = if half == 0 {
+                            v
+                        } else {
+                            _mm512_srli_epi16::<4>(v)
+                        };
+                        _mm512_and_si512(v, lo)
                     });
-                    let s = dsc[2 * p + half];
+                    let sc = u8x16(g.add(2048 + 16 * (2 * p + half)));
                     for c in 0..N {
                         let y = a[c].add(b * Q8K_BLOCK + Q8K_QS + 64 * p + 32 * half);
-                        let mut isum = zero;
+                        let mut raw = zero;
                         for (i, &qi) in q.iter().enumerate() {
-                            isum = _mm512_dpbusd_epi32(isum, qi, bcast4(y.add(4 * i)));
+                            raw = _mm512_dpbusd_epi32(raw, qi, bcast4(y.add(4 * i)));
                         }
-                        fsum[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), s, fsum[c]);
+                        s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(raw, sc));
                     }
                 }
             }
+            // The minimums once the quants' registers are free, as ggml does.
+            let mm: [__m512i; 8] = std::array::from_fn(|j| pair16(g.add(2176 + 16 * j), false));
+            let d = f16x16(g.add(2304));
+            let dmin = f16x16(g.add(2336));
             for c in 0..N {
+                let bs = a[c].add(b * Q8K_BLOCK + Q8K_BSUMS);
+                let mut s2 = zero;
+                for (j, &m) in mm.iter().enumerate() {
+                    s2 = _mm512_dpwssd_epi32(s2, m, bcast4(bs.add(4 * j)));
+                }
+                let r = _mm512_mul_ps(_mm512_cvtepi32_ps(s1[c]), d);
+                let r = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(s2), r);
                 let dy = _mm512_set1_ps(a[c].add(b * Q8K_BLOCK).cast::<f32>().read_unaligned());
-                acc[c] = _mm512_fmadd_ps(fsum[c], dy, acc[c]);
+                acc[c] = _mm512_fmadd_ps(r, dy, acc[c]);
             }
         }
     }
@@ -255,12 +281,127 @@ unsafe fn q4_k<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: 
     }
 }
 
-/// One repacked Q6_K group (`nb` super-blocks at `w`) × `N` Q8_K activation
-/// rows: `out[c][r] = dot(row r of the group, activation row c)`.
+/// One repacked Q4_K group × one Q8_K activation row at `a`, in the order of
+/// ggml's `ggml_vec_dot_q4_K_q8_K` (AVX2), which llama.cpp uses for fewer
+/// than [`TILED_MIN_BATCH`] rows (decoding), for all sixteen rows at once.
 ///
-/// Per 16-value sub-block and token: four `vpdpbusd` of the 6-bit quants
-/// (0..64) starting from `-32·bsums[s]` (so the sum is of `q - 32`), one
-/// conversion and one FMA with `d·scale_s`.
+/// ggml's eight i32 lanes are the eight chunks `i` of four values of every
+/// 32-value sub-block, which is how the group stores them: lane `i` gathers
+/// `scale_j · Σ q·y` over the four values `4i..4i+4` of each sub-block `j`
+/// (`vpmaddubsw`, then `vpdpwssd` with `(scale_j, scale_j)`). Per super-block
+/// the lanes go into eight float accumulators, `fma(d · d_y, f32(lane),
+/// acc)`, and the minimums into four, `acc_m − (dmin · d_y) · f32(Σ of a pair
+/// of sub-blocks' min · bsums)`; at the end `hsum8(acc) + ((m0 + m2) + (m1 +
+/// m3))`.
+///
+/// # Safety
+/// `w` must be valid for `nb * Q4_K_GROUP_BLOCK` bytes and `a` for `nb * 292`;
+/// the CPU must have AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
+unsafe fn q4_k_vec_dot(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+    let mut acc = [_mm512_setzero_ps(); 8];
+    let mut acc_m = [_mm512_setzero_ps(); 4];
+    let lo = _mm512_set1_epi8(0x0F);
+    let zero = _mm512_setzero_si512();
+    for b in 0..nb {
+        // SAFETY: super-block b of the group and of the activation row is in
+        // bounds (caller); offsets are within Q4_K_GROUP_BLOCK and Q8K_BLOCK.
+        unsafe {
+            let g = w.add(b * Q4_K_GROUP_BLOCK);
+            let y = a.add(b * Q8K_BLOCK);
+            let dy = _mm512_set1_ps(y.cast::<f32>().read_unaligned());
+            let mut sumi = [zero; 8];
+            for p in 0..4 {
+                let sc_lo = pair16(g.add(2048 + 16 * (2 * p)), false);
+                let sc_hi = pair16(g.add(2048 + 16 * (2 * p + 1)), false);
+                for (i, s) in sumi.iter_mut().enumerate() {
+                    let v = _mm512_loadu_si512(g.add(p * 512 + i * 64).cast());
+                    let q_lo = _mm512_and_si512(v, lo);
+                    let q_hi = _mm512_and_si512(_mm512_srli_epi16::<4>(v), lo);
+                    let y_lo = bcast4(y.add(Q8K_QS + 64 * p + 4 * i));
+                    let y_hi = bcast4(y.add(Q8K_QS + 64 * p + 32 + 4 * i));
+                    *s = _mm512_dpwssd_epi32(*s, _mm512_maddubs_epi16(q_lo, y_lo), sc_lo);
+                    *s = _mm512_dpwssd_epi32(*s, _mm512_maddubs_epi16(q_hi, y_hi), sc_hi);
+                }
+            }
+            let d = _mm512_mul_ps(dy, f16x16(g.add(2304)));
+            for (acc, &s) in acc.iter_mut().zip(&sumi) {
+                *acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), *acc);
+            }
+            // Sub-block sums of the activations (bsums in pairs) as i16.
+            let bsums = _mm256_loadu_si256(y.add(Q8K_BSUMS).cast());
+            let q8s = _mm_hadd_epi16(
+                _mm256_castsi256_si128(bsums),
+                _mm256_extracti128_si256::<1>(bsums),
+            );
+            let mut q8s_pairs = [0i32; 4];
+            _mm_storeu_si128(q8s_pairs.as_mut_ptr().cast(), q8s);
+            let dmin = _mm512_mul_ps(dy, f16x16(g.add(2336)));
+            for (k, m) in acc_m.iter_mut().enumerate() {
+                let mins = _mm512_or_si512(
+                    u8x16(g.add(2176 + 16 * (2 * k))),
+                    _mm512_slli_epi32::<16>(u8x16(g.add(2176 + 16 * (2 * k + 1)))),
+                );
+                let prod = _mm512_dpwssd_epi32(zero, mins, _mm512_set1_epi32(q8s_pairs[k]));
+                *m = _mm512_fnmadd_ps(dmin, _mm512_cvtepi32_ps(prod), *m);
+            }
+        }
+    }
+    let m = _mm512_add_ps(
+        _mm512_add_ps(acc_m[0], acc_m[2]),
+        _mm512_add_ps(acc_m[1], acc_m[3]),
+    );
+    // SAFETY: `out` is 16 f32.
+    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), _mm512_add_ps(hsum8(&acc), m)) };
+}
+
+/// The sixteen rows' 6-bit quants of values `16s + 4i .. 16s + 4i + 4` for
+/// `i` in 0..4, from sub-block `s` of a Q6_K group block at `sub`.
+///
+/// # Safety
+/// `sub` must be valid for 192 bytes.
+#[target_feature(enable = "avx512f,avx512bw")]
+#[inline]
+unsafe fn q6_quants(sub: *const u8) -> [__m512i; 4] {
+    let lo = _mm512_set1_epi8(0x0F);
+    let hi2 = _mm512_set1_epi8(0x30);
+    // SAFETY: 192 readable bytes (caller).
+    let (qa, qb, qh) = unsafe {
+        (
+            _mm512_loadu_si512(sub.cast()),
+            _mm512_loadu_si512(sub.add(64).cast()),
+            _mm512_loadu_si512(sub.add(128).cast()),
+        )
+    };
+    // (x & 0x0F) | y, y already masked to bits 4..5.
+    [
+        _mm512_ternarylogic_epi32::<0xEA>(
+            qa,
+            lo,
+            _mm512_and_si512(_mm512_slli_epi16::<4>(qh), hi2),
+        ),
+        _mm512_ternarylogic_epi32::<0xEA>(
+            _mm512_srli_epi16::<4>(qa),
+            lo,
+            _mm512_and_si512(_mm512_slli_epi16::<2>(qh), hi2),
+        ),
+        _mm512_ternarylogic_epi32::<0xEA>(qb, lo, _mm512_and_si512(qh, hi2)),
+        _mm512_ternarylogic_epi32::<0xEA>(
+            _mm512_srli_epi16::<4>(qb),
+            lo,
+            _mm512_and_si512(_mm512_srli_epi16::<2>(qh), hi2),
+        ),
+    ]
+}
+
+/// One repacked Q6_K group (`nb` super-blocks at `w`) × `N` Q8_K activation
+/// rows in the order of ggml-cpu's tiled matmul (batches):
+/// `out[c][r] = dot(row r, activation c)`.
+///
+/// Per 16-value sub-block `s` and token: four `vpdpbusd` of the 6-bit quants
+/// (0..64) starting from `−32·bsums[s]` (so the sum is of `q − 32`), then
+/// `s1 += scale_s · raw` in integers; per super-block
+/// `acc = fma(f32(s1) · d, d_y, acc)`.
 ///
 /// # Safety
 /// `w` must be valid for `nb * Q6_K_GROUP_BLOCK` bytes and each `a[c]` for
@@ -268,14 +409,11 @@ unsafe fn q4_k<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: 
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
 unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: &mut [GroupOut]) {
     let mut acc = [_mm512_setzero_ps(); N];
-    let lo = _mm512_set1_epi8(0x0F);
-    let hi2 = _mm512_set1_epi8(0x30);
     for b in 0..nb {
         // SAFETY: super-block b of the group and of every activation row is in
         // bounds (caller); offsets are within Q6_K_GROUP_BLOCK and Q8K_BLOCK.
         unsafe {
             let g = w.add(b * Q6_K_GROUP_BLOCK);
-            let d = f16x16(g.add(3328));
             // -32·bsums[s] of each token, as i32, read back one at a time.
             let mut start = [[0i32; 16]; N];
             for c in 0..N {
@@ -286,49 +424,26 @@ unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: 
                     _mm512_sub_epi32(_mm512_setzero_si512(), v),
                 );
             }
-            let mut fsum = [_mm512_setzero_ps(); N];
+            let mut s1 = [_mm512_setzero_si512(); N];
             // `s` indexes the group block, the scales and every token's starts.
             #[allow(clippy::needless_range_loop)]
             for s in 0..16 {
-                let sub = g.add(192 * s);
-                let qa = _mm512_loadu_si512(sub.cast());
-                let qb = _mm512_loadu_si512(sub.add(64).cast());
-                let qh = _mm512_loadu_si512(sub.add(128).cast());
-                // (x & 0x0F) | y, y already masked to bits 4..5.
-                let q = [
-                    _mm512_ternarylogic_epi32::<0xEA>(
-                        qa,
-                        lo,
-                        _mm512_and_si512(_mm512_slli_epi16::<4>(qh), hi2),
-                    ),
-                    _mm512_ternarylogic_epi32::<0xEA>(
-                        _mm512_srli_epi16::<4>(qa),
-                        lo,
-                        _mm512_and_si512(_mm512_slli_epi16::<2>(qh), hi2),
-                    ),
-                    _mm512_ternarylogic_epi32::<0xEA>(qb, lo, _mm512_and_si512(qh, hi2)),
-                    _mm512_ternarylogic_epi32::<0xEA>(
-                        _mm512_srli_epi16::<4>(qb),
-                        lo,
-                        _mm512_and_si512(_mm512_srli_epi16::<2>(qh), hi2),
-                    ),
-                ];
-                let sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(
-                    g.add(3072 + 16 * s).cast(),
-                )));
-                let ds = _mm512_mul_ps(sc, d);
+                let q = q6_quants(g.add(192 * s));
+                let sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(g.add(3072 + 16 * s).cast()));
                 for c in 0..N {
                     let y = a[c].add(b * Q8K_BLOCK + Q8K_QS + 16 * s);
-                    let mut isum = _mm512_set1_epi32(start[c][s]);
+                    let mut raw = _mm512_set1_epi32(start[c][s]);
                     for (i, &qi) in q.iter().enumerate() {
-                        isum = _mm512_dpbusd_epi32(isum, qi, bcast4(y.add(4 * i)));
+                        raw = _mm512_dpbusd_epi32(raw, qi, bcast4(y.add(4 * i)));
                     }
-                    fsum[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), ds, fsum[c]);
+                    s1[c] = _mm512_add_epi32(s1[c], _mm512_mullo_epi32(raw, sc));
                 }
             }
+            let d = f16x16(g.add(3328));
             for c in 0..N {
+                let r = _mm512_mul_ps(_mm512_cvtepi32_ps(s1[c]), d);
                 let dy = _mm512_set1_ps(a[c].add(b * Q8K_BLOCK).cast::<f32>().read_unaligned());
-                acc[c] = _mm512_fmadd_ps(fsum[c], dy, acc[c]);
+                acc[c] = _mm512_fmadd_ps(r, dy, acc[c]);
             }
         }
     }
@@ -336,6 +451,64 @@ unsafe fn q6_k<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: 
         // SAFETY: `o` is 16 f32.
         unsafe { _mm512_storeu_ps(o.as_mut_ptr(), v) };
     }
+}
+
+/// One repacked Q6_K group × one Q8_K activation row at `a`, in the order of
+/// ggml's `ggml_vec_dot_q6_K_q8_K` (AVX2), for fewer than
+/// [`TILED_MIN_BATCH`] rows (decoding), all sixteen rows at once.
+///
+/// ggml's i32 lane `m` holds, for each 32 values, the four values
+/// `4m..4m+4` (sub-block `2k + m / 4` of the `k`-th 32), weighted by their
+/// sub-block's scale, minus `32 · (scale_2m · bsums[2m] + scale_2m+1 ·
+/// bsums[2m+1])`; the group's value quadruple `i` of sub-block `s` is lane
+/// `4 (s mod 2) + i`. Per super-block `acc[m] = fma(d · d_y, f32(lane m),
+/// acc[m])`, at the end [`hsum8`].
+///
+/// # Safety
+/// `w` must be valid for `nb * Q6_K_GROUP_BLOCK` bytes and `a` for `nb * 292`;
+/// the CPU must have AVX-512 F, BW and VNNI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma,f16c")]
+unsafe fn q6_k_vec_dot(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+    let mut acc = [_mm512_setzero_ps(); 8];
+    let zero = _mm512_setzero_si512();
+    for b in 0..nb {
+        // SAFETY: super-block b of the group and of the activation row is in
+        // bounds (caller); offsets are within Q6_K_GROUP_BLOCK and Q8K_BLOCK.
+        unsafe {
+            let g = w.add(b * Q6_K_GROUP_BLOCK);
+            let y = a.add(b * Q8K_BLOCK);
+            let dy = _mm512_set1_ps(y.cast::<f32>().read_unaligned());
+            // Lane m starts at −32 · (scale_2m · bsums[2m] + scale_2m+1 · bsums[2m+1]).
+            let mut sumi: [__m512i; 8] = std::array::from_fn(|m| {
+                let scales = _mm512_or_si512(
+                    _mm512_and_si512(
+                        _mm512_cvtepi8_epi32(_mm_loadu_si128(g.add(3072 + 32 * m).cast())),
+                        _mm512_set1_epi32(0xFFFF),
+                    ),
+                    _mm512_slli_epi32::<16>(_mm512_cvtepi8_epi32(_mm_loadu_si128(
+                        g.add(3072 + 32 * m + 16).cast(),
+                    ))),
+                );
+                let t = _mm512_dpwssd_epi32(zero, scales, bcast4(y.add(Q8K_BSUMS + 4 * m)));
+                _mm512_sub_epi32(zero, _mm512_slli_epi32::<5>(t))
+            });
+            for s in 0..16 {
+                let q = q6_quants(g.add(192 * s));
+                let sc = pair16(g.add(3072 + 16 * s), true);
+                for (i, &qi) in q.iter().enumerate() {
+                    let m = 4 * (s % 2) + i;
+                    let p = _mm512_maddubs_epi16(qi, bcast4(y.add(Q8K_QS + 16 * s + 4 * i)));
+                    sumi[m] = _mm512_dpwssd_epi32(sumi[m], p, sc);
+                }
+            }
+            let d = _mm512_mul_ps(dy, f16x16(g.add(3328)));
+            for (acc, &s) in acc.iter_mut().zip(&sumi) {
+                *acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), *acc);
+            }
+        }
+    }
+    // SAFETY: `out` is 16 f32.
+    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), hsum8(&acc)) };
 }
 
 /// All of `out`'s tokens in tiles of at most [`NC`], as even as they go (64
@@ -353,6 +526,13 @@ unsafe fn gemm<K: Kernel>(
     out: &mut [GroupOut],
 ) {
     let n = out.len();
+    if n < TILED_MIN_BATCH {
+        for (c, o) in out.iter_mut().enumerate() {
+            // SAFETY: activation row c is in bounds (caller).
+            unsafe { K::vec_dot(nb, w, a.add(c * a_row), o) };
+        }
+        return;
+    }
     let n_tiles = n.div_ceil(NC);
     let mut c = 0;
     for t in 0..n_tiles {
@@ -392,6 +572,10 @@ trait Kernel {
         a: [*const u8; N],
         out: &mut [GroupOut],
     );
+
+    /// # Safety
+    /// As [`q4_k_vec_dot`].
+    unsafe fn vec_dot(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut);
 }
 
 struct Q4K;
@@ -407,6 +591,11 @@ impl Kernel for Q4K {
         // SAFETY: forwarded contract.
         unsafe { q4_k::<N>(nb, w, a, out) }
     }
+
+    unsafe fn vec_dot(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+        // SAFETY: forwarded contract.
+        unsafe { q4_k_vec_dot(nb, w, a, out) }
+    }
 }
 
 impl Kernel for Q6K {
@@ -418,6 +607,11 @@ impl Kernel for Q6K {
     ) {
         // SAFETY: forwarded contract.
         unsafe { q6_k::<N>(nb, w, a, out) }
+    }
+
+    unsafe fn vec_dot(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+        // SAFETY: forwarded contract.
+        unsafe { q6_k_vec_dot(nb, w, a, out) }
     }
 }
 
@@ -465,9 +659,11 @@ mod tests {
 
     /// Three super-blocks, every token count up to two tiles and a tail, a
     /// group of 16 real rows and one with 5 real rows and 11 zero rows: each
-    /// output equals the scalar `vec_dot` up to float rounding.
+    /// output has the bits of ggml's order for that many tokens, the tiled
+    /// matmul's for [`TILED_MIN_BATCH`] or more (`simd::tiled_dot`) and AVX2
+    /// `vec_dot`'s for fewer.
     #[test]
-    fn kernels_match_the_scalar_dot_products() {
+    fn kernels_follow_ggml_orders() {
         if !(std::is_x86_feature_detected!("avx512vnni")
             && std::is_x86_feature_detected!("avx512bw"))
         {
@@ -478,7 +674,8 @@ mod tests {
         let nb = n_in / QK_K;
         for format in [&Q4_K, &Q6_K] {
             let ty = format.ty;
-            let scalar = traits_for(Cpu::Scalar, ty).unwrap();
+            let decode = traits_for(Cpu::Avx2, ty).unwrap().vec_dot.unwrap();
+            let batch = crate::simd::tiled_dot(ty).unwrap();
             let w = quantized(ty, &values(n_in * n_out, 7));
             let row = w.len() / n_out;
             let zero = vec![0u8; row];
@@ -506,9 +703,11 @@ mod tests {
                     for (c, outs) in out.iter().enumerate() {
                         for (r, &got) in outs.iter().enumerate() {
                             let act = &acts[c * a_row..(c + 1) * a_row];
-                            let want = (scalar.vec_dot.unwrap())(n_in, rows[r], act);
-                            assert!(
-                                (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            let dot = if n < TILED_MIN_BATCH { decode } else { batch };
+                            let want = dot(n_in, rows[r], act);
+                            assert_eq!(
+                                got.to_bits(),
+                                want.to_bits(),
                                 "{ty} group {g} row {r} token {c} of {n}: {got} vs {want}"
                             );
                         }
