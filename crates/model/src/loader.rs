@@ -48,6 +48,24 @@ impl Tensor {
         }
     }
 
+    /// Row `i` dequantized into `out` (`dims[0]` values): an embedding lookup.
+    /// Read from the packed copy when there is one, whose values are the
+    /// file row's bit for bit: the file's pages of a packed matrix were
+    /// released at load, and reading rows there would fault them back into
+    /// the resident set (a tied token_embd, which is also the output head).
+    pub fn dequantize_row(
+        &self,
+        gguf: &GgufModel,
+        i: usize,
+        out: &mut [f32],
+    ) -> Result<(), ModelError> {
+        match &self.packed {
+            Some(packed) => packed.dequantize_row(i, out)?,
+            None => kernels::matmul::dequantize_row(&self.matrix(gguf), i, out)?,
+        }
+        Ok(())
+    }
+
     /// Matrix `e` of a 3-D stack (`dims = [n_in, n_out, n_expert]`).
     pub fn expert<'a>(&self, gguf: &'a GgufModel, e: usize) -> Matrix<'a> {
         let (n_in, n_out) = (self.dims[0] as usize, self.dims[1] as usize);

@@ -49,6 +49,12 @@ fn pack_f16(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     }
 }
 
+/// Row `r`'s value (an f16) from a packed group block (the inverse of
+/// [`pack_f16`]).
+pub(super) fn unpack_f16(group_block: &[u8], r: usize, dst: &mut [u8]) {
+    dst[..2].copy_from_slice(&group_block[2 * r..2 * r + 2]);
+}
+
 /// `NT` tokens × 16 rows over `nb` values.
 ///
 /// # Safety

@@ -83,6 +83,28 @@ fn pack_q4_0(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     }
 }
 
+/// Row `r`'s Q8_0 block from a packed group block (the inverse of
+/// [`pack_q8_0`]).
+pub(super) fn unpack_q8_0(group_block: &[u8], r: usize, dst: &mut [u8]) {
+    let (scales, qs) = group_block[..Q8_0_GROUP_BLOCK].split_at(2 * GROUP);
+    dst[..2].copy_from_slice(&scales[2 * r..2 * r + 2]);
+    for j in 0..8 {
+        for i in 0..4 {
+            dst[2 + 4 * j + i] = qs[64 * j + 4 * r + i] ^ 0x80;
+        }
+    }
+}
+
+/// Row `r`'s Q4_0 block from a packed group block (the inverse of
+/// [`pack_q4_0`]).
+pub(super) fn unpack_q4_0(group_block: &[u8], r: usize, dst: &mut [u8]) {
+    let (scales, qs) = group_block[..Q4_0_GROUP_BLOCK].split_at(2 * GROUP);
+    dst[..2].copy_from_slice(&scales[2 * r..2 * r + 2]);
+    for m in 0..4 {
+        dst[2 + 4 * m..6 + 4 * m].copy_from_slice(&qs[64 * m + 4 * r..64 * m + 4 * r + 4]);
+    }
+}
+
 /// An f16 read from `p` as f32.
 ///
 /// # Safety

@@ -28,6 +28,8 @@ mod avx512_f16;
 mod avx512_kquants;
 #[cfg(target_arch = "x86_64")]
 mod avx512_q0;
+#[cfg(target_arch = "x86_64")]
+mod kquants_rows;
 pub(crate) mod packed;
 
 /// Weight rows per tile.

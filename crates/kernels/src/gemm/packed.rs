@@ -33,14 +33,22 @@
 //!      `a + c · a_row`, and writes `out[c][r] = dot(row r, activation c)`
 //!      for every `c` and all 16 `r`. It picks its own token tile width.
 //!    - `pub(super) const FORMAT: PackedFormat = PackedFormat { .. }`.
-//! 2. Add one arm to [`format`] below: `TensorType::X => Some(&file::FORMAT)`.
+//!    - `fn unpack(group_block: &[u8], r: usize, dst: &mut [u8])`: see
+//!      [`UnpackFn`]; the inverse of `pack` for one row and one block (it may
+//!      live in another file, as the K-quants' do in `kquants_rows.rs`).
+//! 2. Add one arm to [`format`] below: `TensorType::X => Some(&file::FORMAT)`,
+//!    and one to [`unpack_fn`].
 //! 3. Test: the kernel against the scalar `vec_dot` for token counts that hit
 //!    every tile width and a row count that is not a multiple of 16 (see this
-//!    file's tests, which run for every registered format).
+//!    file's tests, which run for every registered format and also check that
+//!    `unpack` gives back every byte that `pack` was given).
 //!
 //! Nothing else changes: the model loader asks [`PackedMatrix::new`] for every
 //! 2-D matmul weight and keeps the copy where one is returned; `matmul` uses it
-//! whenever a [`crate::matmul::Matrix`] carries one.
+//! whenever a [`crate::matmul::Matrix`] carries one. The loader then drops the
+//! file's pages of that matrix from the resident set, so single rows (the
+//! embedding rows of a token_embd that is also the output head) are read back
+//! from the copy with [`PackedMatrix::dequantize_row`], not from the file.
 //!
 //! Packing is only done where the CPU runs the kernels (AVX-512 VNNI) and
 //! `HEARTH_NO_REPACK` is unset (an A/B switch for measurements); everywhere
@@ -51,6 +59,7 @@ use std::fmt;
 use gguf::TensorType;
 
 use super::avx512_vnni;
+use crate::KernelError;
 
 /// Weight rows per packed group (one per 32-bit lane of a 512-bit vector).
 pub const GROUP: usize = 16;
@@ -71,6 +80,14 @@ pub(crate) type PackedGemm =
 
 /// A format's repacking function (see the module documentation).
 pub(crate) type PackFn = fn(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]);
+
+/// A format's row reader: writes row `r`'s block (the format's ggml bytes,
+/// `dst.len()` = one block) from the group block `group_block`. The inverse
+/// of [`PackFn`] for one row and block.
+///
+/// Kept apart from [`PackedFormat`] so that a format's kernels and its row
+/// reader can live in different files.
+pub(crate) type UnpackFn = fn(group_block: &[u8], r: usize, dst: &mut [u8]);
 
 /// One registered packed format.
 #[derive(Clone, Copy)]
@@ -109,6 +126,32 @@ pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
         None
     }
 }
+
+/// The row reader of the packed format for `ty` (every format [`format`]
+/// returns has one).
+fn unpack_fn(ty: TensorType) -> Option<UnpackFn> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use super::{avx512_f16, avx512_q0, kquants_rows};
+        match ty {
+            TensorType::Q4_0 => Some(avx512_q0::unpack_q4_0),
+            TensorType::Q8_0 => Some(avx512_q0::unpack_q8_0),
+            TensorType::Q4_K => Some(kquants_rows::unpack_q4_k),
+            TensorType::Q6_K => Some(kquants_rows::unpack_q6_k),
+            TensorType::F16 => Some(avx512_f16::unpack_f16),
+            _ => None,
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = ty;
+        None
+    }
+}
+
+/// Bytes of ggml blocks rebuilt at a time by [`PackedMatrix::dequantize_row`]
+/// (at least one block of every format).
+const ROW_CHUNK: usize = 1024;
 
 /// 64 bytes, 64-byte aligned: the unit of a packed buffer.
 #[derive(Clone, Copy)]
@@ -222,6 +265,49 @@ impl PackedMatrix {
         self.n_out
     }
 
+    /// Row `i` dequantized into `out` (`n_in` values): its blocks rebuilt from
+    /// the groups in the file's format and dequantized as the file's row
+    /// would be, so the values are the same bit for bit. For reading single
+    /// rows of a matrix whose file pages were released (embedding lookups in
+    /// a token_embd that is also the output head).
+    pub fn dequantize_row(&self, i: usize, out: &mut [f32]) -> Result<(), KernelError> {
+        let ty = self.format.ty;
+        if i >= self.n_out {
+            return Err(KernelError::Length {
+                ty,
+                expected: self.n_out,
+                found: i,
+            });
+        }
+        if out.len() != self.n_in {
+            return Err(KernelError::Length {
+                ty,
+                expected: self.n_in,
+                found: out.len(),
+            });
+        }
+        let unpack = unpack_fn(ty).expect("every packed format has a row reader");
+        let (bs, ts) = (ty.block_size(), ty.type_size());
+        let gbb = self.format.group_block_bytes;
+        let group = &self.bytes()[i / GROUP * self.nb * gbb..][..self.nb * gbb];
+        let mut blocks = [0u8; ROW_CHUNK];
+        let per_chunk = ROW_CHUNK / ts;
+        for (c, out) in out.chunks_mut(per_chunk * bs).enumerate() {
+            let n = out.len() / bs;
+            for (j, dst) in blocks[..n * ts].chunks_exact_mut(ts).enumerate() {
+                unpack(&group[(c * per_chunk + j) * gbb..][..gbb], i % GROUP, dst);
+            }
+            crate::dequantize(ty, &blocks[..n * ts], out)?;
+        }
+        Ok(())
+    }
+
+    /// The packed buffer as bytes.
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: `Line` is 64 plain bytes; the view covers exactly the vector.
+        unsafe { std::slice::from_raw_parts(self.data.as_ptr().cast::<u8>(), self.data.len() * 64) }
+    }
+
     /// Number of groups (the last one may be padded).
     pub(crate) fn n_groups(&self) -> usize {
         self.n_out.div_ceil(GROUP)
@@ -257,18 +343,72 @@ mod tests {
 
     use crate::test_data::{quantized, values};
 
+    const FORMATS: [TensorType; 5] = [
+        TensorType::Q4_0,
+        TensorType::Q8_0,
+        TensorType::Q4_K,
+        TensorType::Q6_K,
+        TensorType::F16,
+    ];
+
+    /// `n` pseudo-random bytes.
+    fn bytes(n: usize, seed: u64) -> Vec<u8> {
+        values(n, seed)
+            .iter()
+            .map(|v| ((v + 1.0) * 128.0) as u8)
+            .collect()
+    }
+
+    /// Every registered format: each row's blocks come back byte for byte from
+    /// the groups (arbitrary bytes, so every bit of a block must survive the
+    /// packing), and `dequantize_row` of the packed copy equals the
+    /// dequantization of the file's row bit for bit. 2048 values per row take
+    /// several `ROW_CHUNK`s in every format; 37 rows pad the last group.
+    #[test]
+    fn packed_rows_read_back_as_the_file_rows() {
+        let (n_in, n_out) = (2048, 37);
+        for ty in FORMATS {
+            let Some(fmt) = format(ty) else {
+                eprintln!("no packed kernel for {ty} on this CPU; skipped");
+                continue;
+            };
+            let unpack = unpack_fn(ty).unwrap();
+            let (nb, ts) = (n_in / ty.block_size(), ty.type_size());
+            let row = nb * ts;
+
+            let w = bytes(n_out * row, 11);
+            let p = PackedMatrix::with_format(fmt, n_in, n_out, &w).unwrap();
+            let gbb = fmt.group_block_bytes;
+            let mut block = vec![0u8; ts];
+            for o in 0..n_out {
+                for b in 0..nb {
+                    let g = &p.bytes()[(o / GROUP * nb + b) * gbb..][..gbb];
+                    unpack(g, o % GROUP, &mut block);
+                    let want = &w[o * row + b * ts..][..ts];
+                    assert_eq!(block, want, "{ty} row {o} block {b}");
+                }
+            }
+
+            let w = quantized(ty, &values(n_in * n_out, 3));
+            let p = PackedMatrix::with_format(fmt, n_in, n_out, &w).unwrap();
+            let (mut got, mut want) = (vec![f32::NAN; n_in], vec![0f32; n_in]);
+            for o in 0..n_out {
+                p.dequantize_row(o, &mut got).unwrap();
+                crate::dequantize(ty, &w[o * row..(o + 1) * row], &mut want).unwrap();
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{ty} row {o}");
+            }
+            assert!(p.dequantize_row(n_out, &mut got).is_err());
+            assert!(p.dequantize_row(0, &mut got[1..]).is_err());
+        }
+    }
+
     /// Every registered format, every token count up to 11 (all tile widths and
     /// their tails), 37 rows (a padded last group), against the scalar dot.
     #[test]
     fn packed_kernels_match_the_scalar_dot_products() {
         let (n_in, n_out) = (512, 37);
-        for ty in [
-            TensorType::Q4_0,
-            TensorType::Q8_0,
-            TensorType::Q4_K,
-            TensorType::Q6_K,
-            TensorType::F16,
-        ] {
+        for ty in FORMATS {
             let Some(fmt) = format(ty) else {
                 eprintln!("no packed kernel for {ty} on this CPU; skipped");
                 continue;

@@ -10,7 +10,7 @@
 //! `n_vocab` rows of `n_embd`.
 
 use gguf::{Array, GgufModel, Metadata, Value};
-use kernels::matmul::{activation_scratch_len, dequantize_row, matmul};
+use kernels::matmul::{activation_scratch_len, matmul};
 use kernels::pool::ThreadPool;
 
 use crate::ModelError;
@@ -461,11 +461,10 @@ pub fn embed(
     scale: f32,
     x: &mut [f32],
 ) -> Result<(), ModelError> {
-    let embd = token_embd.matrix(gguf);
-    let e = embd.n_in;
+    let e = token_embd.dims[0] as usize;
     for (t, &tok) in tokens.iter().enumerate() {
         let row = &mut x[t * e..(t + 1) * e];
-        dequantize_row(&embd, tok as usize, row)?;
+        token_embd.dequantize_row(gguf, tok as usize, row)?;
         if scale != 1.0 {
             row.iter_mut().for_each(|v| *v *= scale);
         }

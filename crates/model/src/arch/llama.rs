@@ -560,9 +560,9 @@ impl Llama {
         };
 
         // Embedding lookup: dequantize just the rows of these tokens.
-        let embd = w.token_embd.matrix(gguf);
         for (t, &tok) in tokens.iter().enumerate() {
-            kernels::matmul::dequantize_row(&embd, tok as usize, &mut buf.x[t * e..(t + 1) * e])?;
+            w.token_embd
+                .dequantize_row(gguf, tok as usize, &mut buf.x[t * e..(t + 1) * e])?;
         }
 
         for (il, layer) in w.layers.iter().enumerate() {
