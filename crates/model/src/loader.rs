@@ -1,6 +1,7 @@
 //! Finding and checking tensors and hyper-parameters in a GGUF model, with errors
 //! that name the tensor or key, what was expected and what was found.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -99,9 +100,28 @@ pub enum Use {
 }
 
 /// The model's tensors by name, checked on lookup.
+///
+/// The file pages of the matrices it packs are released as each is packed,
+/// and once more when it is dropped (the end of a load): reading the next
+/// tensor maps the file's cached pages around the faulting address back in
+/// (the kernel's fault-around, 64 KiB windows by default), the tail of the
+/// tensor released just before included. Measured with the `long_context`
+/// example on a Llama-3.2-1B-shaped Q4_0: 5 MiB of file pages were left
+/// mapped after loading without the second pass.
 pub struct Tensors<'a> {
     gguf: &'a GgufModel,
     index: HashMap<&'a str, (usize, usize)>,
+    /// (shard, index) of every tensor packed so far.
+    released: RefCell<Vec<(usize, usize)>>,
+}
+
+impl Drop for Tensors<'_> {
+    fn drop(&mut self) {
+        for &(shard, index) in self.released.get_mut().iter() {
+            let file = &self.gguf.files()[shard];
+            file.release_tensor_pages(&file.tensors()[index]);
+        }
+    }
 }
 
 impl<'a> Tensors<'a> {
@@ -113,7 +133,11 @@ impl<'a> Tensors<'a> {
                 index.insert(t.name.as_str(), (shard, i));
             }
         }
-        Tensors { gguf, index }
+        Tensors {
+            gguf,
+            index,
+            released: RefCell::new(Vec::new()),
+        }
     }
 
     /// The tensor `name`, which must exist with shape `dims` and a usable format.
@@ -164,6 +188,7 @@ impl<'a> Tensors<'a> {
             if tensor.packed.is_some() {
                 // Products read the copy; the mapped rows leave the resident set.
                 self.gguf.files()[shard].release_tensor_pages(info);
+                self.released.borrow_mut().push((shard, index));
             }
         }
         Ok(Some(tensor))
