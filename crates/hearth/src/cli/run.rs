@@ -8,7 +8,7 @@ mod repl;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -73,6 +73,13 @@ pub struct RunArgs {
 static GENERATING: AtomicBool = AtomicBool::new(false);
 /// Set by Ctrl-C during an answer; checked between tokens.
 static CANCEL: AtomicBool = AtomicBool::new(false);
+/// Which interactive prompt is waiting for a line, if any ([`NO_PROMPT`],
+/// [`MAIN_PROMPT`] or [`CONTINUATION_PROMPT`]): Ctrl-C there asks again
+/// instead of exiting.
+static PROMPT: AtomicU8 = AtomicU8::new(NO_PROMPT);
+const NO_PROMPT: u8 = 0;
+const MAIN_PROMPT: u8 = 1;
+const CONTINUATION_PROMPT: u8 = 2;
 
 /// Runs `hearth run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -111,11 +118,23 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
         if GENERATING.load(Ordering::SeqCst) {
             CANCEL.store(true, Ordering::SeqCst);
-        } else {
-            // At the prompt (or while loading), Ctrl-C leaves.
-            println!();
-            std::process::exit(0);
+            return;
         }
+        let marker = match PROMPT.load(Ordering::SeqCst) {
+            MAIN_PROMPT => ">>> ",
+            CONTINUATION_PROMPT => "... ",
+            _ => {
+                // While loading, or with piped input, Ctrl-C leaves.
+                println!();
+                std::process::exit(0);
+            }
+        };
+        // At a terminal's prompt the terminal drops the line being typed; ask
+        // again, as Ollama does. The main thread is blocked reading stdin, so
+        // stdout is free.
+        let mut out = std::io::stdout();
+        let _ = write!(out, "\nUse Ctrl + d or /bye to exit.\n{marker}");
+        let _ = out.flush();
     })
     .context("installing the Ctrl-C handler")?;
 

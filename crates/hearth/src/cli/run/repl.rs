@@ -4,14 +4,17 @@
 //!
 //! Input is read a line at a time from stdin (no line editor), so piped input
 //! works the same as typed input; the `>>> ` prompt is shown only on a terminal.
+//! There, Ctrl-C while a line is being typed drops it and asks again (as
+//! Ollama does); during an answer it ends the answer. With piped input it exits.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use engine::{ChatSession, ModelBackend, OPTION_NAMES};
 use model::Model;
 
-use super::{answer, print_timings};
+use super::{CONTINUATION_PROMPT, MAIN_PROMPT, NO_PROMPT, PROMPT, answer, print_timings};
 use crate::cli::format;
 
 /// Opens and closes a multi-line message.
@@ -51,7 +54,7 @@ impl Repl<'_, '_, '_> {
                 write!(out, ">>> ")?;
                 out.flush()?;
             }
-            let Some(line) = read_line(input)? else {
+            let Some(line) = read_line(input, interactive.then_some(MAIN_PROMPT))? else {
                 // End of input (Ctrl-D) leaves, like /bye.
                 return Ok(());
             };
@@ -220,10 +223,16 @@ enum ControlFlow {
     Exit,
 }
 
-/// One line without its line ending; `None` at end of input.
-fn read_line(input: &mut dyn BufRead) -> std::io::Result<Option<String>> {
+/// One line without its line ending; `None` at end of input. `prompt` says
+/// which terminal prompt is waiting (for Ctrl-C), `None` when not interactive.
+fn read_line(input: &mut dyn BufRead, prompt: Option<u8>) -> std::io::Result<Option<String>> {
     let mut line = String::new();
-    if input.read_line(&mut line)? == 0 {
+    if let Some(prompt) = prompt {
+        PROMPT.store(prompt, Ordering::SeqCst);
+    }
+    let read = input.read_line(&mut line);
+    PROMPT.store(NO_PROMPT, Ordering::SeqCst);
+    if read? == 0 {
         return Ok(None);
     }
     let end = line.trim_end_matches(['\n', '\r']).len();
@@ -248,7 +257,7 @@ fn read_fenced(
             write!(out, "... ")?;
             out.flush()?;
         }
-        let Some(line) = read_line(input)? else {
+        let Some(line) = read_line(input, interactive.then_some(CONTINUATION_PROMPT))? else {
             return Ok(None);
         };
         text.push('\n');
@@ -286,8 +295,8 @@ mod tests {
     #[test]
     fn read_line_strips_line_endings() {
         let mut input = "a\r\nb\n".as_bytes();
-        assert_eq!(read_line(&mut input).unwrap(), Some("a".into()));
-        assert_eq!(read_line(&mut input).unwrap(), Some("b".into()));
-        assert_eq!(read_line(&mut input).unwrap(), None);
+        assert_eq!(read_line(&mut input, None).unwrap(), Some("a".into()));
+        assert_eq!(read_line(&mut input, None).unwrap(), Some("b".into()));
+        assert_eq!(read_line(&mut input, None).unwrap(), None);
     }
 }
