@@ -129,6 +129,7 @@ fn repl_takes_commands_and_questions_from_stdin() {
     let input = "/set parameter num_predict 6\n\
                  /set parameter seed 3\n\
                  /set parameter num_ctx 128\n\
+                 /set parameter presence_penalty 0.5\n\
                  /set parameter warmth 2\n\
                  /set system You are terse.\n\
                  Who are you?\n\
@@ -154,6 +155,7 @@ fn repl_takes_commands_and_questions_from_stdin() {
     assert!(stdout.contains("architecture        llama"), "{stdout}");
     assert!(stdout.contains("num_predict         6"), "{stdout}");
     assert!(stdout.contains("num_ctx             128"), "{stdout}");
+    assert!(stdout.contains("presence_penalty    0.5"), "{stdout}");
     assert!(stdout.contains("Cleared session context"), "{stdout}");
     // Two answers, each followed by a blank line, between the commands.
     let answers = stdout
@@ -217,6 +219,20 @@ fn with_context_shift_an_over_long_prompt_is_cut_to_fit() {
         stderr.contains("eval count:           40 token(s)"),
         "{stderr}"
     );
+}
+
+#[test]
+fn an_answer_cut_by_a_full_context_ends_its_line_before_the_error() {
+    let model = endless_model().to_str().unwrap();
+    let args = ["run", model, "Hello", "--ctx", "100", "--temperature", "0"];
+    let out = hearth(&args, "");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success());
+    assert!(
+        stderr.starts_with("error: the context (100 tokens) is full"),
+        "{stderr}"
+    );
+    assert!(stdout.len() > 1 && stdout.ends_with('\n'), "{stdout:?}");
 }
 
 #[test]

@@ -31,7 +31,7 @@ pub struct RunArgs {
     /// Context size in tokens [default: 4096, at most the model's training context].
     #[arg(long)]
     ctx: Option<usize>,
-    /// Threads for the forward pass [default: all cores].
+    /// Threads for the forward pass (0: all cores) [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
     /// Sampling temperature; 0 picks the most likely token.
@@ -85,7 +85,8 @@ const CONTINUATION_PROMPT: u8 = 2;
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let load = LoadOptions {
-        threads: args.threads,
+        // 0 lets hearth choose, as Ollama's num_thread.
+        threads: args.threads.filter(|&n| n > 0),
     };
     // A model name (not a file) runs on a server if one is up, else from the store.
     let mut path = args.model.clone();
@@ -219,28 +220,33 @@ fn remote_options(args: &RunArgs) -> super::remote::RunOptions {
 }
 
 /// Sends `prompt` in `session`, streaming the answer to `out`; Ctrl-C ends the
-/// answer early.
+/// answer early. On an error after part of the answer was shown, the line is
+/// ended first so that the error starts on its own.
 fn answer(
     session: &mut ChatSession<'_, ModelBackend<'_>>,
     prompt: &str,
     out: &mut dyn Write,
 ) -> anyhow::Result<GenerateResult> {
     let mut write_error = None;
+    let mut shown = false;
     CANCEL.store(false, Ordering::SeqCst);
     GENERATING.store(true, Ordering::SeqCst);
-    let result = session.send(prompt, Some(&CANCEL), &mut |text| match out
-        .write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-    {
-        Ok(()) => ControlFlow::Continue(()),
-        Err(e) => {
-            write_error = Some(e);
-            ControlFlow::Break(())
+    let result = session.send(prompt, Some(&CANCEL), &mut |text| {
+        shown = true;
+        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                write_error = Some(e);
+                ControlFlow::Break(())
+            }
         }
     });
     GENERATING.store(false, Ordering::SeqCst);
     if let Some(e) = write_error {
         return Err(e.into());
+    }
+    if result.is_err() && shown {
+        writeln!(out)?;
     }
     Ok(result?)
 }
@@ -270,10 +276,13 @@ pub(super) fn print_timings(t: &Timings, out: &mut dyn Write) -> std::io::Result
     Ok(())
 }
 
-/// A duration the way Go prints one (Ollama's output): `1.234s`, `56.7ms`.
+/// A duration the way Go prints one (Ollama's output): `1.234s`, `56.7ms`,
+/// `0s`.
 fn duration(d: Duration) -> String {
     let secs = d.as_secs_f64();
-    if secs >= 1.0 {
+    if d.is_zero() {
+        "0s".to_owned()
+    } else if secs >= 1.0 {
         format!("{secs:.3}s")
     } else if secs >= 1e-3 {
         format!("{:.3}ms", secs * 1e3)
@@ -291,6 +300,7 @@ mod tests {
         assert_eq!(duration(Duration::from_millis(1234)), "1.234s");
         assert_eq!(duration(Duration::from_micros(56_700)), "56.700ms");
         assert_eq!(duration(Duration::from_nanos(12_500)), "12.500µs");
+        assert_eq!(duration(Duration::ZERO), "0s");
     }
 
     #[test]

@@ -88,10 +88,7 @@ impl Repl<'_, '_, '_> {
                     first_answer = false;
                 }
                 Err(e) if crate::cli::is_broken_pipe(&e) => return Err(e),
-                Err(e) => {
-                    writeln!(out)?;
-                    eprintln!("error: {e:#}");
-                }
+                Err(e) => eprintln!("error: {e:#}"),
             }
         }
     }
@@ -203,8 +200,13 @@ impl Repl<'_, '_, '_> {
         writeln!(out, "    top_k               {}", s.top_k)?;
         writeln!(out, "    top_p               {}", s.top_p)?;
         writeln!(out, "    min_p               {}", s.min_p)?;
+        writeln!(out, "    typical_p           {}", s.typical_p)?;
         writeln!(out, "    repeat_penalty      {}", s.repeat_penalty)?;
         writeln!(out, "    repeat_last_n       {}", o.repeat_last_n)?;
+        writeln!(out, "    presence_penalty    {}", s.presence_penalty)?;
+        writeln!(out, "    frequency_penalty   {}", s.frequency_penalty)?;
+        writeln!(out, "    num_keep            {}", o.num_keep)?;
+        writeln!(out, "    context_shift       {}", o.context_shift)?;
         match s.seed {
             Some(seed) => writeln!(out, "    seed                {seed}")?,
             None => writeln!(out, "    seed                random")?,
