@@ -172,6 +172,22 @@ fn repl_takes_commands_and_questions_from_stdin() {
 }
 
 #[test]
+fn a_system_message_can_span_lines() {
+    let model = tiny_model().to_str().unwrap();
+    let input = "/set system \"\"\"You are terse.\n\
+                 Answer in one word.\n\
+                 \"\"\"\n\
+                 /show system\n";
+    let out = hearth(&["run", model], input);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        stdout,
+        "Set system message.\nYou are terse.\nAnswer in one word.\n"
+    );
+}
+
+#[test]
 fn end_of_input_leaves_the_repl() {
     let model = tiny_model().to_str().unwrap();
     let out = hearth(&["run", model, "--num-predict", "3"], "Hi\n");

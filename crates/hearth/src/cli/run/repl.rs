@@ -58,6 +58,13 @@ impl Repl<'_, '_, '_> {
                 // End of input (Ctrl-D) leaves, like /bye.
                 return Ok(());
             };
+            if let Some(first) = open_system_fence(&line) {
+                match read_fenced(first, input, out, interactive)? {
+                    Some(text) => self.set_system(&text, out)?,
+                    None => return Ok(()),
+                }
+                continue;
+            }
             let message = match line.trim_start().strip_prefix(FENCE) {
                 Some(rest) => match read_fenced(rest, input, out, interactive)? {
                     Some(text) => text,
@@ -152,10 +159,7 @@ impl Repl<'_, '_, '_> {
             }
             "system" => {
                 let text = args.strip_prefix(FENCE).unwrap_or(args);
-                let text = text.strip_suffix(FENCE).unwrap_or(text).trim();
-                self.session
-                    .set_system((!text.is_empty()).then(|| text.to_owned()));
-                writeln!(out, "Set system message.")?;
+                self.set_system(text.strip_suffix(FENCE).unwrap_or(text), out)?;
             }
             "verbose" => {
                 self.verbose = true;
@@ -170,6 +174,15 @@ impl Repl<'_, '_, '_> {
                 "Usage: /set parameter NAME VALUE | /set system TEXT | /set verbose | /set quiet"
             )?,
         }
+        Ok(())
+    }
+
+    /// Sets the system message (an empty one removes it).
+    fn set_system(&mut self, text: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+        let text = text.trim();
+        self.session
+            .set_system((!text.is_empty()).then(|| text.to_owned()));
+        writeln!(out, "Set system message.")?;
         Ok(())
     }
 
@@ -242,6 +255,20 @@ fn read_line(input: &mut dyn BufRead, prompt: Option<u8>) -> std::io::Result<Opt
     Ok(Some(line))
 }
 
+/// For `/set system """TEXT` whose closing `"""` is on a later line (as
+/// Ollama takes a multi-line system message), the text after the opening one.
+fn open_system_fence(line: &str) -> Option<&str> {
+    let rest = after_word(after_word(line, "/set")?, "system")?;
+    let rest = rest.trim_start().strip_prefix(FENCE)?;
+    (!rest.trim_end().ends_with(FENCE)).then_some(rest)
+}
+
+/// `text` after its first word when that word is `word`.
+fn after_word<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let rest = text.trim_start().strip_prefix(word)?;
+    rest.starts_with(char::is_whitespace).then_some(rest)
+}
+
 /// The rest of a `"""` message whose first line (after the fence) is `first`:
 /// lines up to one ending in `"""`. `None` when the input ends first.
 fn read_fenced(
@@ -292,6 +319,19 @@ mod tests {
             Some("start\nmiddle\n".into())
         );
         assert_eq!(fenced("never closed", "x\n"), None);
+    }
+
+    #[test]
+    fn only_an_unclosed_system_fence_reads_more_lines() {
+        assert_eq!(
+            open_system_fence("/set system \"\"\"You are"),
+            Some("You are")
+        );
+        assert_eq!(open_system_fence("  /set  system  \"\"\""), Some(""));
+        assert_eq!(open_system_fence("/set system \"\"\"One line.\"\"\""), None);
+        assert_eq!(open_system_fence("/set system Plain text"), None);
+        assert_eq!(open_system_fence("/set systemic \"\"\"x"), None);
+        assert_eq!(open_system_fence("\"\"\"/set system x"), None);
     }
 
     #[test]
