@@ -251,28 +251,32 @@ fn answer(
     Ok(result?)
 }
 
-/// Ollama's `--verbose` statistics.
+/// Ollama's `--verbose` statistics (`api.Metrics.Summary`), which leaves out
+/// a zero count or duration, e.g. the load duration once the model is loaded.
 pub(super) fn print_timings(t: &Timings, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(out, "total duration:       {}", duration(t.total_duration))?;
-    writeln!(out, "load duration:        {}", duration(t.load_duration))?;
-    writeln!(
-        out,
-        "prompt eval count:    {} token(s)",
-        t.prompt_eval_count
-    )?;
-    writeln!(
-        out,
-        "prompt eval duration: {}",
-        duration(t.prompt_eval_duration)
-    )?;
-    writeln!(
-        out,
-        "prompt eval rate:     {:.2} tokens/s",
-        t.prompt_eval_rate()
-    )?;
-    writeln!(out, "eval count:           {} token(s)", t.eval_count)?;
-    writeln!(out, "eval duration:        {}", duration(t.eval_duration))?;
-    writeln!(out, "eval rate:            {:.2} tokens/s", t.eval_rate())?;
+    if !t.total_duration.is_zero() {
+        writeln!(out, "total duration:       {}", duration(t.total_duration))?;
+    }
+    if !t.load_duration.is_zero() {
+        writeln!(out, "load duration:        {}", duration(t.load_duration))?;
+    }
+    if t.prompt_eval_count > 0 {
+        let count = t.prompt_eval_count;
+        writeln!(out, "prompt eval count:    {count} token(s)")?;
+    }
+    if !t.prompt_eval_duration.is_zero() {
+        let d = duration(t.prompt_eval_duration);
+        writeln!(out, "prompt eval duration: {d}")?;
+        let rate = t.prompt_eval_rate();
+        writeln!(out, "prompt eval rate:     {rate:.2} tokens/s")?;
+    }
+    if t.eval_count > 0 {
+        writeln!(out, "eval count:           {} token(s)", t.eval_count)?;
+    }
+    if !t.eval_duration.is_zero() {
+        writeln!(out, "eval duration:        {}", duration(t.eval_duration))?;
+        writeln!(out, "eval rate:            {:.2} tokens/s", t.eval_rate())?;
+    }
     Ok(())
 }
 
@@ -324,5 +328,8 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("eval count:           30 token(s)"), "{text}");
+        // Zero durations (here total and load) are left out, as Ollama does.
+        assert!(!text.contains("total duration"), "{text}");
+        assert!(!text.contains("load duration"), "{text}");
     }
 }
