@@ -27,6 +27,19 @@ pub struct Tensor {
     /// The rows repacked (2-D matmul weights whose format has a packed kernel
     /// on this CPU); shared by clones (a tied output head).
     packed: Option<Arc<PackedMatrix>>,
+    /// Each matrix of a 3-D stack of experts repacked, for the formats whose
+    /// packed kernels follow ggml's order for `mul_mat_id` (see
+    /// [`packs_experts`]).
+    experts: Option<Arc<[PackedMatrix]>>,
+}
+
+/// Whether a 3-D stack of experts in format `ty` is repacked. ggml multiplies
+/// experts (`mul_mat_id`) with the tiled kernels for 8 or more routed rows and
+/// `vec_dot` for fewer, never with the tinyBLAS GEMM that the packed Q4_0,
+/// Q8_0 and F16 kernels follow for batches; the packed K-quant kernels follow
+/// exactly that rule per call, so only K-quant experts are repacked.
+fn packs_experts(ty: TensorType) -> bool {
+    matches!(ty, TensorType::Q4_K | TensorType::Q6_K)
 }
 
 impl Tensor {
@@ -68,7 +81,7 @@ impl Tensor {
     }
 
     /// Matrix `e` of a 3-D stack (`dims = [n_in, n_out, n_expert]`).
-    pub fn expert<'a>(&self, gguf: &'a GgufModel, e: usize) -> Matrix<'a> {
+    pub fn expert<'a>(&'a self, gguf: &'a GgufModel, e: usize) -> Matrix<'a> {
         let (n_in, n_out) = (self.dims[0] as usize, self.dims[1] as usize);
         let data = self.data(gguf);
         let size = data.len() / self.dims[2] as usize;
@@ -77,7 +90,7 @@ impl Tensor {
             n_in,
             n_out,
             data: &data[e * size..(e + 1) * size],
-            packed: None,
+            packed: self.experts.as_ref().map(|x| &x[e]),
         }
     }
 
@@ -180,6 +193,7 @@ impl<'a> Tensors<'a> {
             shard,
             index,
             packed: None,
+            experts: None,
         };
         if usage == Use::MatMul && dims.len() == 2 {
             let (n_in, n_out) = (dims[0] as usize, dims[1] as usize);
@@ -187,6 +201,19 @@ impl<'a> Tensors<'a> {
             tensor.packed = PackedMatrix::new(info.ty, n_in, n_out, data).map(Arc::new);
             if tensor.packed.is_some() {
                 // Products read the copy; the mapped rows leave the resident set.
+                self.gguf.files()[shard].release_tensor_pages(info);
+                self.released.borrow_mut().push((shard, index));
+            }
+        }
+        if usage == Use::MatMul && dims.len() == 3 && packs_experts(info.ty) {
+            let (n_in, n_out, n_expert) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
+            let data = tensor.data(self.gguf);
+            let experts: Option<Vec<PackedMatrix>> = data
+                .chunks_exact(data.len() / n_expert)
+                .map(|m| PackedMatrix::new(info.ty, n_in, n_out, m))
+                .collect();
+            if let Some(experts) = experts {
+                tensor.experts = Some(experts.into());
                 self.gguf.files()[shard].release_tensor_pages(info);
                 self.released.borrow_mut().push((shard, index));
             }
