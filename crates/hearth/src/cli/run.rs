@@ -23,7 +23,7 @@ pub struct RunArgs {
     /// A GGUF model file, or a model name (run on `hearth serve` when one is
     /// running, else loaded from the store) [default: hearth-tiny, the
     /// built-in model].
-    #[arg(default_value = crate::builtin::NAME)]
+    #[arg(default_value = crate::builtin::NAME, hide_default_value = true)]
     model: PathBuf,
     /// The prompt (several words are joined with spaces); without one, an
     /// interactive chat starts.
@@ -34,25 +34,28 @@ pub struct RunArgs {
     /// Threads for the forward pass (0: all cores) [default: all cores].
     #[arg(long)]
     threads: Option<usize>,
-    /// Sampling temperature; 0 picks the most likely token.
+    /// Sampling temperature; 0 picks the most likely token [default: 0.8,
+    /// unless the model's parameters set it; the same for the options below].
     #[arg(long)]
     temperature: Option<f32>,
-    /// Sample from the K most likely tokens (0: all).
+    /// Sample from the K most likely tokens (0: all) [default: 40].
     #[arg(long)]
     top_k: Option<usize>,
-    /// Nucleus sampling probability mass.
+    /// Nucleus sampling probability mass [default: 0.9].
     #[arg(long)]
     top_p: Option<f32>,
-    /// Drop tokens less likely than this fraction of the most likely one.
+    /// Drop tokens less likely than this fraction of the most likely one
+    /// [default: 0].
     #[arg(long)]
     min_p: Option<f32>,
-    /// Penalty for repeating recent tokens (1: off).
+    /// Penalty for repeating the last 64 tokens (1: off) [default: 1.1].
     #[arg(long)]
     repeat_penalty: Option<f32>,
-    /// Random seed, for reproducible answers.
+    /// Random seed, for reproducible answers [default: a new one each time].
     #[arg(long)]
     seed: Option<u64>,
-    /// Most tokens to generate (-1: until the model stops, -2: fill the context).
+    /// Most tokens to generate (-1: until the model stops, -2: fill the
+    /// context) [default: -1].
     #[arg(long, allow_negative_numbers = true)]
     num_predict: Option<i32>,
     /// System prompt.
@@ -298,6 +301,30 @@ fn duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn help_states_the_real_defaults() {
+        use clap::Args as _;
+        let help = RunArgs::augment_args(clap::Command::new("run"))
+            .render_long_help()
+            .to_string();
+        let o = Options::default();
+        let s = &o.sampler;
+        for stated in [
+            format!("[default: {},", s.temperature),
+            format!("[default: {}]", s.top_k),
+            format!("[default: {}]", s.top_p),
+            format!("[default: {}]", s.min_p),
+            format!(
+                "last {} tokens (1: off) [default: {}]",
+                o.repeat_last_n, s.repeat_penalty
+            ),
+            format!("[default: {}]", o.num_predict),
+        ] {
+            assert!(help.contains(&stated), "{stated:?} not in {help}");
+        }
+        assert!(s.seed.is_none());
+    }
 
     #[test]
     fn durations_use_go_style_units() {
