@@ -8,6 +8,17 @@
 //! roundings keeps hearth within float noise of llama.cpp instead of within f16
 //! noise.
 //!
+//! On AVX-512 the two products also add their terms in ggml's order there, so
+//! the output is llama.cpp's bit for bit (tests/attention_fixtures.rs): for a
+//! batch of two or more queries llama.cpp multiplies with llamafile's tinyBLAS
+//! (16 f32 lanes per output, the terms of index `i` going to lane `i % 16`,
+//! then `_mm512_reduce_add_ps`), for a single query with `ggml_vec_dot_f16`
+//! (64 lanes, combined pairwise, then reduced the same way); for `V·p` the
+//! index is the cache cell, so hearth's lanes follow absolute positions. The
+//! portable loops (other CPUs, or heads of other than a multiple of 16 values)
+//! sum `K·q` with the F16 kernels' dot product and `V·p` in key order: within
+//! float noise of llama.cpp, whose AVX2 and NEON orders differ again.
+//!
 //! The work is organised for the memory traffic, not per head: the query heads
 //! that share a key/value head (grouped-query attention, up to [`GROUP`] at a
 //! time) are processed together, so each key row and each value row of the
@@ -61,11 +72,26 @@ pub struct AttentionShape {
     pub softcap: Option<f32>,
 }
 
+/// Whether a single query (a decoding step) sums its products in the order
+/// of `ggml_vec_dot_f16`, as llama.cpp does for a batch of one, instead of
+/// tinyBLAS' order as for any other batch. On: hearth's decoding steps give
+/// llama.cpp's attention bits on AVX-512, but a token's attention then
+/// depends on whether it came alone or in a batch (by an ulp, which an f16
+/// rounding of an activation can carry to ~1e-3 in the logits). Off: a
+/// token's result does not depend on its batch, as with the matrix kernels.
+pub const DECODE_IN_VEC_DOT_ORDER: bool = false;
+
+/// Partial sums kept per output value by the AVX-512 `V·p` loop: one per key
+/// residue modulo `16 * SETS` (see [`avx512::accumulate`]), at most 4 sets.
+const PARTIALS: usize = 64;
+
 /// Floats of one thread's scratch for a context of `n_ctx` positions: per
 /// head of a group its f16 query (as f16 bits, half a float per value, and
-/// widened back to f32), accumulator and score row, and [`KEY_BLOCK`] key rows (or one value row) in f32.
+/// widened back to f32), output, score row and the `V·p` partial sums, and
+/// [`KEY_BLOCK`] key rows (or one value row) in f32.
 fn per_thread(n_ctx: usize, head_dim: usize) -> usize {
-    GROUP * (head_dim.div_ceil(2) + 2 * head_dim + n_ctx) + KEY_BLOCK * head_dim
+    GROUP * (head_dim.div_ceil(2) + 2 * head_dim + n_ctx + PARTIALS * head_dim)
+        + KEY_BLOCK * head_dim
 }
 
 /// Scratch floats [`attention`] needs for a context of `n_ctx` positions.
@@ -130,6 +156,7 @@ pub fn attention(
                 &q[at..at + len],
                 pos0 + t,
                 kv_head,
+                DECODE_IN_VEC_DOT_ORDER && n_tokens == 1,
                 tmp,
                 out_heads,
             );
@@ -139,12 +166,17 @@ pub fn attention(
 
 /// The query heads in `q` (all sharing key/value head `kv_head`, at most
 /// [`GROUP`]) at position `pos` attending over cache rows up to `pos`.
+/// `single`: the query is a batch's only token (decoding), for which ggml
+/// sums its two products in another order than for a batch of several (see
+/// [`avx512`]).
+#[allow(clippy::too_many_arguments)]
 fn attend(
     shape: &AttentionShape,
     cache: KvLayer<'_>,
     q: &[f32],
     pos: usize,
     kv_head: usize,
+    single: bool,
     tmp: &mut [f32],
     out: &mut [f32],
 ) {
@@ -162,6 +194,7 @@ fn attend(
     let (q32, rest) = rest.split_at_mut(GROUP * hd);
     let (acc, rest) = rest.split_at_mut(GROUP * hd);
     let (scores, rest) = rest.split_at_mut(GROUP * n_ctx);
+    let (partials, rest) = rest.split_at_mut(GROUP * PARTIALS * hd);
     let block = &mut rest[..KEY_BLOCK * hd];
     // The f16 queries, as bytes, in the floats set aside for them.
     let q_row = hd.div_ceil(2) * 4;
@@ -204,6 +237,7 @@ fn attend(
                 scores,
                 n_ctx,
                 block,
+                single,
             );
             for h in 0..n {
                 let row = &mut scores[h * n_ctx..h * n_ctx + n_keys];
@@ -213,17 +247,18 @@ fn attend(
                 }
                 avx512::softmax_f16(row, shape.kq_scale);
             }
-            avx512::accumulate(
-                cache.v,
-                cache.kv_dim,
-                kv_off,
-                first,
-                n_keys,
-                scores,
-                n_ctx,
-                hd,
-                &mut acc[..n * hd],
-            );
+            let acc = &mut acc[..n * hd];
+            let partials = &mut partials[..n * PARTIALS * hd];
+            let (v, kv_dim) = (cache.v, cache.kv_dim);
+            if single {
+                avx512::accumulate::<4>(
+                    v, kv_dim, kv_off, first, n_keys, scores, n_ctx, hd, acc, partials,
+                );
+            } else {
+                avx512::accumulate::<1>(
+                    v, kv_dim, kv_off, first, n_keys, scores, n_ctx, hd, acc, partials,
+                );
+            }
         }
         out.copy_from_slice(&acc[..n * hd]);
         return;
@@ -338,10 +373,16 @@ mod avx512 {
 
     /// `scores[h * stride + i] = q[h] · k[first + i]` for `i < n_keys` and the
     /// heads of `q` (`hd` f32 each), keys at `kv_off` in rows of `kv_dim`.
-    /// Each dot product is one f32 accumulator over the row, 16 values at a
-    /// time, then reduced as `_mm512_reduce_add_ps` does (llamafile's tinyBLAS
-    /// order, which llama.cpp takes for this product). Keys go in blocks of
-    /// [`KEY_BLOCK`], widened once into `block` for all heads.
+    /// Keys go in blocks of [`KEY_BLOCK`], widened once into `block` for all
+    /// heads. Each dot product is summed in the order of the ggml routine that
+    /// llama.cpp runs for `mul_mat(K, q)`:
+    /// - for a batch of queries (`!single`), llamafile's tinyBLAS: one f32
+    ///   accumulator over the row, 16 values at a time, reduced as
+    ///   `_mm512_reduce_add_ps` does;
+    /// - for a single query, `ggml_vec_dot_f16`: four accumulators, value `d`
+    ///   of each 64 going to accumulator `d / 16 % 4`, combined as
+    ///   `(a0 + a2) + (a1 + a3)` and reduced as above, then the values past the
+    ///   last whole 64 added one by one in f64.
     ///
     /// # Safety
     /// AVX-512 F must be available, `hd` a multiple of 16, rows
@@ -361,6 +402,7 @@ mod avx512 {
         scores: &mut [f32],
         stride: usize,
         block: &mut [f32],
+        single: bool,
     ) {
         let n = q.len() / hd;
         assert!((first + n_keys) * kv_dim <= k.len() && kv_off + hd <= kv_dim);
@@ -384,39 +426,137 @@ mod avx512 {
             for h in 0..n {
                 let qh = q[h * hd..].as_ptr();
                 let mut dots = [_mm512_setzero_ps(); KEY_BLOCK];
-                for d in (0..hd).step_by(16) {
-                    // SAFETY: `d + 16 <= hd` values of query head h and of
-                    // each widened key.
-                    unsafe {
-                        let qv = _mm512_loadu_ps(qh.add(d));
-                        for (j, dot) in dots.iter_mut().enumerate() {
-                            let kx = _mm512_loadu_ps(kb.add(j * hd + d));
-                            *dot = _mm512_fmadd_ps(qv, kx, *dot);
+                if single {
+                    // SAFETY: query head h and the block's widened keys.
+                    dots = unsafe {
+                        match hd {
+                            64 => dots_single::<4>(qh, kb),
+                            128 => dots_single::<8>(qh, kb),
+                            _ => std::array::from_fn(|j| dot_parts(qh, kb.add(j * hd), hd)),
+                        }
+                    };
+                } else {
+                    for d in (0..hd).step_by(16) {
+                        // SAFETY: `d + 16 <= hd` values of query head h and of
+                        // each widened key.
+                        unsafe {
+                            let qv = _mm512_loadu_ps(qh.add(d));
+                            for (j, dot) in dots.iter_mut().enumerate() {
+                                let kx = _mm512_loadu_ps(kb.add(j * hd + d));
+                                *dot = _mm512_fmadd_ps(qv, kx, *dot);
+                            }
                         }
                     }
                 }
+                let out = scores[h * stride + i0..][..KEY_BLOCK].as_mut_ptr();
                 // SAFETY: `i0 + 16 <= n_keys` scores of head h.
-                unsafe {
-                    _mm512_storeu_ps(scores[h * stride + i0..].as_mut_ptr(), reduce16(&dots))
-                };
+                unsafe { _mm512_storeu_ps(out, reduce16(&dots)) };
+                if single && !hd.is_multiple_of(64) {
+                    for j in 0..KEY_BLOCK {
+                        // SAFETY: key j of the block and the score just stored.
+                        unsafe { *out.add(j) = tail_f64(*out.add(j), qh, kb.add(j * hd), hd) };
+                    }
+                }
             }
         }
         for i in whole..n_keys {
             let r = row(i);
+            // The key widened once into the block's first row.
+            for d in (0..hd).step_by(16) {
+                // SAFETY: `d + 16 <= hd` values of this key row and of
+                // `block` (bounds asserted above).
+                unsafe {
+                    let x = _mm512_cvtph_ps(_mm256_loadu_si256(r.add(d).cast()));
+                    _mm512_storeu_ps(kb.add(d), x);
+                }
+            }
             for h in 0..n {
                 let qh = q[h * hd..].as_ptr();
-                let mut sum = _mm512_setzero_ps();
-                for d in (0..hd).step_by(16) {
-                    // SAFETY: `d + 16 <= hd` values of this key row and of
-                    // query head h (bounds asserted above).
-                    unsafe {
-                        let kx = _mm512_cvtph_ps(_mm256_loadu_si256(r.add(d).cast()));
-                        sum = _mm512_fmadd_ps(_mm512_loadu_ps(qh.add(d)), kx, sum);
+                scores[h * stride + i] = if single {
+                    // SAFETY: `hd` floats of query head h and of the key.
+                    unsafe { tail_f64(_mm512_reduce_add_ps(dot_parts(qh, kb, hd)), qh, kb, hd) }
+                } else {
+                    let mut sum = _mm512_setzero_ps();
+                    for d in (0..hd).step_by(16) {
+                        // SAFETY: `d + 16 <= hd` values of the key and of
+                        // query head h.
+                        unsafe {
+                            let kx = _mm512_loadu_ps(kb.add(d));
+                            sum = _mm512_fmadd_ps(_mm512_loadu_ps(qh.add(d)), kx, sum);
+                        }
                     }
-                }
-                scores[h * stride + i] = _mm512_reduce_add_ps(sum);
+                    _mm512_reduce_add_ps(sum)
+                };
             }
         }
+    }
+
+    /// [`dot_parts`] of a query of `16 NV` values (`NV` a multiple of 4, so
+    /// no leftovers) with each of [`KEY_BLOCK`] keys, the query kept in
+    /// registers.
+    ///
+    /// # Safety
+    /// AVX-512 F must be available, `q` hold `16 NV` floats and `keys`
+    /// `KEY_BLOCK` rows of them.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f")]
+    unsafe fn dots_single<const NV: usize>(q: *const f32, keys: *const f32) -> [__m512; KEY_BLOCK] {
+        // SAFETY: (both) within the query and the keys (caller).
+        let qv: [__m512; NV] = std::array::from_fn(|i| unsafe { _mm512_loadu_ps(q.add(16 * i)) });
+        std::array::from_fn(|j| {
+            let mut parts = [_mm512_setzero_ps(); 4];
+            for (i, &qi) in qv.iter().enumerate() {
+                let x = unsafe { _mm512_loadu_ps(keys.add(j * 16 * NV + 16 * i)) };
+                parts[i % 4] = _mm512_fmadd_ps(x, qi, parts[i % 4]);
+            }
+            _mm512_add_ps(
+                _mm512_add_ps(parts[0], parts[2]),
+                _mm512_add_ps(parts[1], parts[3]),
+            )
+        })
+    }
+
+    /// `ggml_vec_dot_f16`'s vector part for `a · b` (`hd` floats each, `hd` a
+    /// multiple of 16): the four accumulators over the whole 64s of the row,
+    /// combined as `(a0 + a2) + (a1 + a3)`, before the final reduction.
+    ///
+    /// # Safety
+    /// AVX-512 F must be available and `a`, `b` hold `hd` floats.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx2,fma,avx512f")]
+    unsafe fn dot_parts(a: *const f32, b: *const f32, hd: usize) -> __m512 {
+        let mut parts = [_mm512_setzero_ps(); 4];
+        for d in (0..hd / 64 * 64).step_by(64) {
+            for (j, part) in parts.iter_mut().enumerate() {
+                // SAFETY: `d + 64 <= hd` (caller).
+                unsafe {
+                    let x = _mm512_loadu_ps(b.add(d + 16 * j));
+                    *part = _mm512_fmadd_ps(x, _mm512_loadu_ps(a.add(d + 16 * j)), *part);
+                }
+            }
+        }
+        _mm512_add_ps(
+            _mm512_add_ps(parts[0], parts[2]),
+            _mm512_add_ps(parts[1], parts[3]),
+        )
+    }
+
+    /// `ggml_vec_dot_f16`'s leftovers: `sum` plus, in f64 one at a time, the
+    /// products of the values of `a · b` past the last whole 64.
+    ///
+    /// # Safety
+    /// `a` and `b` hold `hd` floats.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    unsafe fn tail_f64(sum: f32, a: *const f32, b: *const f32, hd: usize) -> f32 {
+        let mut s = f64::from(sum);
+        for d in hd / 64 * 64..hd {
+            // SAFETY: `d < hd` (caller).
+            s += f64::from(unsafe { *a.add(d) * *b.add(d) });
+        }
+        s as f32
     }
 
     /// ggml's `ggml_v_expf` (ggml-cpu/vec.h), 16 lanes: lane for lane the
@@ -521,17 +661,35 @@ mod avx512 {
     }
 
     /// `acc[h] = Σ_i p[h][i] · v[first + i]` over `i < n_keys` for the heads of
-    /// `acc` (`hd` each), probabilities `p[h][i] = scores[h * stride + i]`;
-    /// each output summed in key order with one fused multiply-add per key.
-    /// Tiles of up to 4 heads × 64 values keep their sums in registers over
-    /// all the keys.
+    /// `acc` (`hd` each), probabilities `p[h][i] = scores[h * stride + i]`,
+    /// each value summed in the order of the ggml routine llama.cpp runs for
+    /// `mul_mat(V, p)` (its V is the transposed cache, a row per value, so the
+    /// sum runs over the cache cells `c`, which are hearth's positions):
+    /// - `SETS = 1`, a batch of queries: llamafile's tinyBLAS, 16 partial sums
+    ///   with lane `c % 16` taking cell `c`'s product by a fused multiply-add in
+    ///   increasing `c`, reduced as `_mm512_reduce_add_ps` (lane `l` plus lane
+    ///   `l + 8`, then `l + 4`, then `(l0 + l2) + (l1 + l3)`);
+    /// - `SETS = 4`, a single query: `ggml_vec_dot_f16`, 64 partial sums, cell
+    ///   `c` going to lane `c % 16` of accumulator `c / 16 % 4`, the four
+    ///   combined as `(a0 + a2) + (a1 + a3)` and reduced as above (llama.cpp
+    ///   pads the cells to a multiple of 256, so there are no leftovers; the
+    ///   padding and the masked cells have `p = 0` and add nothing).
+    ///
+    /// Here the vector lanes are 16 values of V and the partial sums of a cell
+    /// residue are separate registers, so the final reduction is vertical
+    /// additions in that order. The 16 registers of a pass hold `H` heads ×
+    /// `R` residues (4 × 4 where there are 4 heads, so that each widened value
+    /// row serves 4 heads); the cells go in chunks of about 128 KiB of f16
+    /// values (L2), per chunk each pass loads its partial sums from `partials`,
+    /// takes the chunk's cells of its set and residues, and stores them back.
     ///
     /// # Safety
-    /// As [`scores`], with `acc` a whole number of heads.
+    /// As [`scores`], with `acc` a whole number of heads and `partials`
+    /// `64 * acc.len()` floats.
     #[cfg(target_arch = "x86_64")]
     #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-    pub(super) unsafe fn accumulate(
+    pub(super) unsafe fn accumulate<const SETS: usize>(
         v: &[u16],
         kv_dim: usize,
         kv_off: usize,
@@ -541,95 +699,179 @@ mod avx512 {
         stride: usize,
         hd: usize,
         acc: &mut [f32],
+        partials: &mut [f32],
     ) {
         let n = acc.len() / hd;
-        assert!((first + n_keys) * kv_dim <= v.len() && kv_off + hd <= kv_dim);
+        let end = first + n_keys;
+        assert!(end * kv_dim <= v.len() && kv_off + hd <= kv_dim);
         assert!(n >= 1 && scores.len() >= (n - 1) * stride + n_keys);
-        let mut h = 0;
-        while h < n {
-            let heads = (n - h).min(4);
-            let mut d = 0;
-            while d < hd {
-                let vecs = if hd - d >= 64 { 4 } else { 1 };
-                let tile = Tile {
-                    v,
-                    kv_dim,
-                    col: kv_off + d,
-                    first,
-                    n_keys,
-                    p: &scores[h * stride..],
-                    stride,
+        assert!(hd.is_multiple_of(16) && partials.len() >= n * hd * 16 * SETS);
+        assert!(SETS == 1 || SETS == 4);
+        partials[..n * hd * 16 * SETS].fill(0.0);
+        let super_block = 16 * SETS;
+        // Whole super-blocks, aligned to absolute cells so that each block
+        // keeps its set.
+        let kib: usize = std::env::var("CHUNK_KB")
+            .ok()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(128);
+        let chunk = (kib * 512 / (hd * super_block)).max(1) * super_block;
+        let pass = Pass {
+            v: v[kv_off..].as_ptr(),
+            kv_dim,
+            p: scores.as_ptr(),
+            stride,
+            first,
+            parts: partials.as_mut_ptr(),
+            hd,
+            sets: SETS,
+        };
+        let mut c0 = first / super_block * super_block;
+        while c0 < end {
+            let c1 = (c0 + chunk).min(end);
+            let mut h = 0;
+            while h < n {
+                let heads = match n - h {
+                    1 => 1,
+                    2 | 3 => 2,
+                    _ => 4,
                 };
-                let out = &mut acc[h * hd + d..];
-                // SAFETY: AVX-512 is available (caller); the tile's columns
-                // `d..d + 16 * vecs` lie within the head.
-                unsafe {
-                    match (heads, vecs) {
-                        (4, 4) => tile.run::<4, 4>(out, hd),
-                        (3, 4) => tile.run::<3, 4>(out, hd),
-                        (2, 4) => tile.run::<2, 4>(out, hd),
-                        (1, 4) => tile.run::<1, 4>(out, hd),
-                        (4, _) => tile.run::<4, 1>(out, hd),
-                        (3, _) => tile.run::<3, 1>(out, hd),
-                        (2, _) => tile.run::<2, 1>(out, hd),
-                        _ => tile.run::<1, 1>(out, hd),
+                let mut d = 0;
+                while d < hd {
+                    let vecs = match (hd - d) / 16 {
+                        1 => 1,
+                        2 | 3 => 2,
+                        _ => 4,
+                    };
+                    for set in 0..SETS {
+                        for r in 0..16 {
+                            let cells = (c0 + 16 * set + r)..c1;
+                            // SAFETY: heads `h..h + heads` and values
+                            // `d..d + 16 * vecs` are in `acc`, cells
+                            // `first..end` in the cache and `p` (asserted
+                            // above).
+                            unsafe {
+                                match (heads, vecs) {
+                                    (4, 4) => pass.run::<4, 4>(h, d, set, cells),
+                                    (4, 2) => pass.run::<4, 2>(h, d, set, cells),
+                                    (4, _) => pass.run::<4, 1>(h, d, set, cells),
+                                    (2, 4) => pass.run::<2, 4>(h, d, set, cells),
+                                    (2, 2) => pass.run::<2, 2>(h, d, set, cells),
+                                    (2, _) => pass.run::<2, 1>(h, d, set, cells),
+                                    (_, 4) => pass.run::<1, 4>(h, d, set, cells),
+                                    (_, 2) => pass.run::<1, 2>(h, d, set, cells),
+                                    _ => pass.run::<1, 1>(h, d, set, cells),
+                                }
+                            }
+                        }
                     }
+                    d += 16 * vecs;
                 }
-                d += 16 * vecs;
+                h += heads;
             }
-            h += heads;
+            c0 += chunk;
+        }
+        let parts = partials.as_ptr();
+        let set_len = 16 * 16;
+        for h in 0..n {
+            for d in (0..hd).step_by(16) {
+                let at = (h * hd + d) / 16 * SETS * set_len;
+                // SAFETY: the sets of values `d..d + 16` of head h in
+                // `partials` and those values in `acc` (asserted above).
+                unsafe {
+                    let load = |set: usize, t: usize| {
+                        _mm512_loadu_ps(parts.add(at + set * set_len + 16 * t))
+                    };
+                    let s: [__m512; 16] = std::array::from_fn(|t| {
+                        if SETS == 1 {
+                            load(0, t)
+                        } else {
+                            _mm512_add_ps(
+                                _mm512_add_ps(load(0, t), load(2, t)),
+                                _mm512_add_ps(load(1, t), load(3, t)),
+                            )
+                        }
+                    });
+                    let h8: [__m512; 8] = std::array::from_fn(|i| _mm512_add_ps(s[i], s[i + 8]));
+                    let q4: [__m512; 4] = std::array::from_fn(|i| _mm512_add_ps(h8[i], h8[i + 4]));
+                    let r = _mm512_add_ps(_mm512_add_ps(q4[0], q4[2]), _mm512_add_ps(q4[1], q4[3]));
+                    _mm512_storeu_ps(acc[h * hd + d..][..16].as_mut_ptr(), r);
+                }
+            }
         }
     }
 
-    /// One register tile of [`accumulate`]: value columns `col..col + 16 V`
-    /// for `H` heads whose probability rows start at `p` (`stride` apart).
+    /// What the passes of [`accumulate`] share: values of one key/value head
+    /// from `v` (a row every `kv_dim`), probability rows from `p` (`stride`
+    /// apart, entry `c - first` for cell `c`), visible cells `first..end`, and
+    /// the partial sums, 16 floats for each (head, 16 values, set, residue).
     #[cfg(target_arch = "x86_64")]
-    struct Tile<'a> {
-        v: &'a [u16],
+    struct Pass {
+        v: *const u16,
         kv_dim: usize,
-        col: usize,
-        first: usize,
-        n_keys: usize,
-        p: &'a [f32],
+        p: *const f32,
         stride: usize,
+        first: usize,
+        parts: *mut f32,
+        hd: usize,
+        sets: usize,
     }
 
     #[cfg(target_arch = "x86_64")]
-    impl Tile<'_> {
-        /// Writes the `H × 16 V` sums to `out` (head `h` at `h * hd`).
+    impl Pass {
+        /// Heads `h0..h0 + H`, values `d..d + 16 V`, the cells `cells.start,
+        /// cells.start + 16 * sets, ...` below `cells.end` (one residue of one
+        /// set): adds their products to the partial sums of that residue.
         ///
         /// # Safety
-        /// AVX-512 F and F16C must be available.
+        /// AVX-512 F and F16C must be available; the heads, values and cells
+        /// `first..end` must be within the buffers.
+        #[inline]
         #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-        unsafe fn run<const H: usize, const V: usize>(&self, out: &mut [f32], hd: usize) {
-            assert!((self.first + self.n_keys) * self.kv_dim <= self.v.len());
-            assert!(self.col + 16 * V <= self.kv_dim);
-            assert!(self.p.len() >= (H - 1) * self.stride + self.n_keys);
-            assert!(out.len() >= (H - 1) * hd + 16 * V);
-            let mut sums = [[_mm512_setzero_ps(); V]; H];
-            let base = self.v[self.first * self.kv_dim + self.col..].as_ptr();
-            let p = self.p.as_ptr();
-            for i in 0..self.n_keys {
-                // SAFETY: row first + i is in the cache and its columns
-                // `col..col + 16 V` in the row; `p[h * stride + i]` is in the
-                // probability rows (asserted above).
+        unsafe fn run<const H: usize, const V: usize>(
+            &self,
+            h0: usize,
+            d: usize,
+            set: usize,
+            cells: std::ops::Range<usize>,
+        ) {
+            let r = cells.start % 16;
+            let part = |h: usize, v: usize| {
+                let vec = ((h0 + h) * self.hd + d) / 16 + v;
+                // SAFETY: within `partials` (caller).
+                unsafe { self.parts.add(((vec * self.sets + set) * 16 + r) * 16) }
+            };
+            // SAFETY: (all below) the partial sums, rows and probabilities
+            // named are in their buffers (caller): a cell is read only when
+            // within `first..end`.
+            let mut sums: [[__m512; V]; H] = std::array::from_fn(|h| {
+                std::array::from_fn(|v| unsafe { _mm512_loadu_ps(part(h, v)) })
+            });
+            let p: [*const f32; H] =
+                std::array::from_fn(|h| self.p.wrapping_add((h0 + h) * self.stride));
+            // The first cell of the residue at or after `first`.
+            let mut c = cells.start;
+            while c < self.first {
+                c += 16 * self.sets;
+            }
+            while c < cells.end {
                 unsafe {
-                    let row = base.add(i * self.kv_dim);
-                    let x: [__m512; V] = std::array::from_fn(|c| {
-                        _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * c).cast()))
+                    let row = self.v.add(c * self.kv_dim + d);
+                    let x: [__m512; V] = std::array::from_fn(|v| {
+                        _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * v).cast()))
                     });
                     for (h, sum) in sums.iter_mut().enumerate() {
-                        let ph = _mm512_set1_ps(*p.add(h * self.stride + i));
-                        for (s, &xc) in sum.iter_mut().zip(&x) {
-                            *s = _mm512_fmadd_ps(ph, xc, *s);
+                        let ph = _mm512_set1_ps(*p[h].add(c - self.first));
+                        for (s, &xv) in sum.iter_mut().zip(&x) {
+                            *s = _mm512_fmadd_ps(xv, ph, *s);
                         }
                     }
                 }
+                c += 16 * self.sets;
             }
-            for (h, sum) in sums.iter().enumerate() {
-                for (c, &s) in sum.iter().enumerate() {
-                    // SAFETY: within `out` (asserted above).
-                    unsafe { _mm512_storeu_ps(out[h * hd + 16 * c..].as_mut_ptr(), s) };
+            for (h, row) in sums.iter().enumerate() {
+                for (v, s) in row.iter().enumerate() {
+                    unsafe { _mm512_storeu_ps(part(h, v), *s) };
                 }
             }
         }
@@ -649,6 +891,7 @@ mod avx512 {
         _: &mut [f32],
         _: usize,
         _: &mut [f32],
+        _: bool,
     ) {
         unreachable!()
     }
@@ -662,7 +905,7 @@ mod avx512 {
     /// Never called off x86-64: [`usable`] is false there.
     #[cfg(not(target_arch = "x86_64"))]
     #[allow(clippy::too_many_arguments)]
-    pub(super) unsafe fn accumulate(
+    pub(super) unsafe fn accumulate<const SETS: usize>(
         _: &[u16],
         _: usize,
         _: usize,
@@ -671,6 +914,7 @@ mod avx512 {
         _: &[f32],
         _: usize,
         _: usize,
+        _: &mut [f32],
         _: &mut [f32],
     ) {
         unreachable!()
@@ -869,6 +1113,167 @@ mod tests {
                         assert!(
                             (got - w).abs() < 2e-3,
                             "{window:?} t{t} h{h} d{d}: {got} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// `_mm512_reduce_add_ps`'s order over 16 lanes.
+    #[cfg(target_arch = "x86_64")]
+    fn reduce_add(a: [f32; 16]) -> f32 {
+        let h: [f32; 8] = std::array::from_fn(|i| a[i] + a[i + 8]);
+        let q: [f32; 4] = std::array::from_fn(|i| h[i] + h[i + 4]);
+        (q[0] + q[2]) + (q[1] + q[3])
+    }
+
+    /// ggml's two dot products, scalar: tinyBLAS' (`sets == 1`: 16 lanes by
+    /// index mod 16) or `ggml_vec_dot_f16`'s (`sets == 4`: 64 lanes by index
+    /// mod 64 over the whole 64s, combined as (a0 + a2) + (a1 + a3), the rest
+    /// in f64), of `x[i] · y[i]` for `i` in `range` (lanes by absolute index;
+    /// below `range.start` the products are 0).
+    #[cfg(target_arch = "x86_64")]
+    fn ggml_dot(
+        sets: usize,
+        range: std::ops::Range<usize>,
+        x: impl Fn(usize) -> f32,
+        y: impl Fn(usize) -> f32,
+    ) -> f32 {
+        let whole = if sets == 1 {
+            range.end
+        } else {
+            range.end / 64 * 64
+        };
+        let mut lanes = [[0f32; 16]; 4];
+        for i in range.start..whole {
+            let l = &mut lanes[i / 16 % sets][i % 16];
+            *l = x(i).mul_add(y(i), *l);
+        }
+        let a: [f32; 16] = std::array::from_fn(|t| {
+            if sets == 1 {
+                lanes[0][t]
+            } else {
+                (lanes[0][t] + lanes[2][t]) + (lanes[1][t] + lanes[3][t])
+            }
+        });
+        let mut s = f64::from(reduce_add(a));
+        for i in whole.max(range.start)..range.end {
+            s += f64::from(x(i) * y(i));
+        }
+        s as f32
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_products_sum_in_ggml_orders() {
+        if kernels::cpu_level() != kernels::Cpu::Avx512 {
+            return;
+        }
+        let mut rng = 5u32;
+        let mut next = || {
+            rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (rng >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0
+        };
+        // 80 and 96 values: `ggml_vec_dot_f16` leftovers; key ranges starting
+        // and ending inside blocks of 16 and chunks; 7 heads (passes of 4, 2
+        // and 1).
+        for (hd, first, end) in [
+            (64, 0, 64),
+            (64, 0, 300),
+            (80, 5, 77),
+            (96, 37, 530),
+            (128, 100, 233),
+        ] {
+            let (kv_dim, n) = (2 * hd, 7);
+            let rows = end + 3;
+            let k: Vec<u16> = (0..rows * kv_dim).map(|_| f32_to_f16(next())).collect();
+            let v: Vec<u16> = (0..rows * kv_dim).map(|_| f32_to_f16(next())).collect();
+            let q: Vec<f32> = (0..n * hd)
+                .map(|_| f16_to_f32(f32_to_f16(next())))
+                .collect();
+            let stride = rows + 5;
+            let p: Vec<f32> = (0..n * stride)
+                .map(|_| f16_to_f32(f32_to_f16(next().abs())))
+                .collect();
+            let n_keys = end - first;
+            let kv_off = hd;
+            let mut block = vec![0f32; KEY_BLOCK * hd];
+            let mut partials = vec![0f32; n * PARTIALS * hd];
+            for single in [false, true] {
+                let sets = if single { 4 } else { 1 };
+                let mut scores = vec![0f32; n * stride];
+                let mut acc = vec![0f32; n * hd];
+                // SAFETY: AVX-512 checked above; the buffers have the sizes
+                // the functions ask for.
+                unsafe {
+                    avx512::scores(
+                        &k,
+                        kv_dim,
+                        kv_off,
+                        first,
+                        n_keys,
+                        &q,
+                        hd,
+                        &mut scores,
+                        stride,
+                        &mut block,
+                        single,
+                    );
+                    if single {
+                        avx512::accumulate::<4>(
+                            &v,
+                            kv_dim,
+                            kv_off,
+                            first,
+                            n_keys,
+                            &p,
+                            stride,
+                            hd,
+                            &mut acc,
+                            &mut partials,
+                        );
+                    } else {
+                        avx512::accumulate::<1>(
+                            &v,
+                            kv_dim,
+                            kv_off,
+                            first,
+                            n_keys,
+                            &p,
+                            stride,
+                            hd,
+                            &mut acc,
+                            &mut partials,
+                        );
+                    }
+                }
+                for h in 0..n {
+                    for i in 0..n_keys {
+                        let key = |d: usize| f16_to_f32(k[(first + i) * kv_dim + kv_off + d]);
+                        let want = ggml_dot(sets, 0..hd, key, |d| q[h * hd + d]);
+                        let got = scores[h * stride + i];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "hd {hd} single {single} head {h} key {i}: {got} vs {want}"
+                        );
+                    }
+                    for d in 0..hd {
+                        let val = |c: usize| f16_to_f32(v[c.min(end) * kv_dim + kv_off + d]);
+                        let want = ggml_dot(sets, first..end.next_multiple_of(256), val, |c| {
+                            // llama.cpp pads the cells to a multiple of 256, with p = 0.
+                            if c < end {
+                                p[h * stride + c - first]
+                            } else {
+                                0.0
+                            }
+                        });
+                        let got = acc[h * hd + d];
+                        assert_eq!(
+                            got.to_bits(),
+                            want.to_bits(),
+                            "hd {hd} single {single} head {h} value {d}: {got} vs {want}"
                         );
                     }
                 }
