@@ -95,6 +95,12 @@ impl<'t, B: Backend> ChatSession<'t, B> {
         &self.messages
     }
 
+    /// Replaces the conversation (without the system prompt), e.g. to go on
+    /// with it on a reloaded model.
+    pub fn set_messages(&mut self, messages: Vec<serde_json::Value>) {
+        self.messages = messages;
+    }
+
     /// Forgets the conversation; the system prompt and options stay.
     pub fn clear(&mut self) {
         self.messages.clear();

@@ -188,6 +188,43 @@ fn a_system_message_can_span_lines() {
 }
 
 #[test]
+fn num_thread_reloads_the_model_and_keeps_the_conversation() {
+    let model = tiny_model().to_str().unwrap();
+    let input = "/set parameter num_predict 4\n\
+                 /set system Be brief.\n\
+                 /set verbose\n\
+                 Hello\n\
+                 /set parameter num_thread 1\n\
+                 /show info\n\
+                 /show system\n\
+                 Hello\n";
+    let out = hearth(
+        &["run", model, "--threads", "2", "--temperature", "0"],
+        input,
+    );
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("Set parameter 'num_thread' to '1'"),
+        "{stdout}"
+    );
+    let after = stdout.split("to '1'\n").nth(1).unwrap();
+    // The reloaded model runs on one thread with the same settings, system
+    // message and conversation: the same question again is a longer prompt,
+    // as it carries the first exchange (and a fresh cache runs all of it).
+    assert!(after.contains("num_thread          1"), "{after}");
+    assert!(after.contains("num_predict         4"), "{after}");
+    assert!(after.contains("Be brief.\n"), "{after}");
+    let counts: Vec<usize> = stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("prompt eval count:"))
+        .map(|l| l.trim().trim_end_matches(" token(s)").parse().unwrap())
+        .collect();
+    assert_eq!(counts.len(), 2, "{stderr}");
+    assert!(counts[1] > counts[0], "{counts:?}");
+}
+
+#[test]
 fn end_of_input_leaves_the_repl() {
     let model = tiny_model().to_str().unwrap();
     let out = hearth(&["run", model, "--num-predict", "3"], "Hi\n");

@@ -84,13 +84,18 @@ const NO_PROMPT: u8 = 0;
 const MAIN_PROMPT: u8 = 1;
 const CONTINUATION_PROMPT: u8 = 2;
 
+/// What an interactive session carries over to a model reloaded with other
+/// settings (`/set parameter num_thread N`).
+struct Carried {
+    system: Option<String>,
+    messages: Vec<serde_json::Value>,
+    options: Options,
+    verbose: bool,
+}
+
 /// Runs `hearth run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let load = LoadOptions {
-        // 0 lets hearth choose, as Ollama's num_thread.
-        threads: args.threads.filter(|&n| n > 0),
-    };
+    let mut start = Instant::now();
     // A model name (not a file) runs on a server if one is up, else from the store.
     let mut path = args.model.clone();
     let mut params = store::Parameters::new();
@@ -108,17 +113,72 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         path = resolved.gguf_path;
         params = resolved.params;
     }
-    let model = Model::load_with(&path, &load)
-        .with_context(|| format!("loading {}", args.model.display()))?;
-    let metadata = model.gguf().metadata();
-    let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
-    let load_duration = start.elapsed();
+    install_ctrl_c_handler()?;
+    // 0 lets hearth choose, as Ollama's num_thread.
+    let mut threads = args.threads.filter(|&n| n > 0);
+    let mut carried: Option<Carried> = None;
+    loop {
+        let model = Model::load_with(&path, &LoadOptions { threads })
+            .with_context(|| format!("loading {}", args.model.display()))?;
+        let metadata = model.gguf().metadata();
+        let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
+        let load_duration = start.elapsed();
 
-    let options = options(args, &params, &model)?;
-    let backend = ModelBackend::new(&model, options.num_ctx)?;
-    let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
-    session.set_system(args.system.clone());
+        let options = match &carried {
+            Some(c) => c.options.clone(),
+            None => options(args, &params, &model)?,
+        };
+        let backend = ModelBackend::new(&model, options.num_ctx)?;
+        let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
+        let verbose = match carried.take() {
+            Some(c) => {
+                session.set_system(c.system);
+                session.set_messages(c.messages);
+                c.verbose
+            }
+            None => {
+                session.set_system(args.system.clone());
+                args.verbose
+            }
+        };
 
+        let mut stdout = std::io::stdout();
+        if !args.prompt.is_empty() {
+            let prompt = args.prompt.join(" ");
+            let mut result = answer(&mut session, &prompt, &mut stdout)?;
+            writeln!(stdout)?;
+            if verbose {
+                result.timings.load_duration = load_duration;
+                result.timings.total_duration += load_duration;
+                print_timings(&result.timings, &mut std::io::stderr())?;
+            }
+            return Ok(());
+        }
+        let mut repl = repl::Repl {
+            session: &mut session,
+            model: &model,
+            verbose,
+            load_duration,
+        };
+        match repl.run(&mut std::io::stdin().lock(), &mut stdout)? {
+            repl::Exit::Bye => return Ok(()),
+            repl::Exit::Reload { threads: n } => {
+                carried = Some(Carried {
+                    verbose: repl.verbose,
+                    system: session.system().map(str::to_owned),
+                    messages: session.messages().to_vec(),
+                    options: session.options.clone(),
+                });
+                threads = n;
+                start = Instant::now();
+            }
+        }
+    }
+}
+
+/// Ctrl-C cancels an answer, asks again at a terminal's prompt, and leaves
+/// otherwise (while loading, or with piped input).
+fn install_ctrl_c_handler() -> anyhow::Result<()> {
     ctrlc::set_handler(|| {
         if GENERATING.load(Ordering::SeqCst) {
             CANCEL.store(true, Ordering::SeqCst);
@@ -128,7 +188,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             MAIN_PROMPT => ">>> ",
             CONTINUATION_PROMPT => "... ",
             _ => {
-                // While loading, or with piped input, Ctrl-C leaves.
                 println!();
                 std::process::exit(0);
             }
@@ -140,28 +199,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let _ = write!(out, "\nUse Ctrl + d or /bye to exit.\n{marker}");
         let _ = out.flush();
     })
-    .context("installing the Ctrl-C handler")?;
-
-    let mut stdout = std::io::stdout();
-    if args.prompt.is_empty() {
-        let stdin = std::io::stdin();
-        let mut repl = repl::Repl {
-            session: &mut session,
-            model: &model,
-            verbose: args.verbose,
-            load_duration,
-        };
-        return repl.run(&mut stdin.lock(), &mut stdout);
-    }
-    let prompt = args.prompt.join(" ");
-    let mut result = answer(&mut session, &prompt, &mut stdout)?;
-    writeln!(stdout)?;
-    if args.verbose {
-        result.timings.load_duration = load_duration;
-        result.timings.total_duration += load_duration;
-        print_timings(&result.timings, &mut std::io::stderr())?;
-    }
-    Ok(())
+    .context("installing the Ctrl-C handler")
 }
 
 /// The generation options from the command line, the store's Modelfile

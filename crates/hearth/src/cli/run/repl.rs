@@ -1,6 +1,7 @@
 //! The interactive chat of `hearth run MODEL`, with Ollama's commands: `/bye`,
-//! `/clear`, `/set parameter NAME VALUE`, `/set system TEXT`, `/set verbose`,
-//! `/set quiet`, `/show info`, `/?`, and multi-line input between `"""`.
+//! `/clear`, `/set parameter NAME VALUE` (`num_thread` loads the model again),
+//! `/set system TEXT`, `/set verbose`, `/set quiet`, `/show info`, `/?`, and
+//! multi-line input between `"""`.
 //!
 //! Input is read a line at a time from stdin (no line editor), so piped input
 //! works the same as typed input; the `>>> ` prompt is shown only on a terminal.
@@ -41,12 +42,13 @@ pub(super) struct Repl<'s, 'm, 't> {
 }
 
 impl Repl<'_, '_, '_> {
-    /// Reads messages and commands from `input` until `/bye` or end of input.
+    /// Reads messages and commands from `input` until `/bye`, end of input, or
+    /// a setting that needs the model loaded again.
     pub(super) fn run(
         &mut self,
         input: &mut dyn BufRead,
         out: &mut dyn Write,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Exit> {
         let interactive = std::io::stdin().is_terminal();
         let mut first_answer = true;
         loop {
@@ -56,19 +58,19 @@ impl Repl<'_, '_, '_> {
             }
             let Some(line) = read_line(input, interactive.then_some(MAIN_PROMPT))? else {
                 // End of input (Ctrl-D) leaves, like /bye.
-                return Ok(());
+                return Ok(Exit::Bye);
             };
             if let Some(first) = open_system_fence(&line) {
                 match read_fenced(first, input, out, interactive)? {
                     Some(text) => self.set_system(&text, out)?,
-                    None => return Ok(()),
+                    None => return Ok(Exit::Bye),
                 }
                 continue;
             }
             let message = match line.trim_start().strip_prefix(FENCE) {
                 Some(rest) => match read_fenced(rest, input, out, interactive)? {
                     Some(text) => text,
-                    None => return Ok(()),
+                    None => return Ok(Exit::Bye),
                 },
                 None => line,
             };
@@ -78,8 +80,8 @@ impl Repl<'_, '_, '_> {
             }
             if trimmed.starts_with('/') && !message.contains('\n') {
                 match self.command(trimmed, out)? {
-                    ControlFlow::Continue => continue,
-                    ControlFlow::Exit => return Ok(()),
+                    None => continue,
+                    Some(exit) => return Ok(exit),
                 }
             }
             match answer(self.session, &message, out) {
@@ -100,18 +102,18 @@ impl Repl<'_, '_, '_> {
         }
     }
 
-    /// Runs one `/` command.
-    fn command(&mut self, line: &str, out: &mut dyn Write) -> anyhow::Result<ControlFlow> {
+    /// Runs one `/` command; `Some` when the session ends here.
+    fn command(&mut self, line: &str, out: &mut dyn Write) -> anyhow::Result<Option<Exit>> {
         let mut words = line.split_whitespace();
         let command = words.next().unwrap_or_default();
         match command {
-            "/bye" | "/exit" => return Ok(ControlFlow::Exit),
+            "/bye" | "/exit" => return Ok(Some(Exit::Bye)),
             "/?" | "/help" => writeln!(out, "{HELP}\n")?,
             "/clear" => {
                 self.session.clear();
                 writeln!(out, "Cleared session context")?;
             }
-            "/set" => self.set(line, out)?,
+            "/set" => return self.set(line, out),
             "/show" => match words.next() {
                 Some("info") => self.show_info(out)?,
                 Some("system") => match self.session.system() {
@@ -122,11 +124,11 @@ impl Repl<'_, '_, '_> {
             },
             _ => writeln!(out, "Unknown command '{command}'. Type /? for help")?,
         }
-        Ok(ControlFlow::Continue)
+        Ok(None)
     }
 
     /// `/set parameter NAME VALUE`, `/set system TEXT`, `/set verbose|quiet`.
-    fn set(&mut self, line: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    fn set(&mut self, line: &str, out: &mut dyn Write) -> anyhow::Result<Option<Exit>> {
         let rest = line.strip_prefix("/set").unwrap_or_default().trim_start();
         let (what, args) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
         let args = args.trim();
@@ -135,8 +137,11 @@ impl Repl<'_, '_, '_> {
                 let (name, value) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
                 if name.is_empty() || value.trim().is_empty() {
                     writeln!(out, "Usage: /set parameter NAME VALUE")?;
-                    writeln!(out, "Parameters: {}", OPTION_NAMES.join(", "))?;
-                    return Ok(());
+                    writeln!(out, "Parameters: {}, num_thread", OPTION_NAMES.join(", "))?;
+                    return Ok(None);
+                }
+                if name == "num_thread" {
+                    return self.set_threads(value.trim(), out);
                 }
                 let before = self.session.options.num_ctx;
                 match self.session.options.set(name, value) {
@@ -148,7 +153,7 @@ impl Repl<'_, '_, '_> {
                                 Err(e) => {
                                     self.session.options.num_ctx = before;
                                     writeln!(out, "error: {e}")?;
-                                    return Ok(());
+                                    return Ok(None);
                                 }
                             }
                         }
@@ -174,7 +179,26 @@ impl Repl<'_, '_, '_> {
                 "Usage: /set parameter NAME VALUE | /set system TEXT | /set verbose | /set quiet"
             )?,
         }
-        Ok(())
+        Ok(None)
+    }
+
+    /// `/set parameter num_thread N` (0: all cores): the thread pool belongs to
+    /// the loaded model, so, as in Ollama, the model is loaded again.
+    fn set_threads(&mut self, value: &str, out: &mut dyn Write) -> anyhow::Result<Option<Exit>> {
+        let n: usize = match value.parse() {
+            Ok(n) => n,
+            Err(e) => {
+                writeln!(out, "error: option 'num_thread': '{value}': {e}")?;
+                return Ok(None);
+            }
+        };
+        writeln!(out, "Set parameter 'num_thread' to '{n}'")?;
+        if n == self.model.n_threads() {
+            return Ok(None);
+        }
+        Ok(Some(Exit::Reload {
+            threads: (n > 0).then_some(n),
+        }))
     }
 
     /// Sets the system message (an empty one removes it).
@@ -208,6 +232,7 @@ impl Repl<'_, '_, '_> {
         writeln!(out)?;
         writeln!(out, "  Parameters")?;
         writeln!(out, "    num_ctx             {}", o.num_ctx)?;
+        writeln!(out, "    num_thread          {}", self.model.n_threads())?;
         writeln!(out, "    num_predict         {}", o.num_predict)?;
         writeln!(out, "    temperature         {}", s.temperature)?;
         writeln!(out, "    top_k               {}", s.top_k)?;
@@ -232,10 +257,16 @@ impl Repl<'_, '_, '_> {
     }
 }
 
-/// What to do after a command.
-enum ControlFlow {
-    Continue,
-    Exit,
+/// Why the interactive session ended.
+pub(super) enum Exit {
+    /// `/bye` or end of input.
+    Bye,
+    /// `/set parameter num_thread`: load the model again with this many
+    /// threads (`None`: all cores) and go on with the conversation.
+    Reload {
+        /// The new thread count.
+        threads: Option<usize>,
+    },
 }
 
 /// One line without its line ending; `None` at end of input. `prompt` says
