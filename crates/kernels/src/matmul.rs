@@ -140,6 +140,39 @@ pub fn matmul(
     scratch: &mut [u8],
     y: &mut [f32],
 ) -> Result<(), KernelError> {
+    matmul_in(pool, w, x, scratch, y, Op::MulMat)
+}
+
+/// [`matmul`] for one expert of a mixture-of-experts layer, with ggml's
+/// `mul_mat_id` orders: the rows routed to the expert go through `vec_dot`
+/// (or, for 8 rows or more, the tiled order of the formats ggml tiles, which
+/// the packed K-quant kernels follow by themselves), never the tinyBLAS GEMM
+/// that [`matmul`] follows for batches of F16, Q8_0 and Q4_0.
+pub fn matmul_expert(
+    pool: &ThreadPool,
+    w: &Matrix<'_>,
+    x: &[f32],
+    scratch: &mut [u8],
+    y: &mut [f32],
+) -> Result<(), KernelError> {
+    matmul_in(pool, w, x, scratch, y, Op::MulMatId)
+}
+
+/// Which of ggml's operations a product reproduces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Op {
+    MulMat,
+    MulMatId,
+}
+
+fn matmul_in(
+    pool: &ThreadPool,
+    w: &Matrix<'_>,
+    x: &[f32],
+    scratch: &mut [u8],
+    y: &mut [f32],
+    op: Op,
+) -> Result<(), KernelError> {
     let tr = traits(w.ty).ok_or(KernelError::Unsupported(w.ty))?;
     let vec_dot = tr.vec_dot.ok_or(KernelError::Unsupported(w.ty))?;
     let act = traits(tr.vec_dot_type).ok_or(KernelError::Unsupported(tr.vec_dot_type))?;
@@ -191,12 +224,29 @@ pub fn matmul(
         packed_products(pool, p, converted, act_row, n_rows, y);
         return Ok(());
     }
+    // F16 and F32 on AVX-512 in ggml's orders: tinyBLAS for two rows or
+    // more, the dispatch table's vec_dot (ggml_vec_dot_f16/f32's order) for one.
+    #[cfg(target_arch = "x86_64")]
+    let float_ggml = gemm::f16_tinyblas::handles(w.ty);
+    #[cfg(not(target_arch = "x86_64"))]
+    let float_ggml = false;
+    #[cfg(target_arch = "x86_64")]
+    if float_ggml && op == Op::MulMat && n_rows >= 2 && n_in.is_multiple_of(16) {
+        gemm::f16_tinyblas::gemm(pool, w, converted, act_row, n_rows, y);
+        return Ok(());
+    }
     let chunk = rows_per_task(w.n_out, pool.n_threads());
     let n_tasks = w.n_out.div_ceil(chunk);
     let n_out = w.n_out;
     let out = SharedSlice::new(y);
     let act = |r: usize| &converted[r * act_row..(r + 1) * act_row];
-    match gemm::kernel(w.ty) {
+    // ggml's expert products are vec_dot (or tiled) per pair.
+    let tile_kernel = if float_ggml || op == Op::MulMatId {
+        None
+    } else {
+        gemm::kernel(w.ty)
+    };
+    match tile_kernel {
         Some(kernel) => pool.run(n_tasks, &|t| {
             let first = t * chunk;
             let last = (first + chunk).min(n_out);

@@ -55,8 +55,20 @@ fn batch_equals_token_by_token_across_the_batch_boundary() {
         for (p, &t) in tokens.iter().enumerate() {
             let row = model.forward(&mut single, &[t], Logits::Last).unwrap();
             let d = max_diff(row, &all[p * n..(p + 1) * n]);
-            // Only the order of float sums may differ (F16 weights, f32 activations).
-            assert!(d < 1e-3, "{preset}: position {p} differs by {d}");
+            // Only the order of float sums may differ. As in llama.cpp, a
+            // batch is summed in tinyBLAS' order and a single token in
+            // vec_dot's, and the activations are rounded to f16 before every
+            // F16 product, so a different order can flip an f16 rounding
+            // (2^-11 relative) on the way: up to ~4e-3 of the logits' spread
+            // here. A wrong position or cache row moves them by O(1).
+            let row = &all[p * n..(p + 1) * n];
+            let mean = row.iter().sum::<f32>() / n as f32;
+            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n as f32;
+            let std = var.sqrt();
+            assert!(
+                d < 1e-2 * std,
+                "{preset}: position {p} differs by {d} (std {std})"
+            );
         }
     }
 }

@@ -147,9 +147,19 @@ fn one_batch_equals_token_by_token_and_across_batch_boundaries() {
     for (i, &t) in tokens.iter().enumerate() {
         let last = model.forward(&mut b, &[t], Logits::Last).unwrap();
         let row = &all[i * n_vocab..(i + 1) * n_vocab];
-        // Same arithmetic per row, whatever the batch: identical up to the order
-        // in which threads finish (none: each output is one dot product).
-        assert_eq!(last, row, "position {i}");
+        // Only the order of float sums may differ: as in llama.cpp, a batch
+        // is summed in tinyBLAS' order and a single token in vec_dot's, and
+        // activations are rounded to f16 before every F16 product, so a
+        // different order can flip one rounding (2^-11 relative) on the way.
+        // A wrong position, cache row or expert moves the logits by O(1).
+        let d = last
+            .iter()
+            .zip(row)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        let mean = row.iter().sum::<f32>() / n_vocab as f32;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n_vocab as f32;
+        assert!(d < 1e-2 * var.sqrt(), "position {i} differs by {d}");
     }
 }
 

@@ -400,40 +400,6 @@ fn scale_pair(scales: __m256i, s: usize) -> __m256i {
     _mm256_permutexvar_epi16(idx, scales)
 }
 
-/// F16 weights × F16 activations over `nb` blocks of 16 values.
-///
-/// # Safety
-/// Each `w[r]` and `a[c]` must be valid for `nb * 32` bytes; the CPU must have
-/// the features enabled below.
-#[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn f16<const NC: usize>(
-    nb: usize,
-    w: [*const u8; NR],
-    a: [*const u8; NC],
-    out: &mut Tile,
-) {
-    let mut acc = [[_mm512_setzero_ps(); NC]; NR];
-    for b in 0..nb {
-        let mut y = [_mm512_setzero_ps(); NC];
-        for c in 0..NC {
-            // SAFETY: values 16b..16b+16 of activation row c (caller).
-            y[c] = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(a[c].add(32 * b).cast())) };
-        }
-        for r in 0..NR {
-            // SAFETY: values 16b..16b+16 of weight row r (caller).
-            let x = unsafe { _mm512_cvtph_ps(_mm256_loadu_si256(w[r].add(32 * b).cast())) };
-            for c in 0..NC {
-                acc[r][c] = _mm512_fmadd_ps(x, y[c], acc[r][c]);
-            }
-        }
-    }
-    for (r, row) in acc.iter().enumerate() {
-        for (c, &v) in row.iter().enumerate() {
-            out[c][r] = _mm512_reduce_add_ps(v);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::q4_k_scales;

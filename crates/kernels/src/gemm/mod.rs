@@ -1,6 +1,7 @@
 //! GEMM micro-kernels: a tile of [`NR`] weight rows × up to four activation
-//! rows per call, for the formats that dominate real models (F16, Q8_0, Q4_0,
-//! Q4_K, Q6_K) against their `vec_dot_type` activations.
+//! rows per call, for the quantized formats that dominate real models (Q8_0,
+//! Q4_0, Q4_K, Q6_K) against their `vec_dot_type` activations. (F16 and F32
+//! go through [`f16_tinyblas`] on AVX-512.)
 //!
 //! [`crate::matmul`] uses a tile kernel where one exists for the weight format
 //! and the CPU level, and the per-pair `vec_dot` of the dispatch table
@@ -23,11 +24,11 @@ use crate::simd::{Cpu, cpu_level};
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
-mod avx512_f16;
-#[cfg(target_arch = "x86_64")]
 mod avx512_kquants;
 #[cfg(target_arch = "x86_64")]
 mod avx512_q0;
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod f16_tinyblas;
 #[cfg(target_arch = "x86_64")]
 mod kquants_rows;
 pub(crate) mod packed;
@@ -48,7 +49,6 @@ pub(crate) type Tile = [[f32; NR]; NC];
 /// The formats with a tile kernel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
-    F16,
     Q8_0,
     Q4_0,
     Q4K,
@@ -89,7 +89,6 @@ pub(crate) fn kernel(ty: TensorType) -> Option<Kernel> {
         return None;
     }
     let (format, block, w_bytes, a_bytes) = match ty {
-        TensorType::F16 => (Format::F16, 16, 32, 32),
         TensorType::Q8_0 => (Format::Q8_0, 32, 34, 34),
         TensorType::Q4_0 => (Format::Q4_0, 32, 18, 34),
         TensorType::Q4_K => (Format::Q4K, 256, 144, 292),
@@ -143,7 +142,6 @@ impl Kernel {
                 };
             }
             match self.format {
-                Format::F16 => call!(f16),
                 Format::Q8_0 => call!(q8_0),
                 Format::Q4_0 => call!(q4_0),
                 Format::Q4K => call!(q4_k),
@@ -169,7 +167,6 @@ mod tests {
     fn tiles_match_the_scalar_dot_products() {
         let n_in = 512;
         for ty in [
-            TensorType::F16,
             TensorType::Q8_0,
             TensorType::Q4_0,
             TensorType::Q4_K,

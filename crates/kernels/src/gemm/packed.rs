@@ -110,13 +110,12 @@ pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
     }
     #[cfg(target_arch = "x86_64")]
     {
-        use super::{avx512_f16, avx512_kquants, avx512_q0};
+        use super::{avx512_kquants, avx512_q0};
         match ty {
             TensorType::Q4_0 => Some(&avx512_q0::Q4_0),
             TensorType::Q8_0 => Some(&avx512_q0::Q8_0),
             TensorType::Q4_K => Some(&avx512_kquants::Q4_K),
             TensorType::Q6_K => Some(&avx512_kquants::Q6_K),
-            TensorType::F16 => Some(&avx512_f16::F16),
             _ => None,
         }
     }
@@ -132,13 +131,12 @@ pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
 fn unpack_fn(ty: TensorType) -> Option<UnpackFn> {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::{avx512_f16, avx512_q0, kquants_rows};
+        use super::{avx512_q0, kquants_rows};
         match ty {
             TensorType::Q4_0 => Some(avx512_q0::unpack_q4_0),
             TensorType::Q8_0 => Some(avx512_q0::unpack_q8_0),
             TensorType::Q4_K => Some(kquants_rows::unpack_q4_k),
             TensorType::Q6_K => Some(kquants_rows::unpack_q6_k),
-            TensorType::F16 => Some(avx512_f16::unpack_f16),
             _ => None,
         }
     }
@@ -343,12 +341,11 @@ mod tests {
 
     use crate::test_data::{quantized, values};
 
-    const FORMATS: [TensorType; 5] = [
+    const FORMATS: [TensorType; 4] = [
         TensorType::Q4_0,
         TensorType::Q8_0,
         TensorType::Q4_K,
         TensorType::Q6_K,
-        TensorType::F16,
     ];
 
     /// `n` pseudo-random bytes.

@@ -22,7 +22,7 @@
 //! which only changes results for sequences longer than the window.
 
 use gguf::GgufModel;
-use kernels::matmul::{Matrix, activation_scratch_len, matmul};
+use kernels::matmul::{Matrix, activation_scratch_len, matmul, matmul_expert};
 use kernels::pool::ThreadPool;
 
 use crate::ModelError;
@@ -742,14 +742,14 @@ impl Llama {
             }
             let nf = r * c.n_ff;
             let x = &m.gathered[..r * e];
-            matmul(
+            matmul_expert(
                 pool,
                 &gate.expert(gguf, expert),
                 x,
                 &mut buf.act,
                 &mut buf.gate[..nf],
             )?;
-            matmul(
+            matmul_expert(
                 pool,
                 &up.expert(gguf, expert),
                 x,
@@ -757,7 +757,7 @@ impl Llama {
                 &mut buf.up[..nf],
             )?;
             swiglu(&mut buf.gate[..nf], &buf.up[..nf]);
-            matmul(
+            matmul_expert(
                 pool,
                 &down.expert(gguf, expert),
                 &buf.gate[..nf],

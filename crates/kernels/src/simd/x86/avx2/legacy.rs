@@ -63,6 +63,11 @@ builds!(q8_0_body => q8_0_q8_0, q8_0_q8_0_vnni);
 /// block's integer dot product as eight f32 lanes; plus `Σ mx·sy` from the f16
 /// pair at byte 2 of each block when `with_min` (Q4_1, Q5_1 against Q8_1).
 ///
+/// In ggml's order (`ggml_vec_dot_q4_0_q8_0` and friends, AVX2 paths): one
+/// accumulator of eight lanes, `acc = fma(dx·dy, lanes, acc)` block by block,
+/// `hsum_float_8` at the end; the minimums' products summed in one float,
+/// `summs = fma(mx, sy, summs)` (GCC contracts `summs += mx*sy`), added last.
+///
 /// # Safety
 /// AVX2, FMA and F16C must be available; `nb` blocks readable at `x` and `y`;
 /// `block` may read its two blocks' bytes.
@@ -76,21 +81,23 @@ unsafe fn blocks(
 ) -> f32 {
     // SAFETY: every block touched is < `nb` (caller); features from the caller.
     unsafe {
-        let mut acc = [_mm256_setzero_ps(); 2];
-        let mut mins = _mm256_setzero_ps();
+        let mut acc = _mm256_setzero_ps();
+        let mut summs = 0f32;
         let mut i = 0;
         while i < nb {
             let count = (nb - i).min(8);
             let (bx, by) = (x.add(xs * i), y.add(ys * i));
             let d = _mm256_mul_ps(f16x8(bx, xs, count), f16x8(by, ys, count));
             if with_min {
-                let m = f16x8(bx.add(2), xs, count);
-                let s = f16x8(by.add(2), ys, count);
-                mins = _mm256_fmadd_ps(m, s, mins);
+                let m: [f32; 8] = std::mem::transmute(f16x8(bx.add(2), xs, count));
+                let s: [f32; 8] = std::mem::transmute(f16x8(by.add(2), ys, count));
+                for k in 0..count {
+                    summs = m[k].mul_add(s[k], summs);
+                }
             }
             let mut step = |k: usize| {
                 let sum = block(bx.add(xs * k), by.add(ys * k));
-                acc[k & 1] = _mm256_fmadd_ps(lane(d, k), sum, acc[k & 1]);
+                acc = _mm256_fmadd_ps(lane(d, k), sum, acc);
             };
             // Full groups get a loop of constant length, unrolled without branches.
             if count == 8 {
@@ -100,7 +107,7 @@ unsafe fn blocks(
             }
             i += count;
         }
-        hsum_ps(_mm256_add_ps(acc[0], acc[1])) + hsum_ps(mins)
+        hsum_ps(acc) + summs
     }
 }
 

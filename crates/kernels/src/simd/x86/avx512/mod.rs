@@ -7,16 +7,17 @@
 //! `vpdpbusd` build of the AVX2 kernels where the CPU has VNNI (one instruction
 //! for `vpmaddubsw` + `vpmaddwd`; a 512-bit two-blocks-per-step version measured
 //! slower, its shuffles cost more than the halved multiply-adds save); Q6_K runs
-//! 128 values and F32 64 floats per step. Everything else keeps its AVX2 kernel,
-//! including Q4_K, F16 and BF16, whose 512-bit versions (BF16 with `vdpbf16ps`)
-//! measured slower.
+//! 128 values per step. F32 and F16 follow ggml's AVX-512 `vec_dot` order
+//! (four accumulators of 16 lanes), which llama.cpp uses for one activation
+//! row. Everything else keeps its AVX2 kernel, including Q4_K and BF16, whose
+//! 512-bit versions (BF16 with `vdpbf16ps`) measured slower.
 
 use gguf::TensorType;
 
 use crate::simd::Override;
 use crate::simd::x86::features;
 
-mod float;
+pub(crate) mod float;
 mod kquants;
 
 /// This level's replacements of the scalar table.
@@ -37,6 +38,7 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
     list.extend([
         Override::dot(TensorType::Q6_K, kquants::vec_dot_q6_k_q8_k),
         Override::dot(TensorType::F32, float::vec_dot_f32),
+        Override::dot(TensorType::F16, float::vec_dot_f16),
     ]);
     list
 }
