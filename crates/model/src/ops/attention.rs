@@ -314,6 +314,10 @@ mod avx512 {
     #[cfg(target_arch = "x86_64")]
     use super::KEY_BLOCK;
 
+    /// How many cells ahead a pass of [`accumulate`] prefetches.
+    #[cfg(target_arch = "x86_64")]
+    const PREFETCH: usize = 8;
+
     /// Whether this CPU (at the selected level) runs these loops for heads of
     /// `hd` values.
     pub(super) fn usable(hd: usize) -> bool {
@@ -677,11 +681,14 @@ mod avx512 {
     ///
     /// Here the vector lanes are 16 values of V and the partial sums of a cell
     /// residue are separate registers, so the final reduction is vertical
-    /// additions in that order. The 16 registers of a pass hold `H` heads ×
-    /// `R` residues (4 × 4 where there are 4 heads, so that each widened value
-    /// row serves 4 heads); the cells go in chunks of about 128 KiB of f16
-    /// values (L2), per chunk each pass loads its partial sums from `partials`,
-    /// takes the chunk's cells of its set and residues, and stores them back.
+    /// additions in that order. A pass keeps one residue's partial sums of
+    /// `H` heads × `16 V` values in registers (4 × 64 where there are, so that
+    /// each value row is widened once for 4 heads); the cells go in chunks of
+    /// about 128 KiB of f16
+    /// values (L2), per chunk each pass loads its partial sums from `partials`
+    /// (starts them at 0 in the first chunk), takes the chunk's cells of its
+    /// set and residue (16 apart, prefetched [`PREFETCH`] cells ahead), and
+    /// stores them back.
     ///
     /// # Safety
     /// As [`scores`], with `acc` a whole number of heads and `partials`
@@ -707,7 +714,6 @@ mod avx512 {
         assert!(n >= 1 && scores.len() >= (n - 1) * stride + n_keys);
         assert!(hd.is_multiple_of(16) && partials.len() >= n * hd * 16 * SETS);
         assert!(SETS == 1 || SETS == 4);
-        partials[..n * hd * 16 * SETS].fill(0.0);
         let super_block = 16 * SETS;
         // Whole super-blocks, aligned to absolute cells so that each block
         // keeps its set.
@@ -726,9 +732,12 @@ mod avx512 {
             hd,
             sets: SETS,
         };
-        let mut c0 = first / super_block * super_block;
+        let start = first / super_block * super_block;
+        let mut c0 = start;
         while c0 < end {
             let c1 = (c0 + chunk).min(end);
+            // The first chunk starts the partial sums at 0.
+            let fresh = c0 == start;
             let mut h = 0;
             while h < n {
                 let heads = match n - h {
@@ -752,15 +761,15 @@ mod avx512 {
                             // above).
                             unsafe {
                                 match (heads, vecs) {
-                                    (4, 4) => pass.run::<4, 4>(h, d, set, cells),
-                                    (4, 2) => pass.run::<4, 2>(h, d, set, cells),
-                                    (4, _) => pass.run::<4, 1>(h, d, set, cells),
-                                    (2, 4) => pass.run::<2, 4>(h, d, set, cells),
-                                    (2, 2) => pass.run::<2, 2>(h, d, set, cells),
-                                    (2, _) => pass.run::<2, 1>(h, d, set, cells),
-                                    (_, 4) => pass.run::<1, 4>(h, d, set, cells),
-                                    (_, 2) => pass.run::<1, 2>(h, d, set, cells),
-                                    _ => pass.run::<1, 1>(h, d, set, cells),
+                                    (4, 4) => pass.run::<4, 4>(h, d, set, cells, fresh),
+                                    (4, 2) => pass.run::<4, 2>(h, d, set, cells, fresh),
+                                    (4, _) => pass.run::<4, 1>(h, d, set, cells, fresh),
+                                    (2, 4) => pass.run::<2, 4>(h, d, set, cells, fresh),
+                                    (2, 2) => pass.run::<2, 2>(h, d, set, cells, fresh),
+                                    (2, _) => pass.run::<2, 1>(h, d, set, cells, fresh),
+                                    (_, 4) => pass.run::<1, 4>(h, d, set, cells, fresh),
+                                    (_, 2) => pass.run::<1, 2>(h, d, set, cells, fresh),
+                                    _ => pass.run::<1, 1>(h, d, set, cells, fresh),
                                 }
                             }
                         }
@@ -821,7 +830,8 @@ mod avx512 {
     impl Pass {
         /// Heads `h0..h0 + H`, values `d..d + 16 V`, the cells `cells.start,
         /// cells.start + 16 * sets, ...` below `cells.end` (one residue of one
-        /// set): adds their products to the partial sums of that residue.
+        /// set): adds their products to the partial sums of that residue (to
+        /// 0 if `fresh`).
         ///
         /// # Safety
         /// AVX-512 F and F16C must be available; the heads, values and cells
@@ -834,6 +844,7 @@ mod avx512 {
             d: usize,
             set: usize,
             cells: std::ops::Range<usize>,
+            fresh: bool,
         ) {
             let r = cells.start % 16;
             let part = |h: usize, v: usize| {
@@ -845,7 +856,13 @@ mod avx512 {
             // named are in their buffers (caller): a cell is read only when
             // within `first..end`.
             let mut sums: [[__m512; V]; H] = std::array::from_fn(|h| {
-                std::array::from_fn(|v| unsafe { _mm512_loadu_ps(part(h, v)) })
+                std::array::from_fn(|v| {
+                    if fresh {
+                        _mm512_setzero_ps()
+                    } else {
+                        unsafe { _mm512_loadu_ps(part(h, v)) }
+                    }
+                })
             });
             let p: [*const f32; H] =
                 std::array::from_fn(|h| self.p.wrapping_add((h0 + h) * self.stride));
@@ -854,9 +871,17 @@ mod avx512 {
             while c < self.first {
                 c += 16 * self.sets;
             }
+            let step = 16 * self.sets;
+            let ahead = PREFETCH * step * self.kv_dim;
             while c < cells.end {
                 unsafe {
                     let row = self.v.add(c * self.kv_dim + d);
+                    // The cells of a pass are far apart, beyond the hardware
+                    // prefetchers' reach: fetch the row `PREFETCH` cells on
+                    // (addresses past the cache are fine to prefetch).
+                    let next = row.wrapping_add(ahead).cast::<i8>();
+                    _mm_prefetch::<_MM_HINT_T0>(next);
+                    _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(32 * V - 1));
                     let x: [__m512; V] = std::array::from_fn(|v| {
                         _mm512_cvtph_ps(_mm256_loadu_si256(row.add(16 * v).cast()))
                     });
@@ -867,7 +892,7 @@ mod avx512 {
                         }
                     }
                 }
-                c += 16 * self.sets;
+                c += step;
             }
             for (h, row) in sums.iter().enumerate() {
                 for (v, s) in row.iter().enumerate() {
