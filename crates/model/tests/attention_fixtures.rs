@@ -7,15 +7,14 @@
 //! decoding step at position 63. Fed the same q, k and v, hearth's
 //! `ops::attention` must give llama.cpp's output bit for bit on AVX-512 CPUs,
 //! where it sums `K·q` and `V·p` in the orders of the ggml routines llama.cpp
-//! runs there (llamafile's tinyBLAS for a batch; for a single query
-//! `ggml_vec_dot_f16`, followed when `DECODE_IN_VEC_DOT_ORDER` is set), and
-//! within float noise elsewhere.
+//! runs there (llamafile's tinyBLAS for a batch, `ggml_vec_dot_f16` for a
+//! single query), and within float noise elsewhere.
 
 use std::path::Path;
 
 use kernels::pool::ThreadPool;
 use model::kv_cache::KvCache;
-use model::ops::attention::{AttentionShape, DECODE_IN_VEC_DOT_ORDER, attention, scratch_len};
+use model::ops::attention::{AttentionShape, attention, scratch_len};
 
 const N_HEAD: usize = 4;
 const N_HEAD_KV: usize = 2;
@@ -77,8 +76,7 @@ fn run(case: &str, n_threads: usize) -> (Vec<f32>, Vec<f32>) {
 }
 
 fn check(case: &str) {
-    let exact = kernels::cpu_level() == kernels::Cpu::Avx512
-        && (case == "batch" || DECODE_IN_VEC_DOT_ORDER);
+    let exact = kernels::cpu_level() == kernels::Cpu::Avx512;
     for n_threads in [1, 3] {
         let (got, want) = run(case, n_threads);
         let scale = want.iter().fold(0f32, |m, x| m.max(x.abs()));

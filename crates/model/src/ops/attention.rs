@@ -72,15 +72,6 @@ pub struct AttentionShape {
     pub softcap: Option<f32>,
 }
 
-/// Whether a single query (a decoding step) sums its products in the order
-/// of `ggml_vec_dot_f16`, as llama.cpp does for a batch of one, instead of
-/// tinyBLAS' order as for any other batch. On: hearth's decoding steps give
-/// llama.cpp's attention bits on AVX-512, but a token's attention then
-/// depends on whether it came alone or in a batch (by an ulp, which an f16
-/// rounding of an activation can carry to ~1e-3 in the logits). Off: a
-/// token's result does not depend on its batch, as with the matrix kernels.
-pub const DECODE_IN_VEC_DOT_ORDER: bool = false;
-
 /// Partial sums kept per output value by the AVX-512 `V·p` loop: one per key
 /// residue modulo `16 * SETS` (see [`avx512::accumulate`]), at most 4 sets.
 const PARTIALS: usize = 64;
@@ -156,7 +147,7 @@ pub fn attention(
                 &q[at..at + len],
                 pos0 + t,
                 kv_head,
-                DECODE_IN_VEC_DOT_ORDER && n_tokens == 1,
+                n_tokens == 1,
                 tmp,
                 out_heads,
             );
