@@ -236,7 +236,7 @@ fn attend(
                     row.iter_mut()
                         .for_each(|s| *s = (*s * (1.0 / cap)).tanh() * cap);
                 }
-                avx512::softmax_f16(row, shape.kq_scale);
+                avx512::softmax_f16(row, first % 16, shape.kq_scale);
             }
             let acc = &mut acc[..n * hd];
             let partials = &mut partials[..n * PARTIALS * hd];
@@ -593,15 +593,16 @@ mod avx512 {
     /// maximum, `e = exp(s - max)` with [`expf`], `Σe` as ggml's
     /// `ggml_vec_soft_max_f32` adds it over the padded row (each 16-lane
     /// block's `_mm512_reduce_add_ps` into a double; the last block masked),
-    /// `p = e · (float)(1/Σe)`. Blocks start at the row's first key, which is
-    /// ggml's alignment when that is cache cell 0 (not always so for
-    /// sliding-window layers).
+    /// `p = e · (float)(1/Σe)`. ggml's row spans the cache cells from 0, so
+    /// its blocks are aligned to cells: `row[0]` is cell `16 k + lead` (a
+    /// sliding window's row starts past cell 0), and the first block here
+    /// holds it in lane `lead`, the lanes before it 0 as ggml's masked cells.
     ///
     /// # Safety
     /// AVX-512 F and F16C must be available.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-    pub(super) unsafe fn softmax_f16(row: &mut [f32], scale: f32) {
+    pub(super) unsafe fn softmax_f16(row: &mut [f32], lead: usize, scale: f32) {
         let len = row.len();
         let whole = len / 16 * 16;
         let x = row.as_mut_ptr();
@@ -626,7 +627,6 @@ mod avx512 {
         // `_mm512_reduce_add_ps`, masked lanes adding 0: the last partial block
         // is one masked vector here, not a libm tail.
         let vmax = _mm512_set1_ps(max);
-        let mut sum = 0f64;
         let mut i = 0;
         while i < len {
             let lanes = (len - i).min(16);
@@ -634,11 +634,27 @@ mod avx512 {
             // SAFETY: the mask covers lanes `i..i + lanes`, all within `row`.
             unsafe {
                 let s = _mm512_mask_loadu_ps(vmax, mask, x.add(i));
-                let e = _mm512_maskz_mov_ps(mask, expf(_mm512_sub_ps(s, vmax)));
+                let e = expf(_mm512_sub_ps(s, vmax));
                 _mm512_mask_storeu_ps(x.add(i), mask, e);
-                sum += f64::from(_mm512_reduce_add_ps(e));
             }
             i += lanes;
+        }
+        // Σe by cell-aligned blocks: block b holds row[16 b - lead ..].
+        let lead = lead % 16;
+        let mut sum = 0f64;
+        let mut b = 0;
+        while b < len + lead {
+            let lo = lead.saturating_sub(b);
+            let hi = (len + lead - b).min(16);
+            let mask: __mmask16 = (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as u16;
+            // SAFETY: only the lanes `lo..hi` are read, which are
+            // row[b + lo - lead..b + hi - lead], within `row`; the base
+            // address of the masked-off lanes is never dereferenced.
+            unsafe {
+                let e = _mm512_maskz_loadu_ps(mask, x.wrapping_add(b).wrapping_sub(lead));
+                sum += f64::from(_mm512_reduce_add_ps(e));
+            }
+            b += 16;
         }
         let inv = _mm512_set1_ps((1.0 / sum) as f32);
         let mut i = 0;
@@ -914,7 +930,7 @@ mod avx512 {
 
     /// Never called off x86-64: [`usable`] is false there.
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) unsafe fn softmax_f16(_: &mut [f32], _: f32) {
+    pub(super) unsafe fn softmax_f16(_: &mut [f32], _: usize, _: f32) {
         unreachable!()
     }
 
