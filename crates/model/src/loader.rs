@@ -222,6 +222,10 @@ impl<'a> Tensors<'a> {
     }
 }
 
+/// The most transformer blocks a model may declare (llama.cpp's
+/// `LLAMA_MAX_LAYERS`).
+pub const MAX_LAYERS: usize = 512;
+
 /// Hyper-parameters under `{arch}.` keys, with errors that name the key.
 pub struct Hparams<'a> {
     md: &'a Metadata,
@@ -247,6 +251,20 @@ impl<'a> Hparams<'a> {
             return Err(config(&key, "must be positive"));
         }
         Ok(v as usize)
+    }
+
+    /// `{arch}.block_count`, at most [`MAX_LAYERS`]: checked before anything
+    /// is sized by it, so a corrupt count is an error rather than an attempt
+    /// to allocate per-layer tables of billions of entries.
+    pub fn layer_count(&self) -> Result<usize, ModelError> {
+        let n = self.count("block_count")?;
+        if n > MAX_LAYERS {
+            return Err(config(
+                &self.key("block_count"),
+                &format!("{n} layers, more than the {MAX_LAYERS} any model has"),
+            ));
+        }
+        Ok(n)
     }
 
     /// An optional integer.

@@ -68,6 +68,26 @@ fn unknown_architecture_is_named() {
 }
 
 #[test]
+fn an_absurd_layer_count_is_named_not_allocated() {
+    for (preset, arch) in [("tiny-llama", "llama"), ("tiny-qwen2", "qwen2")] {
+        let spec = Spec::preset(preset).unwrap();
+        for count in [u32::MAX, 513] {
+            let key = format!("{arch}.block_count");
+            let err = altered(&spec, &format!("{preset}-layers-{count}.gguf"), &|w, s| {
+                rebuild(w, s, "", None);
+                w.add_u32(&key, count);
+            })
+            .unwrap_err();
+            assert!(
+                matches!(&err, ModelError::Config { key: k, .. } if *k == key),
+                "{preset}, {count}: {err}"
+            );
+            assert!(err.to_string().contains(&count.to_string()), "{err}");
+        }
+    }
+}
+
+#[test]
 fn missing_tensor_is_named() {
     let spec = Spec::tiny_llama();
     let err = altered(&spec, "missing.gguf", &|w, s| {

@@ -56,7 +56,7 @@ impl Dims {
     pub fn from_metadata(gguf: &GgufModel, arch: &str) -> Result<Dims, ModelError> {
         let md = gguf.metadata();
         let hp = Hparams::new(md, arch);
-        let n_layer = hp.count("block_count")?;
+        let n_layer = hp.layer_count()?;
         let n_embd = hp.count("embedding_length")?;
         let same_every_layer = |suffix: &str, default: Option<usize>| {
             let values = match hp.per_layer(suffix, n_layer)? {

@@ -73,7 +73,7 @@ impl Config {
     pub fn from_metadata(gguf: &GgufModel) -> Result<Config, ModelError> {
         let md = gguf.metadata();
         let hp = Hparams::new(md, "llama");
-        let n_layer = hp.count("block_count")?;
+        let n_layer = hp.layer_count()?;
         let n_embd = hp.count("embedding_length")?;
         let same_every_layer = |suffix: &str, values: Vec<usize>| match values.first() {
             Some(&first) if values.iter().all(|&v| v == first) && first > 0 => Ok(first),
