@@ -689,10 +689,9 @@ mod avx512 {
     /// Here the vector lanes are 16 values of V and the partial sums of a cell
     /// residue are separate registers, so the final reduction is vertical
     /// additions in that order. A pass keeps one residue's partial sums of
-    /// `H` heads × `16 V` values in registers (4 × 64 where there are, so that
-    /// each value row is widened once for 4 heads); the cells go in chunks of
-    /// about 128 KiB of f16
-    /// values (L2), per chunk each pass loads its partial sums from `partials`
+    /// `H` heads × `16 V` values in registers (4 × 64 where there are as many, so that
+    /// each value row is widened once for 4 heads); the cells go in chunks
+    /// that stay in L2 (64 cells per pass), per chunk each pass loads its partial sums from `partials`
     /// (starts them at 0 in the first chunk), takes the chunk's cells of its
     /// set and residue (16 apart, prefetched [`PREFETCH`] cells ahead), and
     /// stores them back.
@@ -723,12 +722,9 @@ mod avx512 {
         assert!(SETS == 1 || SETS == 4);
         let super_block = 16 * SETS;
         // Whole super-blocks, aligned to absolute cells so that each block
-        // keeps its set.
-        let kib: usize = std::env::var("CHUNK_KB")
-            .ok()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(128);
-        let chunk = (kib * 512 / (hd * super_block)).max(1) * super_block;
+        // keeps its set; 64 cells per pass (128 KiB of f16 values with 64 per
+        // head and one set, 512 KiB with four).
+        let chunk = (SETS * 64 * 1024 / (hd * super_block)).max(1) * super_block;
         let pass = Pass {
             v: v[kv_off..].as_ptr(),
             kv_dim,
