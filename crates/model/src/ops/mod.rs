@@ -152,17 +152,33 @@ fn pow2(n: i32) -> f32 {
 /// input is rounded to f16 and the result read from a table of f16 values
 /// (vec.h, `GGML_GELU_FP16`); outside that range 0 or x.
 pub fn gelu(x: f32) -> f32 {
-    const GELU_COEF_A: f32 = 0.044715;
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
     if x <= -10.0 {
         0.0
     } else if x >= 10.0 {
         x
     } else {
-        let h = f16_to_f32(f32_to_f16(x));
-        let g = 0.5 * h * (1.0 + (SQRT_2_OVER_PI * h * (1.0 + GELU_COEF_A * h * h)).tanh());
-        f16_to_f32(f32_to_f16(g))
+        f16_to_f32(gelu_table()[f32_to_f16(x) as usize])
     }
+}
+
+/// ggml's `ggml_table_gelu_f16`: `f16(gelu(x))` for every f16 `x`, built
+/// once, with the formula as GCC compiles `ggml_gelu_f32` for ggml-cpu: the
+/// `1 + GELU_COEF_A·x·x` contracted to a fused multiply-add. Without it, entry
+/// −1.999 (0xbfff) rounds the other way, which moved three GeGLU outputs of
+/// the tiny gemma3 F16 fixture's first layer.
+fn gelu_table() -> &'static [u16] {
+    const GELU_COEF_A: f32 = 0.044715;
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    static TABLE: std::sync::OnceLock<Box<[u16]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| {
+                let x = f16_to_f32(bits);
+                let inner = (GELU_COEF_A * x).mul_add(x, 1.0);
+                f32_to_f16(0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * inner).tanh()))
+            })
+            .collect()
+    })
 }
 
 /// `gate[i] = gelu(gate[i]) * up[i]` (ggml_geglu_split: GELU from the f16 table,
@@ -288,6 +304,11 @@ mod tests {
         assert_eq!(gelu(20.0), 20.0);
         // gelu(1) = 0.8412 (tanh form), within f16 rounding.
         assert!((gelu(1.0) - 0.8412).abs() < 1e-3);
+        // llama.cpp's ggml_table_gelu_f16 (read from libggml-cpu after
+        // ggml_cpu_init) at 0xbfff (x = -1.999): 0xa9d3, where the formula
+        // without a fused multiply-add rounds to 0xa9d2.
+        assert_eq!(gelu(-1.999_284_6), f16_to_f32(0xa9d3));
+        assert_eq!(gelu(-2.0), f16_to_f32(0xa9d0));
     }
 
     #[test]
