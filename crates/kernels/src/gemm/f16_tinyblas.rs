@@ -8,7 +8,7 @@
 //!
 //! Every output is sixteen f32 lanes of fused multiply-adds, lane `t` summing
 //! the products of values `k ≡ t (mod 16)` in order, reduced at the end as
-//! GCC's `_mm512_reduce_add_ps` ([`reduce_add`]). Tile shapes do not change
+//! GCC's `_mm512_reduce_add_ps`. Tile shapes do not change
 //! that order, so the kernel picks its own: four weight rows × [`TOKENS`]
 //! tokens, 24 accumulators, each weight vector converted once for all tokens
 //! of the tile. The activations (already rounded to f16 by the matmul's
@@ -22,7 +22,7 @@ use crate::matmul::Matrix;
 use crate::pool::{SharedSlice, ThreadPool};
 use gguf::TensorType;
 
-use crate::simd::{Cpu, cpu_level, reduce_add_512 as reduce_add};
+use crate::simd::{Cpu, cpu_level};
 
 /// Tokens per tile.
 const TOKENS: usize = 6;
@@ -78,16 +78,9 @@ pub(crate) fn gemm(
             let first = tile * TOKENS;
             for t in 0..TOKENS.min(n_rows - first) {
                 let row = &acts[(first + t) * act_row..(first + t + 1) * act_row];
-                for (b, vals) in row.chunks_exact(16 * size).enumerate() {
-                    let out = &mut dst[(b * TOKENS + t) * 16..][..16];
-                    for (o, v) in out.iter_mut().zip(vals.chunks_exact(size)) {
-                        *o = if f16 {
-                            crate::formats::float::f16_to_f32(u16::from_le_bytes([v[0], v[1]]))
-                        } else {
-                            f32::from_le_bytes([v[0], v[1], v[2], v[3]])
-                        };
-                    }
-                }
+                // SAFETY: the row holds nb blocks of 16 values, the tile
+                // nb × TOKENS × 16 floats; the CPU has AVX-512 (asserted).
+                unsafe { widen(f16, nb, row.as_ptr(), dst[16 * t..].as_mut_ptr()) };
             }
         });
     }
@@ -134,6 +127,27 @@ pub(crate) fn gemm(
     });
 }
 
+/// The `nb` blocks of 16 values at `row` (f16, or f32 unless `f16`) as f32,
+/// block `b` at `dst + b * TOKENS * 16` (one token's column of a tile).
+///
+/// # Safety
+/// `row` valid for `nb` blocks, `dst` for `(nb - 1) * TOKENS * 16 + 16`
+/// floats; the CPU has AVX-512 F and F16C.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+unsafe fn widen(f16: bool, nb: usize, row: *const u8, dst: *mut f32) {
+    for b in 0..nb {
+        // SAFETY: block b of the row and of the tile column (caller).
+        unsafe {
+            let v = if f16 {
+                _mm512_cvtph_ps(_mm256_loadu_si256(row.add(32 * b).cast()))
+            } else {
+                _mm512_loadu_ps(row.add(64 * b).cast())
+            };
+            _mm512_storeu_ps(dst.add(b * TOKENS * 16), v);
+        }
+    }
+}
+
 /// `R` weight rows (`nb` blocks of 16 f16, or f32 unless `f16`, at `w[i]`) ×
 /// one interleaved tile of [`TOKENS`] activation rows at `a` into `out[i][t]`.
 ///
@@ -172,7 +186,8 @@ unsafe fn kernel<const R: usize>(
     }
     for (o, a) in out.iter_mut().zip(&acc) {
         for (v, &s) in o.iter_mut().zip(a) {
-            *v = reduce_add(s);
+            // Rust's lane order is GCC's (this file's test checks the bits).
+            *v = _mm512_reduce_add_ps(s);
         }
     }
 }

@@ -285,10 +285,6 @@ pub fn tiled_dot(ty: TensorType) -> Option<VecDotFn> {
 }
 
 pub use crate::formats::iquants::TILED_MIN_BATCH;
-/// The sum of a zmm's lanes in the order of GCC's `_mm512_reduce_add_ps`
-/// (ggml's AVX-512 reductions and tinyBLAS' `hsum`).
-#[cfg(target_arch = "x86_64")]
-pub(crate) use x86::avx512::float::reduce_add as reduce_add_512;
 
 /// A safe table entry for a `#[target_feature]` dot kernel
 /// `unsafe fn(nb, x: *const u8, y: *const u8) -> f32` over `nb` whole blocks of

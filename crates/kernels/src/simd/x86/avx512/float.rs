@@ -3,7 +3,7 @@
 //! uses for a matmul of one activation row (ggml-cpu/vec.cpp with
 //! simd-mappings.h): four accumulators of 16 lanes over 64 values per step,
 //! reduced as `GGML_F32x16_REDUCE` (`(a0 + a2) + (a1 + a3)`, then
-//! [`reduce_add`]), the values past the last multiple of 64 added one by one.
+//! `_mm512_reduce_add_ps`), the values past the last multiple of 64 added one by one.
 //! (BF16 with `vdpbf16ps` was measured slower than the AVX2 kernel on an
 //! AVX-512 BF16 machine, so this level keeps that one.)
 
@@ -20,26 +20,13 @@ dot_entry!(
     vec_dot_f16 => f16_f16, 1, 2, 2
 );
 
-/// The sum of the sixteen lanes of `v` in the order of GCC's
-/// `_mm512_reduce_add_ps`, which ggml's AVX-512 reductions and tinyBLAS'
-/// `hsum` compile to: `h[i] = v[i] + v[i + 8]`, `q[i] = h[i] + h[i + 4]`,
-/// then `(q0 + q2) + (q1 + q3)`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
-#[inline]
-pub(crate) fn reduce_add(v: __m512) -> f32 {
-    let lo = _mm512_castps512_ps256(v);
-    let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
-    let h = _mm256_add_ps(lo, hi);
-    let q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-    let r = _mm_add_ps(q, _mm_shuffle_ps::<0b01_00_11_10>(q, q));
-    _mm_cvtss_f32(r) + _mm_cvtss_f32(_mm_movehdup_ps(r))
-}
-
-/// Four accumulators reduced as `GGML_F32x16_REDUCE`.
+/// Four accumulators reduced as `GGML_F32x16_REDUCE`: pairwise, then
+/// `_mm512_reduce_add_ps`, whose lane order in Rust is GCC's (checked by
+/// `gemm::f16_tinyblas`'s test against the scalar tree).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
 #[inline]
 fn reduce4(acc: [__m512; 4]) -> f32 {
-    reduce_add(_mm512_add_ps(
+    _mm512_reduce_add_ps(_mm512_add_ps(
         _mm512_add_ps(acc[0], acc[2]),
         _mm512_add_ps(acc[1], acc[3]),
     ))

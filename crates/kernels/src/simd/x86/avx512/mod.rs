@@ -17,7 +17,7 @@ use gguf::TensorType;
 use crate::simd::Override;
 use crate::simd::x86::features;
 
-pub(crate) mod float;
+mod float;
 mod kquants;
 
 /// This level's replacements of the scalar table.
