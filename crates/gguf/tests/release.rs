@@ -7,22 +7,9 @@ use std::path::{Path, PathBuf};
 
 use gguf::{Array, GgufFile, GgufWriter, TensorType, Value};
 
-/// Resident KiB of every mapping of `path` in this process.
+/// Resident KiB of the mappings of `path` in this process.
 fn mapped_rss_kib(path: &Path) -> u64 {
-    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-    let mut ours = false;
-    let mut kib = 0;
-    for line in smaps.lines() {
-        let mut fields = line.split_whitespace();
-        let first = fields.next().unwrap_or("");
-        if first.contains('-') && !first.ends_with(':') {
-            // A mapping's header line: range, perms, offset, dev, inode, path.
-            ours = fields.nth(4).is_some_and(|p| Path::new(p) == path);
-        } else if ours && first == "Rss:" {
-            kib += fields.next().unwrap().parse::<u64>().unwrap();
-        }
-    }
-    kib
+    gguf::mapped_resident_kib(path).expect("/proc/self/smaps")
 }
 
 /// `n` bytes of a pattern that depends on `seed`.
