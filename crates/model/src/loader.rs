@@ -27,19 +27,10 @@ pub struct Tensor {
     /// The rows repacked (2-D matmul weights whose format has a packed kernel
     /// on this CPU); shared by clones (a tied output head).
     packed: Option<Arc<PackedMatrix>>,
-    /// Each matrix of a 3-D stack of experts repacked, for the formats whose
-    /// packed kernels follow ggml's order for `mul_mat_id` (see
-    /// [`packs_experts`]).
+    /// Each matrix of a 3-D stack of experts repacked, where the format's
+    /// packed kernels follow ggml's order for experts
+    /// ([`PackedMatrix::new_expert`]).
     experts: Option<Arc<[PackedMatrix]>>,
-}
-
-/// Whether a 3-D stack of experts in format `ty` is repacked. ggml multiplies
-/// experts (`mul_mat_id`) with the tiled kernels for 8 or more routed rows and
-/// `vec_dot` for fewer, never with the tinyBLAS GEMM that the packed Q4_0,
-/// Q8_0 and F16 kernels follow for batches; the packed K-quant kernels follow
-/// exactly that rule per call, so only K-quant experts are repacked.
-fn packs_experts(ty: TensorType) -> bool {
-    matches!(ty, TensorType::Q4_K | TensorType::Q6_K)
 }
 
 impl Tensor {
@@ -205,12 +196,12 @@ impl<'a> Tensors<'a> {
                 self.released.borrow_mut().push((shard, index));
             }
         }
-        if usage == Use::MatMul && dims.len() == 3 && packs_experts(info.ty) {
+        if usage == Use::MatMul && dims.len() == 3 {
             let (n_in, n_out, n_expert) = (dims[0] as usize, dims[1] as usize, dims[2] as usize);
             let data = tensor.data(self.gguf);
             let experts: Option<Vec<PackedMatrix>> = data
                 .chunks_exact(data.len() / n_expert)
-                .map(|m| PackedMatrix::new(info.ty, n_in, n_out, m))
+                .map(|m| PackedMatrix::new_expert(info.ty, n_in, n_out, m))
                 .collect();
             if let Some(experts) = experts {
                 tensor.experts = Some(experts.into());

@@ -177,6 +177,25 @@ impl fmt::Debug for PackedMatrix {
 }
 
 impl PackedMatrix {
+    /// The packed copy of one expert's matrix (a slice of a 3-D stack that
+    /// [`crate::matmul::matmul_expert`] multiplies), like [`PackedMatrix::new`]
+    /// but only for formats whose packed kernels follow ggml's `mul_mat_id`
+    /// orders: `vec_dot`'s for fewer than 8 rows and the tiled kernels' for
+    /// more, as the K-quant kernels do per call. The Q4_0 and Q8_0 kernels
+    /// follow tinyBLAS' order for batches, which ggml never uses for experts,
+    /// so those experts stay unpacked.
+    pub fn new_expert(
+        ty: TensorType,
+        n_in: usize,
+        n_out: usize,
+        data: &[u8],
+    ) -> Option<PackedMatrix> {
+        if !matches!(ty, TensorType::Q4_K | TensorType::Q6_K) {
+            return None;
+        }
+        Self::new(ty, n_in, n_out, data)
+    }
+
     /// The packed copy of `ty` weights `data` (`n_out` rows of `n_in`), or
     /// `None` where this CPU has no packed kernel for `ty` (or packing is
     /// switched off with `HEARTH_NO_REPACK`).
