@@ -663,13 +663,11 @@ mod tests {
     /// matmul's for [`TILED_MIN_BATCH`] or more (`simd::tiled_dot`) and AVX2
     /// `vec_dot`'s for fewer.
     #[test]
+    #[cfg_attr(
+        not(hearth_avx512_vnni),
+        ignore = "needs AVX-512 VNNI (packed kernels)"
+    )]
     fn kernels_follow_ggml_orders() {
-        if !(std::is_x86_feature_detected!("avx512vnni")
-            && std::is_x86_feature_detected!("avx512bw"))
-        {
-            eprintln!("no AVX-512 VNNI on this CPU; skipped");
-            return;
-        }
         let (n_in, n_out) = (768, 21);
         let nb = n_in / QK_K;
         for format in [&Q4_K, &Q6_K] {

@@ -217,11 +217,9 @@ mod tests {
     /// Every output has the bits of the scalar tinyBLAS order, for token
     /// counts with a short last tile and an odd number of rows.
     #[test]
+    #[cfg_attr(not(hearth_avx512), ignore = "needs AVX-512 (tinyBLAS order kernel)")]
     fn matches_tinyblas_order_bit_for_bit() {
-        if !available() {
-            eprintln!("no AVX-512 on this CPU; skipped");
-            return;
-        }
+        assert!(available());
         let pool = ThreadPool::new(3);
         let (n_in, n_out) = (272, 37);
         let to_f16 = |v: &[f32]| -> Vec<u8> {

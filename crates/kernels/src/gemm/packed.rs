@@ -381,13 +381,14 @@ mod tests {
     /// dequantization of the file's row bit for bit. 2048 values per row take
     /// several `ROW_CHUNK`s in every format; 37 rows pad the last group.
     #[test]
+    #[cfg_attr(
+        not(hearth_avx512_vnni),
+        ignore = "needs AVX-512 VNNI (packed kernels)"
+    )]
     fn packed_rows_read_back_as_the_file_rows() {
         let (n_in, n_out) = (2048, 37);
         for ty in FORMATS {
-            let Some(fmt) = format(ty) else {
-                eprintln!("no packed kernel for {ty} on this CPU; skipped");
-                continue;
-            };
+            let fmt = format(ty).unwrap_or_else(|| panic!("no packed kernel for {ty}"));
             let unpack = unpack_fn(ty).unwrap();
             let (nb, ts) = (n_in / ty.block_size(), ty.type_size());
             let row = nb * ts;
@@ -422,13 +423,14 @@ mod tests {
     /// Every registered format, every token count up to 11 (all tile widths and
     /// their tails), 37 rows (a padded last group), against the scalar dot.
     #[test]
+    #[cfg_attr(
+        not(hearth_avx512_vnni),
+        ignore = "needs AVX-512 VNNI (packed kernels)"
+    )]
     fn packed_kernels_match_the_scalar_dot_products() {
         let (n_in, n_out) = (512, 37);
         for ty in FORMATS {
-            let Some(fmt) = format(ty) else {
-                eprintln!("no packed kernel for {ty} on this CPU; skipped");
-                continue;
-            };
+            let fmt = format(ty).unwrap_or_else(|| panic!("no packed kernel for {ty}"));
             let scalar = traits_for(Cpu::Scalar, ty).unwrap();
             let vt = scalar.vec_dot_type;
             let w = quantized(ty, &values(n_in * n_out, 7));

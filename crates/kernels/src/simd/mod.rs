@@ -397,12 +397,9 @@ mod tests {
     /// independent f64 sum up to rounding).
     #[cfg(target_arch = "x86_64")]
     #[test]
+    #[cfg_attr(not(hearth_avx2), ignore = "needs AVX2")]
     fn tiled_dots_are_bit_exact_across_levels() {
         use crate::formats::{iquants, kquants};
-        if !Cpu::Avx2.is_available() {
-            eprintln!("no AVX2 on this CPU; skipped");
-            return;
-        }
         let mut s = 0x2545_f491_4f6c_dd1du64;
         let mut next = || {
             s ^= s << 13;

@@ -1194,10 +1194,9 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
+    #[cfg_attr(not(hearth_avx512), ignore = "needs AVX-512")]
     fn avx512_products_sum_in_ggml_orders() {
-        if kernels::cpu_level() != kernels::Cpu::Avx512 {
-            return;
-        }
+        assert_eq!(kernels::cpu_level(), kernels::Cpu::Avx512);
         let mut rng = 5u32;
         let mut next = || {
             rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -1311,11 +1310,10 @@ mod tests {
 
     #[cfg(target_arch = "x86_64")]
     #[test]
+    #[cfg_attr(not(hearth_avx512), ignore = "needs AVX-512")]
     fn avx512_reduce16_and_expf_match_the_per_vector_forms() {
         use std::arch::x86_64::*;
-        if kernels::cpu_level() != kernels::Cpu::Avx512 {
-            return;
-        }
+        assert_eq!(kernels::cpu_level(), kernels::Cpu::Avx512);
         let mut rng = 11u32;
         let mut next = || {
             rng = rng.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
