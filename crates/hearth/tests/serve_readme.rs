@@ -1,6 +1,6 @@
 //! The curl examples of README.md's "Serve" section, run as written against a
-//! real `hearth serve` (only the address is swapped for the test server's),
-//! with the tiny test model created under the README's name `hearth-tiny`.
+//! real `hearth serve` (only the address is swapped for the test server's)
+//! with the real built-in model, and the answers the README promises checked.
 
 mod serve_common;
 
@@ -37,11 +37,12 @@ fn readme_curl_examples_work_as_shown() {
             .iter()
             .all(|e| e.starts_with("curl http://localhost:11434/"))
     );
+    assert!(!readme.contains("sky blue"));
 
     let scratch = Scratch::new("readme");
     let server = scratch.serve(&[]);
-    scratch.ok(&server.host, &["create", "hearth-tiny", "-f", "Modelfile"]);
     let base = format!("http://{}", server.host);
+    let mut answers = Vec::new();
     for example in &examples {
         let command = example.replace("http://localhost:11434", &base);
         let out = Command::new("sh").args(["-c", &command]).output().unwrap();
@@ -62,6 +63,36 @@ fn readme_curl_examples_work_as_shown() {
         if example.contains("/api/generate") && example.contains("\"prompt\"") {
             assert_eq!(lines.last().unwrap()["done"], true, "{example}");
         }
+        // The answer: generate's pieces, chat's message, OpenAI's choice.
+        let answer: String = lines
+            .iter()
+            .map(|l| {
+                l["response"]
+                    .as_str()
+                    .or(l["message"]["content"].as_str())
+                    .or(l["choices"][0]["message"]["content"].as_str())
+                    .unwrap_or_default()
+            })
+            .collect();
+        if !answer.is_empty() {
+            answers.push(answer);
+        }
+    }
+    // The answers README.md's text promises, in its order.
+    assert_eq!(
+        answers,
+        [
+            "37 plus 50 is 87, 87 plus 2 is 89, so 37 plus 52 is 89.",
+            "The capital of Kenya is Nairobi.",
+            "The opposite of heavy is light.",
+            "3 hours is 180 minutes.",
+        ]
+    );
+    for answer in &answers {
+        assert!(
+            readme.contains(answer.as_str()),
+            "README.md lacks {answer:?}"
+        );
     }
     // The last example unloaded the model.
     assert_eq!(server.get("/api/ps")["models"], serde_json::json!([]));

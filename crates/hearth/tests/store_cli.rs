@@ -259,3 +259,82 @@ fn errors_exit_non_zero_with_a_message() {
     let out = env.ok(&["show", "tiny.gguf"]);
     assert!(out.contains("architecture      qwen2"), "{out}");
 }
+
+/// The built-in model's GGUF, as compiled into the binary.
+const BUILTIN_GGUF: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../models/hearth-tiny/hearth-tiny.gguf"
+);
+
+#[test]
+fn every_command_that_takes_a_model_takes_a_store_name_or_a_path() {
+    let env = Env::new("names");
+    let text = "What is 12 plus 7?";
+    let by_name = env.ok(&["tokenize", "hearth-tiny", text, "--json"]);
+    assert!(by_name.starts_with('[') && by_name.len() > 4, "{by_name}");
+    assert_eq!(by_name, env.ok(&["tokenize", BUILTIN_GGUF, text, "--json"]));
+
+    let (a, b) = (env.dir.join("a.f32"), env.dir.join("b.f32"));
+    let (a_s, b_s) = (a.to_str().unwrap(), b.to_str().unwrap());
+    env.ok(&["logits", "hearth-tiny", "--tokens", "1,2,3", "--out", a_s]);
+    env.ok(&["logits", BUILTIN_GGUF, "--tokens", "1,2,3", "--out", b_s]);
+    let logits = std::fs::read(&a).unwrap();
+    assert!(!logits.is_empty() && logits.len() % (3 * 4) == 0);
+    assert_eq!(logits, std::fs::read(&b).unwrap());
+
+    let table = env.ok(&["bench", "hearth-tiny", "-p", "8", "-n", "2", "-r", "1"]);
+    let rows: Vec<&str> = table
+        .lines()
+        .filter(|l| l.starts_with("| llama "))
+        .collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert!(
+        rows[0].contains("pp8") && rows[1].contains("tg2"),
+        "{table}"
+    );
+
+    // An unknown name: one error saying how to get a model and where the
+    // store is, and nothing else (bench prints no table header first).
+    for args in [
+        &["run", "llama3.2", "hi"][..],
+        &["bench", "llama3.2"],
+        &["tokenize", "llama3.2", "hi"],
+        &["logits", "llama3.2", "--tokens", "1", "--out", a_s],
+    ] {
+        let out = env.hearth(args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let e = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            e.starts_with("error: model 'llama3.2:latest' not found")
+                && e.contains("hearth pull llama3.2")
+                && e.contains("hearth create")
+                && e.contains(".gguf")
+                && e.contains(env.models().to_str().unwrap()),
+            "{args:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn removing_the_builtin_model_is_remembered_until_it_is_used() {
+    let env = Env::new("rm-builtin");
+    assert!(env.ok(&["list"]).contains("hearth-tiny:latest"));
+    let out = env.ok(&["rm", "hearth-tiny"]);
+    assert_eq!(
+        out,
+        "deleted 'hearth-tiny' (built in: `hearth run hearth-tiny` brings it back)\n"
+    );
+    assert!(!env.ok(&["list"]).contains("hearth-tiny"));
+    assert!(!env.ok(&["list"]).contains("hearth-tiny"));
+    let answer = env.ok(&["run", "hearth-tiny", "What is 12 plus 7?"]);
+    assert!(answer.contains("19"), "{answer}");
+    assert!(env.ok(&["list"]).contains("hearth-tiny:latest"));
+}
+
+#[test]
+fn serve_help_names_both_apis() {
+    let env = Env::new("help");
+    let help = env.ok(&["serve", "--help"]);
+    assert!(help.contains("Ollama and OpenAI HTTP APIs"), "{help}");
+}

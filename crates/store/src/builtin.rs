@@ -11,6 +11,16 @@
 //!
 //! `version` is a digest over the GGUF's digest and the parameters (see
 //! [`Builtin::version`]); `manifest` is the digest of the manifest written.
+//!
+//! Removing a built-in (`hearth rm`) is remembered: an empty file
+//!
+//! ```text
+//! builtins-removed/<host>/<namespace>/<model>/<tag>
+//! ```
+//!
+//! keeps [`Store::install_builtins`] from bringing it back, so listings stop
+//! showing it. Using the name on purpose (`hearth run hearth-tiny`, or FROM
+//! in a Modelfile) installs it again and forgets the removal.
 //! When a program registers a built-in whose version differs from the
 //! recorded one, [`Store::install_builtins`] installs it again, but only if
 //! the model's manifest is still the recorded one: a model the user created
@@ -20,9 +30,9 @@
 //! installed by the store": the model is kept as it is, because replacing it
 //! garbage-collects its blobs and we cannot tell it from the user's own. This
 //! includes models installed by a program that kept no records; removing the
-//! model (`hearth rm`) brings back the current version, recorded, at the next
-//! open. A crash between writing the manifest and the record leaves the same
-//! state.
+//! model (`hearth rm`) and using it again brings back the current version,
+//! recorded. A crash between writing the manifest and the record leaves the
+//! same state.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -153,7 +163,8 @@ impl Store {
     /// Brings every registered built-in model up to date, so that listings
     /// show it before its first use:
     ///
-    /// - no model of that name (never installed, or removed): installed;
+    /// - no model of that name: installed, unless the user removed it (see
+    ///   the module docs);
     /// - the model this store installed, of another version (the GGUF or the
     ///   parameters changed since): installed again, under the exclusive lock,
     ///   and the blobs nothing references any more are collected;
@@ -162,6 +173,7 @@ impl Store {
     pub fn install_builtins(&self) -> Result<()> {
         for builtin in &self.builtins {
             match self.builtin_state(builtin)? {
+                State::Absent if self.removed_path(builtin).exists() => {}
                 State::Absent => self.install(builtin)?,
                 State::Stale => self.refresh(builtin)?,
                 State::Current | State::NotOurs => {}
@@ -202,6 +214,33 @@ impl Store {
             }
             _ => State::NotOurs,
         })
+    }
+
+    /// If `name` is a registered built-in's, remembers that the user removed
+    /// it, so that opening the store does not install it again. The caller
+    /// holds the lock.
+    pub(crate) fn note_builtin_removed(&self, name: &ModelName) -> Result<()> {
+        let Some(builtin) = self.builtins.iter().find(|b| b.name.eq_fold(name)) else {
+            return Ok(());
+        };
+        let path = self.removed_path(builtin);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(io_err(dir))?;
+        }
+        fsutil::write_atomic(&self.tmp_dir(), &path, b"")
+    }
+
+    /// Whether `name` is a registered built-in's name (which using brings
+    /// back after `hearth rm`).
+    pub fn is_builtin(&self, name: &ModelName) -> bool {
+        self.builtins.iter().any(|b| b.name.eq_fold(name))
+    }
+
+    /// Where the removal of `builtin` is remembered.
+    fn removed_path(&self, builtin: &Builtin) -> PathBuf {
+        self.root()
+            .join("builtins-removed")
+            .join(builtin.name.manifest_path())
     }
 
     /// Where the record of `builtin` is kept.
@@ -273,6 +312,11 @@ impl Store {
             version: builtin.version()?,
             manifest: Digest::of(&manifest.to_bytes()),
         };
-        self.write_record(builtin, &record)
+        self.write_record(builtin, &record)?;
+        let removed = self.removed_path(builtin);
+        match fs::remove_file(&removed) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err(&removed)(e)),
+            _ => Ok(()),
+        }
     }
 }

@@ -8,6 +8,7 @@
 //! manifests/<host>/<namespace>/<model>/<tag>  JSON, one per model name
 //! tmp/                                        files being written
 //! builtins/<host>/<namespace>/<model>/<tag>   what was installed as a built-in
+//! builtins-removed/<host>/<namespace>/<model>/<tag>   a built-in the user removed
 //! lock                                        the store-wide lock
 //! ```
 //!
@@ -434,6 +435,7 @@ impl Store {
             }
             dir = d.parent();
         }
+        self.note_builtin_removed(&stored)?;
         self.prune_locked()?;
         Ok(())
     }

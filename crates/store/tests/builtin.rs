@@ -240,3 +240,34 @@ fn first_use_installs_and_records_too() {
     let store = v2.open(&dir);
     assert_eq!(weights(&store), v2.gguf);
 }
+
+#[test]
+fn removal_is_remembered_until_the_model_is_used_again() {
+    let dir = temp_dir("builtin-removed");
+    let v1 = Version::new(&dir, 43, &[("temperature", "0")]);
+    let v2 = Version::new(&dir, 44, &[("temperature", "0")]);
+    let store = v1.open(&dir);
+    assert!(store.is_builtin(&name("hearth-tiny")));
+    store.delete(&name("hearth-tiny")).unwrap();
+
+    // Opening the store again, by this version or a newer one, does not bring
+    // it back, and its blobs stay collected.
+    for version in [&v1, &v2, &v1] {
+        let store = version.open(&dir);
+        assert!(store.list().unwrap().is_empty());
+        assert!(blobs_on_disk(&store).is_empty());
+    }
+
+    // Using the name installs the current version and forgets the removal.
+    let store = v2.open(&dir);
+    assert_eq!(weights(&store), v2.gguf);
+    let store = v2.open(&dir);
+    assert_eq!(store.list().unwrap().len(), 1);
+    assert!(
+        !file(
+            &store,
+            "builtins-removed/registry.ollama.ai/library/hearth-tiny/latest"
+        )
+        .exists()
+    );
+}

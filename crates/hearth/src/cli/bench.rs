@@ -29,7 +29,7 @@ use super::format::file_type_name;
 /// Arguments of `hearth bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// A GGUF model file (or use --synthetic).
+    /// A model of the store or a GGUF file (or use --synthetic).
     #[arg(required_unless_present = "synthetic", conflicts_with = "synthetic")]
     model: Option<PathBuf>,
     /// A random-weight model of a real shape, built on the fly: SHAPE:QUANT, e.g.
@@ -136,7 +136,13 @@ impl Tokens {
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let tests = tests(args)?;
     let (path, filename, _temp) = match (&args.model, &args.synthetic) {
-        (Some(p), _) => (p.clone(), p.display().to_string(), None),
+        // Resolved before the table's header is printed, so that an unknown
+        // model is one error and nothing else.
+        (Some(p), _) => (
+            super::model_arg::resolve(p)?.path,
+            p.display().to_string(),
+            None,
+        ),
         (None, Some(s)) => {
             let temp = build_synthetic(s)?;
             (temp.0.clone(), format!("synthetic {s}"), Some(temp))

@@ -12,7 +12,7 @@ use model::{LoadOptions, Logits, Model};
 /// Arguments of `hearth logits`.
 #[derive(Debug, clap::Args)]
 pub struct LogitsArgs {
-    /// A GGUF model file.
+    /// A model of the store or a GGUF file.
     model: PathBuf,
     /// Comma-separated token ids.
     #[arg(long, value_delimiter = ',', required = true)]
@@ -30,8 +30,9 @@ pub fn run(args: &LogitsArgs) -> anyhow::Result<()> {
     let options = LoadOptions {
         threads: args.threads,
     };
-    let model = Model::load_with(&args.model, &options)
-        .with_context(|| format!("{}", args.model.display()))?;
+    let path = super::model_arg::resolve(&args.model)?.path;
+    let model =
+        Model::load_with(&path, &options).with_context(|| format!("{}", args.model.display()))?;
     let mut state = model.new_state(args.tokens.len())?;
     let logits = model.forward(&mut state, &args.tokens, Logits::All)?;
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();

@@ -10,6 +10,7 @@ mod create;
 mod format;
 mod list;
 mod logits;
+mod model_arg;
 mod ps;
 mod remote;
 mod rm;
@@ -47,7 +48,7 @@ enum Command {
     Logits(logits::LogitsArgs),
     /// Chat with a model, or answer one prompt and exit.
     Run(run::RunArgs),
-    /// Serve the Ollama HTTP API (configured by HEARTH_* environment variables).
+    /// Serve the Ollama and OpenAI HTTP APIs (configured by HEARTH_* environment variables).
     Serve(serve::ServeArgs),
     /// Show a model of the store, or a GGUF file's architecture, size, quantization and tokenizer.
     Show(show::ShowArgs),

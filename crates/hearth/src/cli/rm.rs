@@ -25,7 +25,11 @@ pub fn run(args: &RmArgs) -> anyhow::Result<()> {
             Some(client) => super::remote::delete(client, arg)?,
             None => store.delete(name)?,
         }
-        println!("deleted '{arg}'");
+        if store.is_builtin(name) {
+            println!("deleted '{arg}' (built in: `hearth run {arg}` brings it back)");
+        } else {
+            println!("deleted '{arg}'");
+        }
     }
     Ok(())
 }

@@ -97,22 +97,22 @@ struct Carried {
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut start = Instant::now();
     // A model name (not a file) runs on a server if one is up, else from the store.
-    let mut path = args.model.clone();
-    let mut params = store::Parameters::new();
-    let looks_like_path = path.extension().is_some_and(|e| e == "gguf")
-        || path.is_absolute()
-        || path.starts_with(".")
-        || path.starts_with("~");
-    if !path.is_file() && !looks_like_path {
+    if !super::model_arg::is_file(&args.model) {
         let name = args.model.to_string_lossy();
         if let Some(client) = super::client::Client::detect() {
             let prompt = (!args.prompt.is_empty()).then(|| args.prompt.join(" "));
-            return super::remote::run(&client, &name, prompt, &remote_options(args));
+            return super::remote::run(&client, &name, prompt, &remote_options(args)).map_err(
+                |e| {
+                    if e.to_string().ends_with("not found") {
+                        super::model_arg::not_found(&name, None)
+                    } else {
+                        e
+                    }
+                },
+            );
         }
-        let resolved = crate::builtin::open_store()?.resolve(&store::ModelName::parse(&name)?)?;
-        path = resolved.gguf_path;
-        params = resolved.params;
     }
+    let super::model_arg::Resolved { path, params } = super::model_arg::resolve(&args.model)?;
     install_ctrl_c_handler()?;
     // 0 lets hearth choose, as Ollama's num_thread.
     let mut threads = args.threads.filter(|&n| n > 0);

@@ -29,10 +29,7 @@ pub struct ShowArgs {
 /// the store.
 pub fn run(args: &ShowArgs) -> anyhow::Result<()> {
     let path = Path::new(&args.model);
-    let looks_like_path = path.extension().is_some_and(|e| e == "gguf")
-        || path.is_absolute()
-        || args.model.starts_with(['.', '~']);
-    if !path.is_file() && !looks_like_path {
+    if !super::model_arg::is_file(path) {
         return show_model::run(&args.model, &args.part);
     }
     if args.part.any() {

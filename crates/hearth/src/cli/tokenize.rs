@@ -13,7 +13,8 @@ use model::tokenizer::Tokenizer;
 /// Arguments of `hearth tokenize`.
 #[derive(Debug, clap::Args)]
 pub struct TokenizeArgs {
-    /// A GGUF file (weights are not read; a vocab-only file works).
+    /// A model of the store or a GGUF file (weights are not read; a vocab-only
+    /// file works).
     model: PathBuf,
     /// The text, taken verbatim (no escape processing).
     #[arg(required_unless_present = "file", conflicts_with = "file")]
@@ -37,7 +38,8 @@ pub struct TokenizeArgs {
 
 /// Loads the tokenizer, tokenizes the text and prints the ids.
 pub fn run(args: &TokenizeArgs) -> anyhow::Result<()> {
-    let model = GgufModel::open(&args.model).map_err(|e| match e {
+    let path = super::model_arg::resolve(&args.model)?.path;
+    let model = GgufModel::open(&path).map_err(|e| match e {
         gguf::Error::Io { .. } => anyhow::Error::new(e),
         e => anyhow::Error::new(e).context(format!("{}", args.model.display())),
     })?;
