@@ -1,6 +1,7 @@
 //! Server settings from the environment, named after Ollama's (`OLLAMA_HOST` →
-//! `HEARTH_HOST`, envconfig/config.go) with the same defaults, and the
-//! `keep_alive` duration format shared by the environment and the API.
+//! `HEARTH_HOST`, envconfig/config.go) with the same defaults, each falling
+//! back to its `OLLAMA_*` twin when unset, and the `keep_alive` duration format
+//! shared by the environment and the API.
 
 use std::time::Duration;
 
@@ -133,6 +134,28 @@ pub struct Config {
     /// (`16GiB`, bytes); models that would not fit are refused. Unset: the
     /// memory the system has available.
     pub max_memory: Option<u64>,
+    /// `HEARTH_CONTEXT_LENGTH`: the context (`num_ctx`) of a request that
+    /// sets none and whose model's parameters set none (default 4096, as
+    /// Ollama's; capped by the model's training context).
+    pub context_length: usize,
+    /// `HEARTH_KV_CACHE_TYPE`: the element type of the KV cache.
+    pub kv_cache_type: KvCacheType,
+    /// `HEARTH_FLASH_ATTENTION`: accepted for Ollama's service files. The CPU
+    /// attention is the same either way (it never materialises the whole
+    /// score matrix), so the flag changes nothing.
+    pub flash_attention: bool,
+}
+
+/// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
+/// `OLLAMA_KV_CACHE_TYPE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvCacheType {
+    /// Half precision, the default.
+    F16,
+    /// 8-bit blocks.
+    Q8_0,
+    /// 4-bit blocks.
+    Q4_0,
 }
 
 impl Default for Config {
@@ -148,6 +171,9 @@ impl Default for Config {
             num_thread: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_memory: None,
+            context_length: crate::scheduler::DEFAULT_NUM_CTX,
+            kv_cache_type: KvCacheType::F16,
+            flash_attention: false,
         }
     }
 }
@@ -171,72 +197,127 @@ impl Config {
     }
 
     /// The settings from `lookup` (the environment, or a map in tests); unset
-    /// and empty variables keep their defaults.
+    /// and empty variables keep their defaults. Each `HEARTH_X` that is unset
+    /// falls back to its Ollama twin `OLLAMA_X` (see [`TWINS`]), so service
+    /// files and scripts written for Ollama work unchanged; errors name the
+    /// variable that was read.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = |suffix: &str| setting(&lookup, suffix);
         let err = |name: &str, value: &str, reason: &str| ConfigError {
             name: name.to_owned(),
             value: value.to_owned(),
             reason: reason.to_owned(),
         };
-        let positive = |name: &str, default: usize| -> Result<usize, ConfigError> {
-            match get(name) {
+        let positive = |suffix: &str, default: usize| -> Result<usize, ConfigError> {
+            match get(suffix) {
                 None => Ok(default),
-                Some(v) => match v.trim().parse::<usize>() {
+                Some((name, v)) => match v.trim().parse::<usize>() {
                     Ok(n) if n > 0 => Ok(n),
-                    _ => Err(err(name, &v, "expected a positive integer")),
+                    _ => Err(err(&name, &v, "expected a positive integer")),
                 },
             }
         };
         let defaults = Config::default();
-        let host = match get("HEARTH_HOST") {
-            Some(v) => host_with_port(&v),
+        let host = match get("HOST") {
+            Some((_, v)) => host_with_port(&v),
             None => defaults.host,
         };
-        let origins = get("HEARTH_ORIGINS")
-            .map(|v| {
+        let origins = get("ORIGINS")
+            .map(|(_, v)| {
                 v.split(',')
                     .map(|o| o.trim().to_owned())
                     .filter(|o| !o.is_empty())
                     .collect()
             })
             .unwrap_or_default();
-        let keep_alive = match get("HEARTH_KEEP_ALIVE") {
-            Some(v) => KeepAlive::parse(&v).map_err(|e| err("HEARTH_KEEP_ALIVE", &v, &e))?,
+        let keep_alive = match get("KEEP_ALIVE") {
+            Some((name, v)) => KeepAlive::parse(&v).map_err(|e| err(&name, &v, &e))?,
             None => defaults.keep_alive,
         };
-        let log_prompts = match get("HEARTH_LOG_PROMPTS").as_deref().map(str::trim) {
-            None | Some("0" | "false" | "no" | "off") => false,
-            Some("1" | "true" | "yes" | "on") => true,
-            Some(v) => return Err(err("HEARTH_LOG_PROMPTS", v, "expected 1 or 0")),
+        let flag = |suffix: &str| -> Result<bool, ConfigError> {
+            match get(suffix) {
+                None => Ok(false),
+                Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
+                    "0" | "false" | "no" | "off" => Ok(false),
+                    "1" | "true" | "yes" | "on" => Ok(true),
+                    _ => Err(err(&name, &v, "expected 1 or 0")),
+                },
+            }
         };
-        let num_thread = match get("HEARTH_NUM_THREAD") {
+        let num_thread = match get("NUM_THREAD") {
             None => None,
-            Some(_) => Some(positive("HEARTH_NUM_THREAD", 1)?),
+            Some(_) => Some(positive("NUM_THREAD", 1)?),
         };
-        let max_memory = match get("HEARTH_MAX_MEMORY") {
+        let max_memory = match get("MAX_MEMORY") {
             None => None,
-            Some(v) => Some(crate::memory::parse_size(&v).ok_or_else(|| {
-                err(
-                    "HEARTH_MAX_MEMORY",
-                    &v,
-                    "expected a size such as 8GiB or 512MiB",
-                )
-            })?),
+            Some((name, v)) => Some(
+                crate::memory::parse_size(&v)
+                    .ok_or_else(|| err(&name, &v, "expected a size such as 8GiB or 512MiB"))?,
+            ),
+        };
+        let kv_cache_type = match get("KV_CACHE_TYPE") {
+            None => defaults.kv_cache_type,
+            Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
+                "f16" => KvCacheType::F16,
+                "q8_0" => KvCacheType::Q8_0,
+                "q4_0" => KvCacheType::Q4_0,
+                _ => return Err(err(&name, &v, "expected f16, q8_0 or q4_0")),
+            },
         };
         Ok(Config {
             host,
             origins,
-            num_parallel: positive("HEARTH_NUM_PARALLEL", defaults.num_parallel)?,
-            max_queue: positive("HEARTH_MAX_QUEUE", defaults.max_queue)?,
-            max_loaded_models: positive("HEARTH_MAX_LOADED_MODELS", defaults.max_loaded_models)?,
+            num_parallel: positive("NUM_PARALLEL", defaults.num_parallel)?,
+            max_queue: positive("MAX_QUEUE", defaults.max_queue)?,
+            max_loaded_models: positive("MAX_LOADED_MODELS", defaults.max_loaded_models)?,
             keep_alive,
-            log_prompts,
+            log_prompts: flag("LOG_PROMPTS")?,
             num_thread,
             max_body_bytes: defaults.max_body_bytes,
             max_memory,
+            context_length: positive("CONTEXT_LENGTH", defaults.context_length)?,
+            kv_cache_type,
+            flash_attention: flag("FLASH_ATTENTION")?,
         })
     }
+}
+
+/// The settings that have an Ollama twin: `HEARTH_X` unset means `OLLAMA_X`
+/// is read. (`OLLAMA_MODELS` is read by the store, `OLLAMA_HOST` by the CLI
+/// too; both go through [`setting`].)
+pub const TWINS: [&str; 10] = [
+    "HOST",
+    "MODELS",
+    "ORIGINS",
+    "NUM_PARALLEL",
+    "MAX_QUEUE",
+    "MAX_LOADED_MODELS",
+    "KEEP_ALIVE",
+    "CONTEXT_LENGTH",
+    "KV_CACHE_TYPE",
+    "FLASH_ATTENTION",
+];
+
+/// The value of setting `suffix` (`"HOST"`): `HEARTH_HOST` if set and not
+/// empty, else `OLLAMA_HOST` when the setting has a twin ([`TWINS`]), with the
+/// name of the variable that held it.
+pub fn setting(lookup: impl Fn(&str) -> Option<String>, suffix: &str) -> Option<(String, String)> {
+    let read = |name: String| {
+        lookup(&name)
+            .filter(|v| !v.trim().is_empty())
+            .map(|v| (name, v))
+    };
+    read(format!("HEARTH_{suffix}")).or_else(|| {
+        TWINS
+            .contains(&suffix)
+            .then(|| read(format!("OLLAMA_{suffix}")))
+            .flatten()
+    })
+}
+
+/// [`setting`] from the process environment.
+pub fn env_setting(suffix: &str) -> Option<(String, String)> {
+    setting(|name| std::env::var(name).ok(), suffix)
 }
 
 /// `HEARTH_HOST` as a bindable `host:port`: the scheme and any path dropped,
@@ -314,6 +395,48 @@ mod tests {
         assert_eq!(e.name, "HEARTH_NUM_PARALLEL");
         assert!(Config::from_lookup(env(&[("HEARTH_MAX_QUEUE", "many")])).is_err());
         assert!(Config::from_lookup(env(&[("HEARTH_KEEP_ALIVE", "later")])).is_err());
+    }
+
+    #[test]
+    fn ollama_twins_apply_where_hearth_settings_are_unset() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let c = Config::from_lookup(env(&[
+            ("OLLAMA_HOST", "0.0.0.0"),
+            ("OLLAMA_NUM_PARALLEL", "3"),
+            ("HEARTH_NUM_PARALLEL", ""),
+            ("OLLAMA_MAX_QUEUE", "7"),
+            ("HEARTH_MAX_QUEUE", "9"),
+            ("OLLAMA_KEEP_ALIVE", "10m"),
+            ("OLLAMA_MAX_LOADED_MODELS", "2"),
+            ("OLLAMA_ORIGINS", "https://b.example"),
+            ("OLLAMA_CONTEXT_LENGTH", "8192"),
+            ("OLLAMA_KV_CACHE_TYPE", "q8_0"),
+            ("OLLAMA_FLASH_ATTENTION", "1"),
+            ("OLLAMA_LOG_PROMPTS", "1"),
+        ]))
+        .unwrap();
+        assert_eq!(c.host, "0.0.0.0:11434");
+        // An empty HEARTH_ value counts as unset; a set one wins.
+        assert_eq!((c.num_parallel, c.max_queue), (3, 9));
+        assert_eq!(c.keep_alive, KeepAlive::For(Duration::from_secs(600)));
+        assert_eq!(c.max_loaded_models, 2);
+        assert_eq!(c.origins, ["https://b.example"]);
+        assert_eq!(c.context_length, 8192);
+        assert_eq!(c.kv_cache_type, KvCacheType::Q8_0);
+        assert!(c.flash_attention);
+        // Prompt logging is hearth's own switch: no twin.
+        assert!(!c.log_prompts);
+        let e = Config::from_lookup(env(&[("OLLAMA_NUM_PARALLEL", "x")])).unwrap_err();
+        assert_eq!(e.name, "OLLAMA_NUM_PARALLEL");
+        let e = Config::from_lookup(env(&[("OLLAMA_KV_CACHE_TYPE", "q2")])).unwrap_err();
+        assert_eq!(e.name, "OLLAMA_KV_CACHE_TYPE");
     }
 
     #[test]

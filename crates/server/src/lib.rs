@@ -172,6 +172,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.host).await?;
     let addr = listener.local_addr()?;
+    if config.kv_cache_type != config::KvCacheType::F16 {
+        tracing::warn!(
+            kv_cache_type = ?config.kv_cache_type,
+            "the KV cache holds f16 values; quantized KV cache types are not implemented, \
+             so this setting does not reduce memory"
+        );
+    }
     let state = AppState::new(store, config);
     state.scheduler.spawn_reaper();
     let scheduler = state.scheduler.clone();

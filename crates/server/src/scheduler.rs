@@ -260,7 +260,7 @@ impl Scheduler {
                     })?
             }
         };
-        let num_ctx = resolve_num_ctx(&request, &resolved, &meta)?;
+        let num_ctx = resolve_num_ctx(&request, &resolved, &meta, self.config.context_length)?;
         let keep_alive = request.keep_alive.unwrap_or(self.config.keep_alive);
         let (events_tx, events_rx) = unbounded_channel();
         let cancel = Arc::new(AtomicBool::new(false));
@@ -586,6 +586,7 @@ fn resolve_num_ctx(
     request: &GenerateRequest,
     resolved: &ResolvedModel,
     meta: &ModelMeta,
+    default_num_ctx: usize,
 ) -> Result<usize, ApiError> {
     if let Some(n) = request.options.num_ctx {
         let n = n as usize;
@@ -599,11 +600,11 @@ fn resolve_num_ctx(
         return Ok(n);
     }
     if matches!(request.input, Input::Embed(_)) {
-        return Ok(DEFAULT_NUM_CTX.min(meta.n_ctx_train));
+        return Ok(default_num_ctx.min(meta.n_ctx_train));
     }
     let from_params = match resolved.params.get("num_ctx") {
         Some(store::ParamValue::Int(n)) if *n > 0 => Some(*n as usize),
         _ => None,
     };
-    Ok(from_params.unwrap_or(DEFAULT_NUM_CTX).min(meta.n_ctx_train))
+    Ok(from_params.unwrap_or(default_num_ctx).min(meta.n_ctx_train))
 }

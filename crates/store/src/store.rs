@@ -479,13 +479,16 @@ impl Store {
     }
 }
 
-/// The store's root: `$HEARTH_MODELS` if set and not empty, else `hearth/models`
-/// under the platform's data directory (`$XDG_DATA_HOME` or
-/// `~/.local/share` on Linux, `~/Library/Application Support` on macOS,
-/// `%APPDATA%` on Windows; from the `dirs` crate).
+/// The store's root: `$HEARTH_MODELS` if set and not empty, else
+/// `$OLLAMA_MODELS` (the layout is Ollama's, so hearth can share an Ollama
+/// store), else `hearth/models` under the platform's data directory
+/// (`$XDG_DATA_HOME` or `~/.local/share` on Linux, `~/Library/Application
+/// Support` on macOS, `%APPDATA%` on Windows; from the `dirs` crate).
 pub fn default_root() -> Result<PathBuf> {
-    if let Some(root) = std::env::var_os(MODELS_ENV).filter(|r| !r.is_empty()) {
-        return Ok(PathBuf::from(root));
+    for var in [MODELS_ENV, "OLLAMA_MODELS"] {
+        if let Some(root) = std::env::var_os(var).filter(|r| !r.is_empty()) {
+            return Ok(PathBuf::from(root));
+        }
     }
     dirs::data_dir()
         .map(|d| d.join("hearth").join("models"))

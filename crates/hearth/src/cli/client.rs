@@ -20,14 +20,12 @@ pub struct Client {
     http: Http,
 }
 
-/// The server's URL from `HEARTH_HOST`; a wildcard bind address is reached on
-/// the loopback address.
+/// The server's URL from `HEARTH_HOST` (or `OLLAMA_HOST`); a wildcard bind
+/// address is reached on the loopback address.
 pub fn base_url() -> String {
-    let host = std::env::var("HEARTH_HOST").unwrap_or_default();
-    let host_port = if host.trim().is_empty() {
-        server::config::Config::default().host
-    } else {
-        server::config::host_with_port(&host)
+    let host_port = match server::config::env_setting("HOST") {
+        Some((_, host)) => server::config::host_with_port(&host),
+        None => server::config::Config::default().host,
     };
     let host_port = host_port
         .replacen("0.0.0.0:", "127.0.0.1:", 1)

@@ -1,16 +1,31 @@
-//! `hearth serve`: the Ollama-compatible HTTP API (see the `server` crate).
-//!
-//! Settings come from the environment, as Ollama's do: `HEARTH_HOST` (address,
-//! default 127.0.0.1:11434), `HEARTH_MODELS` (the store), `HEARTH_ORIGINS`
-//! (extra CORS origins), `HEARTH_NUM_PARALLEL`, `HEARTH_MAX_QUEUE`,
-//! `HEARTH_MAX_LOADED_MODELS`, `HEARTH_KEEP_ALIVE`, `HEARTH_MAX_MEMORY`,
-//! `HEARTH_NUM_THREAD`, `HEARTH_LOG_PROMPTS` (log prompt text; off by
-//! default) and `HEARTH_LOG` (log filter, default `info`).
+//! `hearth serve`: the Ollama- and OpenAI-compatible HTTP APIs (see the
+//! `server` crate), configured by the environment as Ollama is; the settings
+//! and their Ollama twins are listed in `hearth serve --help` ([`ENV_HELP`]).
 
 use anyhow::Context;
 
+/// The settings `hearth serve` reads, for `--help`. Each `HEARTH_*` falls back
+/// to its `OLLAMA_*` twin when unset (server::config::TWINS).
+const ENV_HELP: &str = "\
+Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
+  HEARTH_HOST               OLLAMA_HOST               address to bind (127.0.0.1:11434)
+  HEARTH_MODELS             OLLAMA_MODELS             the model store's directory
+  HEARTH_ORIGINS            OLLAMA_ORIGINS            extra allowed CORS origins (comma-separated)
+  HEARTH_NUM_PARALLEL       OLLAMA_NUM_PARALLEL       sequences each model serves at once (1)
+  HEARTH_MAX_QUEUE          OLLAMA_MAX_QUEUE          waiting requests per model before 503 (512)
+  HEARTH_MAX_LOADED_MODELS  OLLAMA_MAX_LOADED_MODELS  models loaded at once (3)
+  HEARTH_KEEP_ALIVE         OLLAMA_KEEP_ALIVE         how long an idle model stays loaded (5m)
+  HEARTH_CONTEXT_LENGTH     OLLAMA_CONTEXT_LENGTH     default context, num_ctx (4096)
+  HEARTH_KV_CACHE_TYPE      OLLAMA_KV_CACHE_TYPE      KV cache type: f16 (only f16 is implemented)
+  HEARTH_FLASH_ATTENTION    OLLAMA_FLASH_ATTENTION    accepted; the CPU attention is the same either way
+  HEARTH_NUM_THREAD                                   threads per model (all cores)
+  HEARTH_MAX_MEMORY                                   memory cap for loaded models (8GiB, ...)
+  HEARTH_LOG_PROMPTS                                  1: log prompt text (never logged otherwise)
+  HEARTH_LOG                                          log filter (info)";
+
 /// Arguments of `hearth serve` (none: it is configured by the environment).
 #[derive(Debug, clap::Args)]
+#[command(after_help = ENV_HELP)]
 pub struct ServeArgs {}
 
 /// Runs the server until SIGINT or SIGTERM.
@@ -32,4 +47,20 @@ pub fn run(_args: &ServeArgs) -> anyhow::Result<()> {
     runtime
         .block_on(server::serve(store, config, server::shutdown_signal()))
         .with_context(|| format!("serving on {host}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ENV_HELP;
+
+    #[test]
+    fn help_lists_every_setting_with_its_ollama_twin() {
+        for suffix in server::config::TWINS {
+            let line = ENV_HELP
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("HEARTH_{suffix} ")))
+                .unwrap_or_else(|| panic!("HEARTH_{suffix} missing"));
+            assert!(line.contains(&format!("OLLAMA_{suffix} ")), "{line}");
+        }
+    }
 }

@@ -46,7 +46,13 @@ impl Scratch {
 
     /// Starts `hearth serve` on a free port with this store and `env`.
     pub fn serve(&self, env: &[(&str, &str)]) -> Server {
-        Server::start(&self.models(), env)
+        Server::start(&self.models(), env, "HEARTH")
+    }
+
+    /// [`Scratch::serve`] with the address and the store given as Ollama's
+    /// `OLLAMA_HOST` and `OLLAMA_MODELS` (no `HEARTH_*` variable set).
+    pub fn serve_as_ollama(&self, env: &[(&str, &str)]) -> Server {
+        Server::start(&self.models(), env, "OLLAMA")
     }
 
     /// Runs `hearth args` here against the server at `host` (or, with an
@@ -101,13 +107,17 @@ pub struct Server {
 }
 
 impl Server {
-    fn start(models: &Path, env: &[(&str, &str)]) -> Server {
+    /// Starts the server with its address and store in `{prefix}_HOST` and
+    /// `{prefix}_MODELS`.
+    fn start(models: &Path, env: &[(&str, &str)], prefix: &str) -> Server {
         let host = format!("127.0.0.1:{}", free_port());
         let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
         command
             .arg("serve")
-            .env("HEARTH_HOST", &host)
-            .env("HEARTH_MODELS", models)
+            .env_remove("HEARTH_HOST")
+            .env_remove("HEARTH_MODELS")
+            .env(format!("{prefix}_HOST"), &host)
+            .env(format!("{prefix}_MODELS"), models)
             .env("HEARTH_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
