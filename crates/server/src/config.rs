@@ -144,6 +144,12 @@ pub struct Config {
     /// attention is the same either way (it never materialises the whole
     /// score matrix), so the flag changes nothing.
     pub flash_attention: bool,
+    /// `HEARTH_ALLOWED_HOSTS`: comma-separated host names a loopback-bound
+    /// server answers to besides the local ones (see guard.rs).
+    pub allowed_hosts: Vec<String>,
+    /// Connection limits: `HEARTH_HEADER_TIMEOUT` and `HEARTH_BODY_TIMEOUT`
+    /// (durations, as `10s`), `HEARTH_MAX_CONNECTIONS`.
+    pub limits: crate::listen::Limits,
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
@@ -174,6 +180,8 @@ impl Default for Config {
             context_length: crate::scheduler::DEFAULT_NUM_CTX,
             kv_cache_type: KvCacheType::F16,
             flash_attention: false,
+            allowed_hosts: Vec::new(),
+            limits: crate::listen::Limits::default(),
         }
     }
 }
@@ -222,14 +230,31 @@ impl Config {
             Some((_, v)) => host_with_port(&v),
             None => defaults.host,
         };
-        let origins = get("ORIGINS")
-            .map(|(_, v)| {
-                v.split(',')
-                    .map(|o| o.trim().to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let list = |suffix: &str| -> Vec<String> {
+            get(suffix)
+                .map(|(_, v)| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let duration = |suffix: &str, default: Duration| -> Result<Duration, ConfigError> {
+            match get(suffix) {
+                None => Ok(default),
+                Some((name, v)) => match KeepAlive::parse(&v) {
+                    Ok(KeepAlive::For(d)) if !d.is_zero() => Ok(d),
+                    _ => Err(err(&name, &v, "expected a positive duration such as 10s")),
+                },
+            }
+        };
+        let origins = list("ORIGINS");
+        let limits = crate::listen::Limits {
+            header_timeout: duration("HEADER_TIMEOUT", defaults.limits.header_timeout)?,
+            body_timeout: duration("BODY_TIMEOUT", defaults.limits.body_timeout)?,
+            max_connections: positive("MAX_CONNECTIONS", defaults.limits.max_connections)?,
+        };
         let keep_alive = match get("KEEP_ALIVE") {
             Some((name, v)) => KeepAlive::parse(&v).map_err(|e| err(&name, &v, &e))?,
             None => defaults.keep_alive,
@@ -278,6 +303,8 @@ impl Config {
             context_length: positive("CONTEXT_LENGTH", defaults.context_length)?,
             kv_cache_type,
             flash_attention: flag("FLASH_ATTENTION")?,
+            allowed_hosts: list("ALLOWED_HOSTS"),
+            limits,
         })
     }
 }

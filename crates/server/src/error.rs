@@ -18,12 +18,35 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// The longest message sent to a client: values a message quotes come from
+/// the request, and a 10 MB model name must not come back as a 10 MB reply.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `text` cut to at most [`MAX_MESSAGE_BYTES`] / 4 bytes (on a character
+/// boundary), with a note of how long it was: for quoting request values in
+/// messages.
+pub fn truncated(text: &str) -> String {
+    cut(text, MAX_MESSAGE_BYTES / 4)
+}
+
+/// `text` cut to at most `max` bytes plus a note of its length.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 impl ApiError {
-    /// An error with `status` and `message`.
+    /// An error with `status` and `message` (cut to [`MAX_MESSAGE_BYTES`]).
     pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
-            message: message.into(),
+            message: cut(&message.into(), MAX_MESSAGE_BYTES),
         }
     }
 

@@ -23,7 +23,9 @@ pub mod api;
 pub mod config;
 pub mod embed;
 pub mod error;
+mod guard;
 pub mod json;
+pub mod listen;
 pub mod memory;
 pub mod request;
 pub mod scheduler;
@@ -102,6 +104,13 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         })
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            config.limits.body_timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            guard::Guard::new(&config.host, &config.allowed_hosts, &config.origins),
+            guard::check,
+        ))
         .layer(cors(&config.origins))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
@@ -179,17 +188,18 @@ pub async fn serve(
              so this setting does not reduce memory"
         );
     }
+    let limits = config.limits;
     let state = AppState::new(store, config);
     state.scheduler.spawn_reaper();
     let scheduler = state.scheduler.clone();
     tracing::info!("listening on {addr}");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            scheduler.shutdown();
-        })
-        .await
+    listen::serve(listener, app(state), limits, async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        scheduler.shutdown();
+    })
+    .await;
+    Ok(())
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

@@ -20,6 +20,10 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_FLASH_ATTENTION    OLLAMA_FLASH_ATTENTION    accepted; the CPU attention is the same either way
   HEARTH_NUM_THREAD                                   threads per model (all cores)
   HEARTH_MAX_MEMORY                                   memory cap for loaded models (8GiB, ...)
+  HEARTH_ALLOWED_HOSTS                                Host names a loopback server answers to besides local ones
+  HEARTH_HEADER_TIMEOUT                               longest wait for request headers or an idle connection (10s)
+  HEARTH_BODY_TIMEOUT                                 longest pause inside a request body (30s)
+  HEARTH_MAX_CONNECTIONS                              connections served at once (1024)
   HEARTH_LOG_PROMPTS                                  1: log prompt text (never logged otherwise)
   HEARTH_LOG                                          log filter (info)";
 
