@@ -5,6 +5,7 @@ mod serve_common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -226,11 +227,88 @@ fn a_100_mb_body_is_refused_with_413_and_the_server_keeps_serving() {
 }
 
 #[test]
-fn sigterm_shuts_down_gracefully() {
+fn sigterm_lets_streams_finish_then_cancels_after_the_drain_timeout() {
     let scratch = Scratch::new("term");
     scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
-    let mut server = scratch.serve(&[]);
-    // A generation that would run until cancelled is streaming when the signal comes.
+
+    // A stream in flight when SIGTERM comes runs to its end; meanwhile
+    // /ready and new requests answer 503 and /health stays 200.
+    let mut server = scratch.serve(&[("HEARTH_DRAIN_TIMEOUT", "60s")]);
+    assert_eq!(
+        server
+            .http
+            .get(server.url("/ready"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    // Long enough to be still running when the signal comes (the context
+    // shifts past num_ctx); the final object's durations prove it was.
+    let finite = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 4000, "num_ctx": 64, "temperature": 0, "seed": 7}});
+    let started = std::time::Instant::now();
+    let response = server
+        .http
+        .post(server.url("/api/generate"))
+        .json(&finite)
+        .send()
+        .unwrap();
+    let mut reader = BufReader::new(response);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("\"done\":false"), "{first}");
+    let pid = server.child.id().to_string();
+    let signalled = started.elapsed();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let probe = reqwest::blocking::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while probe
+        .get(server.url("/ready"))
+        .send()
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(503)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/ready never answered 503"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(
+        probe.get(server.url("/health")).send().unwrap().status(),
+        200
+    );
+    let refused = probe
+        .post(server.url("/api/generate"))
+        .json(&finite)
+        .send()
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let rest: Vec<String> = reader.lines().map_while(Result::ok).collect();
+    let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["done"], true, "{last}");
+    // It ran to its own end (the model's end token here, or the length),
+    // well after the signal: cancelling at the signal would have ended it
+    // within milliseconds of it.
+    assert!(["stop", "length"].contains(&last["done_reason"].as_str().unwrap()));
+    let ran = Duration::from_nanos(last["total_duration"].as_u64().unwrap());
+    assert!(
+        ran > signalled + Duration::from_millis(100),
+        "generation took {ran:?}, signal after {signalled:?}"
+    );
+    assert!(server.child.wait().unwrap().success());
+    assert!(TcpStream::connect(&server.host).is_err());
+
+    // A generation that would run until cancelled is streaming when the signal
+    // comes: after the drain timeout it is cancelled.
+    let mut server = scratch.serve(&[("HEARTH_DRAIN_TIMEOUT", "1s")]);
     let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64, "temperature": 0, "seed": 7}});
     let response = server
         .http

@@ -150,6 +150,9 @@ pub struct Config {
     /// Connection limits: `HEARTH_HEADER_TIMEOUT` and `HEARTH_BODY_TIMEOUT`
     /// (durations, as `10s`), `HEARTH_MAX_CONNECTIONS`.
     pub limits: crate::listen::Limits,
+    /// `HEARTH_DRAIN_TIMEOUT`: on SIGTERM, how long requests in flight may
+    /// run to their end before they are cancelled (default 30s).
+    pub drain_timeout: Duration,
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
@@ -182,6 +185,7 @@ impl Default for Config {
             flash_attention: false,
             allowed_hosts: Vec::new(),
             limits: crate::listen::Limits::default(),
+            drain_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -305,6 +309,7 @@ impl Config {
             flash_attention: flag("FLASH_ATTENTION")?,
             allowed_hosts: list("ALLOWED_HOSTS"),
             limits,
+            drain_timeout: duration("DRAIN_TIMEOUT", defaults.drain_timeout)?,
         })
     }
 }

@@ -33,6 +33,7 @@ mod worker;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -49,6 +50,11 @@ pub use scheduler::Scheduler;
 pub struct AppState {
     /// Model residency and the store.
     pub scheduler: Arc<Scheduler>,
+    /// Set when shutdown begins: `/ready` and new requests answer 503 from
+    /// then on.
+    pub draining: Arc<AtomicBool>,
+    /// Requests in flight, which a drain waits for.
+    pub in_flight: Arc<listen::InFlight>,
 }
 
 impl AppState {
@@ -56,7 +62,65 @@ impl AppState {
     pub fn new(store: store::Store, config: Config) -> AppState {
         AppState {
             scheduler: Scheduler::new(store, config),
+            draining: Arc::new(AtomicBool::new(false)),
+            in_flight: Arc::new(listen::InFlight::default()),
         }
+    }
+}
+
+/// Counts each request in flight until its response body is done (streams
+/// included), and while the server drains answers new requests 503 with
+/// `Connection: close` (probes aside), so clients and load balancers go
+/// elsewhere while the requests in flight finish.
+async fn track(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = request.uri().path();
+    if path == "/health" || path == "/ready" {
+        return next.run(request).await;
+    }
+    if state.draining.load(Ordering::Relaxed) {
+        let mut response =
+            ApiError::unavailable("the server is shutting down; try again on another replica")
+                .into_response();
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+        return response;
+    }
+    let guard = state.in_flight.enter();
+    let response = next.run(request).await;
+    if axum::body::HttpBody::size_hint(response.body())
+        .exact()
+        .is_some()
+    {
+        // The whole answer is made; only sending it remains.
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    // A stream: the guard lives as long as it does, dropped when the last
+    // byte is sent or the client goes away.
+    let body = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let _ = &guard;
+        chunk
+    });
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+/// `/ready`: 200 while the server takes requests, 503 once it drains (so a
+/// load balancer stops sending new ones). `/health` only says it is alive.
+async fn ready(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if state.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining").into_response()
+    } else {
+        "ready".into_response()
     }
 }
 
@@ -85,6 +149,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/", get(|| async { "hearth is running" }).head(|| async {}))
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready))
         .route("/api/version", get(models::version))
         .route("/api/generate", post(ollama::generate))
         .route("/api/chat", post(ollama::chat))
@@ -111,6 +176,7 @@ pub fn app(state: AppState) -> Router {
             guard::Guard::new(&config.host, &config.allowed_hosts, &config.origins),
             guard::check,
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(cors(&config.origins))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
@@ -188,17 +254,26 @@ pub async fn serve(
              so this setting does not reduce memory"
         );
     }
-    let limits = config.limits;
+    let (limits, drain) = (config.limits, config.drain_timeout);
     let state = AppState::new(store, config);
     state.scheduler.spawn_reaper();
     let scheduler = state.scheduler.clone();
+    let draining = state.draining.clone();
+    let in_flight = state.in_flight.clone();
     tracing::info!("listening on {addr}");
-    listen::serve(listener, app(state), limits, async move {
+    let signal = async move {
         shutdown.await;
-        tracing::info!("shutting down");
-        scheduler.shutdown();
-    })
-    .await;
+        tracing::info!("shutting down: requests in flight finish, new ones get 503");
+        draining.store(true, Ordering::Relaxed);
+    };
+    let shutdown = listen::Shutdown {
+        signal,
+        in_flight,
+        drain,
+        cancel: || scheduler.shutdown(),
+    };
+    listen::serve(listener, app(state), limits, shutdown).await;
+    scheduler.shutdown();
     Ok(())
 }
 

@@ -11,8 +11,11 @@
 //! - at most [`Limits::max_connections`] connections are served at once; the
 //!   next one waits in the listen backlog until one closes.
 //!
-//! On shutdown the loop stops accepting, asks every connection to finish its
-//! request in flight and close, and returns when all have.
+//! Shutdown drains: from the signal on, requests in flight run to their end
+//! while new ones are answered 503 (see [`crate::app`]'s `track` and
+//! `/ready`), so a load balancer sends them elsewhere. When the last request
+//! in flight ends, or after the drain timeout (then `cancel` ends what still
+//! runs), every connection is asked to close and the loop returns.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -50,23 +53,99 @@ impl Default for Limits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then drains.
-pub(crate) async fn serve(
+/// Requests in flight: counted from when a request enters the router until
+/// its response body has been sent (or dropped), so that a drain waits for
+/// streams to end.
+#[derive(Debug)]
+pub struct InFlight {
+    count: watch::Sender<usize>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight {
+            count: watch::Sender::new(0),
+        }
+    }
+}
+
+impl InFlight {
+    /// Counts one request until the guard is dropped.
+    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.send_modify(|n| *n += 1);
+        InFlightGuard(self.clone())
+    }
+
+    /// Completes when no request is in flight.
+    async fn idle(&self) {
+        let mut rx = self.count.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+}
+
+/// One request in flight (see [`InFlight::enter`]).
+#[derive(Debug)]
+pub struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.count.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// How the server stops: the signal, the drain and what ends it.
+pub(crate) struct Shutdown<S, C> {
+    /// Completes when shutdown begins (after marking the server draining).
+    pub signal: S,
+    /// The requests the drain waits for.
+    pub in_flight: Arc<InFlight>,
+    /// The longest drain.
+    pub drain: Duration,
+    /// Cancels what still runs when the drain times out.
+    pub cancel: C,
+}
+
+/// Serves `router` on `listener` until `shutdown.signal` completes, then
+/// drains (module docs).
+pub(crate) async fn serve<S, C>(
     listener: TcpListener,
     router: Router,
     limits: Limits,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) {
+    shutdown: Shutdown<S, C>,
+) where
+    S: Future<Output = ()> + Send + 'static,
+    C: FnOnce(),
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    // Dropping `stop_rx`'s last holder tells connections to finish; each
-    // connection holds a `done_rx`, whose last drop ends the drain.
+    // Dropping `stop_tx` tells connections to finish; each connection holds
+    // a `done_rx`, whose last drop ends the wait for them.
     let (stop_tx, stop_rx) = watch::channel(());
     let (done_tx, done_rx) = watch::channel(());
-    let mut shutdown = std::pin::pin!(shutdown);
+    let mut signal = std::pin::pin!(shutdown.signal);
+    let mut signalled = false;
+    // Armed when the signal comes.
+    let drain_end = tokio::time::sleep(Duration::from_secs(1 << 30));
+    let mut drain_end = std::pin::pin!(drain_end);
+    let mut cancel = Some(shutdown.cancel);
     loop {
         let permit = tokio::select! {
             permit = permits.clone().acquire_owned() => permit,
-            () = &mut shutdown => break,
+            () = &mut signal, if !signalled => {
+                signalled = true;
+                drain_end.as_mut().reset(tokio::time::Instant::now() + shutdown.drain);
+                continue;
+            }
+            () = shutdown.in_flight.idle(), if signalled => break,
+            () = &mut drain_end, if signalled => {
+                tracing::warn!(
+                    "requests still running after the drain timeout of {:?}; cancelling them",
+                    shutdown.drain
+                );
+                if let Some(cancel) = cancel.take() {
+                    cancel();
+                }
+                break;
+            }
         };
         // The semaphore is never closed.
         let Ok(permit) = permit else { break };
@@ -80,7 +159,12 @@ pub(crate) async fn serve(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
+            () = &mut signal, if !signalled => {
+                signalled = true;
+                drain_end.as_mut().reset(tokio::time::Instant::now() + shutdown.drain);
+                continue;
+            }
+            () = shutdown.in_flight.idle(), if signalled => break,
         };
         let _ = stream.set_nodelay(true);
         let service = router
@@ -115,5 +199,7 @@ pub(crate) async fn serve(
     drop(listener);
     drop(stop_tx);
     drop(done_rx);
-    done_tx.closed().await;
+    // Idle connections close at once, busy ones after their response; one
+    // whose client stops reading is dropped with the runtime.
+    let _ = tokio::time::timeout(Duration::from_secs(10), done_tx.closed()).await;
 }
