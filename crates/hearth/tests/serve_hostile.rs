@@ -166,3 +166,47 @@ fn huge_request_values_are_not_echoed_back() {
     let text = body.to_string();
     assert!(text.len() < 2048, "{} bytes", text.len());
 }
+
+#[test]
+fn blob_uploads_are_capped() {
+    let scratch = Scratch::new("hostile-blob");
+    let server = scratch.serve(&[("HEARTH_MAX_BLOB_SIZE", "1MiB")]);
+    let big = vec![7u8; 3 << 20];
+    let digest = format!("sha256:{:x}", <sha2::Sha256 as sha2::Digest>::digest(&big));
+    let url = server.url(&format!("/api/blobs/{digest}"));
+    // Declared too large: refused before a byte is stored.
+    let response = server.http.post(&url).body(big.clone()).send().unwrap();
+    assert_eq!(response.status(), 413);
+    assert!(response.text().unwrap().contains("HEARTH_MAX_BLOB_SIZE"));
+    // Streamed without a length: refused once past the limit.
+    let body = reqwest::blocking::Body::new(std::io::Cursor::new(big.clone()));
+    // The server answers 413 and closes without reading the rest, so the
+    // client may see the answer or a connection cut under its upload.
+    match server.http.post(&url).body(body).send() {
+        Ok(response) => assert_eq!(response.status(), 413),
+        Err(e) => assert!(e.is_body() || e.is_request(), "{e}"),
+    }
+    // Nothing kept: no blob, no partial file.
+    let blob = scratch
+        .models()
+        .join("blobs")
+        .join(digest.replace(':', "-"));
+    assert!(!blob.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.models().join("tmp"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // A small blob still goes in.
+    let small = b"small blob".to_vec();
+    let digest = format!(
+        "sha256:{:x}",
+        <sha2::Sha256 as sha2::Digest>::digest(&small)
+    );
+    let response = server
+        .http
+        .post(server.url(&format!("/api/blobs/{digest}")))
+        .body(small)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 201);
+}

@@ -153,6 +153,9 @@ pub struct Config {
     /// `HEARTH_DRAIN_TIMEOUT`: on SIGTERM, how long requests in flight may
     /// run to their end before they are cancelled (default 30s).
     pub drain_timeout: Duration,
+    /// `HEARTH_MAX_BLOB_SIZE`: the largest blob `/api/blobs` stores (`50GiB`,
+    /// bytes); uploads are also capped by the store's free disk space.
+    pub max_blob_bytes: Option<u64>,
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
@@ -186,6 +189,7 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             limits: crate::listen::Limits::default(),
             drain_timeout: Duration::from_secs(30),
+            max_blob_bytes: None,
         }
     }
 }
@@ -277,13 +281,15 @@ impl Config {
             None => None,
             Some(_) => Some(positive("NUM_THREAD", 1)?),
         };
-        let max_memory = match get("MAX_MEMORY") {
-            None => None,
-            Some((name, v)) => Some(
-                crate::memory::parse_size(&v)
-                    .ok_or_else(|| err(&name, &v, "expected a size such as 8GiB or 512MiB"))?,
-            ),
+        let size = |suffix: &str| -> Result<Option<u64>, ConfigError> {
+            match get(suffix) {
+                None => Ok(None),
+                Some((name, v)) => crate::memory::parse_size(&v)
+                    .map(Some)
+                    .ok_or_else(|| err(&name, &v, "expected a size such as 8GiB or 512MiB")),
+            }
         };
+        let max_memory = size("MAX_MEMORY")?;
         let kv_cache_type = match get("KV_CACHE_TYPE") {
             None => defaults.kv_cache_type,
             Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
@@ -310,6 +316,7 @@ impl Config {
             allowed_hosts: list("ALLOWED_HOSTS"),
             limits,
             drain_timeout: duration("DRAIN_TIMEOUT", defaults.drain_timeout)?,
+            max_blob_bytes: size("MAX_BLOB_SIZE")?,
         })
     }
 }

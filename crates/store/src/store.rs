@@ -134,6 +134,26 @@ impl Store {
         Store::open(default_root()?)
     }
 
+    /// Bytes this user may still write on the store's file system
+    /// (`statvfs`), where the platform reports it.
+    pub fn available_bytes(&self) -> Option<u64> {
+        #[cfg(unix)]
+        {
+            let stat = nix::sys::statvfs::statvfs(self.root()).ok()?;
+            // The field types differ between platforms (u32 blocks on macOS).
+            #[allow(clippy::useless_conversion)]
+            let (blocks, size) = (
+                u64::from(stat.blocks_available()),
+                u64::from(stat.fragment_size()),
+            );
+            Some(blocks.saturating_mul(size))
+        }
+        #[cfg(not(unix))]
+        {
+            None
+        }
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root

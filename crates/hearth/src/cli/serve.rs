@@ -25,6 +25,7 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_BODY_TIMEOUT                                 longest pause inside a request body (30s)
   HEARTH_MAX_CONNECTIONS                              connections served at once (1024)
   HEARTH_DRAIN_TIMEOUT                                on SIGTERM, how long requests in flight may finish (30s)
+  HEARTH_MAX_BLOB_SIZE                                largest blob /api/blobs stores (also capped by free disk)
   HEARTH_LOG_PROMPTS                                  1: log prompt text (never logged otherwise)
   HEARTH_LOG                                          log filter (info)";
 

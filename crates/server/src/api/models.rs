@@ -313,14 +313,51 @@ impl Read for BodyReader {
     }
 }
 
+/// Free space a blob upload must leave on the store's file system.
+const DISK_RESERVE_BYTES: u64 = 1 << 30;
+
+/// The largest blob an upload may bring now: `HEARTH_MAX_BLOB_SIZE`, and the
+/// free space of the store's file system less [`DISK_RESERVE_BYTES`].
+fn blob_limit(state: &AppState) -> u64 {
+    let configured = state.scheduler.config().max_blob_bytes.unwrap_or(u64::MAX);
+    let free = state
+        .scheduler
+        .store()
+        .available_bytes()
+        .map_or(u64::MAX, |b| b.saturating_sub(DISK_RESERVE_BYTES));
+    configured.min(free)
+}
+
+/// 413 for a blob over `limit` bytes.
+fn blob_too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "blob too large: at most {limit} bytes may be stored now \
+             (HEARTH_MAX_BLOB_SIZE, and free disk space less 1 GiB)"
+        ),
+    )
+}
+
 /// `POST /api/blobs/:digest`: streams the body into the store, verifying its
-/// SHA-256; 201 when stored, 400 when the bytes do not match the digest.
+/// SHA-256; 201 when stored, 400 when the bytes do not match the digest, 413
+/// when it is larger than [`blob_limit`] (told by Content-Length up front, or
+/// found while reading; nothing is kept then).
 pub async fn blob_upload(
     State(state): State<AppState>,
     Path(digest): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> Result<StatusCode, ApiError> {
     let digest = parse_digest(&digest)?;
+    let limit = blob_limit(&state);
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(blob_too_large(limit));
+    }
     let store = state.scheduler.store().clone();
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let reader = BodyReader {
@@ -333,8 +370,19 @@ pub async fn blob_upload(
     });
     let mut stream = body.into_data_stream();
     let mut writing = true;
+    let mut received = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(std::io::Error::other);
+        received += chunk.as_ref().map_or(0, |c| c.len() as u64);
+        if received > limit {
+            // The store drops the partial file when the reader fails.
+            let _ = tx
+                .send(Err(std::io::Error::other("blob over the size limit")))
+                .await;
+            drop(tx);
+            let _ = writer.await;
+            return Err(blob_too_large(limit));
+        }
         if chunk.is_err() {
             let _ = tx.send(chunk).await;
             break;
