@@ -83,6 +83,7 @@ def server(workdir):
     env.update(
         HEARTH_HOST=f"127.0.0.1:{port}",
         HEARTH_MODELS=str(workdir / "models"),
+        HEARTH_CONFIG=str(workdir / "no-config.toml"),
         HEARTH_LOG="info",
     )
     with open(log, "wb") as sink:

@@ -33,14 +33,26 @@ static GGUF: &[u8] = include_bytes!("../../../models/hearth-tiny/hearth-tiny.ggu
 /// The Modelfile parameters the model is created with (why: module docs).
 pub const PARAMETERS: &[(&str, &str)] = &[("temperature", "0"), ("repeat_penalty", "1")];
 
-/// Opens the store named by `HEARTH_MODELS` (see [`store::default_root`]) with
-/// the built-in model registered and, if it has no manifest yet, imported.
+/// The store `HEARTH_MODELS` (or `OLLAMA_MODELS`) names, else the config
+/// file's `models`, else the platform's default (see [`store::default_root`]).
+fn open_configured() -> anyhow::Result<Store> {
+    let from_env = ["HEARTH_MODELS", "OLLAMA_MODELS"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|p| !p.is_empty()));
+    if !from_env && let Some(root) = server::config_file::ConfigFile::from_env()?.get("models") {
+        return Ok(Store::open(root)?);
+    }
+    Ok(Store::from_env()?)
+}
+
+/// Opens the store (see [`open_configured`]) with the built-in model
+/// registered and, if it has no manifest yet, imported.
 pub fn open_store() -> anyhow::Result<Store> {
     let mut params = Parameters::new();
     for (name, value) in PARAMETERS {
         params.set(name, value).map_err(anyhow::Error::msg)?;
     }
-    let store = Store::from_env()?.with_builtin_bytes(ModelName::parse(NAME)?, GGUF, params);
+    let store = open_configured()?.with_builtin_bytes(ModelName::parse(NAME)?, GGUF, params);
     store
         .install_builtins()
         .with_context(|| format!("installing the built-in model {NAME}"))?;

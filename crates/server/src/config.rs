@@ -156,6 +156,9 @@ pub struct Config {
     /// `HEARTH_MAX_BLOB_SIZE`: the largest blob `/api/blobs` stores (`50GiB`,
     /// bytes); uploads are also capped by the store's free disk space.
     pub max_blob_bytes: Option<u64>,
+    /// API keys: the config file's `[[keys]]`, plus `HEARTH_API_KEY` (an
+    /// admin key named `HEARTH_API_KEY`). None: no key is asked for.
+    pub keys: Vec<crate::config_file::KeyEntry>,
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
@@ -190,6 +193,7 @@ impl Default for Config {
             limits: crate::listen::Limits::default(),
             drain_timeout: Duration::from_secs(30),
             max_blob_bytes: None,
+            keys: Vec::new(),
         }
     }
 }
@@ -207,18 +211,38 @@ pub struct ConfigError {
 }
 
 impl Config {
-    /// The settings from the process environment.
+    /// The settings from the process environment and the config file
+    /// (`HEARTH_CONFIG` or `~/.hearth/config.toml`), the environment first.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| std::env::var(name).ok())
+        let file = crate::config_file::ConfigFile::from_env()?;
+        Config::from_sources(|name| std::env::var(name).ok(), &file)
+    }
+
+    /// [`Config::from_sources`] without a config file.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        Config::from_sources(lookup, &crate::config_file::ConfigFile::default())
     }
 
     /// The settings from `lookup` (the environment, or a map in tests); unset
     /// and empty variables keep their defaults. Each `HEARTH_X` that is unset
     /// falls back to its Ollama twin `OLLAMA_X` (see [`TWINS`]), so service
     /// files and scripts written for Ollama work unchanged; errors name the
-    /// variable that was read.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let get = |suffix: &str| setting(&lookup, suffix);
+    /// variable that was read. Settings no variable holds come from `file`.
+    pub fn from_sources(
+        lookup: impl Fn(&str) -> Option<String>,
+        file: &crate::config_file::ConfigFile,
+    ) -> Result<Config, ConfigError> {
+        let get = |suffix: &str| {
+            setting(&lookup, suffix).or_else(|| {
+                let key = suffix.to_ascii_lowercase();
+                let value = file.get(&key)?;
+                let source = file
+                    .path
+                    .as_deref()
+                    .map_or_else(String::new, |p| p.display().to_string());
+                Some((format!("{source}: {key}"), value))
+            })
+        };
         let err = |name: &str, value: &str, reason: &str| ConfigError {
             name: name.to_owned(),
             value: value.to_owned(),
@@ -317,8 +341,28 @@ impl Config {
             limits,
             drain_timeout: duration("DRAIN_TIMEOUT", defaults.drain_timeout)?,
             max_blob_bytes: size("MAX_BLOB_SIZE")?,
+            keys: keys(&lookup, file)?,
         })
     }
+}
+
+/// The API keys: `file`'s `[[keys]]`, and `HEARTH_API_KEY` as an admin key.
+fn keys(
+    lookup: impl Fn(&str) -> Option<String>,
+    file: &crate::config_file::ConfigFile,
+) -> Result<Vec<crate::config_file::KeyEntry>, ConfigError> {
+    let mut keys = file.keys()?;
+    if let Some(key) = lookup("HEARTH_API_KEY").filter(|k| !k.trim().is_empty()) {
+        keys.push(crate::config_file::KeyEntry {
+            name: "HEARTH_API_KEY".to_owned(),
+            sha256: crate::auth::key_hash(key.trim()),
+            models: None,
+            admin: true,
+            requests_per_minute: None,
+            max_concurrent: None,
+        });
+    }
+    Ok(keys)
 }
 
 /// The settings that have an Ollama twin: `HEARTH_X` unset means `OLLAMA_X`

@@ -20,7 +20,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod auth;
 pub mod config;
+pub mod config_file;
 pub mod embed;
 pub mod error;
 mod guard;
@@ -93,22 +95,7 @@ async fn track(
         return response;
     }
     let guard = state.in_flight.enter();
-    let response = next.run(request).await;
-    if axum::body::HttpBody::size_hint(response.body())
-        .exact()
-        .is_some()
-    {
-        // The whole answer is made; only sending it remains.
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    // A stream: the guard lives as long as it does, dropped when the last
-    // byte is sent or the client goes away.
-    let body = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
-        let _ = &guard;
-        chunk
-    });
-    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(body))
+    hold_until_sent(next.run(request).await, guard)
 }
 
 /// `/ready`: 200 while the server takes requests, 503 once it drains (so a
@@ -130,9 +117,36 @@ struct BodyLimit(usize);
 
 /// The body limit of `req`, for error messages.
 pub(crate) fn body_limit(req: &Request) -> usize {
-    req.extensions()
+    body_limit_of(req.extensions())
+}
+
+/// The body limit recorded in a request's `extensions`.
+pub(crate) fn body_limit_of(extensions: &axum::http::Extensions) -> usize {
+    extensions
         .get::<BodyLimit>()
         .map_or(config::DEFAULT_MAX_BODY_BYTES, |l| l.0)
+}
+
+/// `response` with `guard` kept alive until its body has been sent (or the
+/// client went away): at once for a body already made, at the end of a
+/// stream.
+pub(crate) fn hold_until_sent<G: Send + 'static>(
+    response: axum::response::Response,
+    guard: G,
+) -> axum::response::Response {
+    if axum::body::HttpBody::size_hint(response.body())
+        .exact()
+        .is_some()
+    {
+        // The whole answer is made; only sending it remains.
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let body = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+        let _ = &guard;
+        chunk
+    });
+    axum::response::Response::from_parts(parts, axum::body::Body::from_stream(body))
 }
 
 /// The router: every endpoint, CORS and the body limit.
@@ -172,11 +186,15 @@ pub fn app(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             config.limits.body_timeout,
         ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth::Auth::new(&config.keys)),
+            auth::check,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             guard::Guard::new(&config.host, &config.allowed_hosts, &config.origins),
             guard::check,
         ))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(cors(&config.origins))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
@@ -247,6 +265,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(&config.host).await?;
     let addr = listener.local_addr()?;
+    if !config.keys.is_empty() {
+        tracing::info!(keys = config.keys.len(), "API keys are required");
+    }
     if config.kv_cache_type != config::KvCacheType::F16 {
         tracing::warn!(
             kv_cache_type = ?config.kv_cache_type,

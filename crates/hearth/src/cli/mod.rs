@@ -8,6 +8,7 @@ mod client;
 mod cp;
 mod create;
 mod format;
+mod keys;
 mod list;
 mod logits;
 mod model_arg;
@@ -37,6 +38,8 @@ enum Command {
     Cp(cp::CpArgs),
     /// Create a model in the store from a Modelfile.
     Create(create::CreateArgs),
+    /// Add or list API keys (the config file keeps their SHA-256 only).
+    Keys(keys::KeysArgs),
     /// List the models in the store.
     #[command(alias = "ls")]
     List(list::ListArgs),
@@ -64,6 +67,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Cp(args) => cp::run(&args),
         Command::Create(args) => create::run(&args),
+        Command::Keys(args) => keys::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),
         Command::Rm(args) => rm::run(&args),

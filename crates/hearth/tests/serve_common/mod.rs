@@ -118,6 +118,8 @@ impl Server {
             .env_remove("HEARTH_MODELS")
             .env(format!("{prefix}_HOST"), &host)
             .env(format!("{prefix}_MODELS"), models)
+            // No config file but the one a test asks for.
+            .env("HEARTH_CONFIG", models.with_file_name("no-config.toml"))
             .env("HEARTH_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
