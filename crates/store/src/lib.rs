@@ -6,6 +6,8 @@
 //!   `delete` (with garbage collection of unreferenced blobs), `put_blob`.
 //! - Built-in models ([`Store::with_builtin_bytes`]): installed into every
 //!   store, refreshed when the program's version changes (builtin.rs).
+//! - [`Store::pull`]: models from a registry speaking Ollama's protocol, or a
+//!   GGUF file by URL, resumable and verified ([`PullOptions`]).
 //! - [`Modelfile`]: parse and render FROM / PARAMETER / TEMPLATE / SYSTEM /
 //!   MESSAGE / LICENSE.
 //!
@@ -25,6 +27,7 @@ mod manifest;
 mod modelfile;
 mod name;
 mod params;
+mod pull;
 mod store;
 
 pub use create::Progress;
@@ -37,6 +40,9 @@ pub use manifest::{
     SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPE,
 };
 pub use modelfile::{Message, Modelfile, ModelfileError};
-pub use name::{DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, ModelName, NameError};
+pub use name::{
+    DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, HF_DEFAULT_TAG, ModelName, NameError, is_hf_host,
+};
 pub use params::{ParamKind, ParamValue, Parameters, is_deprecated, param_kind};
+pub use pull::{PullOptions, PullSource, TemplateCheck};
 pub use store::{MODELS_ENV, ModelEntry, PruneReport, ResolvedModel, Store, default_root};

@@ -404,6 +404,17 @@ impl Store {
 
     /// Writes `manifest` under `name`, atomically.
     pub(crate) fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<()> {
+        self.write_manifest_bytes(name, manifest, &manifest.to_bytes())
+    }
+
+    /// Writes a manifest received as `bytes` (already parsed as `manifest`)
+    /// under `name` unchanged, so the model's ID is the sender's.
+    pub(crate) fn write_manifest_bytes(
+        &self,
+        name: &ModelName,
+        manifest: &Manifest,
+        bytes: &[u8],
+    ) -> Result<()> {
         for digest in manifest.digests() {
             if !self.has_blob(&digest) {
                 return Err(StoreError::BlobNotFound(digest));
@@ -413,7 +424,7 @@ impl Store {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        fsutil::write_atomic(&self.tmp_dir(), &path, &manifest.to_bytes())
+        fsutil::write_atomic(&self.tmp_dir(), &path, bytes)
     }
 
     /// Removes the model `name`, then every blob no remaining manifest
