@@ -91,6 +91,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/tags", get(models::tags))
         .route("/api/show", post(models::show))
         .route("/api/create", post(models::create))
+        .route("/api/pull", post(api::pull::pull))
         .route("/api/copy", post(models::copy))
         .route("/api/delete", axum::routing::delete(models::delete))
         .route("/api/ps", get(models::ps))

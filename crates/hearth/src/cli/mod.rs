@@ -11,6 +11,7 @@ mod format;
 mod list;
 mod logits;
 mod ps;
+mod pull;
 mod remote;
 mod rm;
 mod run;
@@ -41,6 +42,8 @@ enum Command {
     List(list::ListArgs),
     /// List the models a running server has loaded.
     Ps(ps::PsArgs),
+    /// Pull a model from a registry (Ollama's, Hugging Face, any other) or a GGUF URL.
+    Pull(pull::PullArgs),
     /// Remove models from the store, and the data no other model uses.
     Rm(rm::RmArgs),
     /// Write the raw logits of every position of a token sequence (conformance checks).
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),
+        Command::Pull(args) => pull::run(&args),
         Command::Rm(args) => rm::run(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Run(args) => run::run(&args),

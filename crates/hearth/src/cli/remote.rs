@@ -193,6 +193,26 @@ pub fn create(
     })
 }
 
+/// `hearth pull` through the server: streams `/api/pull` and hands each
+/// progress object to `show`.
+pub fn pull(
+    client: &Client,
+    name: &str,
+    insecure: bool,
+    show: &mut dyn FnMut(store::Progress),
+) -> anyhow::Result<()> {
+    let body = json!({ "model": name, "insecure": insecure, "stream": true });
+    client.stream("/api/pull", &body, &mut |line| {
+        show(store::Progress {
+            status: line["status"].as_str().unwrap_or_default().to_owned(),
+            digest: line["digest"].as_str().and_then(|d| Digest::parse(d).ok()),
+            total: line["total"].as_u64(),
+            completed: line["completed"].as_u64(),
+        });
+        Ok(())
+    })
+}
+
 fn dirs_home() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(std::path::PathBuf::from)
 }

@@ -107,9 +107,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let name = args.model.to_string_lossy();
         if let Some(client) = super::client::Client::detect() {
             let prompt = (!args.prompt.is_empty()).then(|| args.prompt.join(" "));
-            return super::remote::run(&client, &name, prompt, &remote_options(args));
+            return super::remote::run(&client, &name, prompt, &remote_options(args)).map_err(
+                |e| {
+                    if e.to_string().ends_with("not found") {
+                        anyhow::anyhow!("{e}; try `hearth pull {name}`")
+                    } else {
+                        e
+                    }
+                },
+            );
         }
-        let resolved = crate::builtin::open_store()?.resolve(&store::ModelName::parse(&name)?)?;
+        let resolved = crate::builtin::open_store()?
+            .resolve(&store::ModelName::parse(&name)?)
+            .map_err(|e| match e {
+                store::StoreError::NotFound(_) => anyhow::anyhow!("{e}; try `hearth pull {name}`"),
+                e => e.into(),
+            })?;
         path = resolved.gguf_path;
         params = resolved.params;
     }
