@@ -1,0 +1,279 @@
+//! `hearth pull` as a real process against a registry on 127.0.0.1
+//! (crates/store/tests/common/registry.rs): pull, list and run; a pull killed
+//! with SIGKILL resumes without fetching its bytes again; corrupt blobs and
+//! unknown tags fail clearly; and the same through a running `hearth serve`
+//! (`/api/pull`'s progress objects).
+
+#[path = "../../store/tests/common/registry.rs"]
+mod registry;
+mod serve_common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use gguf::{GgufWriter, TensorType};
+use registry::Registry;
+use serde_json::{Value, json};
+use serve_common::{Scratch, free_port, text};
+
+const MODEL_MEDIA: &str = "application/vnd.ollama.image.model";
+const PARAMS_MEDIA: &str = "application/vnd.ollama.image.params";
+
+/// An unused HEARTH_HOST: the CLI works on the store directly.
+fn standalone() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// A GGUF of about `mib` MiB (one F32 tensor), for slow downloads.
+fn big_gguf(path: &Path, mib: usize) -> Vec<u8> {
+    let mut w = GgufWriter::new();
+    w.add_str("general.architecture", "llama");
+    let n = (mib as u64) << 18;
+    let data: Vec<u8> = (0..n as u32)
+        .flat_map(|i| (i as f32).to_le_bytes())
+        .collect();
+    w.add_tensor("big.weight", TensorType::F32, &[n], &data)
+        .unwrap();
+    w.write_file(path).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+fn digest_hex(bytes: &[u8]) -> String {
+    registry::hex(bytes)
+}
+
+#[test]
+fn pull_list_and_run_through_redirect_and_auth() {
+    let scratch = Scratch::new("pull-run");
+    let gguf = std::fs::read(scratch.gguf()).unwrap();
+    let registry = Registry::start();
+    registry.add_model(
+        "ns/tiny:v1",
+        &[
+            (MODEL_MEDIA, gguf.clone()),
+            (PARAMS_MEDIA, br#"{"temperature":0}"#.to_vec()),
+        ],
+    );
+    registry.faults(|f| {
+        f.redirect = true;
+        f.auth = true;
+    });
+    let host = standalone();
+    let name = format!("{}/ns/tiny:v1", registry.host());
+    let out = scratch.hearth(&host, &["pull", &name, "--insecure"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for step in [
+        "pulling manifest",
+        "verifying sha256 digest",
+        "writing manifest",
+        "success",
+    ] {
+        assert!(stderr.contains(step), "{step}: {stderr}");
+    }
+    assert!(
+        stderr.contains(&format!("pulling {}", &digest_hex(&gguf)[..12])),
+        "{stderr}"
+    );
+    assert_eq!(registry.served(&digest_hex(&gguf)), gguf.len() as u64);
+
+    let list = scratch.ok(&host, &["list"]);
+    assert!(list.contains(&name), "{list}");
+    let answer = scratch.ok(
+        &host,
+        &["run", &name, "hello", "--num-predict", "3", "--seed", "1"],
+    );
+    assert!(!answer.trim().is_empty(), "an answer: {answer:?}");
+
+    // Without --insecure, plain http is refused.
+    let out = scratch.hearth(&host, &["pull", &format!("http://{name}")]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("insecure"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A missing model says how to get one.
+    let out = scratch.hearth(&host, &["run", "nosuch", "hi"]);
+    assert!(
+        text(&out.stderr).contains("try `hearth pull nosuch`"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The bytes of blob `hex` that the pull's state file records as on disk.
+fn recorded_bytes(models: &Path, hex: &str) -> u64 {
+    let state = models.join("partial").join(format!("sha256-{hex}.state"));
+    let Some(v) = std::fs::read(state)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+    else {
+        return 0;
+    };
+    v["completed"]
+        .as_array()
+        .map_or(0, |a| a.iter().filter_map(Value::as_u64).sum())
+}
+
+#[test]
+fn killed_pull_resumes_without_fetching_bytes_again() {
+    let scratch = Scratch::new("pull-kill");
+    let gguf = big_gguf(&scratch.dir.join("big.gguf"), 2);
+    let registry = Registry::start();
+    registry.add_model("ns/big:v1", &[(MODEL_MEDIA, gguf.clone())]);
+    registry.faults(|f| f.slow = Some((32 << 10, Duration::from_millis(25))));
+    let host = standalone();
+    let name = format!("{}/ns/big:v1", registry.host());
+    let models = scratch.models();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["pull", &name, "--insecure"])
+        .env("HEARTH_MODELS", &models)
+        .env("HEARTH_HOST", &host)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while recorded_bytes(&models, &digest_hex(&gguf)) < 256 << 10 {
+        assert!(Instant::now() < deadline, "the pull never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the pull ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    // Let the registry notice the closed connection.
+    std::thread::sleep(Duration::from_millis(300));
+    let recorded = recorded_bytes(&models, &digest_hex(&gguf));
+    let served_before = registry.served(&digest_hex(&gguf));
+    assert!(recorded > 0 && recorded < gguf.len() as u64, "{recorded}");
+    let blob = models
+        .join("blobs")
+        .join(format!("sha256-{}", digest_hex(&gguf)));
+    assert!(!blob.exists(), "no partial file under the blob's name");
+
+    registry.faults(|f| f.slow = None);
+    let out = scratch.hearth(&host, &["pull", &name, "--insecure"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fetched_again = registry.served(&digest_hex(&gguf)) - served_before;
+    assert_eq!(
+        fetched_again,
+        gguf.len() as u64 - recorded,
+        "only the bytes not on disk are fetched (killed after {recorded} of {})",
+        gguf.len()
+    );
+    assert_eq!(std::fs::read(&blob).unwrap(), gguf);
+}
+
+#[test]
+fn corrupt_blob_and_unknown_tag_fail_clearly() {
+    let scratch = Scratch::new("pull-corrupt");
+    let gguf = std::fs::read(scratch.gguf()).unwrap();
+    let registry = Registry::start();
+    registry.add_model("ns/tiny:v1", &[(MODEL_MEDIA, gguf.clone())]);
+    registry.faults(|f| {
+        f.corrupt.insert(digest_hex(&gguf));
+    });
+    let host = standalone();
+    let out = scratch.hearth(
+        &host,
+        &[
+            "pull",
+            &format!("{}/ns/tiny:v1", registry.host()),
+            "--insecure",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("digest mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+    let blob = scratch
+        .models()
+        .join("blobs")
+        .join(format!("sha256-{}", digest_hex(&gguf)));
+    assert!(!blob.exists());
+
+    let out = scratch.hearth(
+        &host,
+        &[
+            "pull",
+            &format!("{}/ns/tiny:nope", registry.host()),
+            "--insecure",
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("error: pull model manifest: model") && stderr.contains("not found"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn pull_through_a_running_server() {
+    let scratch = Scratch::new("pull-serve");
+    let gguf = std::fs::read(scratch.gguf()).unwrap();
+    let registry = Registry::start();
+    registry.add_model("ns/tiny:v1", &[(MODEL_MEDIA, gguf.clone())]);
+    registry.add_model(
+        "ns/tiny:v2",
+        &[(MODEL_MEDIA, gguf.clone()), (PARAMS_MEDIA, b"{}".to_vec())],
+    );
+    let server = scratch.serve(&[]);
+    let name = format!("{}/ns/tiny:v1", registry.host());
+
+    // The CLI goes through /api/pull.
+    let out = scratch.hearth(&server.host, &["pull", &name, "--insecure"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let tags = server.get("/api/tags");
+    assert!(
+        tags["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == name.as_str()),
+        "{tags}"
+    );
+
+    // The API's progress objects, as Ollama streams them.
+    let v2 = format!("{}/ns/tiny:v2", registry.host());
+    let (status, lines) = server.post_stream("/api/pull", &json!({"model": v2, "insecure": true}));
+    assert_eq!(status, 200);
+    assert_eq!(lines[0], json!({"status": "pulling manifest"}));
+    let layer = lines
+        .iter()
+        .find(|l| l["digest"].is_string())
+        .expect("a layer step");
+    assert!(layer["status"].as_str().unwrap().starts_with("pulling "));
+    assert!(
+        layer["total"].is_u64() && layer["completed"].is_u64(),
+        "{layer}"
+    );
+    let tail: Vec<&Value> = lines.iter().rev().take(3).collect();
+    assert_eq!(*tail[0], json!({"status": "success"}));
+    assert_eq!(*tail[1], json!({"status": "writing manifest"}));
+    assert_eq!(*tail[2], json!({"status": "verifying sha256 digest"}));
+
+    let (status, body) = server.post(
+        "/api/pull",
+        &json!({"model": v2, "insecure": true, "stream": false}),
+    );
+    assert_eq!((status, body), (200, json!({"status": "success"})));
+    let (status, body) = server.post(
+        "/api/pull",
+        &json!({"model": format!("{}/ns/tiny:nope", registry.host()), "insecure": true, "stream": false}),
+    );
+    assert_eq!(status, 502);
+    assert!(
+        body["error"].as_str().unwrap().contains("not found"),
+        "{body}"
+    );
+}
