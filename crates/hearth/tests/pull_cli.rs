@@ -277,3 +277,39 @@ fn pull_through_a_running_server() {
         "{body}"
     );
 }
+
+#[test]
+fn push_to_the_registry_then_pull_back_and_run() {
+    let scratch = Scratch::new("push-cli");
+    let registry = Registry::start();
+    registry.faults(|f| f.auth = true);
+    let host = standalone();
+    scratch.ok(&host, &["create", "tiny", "-f", "Modelfile"]);
+    let name = format!("{}/me/tiny:v1", registry.host());
+    scratch.ok(&host, &["cp", "tiny", &name]);
+    let out = scratch.hearth(&host, &["push", &name, "--insecure"]);
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("pushing manifest") && stderr.contains("success"),
+        "{stderr}"
+    );
+    assert!(registry.manifest("me/tiny:v1").is_some());
+
+    // A second machine (another store) pulls it and runs it.
+    let other = Scratch::new("push-cli-other");
+    other.ok(&host, &["pull", &name, "--insecure"]);
+    let answer = other.ok(
+        &host,
+        &["run", &name, "hello", "--num-predict", "2", "--seed", "1"],
+    );
+    assert!(!answer.trim().is_empty());
+
+    // Through a server: /api/push answers Ollama's final object.
+    let server = scratch.serve(&[]);
+    let (status, body) = server.post(
+        "/api/push",
+        &json!({"model": name, "insecure": true, "stream": false}),
+    );
+    assert_eq!((status, body), (200, json!({"status": "success"})));
+}

@@ -92,6 +92,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/show", post(models::show))
         .route("/api/create", post(models::create))
         .route("/api/pull", post(api::pull::pull))
+        .route("/api/push", post(api::pull::push))
         .route("/api/copy", post(models::copy))
         .route("/api/delete", axum::routing::delete(models::delete))
         .route("/api/ps", get(models::ps))

@@ -8,6 +8,7 @@
 //!   store, refreshed when the program's version changes (builtin.rs).
 //! - [`Store::pull`]: models from a registry speaking Ollama's protocol, or a
 //!   GGUF file by URL, resumable and verified ([`PullOptions`]).
+//! - [`Store::push`]: a model to such a registry.
 //! - [`Modelfile`]: parse and render FROM / PARAMETER / TEMPLATE / SYSTEM /
 //!   MESSAGE / LICENSE.
 //!
@@ -28,6 +29,7 @@ mod modelfile;
 mod name;
 mod params;
 mod pull;
+mod push;
 mod store;
 
 pub use create::Progress;

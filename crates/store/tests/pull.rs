@@ -317,3 +317,62 @@ fn gguf_file_by_hugging_face_style_url() {
     assert!(store.pull(&bad, &options(), &mut |_| {}).is_err());
     assert!(!store.has_blob(&Digest::of(b"not a model")));
 }
+
+#[test]
+fn push_to_the_registry_then_pull_back() {
+    let dir = temp_dir("push");
+    let registry = Registry::start();
+    registry.faults(|f| f.auth = true);
+    let store = Store::open(dir.join("models")).unwrap();
+    let model = format!("{}/me/pushed:v1", registry.host());
+    common::create(
+        &store,
+        &model,
+        &dir,
+        &format!(
+            "FROM {}\nTEMPLATE \"\"\"{JINJA}\"\"\"\n",
+            write_gguf(&dir, "m.gguf", 9).display()
+        ),
+    );
+    let mut steps = Vec::new();
+    store
+        .push(&model, &options(), &mut |p| steps.push(p))
+        .unwrap();
+    let statuses: Vec<&str> = steps.iter().map(|p| p.status.as_str()).collect();
+    assert_eq!(statuses.first(), Some(&"retrieving manifest"));
+    assert_eq!(
+        &statuses[statuses.len() - 2..],
+        ["pushing manifest", "success"]
+    );
+    let resolved = store.resolve(&name(&model)).unwrap();
+    let pushed = registry
+        .manifest("me/pushed:v1")
+        .expect("the manifest was pushed");
+    assert_eq!(Digest::of(&pushed), resolved.digest);
+    for digest in resolved.manifest.digests() {
+        assert!(registry.has_blob(&digest.to_string()), "{digest}");
+    }
+
+    // Pushed again: every blob is skipped (HEAD says the registry has it).
+    let mut again = Vec::new();
+    store
+        .push(&model, &options(), &mut |p| again.push(p))
+        .unwrap();
+    assert!(
+        again
+            .iter()
+            .filter(|p| p.total.is_some())
+            .all(|p| p.completed == p.total)
+    );
+
+    // Another store pulls it back.
+    let other = Store::open(dir.join("other")).unwrap();
+    other.pull(&model, &options(), &mut |_| {}).unwrap();
+    let back = other.resolve(&name(&model)).unwrap();
+    assert_eq!(back.digest, resolved.digest);
+    assert_eq!(
+        std::fs::read(&back.gguf_path).unwrap(),
+        std::fs::read(&resolved.gguf_path).unwrap()
+    );
+    assert_eq!(back.template.as_deref(), Some(JINJA));
+}

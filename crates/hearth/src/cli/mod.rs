@@ -12,6 +12,7 @@ mod list;
 mod logits;
 mod ps;
 mod pull;
+mod push;
 mod remote;
 mod rm;
 mod run;
@@ -44,6 +45,8 @@ enum Command {
     Ps(ps::PsArgs),
     /// Pull a model from a registry (Ollama's, Hugging Face, any other) or a GGUF URL.
     Pull(pull::PullArgs),
+    /// Push a model of the store to a registry (its name's host).
+    Push(push::PushArgs),
     /// Remove models from the store, and the data no other model uses.
     Rm(rm::RmArgs),
     /// Write the raw logits of every position of a token sequence (conformance checks).
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),
         Command::Pull(args) => pull::run(&args),
+        Command::Push(args) => push::run(&args),
         Command::Rm(args) => rm::run(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Run(args) => run::run(&args),

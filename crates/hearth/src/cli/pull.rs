@@ -27,7 +27,9 @@ pub fn run(args: &PullArgs) -> anyhow::Result<()> {
     let mut display = Display::new();
     let result = match super::client::Client::detect() {
         Some(client) => {
-            super::remote::pull(&client, &args.name, args.insecure, &mut |p| display.show(p))
+            super::remote::transfer(&client, "/api/pull", &args.name, args.insecure, &mut |p| {
+                display.show(p)
+            })
         }
         None => {
             let store = crate::builtin::open_store()?;

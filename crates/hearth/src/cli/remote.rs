@@ -193,16 +193,17 @@ pub fn create(
     })
 }
 
-/// `hearth pull` through the server: streams `/api/pull` and hands each
-/// progress object to `show`.
-pub fn pull(
+/// `hearth pull` or `hearth push` through the server: streams `path`
+/// (`/api/pull` or `/api/push`) and hands each progress object to `show`.
+pub fn transfer(
     client: &Client,
+    path: &str,
     name: &str,
     insecure: bool,
     show: &mut dyn FnMut(store::Progress),
 ) -> anyhow::Result<()> {
     let body = json!({ "model": name, "insecure": insecure, "stream": true });
-    client.stream("/api/pull", &body, &mut |line| {
+    client.stream(path, &body, &mut |line| {
         show(store::Progress {
             status: line["status"].as_str().unwrap_or_default().to_owned(),
             digest: line["digest"].as_str().and_then(|d| Digest::parse(d).ok()),

@@ -1,7 +1,10 @@
-//! `POST /api/pull` (Ollama's docs/api.md): pulls a model into the server's
-//! store from a registry or a GGUF URL, streaming Ollama's progress objects
+//! `POST /api/pull` and `POST /api/push` (Ollama's docs/api.md): pull a
+//! model into the server's store from a registry or a GGUF URL, or push one
+//! of its models to a registry, streaming Ollama's progress objects
 //! (`pulling manifest`, `pulling <digest12>` with `digest`, `total`,
-//! `completed`, `verifying sha256 digest`, `writing manifest`, `success`).
+//! `completed`, `verifying sha256 digest`, `writing manifest`, `success`;
+//! for a push `retrieving manifest`, `pushing <digest12>`, `pushing
+//! manifest`, `success`).
 
 use std::sync::Arc;
 
@@ -15,7 +18,7 @@ use crate::api::progress;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
-/// `POST /api/pull`'s body.
+/// The body of `POST /api/pull` and `POST /api/push`.
 #[derive(Debug, Deserialize)]
 pub struct PullBody {
     #[serde(default)]
@@ -41,25 +44,51 @@ pub fn pull_options(insecure: bool) -> PullOptions {
     }
 }
 
+impl PullBody {
+    /// The model named (`model`, or the older `name`).
+    fn model(&self) -> Result<String, ApiError> {
+        let model = if self.model.is_empty() {
+            &self.name
+        } else {
+            &self.model
+        };
+        if model.trim().is_empty() {
+            return Err(ApiError::bad_request("model is required"));
+        }
+        Ok(model.clone())
+    }
+}
+
 /// `POST /api/pull`.
 pub async fn pull(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PullBody>,
 ) -> Result<Response, ApiError> {
-    let source = if body.model.is_empty() {
-        body.name
-    } else {
-        body.model
-    };
-    if source.trim().is_empty() {
-        return Err(ApiError::bad_request("model is required"));
-    }
+    let source = body.model()?;
     let options = pull_options(body.insecure);
     // Names are checked before the stream starts, so a bad one is a 400.
     store::PullSource::parse(&source, options.insecure)?;
     let store = state.scheduler.store().clone();
     progress::respond(body.stream.unwrap_or(true), "pulling a model", move |tx| {
         store.pull(&source, &options, &mut |p| {
+            let _ = tx.send(Ok(progress::progress_json(&p)));
+        })?;
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /api/push`.
+pub async fn push(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PullBody>,
+) -> Result<Response, ApiError> {
+    let name = body.model()?;
+    let options = pull_options(body.insecure);
+    store::PullSource::parse(&name, options.insecure)?;
+    let store = state.scheduler.store().clone();
+    progress::respond(body.stream.unwrap_or(true), "pushing a model", move |tx| {
+        store.push(&name, &options, &mut |p| {
             let _ = tx.send(Ok(progress::progress_json(&p)));
         })?;
         Ok(())
