@@ -313,3 +313,59 @@ fn push_to_the_registry_then_pull_back_and_run() {
     );
     assert_eq!((status, body), (200, json!({"status": "success"})));
 }
+
+#[test]
+fn pull_from_another_hearth_serve() {
+    let source = Scratch::new("serve-registry");
+    source.ok(&standalone(), &["create", "tiny", "-f", "Modelfile"]);
+    let server = source.serve(&[]);
+
+    // The registry read side: manifest, HEAD, ranges, errors.
+    let manifest: Value = server.get("/v2/library/tiny/manifests/latest");
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let blob_url = server.url(&format!("/v2/library/tiny/blobs/{layer}"));
+    let part = server
+        .http
+        .get(&blob_url)
+        .header("Range", "bytes=0-3")
+        .send()
+        .unwrap();
+    assert_eq!(part.status().as_u16(), 206);
+    assert_eq!(part.bytes().unwrap().as_ref(), b"GGUF");
+    let head = server.http.head(&blob_url).send().unwrap();
+    assert_eq!(head.status().as_u16(), 200);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        std::fs::metadata(source.gguf()).unwrap().len().to_string()
+    );
+    let missing = server
+        .http
+        .get(server.url("/v2/library/tiny/manifests/nope"))
+        .send()
+        .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    let body: Value = missing.json().unwrap();
+    assert_eq!(body["errors"][0]["code"], "MANIFEST_UNKNOWN");
+
+    // Another hearth pulls from it and runs the model.
+    let other = Scratch::new("serve-registry-other");
+    let host = standalone();
+    let name = format!("{}/library/tiny:latest", server.host);
+    other.ok(&host, &["pull", &name, "--insecure"]);
+    let answer = other.ok(
+        &host,
+        &["run", &name, "hello", "--num-predict", "2", "--seed", "1"],
+    );
+    assert!(!answer.trim().is_empty());
+    // Same manifest, so the same model ID on both sides.
+    let id = |list: String| {
+        list.lines()
+            .find(|l| l.contains("tiny:latest"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        id(other.ok(&host, &["list"])),
+        id(source.ok(&server.host, &["list"]))
+    );
+}

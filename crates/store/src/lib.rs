@@ -9,6 +9,7 @@
 //! - [`Store::pull`]: models from a registry speaking Ollama's protocol, or a
 //!   GGUF file by URL, resumable and verified ([`PullOptions`]).
 //! - [`Store::push`]: a model to such a registry.
+//! - [`Store::registry_manifest`]: models as a registry serves them.
 //! - [`Modelfile`]: parse and render FROM / PARAMETER / TEMPLATE / SYSTEM /
 //!   MESSAGE / LICENSE.
 //!
@@ -30,6 +31,7 @@ mod name;
 mod params;
 mod pull;
 mod push;
+mod served;
 mod store;
 
 pub use create::Progress;

@@ -251,7 +251,7 @@ impl Store {
 
     /// Every model name with a manifest, as stored (unsorted). Entries that are
     /// not four valid name parts deep (stray files, temporary files) are skipped.
-    fn names(&self) -> Result<Vec<ModelName>> {
+    pub(crate) fn names(&self) -> Result<Vec<ModelName>> {
         let mut names = Vec::new();
         let dir = self.manifests_dir();
         for host in sub_entries(&dir, true)? {

@@ -7,4 +7,5 @@ pub mod ollama;
 pub mod openai;
 pub mod progress;
 pub mod pull;
+pub mod registry;
 pub mod stream;
