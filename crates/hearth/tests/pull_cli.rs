@@ -364,8 +364,7 @@ fn pull_from_another_hearth_serve() {
             .and_then(|l| l.split_whitespace().nth(1))
             .map(str::to_owned)
     };
-    assert_eq!(
-        id(other.ok(&host, &["list"])),
-        id(source.ok(&server.host, &["list"]))
-    );
+    let pulled_id = id(other.ok(&host, &["list"]));
+    assert!(pulled_id.is_some());
+    assert_eq!(pulled_id, id(source.ok(&server.host, &["list"])));
 }
