@@ -368,3 +368,28 @@ fn pull_from_another_hearth_serve() {
     assert!(pulled_id.is_some());
     assert_eq!(pulled_id, id(source.ok(&server.host, &["list"])));
 }
+
+#[test]
+fn import_from_an_ollama_directory() {
+    let ollama = Scratch::new("import-ollama");
+    let host = standalone();
+    ollama.ok(&host, &["create", "me/tiny:v1", "-f", "Modelfile"]);
+    let mine = Scratch::new("import-mine");
+    let out = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .args(["import", "--from-ollama"])
+        .env("HEARTH_MODELS", mine.models())
+        .env("HEARTH_HOST", &host)
+        .env("OLLAMA_MODELS", ollama.models())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("imported me/tiny:v1"), "{stdout}");
+    assert!(mine.ok(&host, &["list"]).contains("me/tiny:v1"));
+    let answer = mine.ok(&host, &["run", "me/tiny:v1", "hi", "--num-predict", "2"]);
+    assert!(!answer.trim().is_empty());
+
+    let out = mine.hearth(&host, &["import", "--from-ollama", "/nonexistent"]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("not an Ollama model directory"));
+}

@@ -10,6 +10,7 @@
 //!   GGUF file by URL, resumable and verified ([`PullOptions`]).
 //! - [`Store::push`]: a model to such a registry.
 //! - [`Store::registry_manifest`]: models as a registry serves them.
+//! - [`Store::import_ollama`]: an Ollama store's models, by hard link.
 //! - [`Modelfile`]: parse and render FROM / PARAMETER / TEMPLATE / SYSTEM /
 //!   MESSAGE / LICENSE.
 //!
@@ -25,6 +26,7 @@ mod digest;
 mod error;
 mod fsutil;
 mod gguf_info;
+mod import;
 mod manifest;
 mod modelfile;
 mod name;
@@ -38,6 +40,7 @@ pub use create::Progress;
 pub use digest::{Digest, DigestError};
 pub use error::{Result, StoreError};
 pub use gguf_info::{file_type_name, human_number};
+pub use import::ImportReport;
 pub use manifest::{
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, Layer, MANIFEST_MEDIA_TYPE,
     MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE, Manifest, ModelConfig, PARAMS_MEDIA_TYPE, RootFs,

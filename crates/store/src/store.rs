@@ -128,6 +128,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Another store's directory (Ollama's), only to be read: nothing is
+    /// created or cleared.
+    pub(crate) fn view(root: &Path) -> Store {
+        Store {
+            root: root.to_owned(),
+            builtins: Vec::new(),
+        }
+    }
+
     /// Opens the store at [`default_root`].
     pub fn from_env() -> Result<Store> {
         Store::open(default_root()?)

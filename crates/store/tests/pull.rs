@@ -376,3 +376,73 @@ fn push_to_the_registry_then_pull_back() {
     );
     assert_eq!(back.template.as_deref(), Some(JINJA));
 }
+
+#[cfg(unix)]
+#[test]
+fn import_from_an_ollama_directory_links_blobs() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = temp_dir("import");
+    // An Ollama-layout directory: our own layout, written by a store.
+    let ollama = Store::open(dir.join("ollama")).unwrap();
+    common::create(
+        &ollama,
+        "me/mine:v1",
+        &dir,
+        &format!(
+            "FROM {}\nSYSTEM hello\n",
+            write_gguf(&dir, "m.gguf", 4).display()
+        ),
+    );
+    common::create(
+        &ollama,
+        "other",
+        &dir,
+        &format!("FROM {}\n", write_gguf(&dir, "o.gguf", 6).display()),
+    );
+    // One model whose weights are gone is left out.
+    let other = ollama.resolve(&name("other")).unwrap();
+    std::fs::remove_file(&other.gguf_path).unwrap();
+
+    let store = Store::open(dir.join("models")).unwrap();
+    store
+        .create(
+            &name("other"),
+            &store::Modelfile::new(write_gguf(&dir, "x.gguf", 7).display().to_string()),
+            &dir,
+            &mut |_| {},
+        )
+        .unwrap();
+    let report = store
+        .import_ollama(&dir.join("ollama"), &mut |_| {})
+        .unwrap();
+    assert_eq!(report.imported, vec![name("me/mine:v1")]);
+    assert_eq!(report.skipped.len(), 1, "{report:?}");
+    assert!(report.skipped[0].1.contains("exists already"), "{report:?}");
+
+    let mine = ollama.resolve(&name("me/mine:v1")).unwrap();
+    let imported = store.resolve(&name("me/mine:v1")).unwrap();
+    assert_eq!(
+        imported.digest, mine.digest,
+        "the manifest is copied unchanged"
+    );
+    assert_eq!(imported.system.as_deref(), Some("hello"));
+    let ino = |p: &std::path::Path| std::fs::metadata(p).unwrap().ino();
+    assert_eq!(
+        ino(&imported.gguf_path),
+        ino(&mine.gguf_path),
+        "hard-linked, not copied"
+    );
+
+    // Missing blobs: the model is left out with the reason.
+    let store2 = Store::open(dir.join("models2")).unwrap();
+    let report = store2
+        .import_ollama(&dir.join("ollama"), &mut |_| {})
+        .unwrap();
+    assert_eq!(report.skipped.len(), 1);
+    assert!(report.skipped[0].1.contains("missing"), "{report:?}");
+    assert!(
+        store2
+            .import_ollama(&dir.join("nowhere"), &mut |_| {})
+            .is_err()
+    );
+}

@@ -8,6 +8,7 @@ mod client;
 mod cp;
 mod create;
 mod format;
+mod import;
 mod list;
 mod logits;
 mod ps;
@@ -38,6 +39,8 @@ enum Command {
     Cp(cp::CpArgs),
     /// Create a model in the store from a Modelfile.
     Create(create::CreateArgs),
+    /// Import the models of an Ollama store (by hard link).
+    Import(import::ImportArgs),
     /// List the models in the store.
     #[command(alias = "ls")]
     List(list::ListArgs),
@@ -69,6 +72,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Cp(args) => cp::run(&args),
         Command::Create(args) => create::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),
         Command::Pull(args) => pull::run(&args),
