@@ -446,3 +446,26 @@ fn import_from_an_ollama_directory_links_blobs() {
             .is_err()
     );
 }
+
+#[test]
+fn two_pulls_of_one_model_take_turns() {
+    let (registry, gguf, dir) = registry_with_model("pull-twice");
+    registry.faults(|f| f.slow = Some((1024, Duration::from_millis(5))));
+    let root = dir.join("models");
+    let source = format!("{}/ns/tiny:v1", registry.host());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let store = Store::open(&root).unwrap();
+                pull(&store, &source, &options()).unwrap();
+            });
+        }
+    });
+    assert_eq!(
+        registry.served(&Digest::of(&gguf).to_string()),
+        gguf.len() as u64,
+        "the second pull waited and found the blob"
+    );
+    let store = Store::open(&root).unwrap();
+    assert!(store.resolve(&name(&source)).is_ok());
+}

@@ -94,13 +94,21 @@ impl State {
     }
 }
 
-/// The two files of one download.
+/// The files of one download.
 #[derive(Debug, Clone)]
 pub(crate) struct Partial {
     /// The bytes, written at their offsets.
     pub(crate) data: PathBuf,
     /// The [`State`] as JSON.
     pub(crate) state: PathBuf,
+    /// Locked by the process downloading (two pulls of one blob, from the
+    /// server and the CLI say, take turns instead of writing one file).
+    lock: PathBuf,
+}
+
+/// Holds a download's lock until dropped (or the process ends).
+pub(crate) struct DownloadLock {
+    _file: File,
 }
 
 impl Partial {
@@ -109,7 +117,21 @@ impl Partial {
         Partial {
             data: dir.join(format!("{key}.part")),
             state: dir.join(format!("{key}.state")),
+            lock: dir.join(format!("{key}.lock")),
         }
+    }
+
+    /// Waits until no other process downloads this blob, then holds it.
+    pub(crate) fn lock(&self) -> Result<DownloadLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock)
+            .map_err(io_err(&self.lock))?;
+        file.lock().map_err(io_err(&self.lock))?;
+        Ok(DownloadLock { _file: file })
     }
 
     fn load(&self, size: u64) -> Option<State> {
@@ -161,6 +183,8 @@ impl Partial {
             fsutil::sync_dir(dir)?;
         }
         let _ = fs::remove_file(&self.state);
+        // Whoever waits on this lock finds the blob in the store.
+        let _ = fs::remove_file(&self.lock);
         Ok(())
     }
 }

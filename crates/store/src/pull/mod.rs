@@ -164,15 +164,31 @@ impl Store {
         let (manifest, bytes) = fetch_manifest(&remote, base, name)?;
 
         let partial_dir = self.partial_dir()?;
+        let layers: Vec<_> = std::iter::once(&manifest.config)
+            .chain(&manifest.layers)
+            .collect();
+        // Each missing blob's download lock, taken in digest order so that
+        // pulls sharing blobs cannot wait on each other in a circle.
+        let missing: std::collections::BTreeSet<Digest> = layers
+            .iter()
+            .map(|l| l.digest)
+            .filter(|d| !self.has_blob(d))
+            .collect();
+        let mut held = Vec::new();
+        for digest in &missing {
+            held.push(Partial::new(&partial_dir, &digest.file_name()).lock()?);
+        }
+
         let mut fetched = Vec::new();
         let mut seen = std::collections::HashSet::new();
         let tuning = options.tuning();
-        for layer in std::iter::once(&manifest.config).chain(&manifest.layers) {
+        for layer in layers {
             if !seen.insert(layer.digest) {
                 continue;
             }
             let (digest, total) = (layer.digest, layer.size);
             let status = pulling_status(&digest);
+            // Present, possibly brought in by a pull this one waited for.
             if self.has_blob(&digest) {
                 progress(Progress::bytes(&status, Some(digest), total, total));
                 continue;
@@ -254,6 +270,7 @@ impl Store {
         let total = file_size(&remote, url)?;
         let key = format!("url-{}", Digest::of(url.as_str().as_bytes()).hex());
         let partial = Partial::new(&self.partial_dir()?, &key);
+        let _lock = partial.lock()?;
         progress(Progress::bytes(&status, None, total, 0));
         download::download(
             &remote,
