@@ -393,3 +393,39 @@ fn import_from_an_ollama_directory() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("not an Ollama model directory"));
 }
+
+#[test]
+fn http_proxy_and_no_proxy_are_honoured() {
+    let scratch = Scratch::new("pull-proxy");
+    let gguf = std::fs::read(scratch.gguf()).unwrap();
+    let registry = Registry::start();
+    registry.add_model("ns/tiny:v1", &[(MODEL_MEDIA, gguf.clone())]);
+    let host = standalone();
+    // A host that does not resolve: only the proxy (the test registry, which
+    // routes by path) can answer for it.
+    let pull = |no_proxy: &str| {
+        Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args(["pull", "registry.invalid/ns/tiny:v1", "--insecure"])
+            .env("HEARTH_MODELS", scratch.models())
+            .env("HEARTH_HOST", &host)
+            .env("HTTP_PROXY", format!("http://{}", registry.host()))
+            .env("NO_PROXY", no_proxy)
+            .output()
+            .unwrap()
+    };
+    let out = pull("registry.invalid");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot reach registry.invalid: "),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = pull("");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(registry.served(&digest_hex(&gguf)), gguf.len() as u64);
+    assert!(
+        scratch
+            .ok(&host, &["list"])
+            .contains("registry.invalid/ns/tiny:v1")
+    );
+}
