@@ -469,3 +469,37 @@ fn two_pulls_of_one_model_take_turns() {
     let store = Store::open(&root).unwrap();
     assert!(store.resolve(&name(&source)).is_ok());
 }
+
+#[test]
+fn hostile_manifests_are_refused() {
+    let (registry, gguf, dir) = registry_with_model("pull-hostile");
+    let store = Store::open(dir.join("models")).unwrap();
+    let host = registry.host();
+    // Larger than any manifest: refused before it is read to the end.
+    registry.add_raw_manifest("ns/huge:v1", vec![b' '; 5 << 20]);
+    let e = pull(&store, &format!("{host}/ns/huge:v1"), &options()).unwrap_err();
+    assert!(e.to_string().contains("larger than"), "{e}");
+    // A blob claimed to be a petabyte.
+    let manifest = String::from_utf8(registry.manifest("ns/tiny:v1").unwrap()).unwrap();
+    let petabyte = manifest.replace(
+        &format!("\"size\":{}", gguf.len()),
+        "\"size\":1125899906842624",
+    );
+    assert_ne!(petabyte, manifest);
+    registry.add_raw_manifest("ns/big:v1", petabyte.into_bytes());
+    let e = pull(&store, &format!("{host}/ns/big:v1"), &options()).unwrap_err();
+    assert!(e.to_string().contains("at most"), "{e}");
+    // Not a manifest at all.
+    registry.add_raw_manifest("ns/junk:v1", b"{\"layers\": 7}".to_vec());
+    let e = pull(&store, &format!("{host}/ns/junk:v1"), &options()).unwrap_err();
+    assert!(e.to_string().contains("not valid"), "{e}");
+    // A wrong size: the bytes do not hash to the digest, nothing is stored.
+    let short = manifest.replace(
+        &format!("\"size\":{}", gguf.len()),
+        &format!("\"size\":{}", gguf.len() - 1),
+    );
+    registry.add_raw_manifest("ns/short:v1", short.into_bytes());
+    let e = pull(&store, &format!("{host}/ns/short:v1"), &options()).unwrap_err();
+    assert!(matches!(e, StoreError::DigestMismatch { .. }), "{e}");
+    assert!(!store.has_blob(&Digest::of(&gguf)));
+}

@@ -43,6 +43,9 @@ pub use source::PullSource;
 pub(crate) const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 /// Most layers a manifest may list.
 pub(crate) const MAX_LAYERS: usize = 1024;
+/// Largest blob or file accepted (2 TiB; the largest models are a few
+/// hundred GB), so a hostile size cannot fill the disk unchecked.
+pub(crate) const MAX_BLOB_SIZE: u64 = 2 << 40;
 
 /// A check of a template layer's text before a pull is accepted (the caller
 /// compiles it with the chat-template engine the store does not know).
@@ -359,6 +362,14 @@ fn fetch_manifest(remote: &Remote, base: &Url, name: &ModelName) -> Result<(Mani
             manifest.layers.len()
         )));
     }
+    if let Some(layer) = manifest.layers.iter().find(|l| l.size > MAX_BLOB_SIZE) {
+        return Err(StoreError::Remote(format!(
+            "{}: the manifest of {name} gives blob {} a size of {} bytes (at most {MAX_BLOB_SIZE})",
+            remote.host(),
+            layer.digest,
+            layer.size
+        )));
+    }
     if manifest.layer(manifest::MODEL_MEDIA_TYPE).is_none() {
         return Err(StoreError::Remote(format!(
             "{}: the manifest of {name} has no model layer",
@@ -389,7 +400,13 @@ fn file_size(remote: &Remote, url: &Url) -> Result<u64> {
     } else {
         response.content_length()
     };
-    size.ok_or_else(|| {
-        StoreError::Remote(format!("{url}: the server does not say the file's size"))
-    })
+    match size {
+        Some(size) if size <= MAX_BLOB_SIZE => Ok(size),
+        Some(size) => Err(StoreError::Remote(format!(
+            "{url}: the file is {size} bytes (at most {MAX_BLOB_SIZE})"
+        ))),
+        None => Err(StoreError::Remote(format!(
+            "{url}: the server does not say the file's size"
+        ))),
+    }
 }

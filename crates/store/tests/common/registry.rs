@@ -163,6 +163,15 @@ impl Registry {
         manifest
     }
 
+    /// Stores `bytes` as the manifest of `ns/model:tag`, as they are.
+    pub fn add_raw_manifest(&self, repo_tag: &str, bytes: Vec<u8>) {
+        self.shared
+            .lock()
+            .unwrap()
+            .manifests
+            .insert(repo_tag.to_owned(), bytes);
+    }
+
     /// Serves `bytes` at `path` (e.g. `/me/repo/resolve/main/x.gguf`).
     pub fn add_file(&self, path: &str, bytes: Vec<u8>) {
         self.shared
