@@ -224,205 +224,215 @@ pub(crate) fn download(
         .map_err(io_err(&partial.data))?;
     partial.save(&state)?;
 
-    let completed: Vec<AtomicU64> = state.completed.iter().map(|&c| AtomicU64::new(c)).collect();
-    let next_part = AtomicUsize::new(0);
-    let abort = AtomicBool::new(false);
-    let error: Mutex<Option<StoreError>> = Mutex::new(None);
-    let snapshot = || State {
-        completed: completed
-            .iter()
-            .map(|c| c.load(Ordering::Acquire))
-            .collect(),
-        ..state.clone()
+    let job = Job {
+        remote,
+        url,
+        partial,
+        tuning,
+        completed: state.completed.iter().map(|&c| AtomicU64::new(c)).collect(),
+        state,
+        next_part: AtomicUsize::new(0),
+        abort: AtomicBool::new(false),
+        error: Mutex::new(None),
     };
-    let workers = tuning.max_parts.clamp(1, state.completed.len().max(1));
-    std::thread::scope(|scope| -> Result<()> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let result = worker(
-                        remote, url, &state, &completed, &next_part, &abort, partial, tuning,
-                    );
-                    if let Err(e) = result {
-                        abort.store(true, Ordering::Release);
-                        if let Ok(mut slot) = error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                    }
-                })
-            })
-            .collect();
+    let workers = tuning.max_parts.clamp(1, job.completed.len().max(1));
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..workers).map(|_| scope.spawn(|| job.work())).collect();
         loop {
             let done = handles.iter().all(|h| h.is_finished());
-            let now = snapshot();
+            let now = job.snapshot();
             progress(now.completed.iter().sum());
-            partial.save(&now)?;
+            if let Err(e) = partial.save(&now) {
+                job.fail(e);
+            }
             if done {
-                return Ok(());
+                break;
             }
             std::thread::sleep(TICK);
         }
-    })?;
-    if let Some(e) = error.into_inner().ok().flatten() {
-        return Err(e);
+    });
+    match job.error.into_inner().ok().flatten() {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// One download thread: takes parts until none is left, trying each until it
-/// is complete or fails for good.
-#[allow(clippy::too_many_arguments)]
-fn worker(
-    remote: &Remote,
-    url: &Url,
-    state: &State,
-    completed: &[AtomicU64],
-    next_part: &AtomicUsize,
-    abort: &AtomicBool,
-    partial: &Partial,
-    tuning: &Tuning,
-) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .open(&partial.data)
-        .map_err(io_err(&partial.data))?;
-    loop {
-        let i = next_part.fetch_add(1, Ordering::AcqRel);
-        if i >= completed.len() {
-            return Ok(());
+/// One download, shared by its threads.
+struct Job<'a> {
+    remote: &'a Remote,
+    url: &'a Url,
+    partial: &'a Partial,
+    tuning: &'a Tuning,
+    /// The parts (their completed counts as of the start).
+    state: State,
+    /// Bytes of each part written so far.
+    completed: Vec<AtomicU64>,
+    /// The next part no thread has taken.
+    next_part: AtomicUsize,
+    /// Set on the first failure: the other threads stop.
+    abort: AtomicBool,
+    /// The first failure.
+    error: Mutex<Option<StoreError>>,
+}
+
+impl Job<'_> {
+    /// The state with the counts as they are now.
+    fn snapshot(&self) -> State {
+        State {
+            completed: self
+                .completed
+                .iter()
+                .map(|c| c.load(Ordering::Acquire))
+                .collect(),
+            ..self.state.clone()
         }
-        let mut failures = 0;
+    }
+
+    /// Records a failure and stops every thread.
+    fn fail(&self, e: StoreError) {
+        self.abort.store(true, Ordering::Release);
+        if let Ok(mut slot) = self.error.lock() {
+            slot.get_or_insert(e);
+        }
+    }
+
+    /// One download thread: takes parts until none is left, trying each
+    /// until it is complete or fails for good.
+    fn work(&self) {
+        if let Err(e) = self.work_parts() {
+            self.fail(e);
+        }
+    }
+
+    fn work_parts(&self) -> Result<()> {
+        let data = &self.partial.data;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(data)
+            .map_err(io_err(data))?;
         loop {
-            if abort.load(Ordering::Acquire) {
+            let i = self.next_part.fetch_add(1, Ordering::AcqRel);
+            if i >= self.completed.len() {
                 return Ok(());
             }
-            let before = completed[i].load(Ordering::Acquire);
-            match fetch_part(
-                remote,
-                url,
-                state,
-                i,
-                &completed[i],
-                &mut file,
-                abort,
-                partial,
-            ) {
-                Ok(()) => break,
-                Err(Failure::Fatal(e)) => return Err(e),
-                Err(Failure::Retry(e)) => {
-                    // A try that moved forward starts the count again: a
-                    // flaky connection that keeps delivering is not a failure.
-                    if completed[i].load(Ordering::Acquire) > before {
-                        failures = 0;
+            let mut failures = 0;
+            loop {
+                if self.abort.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                let before = self.completed[i].load(Ordering::Acquire);
+                match self.fetch_part(i, &mut file) {
+                    Ok(()) => break,
+                    Err(Failure::Fatal(e)) => return Err(e),
+                    Err(Failure::Retry(e)) => {
+                        // A try that moved forward starts the count again: a
+                        // flaky connection that keeps delivering is not a
+                        // failure.
+                        if self.completed[i].load(Ordering::Acquire) > before {
+                            failures = 0;
+                        }
+                        failures += 1;
+                        if failures > self.tuning.retries {
+                            return Err(e);
+                        }
+                        let pause = self
+                            .tuning
+                            .backoff
+                            .saturating_mul(1 << (failures - 1).min(16))
+                            .min(MAX_BACKOFF);
+                        std::thread::sleep(pause);
                     }
-                    failures += 1;
-                    if failures > tuning.retries {
-                        return Err(e);
-                    }
-                    let pause = tuning
-                        .backoff
-                        .saturating_mul(1 << (failures - 1).min(16))
-                        .min(MAX_BACKOFF);
-                    std::thread::sleep(pause);
                 }
             }
         }
     }
-}
 
-/// One try at the rest of part `i`.
-#[allow(clippy::too_many_arguments)]
-fn fetch_part(
-    remote: &Remote,
-    url: &Url,
-    state: &State,
-    i: usize,
-    completed: &AtomicU64,
-    file: &mut File,
-    abort: &AtomicBool,
-    partial: &Partial,
-) -> std::result::Result<(), Failure> {
-    let part_end = state.part_start(i) + state.part_len(i);
-    let mut pos = state.part_start(i) + completed.load(Ordering::Acquire);
-    if pos >= part_end {
-        return Ok(());
-    }
-    let range = format!("bytes={pos}-{}", part_end - 1);
-    let headers = super::registry::headers(&[(header::RANGE, range)]);
-    let mut response = remote
-        .send(Method::GET, url, &headers)
-        .map_err(Failure::Retry)?;
-    let status = response.status();
-    let mut skip = 0;
-    match status {
-        StatusCode::PARTIAL_CONTENT => {
-            if let Some(start) = content_range_start(response.headers())
-                && start != pos
-            {
-                return Err(Failure::Fatal(StoreError::Remote(format!(
-                    "{}: asked for bytes from {pos}, got bytes from {start}",
-                    remote.host()
-                ))));
-            }
-        }
-        // A server that ignores ranges sends the whole blob: skip to ours.
-        StatusCode::OK => skip = pos,
-        s if s.is_server_error()
-            || s == StatusCode::TOO_MANY_REQUESTS
-            || s == StatusCode::REQUEST_TIMEOUT =>
-        {
-            return Err(Failure::Retry(StoreError::Remote(format!(
-                "{}: {url}: {s}",
-                remote.host()
-            ))));
-        }
-        s => {
-            return Err(Failure::Fatal(StoreError::Remote(format!(
-                "{}: {url}: {s}: {}",
-                remote.host(),
-                super::registry::error_text(response)
-            ))));
-        }
-    }
-    let write_err = |e: io::Error| Failure::Fatal(io_err(&partial.data)(e));
-    file.seek(SeekFrom::Start(pos)).map_err(write_err)?;
-    let mut buf = vec![0u8; 256 << 10];
-    while pos < part_end {
-        if abort.load(Ordering::Acquire) {
+    /// One try at the rest of part `i`.
+    fn fetch_part(&self, i: usize, file: &mut File) -> std::result::Result<(), Failure> {
+        let (state, remote, url, partial) = (&self.state, self.remote, self.url, self.partial);
+        let completed = &self.completed[i];
+        let part_end = state.part_start(i) + state.part_len(i);
+        let mut pos = state.part_start(i) + completed.load(Ordering::Acquire);
+        if pos >= part_end {
             return Ok(());
         }
-        let want = if skip > 0 {
-            skip.min(buf.len() as u64)
-        } else {
-            (part_end - pos).min(buf.len() as u64)
-        } as usize;
-        let n = match response.read(&mut buf[..want]) {
-            Ok(0) => {
-                return Err(Failure::Retry(StoreError::Remote(format!(
-                    "{}: the connection closed {} bytes before the end of a part",
-                    remote.host(),
-                    part_end - pos
-                ))));
+        let range = format!("bytes={pos}-{}", part_end - 1);
+        let headers = super::registry::headers(&[(header::RANGE, range)]);
+        let mut response = remote
+            .send(Method::GET, url, &headers)
+            .map_err(Failure::Retry)?;
+        let status = response.status();
+        let mut skip = 0;
+        match status {
+            StatusCode::PARTIAL_CONTENT => {
+                if let Some(start) = content_range_start(response.headers())
+                    && start != pos
+                {
+                    return Err(Failure::Fatal(StoreError::Remote(format!(
+                        "{}: asked for bytes from {pos}, got bytes from {start}",
+                        remote.host()
+                    ))));
+                }
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
+            // A server that ignores ranges sends the whole blob: skip to ours.
+            StatusCode::OK => skip = pos,
+            s if s.is_server_error()
+                || s == StatusCode::TOO_MANY_REQUESTS
+                || s == StatusCode::REQUEST_TIMEOUT =>
+            {
                 return Err(Failure::Retry(StoreError::Remote(format!(
-                    "{}: reading a blob: {e}",
+                    "{}: {url}: {s}",
                     remote.host()
                 ))));
             }
-        };
-        if skip > 0 {
-            skip -= n as u64;
-            continue;
+            s => {
+                return Err(Failure::Fatal(StoreError::Remote(format!(
+                    "{}: {url}: {s}: {}",
+                    remote.host(),
+                    super::registry::error_text(response)
+                ))));
+            }
         }
-        file.write_all(&buf[..n]).map_err(write_err)?;
-        pos += n as u64;
-        // Counted only once written: the state never claims unwritten bytes.
-        completed.fetch_add(n as u64, Ordering::AcqRel);
+        let write_err = |e: io::Error| Failure::Fatal(io_err(&partial.data)(e));
+        file.seek(SeekFrom::Start(pos)).map_err(write_err)?;
+        let mut buf = vec![0u8; 256 << 10];
+        while pos < part_end {
+            if self.abort.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let want = if skip > 0 {
+                skip.min(buf.len() as u64)
+            } else {
+                (part_end - pos).min(buf.len() as u64)
+            } as usize;
+            let n = match response.read(&mut buf[..want]) {
+                Ok(0) => {
+                    return Err(Failure::Retry(StoreError::Remote(format!(
+                        "{}: the connection closed {} bytes before the end of a part",
+                        remote.host(),
+                        part_end - pos
+                    ))));
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    return Err(Failure::Retry(StoreError::Remote(format!(
+                        "{}: reading a blob: {e}",
+                        remote.host()
+                    ))));
+                }
+            };
+            if skip > 0 {
+                skip -= n as u64;
+                continue;
+            }
+            file.write_all(&buf[..n]).map_err(write_err)?;
+            pos += n as u64;
+            // Counted only once written: the state never claims unwritten bytes.
+            completed.fetch_add(n as u64, Ordering::AcqRel);
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// The first byte of a `Content-Range: bytes START-END/TOTAL` header.
