@@ -6,7 +6,10 @@
 //! moment resumes where it was instead of starting over.
 //!
 //! The state is written only after the bytes it counts have been written to
-//! the partial file, so it never claims more than the file holds. Partial
+//! the partial file, so after a kill it never claims more than the file
+//! holds. Neither file is synced while downloading (that would cost a sync
+//! per state save); after a power cut, bytes that never reached the disk
+//! fail the SHA-256 check and the blob is fetched again. Partial
 //! files live in the store's `partial/` directory under names that are not
 //! blob names; only a verified file is renamed into `blobs/` (see mod.rs).
 

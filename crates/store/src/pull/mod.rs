@@ -9,7 +9,9 @@
 //! checked, the blobs are renamed into the store, and the manifest is
 //! written last, atomically, as the registry sent it (so the model's ID is
 //! the registry's). A file pull downloads the GGUF the same way and creates
-//! a model with one model layer from it.
+//! a model with one model layer from it. A blob being downloaded is locked
+//! (`partial/<blob>.lock`), so two pulls that share it take turns and the
+//! second finds it in the store.
 //!
 //! Progress is reported as [`Progress`] steps with Ollama's statuses
 //! (`pulling manifest`, `pulling <digest12>` with byte counts, `verifying
