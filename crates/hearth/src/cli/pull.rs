@@ -74,9 +74,11 @@ impl Display {
             return;
         };
         if let Some(total) = p.total {
+            let present = p.completed == Some(total);
             let bar = self.by_status.entry(p.status.clone()).or_insert_with(|| {
                 let bar = bars.add(ProgressBar::new(total));
-                bar.set_style(bar_style());
+                // A layer the store has already: no speed or ETA to show.
+                bar.set_style(bar_style(!present));
                 bar.set_prefix(p.status.clone());
                 bar
             });
@@ -103,11 +105,15 @@ impl Display {
     }
 }
 
-/// `pulling 8eeb52dfb3bb: 100% ▕██████▏ 2.0 GB/2.0 GB  31 MB/s  1m02s`.
-fn bar_style() -> ProgressStyle {
-    ProgressStyle::with_template(
-        "{prefix}: {percent:>3}% ▕{wide_bar}▏ {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {eta}",
-    )
-    .unwrap_or_else(|_| ProgressStyle::default_bar())
-    .progress_chars("██ ")
+/// `pulling 8eeb52dfb3bb: 100% ▕██████▏ 2.0 GB/2.0 GB  31 MB/s  1m02s`,
+/// without the speed and ETA unless `transfer`.
+fn bar_style(transfer: bool) -> ProgressStyle {
+    let template = if transfer {
+        "{prefix}: {percent:>3}% ▕{wide_bar}▏ {binary_bytes:>10}/{binary_total_bytes:<10} {binary_bytes_per_sec:>12} {eta}"
+    } else {
+        "{prefix}: {percent:>3}% ▕{wide_bar}▏ {binary_bytes:>10}/{binary_total_bytes:<10}"
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("██ ")
 }
