@@ -429,3 +429,42 @@ fn http_proxy_and_no_proxy_are_honoured() {
             .contains("registry.invalid/ns/tiny:v1")
     );
 }
+
+#[test]
+fn pulled_hearth_tiny_answers_as_the_built_in_model() {
+    let scratch = Scratch::new("pull-hearth-tiny");
+    let gguf = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/hearth-tiny/hearth-tiny.gguf"
+    ))
+    .unwrap();
+    let registry = Registry::start();
+    registry.add_model(
+        "ns/hearth-tiny:v1",
+        &[
+            (MODEL_MEDIA, gguf.clone()),
+            (
+                PARAMS_MEDIA,
+                br#"{"temperature":0,"repeat_penalty":1}"#.to_vec(),
+            ),
+        ],
+    );
+    registry.faults(|f| f.redirect = true);
+    // Pulled into a store that does not hold the built-in model yet, so the
+    // weights really come over HTTP (the CLI would install them first).
+    let name = format!("{}/ns/hearth-tiny:v1", registry.host());
+    let options = store::PullOptions {
+        insecure: true,
+        ..store::PullOptions::default()
+    };
+    store::Store::open(scratch.models())
+        .unwrap()
+        .pull(&name, &options, &mut |_| {})
+        .unwrap();
+    assert_eq!(registry.served(&digest_hex(&gguf)), gguf.len() as u64);
+    let answer = scratch.ok(&standalone(), &["run", &name, "What is 12 plus 7?"]);
+    assert!(
+        answer.trim_end().trim_end_matches('.').ends_with("19"),
+        "{answer}"
+    );
+}
