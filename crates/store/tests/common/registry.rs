@@ -408,7 +408,7 @@ fn serve_blob(state: &AppState, key: &str, headers: &HeaderMap) -> Response {
                 && sent as u64 >= limit
             {
                 // Let the bytes sent so far reach the client, then cut.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 return Some((
                     Err(std::io::Error::other("dropped by the test registry")),
                     usize::MAX,
