@@ -15,8 +15,9 @@
 //!   hearth's answers equal the PyTorch model's on all 895 questions of the
 //!   held-out set (tools/train-tiny's eval).
 //!
-//! `hearth rm hearth-tiny` removes it like any model; it is imported again the
-//! next time hearth opens the store. A store where an older hearth installed
+//! `hearth rm hearth-tiny` removes it like any model, and the store remembers
+//! that: it stays out of listings until the name is used again (`hearth run
+//! hearth-tiny`). A store where an older hearth installed
 //! an older version (other weights or parameters) gets this one when this
 //! hearth opens it, unless the user replaced the model (see the store crate's
 //! builtin.rs).

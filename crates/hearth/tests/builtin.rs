@@ -40,8 +40,11 @@ fn fresh_store_lists_and_shows_hearth_tiny() {
     assert!(params.contains("temperature"), "{params}");
     assert!(params.contains("repeat_penalty"), "{params}");
 
-    // Removed, it is gone from this listing and back at the next start.
+    // Removed, it stays gone from listings until it is used again.
     scratch.ok(&host, &["rm", "hearth-tiny"]);
+    let list = scratch.ok(&host, &["list"]);
+    assert!(!list.contains("hearth-tiny"), "{list}");
+    scratch.ok(&host, &["show", "hearth-tiny"]);
     let list = scratch.ok(&host, &["list"]);
     assert!(list.contains("hearth-tiny:latest"), "{list}");
 }

@@ -178,6 +178,10 @@ impl From<StoreError> for ApiError {
             | StoreError::DigestMismatch { .. }
             | StoreError::InvalidModelfile { .. }
             | StoreError::Unsupported(_) => ApiError::bad_request(e.to_string()),
+            StoreError::InvalidTemplate(_) => ApiError::bad_request(e.to_string()),
+            StoreError::Unreachable { .. } | StoreError::Remote(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())
+            }
             StoreError::NotGguf { source, .. } => {
                 ApiError::bad_request(format!("the model file is not GGUF: {source}"))
             }

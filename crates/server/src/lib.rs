@@ -172,6 +172,17 @@ pub fn app(state: AppState) -> Router {
         .route("/api/tags", get(models::tags))
         .route("/api/show", post(models::show))
         .route("/api/create", post(models::create))
+        .route("/api/pull", post(api::pull::pull))
+        .route("/api/push", post(api::pull::push))
+        .route("/v2/", get(api::registry::version_check))
+        .route(
+            "/v2/{namespace}/{model}/manifests/{tag}",
+            get(api::registry::manifest).head(api::registry::manifest),
+        )
+        .route(
+            "/v2/{namespace}/{model}/blobs/{digest}",
+            get(api::registry::blob).head(api::registry::blob),
+        )
         .route("/api/copy", post(models::copy))
         .route("/api/delete", axum::routing::delete(models::delete))
         .route("/api/ps", get(models::ps))

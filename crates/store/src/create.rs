@@ -32,7 +32,7 @@ pub struct Progress {
 }
 
 impl Progress {
-    fn status(status: impl Into<String>) -> Progress {
+    pub(crate) fn status(status: impl Into<String>) -> Progress {
         Progress {
             status: status.into(),
             digest: None,
@@ -41,7 +41,12 @@ impl Progress {
         }
     }
 
-    fn bytes(status: &str, digest: Option<Digest>, total: u64, completed: u64) -> Progress {
+    pub(crate) fn bytes(
+        status: &str,
+        digest: Option<Digest>,
+        total: u64,
+        completed: u64,
+    ) -> Progress {
         Progress {
             status: status.to_owned(),
             digest,

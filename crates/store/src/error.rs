@@ -58,6 +58,21 @@ pub enum StoreError {
     /// A valid request the store does not support (yet).
     #[error("{0}")]
     Unsupported(String),
+    /// A registry or file server that cannot be connected to.
+    #[error("cannot reach {host}: {reason}")]
+    Unreachable {
+        /// The host (and port).
+        host: String,
+        /// Why, e.g. `Connection refused`.
+        reason: String,
+    },
+    /// A registry or file server that answered with an error, or with
+    /// something that is not what the protocol expects.
+    #[error("{0}")]
+    Remote(String),
+    /// A pulled model whose chat template cannot be used.
+    #[error("the model's chat template cannot be used: {0}")]
+    InvalidTemplate(String),
     /// A manifest or config blob that is not valid JSON of the expected shape.
     #[error("{}: corrupt manifest: {msg}", path.display())]
     CorruptManifest {

@@ -6,6 +6,11 @@
 //!   `delete` (with garbage collection of unreferenced blobs), `put_blob`.
 //! - Built-in models ([`Store::with_builtin_bytes`]): installed into every
 //!   store, refreshed when the program's version changes (builtin.rs).
+//! - [`Store::pull`]: models from a registry speaking Ollama's protocol, or a
+//!   GGUF file by URL, resumable and verified ([`PullOptions`]).
+//! - [`Store::push`]: a model to such a registry.
+//! - [`Store::registry_manifest`]: models as a registry serves them.
+//! - [`Store::import_ollama`]: an Ollama store's models, by hard link.
 //! - [`Modelfile`]: parse and render FROM / PARAMETER / TEMPLATE / SYSTEM /
 //!   MESSAGE / LICENSE.
 //!
@@ -21,22 +26,30 @@ mod digest;
 mod error;
 mod fsutil;
 mod gguf_info;
+mod import;
 mod manifest;
 mod modelfile;
 mod name;
 mod params;
+mod pull;
+mod push;
+mod served;
 mod store;
 
 pub use create::Progress;
 pub use digest::{Digest, DigestError};
 pub use error::{Result, StoreError};
 pub use gguf_info::{file_type_name, human_number};
+pub use import::ImportReport;
 pub use manifest::{
     ADAPTER_MEDIA_TYPE, CONFIG_MEDIA_TYPE, LICENSE_MEDIA_TYPE, Layer, MANIFEST_MEDIA_TYPE,
     MESSAGES_MEDIA_TYPE, MODEL_MEDIA_TYPE, Manifest, ModelConfig, PARAMS_MEDIA_TYPE, RootFs,
     SYSTEM_MEDIA_TYPE, TEMPLATE_MEDIA_TYPE,
 };
 pub use modelfile::{Message, Modelfile, ModelfileError};
-pub use name::{DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, ModelName, NameError};
+pub use name::{
+    DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, HF_DEFAULT_TAG, ModelName, NameError, is_hf_host,
+};
 pub use params::{ParamKind, ParamValue, Parameters, is_deprecated, param_kind};
+pub use pull::{PullOptions, PullSource, TemplateCheck};
 pub use store::{MODELS_ENV, ModelEntry, PruneReport, ResolvedModel, Store, default_root};

@@ -16,6 +16,11 @@ pub const DEFAULT_HOST: &str = "registry.ollama.ai";
 pub const DEFAULT_NAMESPACE: &str = "library";
 /// Tag of names written without one.
 pub const DEFAULT_TAG: &str = "latest";
+/// Tag of Hugging Face names written without one: Hugging Face serves a GGUF
+/// repository's quantizations as tags, and Ollama picks this one by default.
+pub const HF_DEFAULT_TAG: &str = "Q4_K_M";
+/// Hosts that are Hugging Face (`hf.co/USER/REPO[:QUANT]`).
+const HF_HOSTS: [&str; 2] = ["hf.co", "huggingface.co"];
 
 /// Longest host part, in bytes (name.go `isValidLen`).
 const MAX_HOST_LEN: usize = 350;
@@ -96,11 +101,17 @@ impl ModelName {
             .next()
             .map(|h| h.split_once("://").map_or(h, |(_, h)| h));
 
+        let host = host.unwrap_or(DEFAULT_HOST);
+        let default_tag = if is_hf_host(host) {
+            HF_DEFAULT_TAG
+        } else {
+            DEFAULT_TAG
+        };
         let name = ModelName {
-            host: host.unwrap_or(DEFAULT_HOST).to_owned(),
+            host: host.to_owned(),
             namespace: namespace.unwrap_or(DEFAULT_NAMESPACE).to_owned(),
             model: model.to_owned(),
-            tag: tag.unwrap_or(DEFAULT_TAG).to_owned(),
+            tag: tag.unwrap_or(default_tag).to_owned(),
         };
         for (part, value) in name.parts() {
             check_part(part, value).map_err(fail)?;
@@ -194,6 +205,31 @@ impl std::str::FromStr for ModelName {
     }
 }
 
+/// Whether `host` is Hugging Face's (names there default to [`HF_DEFAULT_TAG`]).
+pub fn is_hf_host(host: &str) -> bool {
+    HF_HOSTS.iter().any(|h| host.eq_ignore_ascii_case(h))
+}
+
+/// Turns any text into a valid name part of kind `part`: characters that are
+/// not allowed become '-', a bad first character gets a '_' before it, and
+/// the result is cut to the part's length limit. Used for names derived from
+/// URLs.
+pub(crate) fn sanitize_part(part_is_namespace: bool, text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| match c {
+            c if c.is_ascii_alphanumeric() || c == '_' || c == '-' => c,
+            '.' if !part_is_namespace => c,
+            _ => '-',
+        })
+        .collect();
+    if !out.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+        out.insert(0, '_');
+    }
+    out.truncate(MAX_PART_LEN);
+    out
+}
+
 /// Checks one part: its length, a first character that is alphanumeric or '_',
 /// then alphanumerics, '_', '-' and '.' (no '.' in a namespace), and ':' in the
 /// host only (a port).
@@ -260,6 +296,13 @@ mod tests {
                 "registry.ollama.ai/library/Qwen2.5-Coder_7B:Q4_K_M",
             ),
             ("_x", "registry.ollama.ai/library/_x:latest"),
+            (
+                "hf.co/bartowski/Llama-3.2-1B-GGUF",
+                "hf.co/bartowski/Llama-3.2-1B-GGUF:Q4_K_M",
+            ),
+            ("hf.co/me/repo:Q8_0", "hf.co/me/repo:Q8_0"),
+            ("huggingface.co/me/repo", "huggingface.co/me/repo:Q4_K_M"),
+            ("HF.co/me/repo", "HF.co/me/repo:Q4_K_M"),
         ];
         for (input, full) in table {
             let name = ModelName::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
@@ -299,6 +342,20 @@ mod tests {
         assert!(ModelName::parse(&"m".repeat(80)).is_ok());
         let long_host = format!("{}/ns/m", "h".repeat(351));
         assert!(ModelName::parse(&long_host).is_err());
+    }
+
+    #[test]
+    fn sanitized_parts_are_valid() {
+        for (text, ns, expected) in [
+            ("Llama-3.2-1B.Q4_K_M", false, "Llama-3.2-1B.Q4_K_M"),
+            ("my.org", true, "my-org"),
+            ("-x y", false, "_-x-y"),
+            ("", false, "_"),
+        ] {
+            assert_eq!(sanitize_part(ns, text), expected);
+        }
+        let long = sanitize_part(false, &"a".repeat(200));
+        assert_eq!(long.len(), MAX_PART_LEN);
     }
 
     #[test]

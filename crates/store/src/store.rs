@@ -129,6 +129,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Another store's directory (Ollama's), only to be read: nothing is
+    /// created or cleared.
+    pub(crate) fn view(root: &Path) -> Store {
+        Store {
+            root: root.to_owned(),
+            builtins: Vec::new(),
+        }
+    }
+
     /// Opens the store at [`default_root`].
     pub fn from_env() -> Result<Store> {
         Store::open(default_root()?)
@@ -272,7 +281,7 @@ impl Store {
 
     /// Every model name with a manifest, as stored (unsorted). Entries that are
     /// not four valid name parts deep (stray files, temporary files) are skipped.
-    fn names(&self) -> Result<Vec<ModelName>> {
+    pub(crate) fn names(&self) -> Result<Vec<ModelName>> {
         let mut names = Vec::new();
         let dir = self.manifests_dir();
         for host in sub_entries(&dir, true)? {
@@ -425,6 +434,17 @@ impl Store {
 
     /// Writes `manifest` under `name`, atomically.
     pub(crate) fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<()> {
+        self.write_manifest_bytes(name, manifest, &manifest.to_bytes())
+    }
+
+    /// Writes a manifest received as `bytes` (already parsed as `manifest`)
+    /// under `name` unchanged, so the model's ID is the sender's.
+    pub(crate) fn write_manifest_bytes(
+        &self,
+        name: &ModelName,
+        manifest: &Manifest,
+        bytes: &[u8],
+    ) -> Result<()> {
         for digest in manifest.digests() {
             if !self.has_blob(&digest) {
                 return Err(StoreError::BlobNotFound(digest));
@@ -434,7 +454,7 @@ impl Store {
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
         }
-        fsutil::write_atomic(&self.tmp_dir(), &path, &manifest.to_bytes())
+        fsutil::write_atomic(&self.tmp_dir(), &path, bytes)
     }
 
     /// Removes the model `name`, then every blob no remaining manifest

@@ -377,7 +377,7 @@ fn builtin_model_is_installed_on_first_use() {
 }
 
 #[test]
-fn compiled_in_builtin_is_listed_once_installed_and_comes_back_after_delete() {
+fn compiled_in_builtin_is_listed_once_installed_and_comes_back_when_used_after_delete() {
     let dir = temp_dir("builtin-bytes");
     let gguf = write_gguf(&dir, "tiny.gguf", 12);
     let bytes: &'static [u8] = fs::read(&gguf).unwrap().leak();
@@ -405,9 +405,12 @@ fn compiled_in_builtin_is_listed_once_installed_and_comes_back_after_delete() {
     // Installing again keeps the model as it is.
     store.install_builtins().unwrap();
     assert_eq!(store.list().unwrap()[0].digest, resolved.digest);
+    // Deleted, it stays deleted until its name is used.
     store.delete(&name("hearth-tiny")).unwrap();
     assert!(store.list().unwrap().is_empty());
     store.install_builtins().unwrap();
+    assert!(store.list().unwrap().is_empty());
+    store.resolve(&name("hearth-tiny")).unwrap();
     assert_eq!(store.list().unwrap().len(), 1);
 }
 

@@ -8,11 +8,14 @@ mod client;
 mod cp;
 mod create;
 mod format;
+mod import;
 mod keys;
 mod list;
 mod logits;
 mod model_arg;
 mod ps;
+mod pull;
+mod push;
 mod remote;
 mod rm;
 mod run;
@@ -40,11 +43,17 @@ enum Command {
     Create(create::CreateArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
     Keys(keys::KeysArgs),
+    /// Import the models of an Ollama store (by hard link).
+    Import(import::ImportArgs),
     /// List the models in the store.
     #[command(alias = "ls")]
     List(list::ListArgs),
     /// List the models a running server has loaded.
     Ps(ps::PsArgs),
+    /// Pull a model from a registry (Ollama's, Hugging Face, any other) or a GGUF URL.
+    Pull(pull::PullArgs),
+    /// Push a model of the store to a registry (its name's host).
+    Push(push::PushArgs),
     /// Remove models from the store, and the data no other model uses.
     Rm(rm::RmArgs),
     /// Write the raw logits of every position of a token sequence (conformance checks).
@@ -68,8 +77,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cp(args) => cp::run(&args),
         Command::Create(args) => create::run(&args),
         Command::Keys(args) => keys::run(&args),
+        Command::Import(args) => import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),
+        Command::Pull(args) => pull::run(&args),
+        Command::Push(args) => push::run(&args),
         Command::Rm(args) => rm::run(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Run(args) => run::run(&args),

@@ -193,6 +193,27 @@ pub fn create(
     })
 }
 
+/// `hearth pull` or `hearth push` through the server: streams `path`
+/// (`/api/pull` or `/api/push`) and hands each progress object to `show`.
+pub fn transfer(
+    client: &Client,
+    path: &str,
+    name: &str,
+    insecure: bool,
+    show: &mut dyn FnMut(store::Progress),
+) -> anyhow::Result<()> {
+    let body = json!({ "model": name, "insecure": insecure, "stream": true });
+    client.stream(path, &body, &mut |line| {
+        show(store::Progress {
+            status: line["status"].as_str().unwrap_or_default().to_owned(),
+            digest: line["digest"].as_str().and_then(|d| Digest::parse(d).ok()),
+            total: line["total"].as_u64(),
+            completed: line["completed"].as_u64(),
+        });
+        Ok(())
+    })
+}
+
 fn dirs_home() -> Option<std::path::PathBuf> {
     std::env::var_os("HOME").map(std::path::PathBuf::from)
 }

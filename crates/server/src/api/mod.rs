@@ -5,4 +5,7 @@
 pub mod models;
 pub mod ollama;
 pub mod openai;
+pub mod progress;
+pub mod pull;
+pub mod registry;
 pub mod stream;

@@ -3,20 +3,20 @@
 //! `/api/version` and `/api/blobs/:digest`. All store work runs on blocking
 //! threads.
 
-use std::convert::Infallible;
 use std::io::Read;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::Response;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{Digest, ModelConfig, ModelName, Modelfile, ParamValue, Parameters, Progress, Store};
+use store::{Digest, ModelConfig, ModelName, Modelfile, ParamValue, Parameters, Store};
 
 use crate::AppState;
+use crate::api::progress;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 
@@ -352,7 +352,7 @@ pub async fn blob_upload(
     let digest = parse_digest(&digest)?;
     let limit = blob_limit(&state);
     let declared = headers
-        .get(header::CONTENT_LENGTH)
+        .get(axum::http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -501,20 +501,6 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-fn progress_json(p: &Progress) -> Value {
-    let mut v = json!({ "status": p.status });
-    if let Some(d) = p.digest {
-        v["digest"] = d.to_string().into();
-    }
-    if let Some(t) = p.total {
-        v["total"] = t.into();
-    }
-    if let Some(c) = p.completed {
-        v["completed"] = c.into();
-    }
-    v
-}
-
 /// `POST /api/create`: builds a model from an uploaded GGUF blob (`files`) or
 /// an existing model (`from`), streaming progress as NDJSON status objects.
 pub async fn create(
@@ -527,54 +513,13 @@ pub async fn create(
     let name = parse_name(&body.model)?;
     let streaming = body.stream.unwrap_or(true);
     let store = state.scheduler.store().clone();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Value, ApiError>>();
-    let task = tokio::task::spawn_blocking(move || {
-        let result = create_modelfile(&store, body).and_then(|modelfile| {
-            let base = std::env::current_dir().unwrap_or_default();
-            let tx = tx.clone();
-            store
-                .create(&name, &modelfile, &base, &mut |p| {
-                    let _ = tx.send(Ok(progress_json(&p)));
-                })
-                .map_err(ApiError::from)
-        });
-        if let Err(e) = result {
-            let _ = tx.send(Err(e));
-        }
-    });
-    if !streaming {
-        let mut last = None;
-        while let Some(item) = rx.recv().await {
-            last = Some(item?);
-        }
-        task.await
-            .map_err(|e| ApiError::internal("creating a model", &e))?;
-        return Ok(Json(last.unwrap_or_else(|| json!({"status": "success"}))).into_response());
-    }
-    // An error before any progress is answered with its status.
-    let first = match rx.recv().await {
-        Some(Err(e)) => return Err(e),
-        Some(Ok(v)) => v,
-        None => {
-            return Err(ApiError::internal(
-                "creating a model",
-                &"the create task stopped",
-            ));
-        }
-    };
-    let lines = futures_util::stream::once(async move { Ok::<_, ApiError>(first) })
-        .chain(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        }))
-        .map(|item| {
-            let v = item.unwrap_or_else(|e| e.body());
-            let mut bytes = serde_json::to_vec(&v).unwrap_or_default();
-            bytes.push(b'\n');
-            Ok::<_, Infallible>(Bytes::from(bytes))
-        });
-    Ok((
-        [(header::CONTENT_TYPE, "application/x-ndjson")],
-        Body::from_stream(lines),
-    )
-        .into_response())
+    progress::respond(streaming, "creating a model", move |tx| {
+        let modelfile = create_modelfile(&store, body)?;
+        let base = std::env::current_dir().unwrap_or_default();
+        store.create(&name, &modelfile, &base, &mut |p| {
+            let _ = tx.send(Ok(progress::progress_json(&p)));
+        })?;
+        Ok(())
+    })
+    .await
 }
