@@ -57,7 +57,9 @@ fn every_template_matches_go() {
             let expected = read(&dir.join(format!("expected/{name}.{req}.txt")));
             let got = template.render(&request(&body)).unwrap();
             if got != expected {
-                failures.push(format!("{name}.{req}:\n--- go\n{expected}\n--- hearth\n{got}"));
+                failures.push(format!(
+                    "{name}.{req}:\n--- go\n{expected}\n--- hearth\n{got}"
+                ));
             }
         }
     }
@@ -148,9 +150,18 @@ fn legacy_template_without_response_ends_with_the_prompt() {
 #[test]
 fn broken_templates_fail_to_compile_with_the_line() {
     for (source, needle) in [
-        ("{{ range .Messages }}{{ .Content }}", "line 1: unexpected EOF"),
-        ("{{ .Prompt }}\n{{ nosuchfunc .Prompt }}", "line 2: function \"nosuchfunc\" not defined"),
-        ("{{ .Prompt }}\n\n{{ $x }}", "line 3: undefined variable \"$x\""),
+        (
+            "{{ range .Messages }}{{ .Content }}",
+            "line 1: unexpected EOF",
+        ),
+        (
+            "{{ .Prompt }}\n{{ nosuchfunc .Prompt }}",
+            "line 2: function \"nosuchfunc\" not defined",
+        ),
+        (
+            "{{ .Prompt }}\n\n{{ $x }}",
+            "line 3: undefined variable \"$x\"",
+        ),
     ] {
         let err = ChatTemplate::new(source).unwrap_err();
         assert!(matches!(err, ChatError::Syntax(_)), "{err:?}");

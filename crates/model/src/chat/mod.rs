@@ -3,7 +3,7 @@
 //! own engine in [`gotmpl`]). [`ChatTemplate::new`] tells them apart by
 //! content: a source with Jinja's `{%` or `{#` is Jinja (or, if Jinja refuses
 //! it and it has Go field actions such as `{{ .Prompt }}`, Go); any other
-//! source is Go, or Jinja if Go refuses it.
+//! source is Go, or, if Go refuses it and it has no Go field actions, Jinja.
 //!
 //! For Jinja:
 //!
@@ -129,6 +129,11 @@ impl ChatTemplate {
         } else {
             match go() {
                 Ok(engine) => engine,
+                // Jinja reads `{{ range .Messages }}` as an expression, so a
+                // broken Go template must not fall back to it.
+                Err(go_err) if has_go_fields(source) => {
+                    return Err(ChatError::Syntax(format!("go template: {go_err}")));
+                }
                 Err(go_err) => jinja().map_err(|jinja_err| neither(&jinja_err, &go_err, false))?,
             }
         };
@@ -161,11 +166,20 @@ impl ChatTemplate {
     }
 }
 
-/// Whether `source` has a Go action on a field (`{{ .Prompt }}`, `{{- .X`).
+/// Whether `source` has a Go field reference in an action: a `.` that starts
+/// a word (after `{{`, `{{-`, whitespace, `(` or `$`) followed by a letter,
+/// as in `{{ .Prompt }}` or `{{ range $.Messages }}`; Jinja's attributes
+/// follow a name (`message.content`).
 fn has_go_fields(source: &str) -> bool {
-    ["{{.", "{{ .", "{{- .", "{{ $.", "{{- $."]
-        .iter()
-        .any(|p| source.contains(p))
+    source.split("{{").skip(1).any(|action| {
+        let action = action.split("}}").next().unwrap_or_default();
+        let action = action.strip_prefix('-').unwrap_or(action);
+        let bytes = action.as_bytes();
+        bytes.iter().enumerate().any(|(i, &b)| {
+            let starts_word = i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'(' | b'$');
+            b == b'.' && starts_word && bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+        })
+    })
 }
 
 /// The syntax error of a source neither language accepts, the likelier
@@ -290,17 +304,23 @@ mod tests {
 
     #[test]
     fn neither_language_is_a_syntax_error_naming_both() {
-        let err = ChatTemplate::new("{{ .Prompt ").unwrap_err();
+        let err = ChatTemplate::new("{{ messages[0] ").unwrap_err();
         let ChatError::Syntax(message) = &err else {
             panic!("{err:?}")
         };
         assert!(
-            message.starts_with("not a Go template (line 1: unclosed action)"),
+            message.starts_with("not a Go template (line 1: unexpected '[' in command)"),
             "{message}"
         );
         assert!(message.contains("nor a Jinja template"), "{message}");
         let err = ChatTemplate::new("{% if x %}{{ .Prompt").unwrap_err();
         assert!(err.to_string().contains("nor a Go template"), "{err}");
+        // Jinja would accept this (as `range.Messages`); it is broken Go.
+        let err = ChatTemplate::new("{{- range .Messages }}").unwrap_err();
+        assert_eq!(
+            err,
+            ChatError::Syntax("go template: line 1: unexpected EOF: missing {{end}}".into())
+        );
     }
 
     #[test]

@@ -184,7 +184,7 @@ fn strings(v: Option<&Json>) -> Value {
         Some(Json::String(s)) => vec![Value::str(s)],
         _ => Vec::new(),
     };
-    Value::list(items)
+    Value::list_or_nil(items, ListKind::Plain)
 }
 
 fn any(v: Option<&Json>) -> Value {
@@ -236,8 +236,18 @@ pub(crate) fn message_value(m: &Message) -> Value {
             field("Role", None, false, Value::str(&m.role)),
             field("Content", None, false, Value::str(&m.content)),
             field("Thinking", None, false, Value::str(&m.thinking)),
-            field("Images", None, false, Value::list(Vec::new())),
-            field("ToolCalls", None, false, Value::list(calls)),
+            field(
+                "Images",
+                None,
+                false,
+                Value::list_or_nil(Vec::new(), ListKind::Plain),
+            ),
+            field(
+                "ToolCalls",
+                None,
+                false,
+                Value::list_or_nil(calls, ListKind::Plain),
+            ),
             field("ToolName", None, false, Value::str(&m.tool_name)),
             field("ToolCallID", None, false, Value::str(&m.tool_call_id)),
         ],
@@ -252,15 +262,12 @@ fn property(p: &Json) -> Value {
         _ => Vec::new(),
     };
     let kind = match strings(p.get("type")) {
-        Value::List(l) => Value::List(Rc::new(List {
-            items: l.items.clone(),
-            kind: ListKind::PropertyType,
-        })),
+        Value::List(l) => Value::list_or_nil(l.items.clone(), ListKind::PropertyType),
         other => other,
     };
     let enum_values = match p.get("enum") {
         Some(Json::Array(a)) => Value::list(a.iter().map(Value::from_json).collect()),
-        _ => Value::list(Vec::new()),
+        _ => Value::list_or_nil(Vec::new(), ListKind::Plain),
     };
     let nested = match p.get("properties") {
         Some(Json::Object(o)) => Value::Map(Rc::new(Map {
@@ -273,7 +280,12 @@ fn property(p: &Json) -> Value {
         "ToolProperty",
         false,
         vec![
-            field("AnyOf", Some("anyOf"), true, Value::list(any_of)),
+            field(
+                "AnyOf",
+                Some("anyOf"),
+                true,
+                Value::list_or_nil(any_of, ListKind::Plain),
+            ),
             field("Type", Some("type"), true, kind),
             field("Items", Some("items"), true, any(p.get("items"))),
             field(
@@ -375,6 +387,7 @@ pub(crate) fn tools_value(tools: &[Json]) -> Value {
     Value::List(Rc::new(List {
         items,
         kind: ListKind::Json,
+        nil: false,
     }))
 }
 

@@ -229,6 +229,7 @@ fn slice(args: &[Value]) -> Result<Value, String> {
         Value::List(l) => Value::List(std::rc::Rc::new(super::value::List {
             items: l.items[start..end].to_vec(),
             kind: l.kind,
+            nil: l.nil,
         })),
         _ => Value::Nil,
     })

@@ -37,7 +37,7 @@ use std::collections::BTreeSet;
 use super::{ChatRequest, Clock};
 use funcs::Env;
 use parse::{Arg, Branch, Cmd, Node, Pipe, Templates};
-use value::Value;
+use value::{ListKind, Value};
 
 /// A parsed Go chat template.
 pub(crate) struct GoTemplate {
@@ -82,14 +82,17 @@ impl GoTemplate {
                 ("System".into(), Value::str(&system)),
                 (
                     "Messages".into(),
-                    Value::list(messages.iter().map(data::message_value).collect()),
+                    Value::list_or_nil(
+                        messages.iter().map(data::message_value).collect(),
+                        ListKind::Plain,
+                    ),
                 ),
                 (
                     "Tools".into(),
-                    request
-                        .tools
-                        .as_deref()
-                        .map_or(Value::Nil, data::tools_value),
+                    request.tools.as_deref().map_or_else(
+                        || Value::list_or_nil(Vec::new(), ListKind::Json),
+                        data::tools_value,
+                    ),
                 ),
                 ("Response".into(), Value::str("")),
             ];

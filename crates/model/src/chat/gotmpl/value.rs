@@ -49,6 +49,8 @@ pub(crate) struct List {
     pub items: Vec<Value>,
     /// How it prints.
     pub kind: ListKind,
+    /// A nil slice (marshals as `null`; prints and ranges as empty).
+    pub nil: bool,
 }
 
 /// A Go map with string keys, in iteration order (sorted, as Go ranges and
@@ -97,6 +99,17 @@ impl Value {
         Value::List(Rc::new(List {
             items,
             kind: ListKind::Plain,
+            nil: false,
+        }))
+    }
+
+    /// A slice of `kind` that is nil when it has no items, as Go's
+    /// `append` onto a nil slice leaves it.
+    pub fn list_or_nil(items: Vec<Value>, kind: ListKind) -> Value {
+        Value::List(Rc::new(List {
+            nil: items.is_empty(),
+            items,
+            kind,
         }))
     }
 
@@ -239,6 +252,7 @@ impl Value {
             Value::List(l) if l.kind == ListKind::PropertyType && l.items.len() == 1 => {
                 l.items[0].write_json(out)
             }
+            Value::List(l) if l.nil => out.push_str("null"),
             Value::List(l) => {
                 out.push('[');
                 for (i, item) in l.items.iter().enumerate() {
