@@ -99,6 +99,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     // A model name (not a file) runs on a server if one is up, else from the store.
     let mut path = args.model.clone();
     let mut params = store::Parameters::new();
+    let mut template = None;
     let looks_like_path = path.extension().is_some_and(|e| e == "gguf")
         || path.is_absolute()
         || path.starts_with(".")
@@ -112,6 +113,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let resolved = crate::builtin::open_store()?.resolve(&store::ModelName::parse(&name)?)?;
         path = resolved.gguf_path;
         params = resolved.params;
+        template = resolved.template;
     }
     install_ctrl_c_handler()?;
     // 0 lets hearth choose, as Ollama's num_thread.
@@ -130,6 +132,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         let backend = ModelBackend::new(&model, options.num_ctx)?;
         let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
+        if let Some(template) = &template {
+            session.set_template(template)?;
+        }
         let verbose = match carried.take() {
             Some(c) => {
                 session.set_system(c.system);
