@@ -136,14 +136,8 @@ impl<'t> Exec<'t> {
         let mark = self.vars.len();
         let line = b.pipe.line;
         // The declared variables are set per element, not to the pipeline.
-        let decl = b.pipe.decl.clone();
-        let plain = Pipe {
-            decl: Vec::new(),
-            assign: false,
-            cmds: b.pipe.cmds.clone(),
-            line,
-        };
-        let v = self.pipe(&plain, dot)?;
+        let decl = &b.pipe.decl;
+        let v = self.commands(&b.pipe, dot)?;
         let len = match &v {
             Value::List(l) => l.items.len(),
             Value::Map(m) => m.entries.len(),
@@ -191,12 +185,18 @@ impl<'t> Exec<'t> {
         Ok(())
     }
 
-    fn pipe(&mut self, pipe: &Pipe, dot: &Value) -> Result<Value, String> {
+    /// The value of a pipeline's commands, without its declarations.
+    fn commands(&mut self, pipe: &Pipe, dot: &Value) -> Result<Value, String> {
         let mut value = None;
         for cmd in &pipe.cmds {
             value = Some(self.cmd(cmd, dot, value, pipe.line)?);
         }
-        let value = value.unwrap_or(Value::Nil);
+        Ok(value.unwrap_or(Value::Nil))
+    }
+
+    /// A pipeline's value, declared or assigned to its variables.
+    fn pipe(&mut self, pipe: &Pipe, dot: &Value) -> Result<Value, String> {
+        let value = self.commands(pipe, dot)?;
         for name in &pipe.decl {
             if pipe.assign {
                 match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
@@ -257,6 +257,18 @@ impl<'t> Exec<'t> {
             values.push(self.arg(a, dot)?);
         }
         values.extend(last);
+        // Strings built by doubling (`$x = print $x $x`) grow outside the
+        // output; bound what one call may join.
+        let text: usize = values
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        if text > MAX_OUTPUT {
+            return Err(format!("arguments exceed {} MiB", MAX_OUTPUT >> 20));
+        }
         funcs::call(name, values, self.env)
     }
 

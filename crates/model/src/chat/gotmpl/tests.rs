@@ -175,4 +175,9 @@ fn hostile_templates_are_bounded() {
     );
     assert!(err.contains("output") || err.contains("steps"), "{err}");
     assert!(render_err("{{ template \"missing\" }}", &request).contains("no such template"));
+    let err = render_err(
+        "{{ $x := \"ab\" }}{{ range 100 }}{{ $x = print $x $x }}{{ end }}",
+        &request,
+    );
+    assert!(err.contains("exceed"), "{err}");
 }
