@@ -181,3 +181,33 @@ fn hostile_templates_are_bounded() {
     );
     assert!(err.contains("exceed"), "{err}");
 }
+
+#[test]
+fn which_names_a_template_uses() {
+    let t = template("{{ with .Tools }}{{ . }}{{ end }} {{ $.System }} {{ (len .Prompt) }}");
+    let names: Vec<String> = super::identifiers(&t.templates).into_iter().collect();
+    assert_eq!(names, ["$", "prompt", "response", "system", "tools"]);
+    assert!(!t.uses_messages);
+    // Inside a named template counts too.
+    let t = template("{{ define \"m\" }}{{ range .Messages }}{{ end }}{{ end }}");
+    assert!(t.uses_messages);
+}
+
+#[test]
+fn last_legacy_turn_stops_after_the_response() {
+    let conversation = chat(json!([
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "a2"}
+    ]));
+    // Inside a branch: the rest of the branch and everything after go.
+    let src = "{{ if .Prompt }}<{{ .Prompt }}|{{ .Response }}>{{ else }}none{{ end }}!";
+    assert_eq!(render(src, &conversation), "<q1|a1>!<q2|a2");
+    // Within one pipeline, the arguments after `.Response` go.
+    let src = "[{{ .Prompt }}]{{ print \"(\" .Response \")\" }}";
+    assert_eq!(render(src, &conversation), "[q1](a1)[q2](a2");
+    // A condition on `.Response` does not cut.
+    let src = "{{ if .Response }}R{{ end }}{{ .Prompt }}:{{ .Response }};";
+    assert_eq!(render(src, &conversation), "Rq1:a1;Rq2:a2");
+}
