@@ -5,9 +5,7 @@
 //! it and it has Go field actions such as `{{ .Prompt }}`, Go); any other
 //! source is Go, or, if Go refuses it and it has no Go field actions, Jinja.
 //!
-//! For Jinja:
-//!
-//! The reference is Hugging Face transformers' `apply_chat_template`
+//! For Jinja, the reference is Hugging Face transformers' `apply_chat_template`
 //! (`utils/chat_template_utils.py`): a jinja2 `ImmutableSandboxedEnvironment` with
 //! `trim_blocks`, `lstrip_blocks` and the `loopcontrols` extension, a `tojson`
 //! filter that is Python's `json.dumps(..., ensure_ascii=False)`, and the globals
