@@ -80,6 +80,14 @@ impl<'t, B: Backend> ChatSession<'t, B> {
         })
     }
 
+    /// Replaces the model's chat template with `source` (a Modelfile's
+    /// TEMPLATE, Go or Jinja).
+    pub fn set_template(&mut self, source: &str) -> Result<(), EngineError> {
+        self.template = ChatTemplate::new(source)?;
+        self.fallback_template = false;
+        Ok(())
+    }
+
     /// Sets (or with `None` removes) the system prompt.
     pub fn set_system(&mut self, system: Option<String>) {
         self.system = system;

@@ -15,8 +15,10 @@
 //!
 //! Commands are case-insensitive. A value is the rest of the line, or a string in
 //! `"..."` or `"""..."""` that may span lines; it ends at a line that ends with
-//! the closing quotes. There are no escapes. TEMPLATE here is a Jinja chat template
-//! (the file's `tokenizer.chat_template` is replaced by it), not a Go template.
+//! the closing quotes. There are no escapes. TEMPLATE is a chat template, a Go
+//! template as Ollama's or a Jinja one, replacing the file's
+//! `tokenizer.chat_template`; the store keeps it as text (the model crate's
+//! `ChatTemplate::new` parses it, and the CLI and server check it at create).
 
 use crate::params::{self, Parameters};
 
@@ -26,7 +28,7 @@ pub struct Modelfile {
     /// The FROM argument as written: a path to a GGUF file (relative to the
     /// Modelfile's directory, or starting with `~`), or a model name.
     pub from: String,
-    /// A Jinja chat template replacing the model's.
+    /// A chat template (Go or Jinja) replacing the model's.
     pub template: Option<String>,
     /// The default system prompt.
     pub system: Option<String>,

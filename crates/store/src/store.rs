@@ -69,7 +69,7 @@ pub struct ResolvedModel {
     pub name: ModelName,
     /// The GGUF weights (a blob; open it read-only, never write it).
     pub gguf_path: PathBuf,
-    /// A Jinja chat template replacing the file's `tokenizer.chat_template`.
+    /// A chat template (Go or Jinja) replacing the file's `tokenizer.chat_template`.
     pub template: Option<String>,
     /// The default system prompt.
     pub system: Option<String>,

@@ -24,6 +24,11 @@ pub fn run(args: &CreateArgs) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
     let modelfile = Modelfile::parse(&text).with_context(|| format!("{}", args.file.display()))?;
+    // A template that cannot be rendered is refused now, not at every request.
+    if let Some(template) = &modelfile.template {
+        model::chat::ChatTemplate::new(template)
+            .with_context(|| format!("{}: invalid TEMPLATE", args.file.display()))?;
+    }
     let mut stderr = std::io::stderr().lock();
     for warning in &modelfile.warnings {
         let _ = writeln!(stderr, "warning: {warning}");

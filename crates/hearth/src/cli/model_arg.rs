@@ -23,6 +23,8 @@ pub(super) struct Resolved {
     pub(super) path: PathBuf,
     /// The stored model's parameters.
     pub(super) params: Parameters,
+    /// The stored model's TEMPLATE, which replaces the file's chat template.
+    pub(super) template: Option<String>,
 }
 
 /// Resolves MODEL to a file: the path itself, or the store's model of that
@@ -32,6 +34,7 @@ pub(super) fn resolve(arg: &Path) -> anyhow::Result<Resolved> {
         return Ok(Resolved {
             path: arg.to_owned(),
             params: Parameters::new(),
+            template: None,
         });
     }
     let name = arg.to_string_lossy();
@@ -45,6 +48,7 @@ pub(super) fn resolve(arg: &Path) -> anyhow::Result<Resolved> {
     Ok(Resolved {
         path: resolved.gguf_path,
         params: resolved.params,
+        template: resolved.template,
     })
 }
 

@@ -112,7 +112,11 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let super::model_arg::Resolved { path, params } = super::model_arg::resolve(&args.model)?;
+    let super::model_arg::Resolved {
+        path,
+        params,
+        template,
+    } = super::model_arg::resolve(&args.model)?;
     install_ctrl_c_handler()?;
     // 0 lets hearth choose, as Ollama's num_thread.
     let mut threads = args.threads.filter(|&n| n > 0);
@@ -130,6 +134,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         let backend = ModelBackend::new(&model, options.num_ctx)?;
         let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
+        if let Some(template) = &template {
+            session.set_template(template)?;
+        }
         let verbose = match carried.take() {
             Some(c) => {
                 session.set_system(c.system);

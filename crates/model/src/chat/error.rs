@@ -5,7 +5,7 @@ use std::fmt;
 /// Why a chat template could not be compiled or rendered.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ChatError {
-    /// The template source is not valid Jinja.
+    /// The template source is not valid Jinja (nor a valid Go template).
     #[error("chat template syntax error: {0}")]
     Syntax(String),
     /// The template called `raise_exception(message)`: the request does not fit
@@ -13,7 +13,8 @@ pub enum ChatError {
     #[error("chat template rejected the conversation: {0}")]
     Raised(String),
     /// Rendering failed for another reason (undefined attribute, type error,
-    /// unsupported method, bad `strftime_now` format).
+    /// unsupported method, bad `strftime_now` format, a Go template's
+    /// execution error or bound).
     #[error("chat template render error: {0}")]
     Render(String),
 }

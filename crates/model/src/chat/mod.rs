@@ -1,6 +1,11 @@
-//! Chat templates (`tokenizer.chat_template`, Jinja) rendered with minijinja.
+//! Chat templates: Jinja (`tokenizer.chat_template`, rendered with minijinja)
+//! and Go `text/template` (Ollama's Modelfile `TEMPLATE`s, rendered by our
+//! own engine in [`gotmpl`]). [`ChatTemplate::new`] tells them apart by
+//! content: a source with Jinja's `{%` or `{#` is Jinja (or, if Jinja refuses
+//! it and it has Go field actions such as `{{ .Prompt }}`, Go); any other
+//! source is Go, or, if Go refuses it and it has no Go field actions, Jinja.
 //!
-//! The reference is Hugging Face transformers' `apply_chat_template`
+//! For Jinja, the reference is Hugging Face transformers' `apply_chat_template`
 //! (`utils/chat_template_utils.py`): a jinja2 `ImmutableSandboxedEnvironment` with
 //! `trim_blocks`, `lstrip_blocks` and the `loopcontrols` extension, a `tojson`
 //! filter that is Python's `json.dumps(..., ensure_ascii=False)`, and the globals
@@ -21,6 +26,7 @@
 //! its attributes as a dict rather than as `<Namespace {...}>`.
 
 mod error;
+mod gotmpl;
 mod json;
 mod python;
 
@@ -69,9 +75,24 @@ pub struct ChatRequest {
     pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
+/// Which template language a [`ChatTemplate`] is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateSyntax {
+    /// Jinja, as Hugging Face chat templates (and GGUF files) carry them.
+    Jinja,
+    /// Go `text/template`, as Ollama's Modelfiles and registry carry them.
+    Go,
+}
+
 /// A compiled chat template.
 pub struct ChatTemplate {
-    env: Environment<'static>,
+    engine: Engine,
+}
+
+/// The compiled form of either language.
+enum Engine {
+    Jinja(Box<Environment<'static>>),
+    Go(gotmpl::GoTemplate),
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -81,48 +102,122 @@ impl std::fmt::Debug for ChatTemplate {
 }
 
 impl ChatTemplate {
-    /// Compiles `source`; `strftime_now` reads the local clock.
+    /// Compiles `source`, Jinja or Go; `strftime_now` and `currentDate` read
+    /// the local clock. A source neither language accepts is a
+    /// [`ChatError::Syntax`] naming both problems, so this also validates a
+    /// template before it is stored.
     pub fn new(source: &str) -> Result<Self, ChatError> {
         Self::with_clock(source, Arc::new(local_clock))
     }
 
-    /// Compiles `source` with the clock `strftime_now` reads (tests pin it).
+    /// Compiles `source` with the clock `strftime_now` and `currentDate`
+    /// read (tests pin it).
     pub fn with_clock(source: &str, clock: Clock) -> Result<Self, ChatError> {
-        let mut env = Environment::new();
-        let syntax = SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(false)
-            .build()
-            .map_err(ChatError::from_render)?;
-        env.set_syntax(syntax);
-        env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-        env.set_formatter(|out, _state, value| {
-            out.write_str(&python::str_of(value))
-                .map_err(|e| Error::new(ErrorKind::WriteFailure, "output failed").with_source(e))
-        });
-        env.add_filter("tojson", json::tojson);
-        env.add_filter("string", |value: Value| python::string_filter(&value));
-        env.add_filter("indent", python::indent);
-        env.add_function("raise_exception", raise_exception);
-        env.add_function("strftime_now", move |format: String| {
-            strftime_now(&clock, &format)
-        });
-        env.add_template_owned(TEMPLATE_NAME, source.to_owned())
-            .map_err(ChatError::from_render)?;
-        Ok(Self { env })
+        let jinja_first = source.contains("{%") || source.contains("{#");
+        let jinja = || compile_jinja(source, clock.clone()).map(|env| Engine::Jinja(Box::new(env)));
+        let go = || gotmpl::GoTemplate::parse(source, clock.clone()).map(Engine::Go);
+        let engine = if jinja_first {
+            match jinja() {
+                Ok(engine) => engine,
+                // Any text parses as Go; only a source with Go's field
+                // actions is worth reading as Go when Jinja refuses it.
+                Err(jinja_err) if !has_go_fields(source) => return Err(jinja_err),
+                Err(jinja_err) => go().map_err(|go_err| neither(&jinja_err, &go_err, true))?,
+            }
+        } else {
+            match go() {
+                Ok(engine) => engine,
+                // Jinja reads `{{ range .Messages }}` as an expression, so a
+                // broken Go template must not fall back to it.
+                Err(go_err) if has_go_fields(source) => {
+                    return Err(ChatError::Syntax(format!("go template: {go_err}")));
+                }
+                Err(go_err) => jinja().map_err(|jinja_err| neither(&jinja_err, &go_err, false))?,
+            }
+        };
+        Ok(Self { engine })
+    }
+
+    /// The template's language.
+    pub fn syntax(&self) -> TemplateSyntax {
+        match self.engine {
+            Engine::Jinja(_) => TemplateSyntax::Jinja,
+            Engine::Go(_) => TemplateSyntax::Go,
+        }
     }
 
     /// Renders the template for `request`.
     pub fn render(&self, request: &ChatRequest) -> Result<String, ChatError> {
-        let template = self
-            .env
-            .get_template(TEMPLATE_NAME)
-            .map_err(ChatError::from_render)?;
-        template
-            .render(context(request))
-            .map_err(ChatError::from_render)
+        match &self.engine {
+            Engine::Jinja(env) => {
+                let template = env
+                    .get_template(TEMPLATE_NAME)
+                    .map_err(ChatError::from_render)?;
+                template
+                    .render(context(request))
+                    .map_err(ChatError::from_render)
+            }
+            Engine::Go(t) => t
+                .render(request)
+                .map_err(|e| ChatError::Render(format!("go template: {e}"))),
+        }
     }
+}
+
+/// Whether `source` has a Go field reference in an action: a `.` that starts
+/// a word (after `{{`, `{{-`, whitespace, `(` or `$`) followed by a letter,
+/// as in `{{ .Prompt }}` or `{{ range $.Messages }}`; Jinja's attributes
+/// follow a name (`message.content`).
+fn has_go_fields(source: &str) -> bool {
+    source.split("{{").skip(1).any(|action| {
+        let action = action.split("}}").next().unwrap_or_default();
+        let action = action.strip_prefix('-').unwrap_or(action);
+        let bytes = action.as_bytes();
+        bytes.iter().enumerate().any(|(i, &b)| {
+            let starts_word = i == 0 || matches!(bytes[i - 1], b' ' | b'\t' | b'\n' | b'(' | b'$');
+            b == b'.' && starts_word && bytes.get(i + 1).is_some_and(u8::is_ascii_alphabetic)
+        })
+    })
+}
+
+/// The syntax error of a source neither language accepts, the likelier
+/// language's problem first.
+fn neither(jinja: &ChatError, go: &str, jinja_likelier: bool) -> ChatError {
+    let jinja = match jinja {
+        ChatError::Syntax(m) | ChatError::Raised(m) | ChatError::Render(m) => m,
+    };
+    ChatError::Syntax(if jinja_likelier {
+        format!("not a Jinja template ({jinja}) nor a Go template ({go})")
+    } else {
+        format!("not a Go template ({go}) nor a Jinja template ({jinja})")
+    })
+}
+
+/// Compiles a Jinja source into an environment set up as transformers'.
+fn compile_jinja(source: &str, clock: Clock) -> Result<Environment<'static>, ChatError> {
+    let mut env = Environment::new();
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(false)
+        .build()
+        .map_err(ChatError::from_render)?;
+    env.set_syntax(syntax);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_formatter(|out, _state, value| {
+        out.write_str(&python::str_of(value))
+            .map_err(|e| Error::new(ErrorKind::WriteFailure, "output failed").with_source(e))
+    });
+    env.add_filter("tojson", json::tojson);
+    env.add_filter("string", |value: Value| python::string_filter(&value));
+    env.add_filter("indent", python::indent);
+    env.add_function("raise_exception", raise_exception);
+    env.add_function("strftime_now", move |format: String| {
+        strftime_now(&clock, &format)
+    });
+    env.add_template_owned(TEMPLATE_NAME, source.to_owned())
+        .map_err(ChatError::from_render)?;
+    Ok(env)
 }
 
 /// The variables the reference passes to `render`.
@@ -185,6 +280,45 @@ mod tests {
     fn syntax_error_is_typed() {
         let err = ChatTemplate::new("{% if %}").unwrap_err();
         assert!(matches!(err, ChatError::Syntax(_)), "{err:?}");
+    }
+
+    #[test]
+    fn language_is_chosen_by_content() {
+        let go = ChatTemplate::new("{{ range .Messages }}{{ .Content }}{{ end }}").unwrap();
+        assert_eq!(go.syntax(), TemplateSyntax::Go);
+        let jinja =
+            ChatTemplate::new("{% for m in messages %}{{ m.content }}{% endfor %}").unwrap();
+        assert_eq!(jinja.syntax(), TemplateSyntax::Jinja);
+        // `{{ messages }}` is no Go (no such function), so it is Jinja.
+        let jinja = ChatTemplate::new("{{ messages[0].content }}").unwrap();
+        assert_eq!(jinja.syntax(), TemplateSyntax::Jinja);
+        let request = ChatRequest {
+            messages: vec![json!({"role": "user", "content": "hi"})],
+            ..ChatRequest::default()
+        };
+        assert_eq!(go.render(&request).unwrap(), "hi");
+        assert_eq!(jinja.render(&request).unwrap(), "hi");
+    }
+
+    #[test]
+    fn neither_language_is_a_syntax_error_naming_both() {
+        let err = ChatTemplate::new("{{ messages[0] ").unwrap_err();
+        let ChatError::Syntax(message) = &err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            message.starts_with("not a Go template (line 1: unexpected '[' in command)"),
+            "{message}"
+        );
+        assert!(message.contains("nor a Jinja template"), "{message}");
+        let err = ChatTemplate::new("{% if x %}{{ .Prompt").unwrap_err();
+        assert!(err.to_string().contains("nor a Go template"), "{err}");
+        // Jinja would accept this (as `range.Messages`); it is broken Go.
+        let err = ChatTemplate::new("{{- range .Messages }}").unwrap_err();
+        assert_eq!(
+            err,
+            ChatError::Syntax("go template: line 1: unexpected EOF: missing {{end}}".into())
+        );
     }
 
     #[test]

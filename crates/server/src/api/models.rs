@@ -470,6 +470,10 @@ fn create_modelfile(store: &Store, body: CreateBody) -> Result<Modelfile, ApiErr
             ));
         }
     };
+    if let Some(template) = &body.template {
+        model::chat::ChatTemplate::new(template)
+            .map_err(|e| ApiError::bad_request(format!("invalid template: {e}")))?;
+    }
     let mut modelfile = Modelfile::new(from);
     modelfile.template = body.template;
     modelfile.system = body.system;
