@@ -19,6 +19,7 @@ use serve_common::{Scratch, free_port, text};
 
 const MODEL_MEDIA: &str = "application/vnd.ollama.image.model";
 const PARAMS_MEDIA: &str = "application/vnd.ollama.image.params";
+const TEMPLATE_MEDIA: &str = "application/vnd.ollama.image.template";
 
 /// An unused HEARTH_HOST: the CLI works on the store directly.
 fn standalone() -> String {
@@ -467,4 +468,62 @@ fn pulled_hearth_tiny_answers_as_the_built_in_model() {
         answer.trim_end().trim_end_matches('.').ends_with("19"),
         "{answer}"
     );
+}
+
+/// A model as Ollama's registry serves them: weights, parameters and a Go
+/// template layer (ChatML, in the style of Ollama's templates). The real
+/// `hearth pull` checks the template at pull time and the model chats
+/// through it; a template that is neither Go nor Jinja fails the pull with
+/// nothing written.
+#[test]
+fn pulled_go_template_renders_and_a_broken_one_is_refused() {
+    let scratch = Scratch::new("pull-go-template");
+    let gguf = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../models/hearth-tiny/hearth-tiny.gguf"
+    ))
+    .unwrap();
+    let go_chatml = "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n\
+                     {{ end }}<|im_start|>assistant\n";
+    let registry = Registry::start();
+    let params = br#"{"temperature":0,"repeat_penalty":1}"#.to_vec();
+    registry.add_model(
+        "library/chat:latest",
+        &[
+            (MODEL_MEDIA, gguf.clone()),
+            (TEMPLATE_MEDIA, go_chatml.as_bytes().to_vec()),
+            (PARAMS_MEDIA, params.clone()),
+        ],
+    );
+    registry.add_model(
+        "library/broken:latest",
+        &[
+            (MODEL_MEDIA, gguf),
+            (
+                TEMPLATE_MEDIA,
+                b"{{ range .Messages }}{{ .Content }}".to_vec(),
+            ),
+            (PARAMS_MEDIA, params),
+        ],
+    );
+    let host = standalone();
+    let name = format!("{}/library/chat", registry.host());
+    scratch.ok(&host, &["pull", "--insecure", &name]);
+    let template = scratch.ok(&host, &["show", &name, "--template"]);
+    assert!(template.contains("range .Messages"), "{template}");
+    let answer = scratch.ok(&host, &["run", &name, "What is 12 plus 7?"]);
+    assert!(
+        answer.trim_end().trim_end_matches('.').ends_with("19"),
+        "{answer}"
+    );
+
+    let broken = format!("{}/library/broken", registry.host());
+    let out = scratch.hearth(&host, &["pull", "--insecure", &broken]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("template"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!scratch.ok(&host, &["list"]).contains("broken"));
 }
