@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use serve_common::{Scratch, free_port, text};
+use serve_common::{Scratch, Server, free_port, text};
 
 /// A generate request with a fixed seed and greedy decoding.
 fn greedy(prompt: &str, n: i64) -> Value {
@@ -247,16 +247,7 @@ fn sigterm_lets_streams_finish_then_cancels_after_the_drain_timeout() {
     // shifts past num_ctx); the final object's durations prove it was.
     let finite = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 4000, "num_ctx": 64, "temperature": 0, "seed": 7}});
     let started = std::time::Instant::now();
-    let response = server
-        .http
-        .post(server.url("/api/generate"))
-        .json(&finite)
-        .send()
-        .unwrap();
-    let mut reader = BufReader::new(response);
-    let mut first = String::new();
-    reader.read_line(&mut first).unwrap();
-    assert!(first.contains("\"done\":false"), "{first}");
+    let reader = open_stream(&server, &finite);
     let pid = server.child.id().to_string();
     let signalled = started.elapsed();
     assert!(
@@ -306,29 +297,34 @@ fn sigterm_lets_streams_finish_then_cancels_after_the_drain_timeout() {
     assert!(server.child.wait().unwrap().success());
     assert!(TcpStream::connect(&server.host).is_err());
 
-    // A generation that would run until cancelled is streaming when the signal
-    // comes: after the drain timeout it is cancelled.
-    let mut server = scratch.serve(&[("HEARTH_DRAIN_TIMEOUT", "1s")]);
-    let endless = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 1_000_000, "num_ctx": 64, "temperature": 0, "seed": 7}});
+    // The same generation with a drain timeout far shorter than it: it is
+    // cancelled when the timeout passes, its stream ended, not left hanging.
+    let full_length = last["eval_count"].as_u64().unwrap();
+    let mut server = scratch.serve(&[("HEARTH_DRAIN_TIMEOUT", "20ms")]);
+    let mut reader = open_stream(&server, &finite);
+    let status = server.terminate();
+    let rest: Vec<String> = reader.by_ref().lines().map_while(Result::ok).collect();
+    let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["done"], true, "{last}");
+    assert!(last["eval_count"].as_u64().unwrap() < full_length, "{last}");
+    assert!(status.success(), "{status:?}");
+    assert!(TcpStream::connect(&server.host).is_err());
+}
+
+/// Starts a streamed `/api/generate` of `body` and reads its first line (the
+/// generation is under way).
+fn open_stream(server: &Server, body: &Value) -> BufReader<reqwest::blocking::Response> {
     let response = server
         .http
         .post(server.url("/api/generate"))
-        .json(&endless)
+        .json(body)
         .send()
         .unwrap();
     let mut reader = BufReader::new(response);
     let mut first = String::new();
     reader.read_line(&mut first).unwrap();
     assert!(first.contains("\"done\":false"), "{first}");
-    let status = server.terminate();
-    // The stream was ended (cancelled), not left hanging.
-    let rest: Vec<String> = reader.lines().map_while(Result::ok).collect();
-    assert!(
-        rest.last().is_some_and(|l| l.contains("\"done\":true")),
-        "{rest:?}"
-    );
-    assert!(status.success(), "{status:?}");
-    assert!(TcpStream::connect(&server.host).is_err());
+    reader
 }
 
 #[test]

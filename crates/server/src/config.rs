@@ -429,6 +429,16 @@ pub fn host_with_port(value: &str) -> String {
 mod tests {
     use super::*;
 
+    /// An environment of `pairs`.
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
     #[test]
     fn keep_alive_accepts_go_durations_and_seconds() {
         let secs = |s| KeepAlive::For(Duration::from_secs(s));
@@ -451,14 +461,6 @@ mod tests {
 
     #[test]
     fn environment_overrides_defaults_and_rejects_nonsense() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         assert_eq!(Config::from_lookup(env(&[])).unwrap(), Config::default());
         let c = Config::from_lookup(env(&[
             ("HEARTH_HOST", "0.0.0.0:8080"),
@@ -482,14 +484,6 @@ mod tests {
 
     #[test]
     fn ollama_twins_apply_where_hearth_settings_are_unset() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
         let c = Config::from_lookup(env(&[
             ("OLLAMA_HOST", "0.0.0.0"),
             ("OLLAMA_NUM_PARALLEL", "3"),

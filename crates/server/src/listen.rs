@@ -127,9 +127,14 @@ pub(crate) async fn serve<S, C>(
     let drain_end = tokio::time::sleep(Duration::from_secs(1 << 30));
     let mut drain_end = std::pin::pin!(drain_end);
     let mut cancel = Some(shutdown.cancel);
+    // A connection slot, then a connection (both cancel-safe: a slot taken
+    // by a future another branch wins over is given back).
+    let accept = || async {
+        let permit = permits.clone().acquire_owned().await;
+        (permit, listener.accept().await)
+    };
     loop {
-        let permit = tokio::select! {
-            permit = permits.clone().acquire_owned() => permit,
+        let (permit, accepted) = tokio::select! {
             () = &mut signal, if !signalled => {
                 signalled = true;
                 drain_end.as_mut().reset(tokio::time::Instant::now() + shutdown.drain);
@@ -146,25 +151,18 @@ pub(crate) async fn serve<S, C>(
                 }
                 break;
             }
+            next = accept() => next,
         };
         // The semaphore is never closed.
         let Ok(permit) = permit else { break };
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of file descriptors and the like: wait, don't spin.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut signal, if !signalled => {
-                signalled = true;
-                drain_end.as_mut().reset(tokio::time::Instant::now() + shutdown.drain);
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: wait, don't spin.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            () = shutdown.in_flight.idle(), if signalled => break,
         };
         let _ = stream.set_nodelay(true);
         let service = router
