@@ -210,3 +210,36 @@ fn blob_uploads_are_capped() {
         .unwrap();
     assert_eq!(response.status(), 201);
 }
+
+#[test]
+fn tls_serves_https_only() {
+    let scratch = Scratch::new("tls");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls");
+    let server = scratch.serve(&[
+        ("HEARTH_TLS_CERT", &format!("{dir}/server.pem")),
+        ("HEARTH_TLS_KEY", &format!("{dir}/server.key")),
+    ]);
+    // Verified against the test CA, by name and by address.
+    let port = server.host.rsplit(':').next().unwrap();
+    for host in ["localhost", "127.0.0.1"] {
+        let body: serde_json::Value = server
+            .http
+            .get(format!("https://{host}:{port}/api/version"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        assert!(body["version"].is_string(), "{body}");
+    }
+    let (status, _) = server.post("/api/show", &serde_json::json!({"model": "hearth-tiny"}));
+    assert_eq!(status, 200);
+    // Plain HTTP gets no answer.
+    let (status, _) = raw(
+        &server,
+        "GET /api/version HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(status, 0);
+    // An untrusting client refuses the certificate.
+    let strict = reqwest::blocking::Client::new();
+    assert!(strict.get(server.url("/api/version")).send().is_err());
+}

@@ -159,6 +159,9 @@ pub struct Config {
     /// API keys: the config file's `[[keys]]`, plus `HEARTH_API_KEY` (an
     /// admin key named `HEARTH_API_KEY`). None: no key is asked for.
     pub keys: Vec<crate::config_file::KeyEntry>,
+    /// `HEARTH_TLS_CERT` and `HEARTH_TLS_KEY`: PEM files of the certificate
+    /// chain and its private key; set, the server speaks only HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
@@ -194,6 +197,7 @@ impl Default for Config {
             drain_timeout: Duration::from_secs(30),
             max_blob_bytes: None,
             keys: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -342,6 +346,17 @@ impl Config {
             drain_timeout: duration("DRAIN_TIMEOUT", defaults.drain_timeout)?,
             max_blob_bytes: size("MAX_BLOB_SIZE")?,
             keys: keys(&lookup, file)?,
+            tls: match (get("TLS_CERT"), get("TLS_KEY")) {
+                (None, None) => None,
+                (Some((_, cert)), Some((_, key))) => Some((cert.into(), key.into())),
+                (Some((name, v)), None) | (None, Some((name, v))) => {
+                    return Err(err(
+                        &name,
+                        &v,
+                        "HEARTH_TLS_CERT and HEARTH_TLS_KEY go together",
+                    ));
+                }
+            },
         })
     }
 }

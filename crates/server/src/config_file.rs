@@ -29,7 +29,7 @@ use crate::config::ConfigError;
 
 /// The settings a file may hold besides `keys` (the `HEARTH_*` names without
 /// the prefix, in lower case).
-pub const SETTINGS: [&str; 19] = [
+pub const SETTINGS: [&str; 21] = [
     "host",
     "models",
     "origins",
@@ -49,6 +49,8 @@ pub const SETTINGS: [&str; 19] = [
     "max_connections",
     "drain_timeout",
     "max_blob_size",
+    "tls_cert",
+    "tls_key",
 ];
 
 /// Where the config file is: `HEARTH_CONFIG` if set, else

@@ -274,6 +274,10 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let tls = match &config.tls {
+        None => None,
+        Some((cert, key)) => Some(listen::tls_config(cert, key).map_err(std::io::Error::other)?),
+    };
     let listener = tokio::net::TcpListener::bind(&config.host).await?;
     let addr = listener.local_addr()?;
     if !config.keys.is_empty() {
@@ -292,7 +296,8 @@ pub async fn serve(
     let scheduler = state.scheduler.clone();
     let draining = state.draining.clone();
     let in_flight = state.in_flight.clone();
-    tracing::info!("listening on {addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("listening on {scheme}://{addr}");
     let signal = async move {
         shutdown.await;
         tracing::info!("shutting down: requests in flight finish, new ones get 503");
@@ -304,7 +309,7 @@ pub async fn serve(
         drain,
         cancel: || scheduler.shutdown(),
     };
-    listen::serve(listener, app(state), limits, shutdown).await;
+    listen::serve(listener, app(state), limits, tls, shutdown).await;
     scheduler.shutdown();
     Ok(())
 }

@@ -11,6 +11,10 @@
 //! - at most [`Limits::max_connections`] connections are served at once; the
 //!   next one waits in the listen backlog until one closes.
 //!
+//! With a certificate (`HEARTH_TLS_CERT` and `HEARTH_TLS_KEY`, PEM) every
+//! connection is TLS (rustls, TLS 1.2 and 1.3); the handshake runs on the
+//! connection's own task and must finish within the header timeout.
+//!
 //! Shutdown drains: from the signal on, requests in flight run to their end
 //! while new ones are answered 503 (see [`crate::app`]'s `track` and
 //! `/ready`), so a load balancer sends them elsewhere. When the last request
@@ -19,6 +23,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,12 +110,79 @@ pub(crate) struct Shutdown<S, C> {
     pub cancel: C,
 }
 
-/// Serves `router` on `listener` until `shutdown.signal` completes, then
-/// drains (module docs).
+/// The TLS settings from a certificate chain and a private key in PEM files.
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("{}: no certificate in the file", cert.display()));
+    }
+    let private =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("{}: {e}", key.display()))?;
+    // ring, as reqwest's TLS in this build uses: it compiles with only a C
+    // compiler (aws-lc needs more). rustls marks it deprecated because ring
+    // has no post-quantum key exchange; classical ECDHE is what it offers.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The router as hyper calls it: requests with hyper's body turned into
+/// axum's, and no error.
+type Service = TowerToHyperService<
+    tower::util::MapErr<
+        tower::util::MapRequest<Router, fn(Request<Incoming>) -> Request>,
+        fn(Infallible) -> Infallible,
+    >,
+>;
+
+/// Serves one connection until it closes, or until `stop` asks it to finish
+/// its request in flight.
+async fn serve_connection<IO>(
+    io: IO,
+    service: Service,
+    limits: Limits,
+    mut stop: watch::Receiver<()>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .keep_alive(true);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("connection ended: {e}");
+            }
+        }
+        _ = stop.changed() => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// Serves `router` on `listener` (over TLS with `tls`) until
+/// `shutdown.signal` completes, then drains (module docs).
 pub(crate) async fn serve<S, C>(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: Shutdown<S, C>,
 ) where
     S: Future<Output = ()> + Send + 'static,
@@ -165,29 +237,31 @@ pub(crate) async fn serve<S, C>(
             }
         };
         let _ = stream.set_nodelay(true);
+        fn to_axum(req: Request<Incoming>) -> Request {
+            req.map(axum::body::Body::new)
+        }
+        fn never(e: Infallible) -> Infallible {
+            e
+        }
         let service = router
             .clone()
-            .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new));
-        let service = TowerToHyperService::new(service.map_err(|e: Infallible| match e {}));
-        let mut stop = stop_rx.clone();
+            .map_request(to_axum as fn(Request<Incoming>) -> Request)
+            .map_err(never as fn(Infallible) -> Infallible);
+        let service = TowerToHyperService::new(service);
+        let stop = stop_rx.clone();
         let done = done_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .keep_alive(true);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let mut connection = std::pin::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!("connection ended: {e}");
+            match tls {
+                None => serve_connection(stream, service, limits, stop).await,
+                Some(config) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                    match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
+                    {
+                        Ok(Ok(stream)) => serve_connection(stream, service, limits, stop).await,
+                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
-                }
-                _ = stop.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    let _ = connection.await;
                 }
             }
             drop(permit);

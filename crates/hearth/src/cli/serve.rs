@@ -28,6 +28,7 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_MAX_BLOB_SIZE                                largest blob /api/blobs stores (also capped by free disk)
   HEARTH_LOG_PROMPTS                                  1: log prompt text (never logged otherwise)
   HEARTH_API_KEY                                      require this key (an admin key); more: hearth keys add
+  HEARTH_TLS_CERT, HEARTH_TLS_KEY                     PEM certificate chain and key: serve HTTPS only
   HEARTH_CONFIG                                       config file (~/.hearth/config.toml): these settings in
                                                       lower case without HEARTH_, and [[keys]]
   HEARTH_LOG                                          log filter (info)";

@@ -104,7 +104,12 @@ pub struct Server {
     pub child: Child,
     pub host: String,
     pub http: reqwest::blocking::Client,
+    /// `https` when the server was started with `HEARTH_TLS_CERT`.
+    pub scheme: &'static str,
 }
+
+/// The test certificate authority that signed tests/fixtures/tls/server.pem.
+pub const TEST_CA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tls/ca.pem");
 
 impl Server {
     /// Starts the server with its address and store in `{prefix}_HOST` and
@@ -128,11 +133,20 @@ impl Server {
             command.env(k, v);
         }
         let child = command.spawn().unwrap();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(None::<Duration>)
-            .build()
-            .unwrap();
-        let server = Server { child, host, http };
+        let tls = env.iter().any(|(k, _)| *k == "HEARTH_TLS_CERT");
+        let mut http = reqwest::blocking::Client::builder().timeout(None::<Duration>);
+        if tls {
+            let ca = std::fs::read(TEST_CA).unwrap();
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap());
+        }
+        let http = http.build().unwrap();
+        let scheme = if tls { "https" } else { "http" };
+        let server = Server {
+            child,
+            host,
+            http,
+            scheme,
+        };
         // Wait (bounded, so a broken server fails the test instead of hanging)
         // until it answers.
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -148,7 +162,7 @@ impl Server {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.host)
+        format!("{}://{}{path}", self.scheme, self.host)
     }
 
     pub fn get(&self, path: &str) -> Value {
