@@ -179,6 +179,10 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidModelfile { .. }
             | StoreError::Unsupported(_) => ApiError::bad_request(e.to_string()),
             StoreError::InvalidTemplate(_) => ApiError::bad_request(e.to_string()),
+            StoreError::ReadOnly(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "the model store is read-only: models can be listed and run, not changed",
+            ),
             StoreError::Unreachable { .. } | StoreError::Remote(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, e.to_string())
             }

@@ -171,6 +171,10 @@ impl Store {
     /// - the current version, or a model the store did not install (see the
     ///   module docs): left as it is, without taking the lock.
     pub fn install_builtins(&self) -> Result<()> {
+        if self.is_read_only() {
+            // Served if it was installed before the store became read-only.
+            return Ok(());
+        }
         for builtin in &self.builtins {
             match self.builtin_state(builtin)? {
                 State::Absent if self.removed_path(builtin).exists() => {}
@@ -185,7 +189,12 @@ impl Store {
     /// Installs the built-in model called `name`, if there is one (a model
     /// that is not in the store is being used). Returns its name.
     pub(crate) fn install_builtin(&self, name: &ModelName) -> Result<ModelName> {
-        let Some(builtin) = self.builtins.iter().find(|b| b.name.eq_fold(name)) else {
+        let Some(builtin) = self
+            .builtins
+            .iter()
+            .find(|b| b.name.eq_fold(name))
+            .filter(|_| !self.is_read_only())
+        else {
             return Err(StoreError::NotFound(name.display_short()));
         };
         self.install(builtin)?;

@@ -73,6 +73,10 @@ pub enum StoreError {
     /// A pulled model whose chat template cannot be used.
     #[error("the model's chat template cannot be used: {0}")]
     InvalidTemplate(String),
+    /// A change to a store that is mounted read-only.
+    #[error("the model store {} is read-only: models can be listed and run, not changed", .0.display())]
+    ReadOnly(PathBuf),
+
     /// A manifest or config blob that is not valid JSON of the expected shape.
     #[error("{}: corrupt manifest: {msg}", path.display())]
     CorruptManifest {

@@ -47,6 +47,8 @@ pub struct Store {
     root: PathBuf,
     /// Models every store has without a pull (see [`Store::with_builtin`]).
     pub(crate) builtins: Vec<Builtin>,
+    /// Whether the store's file system refuses writes (see [`Store::open`]).
+    read_only: bool,
 }
 
 /// One model in [`Store::list`].
@@ -115,18 +117,41 @@ pub struct PruneReport {
 impl Store {
     /// Opens (creating if needed) the store at `root`. If no other process is
     /// using the store, temporary files left by a crash are deleted.
+    ///
+    /// A store on a read-only file system (replicas sharing one volume) opens
+    /// read-only: models are listed, shown and run, and every change is a
+    /// [`StoreError::ReadOnly`]; built-in models are served only if they
+    /// were installed before.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
-        let store = Store {
+        let mut store = Store {
             root: root.into(),
             builtins: Vec::new(),
+            read_only: false,
         };
         for dir in [store.blobs_dir(), store.manifests_dir(), store.tmp_dir()] {
-            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+            match fs::create_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if read_only_error(&e) && store.manifests_dir().is_dir() => {
+                    store.read_only = true;
+                    return Ok(store);
+                }
+                Err(e) => return Err(io_err(&dir)(e)),
+            }
         }
-        if let Some(_guard) = LockGuard::try_exclusive(&store.lock_path())? {
-            fsutil::clear_dir(&store.tmp_dir())?;
+        match LockGuard::try_exclusive(&store.lock_path()) {
+            Ok(Some(_guard)) => fsutil::clear_dir(&store.tmp_dir())?,
+            Ok(None) => {}
+            Err(StoreError::Io { source, .. }) if read_only_error(&source) => {
+                store.read_only = true;
+            }
+            Err(e) => return Err(e),
         }
         Ok(store)
+    }
+
+    /// Whether the store opened read-only (see [`Store::open`]).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
     }
 
     /// Another store's directory (Ollama's), only to be read: nothing is
@@ -135,6 +160,7 @@ impl Store {
         Store {
             root: root.to_owned(),
             builtins: Vec::new(),
+            read_only: true,
         }
     }
 
@@ -184,7 +210,12 @@ impl Store {
         self.root.join("lock")
     }
 
+    /// Takes the store-wide lock, which every change holds; a read-only
+    /// store refuses here.
     pub(crate) fn lock(&self, mode: LockMode) -> Result<LockGuard> {
+        if self.read_only {
+            return Err(StoreError::ReadOnly(self.root.clone()));
+        }
         LockGuard::acquire(&self.lock_path(), mode)
     }
 
@@ -517,6 +548,14 @@ impl Store {
         fsutil::clear_dir(&self.tmp_dir())?;
         Ok(report)
     }
+}
+
+/// Whether `e` says the file system (or its permissions) refuses writes.
+fn read_only_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ReadOnlyFilesystem | io::ErrorKind::PermissionDenied
+    )
 }
 
 /// The store's root: `$HEARTH_MODELS` if set and not empty, else

@@ -115,8 +115,27 @@ impl Server {
     /// Starts the server with its address and store in `{prefix}_HOST` and
     /// `{prefix}_MODELS`.
     fn start(models: &Path, env: &[(&str, &str)], prefix: &str) -> Server {
+        Server::start_wrapped(models, env, prefix, &[])
+    }
+
+    /// [`Server::start`] through `wrapper`, a command that ends by running
+    /// its trailing arguments (`hearth serve`), such as `unshare … sh -c`.
+    pub fn start_wrapped(
+        models: &Path,
+        env: &[(&str, &str)],
+        prefix: &str,
+        wrapper: &[&str],
+    ) -> Server {
         let host = format!("127.0.0.1:{}", free_port());
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hearth"));
+        let hearth = env!("CARGO_BIN_EXE_hearth");
+        let mut command = match wrapper.split_first() {
+            None => Command::new(hearth),
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(hearth);
+                c
+            }
+        };
         command
             .arg("serve")
             .env_remove("HEARTH_HOST")
