@@ -368,3 +368,66 @@ fn killing_the_server_mid_upload_leaves_the_store_consistent() {
     scratch.ok(host, &["create", "tiny", "-f", "Modelfile"]);
     assert!(scratch.ok(host, &["list"]).contains("tiny:latest"));
 }
+
+#[test]
+fn requests_carry_ids_and_json_logs_hold_no_prompt_text() {
+    let scratch = Scratch::new("json-logs");
+    scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
+    let log = scratch.dir.join("serve.log");
+    let host = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
+        .arg("serve")
+        .env("HEARTH_HOST", &host)
+        .env("HEARTH_MODELS", scratch.models())
+        .env("HEARTH_CONFIG", scratch.dir.join("none.toml"))
+        .env("HEARTH_LOG_FORMAT", "json")
+        .env("HEARTH_LOG", "info")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let http = reqwest::blocking::Client::new();
+    let url = |path: &str| format!("http://{host}{path}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while http.get(url("/health")).send().is_err() {
+        assert!(std::time::Instant::now() < deadline, "did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A sane id is echoed; a missing or hostile one is replaced by a new one.
+    let id = |value: Option<&str>| {
+        let mut request = http.get(url("/api/version"));
+        if let Some(v) = value {
+            request = request.header("x-request-id", v);
+        }
+        let response = request.send().unwrap();
+        response.headers()["x-request-id"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(id(Some("trace-42")), "trace-42");
+    let (a, b) = (id(None), id(Some("bad id with spaces")));
+    assert!(!a.is_empty() && a != b && !b.contains(' '), "{a} {b}");
+    let secret = "zebra-marker-7731";
+    let response = http
+        .post(url("/api/generate"))
+        .header("x-request-id", "with-prompt")
+        .json(&json!({"model": "tiny", "prompt": secret, "stream": false, "options": {"num_predict": 2}}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(secret), "the prompt reached the log");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let generate = lines
+        .iter()
+        .find(|l| l["request_id"] == "with-prompt")
+        .expect("the request's log line");
+    assert_eq!(generate["path"], "/api/generate");
+    assert_eq!(generate["status"], 200);
+}

@@ -29,7 +29,7 @@ use crate::config::ConfigError;
 
 /// The settings a file may hold besides `keys` (the `HEARTH_*` names without
 /// the prefix, in lower case).
-pub const SETTINGS: [&str; 21] = [
+pub const SETTINGS: [&str; 22] = [
     "host",
     "models",
     "origins",
@@ -51,6 +51,7 @@ pub const SETTINGS: [&str; 21] = [
     "max_blob_size",
     "tls_cert",
     "tls_key",
+    "log_format",
 ];
 
 /// Where the config file is: `HEARTH_CONFIG` if set, else

@@ -211,16 +211,64 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Logs each request's method, path, status and latency (never its body:
-/// prompts stay out of the log), like Ollama's `[GIN]` lines.
-async fn log_request(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+/// A request's id: the client's `X-Request-Id` when it is a sane one (1 to
+/// 128 characters of letters, digits and `._:-`), else one made here. It is
+/// a request extension, logged with the request and echoed in the response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The id for a request that sent `given`.
+    fn new(given: Option<&HeaderValue>) -> RequestId {
+        let sane = given.and_then(|v| v.to_str().ok()).filter(|v| {
+            (1..=128).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
+        });
+        if let Some(id) = sane {
+            return RequestId(id.to_owned());
+        }
+        // A per-process random prefix (from the std hasher's random keys) and
+        // a counter: unique across replicas without a syscall per request.
+        static PREFIX: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let prefix = *PREFIX.get_or_init(|| {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::UNIX_EPOCH
+                    .elapsed()
+                    .unwrap_or_default()
+                    .as_nanos(),
+            );
+            h.finish()
+        });
+        RequestId(format!(
+            "{prefix:016x}-{}",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+/// Gives each request its [`RequestId`] and logs its method, path, status
+/// and latency with it (never its body: prompts stay out of the log), like
+/// Ollama's `[GIN]` lines.
+async fn log_request(
+    mut request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let id = RequestId::new(request.headers().get("x-request-id"));
+    request.extensions_mut().insert(id.clone());
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let start = std::time::Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status().as_u16();
     // Streaming bodies continue after this: the latency is to the first byte.
-    tracing::info!(%method, %path, status, latency_ms = start.elapsed().as_millis() as u64, "request");
+    tracing::info!(request_id = %id.0, %method, %path, status, latency_ms = start.elapsed().as_millis() as u64, "request");
+    if let Ok(value) = HeaderValue::from_str(&id.0) {
+        response.headers_mut().insert("x-request-id", value);
+    }
     response
 }
 

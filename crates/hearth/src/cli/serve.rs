@@ -31,7 +31,8 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_TLS_CERT, HEARTH_TLS_KEY                     PEM certificate chain and key: serve HTTPS only
   HEARTH_CONFIG                                       config file (~/.hearth/config.toml): these settings in
                                                       lower case without HEARTH_, and [[keys]]
-  HEARTH_LOG                                          log filter (info)";
+  HEARTH_LOG                                          log filter (info)
+  HEARTH_LOG_FORMAT                                   text, or json: one JSON object a line";
 
 /// Arguments of `hearth serve` (none: it is configured by the environment).
 #[derive(Debug, clap::Args)]
@@ -42,11 +43,24 @@ pub struct ServeArgs {}
 pub fn run(_args: &ServeArgs) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEARTH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let format = server::config::env_setting("LOG_FORMAT")
+        .map(|(_, v)| v)
+        .or_else(|| {
+            server::config_file::ConfigFile::from_env()
+                .ok()?
+                .get("log_format")
+        });
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format.as_deref().map(str::trim) {
+        None | Some("text") => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One JSON object a line, for log collectors.
+        Some("json") => logs.json().flatten_event(true).init(),
+        Some(other) => anyhow::bail!("HEARTH_LOG_FORMAT={other:?}: expected text or json"),
+    }
     let config = server::Config::from_env()?;
     let store = crate::builtin::open_store()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
