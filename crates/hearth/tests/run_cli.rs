@@ -320,11 +320,8 @@ fn ctrl_c_stops_the_answer_and_keeps_the_session() {
     // Wait until the answer is streaming, then press Ctrl-C.
     let mut first = [0u8; 16];
     assert!(stdout.read(&mut first).unwrap() > 0);
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     // The session goes on: the next commands are answered.
     stdin.write_all(b"/show info\n/bye\n").unwrap();
     drop(stdin);

@@ -8,8 +8,9 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
-use serve_common::{Scratch, Server, free_port, text};
+use serve_common::{Scratch, Server, free_port, signal, text};
 
 /// A generate request with a fixed seed and greedy decoding.
 fn greedy(prompt: &str, n: i64) -> Value {
@@ -248,15 +249,8 @@ fn sigterm_lets_streams_finish_then_cancels_after_the_drain_timeout() {
     let finite = json!({"model": "tiny", "prompt": "Go", "options": {"num_predict": 4000, "num_ctx": 64, "temperature": 0, "seed": 7}});
     let started = std::time::Instant::now();
     let reader = open_stream(&server, &finite);
-    let pid = server.child.id().to_string();
     let signalled = started.elapsed();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    signal(&server.child, Signal::SIGTERM);
     let probe = reqwest::blocking::Client::new();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while probe
@@ -415,8 +409,7 @@ fn requests_carry_ids_and_json_logs_hold_no_prompt_text() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 200);
-    let pid = child.id().to_string();
-    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    signal(&child, Signal::SIGTERM);
     child.wait().unwrap();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(!text.contains(secret), "the prompt reached the log");
