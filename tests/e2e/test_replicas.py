@@ -5,8 +5,9 @@ default); part way through one replica is SIGKILLed. No request may fail
 except those streaming from the killed replica at that moment, and every
 request started after the kill is served by the survivor.
 
-The store is mounted read-only for each replica with a bind mount in a
-private mount namespace (`unshare --map-root-user --mount`). nginx is
+The store is read-only for the replicas: as root a bind mount remounted
+read-only in a private mount namespace (`unshare --mount`), otherwise the
+write permission taken away, which the store treats the same way. nginx is
 Debian's package (.ci/run installs it); without it the test is skipped and
 tools/test.sh lists it as not checked.
 """
@@ -81,17 +82,20 @@ def test_replicas_behind_nginx_survive_a_killed_replica(tmp_path):
     # The built-in model is installed while the store is writable.
     subprocess.run([str(hearth), "list"], env=env, check=True, capture_output=True)
 
+    root = os.geteuid() == 0
+    if not root:
+        _set_writable(store, False)
     replicas = {}
     for name in ("a", "b"):
         port = _free_port()
         mount = tmp_path / f"ro-{name}"
         mount.mkdir()
+        if root:
+            command = ["unshare", "--mount", "sh", "-c", REMOUNT, "sh", str(store), str(mount), str(hearth), "serve"]
+        else:
+            command, mount = [str(hearth), "serve"], store
         replica_env = dict(env, HEARTH_HOST=f"127.0.0.1:{port}", HEARTH_MODELS=str(mount), HEARTH_LOG="warn")
-        process = subprocess.Popen(
-            ["unshare", "--map-root-user", "--mount", "sh", "-c", REMOUNT, "sh", str(store), str(mount),
-             str(hearth), "serve"],
-            env=replica_env,
-        )
+        process = subprocess.Popen(command, env=replica_env)
         replicas[name] = (port, process)
         _wait_http(f"http://127.0.0.1:{port}/ready")
 
@@ -152,9 +156,11 @@ def test_replicas_behind_nginx_survive_a_killed_replica(tmp_path):
             f"{len(results)} requests, {len(failed)} failed, "
             f"{len(in_flight_on_killed)} in flight on the killed replica, {len(after)} after the kill"
         )
-        # Only requests streaming from the killed replica at that moment failed.
+        # Only requests streaming from the killed replica at that moment failed
+        # (sent to it up to the moment the signal lands; a POST already sent
+        # is not retried elsewhere).
         for r in failed:
-            assert r[0] < killed_at < r[1] + 0.5, f"a request failed away from the kill: {r}"
+            assert r[0] < killed_at + 0.5 and killed_at < r[1] + 0.5, f"a request failed away from the kill: {r}"
             assert final_upstream(r) in ("", killed_addr), f"a request failed on the survivor: {r}"
         # Afterwards everything went to the survivor.
         assert after, "no request started after the kill"
@@ -167,3 +173,12 @@ def test_replicas_behind_nginx_survive_a_killed_replica(tmp_path):
             if process.poll() is None:
                 process.terminate()
                 process.wait(timeout=30)
+        if not root:
+            _set_writable(store, True)
+
+
+def _set_writable(directory, writable):
+    """Gives or takes the write permission on everything under directory."""
+    for path in sorted(directory.rglob("*"), reverse=True):
+        path.chmod((0o755 if path.is_dir() else 0o644) if writable else (0o555 if path.is_dir() else 0o444))
+    directory.chmod(0o755 if writable else 0o555)

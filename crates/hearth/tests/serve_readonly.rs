@@ -1,8 +1,9 @@
 //! Replicas share one model volume mounted read-only: `hearth serve` on a
 //! read-only store lists, shows, runs and serves its models (the registry
-//! read side too) and refuses changes with a clear 403. The store is made
-//! read-only by a bind mount in a private mount namespace (`unshare`, as
-//! root or through a user namespace).
+//! read side too) and refuses changes with a clear 403. As root the store is
+//! made read-only by a bind mount in a private mount namespace (`unshare
+//! --mount`); otherwise by taking the write permission away, which the
+//! store treats the same way.
 
 mod serve_common;
 
@@ -17,25 +18,22 @@ fn a_read_only_store_serves_and_refuses_changes() {
     let source = scratch.models();
     let mount = scratch.dir.join("ro");
     std::fs::create_dir_all(&mount).unwrap();
-    let (source, mount) = (source.to_str().unwrap(), mount.to_str().unwrap());
-    let script =
-        "mount --bind \"$1\" \"$2\" && mount -o remount,bind,ro \"$2\" && shift 2 && exec \"$@\"";
-    let server = Server::start_wrapped(
-        std::path::Path::new(mount),
-        &[],
-        "HEARTH",
-        &[
-            "unshare",
-            "--map-root-user",
-            "--mount",
-            "sh",
-            "-c",
-            script,
-            "sh",
-            source,
-            mount,
-        ],
-    );
+    let root = nix::unistd::geteuid().is_root();
+    let server = if root {
+        let (source, mount) = (source.to_str().unwrap(), mount.to_str().unwrap());
+        let script = "mount --bind \"$1\" \"$2\" && mount -o remount,bind,ro \"$2\" && shift 2 && exec \"$@\"";
+        Server::start_wrapped(
+            std::path::Path::new(mount),
+            &[],
+            "HEARTH",
+            &[
+                "unshare", "--mount", "sh", "-c", script, "sh", source, mount,
+            ],
+        )
+    } else {
+        set_writable(&source, false);
+        Server::start_wrapped(&source, &[], "HEARTH", &[])
+    };
 
     let tags = server.get("/api/tags");
     let names: Vec<&str> = tags["models"]
@@ -82,6 +80,9 @@ fn a_read_only_store_serves_and_refuses_changes() {
         .send()
         .unwrap();
     assert_eq!(response.status(), 403);
+    if !root {
+        set_writable(&scratch.models(), true);
+    }
     // Nothing changed underneath.
     assert!(
         scratch
@@ -95,4 +96,20 @@ fn a_read_only_store_serves_and_refuses_changes() {
             .join("manifests/registry.ollama.ai/library/other")
             .exists()
     );
+}
+
+/// Gives or takes the write permission on everything under `dir`.
+fn set_writable(dir: &std::path::Path, writable: bool) {
+    use std::os::unix::fs::PermissionsExt as _;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            set_writable(&path, writable);
+        } else {
+            let mode = if writable { 0o644 } else { 0o444 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+    let mode = if writable { 0o755 } else { 0o555 };
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
 }
