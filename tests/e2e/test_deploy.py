@@ -36,7 +36,7 @@ def test_manifests_validate_strictly():
     for path, doc in _documents():
         kubernetes_validate.validate(doc, KUBERNETES, strict=True)
         kinds.add(doc["kind"])
-    assert {"Deployment", "Service", "PersistentVolumeClaim"} <= kinds
+    assert {"Deployment", "Service", "PersistentVolumeClaim", "HorizontalPodAutoscaler"} <= kinds
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(
             {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"}, "spec": {"replicas": "two"}},
@@ -63,6 +63,14 @@ def test_deployment_matches_the_binary(server):
     assert all(m["readOnly"] for m in container["volumeMounts"] if m["mountPath"] == env["HEARTH_MODELS"])
     drain = int(env["HEARTH_DRAIN_TIMEOUT"].rstrip("s"))
     assert pod["terminationGracePeriodSeconds"] > drain
+    # Prometheus scrapes the path that serves metrics, and the autoscaler's
+    # metric is one of them.
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    metrics = httpx.get(server.url + annotations["prometheus.io/path"])
+    assert metrics.status_code == 200
+    (hpa,) = [d for _, d in _documents() if d["kind"] == "HorizontalPodAutoscaler"]
+    for metric in hpa["spec"]["metrics"]:
+        assert f"# TYPE {metric['pods']['metric']['name']} " in metrics.text
 
 
 def test_dockerfile_runs_hearth_serve_as_configured():

@@ -29,6 +29,7 @@ mod guard;
 pub mod json;
 pub mod listen;
 pub mod memory;
+pub mod metrics;
 pub mod request;
 pub mod scheduler;
 mod worker;
@@ -57,6 +58,8 @@ pub struct AppState {
     pub draining: Arc<AtomicBool>,
     /// Requests in flight, which a drain waits for.
     pub in_flight: Arc<listen::InFlight>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -66,6 +69,7 @@ impl AppState {
             scheduler: Scheduler::new(store, config),
             draining: Arc::new(AtomicBool::new(false)),
             in_flight: Arc::new(listen::InFlight::default()),
+            metrics: Arc::new(metrics::Metrics::new()),
         }
     }
 }
@@ -164,6 +168,7 @@ pub fn app(state: AppState) -> Router {
         .route("/", get(|| async { "hearth is running" }).head(|| async {}))
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
+        .route("/metrics", get(metrics::handler))
         .route("/api/version", get(models::version))
         .route("/api/generate", post(ollama::generate))
         .route("/api/chat", post(ollama::chat))
@@ -207,6 +212,10 @@ pub fn app(state: AppState) -> Router {
             guard::check,
         ))
         .layer(cors(&config.origins))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(state)
 }

@@ -521,6 +521,17 @@ impl Scheduler {
         });
     }
 
+    /// Requests waiting for a sequence, and requests being generated, over
+    /// every loaded model.
+    pub fn load_counts(&self) -> (usize, usize) {
+        lock(&self.runners)
+            .values()
+            .fold((0, 0), |(waiting, running), r| {
+                let st = lock(&r.state);
+                (waiting + st.pending, running + (st.active - st.pending))
+            })
+    }
+
     /// The loaded models, most recently loaded last.
     pub fn list_loaded(&self) -> Vec<LoadedModel> {
         let now_instant = Instant::now();

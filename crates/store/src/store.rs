@@ -331,7 +331,7 @@ impl Store {
     }
 
     /// The stored spelling of `name` (matched ignoring case), if it exists.
-    pub(crate) fn find(&self, name: &ModelName) -> Result<Option<ModelName>> {
+    pub fn find(&self, name: &ModelName) -> Result<Option<ModelName>> {
         if self.manifest_path(name).is_file() {
             return Ok(Some(name.clone()));
         }

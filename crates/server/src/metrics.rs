@@ -1,0 +1,363 @@
+//! `/metrics`: Prometheus metrics in the OpenMetrics text format (the
+//! `prometheus-client` crate). Counted per request by [`record`] (a
+//! middleware): `hearth_requests_total{api,endpoint,model,code}` and
+//! `hearth_request_duration_seconds{api,endpoint}` (to the first byte of the
+//! answer). Read at each scrape: `hearth_model_loaded{model}`,
+//! `hearth_queue_depth`, `hearth_running_sequences` and the process's
+//! resident memory, CPU time, open files and start time. The queue and
+//! running counts are also exported under the names the Kubernetes Gateway
+//! API Inference Extension reads from model servers
+//! (`vllm:num_requests_waiting`, `vllm:num_requests_running`), so an
+//! inference gateway can balance hearth replicas by load.
+//!
+//! Label values are bounded: endpoints are the router's paths (anything else
+//! is `other`), models are names the store resolves (anything else is
+//! `other`), so a client cannot grow the series without limit.
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+/// Labels of `hearth_requests_total`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    api: &'static str,
+    endpoint: &'static str,
+    model: String,
+    code: u16,
+}
+
+/// Labels of `hearth_request_duration_seconds`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabels {
+    api: &'static str,
+    endpoint: &'static str,
+}
+
+/// Labels of per-model gauges.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ModelLabels {
+    model: String,
+}
+
+/// Every metric, and the registry that renders them.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<EndpointLabels, Histogram>,
+    loaded: Family<ModelLabels, Gauge>,
+    queue_depth: Gauge,
+    running: Gauge,
+    resident: Gauge,
+    cpu_seconds: Gauge<f64, AtomicU64>,
+    open_fds: Gauge,
+    start_time: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every metric at zero.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "hearth_requests",
+            "Requests answered, by API, endpoint, model and status code",
+            requests.clone(),
+        );
+        let durations = Family::<EndpointLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0, 120.0])
+        });
+        registry.register(
+            "hearth_request_duration_seconds",
+            "Time to the first byte of the answer (streams go on after it)",
+            durations.clone(),
+        );
+        let loaded = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "hearth_model_loaded",
+            "1 for each loaded model",
+            loaded.clone(),
+        );
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            registry.register(name, help, g.clone());
+            g
+        };
+        let queue_depth = gauge(
+            &mut registry,
+            "hearth_queue_depth",
+            "Requests waiting for a sequence",
+        );
+        let running = gauge(
+            &mut registry,
+            "hearth_running_sequences",
+            "Requests being generated",
+        );
+        // The names the Gateway API Inference Extension's model-server
+        // protocol reads (vLLM's).
+        registry.register(
+            "vllm:num_requests_waiting",
+            "Requests waiting for a sequence (hearth_queue_depth)",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "vllm:num_requests_running",
+            "Requests being generated (hearth_running_sequences)",
+            running.clone(),
+        );
+        let resident = gauge(
+            &mut registry,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes",
+        );
+        let cpu_seconds = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "process_cpu_seconds",
+            "User and system CPU time spent in seconds",
+            cpu_seconds.clone(),
+        );
+        let open_fds = gauge(&mut registry, "process_open_fds", "Open file descriptors");
+        let start_time = gauge(
+            &mut registry,
+            "process_start_time_seconds",
+            "Start time of the process since the Unix epoch in seconds",
+        );
+        start_time.set(
+            std::time::UNIX_EPOCH
+                .elapsed()
+                .map_or(0, |d| d.as_secs() as i64),
+        );
+        Metrics {
+            registry: Mutex::new(registry),
+            requests,
+            durations,
+            loaded,
+            queue_depth,
+            running,
+            resident,
+            cpu_seconds,
+            open_fds,
+            start_time,
+        }
+    }
+
+    /// The text a scrape returns, with the scrape-time values read now.
+    fn render(&self, state: &AppState) -> String {
+        let scheduler = &state.scheduler;
+        self.loaded.clear();
+        for model in scheduler.list_loaded() {
+            self.loaded
+                .get_or_create(&ModelLabels {
+                    model: model.name.display_short(),
+                })
+                .set(1);
+        }
+        let (waiting, running) = scheduler.load_counts();
+        self.queue_depth.set(waiting as i64);
+        self.running.set(running as i64);
+        if let Some(p) = process_stats() {
+            self.resident.set(p.resident_bytes as i64);
+            self.cpu_seconds.set(p.cpu_seconds);
+            self.open_fds.set(p.open_fds as i64);
+        }
+        let _ = &self.start_time;
+        let mut text = String::new();
+        let registry = self.registry.lock().unwrap_or_else(PoisonError::into_inner);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<AppState>) -> Response {
+    let text = state.metrics.render(&state);
+    let mut response = text.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}
+
+/// Which API and endpoint a path belongs to, as bounded label values.
+fn endpoint(path: &str) -> (&'static str, &'static str) {
+    const OLLAMA: [&str; 16] = [
+        "/api/generate",
+        "/api/chat",
+        "/api/embed",
+        "/api/embeddings",
+        "/api/tags",
+        "/api/show",
+        "/api/create",
+        "/api/copy",
+        "/api/delete",
+        "/api/pull",
+        "/api/push",
+        "/api/ps",
+        "/api/version",
+        "/api/blobs",
+        "/health",
+        "/ready",
+    ];
+    const OPENAI: [&str; 4] = [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+    ];
+    if path.starts_with("/api/blobs/") {
+        return ("ollama", "/api/blobs");
+    }
+    if let Some(p) = OLLAMA.iter().find(|p| **p == path) {
+        return ("ollama", p);
+    }
+    if let Some(p) = OPENAI.iter().find(|p| path.starts_with(**p)) {
+        return ("openai", p);
+    }
+    if path.starts_with("/v2/") {
+        return ("registry", "/v2");
+    }
+    if path == "/metrics" {
+        return ("metrics", "/metrics");
+    }
+    ("other", "other")
+}
+
+/// The model a request names, for its label: set by [`record`] from the
+/// body's `model` when that is a model the store has.
+#[derive(Debug, Clone)]
+pub struct ModelLabel(pub String);
+
+/// The middleware: counts each request by API, endpoint, model and status,
+/// and times it to the first byte.
+pub(crate) async fn record(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let (api, endpoint) = endpoint(request.uri().path());
+    let mut request = request;
+    let mut model = "none".to_owned();
+    if request.method() == axum::http::Method::POST && endpoint != "/api/blobs" {
+        let (parts, body) = request.into_parts();
+        let limit = crate::body_limit_of(&parts.extensions);
+        let bytes = match axum::body::to_bytes(body, limit).await {
+            Ok(bytes) => bytes,
+            Err(_) => return crate::ApiError::too_large(limit).into_response(),
+        };
+        if let Some(name) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("model").and_then(|m| m.as_str()).map(str::to_owned))
+        {
+            model = bounded_model(&state, &name);
+        }
+        request = Request::from_parts(parts, axum::body::Body::from(bytes));
+        request.extensions_mut().insert(ModelLabel(model.clone()));
+    }
+    let start = Instant::now();
+    let response = next.run(request).await;
+    let metrics = &state.metrics;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            api,
+            endpoint,
+            model,
+            code: response.status().as_u16(),
+        })
+        .inc();
+    metrics
+        .durations
+        .get_or_create(&EndpointLabels { api, endpoint })
+        .observe(start.elapsed().as_secs_f64());
+    response
+}
+
+/// `name` as a label: its short form when the store has such a model (or a
+/// configured upstream would), `other` otherwise.
+fn bounded_model(state: &AppState, name: &str) -> String {
+    let Ok(parsed) = store::ModelName::parse(name) else {
+        return "other".to_owned();
+    };
+    match state.scheduler.store().find(&parsed) {
+        Ok(Some(found)) => found.display_short(),
+        _ => "other".to_owned(),
+    }
+}
+
+/// What `/proc/self` says about this process.
+struct ProcessStats {
+    resident_bytes: u64,
+    cpu_seconds: f64,
+    open_fds: usize,
+}
+
+/// Reads [`ProcessStats`] (Linux; `None` elsewhere).
+fn process_stats() -> Option<ProcessStats> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    // utime and stime are fields 14 and 15 (index 11 and 12 here), in clock
+    // ticks of 1/100 s on Linux.
+    let cpu_seconds = (ticks(11)? + ticks(12)?) as f64 / 100.0;
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count();
+    Some(ProcessStats {
+        resident_bytes: pages * 4096,
+        cpu_seconds,
+        open_fds,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_bounded_labels() {
+        assert_eq!(endpoint("/api/chat"), ("ollama", "/api/chat"));
+        assert_eq!(endpoint("/api/blobs/sha256:00"), ("ollama", "/api/blobs"));
+        assert_eq!(
+            endpoint("/v1/chat/completions"),
+            ("openai", "/v1/chat/completions")
+        );
+        assert_eq!(endpoint("/v1/models/tiny"), ("openai", "/v1/models"));
+        assert_eq!(endpoint("/v2/library/x/manifests/y"), ("registry", "/v2"));
+        assert_eq!(endpoint("/anything/else"), ("other", "other"));
+    }
+
+    #[test]
+    fn process_stats_are_read() {
+        let p = process_stats().expect("Linux /proc");
+        assert!(p.resident_bytes > 0 && p.open_fds > 0);
+    }
+}

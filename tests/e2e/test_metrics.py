@@ -1,0 +1,63 @@
+"""`/metrics` parsed by the official Prometheus client's OpenMetrics parser:
+every metric hearth documents is present, and the request counters, the
+latency histogram and the loaded-model gauge move with real requests."""
+
+import httpx
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+
+def _scrape(server):
+    response = httpx.get(server.url + "/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    return {family.name: family for family in text_string_to_metric_families(response.text)}
+
+
+def _value(families, name, sample, **labels):
+    for s in families[name].samples:
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    return 0.0
+
+
+def test_metrics_are_present_and_move(server, ollama_client, model):
+    # Loaded, so that the per-model gauge has a series.
+    ollama_client.generate(model=model, prompt="hi", options={"num_predict": 1})
+    before = _scrape(server)
+    for name in (
+        "hearth_requests",
+        "hearth_request_duration_seconds",
+        "hearth_model_loaded",
+        "hearth_queue_depth",
+        "hearth_running_sequences",
+        "vllm:num_requests_waiting",
+        "vllm:num_requests_running",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ):
+        assert name in before, name
+    labels = {"api": "ollama", "endpoint": "/api/generate", "model": model, "code": "200"}
+    count = _value(before, "hearth_requests", "hearth_requests_total", **labels)
+    timed = _value(
+        before, "hearth_request_duration_seconds", "hearth_request_duration_seconds_count",
+        api="ollama", endpoint="/api/generate",
+    )
+    for _ in range(3):
+        ollama_client.generate(model=model, prompt="hi", options={"num_predict": 2})
+    # A model that does not exist is counted under a bounded label.
+    try:
+        ollama_client.generate(model="no-such-model-xyz", prompt="hi")
+    except Exception:
+        pass
+    after = _scrape(server)
+    assert _value(after, "hearth_requests", "hearth_requests_total", **labels) == count + 3
+    assert _value(
+        after, "hearth_request_duration_seconds", "hearth_request_duration_seconds_count",
+        api="ollama", endpoint="/api/generate",
+    ) >= timed + 3
+    assert _value(after, "hearth_requests", "hearth_requests_total", model="other", code="404") >= 1
+    assert all(s.labels.get("model") != "no-such-model-xyz" for s in after["hearth_requests"].samples)
+    assert _value(after, "hearth_model_loaded", "hearth_model_loaded", model=model) == 1
+    assert _value(after, "process_resident_memory_bytes", "process_resident_memory_bytes") > 0
