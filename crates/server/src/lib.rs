@@ -199,9 +199,6 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         })
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            config.limits.body_timeout,
-        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(auth::Auth::new(&config.keys)),
@@ -217,6 +214,11 @@ pub fn app(state: AppState) -> Router {
             metrics::record,
         ))
         .layer(axum::middleware::from_fn(log_request))
+        // Outermost, so that every middleware that reads a body (metrics,
+        // keys) is bound by it too.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            config.limits.body_timeout,
+        ))
         .with_state(state)
 }
 
