@@ -25,12 +25,11 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use sha2::{Digest as _, Sha256};
 
 use crate::ApiError;
 use crate::config_file::KeyEntry;
-use crate::error::OpenAiError;
 
 /// SHA-256 of an API key, lower-case hex: what the config file stores.
 pub fn key_hash(key: &str) -> String {
@@ -114,13 +113,8 @@ fn manages_models(method: &Method, path: &str) -> bool {
 /// The middleware (module docs).
 pub(crate) async fn check(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
-    let openai = path.starts_with("/v1/");
     let refuse = |error: ApiError| {
-        let mut response = if openai {
-            OpenAiError::from(error).into_response()
-        } else {
-            error.into_response()
-        };
+        let mut response = crate::error::response_for(&path, error);
         if response.status() == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()

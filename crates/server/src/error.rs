@@ -151,6 +151,17 @@ impl OpenAiError {
     }
 }
 
+/// `error` rendered in the shape of the API `path` belongs to: OpenAI's
+/// under `/v1/`, Ollama's elsewhere (for middleware, which answers before a
+/// handler of either API).
+pub(crate) fn response_for(path: &str, error: ApiError) -> Response {
+    if path.starts_with("/v1/") {
+        OpenAiError::from(error).into_response()
+    } else {
+        error.into_response()
+    }
+}
+
 impl From<ApiError> for OpenAiError {
     fn from(error: ApiError) -> OpenAiError {
         OpenAiError {

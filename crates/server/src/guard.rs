@@ -24,10 +24,9 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::ApiError;
-use crate::error::OpenAiError;
 
 /// What the guard needs from the configuration.
 #[derive(Debug, Clone)]
@@ -81,8 +80,7 @@ impl Guard {
 pub(crate) async fn check(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     match refusal(&guard, request.method(), path, request.headers()) {
-        Some(error) if path.starts_with("/v1/") => OpenAiError::from(error).into_response(),
-        Some(error) => error.into_response(),
+        Some(error) => crate::error::response_for(path, error),
         None => next.run(request).await,
     }
 }

@@ -269,7 +269,10 @@ pub(crate) async fn record(
         let limit = crate::body_limit_of(&parts.extensions);
         let bytes = match axum::body::to_bytes(body, limit).await {
             Ok(bytes) => bytes,
-            Err(_) => return crate::ApiError::too_large(limit).into_response(),
+            Err(_) => {
+                let path = parts.uri.path();
+                return crate::error::response_for(path, crate::ApiError::too_large(limit));
+            }
         };
         if let Some(name) = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
