@@ -28,6 +28,10 @@ def test_metrics_are_present_and_move(server, ollama_client, model):
         "hearth_requests",
         "hearth_request_duration_seconds",
         "hearth_model_loaded",
+        "hearth_time_to_first_token_seconds",
+        "hearth_inter_token_latency_seconds",
+        "hearth_prompt_tokens",
+        "hearth_generated_tokens",
         "hearth_queue_depth",
         "hearth_running_sequences",
         "vllm:num_requests_waiting",
@@ -44,8 +48,14 @@ def test_metrics_are_present_and_move(server, ollama_client, model):
         before, "hearth_request_duration_seconds", "hearth_request_duration_seconds_count",
         api="ollama", endpoint="/api/generate",
     )
+    first = _value(before, "hearth_time_to_first_token_seconds", "hearth_time_to_first_token_seconds_count")
+    gaps = _value(before, "hearth_inter_token_latency_seconds", "hearth_inter_token_latency_seconds_count")
+    generated = _value(before, "hearth_generated_tokens", "hearth_generated_tokens_total", model=model)
+    prompted = _value(before, "hearth_prompt_tokens", "hearth_prompt_tokens_total", model=model)
+    made = 0
     for _ in range(3):
-        ollama_client.generate(model=model, prompt="hi", options={"num_predict": 2})
+        r = ollama_client.generate(model=model, prompt="hi", options={"num_predict": 4})
+        made += r.eval_count
     # A model that does not exist is counted under a bounded label.
     try:
         ollama_client.generate(model="no-such-model-xyz", prompt="hi")
@@ -60,4 +70,9 @@ def test_metrics_are_present_and_move(server, ollama_client, model):
     assert _value(after, "hearth_requests", "hearth_requests_total", model="other", code="404") >= 1
     assert all(s.labels.get("model") != "no-such-model-xyz" for s in after["hearth_requests"].samples)
     assert _value(after, "hearth_model_loaded", "hearth_model_loaded", model=model) == 1
+    # Tokens and their timing, from the answers' own counts.
+    assert _value(after, "hearth_generated_tokens", "hearth_generated_tokens_total", model=model) == generated + made
+    assert _value(after, "hearth_prompt_tokens", "hearth_prompt_tokens_total", model=model) > prompted
+    assert _value(after, "hearth_time_to_first_token_seconds", "hearth_time_to_first_token_seconds_count") == first + 3
+    assert _value(after, "hearth_inter_token_latency_seconds", "hearth_inter_token_latency_seconds_count") > gaps
     assert _value(after, "process_resident_memory_bytes", "process_resident_memory_bytes") > 0

@@ -154,3 +154,80 @@ fn keys_are_required_scoped_and_rate_limited() {
     let retry: u64 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=60).contains(&retry), "{retry}");
 }
+
+#[test]
+fn the_audit_log_has_a_line_per_request_and_no_text() {
+    let scratch = Scratch::new("audit");
+    let config = scratch.dir.join("config.toml");
+    let alice = add_key(&config, "alice", &[]);
+    let audit = scratch.dir.join("audit.log");
+    let server = scratch.serve(&[
+        ("HEARTH_CONFIG", config.to_str().unwrap()),
+        ("HEARTH_AUDIT_LOG", audit.to_str().unwrap()),
+    ]);
+    let secret = "zebra-marker-7731";
+    let generate = json!({"model": "hearth-tiny", "prompt": format!("{secret} What is 12 plus 7?"), "stream": false});
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/api/generate",
+        Some(&alice),
+        Some(generate),
+    );
+    assert_eq!(status, 200, "{body}");
+    let chat = json!({"model": "hearth-tiny", "messages": [{"role": "user", "content": secret}], "stream": true});
+    let response = server
+        .http
+        .post(server.url("/api/chat"))
+        .bearer_auth(&alice)
+        .header("x-request-id", "audit-chat")
+        .json(&chat)
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let streamed = response.text().unwrap();
+    assert!(streamed.contains("\"done\":true"));
+    let (status, _, _) = call(&server, "GET", "/api/tags", None, None);
+    assert_eq!(status, 401);
+
+    // The lines are written when each answer has been sent.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines = loop {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        // The test server's start-up probes (/api/version) aside.
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|l| l["endpoint"] != "/api/version")
+            .collect();
+        if lines.len() >= 3 || std::time::Instant::now() > deadline {
+            assert!(!text.contains(secret), "prompt text reached the audit log");
+            break lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let generate = &lines[0];
+    assert_eq!(generate["key"], "alice");
+    assert_eq!(generate["endpoint"], "/api/generate");
+    assert_eq!(generate["model"], "hearth-tiny:latest");
+    assert_eq!(generate["route"], "local");
+    assert_eq!(generate["status"], 200);
+    assert!(generate["prompt_tokens"].as_u64().unwrap() > 5);
+    assert!(generate["generated_tokens"].as_u64().unwrap() > 3);
+    assert!(
+        generate["client"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(generate["time_to_first_token_ms"].as_f64().unwrap() > 0.0);
+    let chat = lines
+        .iter()
+        .find(|l| l["request_id"] == "audit-chat")
+        .unwrap();
+    assert_eq!(chat["api"], "ollama");
+    assert!(chat["generated_tokens"].as_u64().unwrap() > 0);
+    let refused = lines.iter().find(|l| l["status"] == 401).unwrap();
+    assert_eq!(refused["key"], Value::Null);
+}

@@ -208,6 +208,9 @@ pub(crate) async fn check(State(auth): State<Arc<Auth>>, request: Request, next:
         request = Request::from_parts(parts, Body::from(bytes));
     }
     request.extensions_mut().insert(KeyName(entry.name.clone()));
+    if let Some(observer) = crate::observe::Observer::current() {
+        observer.set_key(&entry.name);
+    }
     key.in_flight.fetch_add(1, Ordering::Relaxed);
     let guard = InFlight(key.clone());
     crate::hold_until_sent(next.run(request).await, guard)

@@ -162,6 +162,10 @@ pub struct Config {
     /// `HEARTH_TLS_CERT` and `HEARTH_TLS_KEY`: PEM files of the certificate
     /// chain and its private key; set, the server speaks only HTTPS.
     pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// `HEARTH_AUDIT_LOG`: where to append one JSON line per request (never
+    /// its text), rotated past `HEARTH_AUDIT_LOG_MAX_SIZE` (100MiB, five old
+    /// files kept).
+    pub audit_log: Option<(std::path::PathBuf, u64)>,
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
@@ -198,6 +202,7 @@ impl Default for Config {
             max_blob_bytes: None,
             keys: Vec::new(),
             tls: None,
+            audit_log: None,
         }
     }
 }
@@ -346,6 +351,13 @@ impl Config {
             drain_timeout: duration("DRAIN_TIMEOUT", defaults.drain_timeout)?,
             max_blob_bytes: size("MAX_BLOB_SIZE")?,
             keys: keys(&lookup, file)?,
+            audit_log: match get("AUDIT_LOG") {
+                None => None,
+                Some((_, path)) => Some((
+                    path.into(),
+                    size("AUDIT_LOG_MAX_SIZE")?.unwrap_or(100 << 20),
+                )),
+            },
             tls: match (get("TLS_CERT"), get("TLS_KEY")) {
                 (None, None) => None,
                 (Some((_, cert)), Some((_, key))) => Some((cert.into(), key.into())),

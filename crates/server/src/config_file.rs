@@ -29,7 +29,7 @@ use crate::config::ConfigError;
 
 /// The settings a file may hold besides `keys` (the `HEARTH_*` names without
 /// the prefix, in lower case).
-pub const SETTINGS: [&str; 22] = [
+pub const SETTINGS: [&str; 24] = [
     "host",
     "models",
     "origins",
@@ -52,6 +52,8 @@ pub const SETTINGS: [&str; 22] = [
     "tls_cert",
     "tls_key",
     "log_format",
+    "audit_log",
+    "audit_log_max_size",
 ];
 
 /// Where the config file is: `HEARTH_CONFIG` if set, else

@@ -30,6 +30,7 @@ pub mod json;
 pub mod listen;
 pub mod memory;
 pub mod metrics;
+pub mod observe;
 pub mod request;
 pub mod scheduler;
 mod worker;
@@ -60,12 +61,19 @@ pub struct AppState {
     pub in_flight: Arc<listen::InFlight>,
     /// What `/metrics` reports.
     pub metrics: Arc<metrics::Metrics>,
+    /// The audit log (`HEARTH_AUDIT_LOG`), if one is kept.
+    pub audit: Option<Arc<observe::AuditLog>>,
 }
 
 impl AppState {
     /// State over `store` with `config`'s limits.
     pub fn new(store: store::Store, config: Config) -> AppState {
+        let audit = config
+            .audit_log
+            .as_ref()
+            .map(|(path, max)| Arc::new(observe::AuditLog::new(path.clone(), *max, 5)));
         AppState {
+            audit,
             scheduler: Scheduler::new(store, config),
             draining: Arc::new(AtomicBool::new(false)),
             in_flight: Arc::new(listen::InFlight::default()),

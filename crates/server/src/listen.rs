@@ -31,7 +31,6 @@ use axum::Router;
 use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
@@ -137,24 +136,40 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, 
     Ok(Arc::new(config))
 }
 
-/// The router as hyper calls it: requests with hyper's body turned into
-/// axum's, and no error.
-type Service = TowerToHyperService<
-    tower::util::MapErr<
-        tower::util::MapRequest<Router, fn(Request<Incoming>) -> Request>,
-        fn(Infallible) -> Infallible,
-    >,
->;
+/// The address of the client a request came from (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::SocketAddr);
+
+/// The router as hyper calls it for a connection from `peer`: requests with
+/// hyper's body turned into axum's and the client's address attached.
+fn connection_service(
+    router: Router,
+    peer: std::net::SocketAddr,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Future<Output = Result<axum::response::Response, Infallible>> + Send,
+> + Clone {
+    hyper::service::service_fn(move |request: Request<Incoming>| {
+        let mut request = request.map(axum::body::Body::new);
+        request.extensions_mut().insert(ClientAddr(peer));
+        router.clone().oneshot(request)
+    })
+}
 
 /// Serves one connection until it closes, or until `stop` asks it to finish
 /// its request in flight.
-async fn serve_connection<IO>(
-    io: IO,
-    service: Service,
-    limits: Limits,
-    mut stop: watch::Receiver<()>,
-) where
+async fn serve_connection<IO, S>(io: IO, service: S, limits: Limits, mut stop: watch::Receiver<()>)
+where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            Request<Incoming>,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
 {
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -227,8 +242,8 @@ pub(crate) async fn serve<S, C>(
         };
         // The semaphore is never closed.
         let Ok(permit) = permit else { break };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait, don't spin.
                 tracing::warn!("accept failed: {e}");
@@ -237,17 +252,7 @@ pub(crate) async fn serve<S, C>(
             }
         };
         let _ = stream.set_nodelay(true);
-        fn to_axum(req: Request<Incoming>) -> Request {
-            req.map(axum::body::Body::new)
-        }
-        fn never(e: Infallible) -> Infallible {
-            e
-        }
-        let service = router
-            .clone()
-            .map_request(to_axum as fn(Request<Incoming>) -> Request)
-            .map_err(never as fn(Infallible) -> Infallible);
-        let service = TowerToHyperService::new(service);
+        let service = connection_service(router.clone(), peer);
         let stop = stop_rx.clone();
         let done = done_rx.clone();
         let tls = tls.clone();

@@ -15,8 +15,8 @@
 //! `other`), so a client cannot grow the series without limit.
 
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
@@ -30,6 +30,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::AppState;
+use crate::observe::{AuditRecord, CURRENT, Observer};
 
 /// Labels of `hearth_requests_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -59,6 +60,10 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<EndpointLabels, Histogram>,
     loaded: Family<ModelLabels, Gauge>,
+    first_token: Histogram,
+    inter_token: Histogram,
+    prompt_tokens: Family<ModelLabels, Counter>,
+    generated_tokens: Family<ModelLabels, Counter>,
     queue_depth: Gauge,
     running: Gauge,
     resident: Gauge,
@@ -102,6 +107,31 @@ impl Metrics {
             "hearth_model_loaded",
             "1 for each loaded model",
             loaded.clone(),
+        );
+        let first_token = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
+        registry.register(
+            "hearth_time_to_first_token_seconds",
+            "Time from a request to its first generated text",
+            first_token.clone(),
+        );
+        let inter_token =
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5]);
+        registry.register(
+            "hearth_inter_token_latency_seconds",
+            "Time between successive pieces of generated text",
+            inter_token.clone(),
+        );
+        let prompt_tokens = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "hearth_prompt_tokens",
+            "Prompt tokens evaluated",
+            prompt_tokens.clone(),
+        );
+        let generated_tokens = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "hearth_generated_tokens",
+            "Tokens generated",
+            generated_tokens.clone(),
         );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
@@ -157,6 +187,10 @@ impl Metrics {
             requests,
             durations,
             loaded,
+            first_token,
+            inter_token,
+            prompt_tokens,
+            generated_tokens,
             queue_depth,
             running,
             resident,
@@ -255,7 +289,9 @@ fn endpoint(path: &str) -> (&'static str, &'static str) {
 pub struct ModelLabel(pub String);
 
 /// The middleware: counts each request by API, endpoint, model and status,
-/// and times it to the first byte.
+/// times it to the first byte, runs it under an [`Observer`] and, once its
+/// answer has been sent, records the observer's times and counts (and
+/// writes the audit line).
 pub(crate) async fn record(
     State(state): State<AppState>,
     request: Request,
@@ -283,23 +319,89 @@ pub(crate) async fn record(
         request = Request::from_parts(parts, axum::body::Body::from(bytes));
         request.extensions_mut().insert(ModelLabel(model.clone()));
     }
+    let request_id = request
+        .extensions()
+        .get::<crate::RequestId>()
+        .map(|id| id.0.clone())
+        .unwrap_or_default();
+    let client = request
+        .extensions()
+        .get::<crate::listen::ClientAddr>()
+        .map(|a| a.0.to_string());
     let start = Instant::now();
-    let response = next.run(request).await;
+    let observer = Arc::new(Observer::default());
+    let response = CURRENT.scope(observer.clone(), next.run(request)).await;
+    let status = response.status().as_u16();
     let metrics = &state.metrics;
     metrics
         .requests
         .get_or_create(&RequestLabels {
             api,
             endpoint,
-            model,
-            code: response.status().as_u16(),
+            model: model.clone(),
+            code: status,
         })
         .inc();
     metrics
         .durations
         .get_or_create(&EndpointLabels { api, endpoint })
         .observe(start.elapsed().as_secs_f64());
-    response
+    let finish = Finish {
+        state: state.clone(),
+        observer,
+        record: AuditRecord {
+            request_id,
+            key: None,
+            client,
+            api,
+            endpoint,
+            model,
+            route: "local",
+            status,
+            tokens: (0, 0),
+            durations: (None, Duration::ZERO),
+        },
+    };
+    crate::hold_until_sent(response, finish)
+}
+
+/// Records a request's observed times and counts when its answer is done.
+struct Finish {
+    state: AppState,
+    observer: Arc<Observer>,
+    record: AuditRecord,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        let metrics = &self.state.metrics;
+        let observer = &self.observer;
+        let labels = ModelLabels {
+            model: self.record.model.clone(),
+        };
+        let first = observer.time_to_first_token();
+        if let Some(first) = first {
+            metrics.first_token.observe(first.as_secs_f64());
+        }
+        for gap in observer.take_gaps() {
+            metrics.inter_token.observe(gap);
+        }
+        let (prompt, generated) = observer.token_counts();
+        metrics.prompt_tokens.get_or_create(&labels).inc_by(prompt);
+        metrics
+            .generated_tokens
+            .get_or_create(&labels)
+            .inc_by(generated);
+        // Probes and scrapes come every few seconds and say nothing of use.
+        let probe = matches!(self.record.endpoint, "/health" | "/ready" | "/metrics");
+        if let Some(audit) = self.state.audit.as_ref().filter(|_| !probe) {
+            let mut record = self.record.clone();
+            record.key = observer.key();
+            record.tokens = (prompt, generated);
+            record.durations = (first, observer.elapsed());
+            audit.write(&record);
+        }
+    }
 }
 
 /// `name` as a label: its short form when the store has such a model (or a

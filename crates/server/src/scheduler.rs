@@ -154,6 +154,20 @@ pub struct JobHandle {
     pub events: UnboundedReceiver<Event>,
     /// Cancels the job when dropped.
     pub cancel: CancelOnDrop,
+    /// The request's observer (metrics, audit), fed every event read.
+    pub observer: Option<Arc<crate::observe::Observer>>,
+}
+
+impl JobHandle {
+    /// The job's next event (`None` once it has ended), shown to the
+    /// request's observer.
+    pub async fn recv(&mut self) -> Option<Event> {
+        let event = self.events.recv().await;
+        if let (Some(observer), Some(event)) = (&self.observer, &event) {
+            observer.on_event(event);
+        }
+        event
+    }
 }
 
 /// Sets a job's cancel flag when dropped (the client disconnected, or the
@@ -346,6 +360,7 @@ impl Scheduler {
         Ok(JobHandle {
             events: events_rx,
             cancel: CancelOnDrop(cancel),
+            observer: crate::observe::Observer::current(),
         })
     }
 

@@ -32,7 +32,9 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_CONFIG                                       config file (~/.hearth/config.toml): these settings in
                                                       lower case without HEARTH_, and [[keys]]
   HEARTH_LOG                                          log filter (info)
-  HEARTH_LOG_FORMAT                                   text, or json: one JSON object a line";
+  HEARTH_LOG_FORMAT                                   text, or json: one JSON object a line
+  HEARTH_AUDIT_LOG                                    file for one JSON line per request (counts, never text)
+  HEARTH_AUDIT_LOG_MAX_SIZE                           rotate the audit log past this size (100MiB, 5 kept)";
 
 /// Arguments of `hearth serve` (none: it is configured by the environment).
 #[derive(Debug, clap::Args)]

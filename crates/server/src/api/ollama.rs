@@ -333,7 +333,7 @@ async fn embed_texts(
         keep_alive,
     };
     let mut job = state.scheduler.submit(request).await?;
-    match job.events.recv().await {
+    match job.recv().await {
         Some(Event::Embedded(e)) => Ok(e),
         Some(Event::Error(e)) => Err(e),
         Some(other) => Err(ApiError::internal(

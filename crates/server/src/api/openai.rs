@@ -587,7 +587,7 @@ async fn respond(
         loop {
             let event = match next.take() {
                 Some(e) => Some(e),
-                None => job.events.recv().await,
+                None => job.recv().await,
             };
             match event {
                 Some(Event::Started) => {}
@@ -610,7 +610,7 @@ fn worker_stopped() -> ApiError {
 /// so that a request that cannot start gets an error status and not a 200
 /// stream. Returns an event that came instead of `Started`, if one did.
 async fn started(job: &mut JobHandle) -> Result<Option<Event>, OpenAiError> {
-    match job.events.recv().await {
+    match job.recv().await {
         Some(Event::Started) => Ok(None),
         Some(Event::Error(e)) => Err(e.into()),
         Some(other) => Ok(Some(other)),
@@ -691,7 +691,7 @@ pub async fn embeddings(
         .submit(request)
         .await
         .map_err(|e| model_error(e, &model))?;
-    let embedded = match job.events.recv().await {
+    let embedded = match job.recv().await {
         Some(Event::Embedded(e)) => e,
         Some(Event::Error(e)) => return Err(e.into()),
         _ => return Err(ApiError::internal("embedding", &"the model worker stopped").into()),

@@ -96,7 +96,7 @@ fn line(v: &Value) -> Bytes {
 /// uses it the same way).
 pub async fn first_event(job: &mut JobHandle) -> Result<Event, ApiError> {
     loop {
-        match job.events.recv().await {
+        match job.recv().await {
             Some(Event::Started) => continue,
             Some(Event::Error(e)) => return Err(e),
             Some(event) => return Ok(event),
@@ -132,7 +132,7 @@ pub async fn ndjson(shape: Shape, mut job: JobHandle) -> Result<Response, ApiErr
         loop {
             let event = match st.next.take() {
                 Some(e) => Some(e),
-                None => st.job.events.recv().await,
+                None => st.job.recv().await,
             };
             let value = match event {
                 Some(Event::Started) => continue,
@@ -167,7 +167,7 @@ pub async fn collect(shape: Shape, mut job: JobHandle) -> Result<Json<Value>, Ap
     loop {
         let event = match next.take() {
             Some(e) => Some(e),
-            None => job.events.recv().await,
+            None => job.recv().await,
         };
         match event {
             Some(Event::Started) => {}

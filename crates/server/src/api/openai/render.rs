@@ -320,7 +320,7 @@ pub fn sse_events(
             }
             let event = match st.next.take() {
                 Some(e) => Some(e),
-                None => st.job.events.recv().await,
+                None => st.job.recv().await,
             };
             st.handle(event);
         }
