@@ -57,6 +57,7 @@ fn keys_are_required_scoped_and_rate_limited() {
     let admin = add_key(&config, "ops", &["--admin"]);
     let alice = add_key(&config, "alice", &["--models", "tiny*"]);
     let limited = add_key(&config, "batch", &["--requests-per-minute", "2"]);
+    let thrifty = add_key(&config, "thrifty", &["--tokens-per-minute", "20"]);
     let text_of_config = std::fs::read_to_string(&config).unwrap();
     for key in [&admin, &alice, &limited] {
         assert!(
@@ -141,6 +142,36 @@ fn keys_are_required_scoped_and_rate_limited() {
             .contains("hearth-tiny"),
         "{body}"
     );
+
+    // A token budget: the first answer spends it, the next request waits.
+    let tokens =
+        json!({"model": "tiny", "prompt": "hi", "stream": false, "options": {"num_predict": 32}});
+    let (status, body, _) = call(
+        &server,
+        "POST",
+        "/api/generate",
+        Some(&thrifty),
+        Some(tokens.clone()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let spent = body["prompt_eval_count"].as_u64().unwrap() + body["eval_count"].as_u64().unwrap();
+    assert!(spent > 20, "{body}");
+    let (status, body, retry) = call(
+        &server,
+        "POST",
+        "/api/generate",
+        Some(&thrifty),
+        Some(tokens),
+    );
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("tokens per minute"),
+        "{body}"
+    );
+    assert!(retry.expect("Retry-After").parse::<u64>().unwrap() >= 1);
 
     // Two requests a minute, then 429 with Retry-After.
     for _ in 0..2 {

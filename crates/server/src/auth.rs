@@ -8,9 +8,11 @@
 //!   `admin`;
 //! - `models` globs limit which models it may use (checked against the
 //!   request body's `model`);
-//! - `requests_per_minute` (a token bucket refilled evenly over the minute)
-//!   and `max_concurrent` (requests in flight, streams until their end) are
-//!   answered 429 with `Retry-After` when exceeded.
+//! - `requests_per_minute` (a token bucket refilled evenly over the minute),
+//!   `tokens_per_minute` (prompt and generated tokens, debited when each
+//!   answer ends, so a key over its budget is refused until the minute has
+//!   refilled it) and `max_concurrent` (requests in flight, streams until
+//!   their end) are answered 429 with `Retry-After` when exceeded.
 //!
 //! Refusals are 401 (no key, or an unknown one), 403 (not allowed) and 429,
 //! in the API's own error shape. The key's name is put in the request's
@@ -56,7 +58,7 @@ pub struct KeyName(pub String);
 
 /// The keys and their live counters.
 #[derive(Debug)]
-pub(crate) struct Auth {
+pub struct Auth {
     /// By SHA-256.
     keys: HashMap<String, Arc<KeyState>>,
 }
@@ -67,20 +69,24 @@ struct KeyState {
     entry: KeyEntry,
     /// Tokens left in the per-minute bucket, and when it was last filled.
     bucket: Mutex<(f64, Instant)>,
+    /// The same for tokens; may go below zero after a long answer.
+    tokens: Mutex<(f64, Instant)>,
     in_flight: AtomicU64,
 }
 
 impl Auth {
     /// The guard for `keys` (empty: every request passes).
-    pub(crate) fn new(keys: &[KeyEntry]) -> Auth {
+    pub fn new(keys: &[KeyEntry]) -> Auth {
         Auth {
             keys: keys
                 .iter()
                 .map(|k| {
                     let full = k.requests_per_minute.unwrap_or(0) as f64;
+                    let tokens = k.tokens_per_minute.unwrap_or(0) as f64;
                     let state = KeyState {
                         entry: k.clone(),
                         bucket: Mutex::new((full, Instant::now())),
+                        tokens: Mutex::new((tokens, Instant::now())),
                         in_flight: AtomicU64::new(0),
                     };
                     (k.sha256.clone(), Arc::new(state))
@@ -88,6 +94,41 @@ impl Auth {
                 .collect(),
         }
     }
+}
+
+impl Auth {
+    /// Debits `tokens` from the token budget of the key named `name`.
+    pub fn debit_tokens(&self, name: &str, tokens: u64) {
+        if let Some(key) = self.keys.values().find(|k| k.entry.name == name)
+            && let Some(per_minute) = key.entry.tokens_per_minute
+        {
+            let mut bucket = key.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+            refill(&mut bucket, per_minute as f64);
+            bucket.0 -= tokens as f64;
+        }
+    }
+}
+
+/// Refills `bucket` (tokens left, last time) at `per_minute`, capped there.
+fn refill(bucket: &mut (f64, Instant), per_minute: f64) {
+    let now = Instant::now();
+    bucket.0 =
+        (bucket.0 + now.duration_since(bucket.1).as_secs_f64() * per_minute / 60.0).min(per_minute);
+    bucket.1 = now;
+}
+
+/// Seconds until `key`'s token budget is positive again, if it is spent.
+fn tokens_spent(key: &KeyState) -> Option<u64> {
+    let per_minute = key.entry.tokens_per_minute? as f64;
+    let mut bucket = key.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+    refill(&mut bucket, per_minute);
+    if bucket.0 > 0.0 {
+        return None;
+    }
+    if per_minute == 0.0 {
+        return Some(60);
+    }
+    Some(((1.0 - bucket.0) * 60.0 / per_minute).ceil().max(1.0) as u64)
 }
 
 /// Counts a request in flight for a key until dropped.
@@ -170,6 +211,19 @@ pub(crate) async fn check(State(auth): State<Arc<Auth>>, request: Request, next:
             .insert(header::RETRY_AFTER, retry.into());
         return response;
     }
+    if let Some(retry) = tokens_spent(&key) {
+        let mut response = refuse(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "key '{}' is over its tokens per minute; retry in {retry} s",
+                entry.name
+            ),
+        ));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry.into());
+        return response;
+    }
     if let Some(max) = entry.max_concurrent
         && key.in_flight.load(Ordering::Relaxed) >= max
     {
@@ -220,10 +274,7 @@ pub(crate) async fn check(State(auth): State<Arc<Auth>>, request: Request, next:
 fn take_request(key: &KeyState) -> Option<u64> {
     let per_minute = key.entry.requests_per_minute? as f64;
     let mut bucket = key.bucket.lock().unwrap_or_else(PoisonError::into_inner);
-    let now = Instant::now();
-    let refill = now.duration_since(bucket.1).as_secs_f64() * per_minute / 60.0;
-    bucket.0 = (bucket.0 + refill).min(per_minute);
-    bucket.1 = now;
+    refill(&mut bucket, per_minute);
     if bucket.0 >= 1.0 {
         bucket.0 -= 1.0;
         None
@@ -290,6 +341,7 @@ mod tests {
             models: None,
             admin: false,
             requests_per_minute: Some(2),
+            tokens_per_minute: None,
             max_concurrent: None,
         };
         let auth = Auth::new(&[entry]);

@@ -386,6 +386,7 @@ fn keys(
             models: None,
             admin: true,
             requests_per_minute: None,
+            tokens_per_minute: None,
             max_concurrent: None,
         });
     }

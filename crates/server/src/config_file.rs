@@ -14,6 +14,7 @@
 //! models = ["llama3*", "qwen*"] # globs; absent: every model
 //! admin = false               # create, delete, copy, pull, push
 //! requests_per_minute = 60
+//! tokens_per_minute = 20000  # prompt and generated tokens
 //! max_concurrent = 4
 //! ```
 //!
@@ -188,6 +189,7 @@ impl ConfigFile {
                 models,
                 admin,
                 requests_per_minute: int("requests_per_minute")?,
+                tokens_per_minute: int("tokens_per_minute")?,
                 max_concurrent: int("max_concurrent")?,
             });
         }
@@ -220,6 +222,7 @@ impl ConfigFile {
         table.insert("admin", toml_edit::value(entry.admin));
         for (field, limit) in [
             ("requests_per_minute", entry.requests_per_minute),
+            ("tokens_per_minute", entry.tokens_per_minute),
             ("max_concurrent", entry.max_concurrent),
         ] {
             if let Some(n) = limit {
@@ -241,12 +244,13 @@ impl ConfigFile {
 }
 
 /// The fields a `[[keys]]` entry may have.
-const KEY_FIELDS: [&str; 6] = [
+const KEY_FIELDS: [&str; 7] = [
     "name",
     "sha256",
     "models",
     "admin",
     "requests_per_minute",
+    "tokens_per_minute",
     "max_concurrent",
 ];
 
@@ -263,6 +267,8 @@ pub struct KeyEntry {
     pub admin: bool,
     /// Requests allowed per minute (`None`: no limit).
     pub requests_per_minute: Option<u64>,
+    /// Prompt and generated tokens allowed per minute (`None`: no limit).
+    pub tokens_per_minute: Option<u64>,
     /// Requests in flight at once (`None`: no limit).
     pub max_concurrent: Option<u64>,
 }
@@ -356,6 +362,7 @@ mod tests {
             models: None,
             admin: true,
             requests_per_minute: Some(30),
+            tokens_per_minute: Some(1000),
             max_concurrent: Some(2),
         };
         f.add_key(&bob).unwrap();

@@ -63,6 +63,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// The audit log (`HEARTH_AUDIT_LOG`), if one is kept.
     pub audit: Option<Arc<observe::AuditLog>>,
+    /// API keys and their budgets.
+    pub auth: Arc<auth::Auth>,
 }
 
 impl AppState {
@@ -72,8 +74,10 @@ impl AppState {
             .audit_log
             .as_ref()
             .map(|(path, max)| Arc::new(observe::AuditLog::new(path.clone(), *max, 5)));
+        let auth = Arc::new(auth::Auth::new(&config.keys));
         AppState {
             audit,
+            auth,
             scheduler: Scheduler::new(store, config),
             draining: Arc::new(AtomicBool::new(false)),
             in_flight: Arc::new(listen::InFlight::default()),
@@ -209,7 +213,7 @@ pub fn app(state: AppState) -> Router {
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(auth::Auth::new(&config.keys)),
+            state.auth.clone(),
             auth::check,
         ))
         .layer(axum::middleware::from_fn_with_state(

@@ -387,6 +387,9 @@ impl Drop for Finish {
             metrics.inter_token.observe(gap);
         }
         let (prompt, generated) = observer.token_counts();
+        if let Some(key) = observer.key() {
+            self.state.auth.debit_tokens(&key, prompt + generated);
+        }
         metrics.prompt_tokens.get_or_create(&labels).inc_by(prompt);
         metrics
             .generated_tokens

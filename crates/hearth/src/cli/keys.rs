@@ -27,6 +27,9 @@ enum KeysCommand {
         /// Requests per minute (default: no limit).
         #[arg(long)]
         requests_per_minute: Option<u64>,
+        /// Prompt and generated tokens per minute (default: no limit).
+        #[arg(long)]
+        tokens_per_minute: Option<u64>,
         /// Requests in flight at once (default: no limit).
         #[arg(long)]
         max_concurrent: Option<u64>,
@@ -45,6 +48,7 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
             models,
             admin,
             requests_per_minute,
+            tokens_per_minute,
             max_concurrent,
         } => {
             anyhow::ensure!(
@@ -61,6 +65,7 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
                 models: (!models.is_empty()).then(|| models.clone()),
                 admin: *admin,
                 requests_per_minute: *requests_per_minute,
+                tokens_per_minute: *tokens_per_minute,
                 max_concurrent: *max_concurrent,
             };
             file.add_key(&entry)?;
@@ -71,15 +76,16 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
             println!("{key}");
         }
         KeysCommand::List => {
-            println!("NAME\tADMIN\tMODELS\tREQUESTS/MIN\tCONCURRENT");
+            println!("NAME\tADMIN\tMODELS\tREQUESTS/MIN\tTOKENS/MIN\tCONCURRENT");
             for k in file.keys()? {
                 let limit = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
                 println!(
-                    "{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}",
                     k.name,
                     if k.admin { "yes" } else { "no" },
                     k.models.map_or_else(|| "*".to_owned(), |m| m.join(",")),
                     limit(k.requests_per_minute),
+                    limit(k.tokens_per_minute),
                     limit(k.max_concurrent)
                 );
             }
