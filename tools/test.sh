@@ -91,8 +91,8 @@ while IFS= read -r line; do
   [[ -n $line ]] && not_checked+=("$line")
 done < <(sed -n 's/^test \(.*\) \.\.\. ignored, \(.*\)$/\2\t\1/p' "$logs/test.log" | sort |
   awk -F'\t' '
-    { n[$1]++; if (n[$1] <= 3) names[$1] = names[$1] (n[$1] > 1 ? ", " : "") $2 }
-    END { for (r in n) printf "%s — %d test%s: %s%s\n", r, n[r], n[r] > 1 ? "s" : "", names[r], n[r] > 3 ? ", ..." : "" }')
+    { n[$1]++; if (n[$1] <= 3) names[$1] = names[$1] ((n[$1] > 1) ? ", " : "") $2 }
+    END { for (r in n) printf("%s — %d test%s: %s%s\n", r, n[r], ((n[r] > 1) ? "s" : ""), names[r], ((n[r] > 3) ? ", ..." : "")) }')
 while IFS= read -r line; do
   [[ -n $line ]] && not_checked+=("end-to-end test skipped — $line")
 done < <(sed -n 's/^SKIPPED \[[0-9]*\] //p' "$logs/e2e.log")
