@@ -11,5 +11,5 @@ pub mod sampler;
 pub mod synthetic;
 pub mod tokenizer;
 
-pub use arch::{Batch, LoadOptions, Logits, Model, ModelInfo, SeqStep, State};
+pub use arch::{Batch, LoadOptions, Logits, Model, ModelInfo, PagedSeq, SeqStep, State};
 pub use error::ModelError;

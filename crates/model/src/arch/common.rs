@@ -20,8 +20,9 @@ use gguf::{Array, GgufModel, Metadata, Value};
 use kernels::matmul::{activation_scratch_len, matmul};
 use kernels::pool::ThreadPool;
 
+pub use super::batch::{Out, Segment, SeqKv, SeqRows, Step, Want, forward};
 use crate::ModelError;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::KvLayer;
 use crate::loader::{Hparams, Tensor, Tensors, Use, config};
 use crate::ops::attention::{self, AttentionShape};
 use crate::ops::rope::{Rope, RopeMode};
@@ -402,42 +403,6 @@ impl Buffers {
     }
 }
 
-/// One sequence's rows in a batch: `n` consecutive tokens at positions
-/// `pos0..pos0 + n`, whose keys and values go to (and whose queries attend
-/// over) `kv`. A batch's rows are its segments' rows one after another.
-#[derive(Debug)]
-pub struct Segment<'k> {
-    /// The sequence's cache.
-    pub kv: &'k mut KvCache,
-    /// Position of the segment's first token.
-    pub pos0: usize,
-    /// Tokens (rows) of the segment.
-    pub n: usize,
-}
-
-/// What one forward step works with: the mapped file, the threads, the
-/// sequences of the batch and the activation buffers.
-pub struct Step<'a, 'k> {
-    /// The mapped model.
-    pub gguf: &'a GgufModel,
-    /// Threads for matmuls and attention.
-    pub pool: &'a ThreadPool,
-    /// The batch's sequences, in row order.
-    pub seqs: &'a mut [Segment<'k>],
-    /// The batch's activation buffers.
-    pub buf: &'a mut Buffers,
-}
-
-/// The rows a batch must produce: logits (`n_vocab` each) or, with `hidden`, the
-/// normed hidden states (`n_embd` each) of the batch rows in `buf.out_rows`,
-/// one after another in `dest`.
-pub struct Out<'a> {
-    /// Where the rows go.
-    pub dest: &'a mut [f32],
-    /// Hidden states instead of logits.
-    pub hidden: bool,
-}
-
 /// An architecture's forward pass over one batch of rows.
 pub trait Decoder {
     /// Shared hyper-parameters.
@@ -475,110 +440,6 @@ pub trait Decoder {
         tokens: &[u32],
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError>;
-}
-
-/// Which rows of a sequence's tokens a step returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
-    /// None (a prefill chunk that is not the prompt's end).
-    Nothing,
-    /// The last token's.
-    Last,
-    /// Every token's.
-    All,
-}
-
-/// One sequence's part of a step: `tokens` at positions `pos0..` into `kv`.
-#[derive(Debug)]
-pub struct SeqRows<'k> {
-    /// The sequence's cache.
-    pub kv: &'k mut KvCache,
-    /// Position of the first token.
-    pub pos0: usize,
-    /// Tokens to run.
-    pub tokens: &'k [u32],
-    /// Which of their outputs to return.
-    pub want: Want,
-}
-
-impl SeqRows<'_> {
-    /// Output rows this sequence produces.
-    pub fn n_out(&self) -> usize {
-        match self.want {
-            Want::Nothing => 0,
-            Want::Last => 1,
-            Want::All => self.tokens.len(),
-        }
-    }
-}
-
-/// Runs the rows of every sequence in `seqs` through `model`, in batches of at
-/// most `buf.n_rows` rows: a batch takes the sequences' tokens in order, a long
-/// one split across batches. The wanted rows' outputs (logits, `n_vocab` each,
-/// or with `hidden` the normed hidden states, `n_embd` each) go to `out` one
-/// after another in the order of `seqs`.
-pub fn forward(
-    model: &dyn Decoder,
-    gguf: &GgufModel,
-    pool: &ThreadPool,
-    buf: &mut Buffers,
-    seqs: &mut [SeqRows<'_>],
-    hidden: bool,
-    out: &mut [f32],
-) -> Result<(), ModelError> {
-    let d = model.dims();
-    let width = if hidden { d.n_embd } else { d.n_vocab };
-    let cap = buf.n_rows;
-    let (mut seq, mut done, mut out_at) = (0, 0, 0);
-    while seq < seqs.len() {
-        buf.tokens.clear();
-        buf.out_rows.clear();
-        let mut segments = Vec::new();
-        for s in seqs[seq..].iter_mut() {
-            let rows = buf.tokens.len();
-            if rows == cap {
-                break;
-            }
-            let take = (cap - rows).min(s.tokens.len() - done);
-            buf.tokens.extend_from_slice(&s.tokens[done..done + take]);
-            let ends = done + take == s.tokens.len();
-            match s.want {
-                Want::All => buf.out_rows.extend(rows..rows + take),
-                Want::Last if ends => buf.out_rows.push(rows + take - 1),
-                _ => {}
-            }
-            segments.push(Segment {
-                kv: &mut *s.kv,
-                pos0: s.pos0 + done,
-                n: take,
-            });
-            if !ends {
-                done += take;
-                break;
-            }
-            done = 0;
-            seq += 1;
-        }
-        let n_out = buf.out_rows.len();
-        let tokens = std::mem::take(&mut buf.tokens);
-        let result = {
-            let mut step = Step {
-                gguf,
-                pool,
-                seqs: &mut segments,
-                buf,
-            };
-            let dest = (n_out > 0).then(|| Out {
-                dest: &mut out[out_at * width..(out_at + n_out) * width],
-                hidden,
-            });
-            model.forward_batch(&mut step, &tokens, dest)
-        };
-        buf.tokens = tokens;
-        result?;
-        out_at += n_out;
-    }
-    Ok(())
 }
 
 /// `x` = the embedding rows of `tokens` times `scale` (dequantizing only those
@@ -654,7 +515,7 @@ pub fn rope_qk<'f>(
     let (qd, kvd) = (q.len() / n, k.len() / n);
     let mut t = 0;
     for s in seqs {
-        let factors = factors(s.kv.n_ctx());
+        let factors = factors(s.n_ctx);
         for pos in s.pos0..s.pos0 + s.n {
             rope.fill_cache(pos as f32, factors, 1.0, cache);
             for head in q[t * qd..(t + 1) * qd].chunks_exact_mut(head_dim) {
@@ -677,24 +538,43 @@ pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape
     let buf = &mut *step.buf;
     let mut r = 0;
     for s in step.seqs.iter_mut() {
-        for (t, pos) in (r..r + s.n).zip(s.pos0..) {
-            s.kv.store(
-                il,
-                pos,
+        let rows = r..r + s.n;
+        let kv = |t: usize| {
+            (
                 &buf.k[t * kvd..(t + 1) * kvd],
                 &buf.v[t * kvd..(t + 1) * kvd],
-            );
-        }
+            )
+        };
+        let layer: KvLayer<'_> = match &mut s.kv {
+            SeqKv::Own(cache) => {
+                for (t, pos) in rows.clone().zip(s.pos0..) {
+                    let (k, v) = kv(t);
+                    cache.store(il, pos, k, v);
+                }
+                cache.layer(il)
+            }
+            SeqKv::Paged(blocks) => {
+                let pool = step
+                    .kv_pool
+                    .as_deref_mut()
+                    .expect("a paged sequence comes with its pool");
+                for (t, pos) in rows.clone().zip(s.pos0..) {
+                    let (k, v) = kv(t);
+                    pool.store(il, blocks, pos, k, v);
+                }
+                pool.layer(il, blocks, s.n_ctx)
+            }
+        };
         attention::attention(
             step.pool,
             shape,
-            s.kv.layer(il),
-            &buf.q[r * qd..(r + s.n) * qd],
+            layer,
+            &buf.q[rows.start * qd..rows.end * qd],
             s.pos0,
-            &mut buf.attn[r * qd..(r + s.n) * qd],
+            &mut buf.attn[rows.start * qd..rows.end * qd],
             &mut buf.attn_scratch,
         );
-        r += s.n;
+        r = rows.end;
     }
 }
 

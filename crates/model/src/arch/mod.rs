@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod common;
 pub mod gemma2;
 pub mod gemma3;
@@ -27,7 +28,7 @@ use gguf::GgufModel;
 use kernels::pool::ThreadPool;
 
 use crate::ModelError;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvPool};
 
 /// The architectures hearth implements, by `general.architecture`.
 #[derive(Debug)]
@@ -300,7 +301,8 @@ impl Model {
             .iter_mut()
             .map(|seq| common::SeqRows {
                 pos0: seq.state.n_past,
-                kv: &mut seq.state.kv,
+                n_ctx: seq.state.kv.n_ctx(),
+                kv: common::SeqKv::Own(&mut seq.state.kv),
                 tokens: seq.tokens,
                 want: match seq.logits {
                     None => common::Want::Nothing,
@@ -313,6 +315,7 @@ impl Model {
             self.arch.decoder(),
             &self.gguf,
             &self.pool,
+            None,
             &mut batch.buffers,
             &mut rows,
             false,
@@ -324,9 +327,110 @@ impl Model {
         Ok(())
     }
 
-    /// Checks that `tokens` can run in `state`.
-    fn check_tokens(&self, state: &State, tokens: &[u32]) -> Result<(), ModelError> {
-        self.check_state(state)?;
+    /// Bytes one block of `block_len` positions takes in this model's
+    /// [`KvPool`] (f16 keys and values of every layer): what a memory budget
+    /// is divided by to size the pool.
+    pub fn kv_block_bytes(&self, block_len: usize) -> usize {
+        let c = self.arch.dims();
+        KvPool::block_bytes(c.n_layer, c.kv_dim(), block_len)
+    }
+
+    /// A paged KV cache for this model: `n_blocks` blocks of `block_len` (a
+    /// power of two) positions in every layer.
+    pub fn new_kv_pool(&self, block_len: usize, n_blocks: usize) -> Result<KvPool, ModelError> {
+        if !block_len.is_power_of_two() || n_blocks == 0 {
+            return Err(ModelError::InvalidRequest(format!(
+                "a pool of {n_blocks} blocks of {block_len} positions (a power of two)"
+            )));
+        }
+        let c = self.arch.dims();
+        Ok(KvPool::new(c.n_layer, c.kv_dim(), block_len, n_blocks))
+    }
+
+    /// [`Model::forward_batch`] for sequences whose keys and values live in
+    /// blocks of `pool`: each sequence's `tokens` run at positions
+    /// `n_past..`, stored through its block table (which must already have
+    /// the blocks for them), and attention reads through it. The caller keeps
+    /// each sequence's `n_past` and blocks (`engine::blocks`). Each sequence
+    /// may hold up to the batch's `n_ctx` positions.
+    ///
+    /// Errors, storing nothing: a sequence with no tokens, a token id `>=
+    /// n_vocab`, positions beyond its blocks or the batch's `n_ctx`, a block id
+    /// beyond the pool, or a pool made for another model's shapes.
+    pub fn forward_paged(
+        &self,
+        batch: &mut Batch,
+        pool: &mut KvPool,
+        seqs: &[PagedSeq<'_>],
+    ) -> Result<(), ModelError> {
+        if batch.model_id != self.id {
+            return Err(ModelError::InvalidRequest(
+                "the batch belongs to another model".into(),
+            ));
+        }
+        let c = self.arch.dims();
+        if (pool.n_layer(), pool.kv_dim()) != (c.n_layer, c.kv_dim()) {
+            return Err(ModelError::InvalidRequest(
+                "the KV pool was made for another model".into(),
+            ));
+        }
+        let n_vocab = self.info.n_vocab;
+        let n_ctx = batch.buffers.n_ctx;
+        batch.spans.clear();
+        let mut n_out = 0;
+        for seq in seqs {
+            self.check_ids(seq.tokens)?;
+            let needed = seq.n_past + seq.tokens.len();
+            let room = (seq.blocks.len() * pool.block_len()).min(n_ctx);
+            if needed > room {
+                return Err(ModelError::ContextFull {
+                    n_ctx: room,
+                    needed,
+                });
+            }
+            if let Some(&b) = seq.blocks.iter().find(|&&b| b as usize >= pool.n_blocks()) {
+                return Err(ModelError::InvalidRequest(format!(
+                    "block {b} of a pool of {}",
+                    pool.n_blocks()
+                )));
+            }
+            let rows = match seq.logits {
+                None => 0,
+                Some(Logits::Last) => 1,
+                Some(Logits::All) => seq.tokens.len(),
+            };
+            batch.spans.push(n_out * n_vocab..(n_out + rows) * n_vocab);
+            n_out += rows;
+        }
+        batch.out.resize(n_out * n_vocab, 0.0);
+        let mut rows: Vec<common::SeqRows<'_>> = seqs
+            .iter()
+            .map(|seq| common::SeqRows {
+                kv: common::SeqKv::Paged(seq.blocks),
+                n_ctx,
+                pos0: seq.n_past,
+                tokens: seq.tokens,
+                want: match seq.logits {
+                    None => common::Want::Nothing,
+                    Some(Logits::Last) => common::Want::Last,
+                    Some(Logits::All) => common::Want::All,
+                },
+            })
+            .collect();
+        common::forward(
+            self.arch.decoder(),
+            &self.gguf,
+            &self.pool,
+            Some(pool),
+            &mut batch.buffers,
+            &mut rows,
+            false,
+            &mut batch.out,
+        )
+    }
+
+    /// Checks that `tokens` is not empty and every id is in the vocabulary.
+    fn check_ids(&self, tokens: &[u32]) -> Result<(), ModelError> {
         if tokens.is_empty() {
             return Err(ModelError::InvalidRequest("no tokens to run".into()));
         }
@@ -342,6 +446,13 @@ impl Model {
                 n_vocab,
             });
         }
+        Ok(())
+    }
+
+    /// Checks that `tokens` can run in `state`.
+    fn check_tokens(&self, state: &State, tokens: &[u32]) -> Result<(), ModelError> {
+        self.check_state(state)?;
+        self.check_ids(tokens)?;
         let needed = state.n_past + tokens.len();
         if needed > state.kv.n_ctx() {
             return Err(ModelError::ContextFull {
@@ -374,7 +485,8 @@ impl Model {
             common::Want::Last
         };
         let mut rows = [common::SeqRows {
-            kv: &mut state.kv,
+            n_ctx: state.kv.n_ctx(),
+            kv: common::SeqKv::Own(&mut state.kv),
             pos0: state.n_past,
             tokens,
             want,
@@ -383,6 +495,7 @@ impl Model {
             self.arch.decoder(),
             &self.gguf,
             &self.pool,
+            None,
             &mut state.buffers,
             &mut rows,
             hidden,
@@ -408,6 +521,19 @@ pub struct SeqStep<'a> {
     /// The sequence; its tokens go at positions `state.n_past()..`.
     pub state: &'a mut State,
     /// Tokens to run: a prompt chunk, one decoded token, or draft tokens.
+    pub tokens: &'a [u32],
+    /// Which logits to return; `None` for a prompt chunk that is not the end.
+    pub logits: Option<Logits>,
+}
+
+/// One sequence's part of a [`Model::forward_paged`] step.
+#[derive(Clone, Copy, Debug)]
+pub struct PagedSeq<'a> {
+    /// Its block table: position `p` is in block `blocks[p / block_len]`.
+    pub blocks: &'a [u32],
+    /// Positions already in its blocks; `tokens` go at `n_past..`.
+    pub n_past: usize,
+    /// Tokens to run.
     pub tokens: &'a [u32],
     /// Which logits to return; `None` for a prompt chunk that is not the end.
     pub logits: Option<Logits>,
