@@ -2,8 +2,9 @@
 //! stop sequences and Ollama-style timings ([`generate`]), the cached context a
 //! conversation keeps between turns ([`Context`]), chat sessions that render the
 //! model's template ([`ChatSession`]), the option set shared by the CLI and
-//! the API ([`Options`]), and the block bookkeeping of the paged KV cache with
-//! its prefix cache ([`blocks`]).
+//! the API ([`Options`]), the block bookkeeping of the paged KV cache with its
+//! prefix cache ([`blocks`]), and continuous batching of many generations over
+//! that cache ([`scheduler`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ mod error;
 mod generate;
 mod logprobs;
 mod options;
+pub mod scheduler;
 mod stop;
 
 pub use backend::{Backend, ModelBackend};
