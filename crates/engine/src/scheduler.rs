@@ -275,9 +275,20 @@ impl<'m> Scheduler<'m> {
             .collect();
         let rows = steps.iter().map(|s| s.tokens.len()).sum();
         let wants: Vec<bool> = steps.iter().map(|s| s.logits.is_some()).collect();
-        self.model
-            .forward_paged(&mut self.batch, &mut self.pool, &steps)?;
+        let outcome = self
+            .model
+            .forward_paged(&mut self.batch, &mut self.pool, &steps);
         drop(steps);
+        if let Err(e) = outcome {
+            // What was reserved is not committed: end every running sequence
+            // (freeing its blocks) rather than go on from an unknown state.
+            self.plan.clear();
+            let message = e.to_string();
+            for seq in std::mem::take(&mut self.running) {
+                self.finish(seq, Err(EngineError::Step(message.clone())));
+            }
+            return Err(e.into());
+        }
         let mut finished = Vec::new();
         for (i, p) in std::mem::take(&mut self.plan).into_iter().enumerate() {
             let seq = &mut self.running[p.seq];

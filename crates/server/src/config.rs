@@ -114,7 +114,8 @@ pub struct Config {
     /// `HEARTH_ORIGINS`: comma-separated origins allowed by CORS besides the
     /// local ones (`*` allows every origin).
     pub origins: Vec<String>,
-    /// `HEARTH_NUM_PARALLEL`: sequences each loaded model serves at once.
+    /// `HEARTH_NUM_PARALLEL`: sequences each loaded model serves at once,
+    /// batched into every forward pass (default 4).
     pub num_parallel: usize,
     /// `HEARTH_MAX_QUEUE`: requests that may wait for a sequence of one model
     /// (Ollama counts per server) before new ones get 503.
@@ -163,7 +164,7 @@ impl Default for Config {
         Config {
             host: format!("{DEFAULT_HOST}:{DEFAULT_PORT}"),
             origins: Vec::new(),
-            num_parallel: 1,
+            num_parallel: 4,
             max_queue: 512,
             max_loaded_models: 3,
             keep_alive: KeepAlive::DEFAULT,

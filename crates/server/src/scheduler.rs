@@ -2,9 +2,9 @@
 //! when they unload (Ollama's server/sched.go, simplified for CPU).
 //!
 //! - A model loads on first use, keyed by its manifest digest: two names for
-//!   the same model share one copy. A [`Runner`] owns the model's worker
-//!   threads (see worker.rs) and a job channel; `HEARTH_NUM_PARALLEL` workers
-//!   take jobs from it, each with its own sequence.
+//!   the same model share one copy. A [`Runner`] owns the model's thread (see
+//!   worker.rs) and a job channel; the thread's batching scheduler takes a job
+//!   from it whenever one of its `HEARTH_NUM_PARALLEL` sequences is free.
 //! - Admission happens here, on the async side, under one mutex and without
 //!   waiting: a full queue (`HEARTH_MAX_QUEUE` waiting jobs) is a 503; a new
 //!   model that would exceed `HEARTH_MAX_LOADED_MODELS` or the memory
@@ -14,7 +14,7 @@
 //!   dropped with a dead runner) is accounted. A model whose keep-alive is
 //!   zero is removed from the table right there, before the client sees the
 //!   end of its response; a reaper task removes the others when they expire.
-//! - Removing a runner drops its job sender; its workers finish the jobs
+//! - Removing a runner drops its job sender; its thread finishes the jobs
 //!   already queued, then exit and free the model.
 
 use std::collections::HashMap;
@@ -434,6 +434,7 @@ impl Scheduler {
             messages: resolved.messages.clone(),
             threads,
             n_seq,
+            num_ctx,
         };
         worker::spawn(spec, jobs_rx, Arc::clone(&state))
             .map_err(|e| ApiError::internal("starting a model worker", &e))?;
