@@ -260,3 +260,47 @@ fn requests_wait_first_come_first_served_for_blocks() {
     );
     assert!(refused.is_err());
 }
+
+#[test]
+fn a_full_context_shifts_and_generation_goes_on() {
+    let (model, tokenizer) = load("tiny-llama");
+    let config = SchedulerConfig {
+        block_len: 16,
+        n_blocks: 16,
+        step_tokens: 64,
+        max_seqs: 2,
+        n_ctx: N_CTX,
+    };
+    let mut sched = Scheduler::new(&model, &tokenizer, config).unwrap();
+    // 40 tokens past a 48-position context: it shifts (keeping 4, dropping
+    // half the rest) and recomputes, twice, as Ollama's runner goes on.
+    let mut options = greedy(60);
+    options.num_ctx = 48;
+    options.num_keep = 4;
+    options.context_shift = true;
+    let got = batched(&mut sched, &[prompt(30, 20)], &options);
+    let r = &got[0];
+    assert_eq!((r.tokens.len(), r.done_reason), (60, DoneReason::Length));
+    assert_eq!(sched.n_available_blocks(), 16);
+    // Without the shift, the same request ends with an error at the
+    // context's end.
+    options.context_shift = false;
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let e2 = errors.clone();
+    sched
+        .submit(
+            &prompt(30, 20),
+            options,
+            None,
+            Box::new(move |e| {
+                if let SeqEvent::Error(e) = e {
+                    e2.lock().unwrap().push(e.to_string());
+                }
+                ControlFlow::Continue(())
+            }),
+        )
+        .unwrap();
+    sched.run_to_end().unwrap();
+    assert_eq!(errors.lock().unwrap().len(), 1);
+    assert_eq!(sched.n_available_blocks(), 16);
+}
