@@ -2,6 +2,13 @@
 //! architecture's config and weight views, the thread pool) and [`State`] (one
 //! sequence's KV cache and activation buffers).
 //!
+//! One forward pass serves every shape of work: [`Model::forward`] runs one
+//! sequence, [`Model::forward_batch`] the rows of several sequences with
+//! caches of their own ([`SeqStep`]), and [`Model::forward_paged`] the rows of
+//! sequences whose keys and values live in the blocks of a shared
+//! [`KvPool`] ([`PagedSeq`]); each matrix product runs once over all rows of a
+//! pass, attention per sequence.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), model::ModelError> {
 //! use model::{Logits, Model};
