@@ -155,7 +155,8 @@ fn concurrent_clients_each_get_their_own_complete_answer() {
 fn a_prompt_prefix_any_client_sent_before_is_not_evaluated_again() {
     let scratch = Scratch::new("prefix");
     scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
-    let server = scratch.serve(&[]);
+    // A pool sized by a budget: 64 blocks of 16 positions of the tiny model.
+    let server = scratch.serve(&[("HEARTH_KV_CACHE_MEMORY", "1MiB")]);
     // A shared preamble of many tokens, then different questions.
     let preamble = "You answer questions about numbers. ".repeat(3);
     let ask = |question: &str| {

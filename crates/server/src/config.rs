@@ -139,6 +139,11 @@ pub struct Config {
     /// sets none and whose model's parameters set none (default 4096, as
     /// Ollama's; capped by the model's training context).
     pub context_length: usize,
+    /// `HEARTH_KV_CACHE_MEMORY`: bytes of the paged KV cache each loaded model
+    /// shares among its sequences (`4GiB`, bytes). Unset: room for
+    /// `HEARTH_NUM_PARALLEL` contexts of the loading request's `num_ctx` (at
+    /// least the default context).
+    pub kv_cache_memory: Option<u64>,
     /// `HEARTH_KV_CACHE_TYPE`: the element type of the KV cache.
     pub kv_cache_type: KvCacheType,
     /// `HEARTH_FLASH_ATTENTION`: accepted for Ollama's service files. The CPU
@@ -173,6 +178,7 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_memory: None,
             context_length: crate::scheduler::DEFAULT_NUM_CTX,
+            kv_cache_memory: None,
             kv_cache_type: KvCacheType::F16,
             flash_attention: false,
         }
@@ -256,6 +262,14 @@ impl Config {
                     .ok_or_else(|| err(&name, &v, "expected a size such as 8GiB or 512MiB"))?,
             ),
         };
+        let kv_cache_memory = match get("KV_CACHE_MEMORY") {
+            None => None,
+            Some((name, v)) => Some(
+                crate::memory::parse_size(&v)
+                    .filter(|&b| b > 0)
+                    .ok_or_else(|| err(&name, &v, "expected a size such as 4GiB or 512MiB"))?,
+            ),
+        };
         let kv_cache_type = match get("KV_CACHE_TYPE") {
             None => defaults.kv_cache_type,
             Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
@@ -277,6 +291,7 @@ impl Config {
             max_body_bytes: defaults.max_body_bytes,
             max_memory,
             context_length: positive("CONTEXT_LENGTH", defaults.context_length)?,
+            kv_cache_memory,
             kv_cache_type,
             flash_attention: flag("FLASH_ATTENTION")?,
         })
@@ -396,6 +411,10 @@ mod tests {
         assert_eq!(e.name, "HEARTH_NUM_PARALLEL");
         assert!(Config::from_lookup(env(&[("HEARTH_MAX_QUEUE", "many")])).is_err());
         assert!(Config::from_lookup(env(&[("HEARTH_KEEP_ALIVE", "later")])).is_err());
+        let c = Config::from_lookup(env(&[("HEARTH_KV_CACHE_MEMORY", "512MiB")])).unwrap();
+        assert_eq!(c.kv_cache_memory, Some(512 << 20));
+        let e = Config::from_lookup(env(&[("HEARTH_KV_CACHE_MEMORY", "0")])).unwrap_err();
+        assert_eq!(e.name, "HEARTH_KV_CACHE_MEMORY");
     }
 
     #[test]

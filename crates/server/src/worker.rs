@@ -67,6 +67,8 @@ pub struct LoadSpec {
     pub n_seq: usize,
     /// The context size of the request that loads it.
     pub num_ctx: usize,
+    /// `HEARTH_KV_CACHE_MEMORY`: the KV pool's bytes, if set.
+    pub kv_cache_memory: Option<u64>,
 }
 
 /// One admitted request on its way to a worker.
@@ -339,13 +341,21 @@ fn run_runner(spec: LoadSpec, jobs: Receiver<Job>, state: Arc<Mutex<RunnerState>
     serve_jobs(&spec, &loaded, &jobs, &state);
 }
 
-/// The batching scheduler's sizes: a pool with the positions of `n_seq`
-/// contexts of the loading request's size (at least the default), shared by
-/// all sequences; one sequence may use up to all of it (capped by the
-/// training context).
-fn scheduler_config(spec: &LoadSpec, n_ctx_train: usize) -> SchedulerConfig {
+/// The batching scheduler's sizes: a pool of `HEARTH_KV_CACHE_MEMORY` bytes,
+/// else with the positions of `n_seq` contexts of the loading request's size
+/// (at least the default), shared by all sequences; one sequence may use up
+/// to all of it (capped by the training context). `block_bytes`: one block's
+/// size.
+fn scheduler_config(spec: &LoadSpec, n_ctx_train: usize, block_bytes: usize) -> SchedulerConfig {
     let per_seq = spec.num_ctx.max(DEFAULT_NUM_CTX).min(n_ctx_train.max(1));
-    let n_blocks = (per_seq * spec.n_seq).div_ceil(BLOCK_LEN);
+    // More than every sequence's whole training context is never used.
+    let most = (n_ctx_train.max(1) * spec.n_seq).div_ceil(BLOCK_LEN);
+    let n_blocks = match spec.kv_cache_memory {
+        Some(bytes) => usize::try_from(bytes / block_bytes.max(1) as u64)
+            .unwrap_or(usize::MAX)
+            .clamp(1, most),
+        None => (per_seq * spec.n_seq).div_ceil(BLOCK_LEN),
+    };
     SchedulerConfig {
         block_len: BLOCK_LEN,
         n_blocks,
@@ -364,7 +374,11 @@ fn serve_jobs(
     jobs: &Receiver<Job>,
     state: &Mutex<RunnerState>,
 ) {
-    let config = scheduler_config(spec, loaded.model.info().n_ctx_train);
+    let config = scheduler_config(
+        spec,
+        loaded.model.info().n_ctx_train,
+        loaded.model.kv_block_bytes(BLOCK_LEN),
+    );
     let mut sched =
         match engine::scheduler::Scheduler::new(&loaded.model, &loaded.tokenizer, config) {
             Ok(s) => s,
