@@ -13,3 +13,6 @@ pub mod tokenizer;
 
 pub use arch::{Batch, LoadOptions, Logits, Model, ModelInfo, PagedSeq, SeqStep, State};
 pub use error::ModelError;
+/// The batch-invariant switch (`HEARTH_DETERMINISTIC`): every product and
+/// attention sum in one order whatever the batch holds.
+pub use kernels::matmul::{batch_invariant, set_batch_invariant};

@@ -146,6 +146,10 @@ pub struct Config {
     pub kv_cache_memory: Option<u64>,
     /// `HEARTH_KV_CACHE_TYPE`: the element type of the KV cache.
     pub kv_cache_type: KvCacheType,
+    /// `HEARTH_DETERMINISTIC=1`: batch-invariant sums (see
+    /// `model::set_batch_invariant`), so that a request with a fixed seed
+    /// gives the same output whatever else is batched with it; slower.
+    pub deterministic: bool,
     /// `HEARTH_FLASH_ATTENTION`: accepted for Ollama's service files. The CPU
     /// attention is the same either way (it never materialises the whole
     /// score matrix), so the flag changes nothing.
@@ -180,6 +184,7 @@ impl Default for Config {
             context_length: crate::scheduler::DEFAULT_NUM_CTX,
             kv_cache_memory: None,
             kv_cache_type: KvCacheType::F16,
+            deterministic: false,
             flash_attention: false,
         }
     }
@@ -293,6 +298,7 @@ impl Config {
             context_length: positive("CONTEXT_LENGTH", defaults.context_length)?,
             kv_cache_memory,
             kv_cache_type,
+            deterministic: flag("DETERMINISTIC")?,
             flash_attention: flag("FLASH_ATTENTION")?,
         })
     }

@@ -21,6 +21,7 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_NUM_THREAD                                   threads per model (all cores)
   HEARTH_MAX_MEMORY                                   memory cap for loaded models (8GiB, ...)
   HEARTH_KV_CACHE_MEMORY                              each model's KV cache, shared by its sequences (4GiB, ...)
+  HEARTH_DETERMINISTIC                                1: output independent of what is batched with it (slower)
   HEARTH_LOG_PROMPTS                                  1: log prompt text (never logged otherwise)
   HEARTH_LOG                                          log filter (info)";
 

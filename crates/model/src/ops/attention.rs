@@ -148,7 +148,8 @@ pub fn attention(
                 &q[at..at + len],
                 pos0 + t,
                 kv_head,
-                n_tokens == 1,
+                // Batch-invariant mode: every query in the batch order.
+                n_tokens == 1 && !kernels::matmul::batch_invariant(),
                 tmp,
                 out_heads,
             );
