@@ -34,6 +34,9 @@ pub enum EngineError {
         /// Context size.
         n_ctx: usize,
     },
+    /// A batched step failed; every sequence in it ends with this.
+    #[error("a batched forward pass failed: {0}")]
+    Step(String),
     /// The prompt was empty after tokenization.
     #[error("the prompt is empty")]
     EmptyPrompt,

@@ -1,17 +1,21 @@
 //! Generation on top of the `model` crate: the sampling loop with streaming,
 //! stop sequences and Ollama-style timings ([`generate`]), the cached context a
 //! conversation keeps between turns ([`Context`]), chat sessions that render the
-//! model's template ([`ChatSession`]), and the option set shared by the CLI and
-//! the API ([`Options`]).
+//! model's template ([`ChatSession`]), the option set shared by the CLI and
+//! the API ([`Options`]), the block bookkeeping of the paged KV cache with its
+//! prefix cache ([`blocks`]), and continuous batching of many generations over
+//! that cache ([`scheduler`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod blocks;
 mod chat;
 mod error;
 mod generate;
 mod logprobs;
 mod options;
+pub mod scheduler;
 mod stop;
 
 pub use backend::{Backend, ModelBackend};

@@ -154,6 +154,29 @@ fn concurrent_clients_each_get_their_own_complete_answer() {
 }
 
 #[test]
+fn a_prompt_prefix_any_client_sent_before_is_not_evaluated_again() {
+    let scratch = Scratch::new("prefix");
+    scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);
+    // A pool sized by a budget: 64 blocks of 16 positions of the tiny model.
+    let server = scratch.serve(&[("HEARTH_KV_CACHE_MEMORY", "1MiB")]);
+    // A shared preamble of many tokens, then different questions.
+    let preamble = "You answer questions about numbers. ".repeat(3);
+    let ask = |question: &str| {
+        let mut body = greedy(&format!("{preamble}{question}"), 2);
+        body["raw"] = json!(true);
+        let (status, v) = server.post("/api/generate", &body);
+        assert_eq!(status, 200, "{v}");
+        v["prompt_eval_count"].as_u64().unwrap()
+    };
+    let first = ask("What is one?");
+    let second = ask("And two?");
+    // The second request evaluates its question and at most a block (16
+    // positions) of the preamble, not the whole prompt again.
+    assert!(first > 64, "{first}");
+    assert!(second + 48 <= first, "first {first}, second {second}");
+}
+
+#[test]
 fn a_full_queue_is_503_and_a_disconnect_frees_the_sequence() {
     let scratch = Scratch::new("queue");
     scratch.ok("127.0.0.1:1", &["create", "tiny", "-f", "Modelfile"]);

@@ -18,6 +18,8 @@
 //! multiplied with the batch's tokens by the packed kernel, which is faster
 //! than the tiles for prefill and decode alike. See `gemm/packed.rs`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use gguf::TensorType;
 
 use crate::gemm::{self, NC, NR};
@@ -158,6 +160,25 @@ pub fn matmul_expert(
     matmul_in(pool, w, x, scratch, y, Op::MulMatId)
 }
 
+/// Whether products are batch-invariant ([`set_batch_invariant`]).
+static BATCH_INVARIANT: AtomicBool = AtomicBool::new(false);
+
+/// Makes every product of this process sum each output in one order whatever
+/// the number of rows (`HEARTH_DETERMINISTIC=1`): the dispatch table's
+/// `vec_dot` per (weight row, activation row), never the tinyBLAS, tiled or
+/// packed batch kernels, whose orders depend on the row count. Then a row's
+/// result does not depend on the other rows of its batch (what batched
+/// serving needs for reproducible output), at the cost of the batch
+/// kernels' speed. Off by default (llama.cpp's orders).
+pub fn set_batch_invariant(on: bool) {
+    BATCH_INVARIANT.store(on, Ordering::Relaxed);
+}
+
+/// Whether [`set_batch_invariant`] is on.
+pub fn batch_invariant() -> bool {
+    BATCH_INVARIANT.load(Ordering::Relaxed)
+}
+
 /// Which of ggml's operations a product reproduces.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -218,9 +239,10 @@ fn matmul_in(
         });
     }
     let converted: &[u8] = scratch;
+    let invariant = batch_invariant();
 
     // 2. Dot every weight row with every converted activation row.
-    if let Some(p) = w.packed {
+    if let Some(p) = w.packed.filter(|_| !invariant) {
         packed_products(pool, p, converted, act_row, n_rows, y);
         return Ok(());
     }
@@ -231,7 +253,7 @@ fn matmul_in(
     #[cfg(not(target_arch = "x86_64"))]
     let float_ggml = false;
     #[cfg(target_arch = "x86_64")]
-    if float_ggml && op == Op::MulMat && n_rows >= 2 && n_in.is_multiple_of(16) {
+    if float_ggml && op == Op::MulMat && n_rows >= 2 && n_in.is_multiple_of(16) && !invariant {
         gemm::f16_tinyblas::gemm(pool, w, converted, act_row, n_rows, y);
         return Ok(());
     }
@@ -241,7 +263,7 @@ fn matmul_in(
     let out = SharedSlice::new(y);
     let act = |r: usize| &converted[r * act_row..(r + 1) * act_row];
     // ggml's expert products are vec_dot (or tiled) per pair.
-    let tile_kernel = if float_ggml || op == Op::MulMatId {
+    let tile_kernel = if float_ggml || op == Op::MulMatId || invariant {
         None
     } else {
         gemm::kernel(w.ty)
@@ -272,7 +294,7 @@ fn matmul_in(
             // ggml-cpu multiplies batches of TILED_MIN_BATCH rows or more of
             // some formats with its tiled kernels, in another float order.
             let vec_dot = match crate::simd::tiled_dot(w.ty) {
-                Some(tiled) if n_rows >= crate::simd::TILED_MIN_BATCH => tiled,
+                Some(tiled) if n_rows >= crate::simd::TILED_MIN_BATCH && !invariant => tiled,
                 _ => vec_dot,
             };
             pool.run(n_tasks, &|t| {

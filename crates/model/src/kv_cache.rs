@@ -5,6 +5,13 @@
 //! Layout: per layer, `n_ctx` rows of `kv_dim = n_head_kv * head_dim` values for
 //! K and the same for V, row `p` holding position `p`. The buffers are allocated
 //! once, zeroed (so untouched pages cost no resident memory).
+//!
+//! [`KvPool`] is the paged form shared by many sequences (vLLM's PagedAttention):
+//! fixed-size blocks of `block_len` positions, the same block id in every
+//! layer; a sequence's block table lists its blocks in position order, and
+//! attention reads position `p` from row `p % block_len` of block
+//! `table[p / block_len]`. Which sequence holds which block is the engine's
+//! business (`engine::blocks`).
 
 use kernels::formats::float::f32_to_f16;
 
@@ -25,12 +32,60 @@ pub struct KvCache {
 /// One layer's cache, read-only, as attention sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct KvLayer<'a> {
-    /// (n_ctx, kv_dim) f16 keys.
+    /// (rows, kv_dim) f16 keys.
     pub k: &'a [u16],
-    /// (n_ctx, kv_dim) f16 values.
+    /// (rows, kv_dim) f16 values.
     pub v: &'a [u16],
     /// Values per position: `n_head_kv * head_dim`.
     pub kv_dim: usize,
+    /// Positions the sequence may hold.
+    pub n_ctx: usize,
+    /// Where each position's row is: row `p` without a table.
+    pub table: Option<BlockTable<'a>>,
+}
+
+/// A sequence's blocks in a [`KvPool`] layer, in position order.
+#[derive(Clone, Copy, Debug)]
+pub struct BlockTable<'a> {
+    /// Block ids.
+    pub blocks: &'a [u32],
+    /// log2 of the positions per block.
+    pub shift: u32,
+}
+
+impl KvLayer<'_> {
+    /// The row of `k` and `v` holding position `pos`.
+    #[inline]
+    pub fn row(&self, pos: usize) -> usize {
+        match self.table {
+            None => pos,
+            Some(t) => {
+                let mask = (1usize << t.shift) - 1;
+                ((t.blocks[pos >> t.shift] as usize) << t.shift) | (pos & mask)
+            }
+        }
+    }
+
+    /// Panics unless the rows of positions `0..end` are within `k` and `v`.
+    pub fn check(&self, end: usize) {
+        let rows = self.k.len().min(self.v.len()) / self.kv_dim.max(1);
+        match self.table {
+            None => assert!(end <= rows, "{end} positions in a cache of {rows}"),
+            Some(t) => {
+                let blocks = end.div_ceil(1 << t.shift);
+                assert!(
+                    blocks <= t.blocks.len(),
+                    "{end} positions in {} blocks",
+                    t.blocks.len()
+                );
+                let n_blocks = rows >> t.shift;
+                assert!(
+                    t.blocks[..blocks].iter().all(|&b| (b as usize) < n_blocks),
+                    "a block id beyond the pool's {n_blocks}"
+                );
+            }
+        }
+    }
 }
 
 impl KvCache {
@@ -78,6 +133,8 @@ impl KvCache {
             k: &self.k[a..b],
             v: &self.v[a..b],
             kv_dim: self.kv_dim,
+            n_ctx: self.n_ctx,
+            table: None,
         }
     }
 
@@ -107,6 +164,127 @@ impl KvCache {
             for head in self.k[dst..dst + len].chunks_exact_mut(head_dim) {
                 rope.rotate_f16(head, &cache);
             }
+        }
+    }
+}
+
+/// The paged KV cache of one model: `n_blocks` blocks of `block_len` positions
+/// per layer, f16 like [`KvCache`], shared by every sequence through block
+/// tables.
+#[derive(Debug)]
+pub struct KvPool {
+    n_layer: usize,
+    n_blocks: usize,
+    shift: u32,
+    kv_dim: usize,
+    /// (n_layer, n_blocks, block_len, kv_dim) f16 bits.
+    k: Vec<u16>,
+    /// (n_layer, n_blocks, block_len, kv_dim) f16 bits.
+    v: Vec<u16>,
+}
+
+impl KvPool {
+    /// A pool of `n_blocks` blocks of `block_len` (a power of two) positions
+    /// for `n_layer` layers of `kv_dim` values.
+    pub fn new(n_layer: usize, kv_dim: usize, block_len: usize, n_blocks: usize) -> KvPool {
+        assert!(
+            block_len.is_power_of_two(),
+            "block_len must be a power of two"
+        );
+        let len = n_layer * n_blocks * block_len * kv_dim;
+        KvPool {
+            n_layer,
+            n_blocks,
+            shift: block_len.trailing_zeros(),
+            kv_dim,
+            k: vec![0; len],
+            v: vec![0; len],
+        }
+    }
+
+    /// Bytes of keys and values one block holds over all layers.
+    pub fn block_bytes(n_layer: usize, kv_dim: usize, block_len: usize) -> usize {
+        2 * 2 * n_layer * block_len * kv_dim
+    }
+
+    /// Layers of the pool.
+    pub fn n_layer(&self) -> usize {
+        self.n_layer
+    }
+
+    /// Values per position: `n_head_kv * head_dim`.
+    pub fn kv_dim(&self) -> usize {
+        self.kv_dim
+    }
+
+    /// Blocks in the pool.
+    pub fn n_blocks(&self) -> usize {
+        self.n_blocks
+    }
+
+    /// Positions per block.
+    pub fn block_len(&self) -> usize {
+        1 << self.shift
+    }
+
+    /// Bytes held by keys and values together.
+    pub fn size_bytes(&self) -> usize {
+        (self.k.len() + self.v.len()) * 2
+    }
+
+    fn layer_len(&self) -> usize {
+        self.n_blocks * self.block_len() * self.kv_dim
+    }
+
+    /// Stores the key and value of position `pos` of the sequence with block
+    /// table `blocks` in `layer`, rounded to f16.
+    pub fn store(&mut self, layer: usize, blocks: &[u32], pos: usize, k: &[f32], v: &[f32]) {
+        let table = BlockTable {
+            blocks,
+            shift: self.shift,
+        };
+        let view = KvLayer {
+            k: &[],
+            v: &[],
+            kv_dim: self.kv_dim,
+            n_ctx: 0,
+            table: Some(table),
+        };
+        let block = blocks[pos >> self.shift] as usize;
+        assert!(block < self.n_blocks, "block {block} of {}", self.n_blocks);
+        let at = layer * self.layer_len() + view.row(pos) * self.kv_dim;
+        for (d, &s) in self.k[at..at + self.kv_dim].iter_mut().zip(k) {
+            *d = f32_to_f16(s);
+        }
+        for (d, &s) in self.v[at..at + self.kv_dim].iter_mut().zip(v) {
+            *d = f32_to_f16(s);
+        }
+    }
+
+    /// `layer` as the sequence with block table `blocks` sees it, for up to
+    /// `n_ctx` positions.
+    pub fn layer<'a>(&'a self, layer: usize, blocks: &'a [u32], n_ctx: usize) -> KvLayer<'a> {
+        let (a, b) = (layer * self.layer_len(), (layer + 1) * self.layer_len());
+        KvLayer {
+            k: &self.k[a..b],
+            v: &self.v[a..b],
+            kv_dim: self.kv_dim,
+            n_ctx,
+            table: Some(BlockTable {
+                blocks,
+                shift: self.shift,
+            }),
+        }
+    }
+
+    /// Copies block `from` to block `to` in every layer (copy-on-write).
+    pub fn copy_block(&mut self, from: u32, to: u32) {
+        let n = self.block_len() * self.kv_dim;
+        for layer in 0..self.n_layer {
+            let base = layer * self.layer_len();
+            let (src, dst) = (base + from as usize * n, base + to as usize * n);
+            self.k.copy_within(src..src + n, dst);
+            self.v.copy_within(src..src + n, dst);
         }
     }
 }

@@ -11,5 +11,8 @@ pub mod sampler;
 pub mod synthetic;
 pub mod tokenizer;
 
-pub use arch::{LoadOptions, Logits, Model, ModelInfo, State};
+pub use arch::{Batch, LoadOptions, Logits, Model, ModelInfo, PagedSeq, SeqStep, State};
 pub use error::ModelError;
+/// The batch-invariant switch (`HEARTH_DETERMINISTIC`): every product and
+/// attention sum in one order whatever the batch holds.
+pub use kernels::matmul::{batch_invariant, set_batch_invariant};

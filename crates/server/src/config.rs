@@ -114,7 +114,8 @@ pub struct Config {
     /// `HEARTH_ORIGINS`: comma-separated origins allowed by CORS besides the
     /// local ones (`*` allows every origin).
     pub origins: Vec<String>,
-    /// `HEARTH_NUM_PARALLEL`: sequences each loaded model serves at once.
+    /// `HEARTH_NUM_PARALLEL`: sequences each loaded model serves at once,
+    /// batched into every forward pass (default 4).
     pub num_parallel: usize,
     /// `HEARTH_MAX_QUEUE`: requests that may wait for a sequence of one model
     /// (Ollama counts per server) before new ones get 503.
@@ -138,8 +139,17 @@ pub struct Config {
     /// sets none and whose model's parameters set none (default 4096, as
     /// Ollama's; capped by the model's training context).
     pub context_length: usize,
+    /// `HEARTH_KV_CACHE_MEMORY`: bytes of the paged KV cache each loaded model
+    /// shares among its sequences (`4GiB`, bytes). Unset: room for
+    /// `HEARTH_NUM_PARALLEL` contexts of the loading request's `num_ctx` (at
+    /// least the default context).
+    pub kv_cache_memory: Option<u64>,
     /// `HEARTH_KV_CACHE_TYPE`: the element type of the KV cache.
     pub kv_cache_type: KvCacheType,
+    /// `HEARTH_DETERMINISTIC=1`: batch-invariant sums (see
+    /// `model::set_batch_invariant`), so that a request with a fixed seed
+    /// gives the same output whatever else is batched with it; slower.
+    pub deterministic: bool,
     /// `HEARTH_FLASH_ATTENTION`: accepted for Ollama's service files. The CPU
     /// attention is the same either way (it never materialises the whole
     /// score matrix), so the flag changes nothing.
@@ -185,7 +195,7 @@ impl Default for Config {
         Config {
             host: format!("{DEFAULT_HOST}:{DEFAULT_PORT}"),
             origins: Vec::new(),
-            num_parallel: 1,
+            num_parallel: 4,
             max_queue: 512,
             max_loaded_models: 3,
             keep_alive: KeepAlive::DEFAULT,
@@ -194,7 +204,9 @@ impl Default for Config {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_memory: None,
             context_length: crate::scheduler::DEFAULT_NUM_CTX,
+            kv_cache_memory: None,
             kv_cache_type: KvCacheType::F16,
+            deterministic: false,
             flash_attention: false,
             allowed_hosts: Vec::new(),
             limits: crate::listen::Limits::default(),
@@ -323,6 +335,14 @@ impl Config {
             }
         };
         let max_memory = size("MAX_MEMORY")?;
+        let kv_cache_memory = match get("KV_CACHE_MEMORY") {
+            None => None,
+            Some((name, v)) => Some(
+                crate::memory::parse_size(&v)
+                    .filter(|&b| b > 0)
+                    .ok_or_else(|| err(&name, &v, "expected a size such as 4GiB or 512MiB"))?,
+            ),
+        };
         let kv_cache_type = match get("KV_CACHE_TYPE") {
             None => defaults.kv_cache_type,
             Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
@@ -344,7 +364,9 @@ impl Config {
             max_body_bytes: defaults.max_body_bytes,
             max_memory,
             context_length: positive("CONTEXT_LENGTH", defaults.context_length)?,
+            kv_cache_memory,
             kv_cache_type,
+            deterministic: flag("DETERMINISTIC")?,
             flash_attention: flag("FLASH_ATTENTION")?,
             allowed_hosts: list("ALLOWED_HOSTS"),
             limits,
@@ -508,6 +530,10 @@ mod tests {
         assert_eq!(e.name, "HEARTH_NUM_PARALLEL");
         assert!(Config::from_lookup(env(&[("HEARTH_MAX_QUEUE", "many")])).is_err());
         assert!(Config::from_lookup(env(&[("HEARTH_KEEP_ALIVE", "later")])).is_err());
+        let c = Config::from_lookup(env(&[("HEARTH_KV_CACHE_MEMORY", "512MiB")])).unwrap();
+        assert_eq!(c.kv_cache_memory, Some(512 << 20));
+        let e = Config::from_lookup(env(&[("HEARTH_KV_CACHE_MEMORY", "0")])).unwrap_err();
+        assert_eq!(e.name, "HEARTH_KV_CACHE_MEMORY");
     }
 
     #[test]

@@ -30,7 +30,7 @@ use crate::config::ConfigError;
 
 /// The settings a file may hold besides `keys` (the `HEARTH_*` names without
 /// the prefix, in lower case).
-pub const SETTINGS: [&str; 24] = [
+pub const SETTINGS: [&str; 26] = [
     "host",
     "models",
     "origins",
@@ -55,6 +55,8 @@ pub const SETTINGS: [&str; 24] = [
     "log_format",
     "audit_log",
     "audit_log_max_size",
+    "kv_cache_memory",
+    "deterministic",
 ];
 
 /// Where the config file is: `HEARTH_CONFIG` if set, else

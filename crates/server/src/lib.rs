@@ -361,6 +361,12 @@ pub async fn serve(
              so this setting does not reduce memory"
         );
     }
+    if config.deterministic {
+        model::set_batch_invariant(true);
+        tracing::info!(
+            "deterministic mode: every request's output is independent of what is batched with it"
+        );
+    }
     let (limits, drain) = (config.limits, config.drain_timeout);
     let state = AppState::new(store, config);
     state.scheduler.spawn_reaper();

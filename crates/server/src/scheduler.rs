@@ -2,9 +2,9 @@
 //! when they unload (Ollama's server/sched.go, simplified for CPU).
 //!
 //! - A model loads on first use, keyed by its manifest digest: two names for
-//!   the same model share one copy. A [`Runner`] owns the model's worker
-//!   threads (see worker.rs) and a job channel; `HEARTH_NUM_PARALLEL` workers
-//!   take jobs from it, each with its own sequence.
+//!   the same model share one copy. A [`Runner`] owns the model's thread (see
+//!   worker.rs) and a job channel; the thread's batching scheduler takes a job
+//!   from it whenever one of its `HEARTH_NUM_PARALLEL` sequences is free.
 //! - Admission happens here, on the async side, under one mutex and without
 //!   waiting: a full queue (`HEARTH_MAX_QUEUE` waiting jobs) is a 503; a new
 //!   model that would exceed `HEARTH_MAX_LOADED_MODELS` or the memory
@@ -14,7 +14,7 @@
 //!   dropped with a dead runner) is accounted. A model whose keep-alive is
 //!   zero is removed from the table right there, before the client sees the
 //!   end of its response; a reaper task removes the others when they expire.
-//! - Removing a runner drops its job sender; its workers finish the jobs
+//! - Removing a runner drops its job sender; its thread finishes the jobs
 //!   already queued, then exit and free the model.
 
 use std::collections::HashMap;
@@ -82,8 +82,10 @@ impl ModelMeta {
     }
 
     /// Estimated resident size with `n_seq` sequences of `num_ctx` positions.
-    pub fn estimate(&self, num_ctx: usize, n_seq: usize) -> u64 {
-        self.file_size + self.kv_bytes_per_token * num_ctx as u64 * n_seq as u64
+    /// A KV budget (`HEARTH_KV_CACHE_MEMORY`) replaces the contexts' size.
+    pub fn estimate(&self, num_ctx: usize, n_seq: usize, kv_budget: Option<u64>) -> u64 {
+        self.file_size
+            + kv_budget.unwrap_or(self.kv_bytes_per_token * num_ctx as u64 * n_seq as u64)
     }
 }
 
@@ -113,8 +115,10 @@ pub struct Runner {
     name: ModelName,
     model: Arc<ResolvedModel>,
     meta: ModelMeta,
-    /// Sequences (worker threads).
+    /// Sequences served at once.
     n_seq: usize,
+    /// `HEARTH_KV_CACHE_MEMORY`, the KV pool's size when set.
+    kv_budget: Option<u64>,
     jobs: mpsc::Sender<Job>,
     state: Arc<Mutex<RunnerState>>,
 }
@@ -122,7 +126,7 @@ pub struct Runner {
 impl Runner {
     /// Estimated resident bytes, given the runner's locked state.
     fn size(&self, st: &RunnerState) -> u64 {
-        self.meta.estimate(st.num_ctx, self.n_seq)
+        self.meta.estimate(st.num_ctx, self.n_seq, self.kv_budget)
     }
 }
 
@@ -301,7 +305,10 @@ impl Scheduler {
         }
         if num_ctx > st.num_ctx {
             // A larger context than the sequences have: their KV caches grow.
-            let extra = runner.meta.estimate(num_ctx, runner.n_seq) - runner.size(&st);
+            let extra = runner
+                .meta
+                .estimate(num_ctx, runner.n_seq, runner.kv_budget)
+                - runner.size(&st);
             let available = memory::available(self.config.max_memory, loaded_total);
             if available.is_some_and(|a| extra > a) {
                 return Err(ApiError::unavailable(format!(
@@ -374,7 +381,8 @@ impl Scheduler {
         request: &GenerateRequest,
     ) -> Result<Arc<Runner>, ApiError> {
         let n_seq = self.config.num_parallel;
-        let size = meta.estimate(num_ctx, n_seq);
+        let kv_budget = self.config.kv_cache_memory;
+        let size = meta.estimate(num_ctx, n_seq, kv_budget);
         let now = Instant::now();
         // Idle models, the soonest to expire first: the ones to evict.
         let mut idle: Vec<(Digest, Option<Instant>, u64)> = runners
@@ -449,6 +457,8 @@ impl Scheduler {
             messages: resolved.messages.clone(),
             threads,
             n_seq,
+            num_ctx,
+            kv_cache_memory: kv_budget,
         };
         worker::spawn(spec, jobs_rx, Arc::clone(&state))
             .map_err(|e| ApiError::internal("starting a model worker", &e))?;
@@ -459,6 +469,7 @@ impl Scheduler {
             model: Arc::new(resolved),
             meta,
             n_seq,
+            kv_budget,
             jobs: jobs_tx,
             state,
         }))

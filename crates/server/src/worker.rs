@@ -1,24 +1,24 @@
-//! The threads that own a loaded model. The first loads it, then starts the
-//! others; each worker owns one sequence (a [`Context`] over its own KV cache)
-//! and takes jobs from the model's queue one at a time. Inference never runs
-//! on the async reactor.
+//! The thread that owns a loaded model: it loads it, then runs the engine's
+//! continuous-batching scheduler ([`engine::scheduler`]) over one paged KV
+//! cache, taking a job from the model's queue whenever one of the
+//! `HEARTH_NUM_PARALLEL` sequence slots is free. Every step is one forward pass
+//! over the rows of all running sequences. Inference never runs on the async
+//! reactor.
 //!
 //! Every job reports through its event channel: `Started` (or an `Error` when
 //! it cannot start), the text pieces, then `Done`. A job whose client has gone
-//! (its cancel flag set) is skipped, or stopped before its next token.
-//!
-//! This is the one-sequence-per-worker engine interface; continuous batching
-//! will replace the workers' loop with one step loop over all sequences, with
-//! the same jobs and events.
+//! (its cancel flag set, or its channel closed) is skipped, or stopped at the
+//! next step with its KV blocks freed.
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use engine::{Context, EngineError, ModelBackend, Options};
+use engine::scheduler::{SchedulerConfig, SeqEvent, Sink};
+use engine::{EngineError, GenerateResult, Options};
 use model::chat::{ChatRequest, ChatTemplate};
 use model::tokenizer::Tokenizer;
 use model::{LoadOptions, Model};
@@ -30,7 +30,13 @@ use crate::error::ApiError;
 use crate::request::{
     DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary, TokenLogprob,
 };
-use crate::scheduler::{Completion, RunnerState, Scheduler};
+use crate::scheduler::{Completion, DEFAULT_NUM_CTX, RunnerState, Scheduler};
+
+/// Positions per block of the paged KV cache.
+const BLOCK_LEN: usize = 16;
+
+/// Tokens one batched step runs at most (decoding rows and prompt chunks).
+const STEP_TOKENS: usize = 512;
 
 /// The template used when a model has none: ChatML, as llama.cpp falls back to
 /// (src/llama-chat.cpp, `LLM_CHAT_TEMPLATE_CHATML`).
@@ -57,8 +63,12 @@ pub struct LoadSpec {
     pub messages: Vec<Message>,
     /// Threads for the forward pass.
     pub threads: Option<usize>,
-    /// Sequences (worker threads).
+    /// Sequences served at once.
     pub n_seq: usize,
+    /// The context size of the request that loads it.
+    pub num_ctx: usize,
+    /// `HEARTH_KV_CACHE_MEMORY`: the KV pool's bytes, if set.
+    pub kv_cache_memory: Option<u64>,
 }
 
 /// One admitted request on its way to a worker.
@@ -285,17 +295,32 @@ impl Loaded {
     }
 }
 
-/// Starts the runner's first thread, which loads the model and then serves
-/// jobs with `n_seq` workers; `state` receives the load's outcome.
+/// Starts the runner's thread, which loads the model and then serves jobs
+/// with `n_seq` sequences; `state` receives the load's outcome.
 pub fn spawn(
     spec: LoadSpec,
     jobs: Receiver<Job>,
     state: Arc<Mutex<RunnerState>>,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
-        .name(format!("hearth-load-{}", spec.name))
+        .name(format!("hearth-model-{}", spec.name))
         .spawn(move || run_runner(spec, jobs, state))
         .map(drop)
+}
+
+/// Fails every job still queued with `message`.
+fn fail_queued(jobs: &Receiver<Job>, message: &str) {
+    while let Ok(job) = jobs.try_recv() {
+        let Job {
+            events, completion, ..
+        } = job;
+        // Unlisted before the client hears of the failure.
+        drop(completion);
+        let _ = events.send(Event::Error(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            message.to_owned(),
+        )));
+    }
 }
 
 fn run_runner(spec: LoadSpec, jobs: Receiver<Job>, state: Arc<Mutex<RunnerState>>) {
@@ -307,62 +332,122 @@ fn run_runner(spec: LoadSpec, jobs: Receiver<Job>, state: Arc<Mutex<RunnerState>
             Scheduler::loaded(&state, Err(message.clone()));
             // Fail what is queued; later submissions see the failure and the
             // closed queue.
-            while let Ok(job) = jobs.try_recv() {
-                let Job {
-                    events, completion, ..
-                } = job;
-                // Unlisted before the client hears of the failure.
-                drop(completion);
-                let _ = events.send(Event::Error(ApiError::new(
-                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                    message.clone(),
-                )));
-            }
+            fail_queued(&jobs, &message);
             return;
         }
     };
     Scheduler::loaded(&state, Ok(()));
     tracing::info!(model = %spec.name, "loaded");
-    let jobs = Arc::new(Mutex::new(jobs));
-    for i in 1..spec.n_seq {
-        let (loaded, jobs, state) = (loaded.clone(), jobs.clone(), state.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("hearth-seq{i}-{}", spec.name))
-            .spawn(move || serve_jobs(&loaded, &jobs, &state));
-        if let Err(e) = spawned {
-            tracing::error!(model = %spec.name, "could not start sequence {i}: {e}");
-        }
-    }
-    serve_jobs(&loaded, &jobs, &state);
+    serve_jobs(&spec, &loaded, &jobs, &state);
 }
 
-/// One worker: takes jobs until the runner is unloaded (the queue's sender
-/// dropped and the queue drained).
-fn serve_jobs(loaded: &Loaded, jobs: &Mutex<Receiver<Job>>, state: &Mutex<RunnerState>) {
-    let mut ctx: Option<Context<ModelBackend<'_>>> = None;
-    loop {
-        let job = {
-            let rx = jobs
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            rx.recv()
+/// The batching scheduler's sizes: a pool of `HEARTH_KV_CACHE_MEMORY` bytes,
+/// else with the positions of `n_seq` contexts of the loading request's size
+/// (at least the default), shared by all sequences; one sequence may use up
+/// to all of it (capped by the training context). `block_bytes`: one block's
+/// size.
+fn scheduler_config(spec: &LoadSpec, n_ctx_train: usize, block_bytes: usize) -> SchedulerConfig {
+    let per_seq = spec.num_ctx.max(DEFAULT_NUM_CTX).min(n_ctx_train.max(1));
+    // More than every sequence's whole training context is never used.
+    let most = (n_ctx_train.max(1) * spec.n_seq).div_ceil(BLOCK_LEN);
+    let n_blocks = match spec.kv_cache_memory {
+        Some(bytes) => usize::try_from(bytes / block_bytes.max(1) as u64)
+            .unwrap_or(usize::MAX)
+            .clamp(1, most),
+        None => (per_seq * spec.n_seq).div_ceil(BLOCK_LEN),
+    };
+    SchedulerConfig {
+        block_len: BLOCK_LEN,
+        n_blocks,
+        step_tokens: STEP_TOKENS,
+        max_seqs: spec.n_seq,
+        n_ctx: (n_blocks * BLOCK_LEN).min(n_ctx_train.max(1)),
+    }
+}
+
+/// The step loop: takes jobs while a sequence slot is free (blocking only
+/// when nothing runs), steps the scheduler, and returns once the runner is
+/// unloaded (the queue's sender dropped and every job done).
+fn serve_jobs(
+    spec: &LoadSpec,
+    loaded: &Arc<Loaded>,
+    jobs: &Receiver<Job>,
+    state: &Mutex<RunnerState>,
+) {
+    let config = scheduler_config(
+        spec,
+        loaded.model.info().n_ctx_train,
+        loaded.model.kv_block_bytes(BLOCK_LEN),
+    );
+    let mut sched =
+        match engine::scheduler::Scheduler::new(&loaded.model, &loaded.tokenizer, config) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(model = %spec.name, "allocating the KV cache failed: {e}");
+                let message = format!("model '{}' could not allocate its KV cache: {e}", spec.name);
+                let job = jobs.recv();
+                if let Ok(job) = job {
+                    drop(job.completion);
+                    let _ = job.events.send(Event::Error(ApiError::new(
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                        message.clone(),
+                    )));
+                }
+                fail_queued(jobs, &message);
+                return;
+            }
         };
-        let Ok(job) = job else { return };
-        Scheduler::taken(state);
-        if job.cancel.load(Ordering::Relaxed) {
-            continue;
+    let mut open = true;
+    loop {
+        while open && sched.n_active() < spec.n_seq {
+            let job = if sched.n_active() == 0 {
+                match jobs.recv() {
+                    Ok(job) => job,
+                    Err(_) => {
+                        open = false;
+                        break;
+                    }
+                }
+            } else {
+                match jobs.try_recv() {
+                    Ok(job) => job,
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        open = false;
+                        break;
+                    }
+                }
+            };
+            Scheduler::taken(state);
+            if job.cancel.load(Ordering::Relaxed) {
+                continue;
+            }
+            let load_duration = Scheduler::loaded_at(state).map_or(Duration::ZERO, |t| {
+                t.saturating_duration_since(job.submitted)
+            });
+            start_job(loaded, &mut sched, job, load_duration);
         }
-        let load_duration = Scheduler::loaded_at(state).map_or(Duration::ZERO, |t| {
-            t.saturating_duration_since(job.submitted)
-        });
-        run_job(loaded, &mut ctx, job, load_duration);
+        if sched.n_active() == 0 {
+            if open {
+                continue;
+            }
+            return;
+        }
+        match sched.step() {
+            // Nothing could run (waiting for blocks): do not spin.
+            Ok(0) => std::thread::sleep(Duration::from_millis(1)),
+            Ok(_) => {}
+            Err(e) => tracing::error!(model = %spec.name, "a batched step failed: {e}"),
+        }
     }
 }
 
-/// Runs one job to its end, reporting through its events.
-fn run_job<'m>(
-    loaded: &'m Loaded,
-    ctx: &mut Option<Context<ModelBackend<'m>>>,
+/// Starts one job: answers a load or an embedding at once, else renders and
+/// tokenizes its prompt and submits it to the batching scheduler, whose
+/// events go to the job's channel.
+fn start_job(
+    loaded: &Arc<Loaded>,
+    sched: &mut engine::scheduler::Scheduler<'_>,
     job: Job,
     load_duration: Duration,
 ) {
@@ -375,47 +460,46 @@ fn run_job<'m>(
         log_prompts,
         completion,
     } = job;
-    let send = |e: Event| events.send(e).is_ok();
-    let outcome = (|| -> Result<Event, ApiError> {
-        let prompt = match &request.input {
-            Input::Load => {
-                return Ok(Event::Done(Box::new(Summary {
-                    done_reason: DoneReason::Load,
-                    context: Vec::new(),
-                    timings: engine::Timings {
-                        load_duration,
-                        total_duration: submitted.elapsed(),
-                        ..Default::default()
-                    },
-                    logprobs: Vec::new(),
-                })));
-            }
-            Input::Prompt(p) => loaded.prompt_tokens(p)?,
-            Input::Chat { messages, template } => {
-                loaded.chat_tokens(messages, template.as_deref(), num_ctx)?
-            }
-            Input::Embed(e) => {
-                return crate::embed::run(
-                    &loaded.model,
-                    &loaded.tokenizer,
-                    e,
-                    num_ctx,
+    let fail = |completion: Completion, e: ApiError| {
+        // Account for the job before the client learns it is done, so that a
+        // `keep_alive: 0` model is gone from `/api/ps` by then.
+        drop(completion);
+        let _ = events.send(Event::Error(e));
+    };
+    let prompt = match &request.input {
+        Input::Load => {
+            drop(completion);
+            let _ = events.send(Event::Done(Box::new(Summary {
+                done_reason: DoneReason::Load,
+                context: Vec::new(),
+                timings: engine::Timings {
                     load_duration,
-                    submitted,
-                );
-            }
-        };
-        // The sequence's cache is kept between jobs (a prompt extending the
-        // last one only runs the new part) and rebuilt when num_ctx changes.
-        if ctx.as_ref().is_none_or(|c| c.n_ctx() != num_ctx) {
-            *ctx = None;
-            let backend = ModelBackend::new(&loaded.model, num_ctx)
-                .map_err(|e| ApiError::internal("allocating a sequence", &e))?;
-            *ctx = Some(Context::new(backend));
+                    total_duration: submitted.elapsed(),
+                    ..Default::default()
+                },
+                logprobs: Vec::new(),
+            })));
+            return;
         }
-        let ctx = ctx
-            .as_mut()
-            .ok_or_else(|| ApiError::internal("allocating a sequence", &"no context"))?;
+        Input::Embed(e) => {
+            let outcome = crate::embed::run(
+                &loaded.model,
+                &loaded.tokenizer,
+                e,
+                num_ctx,
+                load_duration,
+                submitted,
+            );
+            drop(completion);
+            let _ = events.send(outcome.unwrap_or_else(Event::Error));
+            return;
+        }
+        Input::Prompt(p) => loaded.prompt_tokens(p),
+        Input::Chat { messages, template } => {
+            loaded.chat_tokens(messages, template.as_deref(), num_ctx)
+        }
+    };
+    let checked = prompt.and_then(|prompt| {
         let options = loaded.options(&request.options, num_ctx)?;
         if prompt.is_empty() {
             return Err(ApiError::bad_request(
@@ -429,41 +513,88 @@ fn run_job<'m>(
                 prompt.len()
             )));
         }
-        if log_prompts {
-            tracing::info!(model = %request.model, "prompt: {:?}", loaded.tokenizer.decode_lossy(&prompt, false, true));
-        }
-        if !send(Event::Started) {
-            return Err(ApiError::bad_request("client gone"));
-        }
-        let mut on_text = |text: &str| {
-            if events.send(Event::Text(text.to_owned())).is_ok() {
+        Ok((prompt, options))
+    });
+    let (prompt, options) = match checked {
+        Ok(v) => v,
+        Err(e) => return fail(completion, e),
+    };
+    if log_prompts {
+        tracing::info!(model = %request.model, "prompt: {:?}", loaded.tokenizer.decode_lossy(&prompt, false, true));
+    }
+    if events.send(Event::Started).is_err() {
+        return;
+    }
+    let sink = sink(Finish {
+        loaded: loaded.clone(),
+        events: events.clone(),
+        completion: Some(completion),
+        prompt: prompt.clone(),
+        submitted,
+        load_duration,
+        log: log_prompts.then(|| request.model.clone()),
+    });
+    if let Err(e) = sched.submit(&prompt, options, Some(cancel), sink) {
+        // The sink, and with it the job's completion, is dropped already.
+        let _ = events.send(Event::Error(engine_error(&e)));
+    }
+}
+
+/// What a job's end needs: the pieces of its summary and where it goes.
+struct Finish {
+    loaded: Arc<Loaded>,
+    events: UnboundedSender<Event>,
+    completion: Option<Completion>,
+    prompt: Vec<u32>,
+    submitted: Instant,
+    load_duration: Duration,
+    /// The model name, when responses are logged.
+    log: Option<String>,
+}
+
+/// The scheduler's events for one job, as the job's channel takes them: text
+/// pieces (a closed channel cancels the sequence), then the summary or the
+/// error, after the job is accounted for.
+fn sink(mut f: Finish) -> Sink {
+    Box::new(move |event| match event {
+        SeqEvent::Text(text) => {
+            if f.events.send(Event::Text(text)).is_ok() {
                 ControlFlow::Continue(())
             } else {
                 ControlFlow::Break(())
             }
-        };
-        let result = engine::generate(
-            ctx,
-            &loaded.tokenizer,
-            &prompt,
-            &options,
-            Some(&cancel),
-            &mut on_text,
-        )
-        .map_err(|e| engine_error(&e))?;
-        if log_prompts {
-            tracing::info!(model = %request.model, "response: {:?}", result.text);
         }
+        SeqEvent::Done(result) => {
+            if let Some(model) = &f.log {
+                tracing::info!(model = %model, "response: {:?}", result.text);
+            }
+            let summary = f.summary(result);
+            drop(f.completion.take());
+            let _ = f.events.send(Event::Done(Box::new(summary)));
+            ControlFlow::Continue(())
+        }
+        SeqEvent::Error(e) => {
+            drop(f.completion.take());
+            let _ = f.events.send(Event::Error(engine_error(&e)));
+            ControlFlow::Continue(())
+        }
+    })
+}
+
+impl Finish {
+    /// The client's summary of a finished generation.
+    fn summary(&self, result: GenerateResult) -> Summary {
         let mut timings = result.timings;
-        timings.load_duration = load_duration;
-        timings.total_duration = submitted.elapsed();
+        timings.load_duration = self.load_duration;
+        timings.total_duration = self.submitted.elapsed();
         let done_reason = match result.done_reason {
             engine::DoneReason::Stop | engine::DoneReason::Cancelled => DoneReason::Stop,
             engine::DoneReason::Length => DoneReason::Length,
         };
-        let mut context = prompt;
+        let mut context = self.prompt.clone();
         context.extend_from_slice(&result.tokens);
-        let piece = |id: u32| loaded.tokenizer.token_to_piece(id, true).to_vec();
+        let tokenizer = &self.loaded.tokenizer;
+        let piece = |id: u32| tokenizer.token_to_piece(id, true).to_vec();
         let logprobs = result
             .logprobs
             .iter()
@@ -473,17 +604,13 @@ fn run_job<'m>(
                 top: l.top.iter().map(|&(id, p)| (piece(id), p)).collect(),
             })
             .collect();
-        Ok(Event::Done(Box::new(Summary {
+        Summary {
             done_reason,
             context,
             timings,
             logprobs,
-        })))
-    })();
-    // Account for the job before the client learns it is done, so that a
-    // `keep_alive: 0` model is gone from `/api/ps` by then.
-    drop(completion);
-    let _ = send(outcome.unwrap_or_else(Event::Error));
+        }
+    }
 }
 
 /// An engine failure as the client sees it.
@@ -494,6 +621,8 @@ fn engine_error(e: &EngineError) -> ApiError {
         | EngineError::EmptyPrompt
         | EngineError::Option { .. }
         | EngineError::Chat(_) => ApiError::bad_request(e.to_string()),
-        EngineError::Model(_) | EngineError::Sampler(_) => ApiError::internal("generating", e),
+        EngineError::Model(_) | EngineError::Sampler(_) | EngineError::Step(_) => {
+            ApiError::internal("generating", e)
+        }
     }
 }

@@ -11,7 +11,7 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_HOST               OLLAMA_HOST               address to bind (127.0.0.1:11434)
   HEARTH_MODELS             OLLAMA_MODELS             the model store's directory
   HEARTH_ORIGINS            OLLAMA_ORIGINS            extra allowed CORS origins (comma-separated)
-  HEARTH_NUM_PARALLEL       OLLAMA_NUM_PARALLEL       sequences each model serves at once (1)
+  HEARTH_NUM_PARALLEL       OLLAMA_NUM_PARALLEL       sequences each model serves at once (4)
   HEARTH_MAX_QUEUE          OLLAMA_MAX_QUEUE          waiting requests per model before 503 (512)
   HEARTH_MAX_LOADED_MODELS  OLLAMA_MAX_LOADED_MODELS  models loaded at once (3)
   HEARTH_KEEP_ALIVE         OLLAMA_KEEP_ALIVE         how long an idle model stays loaded (5m)
@@ -26,6 +26,8 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_MAX_CONNECTIONS                              connections served at once (1024)
   HEARTH_DRAIN_TIMEOUT                                on SIGTERM, how long requests in flight may finish (30s)
   HEARTH_MAX_BLOB_SIZE                                largest blob /api/blobs stores (also capped by free disk)
+  HEARTH_KV_CACHE_MEMORY                              each model's KV cache, shared by its sequences (4GiB, ...)
+  HEARTH_DETERMINISTIC                                1: output independent of what is batched with it (slower)
   HEARTH_LOG_PROMPTS                                  1: log prompt text (never logged otherwise)
   HEARTH_API_KEY                                      require this key (an admin key); more: hearth keys add
   HEARTH_TLS_CERT, HEARTH_TLS_KEY                     PEM certificate chain and key: serve HTTPS only

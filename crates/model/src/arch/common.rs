@@ -1,10 +1,17 @@
-//! Pieces the qwen2, qwen3, phi3, gemma2 and gemma3 forward passes share: the
-//! common hyper-parameters ([`Dims`]), RoPE settings from the `rope.*` keys, the
-//! activation buffers, and the small steps every decoder block is made of
-//! (embedding lookup, RMS norm over rows, projections, RoPE over q and k,
-//! attention over the KV cache, the output head). Each architecture's file keeps
-//! its own `Config`, `Weights` and `forward_batch`, written top to bottom with
-//! these steps, so its differences stay visible.
+//! The shared transformer-block pieces every architecture's forward pass is
+//! written with: the common hyper-parameters ([`Dims`]), RoPE settings from the
+//! `rope.*` keys, the activation buffers, and the small steps every decoder
+//! block is made of (embedding lookup, RMS norm over rows, projections, RoPE
+//! over q and k, attention over the KV cache, the output head). Each
+//! architecture's file keeps its own `Config`, `Weights` and `forward_batch`,
+//! written top to bottom with these steps, so its differences stay visible.
+//!
+//! A batch is rows of tokens from one or several sequences ([`Segment`]s: a
+//! prefill chunk or a decoding step each). Everything but RoPE and attention is
+//! row-wise, so every matrix product runs once over all rows (the weights are
+//! read once per batch); RoPE rotates each row at its sequence's position, and
+//! attention runs per sequence over that sequence's own cache. [`forward`]
+//! splits the sequences' rows into batches of the buffers' size.
 //!
 //! Shapes are written ggml-style, row length first: `(n_embd, n_vocab)` is
 //! `n_vocab` rows of `n_embd`.
@@ -13,8 +20,9 @@ use gguf::{Array, GgufModel, Metadata, Value};
 use kernels::matmul::{activation_scratch_len, matmul};
 use kernels::pool::ThreadPool;
 
+pub use super::batch::{Out, Segment, SeqKv, SeqRows, Step, Want, forward};
 use crate::ModelError;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::KvLayer;
 use crate::loader::{Hparams, Tensor, Tensors, Use, config};
 use crate::ops::attention::{self, AttentionShape};
 use crate::ops::rope::{Rope, RopeMode};
@@ -276,29 +284,33 @@ impl<'a> Loader<'a> {
     }
 }
 
-/// Activation buffers for one batch of up to [`N_BATCH`] tokens, allocated once
-/// per [`crate::State`].
+/// Activation buffers for one batch of up to `n_rows` rows (tokens of one or
+/// several sequences), allocated once per [`crate::State`] or [`crate::Batch`].
 #[derive(Debug)]
 pub struct Buffers {
-    /// (N_BATCH, n_embd) residual stream.
+    /// Rows a batch may hold.
+    pub n_rows: usize,
+    /// Positions the attention scratch has room for.
+    pub n_ctx: usize,
+    /// (n_rows, n_embd) residual stream.
     pub x: Vec<f32>,
-    /// (N_BATCH, n_embd) normalised input of a sub-block.
+    /// (n_rows, n_embd) normalised input of a sub-block.
     pub h: Vec<f32>,
-    /// (N_BATCH, q_dim)
+    /// (n_rows, q_dim)
     pub q: Vec<f32>,
-    /// (N_BATCH, kv_dim)
+    /// (n_rows, kv_dim)
     pub k: Vec<f32>,
-    /// (N_BATCH, kv_dim)
+    /// (n_rows, kv_dim)
     pub v: Vec<f32>,
-    /// (N_BATCH, q_dim + 2 kv_dim) fused q|k|v projection (phi3); empty otherwise.
+    /// (n_rows, q_dim + 2 kv_dim) fused q|k|v projection (phi3); empty otherwise.
     pub qkv: Vec<f32>,
-    /// (N_BATCH, q_dim) attention output before Wo.
+    /// (n_rows, q_dim) attention output before Wo.
     pub attn: Vec<f32>,
-    /// (N_BATCH, n_embd) output of Wo / Wdown.
+    /// (n_rows, n_embd) output of Wo / Wdown.
     pub proj: Vec<f32>,
-    /// (N_BATCH, n_ff)
+    /// (n_rows, n_ff)
     pub gate: Vec<f32>,
-    /// (N_BATCH, n_ff), or (N_BATCH, 2 n_ff) for a fused gate|up projection.
+    /// (n_rows, n_ff), or (n_rows, 2 n_ff) for a fused gate|up projection.
     pub up: Vec<f32>,
     /// (n_rot) RoPE cos/sin cache.
     pub rope: Vec<f32>,
@@ -308,30 +320,68 @@ pub struct Buffers {
     pub act: Vec<u8>,
     /// Per-thread attention scores.
     pub attn_scratch: Vec<f32>,
+    /// Mixture-of-experts buffers (empty for dense models).
+    pub moe: MoeBuffers,
+    /// (n_rows) the batch's tokens, gathered from its sequences.
+    pub tokens: Vec<u32>,
+    /// Batch rows whose output is wanted, increasing.
+    pub out_rows: Vec<usize>,
+}
+
+/// Buffers of a mixture-of-experts feed-forward block.
+#[derive(Debug, Default)]
+pub struct MoeBuffers {
+    /// (n_rows, n_expert) router logits, then probabilities.
+    pub probs: Vec<f32>,
+    /// (n_rows, n_expert_used) chosen experts.
+    pub experts: Vec<usize>,
+    /// (n_rows, n_expert_used) their weights.
+    pub weights: Vec<f32>,
+    /// Rows routed to the current expert: (row, slot).
+    pub rows: Vec<(usize, usize)>,
+    /// (n_rows, n_embd) inputs gathered for one expert.
+    pub gathered: Vec<f32>,
+    /// (n_rows, n_embd) one expert's outputs.
+    pub out: Vec<f32>,
+    /// (n_rows, n_expert_used, n_embd) weighted expert outputs per slot.
+    pub slots: Vec<f32>,
 }
 
 impl Buffers {
-    /// Buffers for `d`'s shapes and a context of `n_ctx` positions; `matrices`
-    /// size the activation scratch; `fused` adds room for phi3's fused q|k|v and
-    /// gate|up outputs.
+    /// Buffers for batches of up to `n_rows` rows of `model`, whose sequences
+    /// hold at most `n_ctx` positions.
     pub fn new(
+        model: &dyn Decoder,
         pool: &ThreadPool,
+        n_rows: usize,
         n_ctx: usize,
-        d: &Dims,
-        matrices: &[&Tensor],
-        fused: bool,
     ) -> Result<Buffers, ModelError> {
+        let d = model.dims();
+        let b = n_rows;
         let mut act = 0;
-        for m in matrices {
-            act = act.max(activation_scratch_len(m.ty, m.dims[0] as usize, N_BATCH)?);
+        for m in model.matrices() {
+            act = act.max(activation_scratch_len(m.ty, m.dims[0] as usize, b)?);
         }
-        let b = N_BATCH;
-        let (qkv, up) = if fused {
+        let (qkv, up) = if model.fused() {
             (b * (d.q_dim() + 2 * d.kv_dim()), b * 2 * d.n_ff)
         } else {
             (0, b * d.n_ff)
         };
+        let moe = match model.experts() {
+            Some((n_expert, n_used)) => MoeBuffers {
+                probs: vec![0.0; b * n_expert],
+                experts: vec![0; b * n_used],
+                weights: vec![0.0; b * n_used],
+                rows: Vec::with_capacity(b * n_used),
+                gathered: vec![0.0; b * d.n_embd],
+                out: vec![0.0; b * d.n_embd],
+                slots: vec![0.0; b * n_used * d.n_embd],
+            },
+            None => MoeBuffers::default(),
+        };
         Ok(Buffers {
+            n_rows,
+            n_ctx,
             x: vec![0.0; b * d.n_embd],
             h: vec![0.0; b * d.n_embd],
             q: vec![0.0; b * d.q_dim()],
@@ -346,42 +396,32 @@ impl Buffers {
             head: vec![0.0; d.head_dim],
             act: vec![0; act],
             attn_scratch: vec![0.0; attention::scratch_len(pool, n_ctx, d.head_dim)],
+            moe,
+            tokens: Vec::with_capacity(b),
+            out_rows: Vec::with_capacity(b),
         })
     }
 }
 
-/// What one forward step works with: the mapped file, the threads, the
-/// sequence's KV cache and buffers.
-pub struct Step<'a> {
-    /// The mapped model.
-    pub gguf: &'a GgufModel,
-    /// Threads for matmuls and attention.
-    pub pool: &'a ThreadPool,
-    /// The sequence's cache.
-    pub kv: &'a mut KvCache,
-    /// The sequence's activation buffers.
-    pub buf: &'a mut Buffers,
-}
-
-/// The rows a batch must produce: from row `first` on, logits (`n_vocab` each) or,
-/// with `hidden`, the normed hidden states (`n_embd` each).
-pub struct Out<'a> {
-    /// First row of the batch wanted.
-    pub first: usize,
-    /// Where the rows go.
-    pub rows: &'a mut [f32],
-    /// Hidden states instead of logits.
-    pub hidden: bool,
-}
-
-/// An architecture's forward pass over one batch of at most [`N_BATCH`] tokens.
+/// An architecture's forward pass over one batch of rows.
 pub trait Decoder {
     /// Shared hyper-parameters.
     fn dims(&self) -> &Dims;
 
+    /// Rows [`Model::forward`](crate::Model::forward) runs together when it
+    /// splits a long input.
+    fn n_batch(&self) -> usize {
+        N_BATCH
+    }
+
     /// Whether the buffers need room for fused q|k|v and gate|up outputs.
     fn fused(&self) -> bool {
         false
+    }
+
+    /// (experts, experts used per token) of a mixture-of-experts model.
+    fn experts(&self) -> Option<(usize, usize)> {
+        None
     }
 
     /// Every matrix, for sizing the activation scratch.
@@ -391,65 +431,15 @@ pub trait Decoder {
     /// positions (the K-shift needs them too).
     fn rope(&self, layer: usize, n_ctx: usize) -> (Rope, Option<Vec<f32>>);
 
-    /// Runs `tokens` at positions `pos0..` through the layers, appending their
-    /// keys and values to the cache, and writes `out` if given.
+    /// Runs the batch's `tokens` (one row each, the segments of `step.seqs` one
+    /// after another) through the layers, storing their keys and values in
+    /// their sequences' caches, and writes `out` if given.
     fn forward_batch(
         &self,
-        step: &mut Step<'_>,
+        step: &mut Step<'_, '_>,
         tokens: &[u32],
-        pos0: usize,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError>;
-}
-
-/// Allocates the activation buffers `model` needs for `n_ctx` positions.
-pub fn buffers(
-    model: &dyn Decoder,
-    pool: &ThreadPool,
-    n_ctx: usize,
-) -> Result<Buffers, ModelError> {
-    Buffers::new(pool, n_ctx, model.dims(), &model.matrices(), model.fused())
-}
-
-/// Runs `tokens` at positions `pos0..` in batches of [`N_BATCH`]. `logits`
-/// receives one row of `n_vocab` per token when `all`, else the last token's
-/// row only; with `hidden`, every token's normed hidden state (`n_embd` each).
-pub fn forward(
-    model: &dyn Decoder,
-    step: &mut Step<'_>,
-    tokens: &[u32],
-    pos0: usize,
-    all: bool,
-    hidden: bool,
-    logits: &mut [f32],
-) -> Result<(), ModelError> {
-    let d = model.dims();
-    let (all, width) = if hidden {
-        (true, d.n_embd)
-    } else {
-        (all, d.n_vocab)
-    };
-    for (i, chunk) in tokens.chunks(N_BATCH).enumerate() {
-        let start = i * N_BATCH;
-        let last_chunk = start + chunk.len() == tokens.len();
-        let out = if all {
-            Some(Out {
-                first: 0,
-                rows: &mut logits[start * width..(start + chunk.len()) * width],
-                hidden,
-            })
-        } else if last_chunk {
-            Some(Out {
-                first: chunk.len() - 1,
-                rows: &mut logits[..width],
-                hidden,
-            })
-        } else {
-            None
-        };
-        model.forward_batch(step, chunk, pos0 + start, out)?;
-    }
-    Ok(())
 }
 
 /// `x` = the embedding rows of `tokens` times `scale` (dequantizing only those
@@ -509,60 +499,83 @@ pub fn project(
     Ok(())
 }
 
-/// Rotates every q and k head of `n` tokens at positions `pos0..` (ggml_rope_ext
-/// on Qcur and Kcur with the same settings).
-#[allow(clippy::too_many_arguments)]
-pub fn rope_qk(
+/// Rotates every q and k head of the batch, each row at its sequence's position
+/// (ggml_rope_ext on Qcur and Kcur with the same settings); `factors` gives the
+/// frequency factors for a sequence of `n_ctx` positions.
+pub fn rope_qk<'f>(
+    seqs: &[Segment<'_>],
     rope: &Rope,
-    factors: Option<&[f32]>,
+    factors: &dyn Fn(usize) -> Option<&'f [f32]>,
     head_dim: usize,
-    pos0: usize,
-    n: usize,
     q: &mut [f32],
     k: &mut [f32],
     cache: &mut [f32],
 ) {
+    let n: usize = seqs.iter().map(|s| s.n).sum();
     let (qd, kvd) = (q.len() / n, k.len() / n);
-    for t in 0..n {
-        rope.fill_cache((pos0 + t) as f32, factors, 1.0, cache);
-        for head in q[t * qd..(t + 1) * qd].chunks_exact_mut(head_dim) {
-            rope.rotate(head, cache);
-        }
-        for head in k[t * kvd..(t + 1) * kvd].chunks_exact_mut(head_dim) {
-            rope.rotate(head, cache);
+    let mut t = 0;
+    for s in seqs {
+        let factors = factors(s.n_ctx);
+        for pos in s.pos0..s.pos0 + s.n {
+            rope.fill_cache(pos as f32, factors, 1.0, cache);
+            for head in q[t * qd..(t + 1) * qd].chunks_exact_mut(head_dim) {
+                rope.rotate(head, cache);
+            }
+            for head in k[t * kvd..(t + 1) * kvd].chunks_exact_mut(head_dim) {
+                rope.rotate(head, cache);
+            }
+            t += 1;
         }
     }
 }
 
-/// Stores the batch's keys and values (`buf.k`, `buf.v`) at positions `pos0..`
-/// of layer `il`, then attends from `buf.q` into `buf.attn`.
-pub fn self_attention(
-    step: &mut Step<'_>,
-    il: usize,
-    shape: &AttentionShape,
-    pos0: usize,
-    n: usize,
-) {
+/// Stores the batch's keys and values (`buf.k`, `buf.v`) in layer `il` of their
+/// sequences' caches, then attends from `buf.q` into `buf.attn`, each sequence
+/// over its own cache.
+pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape) {
     let kvd = shape.n_head_kv * shape.head_dim;
     let qd = shape.n_head * shape.head_dim;
     let buf = &mut *step.buf;
-    for t in 0..n {
-        step.kv.store(
-            il,
-            pos0 + t,
-            &buf.k[t * kvd..(t + 1) * kvd],
-            &buf.v[t * kvd..(t + 1) * kvd],
+    let mut r = 0;
+    for s in step.seqs.iter_mut() {
+        let rows = r..r + s.n;
+        let kv = |t: usize| {
+            (
+                &buf.k[t * kvd..(t + 1) * kvd],
+                &buf.v[t * kvd..(t + 1) * kvd],
+            )
+        };
+        let layer: KvLayer<'_> = match &mut s.kv {
+            SeqKv::Own(cache) => {
+                for (t, pos) in rows.clone().zip(s.pos0..) {
+                    let (k, v) = kv(t);
+                    cache.store(il, pos, k, v);
+                }
+                cache.layer(il)
+            }
+            SeqKv::Paged(blocks) => {
+                let pool = step
+                    .kv_pool
+                    .as_deref_mut()
+                    .expect("a paged sequence comes with its pool");
+                for (t, pos) in rows.clone().zip(s.pos0..) {
+                    let (k, v) = kv(t);
+                    pool.store(il, blocks, pos, k, v);
+                }
+                pool.layer(il, blocks, s.n_ctx)
+            }
+        };
+        attention::attention(
+            step.pool,
+            shape,
+            layer,
+            &buf.q[rows.start * qd..rows.end * qd],
+            s.pos0,
+            &mut buf.attn[rows.start * qd..rows.end * qd],
+            &mut buf.attn_scratch,
         );
+        r = rows.end;
     }
-    attention::attention(
-        step.pool,
-        shape,
-        step.kv.layer(il),
-        &buf.q[..n * qd],
-        pos0,
-        &mut buf.attn[..n * qd],
-        &mut buf.attn_scratch,
-    );
 }
 
 /// `x = cap · tanh(x / cap)` (ggml_scale, ggml_tanh, ggml_scale: gemma's logit
@@ -574,37 +587,41 @@ pub fn softcap(x: &mut [f32], cap: f32) {
     }
 }
 
-/// The output head over rows `out.first..n` of `buf.x`: `output_norm`, then
-/// (unless hidden states are wanted) the output projection and, if set, the
-/// final logit soft-cap.
+/// The output head over the rows `buf.out_rows` of `buf.x`: `output_norm`,
+/// then (unless hidden states are wanted) the output projection and, if set,
+/// the final logit soft-cap.
 pub fn output_head(
-    step: &mut Step<'_>,
+    step: &mut Step<'_, '_>,
     d: &Dims,
     output_norm: &[f32],
     output: &Linear,
     final_softcap: Option<f32>,
-    n: usize,
     out: Out<'_>,
 ) -> Result<(), ModelError> {
     let e = d.n_embd;
-    let rows = n - out.first;
     let buf = &mut *step.buf;
-    let x = &buf.x[out.first * e..n * e];
+    let rows = buf.out_rows.len();
+    let normed = if out.hidden {
+        &mut out.dest[..rows * e]
+    } else {
+        &mut buf.h[..rows * e]
+    };
+    for (o, &r) in normed.chunks_exact_mut(e).zip(&buf.out_rows) {
+        rmsnorm(o, &buf.x[r * e..(r + 1) * e], output_norm, d.norm_eps);
+    }
     if out.hidden {
-        norm_rows(&mut out.rows[..rows * e], x, output_norm, d.norm_eps);
         return Ok(());
     }
-    norm_rows(&mut buf.h[..rows * e], x, output_norm, d.norm_eps);
     project(
         step.gguf,
         step.pool,
         output,
         &buf.h[..rows * e],
         &mut buf.act,
-        out.rows,
+        out.dest,
     )?;
     if let Some(cap) = final_softcap {
-        softcap(out.rows, cap);
+        softcap(out.dest, cap);
     }
     Ok(())
 }

@@ -204,9 +204,8 @@ impl Decoder for Gemma2 {
 
     fn forward_batch(
         &self,
-        s: &mut Step<'_>,
+        s: &mut Step<'_, '_>,
         tokens: &[u32],
-        pos0: usize,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError> {
         let c = &self.config;
@@ -249,11 +248,10 @@ impl Decoder for Gemma2 {
             project(gguf, pool, &layer.k, h, &mut b.act, &mut b.k[..n * kvd])?;
             project(gguf, pool, &layer.v, h, &mut b.act, &mut b.v[..n * kvd])?;
             rope_qk(
+                s.seqs,
                 rope,
-                None,
+                &|_| None,
                 d.head_dim,
-                pos0,
-                n,
                 &mut b.q[..n * qd],
                 &mut b.k[..n * kvd],
                 &mut b.rope,
@@ -261,7 +259,7 @@ impl Decoder for Gemma2 {
             b.q[..n * qd]
                 .iter_mut()
                 .for_each(|v| *v *= c.attention_scale);
-            self_attention(s, il, &shape, pos0, n);
+            self_attention(s, il, &shape);
             // x += rmsnorm(Wo a) · attn_post_norm
             let b = &mut *s.buf;
             project(
@@ -310,15 +308,7 @@ impl Decoder for Gemma2 {
 
         // Output head with the final soft-cap, only for the rows asked for.
         match out {
-            Some(out) => output_head(
-                s,
-                d,
-                &w.output_norm,
-                &w.output,
-                Some(c.final_softcap),
-                n,
-                out,
-            ),
+            Some(out) => output_head(s, d, &w.output_norm, &w.output, Some(c.final_softcap), out),
             None => Ok(()),
         }
     }

@@ -212,9 +212,8 @@ impl Decoder for Gemma3 {
 
     fn forward_batch(
         &self,
-        s: &mut Step<'_>,
+        s: &mut Step<'_, '_>,
         tokens: &[u32],
-        pos0: usize,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError> {
         let c = &self.config;
@@ -260,11 +259,10 @@ impl Decoder for Gemma3 {
             norm_rows_in_place(&mut b.q[..n * qd], &layer.q_norm, d.norm_eps, &mut b.head);
             norm_rows_in_place(&mut b.k[..n * kvd], &layer.k_norm, d.norm_eps, &mut b.head);
             rope_qk(
+                s.seqs,
                 rope,
-                None,
+                &|_| None,
                 d.head_dim,
-                pos0,
-                n,
                 &mut b.q[..n * qd],
                 &mut b.k[..n * kvd],
                 &mut b.rope,
@@ -272,7 +270,7 @@ impl Decoder for Gemma3 {
             b.q[..n * qd]
                 .iter_mut()
                 .for_each(|v| *v *= c.attention_scale);
-            self_attention(s, il, &shape, pos0, n);
+            self_attention(s, il, &shape);
             // x += rmsnorm(Wo a) · attn_post_norm
             let b = &mut *s.buf;
             project(
@@ -321,7 +319,7 @@ impl Decoder for Gemma3 {
 
         // Output head (soft-capped if the file says so), only for the rows asked for.
         match out {
-            Some(out) => output_head(s, d, &w.output_norm, &w.output, c.final_softcap, n, out),
+            Some(out) => output_head(s, d, &w.output_norm, &w.output, c.final_softcap, out),
             None => Ok(()),
         }
     }

@@ -22,15 +22,17 @@
 //! which only changes results for sequences longer than the window.
 
 use gguf::GgufModel;
-use kernels::matmul::{Matrix, activation_scratch_len, matmul, matmul_expert};
-use kernels::pool::ThreadPool;
+use kernels::matmul::{matmul, matmul_expert};
 
+use super::common::{
+    Decoder, Dims, Linear, Out, Step, embed, norm_rows, output_head, project, rope_qk,
+    self_attention,
+};
 use crate::ModelError;
-use crate::kv_cache::KvCache;
 use crate::loader::{Hparams, Tensor, Tensors, Use, config};
-use crate::ops::attention::{self, AttentionShape};
+use crate::ops::attention::AttentionShape;
 use crate::ops::rope::{Rope, RopeMode};
-use crate::ops::{add_assign, rmsnorm, route_top_k, swiglu};
+use crate::ops::{add_assign, route_top_k, swiglu};
 
 /// Tokens processed together in one pass through the layers; longer inputs are
 /// split. Bounds the activation buffers; weights are read once per batch.
@@ -225,14 +227,6 @@ fn rope_from_hparams(
     })
 }
 
-/// A projection with an optional bias.
-#[derive(Debug)]
-struct Linear {
-    w: Tensor,
-    /// (n_out) bias, added after the product.
-    b: Option<Vec<f32>>,
-}
-
 /// The feed-forward part of one block.
 #[derive(Debug)]
 enum Ffn {
@@ -284,7 +278,7 @@ pub struct Weights {
     /// (n_embd)
     output_norm: Vec<f32>,
     /// (n_embd, n_vocab); `token_embd` when the file has no `output.weight`.
-    output: Tensor,
+    output: Linear,
     /// (head_dim / 2) llama3-style RoPE frequency factors (`rope_freqs.weight`).
     rope_freqs: Option<Vec<f32>>,
 }
@@ -360,14 +354,14 @@ impl Weights {
             token_embd,
             layers,
             output_norm: vector("output_norm.weight", e)?,
-            output,
+            output: Linear { w: output, b: None },
             rope_freqs,
         })
     }
 
     /// Every matrix, for sizing the activation scratch.
     fn matrices(&self) -> Vec<&Tensor> {
-        let mut all = vec![&self.output];
+        let mut all = vec![&self.output.w];
         for l in &self.layers {
             all.extend([&l.q.w, &l.k.w, &l.v.w, &l.o.w]);
             match &l.ffn {
@@ -384,61 +378,13 @@ impl Weights {
     }
 }
 
-/// Activation buffers for one batch of up to [`N_BATCH`] tokens, allocated once
-/// per [`crate::State`].
-#[derive(Debug)]
-pub struct Buffers {
-    /// (N_BATCH, n_embd) residual stream.
-    x: Vec<f32>,
-    /// (N_BATCH, n_embd) normalised input of a sub-block.
-    h: Vec<f32>,
-    /// (N_BATCH, q_dim)
-    q: Vec<f32>,
-    /// (N_BATCH, kv_dim)
-    k: Vec<f32>,
-    /// (N_BATCH, kv_dim)
-    v: Vec<f32>,
-    /// (N_BATCH, q_dim) attention output before Wo.
-    attn: Vec<f32>,
-    /// (N_BATCH, n_embd) output of Wo / Wdown.
-    proj: Vec<f32>,
-    /// (N_BATCH, n_ff)
-    gate: Vec<f32>,
-    /// (N_BATCH, n_ff)
-    up: Vec<f32>,
-    /// (head_dim) RoPE cos/sin cache.
-    rope: Vec<f32>,
-    /// Activations converted for the matmul kernels.
-    act: Vec<u8>,
-    /// Per-thread attention scores.
-    attn_scratch: Vec<f32>,
-    moe: MoeBuffers,
-}
-
-/// Buffers of the mixture-of-experts path (empty for dense models).
-#[derive(Debug, Default)]
-struct MoeBuffers {
-    /// (N_BATCH, n_expert) router logits, then probabilities.
-    probs: Vec<f32>,
-    /// (N_BATCH, n_expert_used) chosen experts.
-    experts: Vec<usize>,
-    /// (N_BATCH, n_expert_used) their weights.
-    weights: Vec<f32>,
-    /// Rows routed to the current expert: (token, slot).
-    rows: Vec<(usize, usize)>,
-    /// (N_BATCH, n_embd) inputs gathered for one expert.
-    gathered: Vec<f32>,
-    /// (N_BATCH, n_embd) one expert's outputs.
-    out: Vec<f32>,
-    /// (N_BATCH, n_expert_used, n_embd) weighted expert outputs per slot.
-    slots: Vec<f32>,
-}
-
 /// The llama architecture: its config and weights.
 #[derive(Debug)]
 pub struct Llama {
     /// Hyper-parameters.
     pub config: Config,
+    /// The sizes every architecture shares, from `config`.
+    dims: Dims,
     weights: Weights,
 }
 
@@ -447,265 +393,39 @@ impl Llama {
     pub fn load(gguf: &GgufModel) -> Result<Llama, ModelError> {
         let config = Config::from_metadata(gguf)?;
         let weights = Weights::load(gguf, &config)?;
-        Ok(Llama { config, weights })
-    }
-
-    /// Allocates the activation buffers for a context of `n_ctx` positions.
-    pub fn buffers(&self, pool: &ThreadPool, n_ctx: usize) -> Result<Buffers, ModelError> {
-        let c = &self.config;
-        let mut act = 0;
-        for m in self.weights.matrices() {
-            act = act.max(activation_scratch_len(m.ty, m.dims[0] as usize, N_BATCH)?);
-        }
-        let b = N_BATCH;
-        let moe = if c.n_expert > 0 {
-            MoeBuffers {
-                probs: vec![0.0; b * c.n_expert],
-                experts: vec![0; b * c.n_expert_used],
-                weights: vec![0.0; b * c.n_expert_used],
-                rows: Vec::with_capacity(b * c.n_expert_used),
-                gathered: vec![0.0; b * c.n_embd],
-                out: vec![0.0; b * c.n_embd],
-                slots: vec![0.0; b * c.n_expert_used * c.n_embd],
-            }
-        } else {
-            MoeBuffers::default()
-        };
-        Ok(Buffers {
-            x: vec![0.0; b * c.n_embd],
-            h: vec![0.0; b * c.n_embd],
-            q: vec![0.0; b * c.q_dim()],
-            k: vec![0.0; b * c.kv_dim()],
-            v: vec![0.0; b * c.kv_dim()],
-            attn: vec![0.0; b * c.q_dim()],
-            proj: vec![0.0; b * c.n_embd],
-            gate: vec![0.0; b * c.n_ff],
-            up: vec![0.0; b * c.n_ff],
-            rope: vec![0.0; c.head_dim],
-            act: vec![0; act],
-            attn_scratch: vec![0.0; attention::scratch_len(pool, n_ctx, c.head_dim)],
-            moe,
-        })
-    }
-
-    /// The RoPE of `layer` and its frequency factors (the K-shift needs them).
-    pub fn rope(&self) -> (Rope, Option<Vec<f32>>) {
-        (self.config.rope.clone(), self.weights.rope_freqs.clone())
-    }
-
-    /// Runs `tokens` at positions `pos0..` through the model, appending their keys
-    /// and values to `kv`. `logits` receives one row of `n_vocab` per token when
-    /// `all`, else the last token's row only. With `hidden`, the rows are the
-    /// final hidden states after the output norm (`n_embd` each, every token's)
-    /// instead of logits: what embeddings are pooled from.
-    #[allow(clippy::too_many_arguments)]
-    pub fn forward(
-        &self,
-        gguf: &GgufModel,
-        pool: &ThreadPool,
-        kv: &mut KvCache,
-        buf: &mut Buffers,
-        tokens: &[u32],
-        pos0: usize,
-        all: bool,
-        hidden: bool,
-        logits: &mut [f32],
-    ) -> Result<(), ModelError> {
-        let (all, width) = if hidden {
-            (true, self.config.n_embd)
-        } else {
-            (all, self.config.n_vocab)
-        };
-        for (i, chunk) in tokens.chunks(N_BATCH).enumerate() {
-            let start = i * N_BATCH;
-            let last_chunk = start + chunk.len() == tokens.len();
-            let out = if all {
-                Some((0, &mut logits[start * width..(start + chunk.len()) * width]))
-            } else if last_chunk {
-                Some((chunk.len() - 1, &mut logits[..width]))
-            } else {
-                None
-            };
-            self.forward_batch(gguf, pool, kv, buf, chunk, pos0 + start, out, hidden)?;
-        }
-        Ok(())
-    }
-
-    /// One batch of at most [`N_BATCH`] tokens. `out` is (first row wanted, its
-    /// logits and those of every later row of the batch); with `hidden`, the
-    /// normed hidden states of those rows instead of logits.
-    #[allow(clippy::too_many_arguments)]
-    fn forward_batch(
-        &self,
-        gguf: &GgufModel,
-        pool: &ThreadPool,
-        kv: &mut KvCache,
-        buf: &mut Buffers,
-        tokens: &[u32],
-        pos0: usize,
-        out: Option<(usize, &mut [f32])>,
-        hidden: bool,
-    ) -> Result<(), ModelError> {
-        let c = &self.config;
-        let w = &self.weights;
-        let n = tokens.len();
-        let (e, qd, kvd) = (c.n_embd, c.q_dim(), c.kv_dim());
-        let shape = AttentionShape {
+        let c = &config;
+        let dims = Dims {
+            n_vocab: c.n_vocab,
+            n_ctx_train: c.n_ctx_train,
+            n_embd: c.n_embd,
+            n_layer: c.n_layer,
             n_head: c.n_head,
             n_head_kv: c.n_head_kv,
             head_dim: c.head_dim,
-            kq_scale: 1.0 / (c.head_dim as f32).sqrt(),
-            window: c.window,
-            softcap: None,
+            n_rot: c.rope.n_dims,
+            n_ff: c.n_ff,
+            norm_eps: c.norm_eps,
         };
-
-        // Embedding lookup: dequantize just the rows of these tokens.
-        for (t, &tok) in tokens.iter().enumerate() {
-            w.token_embd
-                .dequantize_row(gguf, tok as usize, &mut buf.x[t * e..(t + 1) * e])?;
-        }
-
-        for (il, layer) in w.layers.iter().enumerate() {
-            // Attention block.
-            norm_rows(
-                &mut buf.h[..n * e],
-                &buf.x[..n * e],
-                &layer.attn_norm,
-                c.norm_eps,
-            );
-            let h = &buf.h[..n * e];
-            project(gguf, pool, &layer.q, h, &mut buf.act, &mut buf.q[..n * qd])?;
-            project(gguf, pool, &layer.k, h, &mut buf.act, &mut buf.k[..n * kvd])?;
-            project(gguf, pool, &layer.v, h, &mut buf.act, &mut buf.v[..n * kvd])?;
-            for t in 0..n {
-                c.rope.fill_cache(
-                    (pos0 + t) as f32,
-                    w.rope_freqs.as_deref(),
-                    1.0,
-                    &mut buf.rope,
-                );
-                for head in buf.q[t * qd..(t + 1) * qd].chunks_exact_mut(c.head_dim) {
-                    c.rope.rotate(head, &buf.rope);
-                }
-                for head in buf.k[t * kvd..(t + 1) * kvd].chunks_exact_mut(c.head_dim) {
-                    c.rope.rotate(head, &buf.rope);
-                }
-                kv.store(
-                    il,
-                    pos0 + t,
-                    &buf.k[t * kvd..(t + 1) * kvd],
-                    &buf.v[t * kvd..(t + 1) * kvd],
-                );
-            }
-            attention::attention(
-                pool,
-                &shape,
-                kv.layer(il),
-                &buf.q[..n * qd],
-                pos0,
-                &mut buf.attn[..n * qd],
-                &mut buf.attn_scratch,
-            );
-            project(
-                gguf,
-                pool,
-                &layer.o,
-                &buf.attn[..n * qd],
-                &mut buf.act,
-                &mut buf.proj[..n * e],
-            )?;
-            add_assign(&mut buf.x[..n * e], &buf.proj[..n * e]);
-
-            // Feed-forward block.
-            norm_rows(
-                &mut buf.h[..n * e],
-                &buf.x[..n * e],
-                &layer.ffn_norm,
-                c.norm_eps,
-            );
-            match &layer.ffn {
-                Ffn::Dense { gate, up, down } => {
-                    let nf = n * c.n_ff;
-                    project(
-                        gguf,
-                        pool,
-                        gate,
-                        &buf.h[..n * e],
-                        &mut buf.act,
-                        &mut buf.gate[..nf],
-                    )?;
-                    project(
-                        gguf,
-                        pool,
-                        up,
-                        &buf.h[..n * e],
-                        &mut buf.act,
-                        &mut buf.up[..nf],
-                    )?;
-                    swiglu(&mut buf.gate[..nf], &buf.up[..nf]);
-                    project(
-                        gguf,
-                        pool,
-                        down,
-                        &buf.gate[..nf],
-                        &mut buf.act,
-                        &mut buf.proj[..n * e],
-                    )?;
-                }
-                Ffn::Moe {
-                    router,
-                    gate,
-                    up,
-                    down,
-                } => {
-                    self.moe(gguf, pool, buf, n, [router, gate, up, down])?;
-                }
-            }
-            add_assign(&mut buf.x[..n * e], &buf.proj[..n * e]);
-        }
-
-        // Output head, only for the rows asked for.
-        if let Some((first, logits)) = out {
-            let rows = n - first;
-            if hidden {
-                norm_rows(
-                    &mut logits[..rows * e],
-                    &buf.x[first * e..n * e],
-                    &w.output_norm,
-                    c.norm_eps,
-                );
-                return Ok(());
-            }
-            norm_rows(
-                &mut buf.h[..rows * e],
-                &buf.x[first * e..n * e],
-                &w.output_norm,
-                c.norm_eps,
-            );
-            matmul(
-                pool,
-                &w.output.matrix(gguf),
-                &buf.h[..rows * e],
-                &mut buf.act,
-                logits,
-            )?;
-        }
-        Ok(())
+        Ok(Llama {
+            config,
+            dims,
+            weights,
+        })
     }
 
-    /// Mixture of experts over `buf.h` into `buf.proj` (llama.cpp's
-    /// `build_moe_ffn` with softmax gating and renormalised weights): each token's
-    /// top-k experts run SiLU-gated FFNs, and their outputs, scaled by the routing
-    /// weights, are summed in routing order.
+    /// Mixture of experts over `buf.h` into `buf.proj` for `n` rows (llama.cpp's
+    /// `build_moe_ffn` with softmax gating and renormalised weights): each
+    /// token's top-k experts run SiLU-gated FFNs, and their outputs, scaled by
+    /// the routing weights, are summed in routing order.
     fn moe(
         &self,
-        gguf: &GgufModel,
-        pool: &ThreadPool,
-        buf: &mut Buffers,
+        s: &mut Step<'_, '_>,
         n: usize,
         [router, gate, up, down]: [&Tensor; 4],
     ) -> Result<(), ModelError> {
         let c = &self.config;
+        let (gguf, pool) = (s.gguf, s.pool);
+        let buf = &mut *s.buf;
         let (e, k, nx) = (c.n_embd, c.n_expert_used, c.n_expert);
         let m = &mut buf.moe;
         matmul(
@@ -783,29 +503,123 @@ impl Llama {
     }
 }
 
-/// RMS-normalises each `weight.len()`-wide row of `x` into `out`.
-fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
-    let n = weight.len();
-    for (o, r) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-        rmsnorm(o, r, weight, eps);
+impl Decoder for Llama {
+    fn dims(&self) -> &Dims {
+        &self.dims
     }
-}
 
-/// `y = W x (+ b)` for each row of `x`.
-fn project(
-    gguf: &GgufModel,
-    pool: &ThreadPool,
-    lin: &Linear,
-    x: &[f32],
-    act: &mut [u8],
-    y: &mut [f32],
-) -> Result<(), ModelError> {
-    let w: Matrix<'_> = lin.w.matrix(gguf);
-    matmul(pool, &w, x, act, y)?;
-    if let Some(b) = &lin.b {
-        for row in y.chunks_exact_mut(b.len()) {
-            add_assign(row, b);
+    fn n_batch(&self) -> usize {
+        N_BATCH
+    }
+
+    fn experts(&self) -> Option<(usize, usize)> {
+        let c = &self.config;
+        (c.n_expert > 0).then_some((c.n_expert, c.n_expert_used))
+    }
+
+    fn matrices(&self) -> Vec<&Tensor> {
+        self.weights.matrices()
+    }
+
+    fn rope(&self, _layer: usize, _n_ctx: usize) -> (Rope, Option<Vec<f32>>) {
+        (self.config.rope.clone(), self.weights.rope_freqs.clone())
+    }
+
+    fn forward_batch(
+        &self,
+        s: &mut Step<'_, '_>,
+        tokens: &[u32],
+        out: Option<Out<'_>>,
+    ) -> Result<(), ModelError> {
+        let c = &self.config;
+        let d = &self.dims;
+        let w = &self.weights;
+        let n = tokens.len();
+        let (e, qd, kvd, nf) = (c.n_embd, c.q_dim(), c.kv_dim(), n * c.n_ff);
+        let shape = AttentionShape {
+            n_head: c.n_head,
+            n_head_kv: c.n_head_kv,
+            head_dim: c.head_dim,
+            kq_scale: 1.0 / (c.head_dim as f32).sqrt(),
+            window: c.window,
+            softcap: None,
+        };
+        let (gguf, pool) = (s.gguf, s.pool);
+
+        // Embedding lookup: dequantize just the rows of these tokens.
+        embed(gguf, &w.token_embd, tokens, 1.0, &mut s.buf.x[..n * e])?;
+        for (il, layer) in w.layers.iter().enumerate() {
+            // Attention block: h = rmsnorm(x) · attn_norm; q, k, v; RoPE.
+            let b = &mut *s.buf;
+            norm_rows(
+                &mut b.h[..n * e],
+                &b.x[..n * e],
+                &layer.attn_norm,
+                c.norm_eps,
+            );
+            let h = &b.h[..n * e];
+            project(gguf, pool, &layer.q, h, &mut b.act, &mut b.q[..n * qd])?;
+            project(gguf, pool, &layer.k, h, &mut b.act, &mut b.k[..n * kvd])?;
+            project(gguf, pool, &layer.v, h, &mut b.act, &mut b.v[..n * kvd])?;
+            rope_qk(
+                s.seqs,
+                &c.rope,
+                &|_| w.rope_freqs.as_deref(),
+                c.head_dim,
+                &mut b.q[..n * qd],
+                &mut b.k[..n * kvd],
+                &mut b.rope,
+            );
+            self_attention(s, il, &shape);
+            let b = &mut *s.buf;
+            project(
+                gguf,
+                pool,
+                &layer.o,
+                &b.attn[..n * qd],
+                &mut b.act,
+                &mut b.proj[..n * e],
+            )?;
+            add_assign(&mut b.x[..n * e], &b.proj[..n * e]);
+
+            // Feed-forward block: x += Wdown (silu(Wgate h) * Wup h), or the
+            // mixture of experts.
+            norm_rows(
+                &mut b.h[..n * e],
+                &b.x[..n * e],
+                &layer.ffn_norm,
+                c.norm_eps,
+            );
+            match &layer.ffn {
+                Ffn::Dense { gate, up, down } => {
+                    let h = &b.h[..n * e];
+                    project(gguf, pool, gate, h, &mut b.act, &mut b.gate[..nf])?;
+                    project(gguf, pool, up, h, &mut b.act, &mut b.up[..nf])?;
+                    swiglu(&mut b.gate[..nf], &b.up[..nf]);
+                    project(
+                        gguf,
+                        pool,
+                        down,
+                        &b.gate[..nf],
+                        &mut b.act,
+                        &mut b.proj[..n * e],
+                    )?;
+                }
+                Ffn::Moe {
+                    router,
+                    gate,
+                    up,
+                    down,
+                } => self.moe(s, n, [router, gate, up, down])?,
+            }
+            let b = &mut *s.buf;
+            add_assign(&mut b.x[..n * e], &b.proj[..n * e]);
+        }
+
+        // Output head, only for the rows asked for.
+        match out {
+            Some(out) => output_head(s, d, &w.output_norm, &w.output, None, out),
+            None => Ok(()),
         }
     }
-    Ok(())
 }

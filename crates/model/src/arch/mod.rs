@@ -2,6 +2,13 @@
 //! architecture's config and weight views, the thread pool) and [`State`] (one
 //! sequence's KV cache and activation buffers).
 //!
+//! One forward pass serves every shape of work: [`Model::forward`] runs one
+//! sequence, [`Model::forward_batch`] the rows of several sequences with
+//! caches of their own ([`SeqStep`]), and [`Model::forward_paged`] the rows of
+//! sequences whose keys and values live in the blocks of a shared
+//! [`KvPool`] ([`PagedSeq`]); each matrix product runs once over all rows of a
+//! pass, attention per sequence.
+//!
 //! ```no_run
 //! # fn main() -> Result<(), model::ModelError> {
 //! use model::{Logits, Model};
@@ -12,6 +19,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod batch;
 pub mod common;
 pub mod gemma2;
 pub mod gemma3;
@@ -27,7 +35,7 @@ use gguf::GgufModel;
 use kernels::pool::ThreadPool;
 
 use crate::ModelError;
-use crate::kv_cache::KvCache;
+use crate::kv_cache::{KvCache, KvPool};
 
 /// The architectures hearth implements, by `general.architecture`.
 #[derive(Debug)]
@@ -46,52 +54,23 @@ pub enum Arch {
     Gemma3(gemma3::Gemma3),
 }
 
-/// llama's own forward pass, or one built from [`common`]'s steps.
-enum Family<'a> {
-    Llama(&'a llama::Llama),
-    Decoder(&'a dyn common::Decoder),
-}
-
 impl Arch {
-    fn family(&self) -> Family<'_> {
+    /// The architecture's forward pass.
+    fn decoder(&self) -> &dyn common::Decoder {
         match self {
-            Arch::Llama(m) => Family::Llama(m),
-            Arch::Qwen2(m) => Family::Decoder(m),
-            Arch::Qwen3(m) => Family::Decoder(m),
-            Arch::Phi3(m) => Family::Decoder(m),
-            Arch::Gemma2(m) => Family::Decoder(m),
-            Arch::Gemma3(m) => Family::Decoder(m),
+            Arch::Llama(m) => m,
+            Arch::Qwen2(m) => m,
+            Arch::Qwen3(m) => m,
+            Arch::Phi3(m) => m,
+            Arch::Gemma2(m) => m,
+            Arch::Gemma3(m) => m,
         }
     }
 
     /// The sizes every architecture has.
     pub fn dims(&self) -> common::Dims {
-        match self.family() {
-            Family::Decoder(d) => d.dims().clone(),
-            Family::Llama(l) => {
-                let c = &l.config;
-                common::Dims {
-                    n_vocab: c.n_vocab,
-                    n_ctx_train: c.n_ctx_train,
-                    n_embd: c.n_embd,
-                    n_layer: c.n_layer,
-                    n_head: c.n_head,
-                    n_head_kv: c.n_head_kv,
-                    head_dim: c.head_dim,
-                    n_rot: c.rope.n_dims,
-                    n_ff: c.n_ff,
-                    norm_eps: c.norm_eps,
-                }
-            }
-        }
+        self.decoder().dims().clone()
     }
-}
-
-/// The activation buffers of a [`State`], by architecture family.
-#[derive(Debug)]
-enum Buffers {
-    Llama(llama::Buffers),
-    Decoder(common::Buffers),
 }
 
 /// Options for [`Model::load_with`].
@@ -228,16 +207,30 @@ impl Model {
         if n_ctx == 0 {
             return Err(ModelError::InvalidRequest("n_ctx must be positive".into()));
         }
-        let c = self.arch.dims();
-        let buffers = match self.arch.family() {
-            Family::Decoder(d) => Buffers::Decoder(common::buffers(d, &self.pool, n_ctx)?),
-            Family::Llama(l) => Buffers::Llama(l.buffers(&self.pool, n_ctx)?),
-        };
+        let d = self.arch.decoder();
+        let c = d.dims();
         Ok(State {
             kv: KvCache::new(c.n_layer, n_ctx, c.kv_dim()),
             n_past: 0,
             logits: Vec::new(),
-            buffers,
+            buffers: common::Buffers::new(d, &self.pool, d.n_batch(), n_ctx)?,
+            model_id: self.id,
+        })
+    }
+
+    /// Buffers for [`Model::forward_batch`]: steps of up to `n_rows` tokens in
+    /// all, from sequences of up to `n_ctx` positions each.
+    pub fn new_batch(&self, n_rows: usize, n_ctx: usize) -> Result<Batch, ModelError> {
+        if n_rows == 0 || n_ctx == 0 {
+            return Err(ModelError::InvalidRequest(
+                "a batch needs room for at least one row and one position".into(),
+            ));
+        }
+        let d = self.arch.decoder();
+        Ok(Batch {
+            buffers: common::Buffers::new(d, &self.pool, n_rows, n_ctx)?,
+            out: Vec::new(),
+            spans: Vec::new(),
             model_id: self.id,
         })
     }
@@ -245,7 +238,8 @@ impl Model {
     /// Runs `tokens` at positions `state.n_past()..` and appends them to the cache.
     /// Returns the last token's logits ([`Logits::Last`], `n_vocab` floats) or
     /// every token's ([`Logits::All`], `tokens.len() * n_vocab`), borrowed from
-    /// `state`.
+    /// `state`. This is a batch of one sequence, split into steps of the
+    /// architecture's batch size.
     ///
     /// Errors, leaving the state unchanged: an empty `tokens`, a token id
     /// `>= n_vocab`, or more tokens than the context has room for
@@ -267,16 +261,183 @@ impl Model {
         self.run(state, tokens, true, true)
     }
 
-    /// [`Model::forward`] and [`Model::embed`]: logits of the last or of every
-    /// token, or (`hidden`) every token's normed hidden state.
-    fn run<'s>(
+    /// One step over several sequences at once: each sequence's `tokens` run at
+    /// its positions `n_past()..` and are appended to its cache. Every matrix
+    /// product runs once over the rows of all sequences (the weights are read
+    /// once per step, not once per sequence); attention runs per sequence over
+    /// its own cache. Prefill chunks and decoding steps mix freely. If the rows
+    /// exceed the batch's `n_rows`, the step is split into several passes.
+    /// Each sequence's logits ([`SeqStep::logits`]) are then in
+    /// [`Batch::logits`], in the order of `seqs`.
+    ///
+    /// Errors, leaving every state unchanged: a sequence with no tokens, a token
+    /// id `>= n_vocab`, a sequence without room for its tokens, or one whose
+    /// context is longer than the batch was made for.
+    pub fn forward_batch(
         &self,
-        state: &'s mut State,
-        tokens: &[u32],
-        all: bool,
-        hidden: bool,
-    ) -> Result<&'s [f32], ModelError> {
-        self.check_state(state)?;
+        batch: &mut Batch,
+        seqs: &mut [SeqStep<'_>],
+    ) -> Result<(), ModelError> {
+        if batch.model_id != self.id {
+            return Err(ModelError::InvalidRequest(
+                "the batch belongs to another model".into(),
+            ));
+        }
+        let n_vocab = self.info.n_vocab;
+        batch.spans.clear();
+        let mut n_out = 0;
+        for seq in seqs.iter() {
+            self.check_tokens(seq.state, seq.tokens)?;
+            if seq.state.kv.n_ctx() > batch.buffers.n_ctx {
+                return Err(ModelError::InvalidRequest(format!(
+                    "a sequence of {} positions in a batch made for {}",
+                    seq.state.kv.n_ctx(),
+                    batch.buffers.n_ctx
+                )));
+            }
+            let rows = match seq.logits {
+                None => 0,
+                Some(Logits::Last) => 1,
+                Some(Logits::All) => seq.tokens.len(),
+            };
+            batch.spans.push(n_out * n_vocab..(n_out + rows) * n_vocab);
+            n_out += rows;
+        }
+        batch.out.resize(n_out * n_vocab, 0.0);
+        let mut rows: Vec<common::SeqRows<'_>> = seqs
+            .iter_mut()
+            .map(|seq| common::SeqRows {
+                pos0: seq.state.n_past,
+                n_ctx: seq.state.kv.n_ctx(),
+                kv: common::SeqKv::Own(&mut seq.state.kv),
+                tokens: seq.tokens,
+                want: match seq.logits {
+                    None => common::Want::Nothing,
+                    Some(Logits::Last) => common::Want::Last,
+                    Some(Logits::All) => common::Want::All,
+                },
+            })
+            .collect();
+        common::forward(
+            self.arch.decoder(),
+            &self.gguf,
+            &self.pool,
+            None,
+            &mut batch.buffers,
+            &mut rows,
+            false,
+            &mut batch.out,
+        )?;
+        for seq in seqs.iter_mut() {
+            seq.state.n_past += seq.tokens.len();
+        }
+        Ok(())
+    }
+
+    /// Bytes one block of `block_len` positions takes in this model's
+    /// [`KvPool`] (f16 keys and values of every layer): what a memory budget
+    /// is divided by to size the pool.
+    pub fn kv_block_bytes(&self, block_len: usize) -> usize {
+        let c = self.arch.dims();
+        KvPool::block_bytes(c.n_layer, c.kv_dim(), block_len)
+    }
+
+    /// A paged KV cache for this model: `n_blocks` blocks of `block_len` (a
+    /// power of two) positions in every layer.
+    pub fn new_kv_pool(&self, block_len: usize, n_blocks: usize) -> Result<KvPool, ModelError> {
+        if !block_len.is_power_of_two() || n_blocks == 0 {
+            return Err(ModelError::InvalidRequest(format!(
+                "a pool of {n_blocks} blocks of {block_len} positions (a power of two)"
+            )));
+        }
+        let c = self.arch.dims();
+        Ok(KvPool::new(c.n_layer, c.kv_dim(), block_len, n_blocks))
+    }
+
+    /// [`Model::forward_batch`] for sequences whose keys and values live in
+    /// blocks of `pool`: each sequence's `tokens` run at positions
+    /// `n_past..`, stored through its block table (which must already have
+    /// the blocks for them), and attention reads through it. The caller keeps
+    /// each sequence's `n_past` and blocks (`engine::blocks`). Each sequence
+    /// may hold up to the batch's `n_ctx` positions.
+    ///
+    /// Errors, storing nothing: a sequence with no tokens, a token id `>=
+    /// n_vocab`, positions beyond its blocks or the batch's `n_ctx`, a block id
+    /// beyond the pool, or a pool made for another model's shapes.
+    pub fn forward_paged(
+        &self,
+        batch: &mut Batch,
+        pool: &mut KvPool,
+        seqs: &[PagedSeq<'_>],
+    ) -> Result<(), ModelError> {
+        if batch.model_id != self.id {
+            return Err(ModelError::InvalidRequest(
+                "the batch belongs to another model".into(),
+            ));
+        }
+        let c = self.arch.dims();
+        if (pool.n_layer(), pool.kv_dim()) != (c.n_layer, c.kv_dim()) {
+            return Err(ModelError::InvalidRequest(
+                "the KV pool was made for another model".into(),
+            ));
+        }
+        let n_vocab = self.info.n_vocab;
+        let n_ctx = batch.buffers.n_ctx;
+        batch.spans.clear();
+        let mut n_out = 0;
+        for seq in seqs {
+            self.check_ids(seq.tokens)?;
+            let needed = seq.n_past + seq.tokens.len();
+            let room = (seq.blocks.len() * pool.block_len()).min(n_ctx);
+            if needed > room {
+                return Err(ModelError::ContextFull {
+                    n_ctx: room,
+                    needed,
+                });
+            }
+            if let Some(&b) = seq.blocks.iter().find(|&&b| b as usize >= pool.n_blocks()) {
+                return Err(ModelError::InvalidRequest(format!(
+                    "block {b} of a pool of {}",
+                    pool.n_blocks()
+                )));
+            }
+            let rows = match seq.logits {
+                None => 0,
+                Some(Logits::Last) => 1,
+                Some(Logits::All) => seq.tokens.len(),
+            };
+            batch.spans.push(n_out * n_vocab..(n_out + rows) * n_vocab);
+            n_out += rows;
+        }
+        batch.out.resize(n_out * n_vocab, 0.0);
+        let mut rows: Vec<common::SeqRows<'_>> = seqs
+            .iter()
+            .map(|seq| common::SeqRows {
+                kv: common::SeqKv::Paged(seq.blocks),
+                n_ctx,
+                pos0: seq.n_past,
+                tokens: seq.tokens,
+                want: match seq.logits {
+                    None => common::Want::Nothing,
+                    Some(Logits::Last) => common::Want::Last,
+                    Some(Logits::All) => common::Want::All,
+                },
+            })
+            .collect();
+        common::forward(
+            self.arch.decoder(),
+            &self.gguf,
+            &self.pool,
+            Some(pool),
+            &mut batch.buffers,
+            &mut rows,
+            false,
+            &mut batch.out,
+        )
+    }
+
+    /// Checks that `tokens` is not empty and every id is in the vocabulary.
+    fn check_ids(&self, tokens: &[u32]) -> Result<(), ModelError> {
         if tokens.is_empty() {
             return Err(ModelError::InvalidRequest("no tokens to run".into()));
         }
@@ -292,6 +453,13 @@ impl Model {
                 n_vocab,
             });
         }
+        Ok(())
+    }
+
+    /// Checks that `tokens` can run in `state`.
+    fn check_tokens(&self, state: &State, tokens: &[u32]) -> Result<(), ModelError> {
+        self.check_state(state)?;
+        self.check_ids(tokens)?;
         let needed = state.n_past + tokens.len();
         if needed > state.kv.n_ctx() {
             return Err(ModelError::ContextFull {
@@ -299,48 +467,48 @@ impl Model {
                 needed,
             });
         }
+        Ok(())
+    }
+
+    /// [`Model::forward`] and [`Model::embed`]: logits of the last or of every
+    /// token, or (`hidden`) every token's normed hidden state.
+    fn run<'s>(
+        &self,
+        state: &'s mut State,
+        tokens: &[u32],
+        all: bool,
+        hidden: bool,
+    ) -> Result<&'s [f32], ModelError> {
+        self.check_tokens(state, tokens)?;
         let n_out = match (hidden, all) {
             (true, _) => tokens.len() * self.info.n_embd,
-            (false, false) => n_vocab,
-            (false, true) => tokens.len() * n_vocab,
+            (false, false) => self.info.n_vocab,
+            (false, true) => tokens.len() * self.info.n_vocab,
         };
         state.logits.resize(n_out, 0.0);
-        match (self.arch.family(), &mut state.buffers) {
-            (Family::Llama(l), Buffers::Llama(buffers)) => l.forward(
-                &self.gguf,
-                &self.pool,
-                &mut state.kv,
-                buffers,
-                tokens,
-                state.n_past,
-                all,
-                hidden,
-                &mut state.logits,
-            )?,
-            (Family::Decoder(d), Buffers::Decoder(buf)) => {
-                let mut step = common::Step {
-                    gguf: &self.gguf,
-                    pool: &self.pool,
-                    kv: &mut state.kv,
-                    buf,
-                };
-                common::forward(
-                    d,
-                    &mut step,
-                    tokens,
-                    state.n_past,
-                    all,
-                    hidden,
-                    &mut state.logits,
-                )?;
-            }
-            _ => {
-                return Err(ModelError::InvalidRequest(
-                    "the state's buffers belong to another architecture".into(),
-                ));
-            }
-        }
-        state.n_past = needed;
+        let want = if all || hidden {
+            common::Want::All
+        } else {
+            common::Want::Last
+        };
+        let mut rows = [common::SeqRows {
+            n_ctx: state.kv.n_ctx(),
+            kv: common::SeqKv::Own(&mut state.kv),
+            pos0: state.n_past,
+            tokens,
+            want,
+        }];
+        common::forward(
+            self.arch.decoder(),
+            &self.gguf,
+            &self.pool,
+            None,
+            &mut state.buffers,
+            &mut rows,
+            hidden,
+            &mut state.logits,
+        )?;
+        state.n_past += tokens.len();
         Ok(&state.logits)
     }
 
@@ -354,6 +522,55 @@ impl Model {
     }
 }
 
+/// One sequence's part of a [`Model::forward_batch`] step.
+#[derive(Debug)]
+pub struct SeqStep<'a> {
+    /// The sequence; its tokens go at positions `state.n_past()..`.
+    pub state: &'a mut State,
+    /// Tokens to run: a prompt chunk, one decoded token, or draft tokens.
+    pub tokens: &'a [u32],
+    /// Which logits to return; `None` for a prompt chunk that is not the end.
+    pub logits: Option<Logits>,
+}
+
+/// One sequence's part of a [`Model::forward_paged`] step.
+#[derive(Clone, Copy, Debug)]
+pub struct PagedSeq<'a> {
+    /// Its block table: position `p` is in block `blocks[p / block_len]`.
+    pub blocks: &'a [u32],
+    /// Positions already in its blocks; `tokens` go at `n_past..`.
+    pub n_past: usize,
+    /// Tokens to run.
+    pub tokens: &'a [u32],
+    /// Which logits to return; `None` for a prompt chunk that is not the end.
+    pub logits: Option<Logits>,
+}
+
+/// Activation buffers and outputs of [`Model::forward_batch`] steps, allocated
+/// once for up to `n_rows` rows per pass.
+#[derive(Debug)]
+pub struct Batch {
+    buffers: common::Buffers,
+    /// Every sequence's logits, one after another.
+    out: Vec<f32>,
+    /// Each sequence's part of `out`.
+    spans: Vec<std::ops::Range<usize>>,
+    model_id: u64,
+}
+
+impl Batch {
+    /// Rows one pass holds.
+    pub fn n_rows(&self) -> usize {
+        self.buffers.n_rows
+    }
+
+    /// The logits of sequence `i` of the last step: `n_vocab` floats per row
+    /// asked for (none if it asked for none).
+    pub fn logits(&self, i: usize) -> &[f32] {
+        &self.out[self.spans[i].clone()]
+    }
+}
+
 /// One sequence: its KV cache, the number of positions filled, the activation
 /// buffers and the last logits.
 #[derive(Debug)]
@@ -361,10 +578,9 @@ pub struct State {
     kv: KvCache,
     n_past: usize,
     logits: Vec<f32>,
-    buffers: Buffers,
+    buffers: common::Buffers,
     model_id: u64,
 }
-
 impl State {
     /// Positions already in the cache (where the next token goes).
     pub fn n_past(&self) -> usize {
@@ -406,16 +622,11 @@ impl State {
         }
         let head_dim = model.arch.dims().head_dim;
         let n_ctx = self.kv.n_ctx();
-        match model.arch.family() {
-            Family::Decoder(d) => self
-                .kv
-                .shift(self.n_past, keep, discard, head_dim, &|layer| {
-                    d.rope(layer, n_ctx)
-                }),
-            Family::Llama(l) => self
-                .kv
-                .shift(self.n_past, keep, discard, head_dim, &|_| l.rope()),
-        }
+        let d = model.arch.decoder();
+        self.kv
+            .shift(self.n_past, keep, discard, head_dim, &|layer| {
+                d.rope(layer, n_ctx)
+            });
         self.n_past -= discard;
         Ok(())
     }

@@ -206,9 +206,8 @@ impl Decoder for Phi3 {
 
     fn forward_batch(
         &self,
-        s: &mut Step<'_>,
+        s: &mut Step<'_, '_>,
         tokens: &[u32],
-        pos0: usize,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError> {
         let c = &self.config;
@@ -226,7 +225,6 @@ impl Decoder for Phi3 {
             softcap: None,
         };
         let q_scale = 1.0 / (d.head_dim as f32).sqrt();
-        let factors = self.rope_factors(s.kv.n_ctx());
         let (gguf, pool) = (s.gguf, s.pool);
 
         embed(gguf, &w.token_embd, tokens, 1.0, &mut s.buf.x[..n * e])?;
@@ -257,17 +255,16 @@ impl Decoder for Phi3 {
                 }
             }
             rope_qk(
+                s.seqs,
                 &c.rope,
-                factors,
+                &|n_ctx| self.rope_factors(n_ctx),
                 d.head_dim,
-                pos0,
-                n,
                 &mut b.q[..n * qd],
                 &mut b.k[..n * kvd],
                 &mut b.rope,
             );
             b.q[..n * qd].iter_mut().for_each(|v| *v *= q_scale);
-            self_attention(s, il, &shape, pos0, n);
+            self_attention(s, il, &shape);
             let b = &mut *s.buf;
             project(
                 gguf,
@@ -313,7 +310,7 @@ impl Decoder for Phi3 {
 
         // Output head, only for the rows asked for.
         match out {
-            Some(out) => output_head(s, d, &w.output_norm, &w.output, None, n, out),
+            Some(out) => output_head(s, d, &w.output_norm, &w.output, None, out),
             None => Ok(()),
         }
     }

@@ -151,9 +151,8 @@ impl Decoder for Qwen2 {
 
     fn forward_batch(
         &self,
-        s: &mut Step<'_>,
+        s: &mut Step<'_, '_>,
         tokens: &[u32],
-        pos0: usize,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError> {
         let c = &self.config;
@@ -186,16 +185,15 @@ impl Decoder for Qwen2 {
             project(gguf, pool, &layer.k, h, &mut b.act, &mut b.k[..n * kvd])?;
             project(gguf, pool, &layer.v, h, &mut b.act, &mut b.v[..n * kvd])?;
             rope_qk(
+                s.seqs,
                 &c.rope,
-                None,
+                &|_| None,
                 d.head_dim,
-                pos0,
-                n,
                 &mut b.q[..n * qd],
                 &mut b.k[..n * kvd],
                 &mut b.rope,
             );
-            self_attention(s, il, &shape, pos0, n);
+            self_attention(s, il, &shape);
             let b = &mut *s.buf;
             project(
                 gguf,
@@ -231,7 +229,7 @@ impl Decoder for Qwen2 {
 
         // Output head, only for the rows asked for.
         match out {
-            Some(out) => output_head(s, d, &w.output_norm, &w.output, None, n, out),
+            Some(out) => output_head(s, d, &w.output_norm, &w.output, None, out),
             None => Ok(()),
         }
     }

@@ -157,9 +157,8 @@ impl Decoder for Qwen3 {
 
     fn forward_batch(
         &self,
-        s: &mut Step<'_>,
+        s: &mut Step<'_, '_>,
         tokens: &[u32],
-        pos0: usize,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError> {
         let c = &self.config;
@@ -194,16 +193,15 @@ impl Decoder for Qwen3 {
             norm_rows_in_place(&mut b.q[..n * qd], &layer.q_norm, d.norm_eps, &mut b.head);
             norm_rows_in_place(&mut b.k[..n * kvd], &layer.k_norm, d.norm_eps, &mut b.head);
             rope_qk(
+                s.seqs,
                 &c.rope,
-                None,
+                &|_| None,
                 d.head_dim,
-                pos0,
-                n,
                 &mut b.q[..n * qd],
                 &mut b.k[..n * kvd],
                 &mut b.rope,
             );
-            self_attention(s, il, &shape, pos0, n);
+            self_attention(s, il, &shape);
             let b = &mut *s.buf;
             project(
                 gguf,
@@ -239,7 +237,7 @@ impl Decoder for Qwen3 {
 
         // Output head, only for the rows asked for.
         match out {
-            Some(out) => output_head(s, d, &w.output_norm, &w.output, None, n, out),
+            Some(out) => output_head(s, d, &w.output_norm, &w.output, None, out),
             None => Ok(()),
         }
     }

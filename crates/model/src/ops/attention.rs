@@ -117,7 +117,8 @@ pub fn attention(
     // One work item: a token, a key/value head and a run of its query heads.
     let n_items = n_tokens * shape.n_head_kv * runs_per_kv;
     let n_slots = pool.n_threads().min(n_items).max(1);
-    let n_ctx = cache.k.len() / cache.kv_dim.max(1);
+    let n_ctx = cache.n_ctx;
+    cache.check(pos0 + n_tokens);
     let per_slot = per_thread(n_ctx, shape.head_dim);
     assert!(
         scratch.len() >= n_slots * per_slot,
@@ -147,7 +148,8 @@ pub fn attention(
                 &q[at..at + len],
                 pos0 + t,
                 kv_head,
-                n_tokens == 1,
+                // Batch-invariant mode: every query in the batch order.
+                n_tokens == 1 && !kernels::matmul::batch_invariant(),
                 tmp,
                 out_heads,
             );
@@ -179,7 +181,7 @@ fn attend(
     let kv_off = kv_head * hd;
     let first = shape.window.map_or(0, |w| (pos + 1).saturating_sub(w));
     let n_keys = pos + 1 - first;
-    let n_ctx = cache.k.len() / cache.kv_dim;
+    let n_ctx = cache.n_ctx;
 
     let (q16, rest) = tmp.split_at_mut(GROUP * hd.div_ceil(2));
     let (q32, rest) = rest.split_at_mut(GROUP * hd);
@@ -220,6 +222,7 @@ fn attend(
             avx512::scores(
                 cache.k,
                 cache.kv_dim,
+                cache.table,
                 kv_off,
                 first,
                 n_keys,
@@ -240,14 +243,14 @@ fn attend(
             }
             let acc = &mut acc[..n * hd];
             let partials = &mut partials[..n * PARTIALS * hd];
-            let (v, kv_dim) = (cache.v, cache.kv_dim);
+            let (v, kv_dim, table) = (cache.v, cache.kv_dim, cache.table);
             if single {
                 avx512::accumulate::<4>(
-                    v, kv_dim, kv_off, first, n_keys, scores, n_ctx, hd, acc, partials,
+                    v, kv_dim, table, kv_off, first, n_keys, scores, n_ctx, hd, acc, partials,
                 );
             } else {
                 avx512::accumulate::<1>(
-                    v, kv_dim, kv_off, first, n_keys, scores, n_ctx, hd, acc, partials,
+                    v, kv_dim, table, kv_off, first, n_keys, scores, n_ctx, hd, acc, partials,
                 );
             }
         }
@@ -257,7 +260,7 @@ fn attend(
 
     // Portable loops: each key row read once for every head of the group.
     for (i, j) in (first..=pos).enumerate() {
-        let k = f16_bytes(&cache.k[j * cache.kv_dim + kv_off..][..hd]);
+        let k = f16_bytes(&cache.k[cache.row(j) * cache.kv_dim + kv_off..][..hd]);
         for h in 0..n {
             scores[h * n_ctx + i] = dot(hd, k, &q_bytes[h * q_row..h * q_row + 2 * hd]);
         }
@@ -282,7 +285,7 @@ fn attend(
     let v32 = &mut block[..hd];
     acc[..n * hd].fill(0.0);
     for (i, j) in (first..=pos).enumerate() {
-        let v = f16_bytes(&cache.v[j * cache.kv_dim + kv_off..][..hd]);
+        let v = f16_bytes(&cache.v[cache.row(j) * cache.kv_dim + kv_off..][..hd]);
         (f16.to_f32)(v, v32);
         for h in 0..n {
             let p = scores[h * n_ctx + i];
@@ -304,6 +307,7 @@ mod avx512 {
 
     #[cfg(target_arch = "x86_64")]
     use super::KEY_BLOCK;
+    use crate::kv_cache::BlockTable;
 
     /// How many cells ahead a pass of [`accumulate`] prefetches.
     #[cfg(target_arch = "x86_64")]
@@ -389,6 +393,7 @@ mod avx512 {
     pub(super) unsafe fn scores(
         k: &[u16],
         kv_dim: usize,
+        table: Option<BlockTable<'_>>,
         kv_off: usize,
         first: usize,
         n_keys: usize,
@@ -400,10 +405,18 @@ mod avx512 {
         single: bool,
     ) {
         let n = q.len() / hd;
-        assert!((first + n_keys) * kv_dim <= k.len() && kv_off + hd <= kv_dim);
+        let cells = super::KvLayer {
+            k,
+            v: k,
+            kv_dim,
+            n_ctx: 0,
+            table,
+        };
+        cells.check(first + n_keys);
+        assert!(kv_off + hd <= kv_dim);
         assert!(n >= 1 && scores.len() >= (n - 1) * stride + n_keys);
         assert!(block.len() >= KEY_BLOCK * hd);
-        let row = |i: usize| k[(first + i) * kv_dim + kv_off..].as_ptr();
+        let row = |i: usize| k[cells.row(first + i) * kv_dim + kv_off..][..hd].as_ptr();
         let kb = block.as_mut_ptr();
         let whole = n_keys / KEY_BLOCK * KEY_BLOCK;
         for i0 in (0..whole).step_by(KEY_BLOCK) {
@@ -705,6 +718,7 @@ mod avx512 {
     pub(super) unsafe fn accumulate<const SETS: usize>(
         v: &[u16],
         kv_dim: usize,
+        table: Option<BlockTable<'_>>,
         kv_off: usize,
         first: usize,
         n_keys: usize,
@@ -716,7 +730,15 @@ mod avx512 {
     ) {
         let n = acc.len() / hd;
         let end = first + n_keys;
-        assert!(end * kv_dim <= v.len() && kv_off + hd <= kv_dim);
+        let cells = super::KvLayer {
+            k: v,
+            v,
+            kv_dim,
+            n_ctx: 0,
+            table,
+        };
+        cells.check(end);
+        assert!(kv_off + hd <= kv_dim);
         assert!(n >= 1 && scores.len() >= (n - 1) * stride + n_keys);
         assert!(hd.is_multiple_of(16) && partials.len() >= n * hd * 16 * SETS);
         assert!(SETS == 1 || SETS == 4);
@@ -727,6 +749,7 @@ mod avx512 {
         let chunk = (SETS * 64 * 1024 / (hd * super_block)).max(1) * super_block;
         let pass = Pass {
             v: v[kv_off..].as_ptr(),
+            cells,
             kv_dim,
             p: scores.as_ptr(),
             stride,
@@ -818,8 +841,10 @@ mod avx512 {
     /// apart, entry `c - first` for cell `c`), visible cells `first..end`, and
     /// the partial sums, 16 floats for each (head, 16 values, set, residue).
     #[cfg(target_arch = "x86_64")]
-    struct Pass {
+    struct Pass<'a> {
         v: *const u16,
+        /// The rows of the cells (through the block table of a paged cache).
+        cells: super::KvLayer<'a>,
         kv_dim: usize,
         p: *const f32,
         stride: usize,
@@ -830,7 +855,7 @@ mod avx512 {
     }
 
     #[cfg(target_arch = "x86_64")]
-    impl Pass {
+    impl Pass<'_> {
         /// Heads `h0..h0 + H`, values `d..d + 16 V`, the cells `cells.start,
         /// cells.start + 16 * sets, ...` below `cells.end` (one residue of one
         /// set): adds their products to the partial sums of that residue (to
@@ -875,14 +900,14 @@ mod avx512 {
                 c += 16 * self.sets;
             }
             let step = 16 * self.sets;
-            let ahead = PREFETCH * step * self.kv_dim;
+            let last = cells.end - 1;
             while c < cells.end {
                 unsafe {
-                    let row = self.v.add(c * self.kv_dim + d);
+                    let row = self.v.add(self.cells.row(c) * self.kv_dim + d);
                     // The cells of a pass are far apart, beyond the hardware
-                    // prefetchers' reach: fetch the row `PREFETCH` cells on
-                    // (addresses past the cache are fine to prefetch).
-                    let next = row.wrapping_add(ahead).cast::<i8>();
+                    // prefetchers' reach: fetch the row `PREFETCH` cells on.
+                    let ahead = self.cells.row((c + PREFETCH * step).min(last));
+                    let next = self.v.wrapping_add(ahead * self.kv_dim + d).cast::<i8>();
                     _mm_prefetch::<_MM_HINT_T0>(next);
                     _mm_prefetch::<_MM_HINT_T0>(next.wrapping_add(32 * V - 1));
                     let x: [__m512; V] = std::array::from_fn(|v| {
@@ -911,6 +936,7 @@ mod avx512 {
     pub(super) unsafe fn scores(
         _: &[u16],
         _: usize,
+        _: Option<BlockTable<'_>>,
         _: usize,
         _: usize,
         _: usize,
@@ -936,6 +962,7 @@ mod avx512 {
     pub(super) unsafe fn accumulate<const SETS: usize>(
         _: &[u16],
         _: usize,
+        _: Option<BlockTable<'_>>,
         _: usize,
         _: usize,
         _: usize,
@@ -1237,6 +1264,7 @@ mod tests {
                     avx512::scores(
                         &k,
                         kv_dim,
+                        None,
                         kv_off,
                         first,
                         n_keys,
@@ -1251,6 +1279,7 @@ mod tests {
                         avx512::accumulate::<4>(
                             &v,
                             kv_dim,
+                            None,
                             kv_off,
                             first,
                             n_keys,
@@ -1264,6 +1293,7 @@ mod tests {
                         avx512::accumulate::<1>(
                             &v,
                             kv_dim,
+                            None,
                             kv_off,
                             first,
                             n_keys,
