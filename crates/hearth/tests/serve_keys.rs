@@ -143,9 +143,11 @@ fn keys_are_required_scoped_and_rate_limited() {
         "{body}"
     );
 
-    // A token budget: the first answer spends it, the next request waits.
+    // A token budget: the first request spends it (its prompt alone is
+    // longer than the budget, whatever the answer), the next one waits.
+    let prompt = "the budget of this key is twenty tokens a minute, and this prompt is longer";
     let tokens =
-        json!({"model": "tiny", "prompt": "hi", "stream": false, "options": {"num_predict": 32}});
+        json!({"model": "tiny", "prompt": prompt, "stream": false, "options": {"num_predict": 4}});
     let (status, body, _) = call(
         &server,
         "POST",
