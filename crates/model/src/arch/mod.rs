@@ -284,8 +284,7 @@ impl Model {
             ));
         }
         let n_vocab = self.info.n_vocab;
-        batch.spans.clear();
-        let mut n_out = 0;
+        batch.clear_outputs();
         for seq in seqs.iter() {
             self.check_tokens(seq.state, seq.tokens)?;
             if seq.state.kv.n_ctx() > batch.buffers.n_ctx {
@@ -295,15 +294,8 @@ impl Model {
                     batch.buffers.n_ctx
                 )));
             }
-            let rows = match seq.logits {
-                None => 0,
-                Some(Logits::Last) => 1,
-                Some(Logits::All) => seq.tokens.len(),
-            };
-            batch.spans.push(n_out * n_vocab..(n_out + rows) * n_vocab);
-            n_out += rows;
+            batch.push_output(seq.logits, seq.tokens.len(), n_vocab);
         }
-        batch.out.resize(n_out * n_vocab, 0.0);
         let mut rows: Vec<common::SeqRows<'_>> = seqs
             .iter_mut()
             .map(|seq| common::SeqRows {
@@ -383,8 +375,7 @@ impl Model {
         }
         let n_vocab = self.info.n_vocab;
         let n_ctx = batch.buffers.n_ctx;
-        batch.spans.clear();
-        let mut n_out = 0;
+        batch.clear_outputs();
         for seq in seqs {
             self.check_ids(seq.tokens)?;
             let needed = seq.n_past + seq.tokens.len();
@@ -401,15 +392,8 @@ impl Model {
                     pool.n_blocks()
                 )));
             }
-            let rows = match seq.logits {
-                None => 0,
-                Some(Logits::Last) => 1,
-                Some(Logits::All) => seq.tokens.len(),
-            };
-            batch.spans.push(n_out * n_vocab..(n_out + rows) * n_vocab);
-            n_out += rows;
+            batch.push_output(seq.logits, seq.tokens.len(), n_vocab);
         }
-        batch.out.resize(n_out * n_vocab, 0.0);
         let mut rows: Vec<common::SeqRows<'_>> = seqs
             .iter()
             .map(|seq| common::SeqRows {
@@ -568,6 +552,28 @@ impl Batch {
     /// asked for (none if it asked for none).
     pub fn logits(&self, i: usize) -> &[f32] {
         &self.out[self.spans[i].clone()]
+    }
+
+    /// Forgets the last step's layout, before laying out the next's (the
+    /// buffer is kept: each pass overwrites the rows it hands out).
+    fn clear_outputs(&mut self) {
+        self.spans.clear();
+    }
+
+    /// Makes room, after the sequences already laid out, for the logits of
+    /// the next one: `n_tokens` rows of `n_vocab` wanted as `logits` says.
+    fn push_output(&mut self, logits: Option<Logits>, n_tokens: usize, n_vocab: usize) {
+        let rows = match logits {
+            None => 0,
+            Some(Logits::Last) => 1,
+            Some(Logits::All) => n_tokens,
+        };
+        let start = self.spans.last().map_or(0, |r| r.end);
+        let end = start + rows * n_vocab;
+        self.spans.push(start..end);
+        if self.out.len() < end {
+            self.out.resize(end, 0.0);
+        }
     }
 }
 
