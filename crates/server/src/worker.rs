@@ -507,11 +507,25 @@ fn start_job(
             ));
         }
         if prompt.len() >= num_ctx {
-            return Err(ApiError::bad_request(format!(
-                "the prompt is {} tokens, more than the context of {num_ctx} holds; \
-                 shorten it or raise num_ctx",
-                prompt.len()
-            )));
+            if !options.context_shift || num_ctx < 2 {
+                return Err(ApiError::bad_request(format!(
+                    "the prompt is {} tokens, more than the context of {num_ctx} holds; \
+                     shorten it or raise num_ctx",
+                    prompt.len()
+                )));
+            }
+            // As Ollama's runner: keep the first num_keep tokens and as many
+            // of the last as fit; prompt_eval_count reports what was kept.
+            let cut = engine::truncate_prompt(&prompt, num_ctx, options.num_keep);
+            tracing::warn!(
+                model = %request.model,
+                prompt_tokens = prompt.len(),
+                kept_tokens = cut.len(),
+                num_ctx,
+                num_keep = options.num_keep,
+                "truncating a prompt longer than the context"
+            );
+            return Ok((cut, options));
         }
         Ok((prompt, options))
     });

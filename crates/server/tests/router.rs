@@ -211,15 +211,35 @@ async fn bad_requests_get_clear_4xx_errors_and_the_server_keeps_serving() {
     )
     .await;
     assert!(m.contains("trained with (256 tokens)"), "{m}");
-    let long = "word ".repeat(200);
-    let m = post_error(
+    // A prompt longer than the context is cut as Ollama cuts it: its first
+    // num_keep tokens and as many of the last as leave one position free.
+    let long = "word ".repeat(20);
+    let (status, v) = post(
         &state,
         "/api/generate",
-        body(json!({"model": "tiny", "prompt": long, "options": {"num_ctx": 32}})),
-        bad,
+        json!({"model": "tiny", "prompt": long, "stream": false,
+               "options": {"num_ctx": 32, "num_predict": 2, "num_keep": 5}}),
     )
     .await;
-    assert!(m.contains("more than the context of 32"), "{m}");
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["prompt_eval_count"], 31, "{v}");
+    let cut = v["context"].as_array().unwrap();
+    // The whole prompt's tokens, from a context that holds them.
+    let (status, whole) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "prompt": long, "stream": false,
+               "options": {"num_ctx": 256, "num_predict": 1}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    let all = whole["context"].as_array().unwrap();
+    let tokens = &all[..all.len() - whole["eval_count"].as_u64().unwrap() as usize];
+    // Longer than 32, shorter than 256.
+    assert!(tokens.len() > 32, "{whole}");
+    assert_eq!(whole["prompt_eval_count"], tokens.len(), "{whole}");
+    assert_eq!(cut[..5], tokens[..5], "{v}\n{whole}");
+    assert_eq!(cut[5..31], tokens[tokens.len() - 26..], "{v}");
     let m = post_error(
         &state,
         "/api/generate",
