@@ -205,6 +205,7 @@ impl Loaded {
             add_generation_prompt: true,
             bos_token: self.bos_text.clone(),
             eos_token: self.eos_text.clone(),
+            extra: model::chat::runtime_variables(model::chat::local_clock()),
             ..ChatRequest::default()
         };
         let rendered = match template {
