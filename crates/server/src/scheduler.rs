@@ -257,6 +257,7 @@ impl Scheduler {
     /// Admits `request`: loads its model if needed and queues the job.
     pub async fn submit(self: &Arc<Self>, request: GenerateRequest) -> Result<JobHandle, ApiError> {
         request.options.validate()?;
+        request.options.warn_ignored(&request.model);
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(ApiError::unavailable("the server is shutting down"));
         }

@@ -169,6 +169,9 @@ impl Loaded {
         s.repeat_penalty = r.repeat_penalty.unwrap_or(s.repeat_penalty);
         s.presence_penalty = r.presence_penalty.unwrap_or(s.presence_penalty);
         s.frequency_penalty = r.frequency_penalty.unwrap_or(s.frequency_penalty);
+        s.mirostat = r.mirostat.map_or(s.mirostat, |v| v as u8);
+        s.mirostat_tau = r.mirostat_tau.unwrap_or(s.mirostat_tau);
+        s.mirostat_eta = r.mirostat_eta.unwrap_or(s.mirostat_eta);
         if let Some(seed) = r.seed {
             s.seed = u64::try_from(seed).ok();
         }
