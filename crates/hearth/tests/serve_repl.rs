@@ -123,3 +123,23 @@ fn repl_commands_are_the_same_with_and_without_a_server() {
     }
     assert_eq!(remote.len(), local.len(), "{remote:#?}\n{local:#?}");
 }
+
+#[test]
+fn create_errors_are_the_same_with_and_without_a_server() {
+    let scratch = Scratch::new("create-errors");
+    let server = scratch.serve(&[]);
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    std::fs::create_dir_all(scratch.dir.join("stdir")).unwrap();
+    for (file, from, expected) in [
+        ("Dir", "./stdir", "FROM ./stdir: importing a directory"),
+        ("Missing", "./missing.gguf", "missing.gguf"),
+    ] {
+        std::fs::write(scratch.dir.join(file), format!("FROM {from}\n")).unwrap();
+        let remote = scratch.hearth(&server.host, &["create", "x", "-f", file]);
+        let local = scratch.hearth(&nowhere, &["create", "x", "-f", file]);
+        assert!(!remote.status.success() && !local.status.success());
+        let (remote, local) = (text(&remote.stderr), text(&local.stderr));
+        assert!(remote.contains(expected), "{remote}");
+        assert_eq!(remote, local);
+    }
+}

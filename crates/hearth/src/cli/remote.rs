@@ -147,15 +147,12 @@ pub fn create(
     modelfile: &Modelfile,
     base_dir: &Path,
 ) -> anyhow::Result<()> {
-    let from = &modelfile.from;
-    let path = match from.strip_prefix("~/") {
-        Some(rest) => dirs_home().map(|h| h.join(rest)),
-        None => Some(base_dir.join(from)),
-    };
     let mut body = json!({ "model": name });
     let mut stderr = std::io::stderr().lock();
-    match path.filter(|p| p.is_file()) {
-        Some(path) => {
+    // Resolved here as a standalone create would: a file goes up as a blob; a
+    // directory or a missing path is the same error as without a server.
+    match store::resolve_from(&modelfile.from, base_dir)? {
+        store::Source::File(path) => {
             let _ = writeln!(stderr, "gathering model components");
             let digest = file_digest(&path)?;
             let _ = writeln!(stderr, "copying file {digest}");
@@ -165,7 +162,7 @@ pub fn create(
                 .map_or_else(|| "model.gguf".into(), |n| n.to_string_lossy());
             body["files"] = json!({ file_name: digest });
         }
-        None => body["from"] = json!(from),
+        store::Source::Model(_) => body["from"] = json!(modelfile.from),
     }
     if let Some(t) = &modelfile.template {
         body["template"] = json!(t);
@@ -212,8 +209,4 @@ pub fn transfer(
         });
         Ok(())
     })
-}
-
-fn dirs_home() -> Option<std::path::PathBuf> {
-    std::env::var_os("HOME").map(std::path::PathBuf::from)
 }
