@@ -1,5 +1,6 @@
-//! Ollama's `options` as the server takes them: Mirostat sampling, and
-//! options with no effect here accepted with one warning each in the log.
+//! Ollama's `options` as the server takes them: Mirostat sampling, another
+//! num_thread loading an idle model again, and options with no effect here
+//! accepted with one warning each in the log.
 
 mod serve_common;
 
@@ -10,7 +11,8 @@ use serve_common::{Scratch, Server};
 fn mirostat_and_ignored_options() {
     let scratch = Scratch::new("options");
     let log = scratch.dir.join("serve.log");
-    let server = Server::start_logged(&scratch.models(), &[], "HEARTH", &[], Some(&log));
+    let env = [("HEARTH_LOG", "info")];
+    let server = Server::start_logged(&scratch.models(), &env, "HEARTH", &[], Some(&log));
     scratch.ok(&server.host, &["create", "tiny", "-f", "Modelfile"]);
     let generate = |options: serde_json::Value| {
         server.post(
@@ -66,4 +68,20 @@ fn mirostat_and_ignored_options() {
             .any(|l| l.contains("option=warmth") && l.contains("invalid option")),
         "{text}"
     );
+
+    // Another num_thread loads the idle model again (once); the same one
+    // does not.
+    let loads = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("loading model"))
+            .count()
+    };
+    assert_eq!(loads(), 1);
+    for _ in 0..2 {
+        let (status, v) = generate(json!({"num_predict": 2, "num_thread": 1}));
+        assert_eq!(status, 200, "{v}");
+    }
+    assert_eq!(loads(), 2);
 }

@@ -119,11 +119,44 @@ pub struct Runner {
     n_seq: usize,
     /// `HEARTH_KV_CACHE_MEMORY`, the KV pool's size when set.
     kv_budget: Option<u64>,
+    /// The thread count it was loaded with (`None`: all cores).
+    threads: Option<usize>,
     jobs: mpsc::Sender<Job>,
     state: Arc<Mutex<RunnerState>>,
 }
 
+/// The forward pass's thread count a request asks for (`num_thread`; 0 or
+/// absent: the default).
+fn requested_threads(request: &GenerateRequest) -> Option<usize> {
+    request
+        .options
+        .num_thread
+        .map(|n| n as usize)
+        .filter(|&n| n > 0)
+}
+
 impl Runner {
+    /// Whether this runner can serve `request`: loading did not fail, and the
+    /// request does not ask for another thread count while the model is idle
+    /// (Ollama loads the model again when options that shape its runner
+    /// change; a busy model keeps serving the others as it is).
+    fn serves(&self, request: &GenerateRequest) -> bool {
+        let st = lock(&self.state);
+        if st.failed.is_some() {
+            return false;
+        }
+        let wanted = requested_threads(request);
+        if wanted.is_some() && wanted != self.threads && st.active == 0 {
+            tracing::info!(
+                model = %self.name.display_short(),
+                num_thread = wanted,
+                "loading the model again for another num_thread"
+            );
+            return false;
+        }
+        true
+    }
+
     /// Estimated resident bytes, given the runner's locked state.
     fn size(&self, st: &RunnerState) -> u64 {
         self.meta.estimate(st.num_ctx, self.n_seq, self.kv_budget)
@@ -287,7 +320,7 @@ impl Scheduler {
         let mut runners = lock(&self.runners);
         let loaded_total = total_size(&runners);
         let runner = match runners.get(&digest) {
-            Some(r) if lock(&r.state).failed.is_none() => r.clone(),
+            Some(r) if r.serves(&request) => r.clone(),
             _ => {
                 runners.remove(&digest);
                 let runner = self.start_runner(&mut runners, resolved, meta, num_ctx, &request)?;
@@ -443,12 +476,7 @@ impl Scheduler {
             num_ctx,
         }));
         let (jobs_tx, jobs_rx) = mpsc::channel();
-        let threads = request
-            .options
-            .num_thread
-            .map(|n| n as usize)
-            .filter(|&n| n > 0)
-            .or(self.config.num_thread);
+        let threads = requested_threads(request).or(self.config.num_thread);
         let spec = LoadSpec {
             name: resolved.name.display_short(),
             path: PathBuf::from(&resolved.gguf_path),
@@ -471,6 +499,7 @@ impl Scheduler {
             meta,
             n_seq,
             kv_budget,
+            threads,
             jobs: jobs_tx,
             state,
         }))
