@@ -122,6 +122,11 @@ pub struct RequestOptions {
     pub mirostat_tau: Option<f32>,
     /// Mirostat's learning rate.
     pub mirostat_eta: Option<f32>,
+    /// Refuse a prompt longer than the context instead of cutting it: the
+    /// OpenAI API's behaviour (`context_length_exceeded`); Ollama's cuts it.
+    /// Not one of Ollama's options, so never read from JSON.
+    #[serde(skip)]
+    pub refuse_long_prompt: bool,
     /// Every other name, ignored.
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,

@@ -511,7 +511,7 @@ fn start_job(
             ));
         }
         if prompt.len() >= num_ctx {
-            if !options.context_shift || num_ctx < 2 {
+            if request.options.refuse_long_prompt || !options.context_shift || num_ctx < 2 {
                 return Err(ApiError::bad_request(format!(
                     "the prompt is {} tokens, more than the context of {num_ctx} holds; \
                      shorten it or raise num_ctx",

@@ -180,6 +180,7 @@ impl Sampling {
             seed: self.seed,
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
+            refuse_long_prompt: true,
             ..RequestOptions::default()
         })
     }
