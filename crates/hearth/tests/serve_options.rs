@@ -85,3 +85,64 @@ fn mirostat_and_ignored_options() {
     }
     assert_eq!(loads(), 2);
 }
+
+#[test]
+fn ignore_eos_and_bench_serve() {
+    let scratch = Scratch::new("bench-serve");
+    let server = scratch.serve(&[]);
+    let complete = |extra: serde_json::Value| {
+        let mut body = json!({"model": "hearth-tiny", "max_tokens": 48, "temperature": 0,
+                              "messages": [{"role": "user", "content": "What is 12 plus 7?"}]});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, v) = server.post("/v1/chat/completions", &body);
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    // The built-in model answers this in a few tokens at temperature 0; with
+    // ignore_eos its end tokens are banned and it writes all 48.
+    let ended = complete(json!({}));
+    assert_eq!(ended["choices"][0]["finish_reason"], "stop", "{ended}");
+    let full = complete(json!({"ignore_eos": true}));
+    assert_eq!(full["usage"]["completion_tokens"], 48, "{full}");
+    assert_eq!(full["choices"][0]["finish_reason"], "length", "{full}");
+
+    // bench serve drives the server at two concurrency levels.
+    let url = server.url("");
+    let out = scratch.ok(
+        &server.host,
+        &[
+            "bench",
+            "serve",
+            "hearth-tiny",
+            "--url",
+            &url,
+            "-c",
+            "1,3",
+            "--requests",
+            "3",
+            "-n",
+            "5",
+            "-p",
+            "16",
+            "--json",
+        ],
+    );
+    let levels: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let levels = levels.as_array().unwrap();
+    assert_eq!(levels.len(), 2, "{out}");
+    for (level, c) in levels.iter().zip([1, 3]) {
+        assert_eq!(level["concurrency"], c, "{out}");
+        assert_eq!(level["requests"], 3, "{out}");
+        assert_eq!(level["generated_tokens"], 15, "{out}");
+        assert!(level["tokens_per_s"].as_f64().unwrap() > 0.0, "{out}");
+        let (p50, p95) = (level["ttft_p50_s"].as_f64(), level["ttft_p95_s"].as_f64());
+        assert!(p50 <= p95, "{out}");
+    }
+    // A wrong model name fails with the server's message.
+    let out = scratch.hearth(&server.host, &["bench", "serve", "nosuch", "--url", &url]);
+    assert!(!out.status.success());
+    let stderr = serve_common::text(&out.stderr);
+    assert!(stderr.contains("does not exist"), "{stderr}");
+}

@@ -116,6 +116,9 @@ pub struct RequestOptions {
     pub num_keep: Option<i64>,
     /// Threads for the forward pass; applies when this request loads the model.
     pub num_thread: Option<i64>,
+    /// Never end at an end-of-generation token: they are banned, as
+    /// llama.cpp's `ignore_eos` bans them (for benchmarks).
+    pub ignore_eos: Option<bool>,
     /// Mirostat sampling: 0 off, 1 or 2.
     pub mirostat: Option<i64>,
     /// Mirostat's target surprise.

@@ -169,6 +169,14 @@ impl Loaded {
         s.repeat_penalty = r.repeat_penalty.unwrap_or(s.repeat_penalty);
         s.presence_penalty = r.presence_penalty.unwrap_or(s.presence_penalty);
         s.frequency_penalty = r.frequency_penalty.unwrap_or(s.frequency_penalty);
+        if r.ignore_eos == Some(true) {
+            let n_vocab = self.model.info().n_vocab as u32;
+            s.logit_bias.extend(
+                (0..n_vocab)
+                    .filter(|&id| self.tokenizer.is_eog(id))
+                    .map(|id| (id, f32::NEG_INFINITY)),
+            );
+        }
         s.mirostat = r.mirostat.map_or(s.mirostat, |v| v as u8);
         s.mirostat_tau = r.mirostat_tau.unwrap_or(s.mirostat_tau);
         s.mirostat_eta = r.mirostat_eta.unwrap_or(s.mirostat_eta);

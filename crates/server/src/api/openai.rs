@@ -259,6 +259,9 @@ pub struct ChatCompletionBody {
     logit_bias: Option<Value>,
     logprobs: Option<bool>,
     top_logprobs: Option<u32>,
+    /// Generate past the end-of-sequence token (llama-server's and vLLM's
+    /// extension, for benchmarks).
+    ignore_eos: Option<bool>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     response_format: Option<Value>,
@@ -423,6 +426,7 @@ pub async fn chat_completions(
     }
     .options()?;
     options.logprobs = logprobs;
+    options.ignore_eos = body.ignore_eos;
     let messages = template_messages(body.messages.unwrap_or_default())?;
     let reply = Reply::chat(model.clone(), logprobs.is_some(), include_usage);
     let input = Input::Chat {
@@ -464,6 +468,8 @@ pub struct CompletionBody {
     best_of: Option<i64>,
     logit_bias: Option<Value>,
     logprobs: Option<u32>,
+    /// Generate past the end-of-sequence token.
+    ignore_eos: Option<bool>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
 }
@@ -543,6 +549,7 @@ pub async fn completions(
     }
     .options()?;
     options.logprobs = logprobs;
+    options.ignore_eos = body.ignore_eos;
     let echo = body.echo.unwrap_or(false).then(|| text.clone());
     let reply = Reply::completion(model.clone(), logprobs.is_some(), include_usage, echo);
     // Token ids go in as the context of an empty raw prompt: the same path
