@@ -12,6 +12,8 @@
 //!   `/v1`, as OpenAI's `{"error": {"message", "type", ...}}`) with a fitting
 //!   status; internal details go to the log only.
 //!
+//! - [`web`] serves the page for people at `/`, from files compiled in.
+//!
 //! Privacy: the server binds 127.0.0.1 unless `HEARTH_HOST` says otherwise,
 //! allows cross-origin requests only from local origins unless
 //! `HEARTH_ORIGINS` adds more, and never logs prompt or response text unless
@@ -33,6 +35,7 @@ pub mod metrics;
 pub mod observe;
 pub mod request;
 pub mod scheduler;
+pub mod web;
 mod worker;
 
 use std::future::Future;
@@ -177,7 +180,7 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::disable());
     Router::new()
-        .route("/", get(|| async { "hearth is running" }).head(|| async {}))
+        .merge(web::routes())
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::handler))
