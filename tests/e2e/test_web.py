@@ -139,8 +139,24 @@ def test_chat_streams_stops_and_keeps_conversations(page, server, endless):
     p.select_option("#model", BUILTIN)
     p.click("#settings-toggle")
     p.fill("#temperature", "0")
+    p.fill("#system", "Answer in one sentence.")
+    # Shift+Enter starts a new line; Enter sends.
+    p.click("#prompt")
+    p.keyboard.type("first")
+    p.keyboard.press("Shift+Enter")
+    p.keyboard.type("second")
+    assert p.input_value("#prompt") == "first\nsecond"
+    assert p.locator(".msg").count() == 0
     p.fill("#prompt", "What is 12 plus 7?")
-    p.press("#prompt", "Enter")
+    with p.expect_request("**/api/chat") as sent:
+        p.press("#prompt", "Enter")
+    body = json.loads(sent.value.post_data)
+    assert body["model"] == BUILTIN and body["stream"] is True
+    assert body["options"] == {"temperature": 0}
+    assert body["messages"] == [
+        {"role": "system", "content": "Answer in one sentence."},
+        {"role": "user", "content": "What is 12 plus 7?"},
+    ]
     _wait_answer(p, 1)
     answer = p.inner_text(".msg.assistant .content")
     assert "19" in answer, answer
@@ -165,6 +181,7 @@ def test_chat_streams_stops_and_keeps_conversations(page, server, endless):
     # no token limit, in a small context that shifts.
     p.click("#new-chat")
     p.select_option("#model", endless)
+    p.fill("#system", "")
     p.fill("#num_ctx", "128")
     p.fill("#num_predict", "-1")
     # Every text the answer shows, as it streams in.

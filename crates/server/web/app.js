@@ -446,6 +446,8 @@ async function generate(conversation) {
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
+      // Kept as it grows (once a frame, not once a token).
+      saveConversations();
       updateStreaming(conversation, message);
     });
   };
@@ -464,7 +466,6 @@ async function generate(conversation) {
           prompt_eval_count: chunk.prompt_eval_count, done_reason: chunk.done_reason,
         };
       }
-      saveConversations();
       update();
     }
   } catch (e) {
@@ -530,7 +531,7 @@ async function renderInstalled() {
   const body = $("installed").querySelector("tbody");
   body.replaceChildren(...models.map((m) => {
     const d = m.details || {};
-    const context = el("td", { class: "context", text: "…" });
+    const context = el("td", { class: "context", "data-label": "context", text: "…" });
     api("/api/show", { method: "POST", body: { model: m.name } })
       .then((r) => r.json())
       .then((show) => { context.textContent = contextOf(show)?.toLocaleString() ?? "–"; })
@@ -541,9 +542,9 @@ async function renderInstalled() {
       el("td", { class: "name" }, [el("button", {
         type: "button", class: "link model-name", text: m.name, onclick: () => showModel(m.name),
       })]),
-      el("td", { text: bytes(m.size) }),
-      el("td", { text: d.parameter_size || "–" }),
-      el("td", { text: d.quantization_level || "–" }),
+      el("td", { "data-label": "size", text: bytes(m.size) }),
+      el("td", { "data-label": "parameters", text: d.parameter_size || "–" }),
+      el("td", { "data-label": "quantization", text: d.quantization_level || "–" }),
       context,
       el("td", { class: "row-actions" }, [
         el("button", { type: "button", class: "link", text: "Details", onclick: () => showModel(m.name) }),
@@ -560,9 +561,9 @@ async function renderLoaded() {
   $("loaded").hidden = models.length === 0;
   $("loaded").querySelector("tbody").replaceChildren(...models.map((m) => el("tr", { "data-model": m.name }, [
     el("td", { class: "name", text: m.name }),
-    el("td", { text: bytes(m.size) }),
-    el("td", { text: m.context_length ? m.context_length.toLocaleString() : "–" }),
-    el("td", { text: until(m.expires_at) }),
+    el("td", { "data-label": "memory", text: bytes(m.size) }),
+    el("td", { "data-label": "context", text: m.context_length ? m.context_length.toLocaleString() : "–" }),
+    el("td", { "data-label": "unloads", text: until(m.expires_at) }),
     el("td", { class: "row-actions" }, [el("button", {
       type: "button", class: "link unload", text: "Unload",
       onclick: async () => {
@@ -609,14 +610,15 @@ async function showModel(name) {
     const facts = [
       ["Family", d.family], ["Parameters", d.parameter_size], ["Quantization", d.quantization_level],
       ["Format", d.format], ["Context", contextOf(show)?.toLocaleString()],
-      ["Capabilities", (show.capabilities || []).join(", ")], ["Modified", show.modified_at],
+      ["Capabilities", (show.capabilities || []).join(", ")],
+      ["Modified", show.modified_at && new Date(show.modified_at).toLocaleString()],
     ].filter(([, v]) => v);
     const section = (title, text) => text
       ? el("details", {}, [el("summary", { text: title }), el("pre", { text })]) : null;
     const info = Object.entries(show.model_info || {})
       .filter(([, v]) => v !== null && typeof v !== "object")
       .map(([k, v]) => k + ": " + v).join("\n");
-    body.replaceChildren(
+    body.replaceChildren(...[
       el("dl", { class: "facts" }, facts.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: String(v) })])),
       section("Parameters", show.parameters),
       section("System prompt", show.system),
@@ -624,7 +626,7 @@ async function showModel(name) {
       section("Model info", info),
       section("Modelfile", show.modelfile),
       section("License", show.license),
-    );
+    ].filter(Boolean));
   } catch (e) {
     body.replaceChildren(el("p", { class: "error", text: e.message }));
   }
@@ -759,6 +761,8 @@ function init() {
     loadModels().catch((e) => showError(e.message));
   }));
   $("show-close").addEventListener("click", () => $("show-dialog").close());
+  // An answer still streaming is kept as far as it got.
+  window.addEventListener("pagehide", () => { if (state.busy) saveConversations(); });
   // Copy buttons of code blocks, wherever they are.
   document.addEventListener("click", (e) => {
     const button = e.target.closest(".copy-code");
