@@ -53,10 +53,18 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         )
 }
 
-/// Whether the `/` path (or an asset's) is the page's: such requests need no
-/// API key.
+/// The page's assets, under `/ui/`.
+const ASSETS: [&str; 4] = [
+    "/ui/app.js",
+    "/ui/markdown.js",
+    "/ui/app.css",
+    "/ui/icon.svg",
+];
+
+/// Whether `path` is the page's (`/` or one of its assets): such requests
+/// need no API key.
 pub fn is_page_path(path: &str) -> bool {
-    path == "/" || path.starts_with("/ui/")
+    path == "/" || ASSETS.contains(&path)
 }
 
 /// `GET /`: the page for browsers, the plain probe answer for the rest.
@@ -139,12 +147,7 @@ mod tests {
 
     #[test]
     fn the_page_references_only_its_own_assets() {
-        for asset in [
-            "/ui/app.js",
-            "/ui/markdown.js",
-            "/ui/app.css",
-            "/ui/icon.svg",
-        ] {
+        for asset in ASSETS {
             assert!(INDEX_HTML.contains(asset), "{asset}");
         }
         assert!(INDEX_HTML.contains("<title>hearth"));
