@@ -120,6 +120,15 @@ def page(browser, server):
     p.context.close()
 
 
+def _running(server):
+    """Sequences the server is generating (its /metrics gauge)."""
+    _, _, text = _get(server.url + "/metrics")
+    for line in text.splitlines():
+        if line.startswith("hearth_running_sequences "):
+            return float(line.split()[1])
+    raise AssertionError("no hearth_running_sequences in /metrics")
+
+
 def _wait_answer(page, count):
     """Waits until the conversation shows `count` finished answers."""
     page.wait_for_function(
@@ -198,9 +207,15 @@ def test_chat_streams_stops_and_keeps_conversations(page, server, endless):
     p.press("#prompt", "Enter")
     p.wait_for_selector("#stop:visible")
     p.wait_for_function("() => window.seen.size >= 3")
+    assert _running(server) == 1
     p.click("#stop")
     p.wait_for_selector(".msg.assistant .tag.stopped")
     assert p.is_visible("#send") and not p.is_visible("#stop")
+    # The server stopped generating it too (the page closed the stream).
+    deadline = time.monotonic() + WAIT_MS / 1000
+    while _running(server) != 0:
+        assert time.monotonic() < deadline, "the generation went on after Stop"
+        time.sleep(0.05)
     stopped = p.inner_text(".msg.assistant .content")
     assert stopped
 
