@@ -2,21 +2,28 @@
 """Takes the screenshots of the web page in docs/ (docs/web-chat.png,
 docs/web-chat-narrow.png, docs/web-models.png): starts `hearth serve` on a
 free port over an empty temporary store (the built-in hearth-tiny is there),
-chats with hearth-tiny in headless Chromium and shows the models page.
-Everything on them is what the page shows for real.
+chats with hearth-tiny in headless Chromium and shows the models page with
+a pull in progress (a random-weight test model written by the `synth`
+example, from a registry on 127.0.0.1 that holds back the second half until
+the picture is taken). Everything on them is what the page shows for real.
 
     cargo build && .venv/bin/python tools/screenshots.py
 
-Environment: HEARTH_BIN (default target/debug/hearth), HEARTH_CHROMIUM
-(default /usr/bin/chromium, Debian's chromium package).
+Environment: HEARTH_BIN (default target/debug/hearth), HEARTH_SYNTH
+(default target/debug/examples/synth), HEARTH_CHROMIUM (default
+/usr/bin/chromium, Debian's chromium package).
 """
 
+import hashlib
+import http.server
+import json
 import os
 import pathlib
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -26,6 +33,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 HEARTH = pathlib.Path(os.environ.get("HEARTH_BIN", ROOT / "target" / "debug" / "hearth"))
 CHROMIUM = os.environ.get("HEARTH_CHROMIUM", "/usr/bin/chromium")
+SYNTH = pathlib.Path(os.environ.get("HEARTH_SYNTH", ROOT / "target" / "debug" / "examples" / "synth"))
 QUESTIONS = ["What is 12 plus 7?", "What is the capital of France?", "What is 6 times 7?"]
 
 
@@ -54,6 +62,55 @@ def start_server(store):
             time.sleep(0.1)
     process.kill()
     sys.exit("hearth serve did not start")
+
+
+def gated_registry(weights):
+    """A registry (Ollama's protocol) serving one model, `web/demo:latest`,
+    whose weights stop halfway until the returned event is set: the models
+    page then shows a pull in progress."""
+    config = json.dumps({"model_format": "gguf", "model_family": "llama"}).encode()
+
+    def layer(media, data):
+        return {"mediaType": media, "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data)}
+
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": layer("application/vnd.docker.container.image.v1+json", config),
+            "layers": [layer("application/vnd.ollama.image.model", weights)],
+        }
+    ).encode()
+    blobs = {layer("", b)["digest"]: b for b in (weights, config)}
+    release = threading.Event()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            digest = self.path.rsplit("/", 1)[-1]
+            if self.path == "/v2/web/demo/manifests/latest":
+                body = manifest
+            elif "/blobs/" in self.path and digest in blobs:
+                body = blobs[digest]
+            else:
+                self.send_response(404)
+                self.end_headers()
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if body is weights:
+                self.wfile.write(body[: len(body) // 2])
+                self.wfile.flush()
+                release.wait(120)
+                body = body[len(body) // 2 :]
+            self.wfile.write(body)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"127.0.0.1:{server.server_address[1]}", release, server
 
 
 def ask(page, question, answers):
@@ -104,9 +161,27 @@ def main():
             page.wait_for_function(
                 "() => [...document.querySelectorAll('#installed .context')].every(c => c.textContent !== '…')"
             )
-            page.fill("#pull-name", "llama3.2:1b")
-            page.locator("#pull-name").blur()
-            page.screenshot(path=DOCS / "web-models.png")
+            if SYNTH.exists():
+                # A pull in progress: a random-weight test model from a local
+                # registry that holds the second half back.
+                gguf = pathlib.Path(tmp) / "demo.gguf"
+                subprocess.run([str(SYNTH), "tiny-llama", str(gguf), "Q8_0"], check=True)
+                host, release, registry = gated_registry(gguf.read_bytes())
+                page.fill("#pull-name", f"{host}/web/demo")
+                page.check("#pull-insecure")
+                page.click("#pull-button")
+                page.wait_for_function(
+                    "() => { const b = document.querySelector('#pulls progress');"
+                    " return b && b.value > 0 && b.value < b.max && b.max > 1; }"
+                )
+                page.locator("#pull-button").blur()
+                page.screenshot(path=DOCS / "web-models.png")
+                release.set()
+                page.wait_for_selector(".pull.done")
+                registry.shutdown()
+            else:
+                print(f"no {SYNTH} (cargo test builds it): the models page without a pull")
+                page.screenshot(path=DOCS / "web-models.png")
             browser.close()
         finally:
             process.terminate()
