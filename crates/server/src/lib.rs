@@ -11,7 +11,6 @@
 //! - Errors are [`ApiError`]s rendered as `{"error": "..."}` (or, under
 //!   `/v1`, as OpenAI's `{"error": {"message", "type", ...}}`) with a fitting
 //!   status; internal details go to the log only.
-//!
 //! - [`web`] serves the page for people at `/`, from files compiled in.
 //!
 //! Privacy: the server binds 127.0.0.1 unless `HEARTH_HOST` says otherwise,

@@ -13,7 +13,9 @@
 //!   framing (clickjacking), no plugins, no form posts elsewhere.
 //!
 //! The page talks to the same APIs as every client, so the Host and Origin
-//! checks of `guard.rs` and the keys of `auth.rs` apply to it unchanged.
+//! checks of `guard.rs` and the keys of `auth.rs` apply to it as to any
+//! other; `guard.rs` counts the server's own origin as allowed where the
+//! browser reached it under a name DNS rebinding cannot take over.
 
 use axum::Router;
 use axum::http::{HeaderMap, HeaderValue, header};
