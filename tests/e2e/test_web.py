@@ -207,7 +207,7 @@ def test_chat_streams_stops_and_keeps_conversations(page, server, endless):
     p.press("#prompt", "Enter")
     p.wait_for_selector("#stop:visible")
     p.wait_for_function("() => window.seen.size >= 3")
-    assert _running(server) == 1
+    assert _running(server) >= 1
     p.click("#stop")
     p.wait_for_selector(".msg.assistant .tag.stopped")
     assert p.is_visible("#send") and not p.is_visible("#stop")
