@@ -33,6 +33,60 @@ async fn root_health_and_version() {
 }
 
 #[tokio::test]
+async fn browsers_get_the_web_page_without_a_key_and_the_api_still_needs_one() {
+    let env = Env::new("page");
+    let key = "hearth-page-key";
+    let config = Config {
+        keys: vec![server::config_file::KeyEntry {
+            name: "k".into(),
+            sha256: server::auth::key_hash(key),
+            models: None,
+            admin: true,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            max_concurrent: None,
+        }],
+        ..Config::default()
+    };
+    let state = env.state(config);
+    let page = |path: &str| {
+        Request::builder()
+            .uri(path)
+            .header(header::ACCEPT, "text/html,*/*;q=0.8")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = app(state.clone()).oneshot(page("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert_eq!(csp, server::web::CONTENT_SECURITY_POLICY);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("<title>hearth</title>"));
+    for (path, kind) in [
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/markdown.js", "text/javascript"),
+        ("/ui/app.css", "text/css"),
+        ("/ui/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, content_type, _) = send(&state, Method::GET, path, Body::empty()).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (StatusCode::OK, kind),
+            "{path}"
+        );
+    }
+    // The data behind the page is not open.
+    let (status, _) = get(&state, "/api/tags").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = get(&state, "/ui/nothing").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn generate_without_streaming_returns_one_object() {
     let env = Env::new("gen");
     let state = env.state(Config::default());
