@@ -10,6 +10,7 @@
 //! (its cancel flag set, or its channel closed) is skipped, or stopped at the
 //! next step with its KV blocks freed.
 
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -410,9 +411,11 @@ fn serve_jobs(
             }
         };
     let mut open = true;
+    // Embedding requests in progress, one input each per turn of the loop.
+    let mut embeds: VecDeque<EmbedJob> = VecDeque::new();
     loop {
-        while open && sched.n_active() < spec.n_seq {
-            let job = if sched.n_active() == 0 {
+        while open && sched.n_active() + embeds.len() < spec.n_seq {
+            let job = if sched.n_active() == 0 && embeds.is_empty() {
                 match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => {
@@ -437,13 +440,47 @@ fn serve_jobs(
             let load_duration = Scheduler::loaded_at(state).map_or(Duration::ZERO, |t| {
                 t.saturating_duration_since(job.submitted)
             });
-            start_job(loaded, &mut sched, job, load_duration);
+            start_job(loaded, &mut sched, &mut embeds, job, load_duration);
         }
-        if sched.n_active() == 0 {
+        if sched.n_active() == 0 && embeds.is_empty() {
             if open {
                 continue;
             }
             return;
+        }
+        if let Some(mut e) = embeds.pop_front() {
+            // A client that has gone stops its embeddings here; its
+            // completion is dropped with it.
+            if e.cancel.load(Ordering::Relaxed) {
+                let (done, total) = e.embedder.progress();
+                tracing::info!(
+                    model = %spec.name,
+                    done,
+                    total,
+                    "embedding request dropped: its client has gone"
+                );
+            } else {
+                match e.embedder.step(&loaded.model, &loaded.tokenizer) {
+                    Ok(false) => embeds.push_back(e),
+                    Ok(true) => {
+                        let EmbedJob {
+                            embedder,
+                            events,
+                            completion,
+                            ..
+                        } = e;
+                        drop(completion);
+                        let _ = events.send(embedder.finish());
+                    }
+                    Err(err) => {
+                        drop(e.completion);
+                        let _ = e.events.send(Event::Error(err));
+                    }
+                }
+            }
+        }
+        if sched.n_active() == 0 {
+            continue;
         }
         match sched.step() {
             // Nothing could run (waiting for blocks): do not spin.
@@ -454,12 +491,21 @@ fn serve_jobs(
     }
 }
 
-/// Starts one job: answers a load or an embedding at once, else renders and
+/// An embedding request the runner works through between generation steps.
+struct EmbedJob {
+    embedder: crate::embed::Embedder,
+    events: UnboundedSender<Event>,
+    cancel: Arc<AtomicBool>,
+    completion: Completion,
+}
+
+/// Starts one job: answers a load at once, queues an embedding, else renders and
 /// tokenizes its prompt and submits it to the batching scheduler, whose
 /// events go to the job's channel.
 fn start_job(
     loaded: &Arc<Loaded>,
     sched: &mut engine::scheduler::Scheduler<'_>,
+    embeds: &mut VecDeque<EmbedJob>,
     job: Job,
     load_duration: Duration,
 ) {
@@ -494,16 +540,22 @@ fn start_job(
             return;
         }
         Input::Embed(e) => {
-            let outcome = crate::embed::run(
+            match crate::embed::Embedder::new(
                 &loaded.model,
                 &loaded.tokenizer,
-                e,
+                e.clone(),
                 num_ctx,
                 load_duration,
                 submitted,
-            );
-            drop(completion);
-            let _ = events.send(outcome.unwrap_or_else(Event::Error));
+            ) {
+                Ok(embedder) => embeds.push_back(EmbedJob {
+                    embedder,
+                    events,
+                    cancel,
+                    completion,
+                }),
+                Err(e) => fail(completion, e),
+            }
             return;
         }
         Input::Prompt(p) => loaded.prompt_tokens(p),
