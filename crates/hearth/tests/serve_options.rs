@@ -146,3 +146,56 @@ fn ignore_eos_and_bench_serve() {
     let stderr = serve_common::text(&out.stderr);
     assert!(stderr.contains("does not exist"), "{stderr}");
 }
+
+#[test]
+fn operator_limits_per_request() {
+    let scratch = Scratch::new("limits");
+    let server = scratch.serve(&[
+        ("HEARTH_MAX_PROMPT_TOKENS", "40"),
+        ("HEARTH_MAX_NUM_PREDICT", "5"),
+    ]);
+    scratch.ok(&server.host, &["create", "tiny", "-f", "Modelfile"]);
+    let generate = |prompt: &str, options: serde_json::Value| {
+        server.post(
+            "/api/generate",
+            &json!({"model": "tiny", "prompt": prompt, "raw": true, "stream": false,
+                    "options": options}),
+        )
+    };
+    let (status, v) = generate(&"word ".repeat(40), json!({"num_predict": 2}));
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("HEARTH_MAX_PROMPT_TOKENS"),
+        "{v}"
+    );
+    let (status, v) = generate("Hello", json!({"num_predict": 6}));
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("HEARTH_MAX_NUM_PREDICT"),
+        "{v}"
+    );
+    // "Until done" stops at the cap.
+    let (status, v) = generate("Hello", json!({"ignore_eos": true}));
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["eval_count"], 5, "{v}");
+    assert_eq!(v["done_reason"], "length", "{v}");
+    // The OpenAI API answers in its own shape.
+    let (status, v) = server.post(
+        "/v1/completions",
+        &json!({"model": "tiny", "prompt": "Hello", "max_tokens": 50}),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("HEARTH_MAX_NUM_PREDICT"),
+        "{v}"
+    );
+}

@@ -488,6 +488,7 @@ impl Scheduler {
             n_seq,
             num_ctx,
             kv_cache_memory: kv_budget,
+            limits: self.config.request_limits,
         };
         worker::spawn(spec, jobs_rx, Arc::clone(&state))
             .map_err(|e| ApiError::internal("starting a model worker", &e))?;

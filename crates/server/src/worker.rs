@@ -27,6 +27,7 @@ use serde_json::json;
 use store::{Message, ParamValue, Parameters};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::config::RequestLimits;
 use crate::error::ApiError;
 use crate::request::{
     DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary, TokenLogprob,
@@ -70,6 +71,8 @@ pub struct LoadSpec {
     pub num_ctx: usize,
     /// `HEARTH_KV_CACHE_MEMORY`: the KV pool's bytes, if set.
     pub kv_cache_memory: Option<u64>,
+    /// The operator's per-request limits.
+    pub limits: RequestLimits,
 }
 
 /// One admitted request on its way to a worker.
@@ -103,6 +106,7 @@ struct Loaded {
     system: Option<String>,
     messages: Vec<Message>,
     params: Parameters,
+    limits: RequestLimits,
 }
 
 impl Loaded {
@@ -131,6 +135,7 @@ impl Loaded {
             system: spec.system.clone(),
             messages: spec.messages.clone(),
             params: spec.params.clone(),
+            limits: spec.limits,
             tokenizer,
             model,
         })
@@ -189,6 +194,18 @@ impl Loaded {
         }
         if let Some(n) = r.num_predict {
             o.num_predict = n as i32;
+        }
+        if let Some(cap) = self.limits.max_num_predict {
+            // "Until done" stops at the cap; asking for more is an error.
+            if o.num_predict < 0 {
+                o.num_predict = cap.min(i32::MAX as usize) as i32;
+            } else if o.num_predict as usize > cap {
+                return Err(ApiError::bad_request(format!(
+                    "num_predict {} is more than this server allows per request ({cap}, \
+                     HEARTH_MAX_NUM_PREDICT)",
+                    o.num_predict
+                )));
+            }
         }
         if let Some(n) = r.num_keep {
             o.num_keep = n as usize;
@@ -569,6 +586,15 @@ fn start_job(
             return Err(ApiError::bad_request(
                 "the prompt is empty after tokenization",
             ));
+        }
+        if let Some(max) = loaded.limits.max_prompt_tokens
+            && prompt.len() > max
+        {
+            return Err(ApiError::bad_request(format!(
+                "the prompt is {} tokens, more than this server allows per request ({max}, \
+                 HEARTH_MAX_PROMPT_TOKENS)",
+                prompt.len()
+            )));
         }
         if prompt.len() >= num_ctx {
             if request.options.refuse_long_prompt || !options.context_shift || num_ctx < 2 {
