@@ -58,6 +58,9 @@ pub struct PromptInput {
     pub template: Option<String>,
     /// Send the prompt as is, without a template.
     pub raw: bool,
+    /// Fill-in-the-middle: the text after the insertion point, for templates
+    /// with `.Suffix`.
+    pub suffix: String,
     /// Tokens of an earlier exchange to continue from (its `context`).
     pub context: Vec<u32>,
 }

@@ -277,6 +277,8 @@ impl Scheduler {
     }
 
     /// Resolves a model name in the store (blocking file reads, off the reactor).
+    /// A missing model is named as the client wrote it ("model 'llama3' not
+    /// found", the text Ollama's clients match on).
     pub async fn resolve(&self, name: &str) -> Result<ResolvedModel, ApiError> {
         let parsed = ModelName::parse(name)
             .map_err(|e| ApiError::bad_request(format!("invalid model name '{name}': {e}")))?;
@@ -284,7 +286,13 @@ impl Scheduler {
         tokio::task::spawn_blocking(move || store.resolve(&parsed))
             .await
             .map_err(|e| ApiError::internal("resolving a model", &e))?
-            .map_err(ApiError::from)
+            .map_err(|e| match e {
+                store::StoreError::NotFound(_) => ApiError::not_found(format!(
+                    "model '{}' not found",
+                    crate::error::truncated(name)
+                )),
+                e => ApiError::from(e),
+            })
     }
 
     /// Admits `request`: loads its model if needed and queues the job.

@@ -101,6 +101,8 @@ struct Loaded {
     /// The Modelfile's or the file's template, or ChatML.
     template: ChatTemplate,
     fallback_template: bool,
+    /// Whether the template takes a fill-in-the-middle `.Suffix`.
+    inserts: bool,
     bos_text: String,
     eos_text: String,
     system: Option<String>,
@@ -129,6 +131,7 @@ impl Loaded {
         let (bos_text, eos_text) = (text(tokenizer.bos()), text(tokenizer.eos()));
         Ok(Loaded {
             fallback_template: source.is_none(),
+            inserts: source.is_some_and(|s| s.contains(".Suffix")),
             template,
             bos_text,
             eos_text,
@@ -275,9 +278,40 @@ impl Loaded {
     }
 
     /// The prompt tokens of a generate request.
-    fn prompt_tokens(&self, p: &PromptInput) -> Result<Vec<u32>, ApiError> {
+    fn prompt_tokens(&self, p: &PromptInput, model: &str) -> Result<Vec<u32>, ApiError> {
         let first = p.context.is_empty();
-        let text = if p.raw {
+        let text = if !p.suffix.is_empty() {
+            // Fill-in-the-middle renders the prompt and suffix alone, as
+            // Ollama does, with a template that takes a suffix.
+            let inserts = match &p.template {
+                Some(t) => t.contains(".Suffix"),
+                None => self.inserts,
+            };
+            if p.raw || !inserts {
+                return Err(ApiError::bad_request(format!(
+                    "\"{}\" does not support insert: its template has no suffix \
+                     (fill-in-the-middle)",
+                    crate::error::truncated(model)
+                )));
+            }
+            let request = ChatRequest {
+                messages: vec![json!({"role": "user", "content": p.prompt})],
+                add_generation_prompt: true,
+                bos_token: self.bos_text.clone(),
+                eos_token: self.eos_text.clone(),
+                extra: [("suffix".to_owned(), json!(p.suffix))]
+                    .into_iter()
+                    .collect(),
+                ..ChatRequest::default()
+            };
+            let rendered = match &p.template {
+                Some(source) => ChatTemplate::new(source).and_then(|t| t.render(&request)),
+                None => self.template.render(&request),
+            };
+            rendered.map_err(|e| {
+                ApiError::bad_request(format!("the chat template failed to render: {e}"))
+            })?
+        } else if p.raw {
             p.prompt.clone()
         } else {
             let mut messages = if first {
@@ -575,7 +609,7 @@ fn start_job(
             }
             return;
         }
-        Input::Prompt(p) => loaded.prompt_tokens(p),
+        Input::Prompt(p) => loaded.prompt_tokens(p, &request.model),
         Input::Chat { messages, template } => {
             loaded.chat_tokens(messages, template.as_deref(), num_ctx)
         }

@@ -145,12 +145,6 @@ pub async fn generate(
 ) -> Result<Response, ApiError> {
     refuse_unsupported(&body.model, &body.format, &body.think)?;
     refuse_images(&body.images)?;
-    if !body.suffix.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "\"{}\" does not support insert: its template has no suffix (fill-in-the-middle)",
-            body.model
-        )));
-    }
     let keep_alive = keep_alive(&body.keep_alive)?;
     let streaming = body.stream.unwrap_or(true);
     let shape = Shape::Generate {
@@ -178,6 +172,7 @@ pub async fn generate(
         system: body.system,
         template: body.template,
         raw: body.raw,
+        suffix: body.suffix,
         context: body.context.unwrap_or_default(),
     });
     run(
