@@ -100,6 +100,8 @@ pub(crate) struct RunnerState {
     expires_at: Option<Instant>,
     /// The keep-alive of the latest request.
     keep_alive: KeepAlive,
+    /// When loading started.
+    started: Instant,
     /// When the model finished loading, if it has.
     loaded_at: Option<Instant>,
     /// Why loading failed, if it did.
@@ -181,6 +183,8 @@ pub struct LoadedModel {
     pub context_length: usize,
     /// When it unloads, `None` if never.
     pub expires_at: Option<SystemTime>,
+    /// How long loading took, once it is done.
+    pub load_seconds: Option<f64>,
 }
 
 /// A submitted job as the handler sees it: its events, and a guard that
@@ -479,6 +483,7 @@ impl Scheduler {
             pending: 0,
             expires_at: None,
             keep_alive: self.config.keep_alive,
+            started: Instant::now(),
             loaded_at: None,
             failed: None,
             num_ctx,
@@ -619,6 +624,9 @@ impl Scheduler {
                         size: r.size(&st),
                         context_length,
                         expires_at,
+                        load_seconds: st
+                            .loaded_at
+                            .map(|t| t.saturating_duration_since(st.started).as_secs_f64()),
                     },
                 )
             })
