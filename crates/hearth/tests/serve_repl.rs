@@ -143,3 +143,22 @@ fn create_errors_are_the_same_with_and_without_a_server() {
         assert_eq!(remote, local);
     }
 }
+
+#[test]
+fn run_keepalive_reaches_the_server() {
+    let scratch = Scratch::new("keepalive");
+    let server = scratch.serve(&[]);
+    scratch.ok(&server.host, &["create", "tiny", "-f", "Modelfile"]);
+    let args = ["run", "tiny", "Hello", "--num-predict", "2", "--nowordwrap"];
+    scratch.ok(&server.host, &[&args[..], &["--keepalive", "1h"]].concat());
+    let ps = server.get("/api/ps");
+    let expires = ps["models"][0]["expires_at"].as_str().unwrap().to_owned();
+    // An hour from now, not the default five minutes.
+    let expires: jiff::Timestamp = expires.parse().unwrap();
+    assert!(
+        expires > jiff::Timestamp::now() + jiff::SignedDuration::from_mins(50),
+        "{ps}"
+    );
+    scratch.ok(&server.host, &[&args[..], &["--keepalive", "0"]].concat());
+    assert_eq!(server.get("/api/ps")["models"], json!([]));
+}

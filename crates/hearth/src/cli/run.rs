@@ -70,6 +70,14 @@ pub struct RunArgs {
     /// Print timings and token rates after each answer.
     #[arg(long)]
     verbose: bool,
+    /// How long the server keeps the model loaded after this session (5m,
+    /// 1h, 0 to unload; with a server).
+    #[arg(long, value_name = "DURATION")]
+    keepalive: Option<String>,
+    /// Do not wrap words at the terminal's width (answers are never wrapped;
+    /// accepted for Ollama's scripts).
+    #[arg(long)]
+    nowordwrap: bool,
 }
 
 /// Set while an answer is streaming; Ctrl-C then cancels the answer instead
@@ -216,8 +224,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 
 /// `hearth run NAME` on a running server: one answer, or the interactive chat.
 fn run_remote(client: &super::client::Client, name: &str, args: &RunArgs) -> anyhow::Result<()> {
-    let mut chat =
-        remote_chat::RemoteChat::open(client, name, args.system.clone(), remote_options(args))?;
+    let mut chat = remote_chat::RemoteChat::open(
+        client,
+        name,
+        args.system.clone(),
+        remote_options(args),
+        args.keepalive.clone(),
+    )?;
     install_ctrl_c_handler()?;
     let mut stdout = std::io::stdout();
     if !args.prompt.is_empty() {

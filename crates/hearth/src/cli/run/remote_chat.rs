@@ -38,6 +38,8 @@ pub(super) struct RemoteChat<'c> {
     model_system: Option<String>,
     /// The request's `options`: the command line's, then `/set parameter`'s.
     options: Map<String, Value>,
+    /// `--keepalive`: the requests' `keep_alive`.
+    keep_alive: Option<Value>,
 }
 
 /// Why a streamed answer stopped early: Ctrl-C.
@@ -60,11 +62,19 @@ impl<'c> RemoteChat<'c> {
         model: &str,
         system: Option<String>,
         options: Map<String, Value>,
+        keep_alive: Option<String>,
     ) -> anyhow::Result<Self> {
-        client.post(
-            "/api/generate",
-            &json!({ "model": model, "options": options }),
-        )?;
+        // A number of seconds goes as a number, as Ollama's CLI sends it.
+        let keep_alive = keep_alive.map(|k| {
+            k.trim()
+                .parse::<i64>()
+                .map_or_else(|_| Value::from(k.trim()), Value::from)
+        });
+        let mut load = json!({ "model": model, "options": options });
+        if let Some(k) = &keep_alive {
+            load["keep_alive"] = k.clone();
+        }
+        client.post("/api/generate", &load)?;
         Ok(Self {
             client,
             model: model.to_owned(),
@@ -72,6 +82,7 @@ impl<'c> RemoteChat<'c> {
             system,
             model_system: model_system(client, model)?,
             options,
+            keep_alive,
         })
     }
 
@@ -134,7 +145,14 @@ impl Conversation for RemoteChat<'_> {
         }
         messages.extend(self.messages.iter().cloned());
         messages.push(json!({"role": "user", "content": message}));
-        let (text, timings) = answer(self.client, &self.model, &messages, &self.options, out)?;
+        let (text, timings) = answer(
+            self.client,
+            &self.model,
+            &messages,
+            &self.options,
+            self.keep_alive.as_ref(),
+            out,
+        )?;
         self.messages
             .push(json!({"role": "user", "content": message}));
         self.messages
@@ -219,18 +237,17 @@ impl Conversation for RemoteChat<'_> {
 
     fn load(&mut self, name: &str, out: &mut dyn Write) -> anyhow::Result<Option<Exit>> {
         writeln!(out, "Loading model '{name}'")?;
-        self.client
-            .post(
-                "/api/generate",
-                &json!({ "model": name, "options": self.options }),
-            )
-            .map_err(|e| {
-                if e.to_string().ends_with("not found") {
-                    crate::cli::model_arg::not_found(name, None)
-                } else {
-                    e
-                }
-            })?;
+        let mut load = json!({ "model": name, "options": self.options });
+        if let Some(k) = &self.keep_alive {
+            load["keep_alive"] = k.clone();
+        }
+        self.client.post("/api/generate", &load).map_err(|e| {
+            if e.to_string().ends_with("not found") {
+                crate::cli::model_arg::not_found(name, None)
+            } else {
+                e
+            }
+        })?;
         self.model_system = model_system(self.client, name)?;
         self.model = name.to_owned();
         self.messages.clear();
@@ -251,9 +268,14 @@ pub(super) fn answer(
     model: &str,
     messages: &[Value],
     options: &Map<String, Value>,
+    keep_alive: Option<&Value>,
     out: &mut dyn Write,
 ) -> anyhow::Result<(String, Timings)> {
-    let body = json!({"model": model, "messages": messages, "options": options, "stream": true});
+    let mut body =
+        json!({"model": model, "messages": messages, "options": options, "stream": true});
+    if let Some(k) = keep_alive {
+        body["keep_alive"] = k.clone();
+    }
     let mut text = String::new();
     let mut last = Value::Null;
     CANCEL.store(false, Ordering::SeqCst);
