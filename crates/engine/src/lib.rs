@@ -12,6 +12,7 @@ mod backend;
 pub mod blocks;
 mod chat;
 mod error;
+pub mod eval;
 mod generate;
 mod logprobs;
 mod options;

@@ -7,11 +7,13 @@ mod bench;
 mod client;
 mod cp;
 mod create;
+mod eval;
 mod format;
 mod import;
 mod keys;
 mod list;
 mod logits;
+mod plot;
 mod model_arg;
 mod ps;
 mod pull;
@@ -41,6 +43,8 @@ enum Command {
     Cp(cp::CpArgs),
     /// Create a model in the store from a Modelfile.
     Create(create::CreateArgs),
+    /// Measure a model's quality: perplexity, KL divergence against a base, needle retrieval.
+    Eval(eval::EvalArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
     Keys(keys::KeysArgs),
     /// Import the models of an Ollama store (by hard link).
@@ -76,6 +80,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Cp(args) => cp::run(&args),
         Command::Create(args) => create::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Import(args) => import::run(&args),
         Command::List(args) => list::run(&args),
