@@ -7,6 +7,7 @@ mod bench;
 mod client;
 mod cp;
 mod create;
+mod estimate;
 mod eval;
 mod format;
 mod import;
@@ -43,6 +44,8 @@ enum Command {
     Cp(cp::CpArgs),
     /// Create a model in the store from a Modelfile.
     Create(create::CreateArgs),
+    /// Memory a model needs and its speed on this machine, from the GGUF header.
+    Estimate(estimate::EstimateArgs),
     /// Measure a model's quality: perplexity, KL divergence against a base, needle retrieval.
     Eval(eval::EvalArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
@@ -80,6 +83,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Cp(args) => cp::run(&args),
         Command::Create(args) => create::run(&args),
+        Command::Estimate(args) => estimate::run(&args),
         Command::Eval(args) => eval::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Import(args) => import::run(&args),
