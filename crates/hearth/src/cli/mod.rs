@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod client;
 mod cp;
+mod cost;
 mod create;
 mod estimate;
 mod eval;
@@ -42,6 +43,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Copy a model: a new name (tag) for the same manifest.
     Cp(cp::CpArgs),
+    /// Local cost per million tokens against cloud prices, and the break-even month.
+    Cost(cost::CostArgs),
     /// Create a model in the store from a Modelfile.
     Create(create::CreateArgs),
     /// Memory a model needs and its speed on this machine, from the GGUF header.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Cp(args) => cp::run(&args),
+        Command::Cost(args) => cost::run(&args),
         Command::Create(args) => create::run(&args),
         Command::Estimate(args) => estimate::run(&args),
         Command::Eval(args) => eval::run(&args),
