@@ -183,14 +183,14 @@ fn local_shape(arg: &Path) -> anyhow::Result<Shape> {
 }
 
 /// The shape of a remote GGUF file, read by HTTP range requests: the first
-/// 1 MiB, then twice as much until the header parses (at most 256 MiB).
+/// 256 KiB, then twice as much until the header parses (at most 256 MiB).
 /// Returns the shape, the bytes read and the file's size.
 fn remote_shape(url: &str) -> anyhow::Result<(Shape, u64, u64)> {
     const LIMIT: u64 = 256 << 20;
     let client = reqwest::blocking::Client::builder()
         .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let mut want: u64 = 1 << 20;
+    let mut want: u64 = 256 << 10;
     let mut fetched = 0;
     loop {
         let resp = client
