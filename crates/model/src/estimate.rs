@@ -231,7 +231,7 @@ pub struct Calibration {
     pub cpu: String,
     /// Bytes per second read by all threads summing a 256 MiB buffer.
     pub memory_bandwidth_bytes_per_s: f64,
-    /// Per format name (`Q4_K`, `F16`, ...).
+    /// Per format name (ggml's: `q4_K`, `f16`, ...).
     pub formats: BTreeMap<String, FormatRate>,
 }
 
@@ -268,7 +268,7 @@ impl Calibration {
             return *r;
         }
         let bytes_per_weight = ty.type_size() as f64 / ty.block_size() as f64;
-        let q8 = self.formats.get("Q8_0").map_or(1e9, |r| r.gemm_products_per_s);
+        let q8 = self.formats.get(TensorType::Q8_0.name()).map_or(1e9, |r| r.gemm_products_per_s);
         FormatRate {
             gemv_weights_per_s: self.memory_bandwidth_bytes_per_s / bytes_per_weight,
             gemm_products_per_s: q8,
@@ -392,11 +392,11 @@ mod tests {
     use super::*;
     use crate::synthetic::Spec;
 
-    fn shape_of(spec: &Spec, ty: TensorType) -> Shape {
+    fn shape_of(spec: &Spec, ty: TensorType, tag: &str) -> Shape {
         let w = spec.build(&|_| ty).unwrap();
         let dir = std::env::temp_dir().join(format!("hearth-estimate-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{}-{ty}.gguf", spec.arch));
+        let path = dir.join(format!("{tag}-{}-{ty}.gguf", spec.arch));
         w.write_file(&path).unwrap();
         let f = gguf::GgufFile::open(&path).unwrap();
         let s = Shape::from_header(f.metadata(), f.tensors()).unwrap();
@@ -406,7 +406,7 @@ mod tests {
 
     #[test]
     fn shape_and_kv_cache_from_the_header() {
-        let s = shape_of(&Spec::tiny_llama(), TensorType::Q8_0);
+        let s = shape_of(&Spec::tiny_llama(), TensorType::Q8_0, "shape");
         assert_eq!((s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.head_dim), (2, 256, 4, 2, 64));
         // 2 layers × (K and V) × 1000 positions × 128 values × 2 bytes, twice.
         let m = s.memory(1000, 2, TensorType::F16, 1);
@@ -420,7 +420,7 @@ mod tests {
 
     #[test]
     fn prediction_divides_work_by_rates() {
-        let s = shape_of(&Spec::tiny_llama(), TensorType::Q8_0);
+        let s = shape_of(&Spec::tiny_llama(), TensorType::Q8_0, "predict");
         let rate = FormatRate {
             gemv_weights_per_s: 1e9,
             gemm_products_per_s: 1e10,
@@ -429,7 +429,9 @@ mod tests {
             n_threads: 1,
             cpu: "test".into(),
             memory_bandwidth_bytes_per_s: 1e10,
-            formats: [("Q8_0".to_owned(), rate), ("F16".to_owned(), rate)].into(),
+            formats: [TensorType::Q8_0, TensorType::F16]
+                .map(|t| (t.name().to_owned(), rate))
+                .into(),
         };
         let p = predict(&s, &cal, 512, 128, 0);
         let per_token: f64 = s.per_token_matrices().map(|(_, n)| n).sum();
