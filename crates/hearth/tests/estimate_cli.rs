@@ -79,7 +79,9 @@ fn serve(file: &Path, ignore_ranges: bool) -> (String, Arc<AtomicU64>) {
                 }
             }
             if !request.starts_with("GET /model.gguf ") {
-                let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = stream.write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
                 continue;
             }
             let (head, body) = match range {
@@ -119,12 +121,17 @@ fn local_and_remote_estimates_agree_and_remote_reads_only_the_header() {
     let path = model();
     let size = std::fs::metadata(path).unwrap().len();
     let args = ["--ctx", "256", "--parallel", "2", "--json"];
-    let local = json(&hearth(&[&["estimate", path.to_str().unwrap()][..], &args].concat()));
+    let local = json(&hearth(
+        &[&["estimate", path.to_str().unwrap()][..], &args].concat(),
+    ));
     let memory = local["memory_bytes"].as_u64().unwrap();
     let weights = local["weights_bytes"].as_u64().unwrap();
     // 2 layers × K and V × 256 positions × 128 values × 2 bytes × 2 sequences.
     assert_eq!(local["kv_cache_bytes"], 2 * 2 * 256 * 128 * 2 * 2);
-    assert!(weights > size - 64 * 1024 && weights < size, "{weights} of {size}");
+    assert!(
+        weights > size - 64 * 1024 && weights < size,
+        "{weights} of {size}"
+    );
     assert!(memory > weights + 2 * 2 * 256 * 128 * 2 * 2);
     assert!(local["fits"].is_boolean());
     assert!(local["prefill_tokens_per_s"].as_f64().unwrap() > 0.0);
@@ -135,12 +142,26 @@ fn local_and_remote_estimates_agree_and_remote_reads_only_the_header() {
 
     let (url, served) = serve(path, false);
     let remote = json(&hearth(&[&["estimate", &url][..], &args].concat()));
-    for key in ["memory_bytes", "weights_bytes", "kv_cache_bytes", "compute_bytes", "fits"] {
+    for key in [
+        "memory_bytes",
+        "weights_bytes",
+        "kv_cache_bytes",
+        "compute_bytes",
+        "fits",
+    ] {
         assert_eq!(remote[key], local[key], "{key}");
     }
     let read = served.load(Ordering::SeqCst);
-    assert!(read > 0 && read <= 256 * 1024, "served {read} of {size} bytes");
-    assert!(remote["model"].as_str().unwrap().contains(&format!("of {size} bytes read")));
+    assert!(
+        read > 0 && read <= 256 * 1024,
+        "served {read} of {size} bytes"
+    );
+    assert!(
+        remote["model"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("of {size} bytes read"))
+    );
 
     // A server that ignores ranges still gives the header (the rest of the
     // body is not read).
@@ -158,8 +179,24 @@ fn local_and_remote_estimates_agree_and_remote_reads_only_the_header() {
 fn kv_type_and_parallel_scale_the_cache() {
     let path = model().to_str().unwrap();
     let f16 = json(&hearth(&["estimate", path, "--ctx", "1024", "--json"]));
-    let q8 = json(&hearth(&["estimate", path, "--ctx", "1024", "--kv-type", "q8_0", "--json"]));
-    let four = json(&hearth(&["estimate", path, "--ctx", "1024", "--parallel", "4", "--json"]));
+    let q8 = json(&hearth(&[
+        "estimate",
+        path,
+        "--ctx",
+        "1024",
+        "--kv-type",
+        "q8_0",
+        "--json",
+    ]));
+    let four = json(&hearth(&[
+        "estimate",
+        path,
+        "--ctx",
+        "1024",
+        "--parallel",
+        "4",
+        "--json",
+    ]));
     let kv = |v: &Value| v["kv_cache_bytes"].as_u64().unwrap();
     assert_eq!(kv(&f16), 2 * 2 * 1024 * 128 * 2);
     assert_eq!(kv(&q8), 2 * 2 * 1024 * 128 / 32 * 34);
@@ -238,7 +275,11 @@ fn cost_compares_local_and_cloud() {
     assert!(got["tokens_per_s"].as_f64().unwrap() > 0.0);
     assert!(got["watts"].as_f64().unwrap() > 0.0);
     assert_eq!(got["report"]["clouds"].as_array().unwrap().len(), 3);
-    assert!(std::fs::read_to_string(&svg).unwrap().contains("Cumulative cost"));
+    assert!(
+        std::fs::read_to_string(&svg)
+            .unwrap()
+            .contains("Cumulative cost")
+    );
 
     let out = hearth(&["cost", "--tokens-per-s", "10", "--cloud", "nonsense"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("NAME=PRICE"));

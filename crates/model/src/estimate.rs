@@ -160,19 +160,23 @@ impl Shape {
     /// What hearth allocates for `parallel` sequences of `n_ctx` positions
     /// with a KV cache of `kv_type` (hearth's own cache is F16), on
     /// `n_threads` threads.
-    pub fn memory(&self, n_ctx: usize, parallel: usize, kv_type: TensorType, n_threads: usize) -> Memory {
+    pub fn memory(
+        &self,
+        n_ctx: usize,
+        parallel: usize,
+        kv_type: TensorType,
+        n_threads: usize,
+    ) -> Memory {
         let kv_elems = 2 * self.n_layer as u64 * n_ctx as u64 * self.kv_dim() as u64;
         let kv_per_seq = kv_type.row_size(kv_elems).unwrap_or(kv_elems * 2);
         let b = self.n_batch() as u64;
         let q_dim = (self.n_head * self.head_dim) as u64;
-        let floats_per_row = 3 * self.n_embd as u64
-            + 2 * q_dim
-            + 2 * self.kv_dim() as u64
-            + 2 * self.n_ff as u64;
+        let floats_per_row =
+            3 * self.n_embd as u64 + 2 * q_dim + 2 * self.kv_dim() as u64 + 2 * self.n_ff as u64;
         // Per sequence: its buffers (rows of activations, the activations in
         // the matmul format, attention scratch per thread) and its logits.
-        let attn_scratch =
-            n_threads as u64 * (8 * (3 * self.head_dim as u64 + n_ctx as u64 + 64 * self.head_dim as u64));
+        let attn_scratch = n_threads as u64
+            * (8 * (3 * self.head_dim as u64 + n_ctx as u64 + 64 * self.head_dim as u64));
         let per_seq = b * floats_per_row * 4
             + b * self.n_ff.max(self.n_embd) as u64 * 2
             + attn_scratch * 4
@@ -268,7 +272,10 @@ impl Calibration {
             return *r;
         }
         let bytes_per_weight = ty.type_size() as f64 / ty.block_size() as f64;
-        let q8 = self.formats.get(TensorType::Q8_0.name()).map_or(1e9, |r| r.gemm_products_per_s);
+        let q8 = self
+            .formats
+            .get(TensorType::Q8_0.name())
+            .map_or(1e9, |r| r.gemm_products_per_s);
         FormatRate {
             gemv_weights_per_s: self.memory_bandwidth_bytes_per_s / bytes_per_weight,
             gemm_products_per_s: q8,
@@ -288,7 +295,13 @@ pub struct Speed {
 /// Speed of `shape` on the calibrated machine: a prompt of `n_prompt`
 /// tokens, and generating `n_gen` tokens after `depth` cached positions
 /// (llama-bench's pp and tg tests).
-pub fn predict(shape: &Shape, cal: &Calibration, n_prompt: usize, n_gen: usize, depth: usize) -> Speed {
+pub fn predict(
+    shape: &Shape,
+    cal: &Calibration,
+    n_prompt: usize,
+    n_gen: usize,
+    depth: usize,
+) -> Speed {
     let f16 = cal.rate(TensorType::F16);
     // Attention per query and cached position: K·q and V·p over every head.
     let attn_per_pos = shape.n_layer as f64 * shape.n_head as f64 * 2.0 * shape.head_dim as f64;
@@ -345,7 +358,9 @@ fn measure_format(pool: &ThreadPool, ty: TensorType) -> Result<FormatRate, Model
         if let Some(p) = &packed {
             m = m.with_packed(p)?;
         }
-        let x: Vec<f32> = (0..n_rows * N_IN).map(|i| ((i % 17) as f32 - 8.0) / 8.0).collect();
+        let x: Vec<f32> = (0..n_rows * N_IN)
+            .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+            .collect();
         let mut scratch = vec![0u8; activation_scratch_len(ty, N_IN, n_rows)?];
         let mut y = vec![0f32; n_rows * n_out];
         matmul(pool, &m, &x, &mut scratch, &mut y)?;
@@ -407,7 +422,10 @@ mod tests {
     #[test]
     fn shape_and_kv_cache_from_the_header() {
         let s = shape_of(&Spec::tiny_llama(), TensorType::Q8_0, "shape");
-        assert_eq!((s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.head_dim), (2, 256, 4, 2, 64));
+        assert_eq!(
+            (s.n_layer, s.n_embd, s.n_head, s.n_head_kv, s.head_dim),
+            (2, 256, 4, 2, 64)
+        );
         // 2 layers × (K and V) × 1000 positions × 128 values × 2 bytes, twice.
         let m = s.memory(1000, 2, TensorType::F16, 1);
         assert_eq!(m.kv_cache, 2 * 2 * 1000 * 128 * 2 * 2);

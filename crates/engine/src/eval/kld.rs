@@ -120,7 +120,9 @@ impl BaseLogProbs {
             .map_err(io)?;
         let bad = |what: &str| EvalError::Base(format!("{}: {what}", path.display()));
         if bytes.len() < 20 || &bytes[..8] != MAGIC {
-            return Err(bad("not a llama.cpp log-probability file (no _logits_ header)"));
+            return Err(bad(
+                "not a llama.cpp log-probability file (no _logits_ header)",
+            ));
         }
         let word = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().unwrap_or([0; 4]));
         let n_ctx = word(8) as usize;
@@ -138,7 +140,11 @@ impl BaseLogProbs {
         let n_rows = n_chunks * (n_ctx - 1 - n_ctx / 2);
         let want = n_tokens
             .checked_mul(4)
-            .and_then(|t| n_rows.checked_mul(log_probs_row_len(n_vocab) * 2)?.checked_add(t))
+            .and_then(|t| {
+                n_rows
+                    .checked_mul(log_probs_row_len(n_vocab) * 2)?
+                    .checked_add(t)
+            })
             .and_then(|b| b.checked_add(20))
             .ok_or_else(|| bad("size overflows"))?;
         if bytes.len() != want {
@@ -315,8 +321,7 @@ impl KldStats {
             ppl_ratio: ln_ratio.exp(),
             ppl_ratio_uncertainty: ln_ratio.exp() * ln_ratio_unc,
             ppl_diff: ppl - ppl_base,
-            ppl_diff_uncertainty: (ppl_unc * ppl_unc + ppl_base_unc * ppl_base_unc
-                - 2.0 * ppl_cov)
+            ppl_diff_uncertainty: (ppl_unc * ppl_unc + ppl_base_unc * ppl_base_unc - 2.0 * ppl_cov)
                 .max(0.0)
                 .sqrt(),
             kld_mean: kld.0,
@@ -381,7 +386,7 @@ impl Percentiles {
         let n = sorted.len();
         let median = match n {
             0 => 0.0,
-            _ if n % 2 == 0 => f64::from(0.5f32 * (sorted[n / 2] + sorted[n / 2 - 1])),
+            _ if n.is_multiple_of(2) => f64::from(0.5f32 * (sorted[n / 2] + sorted[n / 2 - 1])),
             _ => f64::from(sorted[n / 2]),
         };
         Percentiles {

@@ -68,6 +68,10 @@ pub enum EvalError {
     },
 }
 
+/// What [`for_each_chunk`] calls with each chunk: its index, its tokens and
+/// the logits of all its positions.
+type ChunkVisitor<'a> = dyn FnMut(usize, &[u32], &[f32]) -> Result<(), EvalError> + 'a;
+
 /// Runs chunks `0..n_chunks` of `n_ctx` tokens each through `model`, up to
 /// `n_seq` at a time, and hands every chunk's logits (all `n_ctx` positions,
 /// token-major) with its tokens to `visit`, in chunk order. The first token
@@ -78,7 +82,7 @@ fn for_each_chunk(
     n_ctx: usize,
     n_chunks: usize,
     bos: Option<u32>,
-    visit: &mut dyn FnMut(usize, &[u32], &[f32]) -> Result<(), EvalError>,
+    visit: &mut ChunkVisitor<'_>,
 ) -> Result<(), EvalError> {
     // llama-perplexity's default batch is 2048 tokens: that many positions of
     // logits per step at most (and at least one chunk).
@@ -115,11 +119,7 @@ fn for_each_chunk(
         model.forward_batch(&mut batch, &mut steps)?;
         for j in 0..n {
             let start = (first + j) * n_ctx;
-            visit(
-                first + j,
-                &tokens[start..start + n_ctx],
-                batch.logits(j),
-            )?;
+            visit(first + j, &tokens[start..start + n_ctx], batch.logits(j))?;
         }
         first += n;
     }

@@ -62,7 +62,11 @@ pub fn needle(
         "\nQuestion: What is the secret number mentioned in the text above?\n\
          Answer: The secret number is",
     );
-    let bos: Vec<u32> = tokenizer.bos().filter(|_| tokenizer.add_bos()).into_iter().collect();
+    let bos: Vec<u32> = tokenizer
+        .bos()
+        .filter(|_| tokenizer.add_bos())
+        .into_iter()
+        .collect();
     let mut results = Vec::new();
     for (li, &length) in options.lengths.iter().enumerate() {
         for (di, &depth) in options.depths.iter().enumerate() {

@@ -72,8 +72,11 @@ const DEFAULT_WATTS: f64 = 65.0;
 
 /// Output prices per million tokens of hosted models used when no --cloud is
 /// given (illustrative list prices, USD).
-const DEFAULT_CLOUDS: [(&str, f64); 3] =
-    [("small-hosted", 0.60), ("mid-hosted", 10.0), ("large-hosted", 60.0)];
+const DEFAULT_CLOUDS: [(&str, f64); 3] = [
+    ("small-hosted", 0.60),
+    ("mid-hosted", 10.0),
+    ("large-hosted", 60.0),
+];
 
 /// The inputs of the arithmetic.
 #[derive(Clone, Debug, PartialEq)]
@@ -280,9 +283,16 @@ fn rapl_read() -> Option<Vec<(u64, u64)>> {
             continue;
         }
         let read = |f: &str| -> Option<u64> {
-            std::fs::read_to_string(entry.path().join(f)).ok()?.trim().parse().ok()
+            std::fs::read_to_string(entry.path().join(f))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
         };
-        out.push((read("energy_uj")?, read("max_energy_range_uj").unwrap_or(u64::MAX)));
+        out.push((
+            read("energy_uj")?,
+            read("max_energy_range_uj").unwrap_or(u64::MAX),
+        ));
     }
     (!out.is_empty()).then_some(out)
 }
@@ -299,9 +309,14 @@ fn measure(arg: &Path, threads: Option<usize>) -> anyhow::Result<(f64, Option<f6
     let n_vocab = model.info().n_vocab as u32;
     let (n_prompt, n_gen) = (16usize, 64usize);
     let mut state = model.new_state(n_prompt + n_gen + 1)?;
-    let prompt: Vec<u32> = (0..n_prompt as u32).map(|i| (i * 7919 + 13) % n_vocab).collect();
+    let prompt: Vec<u32> = (0..n_prompt as u32)
+        .map(|i| (i * 7919 + 13) % n_vocab)
+        .collect();
     model.forward(&mut state, &prompt, Logits::Last)?;
-    eprintln!("measuring decode speed on {} ({n_gen} tokens)...", arg.display());
+    eprintln!(
+        "measuring decode speed on {} ({n_gen} tokens)...",
+        arg.display()
+    );
     let before = rapl_read();
     let start = Instant::now();
     for i in 0..n_gen as u32 {
@@ -348,13 +363,7 @@ fn plot_months(
                 .collect(),
         });
     }
-    super::plot::line_chart(
-        path,
-        "Cumulative cost",
-        "months",
-        "cost",
-        &series,
-    )
+    super::plot::line_chart(path, "Cumulative cost", "months", "cost", &series)
 }
 
 #[cfg(test)]
@@ -395,7 +404,10 @@ mod tests {
         assert!(close(r.local_monthly, 52.083_333_333_333_33));
         assert!(close(r.utilisation, 500_000.0 / 2_629_800.0));
         assert!(close(r.clouds[0].monthly_cost, 100.0));
-        assert!(close(r.clouds[0].break_even_months.unwrap(), 1800.0 / (100.0 - 2.083_333_333_333_333)));
+        assert!(close(
+            r.clouds[0].break_even_months.unwrap(),
+            1800.0 / (100.0 - 2.083_333_333_333_333)
+        ));
         assert!((r.clouds[0].break_even_months.unwrap() - 18.383).abs() < 1e-3);
         assert_eq!(r.clouds[1].break_even_months, None);
     }
@@ -439,9 +451,27 @@ mod tests {
             monthly_tokens: 1.0,
             clouds: vec![],
         };
-        assert!(compute(&CostInputs { tokens_per_s: 0.0, ..base.clone() }).is_err());
-        assert!(compute(&CostInputs { watts: -1.0, ..base.clone() }).is_err());
-        assert!(compute(&CostInputs { lifetime_months: f64::NAN, ..base.clone() }).is_err());
+        assert!(
+            compute(&CostInputs {
+                tokens_per_s: 0.0,
+                ..base.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            compute(&CostInputs {
+                watts: -1.0,
+                ..base.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            compute(&CostInputs {
+                lifetime_months: f64::NAN,
+                ..base.clone()
+            })
+            .is_err()
+        );
         assert!(compute(&base).is_ok());
         assert!(parse_cloud("x=1.5").is_ok());
         assert!(parse_cloud("x").is_err());

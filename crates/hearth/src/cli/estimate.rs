@@ -129,10 +129,18 @@ pub fn run(args: &EstimateArgs) -> anyhow::Result<()> {
     writeln!(
         out,
         "speed       prefill {:.1} tokens/s (pp{}), decode {:.1} tokens/s (tg{}), {} threads",
-        speed.prefill_tokens_per_s, args.n_prompt, speed.decode_tokens_per_s, args.n_gen, cal.n_threads
+        speed.prefill_tokens_per_s,
+        args.n_prompt,
+        speed.decode_tokens_per_s,
+        args.n_gen,
+        cal.n_threads
     )?;
     if args.ctx > shape.n_ctx_train {
-        writeln!(out, "warning     --ctx {} exceeds the trained context {}", args.ctx, shape.n_ctx_train)?;
+        writeln!(
+            out,
+            "warning     --ctx {} exceeds the trained context {}",
+            args.ctx, shape.n_ctx_train
+        )?;
     }
     Ok(())
 }
@@ -223,8 +231,8 @@ fn remote_shape(url: &str) -> anyhow::Result<(Shape, u64, u64)> {
         fetched += prefix.len() as u64;
         match GgufFile::header_from_prefix(&prefix, size) {
             Ok(h) => {
-                let shape = Shape::from_header(&h.metadata, &h.tensors)
-                    .with_context(|| url.to_owned())?;
+                let shape =
+                    Shape::from_header(&h.metadata, &h.tensors).with_context(|| url.to_owned())?;
                 return Ok((shape, fetched, size));
             }
             Err(
@@ -264,7 +272,10 @@ fn calibration(args: &EstimateArgs) -> anyhow::Result<Calibration> {
     {
         return Ok(c.clone());
     }
-    eprintln!("calibrating this machine ({} threads, a few seconds)...", pool.n_threads());
+    eprintln!(
+        "calibrating this machine ({} threads, a few seconds)...",
+        pool.n_threads()
+    );
     let cal = Calibration::measure(&pool)?;
     if let Some(path) = path {
         let mut all: Vec<Calibration> = saved
@@ -379,8 +390,15 @@ fn table(cal: &Calibration, args: &EstimateArgs, kv_type: TensorType) -> anyhow:
         kv_type.name(),
         args.parallel
     )?;
-    writeln!(out, "| model | quant | memory @4K | @32K | @128K | fits @4K | pp{} t/s | tg{} t/s |", args.n_prompt, args.n_gen)?;
-    writeln!(out, "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |")?;
+    writeln!(
+        out,
+        "| model | quant | memory @4K | @32K | @128K | fits @4K | pp{} t/s | tg{} t/s |",
+        args.n_prompt, args.n_gen
+    )?;
+    writeln!(
+        out,
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | ---: |"
+    )?;
     for group in rows.chunks(contexts.len()) {
         let r = &group[0];
         let mem = |i: usize| gib(group[i]["memory_bytes"].as_u64().unwrap_or(0));
@@ -392,7 +410,11 @@ fn table(cal: &Calibration, args: &EstimateArgs, kv_type: TensorType) -> anyhow:
             mem(0),
             mem(1),
             mem(2),
-            if r["fits"].as_bool().unwrap_or(false) { "yes" } else { "no" },
+            if r["fits"].as_bool().unwrap_or(false) {
+                "yes"
+            } else {
+                "no"
+            },
             r["prefill_tokens_per_s"].as_f64().unwrap_or(0.0),
             r["decode_tokens_per_s"].as_f64().unwrap_or(0.0),
         )?;

@@ -63,7 +63,11 @@ struct KldArgs {
     /// The model to judge (a quantized one).
     model: PathBuf,
     /// The reference model (e.g. the F16 or Q8_0 file), run over the text.
-    #[arg(long, required_unless_present = "base_logits", conflicts_with = "base_logits")]
+    #[arg(
+        long,
+        required_unless_present = "base_logits",
+        conflicts_with = "base_logits"
+    )]
     base: Option<PathBuf>,
     /// The reference's log-probabilities from a file instead: llama-perplexity's
     /// --kl-divergence-base format (its tokens are used; -f is not needed).
@@ -74,7 +78,12 @@ struct KldArgs {
     #[arg(long, value_name = "FILE", requires = "base")]
     save_base_logits: Option<PathBuf>,
     /// The text (with --base).
-    #[arg(short, long, value_name = "FILE", required_unless_present = "base_logits")]
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required_unless_present = "base_logits"
+    )]
     file: Option<PathBuf>,
     /// Tokens per chunk (with --base).
     #[arg(short = 'c', long = "ctx", default_value_t = 512)]
@@ -146,15 +155,17 @@ impl Loaded {
     /// model adds it, control-token text kept as text.
     fn tokenize(&self, file: &Path) -> anyhow::Result<Vec<u32>> {
         let text = read_text(file)?;
-        Ok(self.tokenizer.encode(&text, self.tokenizer.add_bos(), false))
+        Ok(self
+            .tokenizer
+            .encode(&text, self.tokenizer.add_bos(), false))
     }
 }
 
 /// The text of `-f`, with one trailing newline dropped (llama.cpp's `-f`).
 fn read_text(path: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut text =
-        String::from_utf8(bytes).with_context(|| format!("{} is not valid UTF-8", path.display()))?;
+    let mut text = String::from_utf8(bytes)
+        .with_context(|| format!("{} is not valid UTF-8", path.display()))?;
     if text.ends_with('\n') {
         text.pop();
     }
@@ -196,7 +207,11 @@ fn perplexity(args: &PerplexityArgs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&perplexity_json(&report))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&perplexity_json(&report))?
+        )?;
         return Ok(());
     }
     writeln!(
@@ -213,7 +228,10 @@ fn perplexity(args: &PerplexityArgs) -> anyhow::Result<()> {
         "Final estimate: PPL = {:.4} +/- {:.5}",
         report.ppl, report.ppl_uncertainty
     )?;
-    writeln!(out, "\nPerplexity by position in the chunk (every position):")?;
+    writeln!(
+        out,
+        "\nPerplexity by position in the chunk (every position):"
+    )?;
     writeln!(out, "| positions | predictions | PPL |")?;
     writeln!(out, "| --- | ---: | ---: |")?;
     for b in &report.by_position {
@@ -288,14 +306,26 @@ fn kld(args: &KldArgs) -> anyhow::Result<()> {
 
 /// llama-perplexity's three summary blocks.
 fn write_kld(out: &mut dyn std::io::Write, r: &KldReport) -> std::io::Result<()> {
-    writeln!(out, "====== Perplexity statistics ({} positions) ======", r.count)?;
-    writeln!(out, "Mean PPL(Q)                   : {:10.6} ± {:10.6}", r.ppl, r.ppl_uncertainty)?;
+    writeln!(
+        out,
+        "====== Perplexity statistics ({} positions) ======",
+        r.count
+    )?;
+    writeln!(
+        out,
+        "Mean PPL(Q)                   : {:10.6} ± {:10.6}",
+        r.ppl, r.ppl_uncertainty
+    )?;
     writeln!(
         out,
         "Mean PPL(base)                : {:10.6} ± {:10.6}",
         r.ppl_base, r.ppl_base_uncertainty
     )?;
-    writeln!(out, "Cor(ln(PPL(Q)), ln(PPL(base))): {:6.2}%", 100.0 * r.correlation)?;
+    writeln!(
+        out,
+        "Cor(ln(PPL(Q)), ln(PPL(base))): {:6.2}%",
+        100.0 * r.correlation
+    )?;
     writeln!(
         out,
         "Mean ln(PPL(Q)/PPL(base))     : {:10.6} ± {:10.6}",
@@ -312,7 +342,11 @@ fn write_kld(out: &mut dyn std::io::Write, r: &KldReport) -> std::io::Result<()>
         r.ppl_diff, r.ppl_diff_uncertainty
     )?;
     writeln!(out, "\n====== KL divergence statistics ======")?;
-    writeln!(out, "Mean    KLD: {:10.6} ± {:10.6}", r.kld_mean, r.kld_uncertainty)?;
+    writeln!(
+        out,
+        "Mean    KLD: {:10.6} ± {:10.6}",
+        r.kld_mean, r.kld_uncertainty
+    )?;
     let k = &r.kld;
     for (name, v) in [
         ("Maximum", k.max),
@@ -410,7 +444,12 @@ fn needle(args: &NeedleArgs) -> anyhow::Result<()> {
             .iter()
             .map(|r| format!("{:.2}:{}", r.depth, if r.found { "yes" } else { "no" }))
             .collect();
-        writeln!(out, "| {length} | {found}/{} | {} |", row.len(), marks.join(" "))?;
+        writeln!(
+            out,
+            "| {length} | {found}/{} | {} |",
+            row.len(),
+            marks.join(" ")
+        )?;
     }
     Ok(())
 }

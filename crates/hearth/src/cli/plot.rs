@@ -52,7 +52,10 @@ pub fn line_chart(
         for (i, s) in series.iter().enumerate() {
             let colour = COLOURS[i % COLOURS.len()];
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    colour.stroke_width(2),
+                ))?
                 .label(s.label.clone())
                 .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], colour));
         }
