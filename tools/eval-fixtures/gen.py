@@ -13,7 +13,7 @@ The random-weight models are written by `cargo run -p model --example synth`
 (tiny-llama, the logits fixtures' model) and rebuilt by the Rust test
 (crates/hearth/tests/eval_cli.rs) from the same seed; hearth-tiny is the file in
 models/. llama-perplexity runs with `-fa off` (the non-flash attention path,
-whose orders hearth follows), 2 threads, its default batch.
+whose orders hearth follows), 2 threads, one chunk per batch (`-b` = `-c`).
 
 Needs a llama.cpp build with llama-perplexity (LLAMA_CPP, default
 ~/.cache/hearth-reference/llama.cpp; tools/reference or
@@ -68,16 +68,31 @@ def synthetic_text():
     return " ".join(words) + "\n"
 
 
-def run(cmd):
-    p = subprocess.run(cmd, capture_output=True, text=True)
+def run(cmd, want=None):
+    """Runs cmd and returns its output. llama.cpp's log thread now and then
+    loses the end of the output (the final estimate) at exit, with status 0:
+    up to 10 runs until `want` is in it."""
+    for _ in range(10):
+        text = run_once(cmd)
+        if want is None or want in text:
+            return text
+    raise SystemExit(f"no '{want}' in 10 runs of {' '.join(map(str, cmd))}:\n{text[-3000:]}")
+
+
+def run_once(cmd):
+    with tempfile.TemporaryFile("w+") as log:
+        p = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        log.seek(0)
+        text = log.read()
     if p.returncode != 0:
-        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{p.stderr[-3000:]}")
-    return p.stdout + p.stderr
+        raise SystemExit(f"{' '.join(map(str, cmd))} failed:\n{text[-3000:]}")
+    return text
 
 
 def llama_perplexity(model, text, ctx, *extra):
-    return run([PERPLEXITY, "-m", model, "-f", text, "-c", str(ctx), "-fa", "off",
-                "-t", "2", *extra])
+    # -b ctx: one chunk per batch (either way gives the same numbers).
+    return run([PERPLEXITY, "-m", model, "-f", text, "-c", str(ctx), "-b", str(ctx),
+                "-fa", "off", "-t", "2", *extra], want="Final estimate")
 
 
 def final_estimate(log):
@@ -92,10 +107,10 @@ def final_estimate(log):
 def kld_stats(log):
     num = r"(-?[0-9.]+)"
     fields = {
-        "ppl": rf"Mean PPL\(Q\)\s+: {num}",
-        "ppl_base": rf"Mean PPL\(base\)\s+: {num}",
-        "ln_ppl_ratio": rf"Mean ln\(PPL\(Q\)/PPL\(base\)\)\s+: {num}",
-        "ppl_diff": rf"Mean PPL\(Q\)-PPL\(base\)\s+: {num}",
+        "ppl": rf"Mean PPL\(Q\)\s+:\s*{num}",
+        "ppl_base": rf"Mean PPL\(base\)\s+:\s*{num}",
+        "ln_ppl_ratio": rf"Mean ln\(PPL\(Q\)/PPL\(base\)\)\s+:\s*{num}",
+        "ppl_diff": rf"Mean PPL\(Q\)-PPL\(base\)\s+:\s*{num}",
         "kld_mean": rf"Mean    KLD: \s*{num}",
         "kld_max": rf"Maximum KLD: \s*{num}",
         "kld_p99": rf"99.0%   KLD: \s*{num}",
@@ -133,7 +148,8 @@ def main():
     cases = [("hearth-tiny", "hearth-tiny.txt", 128), ("hearth-tiny", "hearth-tiny.txt", 256),
              ("tiny-llama-F16", "synthetic.txt", 128), ("tiny-llama-Q4_0", "synthetic.txt", 128),
              ("tiny-llama-Q8_0", "synthetic.txt", 64)]
-    fixtures = {"llama_cpp": str(LLAMA_CPP), "flash_attention": "off", "perplexity": []}
+    fixtures = {"llama_cpp": "llama-cpp-python 0.3.36 (vendored llama.cpp)",
+                "flash_attention": "off", "perplexity": []}
     for name, text, ctx in cases:
         est = final_estimate(llama_perplexity(models[name], OUT / text, ctx))
         print(name, text, ctx, est)
@@ -142,7 +158,8 @@ def main():
     base = work / "base.kld"
     llama_perplexity(models["tiny-llama-F16"], synth_txt, 128, "--kl-divergence-base", base)
     log = run([PERPLEXITY, "-m", models["tiny-llama-Q4_0"], "-fa", "off", "-t", "2",
-               "-c", "128", "--kl-divergence-base", base, "--kl-divergence"])
+               "-c", "128", "-b", "128", "--kl-divergence-base", base, "--kl-divergence"],
+              want="Same top p")
     fixtures["kld"] = {"model": "tiny-llama-Q4_0", "base": "tiny-llama-F16",
                        "text": "synthetic.txt", "ctx": 128, **kld_stats(log)}
     print(fixtures["kld"])
