@@ -85,8 +85,13 @@ fn for_each_chunk(
     visit: &mut ChunkVisitor<'_>,
 ) -> Result<(), EvalError> {
     // llama-perplexity's default batch is 2048 tokens: that many positions of
-    // logits per step at most (and at least one chunk).
-    let n_seq = (2048 / n_ctx).clamp(1, 4).min(n_chunks.max(1));
+    // logits per step at most (and at least one chunk), and no more than
+    // 512 MiB of logits (a 128k vocabulary at 512 positions is 256 MiB).
+    let logits_bytes = n_ctx * model.info().n_vocab * 4;
+    let n_seq = (2048 / n_ctx)
+        .min((512 << 20) / logits_bytes.max(1))
+        .clamp(1, 4)
+        .min(n_chunks.max(1));
     let mut batch = model.new_batch(n_ctx.min(512), n_ctx)?;
     let mut states = (0..n_seq)
         .map(|_| model.new_state(n_ctx))
