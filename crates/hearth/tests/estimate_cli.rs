@@ -205,6 +205,12 @@ fn kv_type_and_parallel_scale_the_cache() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kv-type q3"));
     let out = hearth(&["estimate", "/no/such/file.gguf"]);
     assert!(!out.status.success());
+
+    // A model of the store by name: the built-in one (1 771 200 weights).
+    let tiny = json(&hearth(&["estimate", "hearth-tiny", "--json"]));
+    assert_eq!(tiny["n_params"], 1_771_200);
+    let out = hearth(&["estimate", "no-such-model"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
 }
 
 #[test]
