@@ -3,8 +3,9 @@
 //! conversation keeps between turns ([`Context`]), chat sessions that render the
 //! model's template ([`ChatSession`]), the option set shared by the CLI and
 //! the API ([`Options`]), the block bookkeeping of the paged KV cache with its
-//! prefix cache ([`blocks`]), and continuous batching of many generations over
-//! that cache ([`scheduler`]).
+//! prefix cache ([`blocks`]), continuous batching of many generations over
+//! that cache ([`scheduler`]), and measuring a model's quality the way
+//! llama-perplexity does ([`eval`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ mod backend;
 pub mod blocks;
 mod chat;
 mod error;
+pub mod eval;
 mod generate;
 mod logprobs;
 mod options;

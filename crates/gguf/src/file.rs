@@ -84,6 +84,21 @@ impl GgufFile {
         })
     }
 
+    /// The header alone, parsed from the first bytes of a file of `file_size`
+    /// bytes (a remote file read by ranges): metadata and tensor descriptors,
+    /// every placement checked against `file_size`. A prefix that ends inside
+    /// the header is an [`Error::Truncated`] (or a string or array that
+    /// exceeds the bytes left): read more and try again.
+    pub fn header_from_prefix(prefix: &[u8], file_size: u64) -> Result<GgufHeader, Error> {
+        let header = reader::parse_prefix(prefix, file_size)?;
+        Ok(GgufHeader {
+            version: header.version,
+            data_offset: header.data_offset,
+            metadata: header.metadata,
+            tensors: header.tensors,
+        })
+    }
+
     /// Format version (2 or 3).
     pub fn version(&self) -> u32 {
         self.version
@@ -185,4 +200,17 @@ impl Bytes {
             Bytes::Owned(v) => v,
         }
     }
+}
+
+/// A GGUF header without the tensor data ([`GgufFile::header_from_prefix`]).
+#[derive(Debug)]
+pub struct GgufHeader {
+    /// Format version (2 or 3).
+    pub version: u32,
+    /// Where the tensor data starts.
+    pub data_offset: u64,
+    /// Every metadata entry.
+    pub metadata: Metadata,
+    /// Every tensor's descriptor.
+    pub tensors: Vec<TensorInfo>,
 }

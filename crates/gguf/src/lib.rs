@@ -20,7 +20,7 @@ mod value;
 mod writer;
 
 pub use error::Error;
-pub use file::GgufFile;
+pub use file::{GgufFile, GgufHeader};
 pub use metadata::Metadata;
 pub use reader::TensorInfo;
 pub use resident::mapped_resident_kib;

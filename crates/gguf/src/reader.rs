@@ -68,6 +68,12 @@ pub(crate) struct Header {
 /// Parses and validates the header of the GGUF file `bytes`, including every
 /// tensor's placement within the data section.
 pub(crate) fn parse(bytes: &[u8]) -> Result<Header, Error> {
+    parse_prefix(bytes, bytes.len() as u64)
+}
+
+/// Parses the header from `bytes`, the first bytes of a file of `file_size`
+/// bytes: tensor placements are checked against the whole file's size.
+pub(crate) fn parse_prefix(bytes: &[u8], file_size: u64) -> Result<Header, Error> {
     let mut r = Cursor { bytes, pos: 0 };
     let magic = r.take(4, || "magic".into())?;
     if magic != MAGIC {
@@ -130,7 +136,7 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Header, Error> {
     let data_offset = align_up(header_end, alignment).ok_or(Error::BadAlignment {
         found: format!("{alignment} (data offset overflows)"),
     })?;
-    let data_size = (bytes.len() as u64).saturating_sub(data_offset);
+    let data_size = file_size.saturating_sub(data_offset);
     check_placement(&tensors, alignment, data_size)?;
     Ok(Header {
         version,

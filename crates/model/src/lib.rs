@@ -4,6 +4,7 @@
 pub mod arch;
 pub mod chat;
 mod error;
+pub mod estimate;
 pub mod kv_cache;
 pub mod loader;
 pub mod ops;

@@ -406,7 +406,7 @@ fn build_synthetic(spec: &str) -> anyhow::Result<TempModel> {
 
 /// Which format each matrix of a synthetic model gets.
 #[derive(Debug)]
-struct QuantMix {
+pub(super) struct QuantMix {
     base: TensorType,
     /// Q4_K_M's exceptions to `base`, which depend on the model's shape.
     q4_k_m: Option<Q4KM>,
@@ -427,7 +427,7 @@ impl QuantMix {
     /// `llama_tensor_get_type`) for the llama architecture: the output (or the
     /// tied embedding) in Q6_K; attn_v and ffn_down in Q6_K on the layers
     /// `use_more_bits` picks; attn_k/attn_v in Q8_0 for 8-expert models.
-    fn type_of(&self, name: &str) -> TensorType {
+    pub(super) fn type_of(&self, name: &str) -> TensorType {
         let Some(m) = &self.q4_k_m else {
             return self.base;
         };
@@ -454,7 +454,7 @@ impl QuantMix {
 }
 
 /// The `general.file_type` id and the per-tensor formats of a quant name.
-fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantMix)> {
+pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantMix)> {
     let pure = |ty: TensorType| QuantMix {
         base: ty,
         q4_k_m: None,

@@ -6,14 +6,18 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod bench_serve;
 mod client;
+mod cost;
 mod cp;
 mod create;
+mod estimate;
+mod eval;
 mod format;
 mod import;
 mod keys;
 mod list;
 mod logits;
 mod model_arg;
+mod plot;
 mod ps;
 mod pull;
 mod push;
@@ -41,8 +45,14 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Copy a model: a new name (tag) for the same manifest.
     Cp(cp::CpArgs),
+    /// Local cost per million tokens against cloud prices, and the break-even month.
+    Cost(cost::CostArgs),
     /// Create a model in the store from a Modelfile.
     Create(create::CreateArgs),
+    /// Memory a model needs and its speed on this machine, from the GGUF header.
+    Estimate(estimate::EstimateArgs),
+    /// Measure a model's quality: perplexity, KL divergence against a base, needle retrieval.
+    Eval(eval::EvalArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
     Keys(keys::KeysArgs),
     /// Import the models of an Ollama store (by hard link).
@@ -77,7 +87,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Bench(args) => bench::run(&args),
         Command::Cp(args) => cp::run(&args),
+        Command::Cost(args) => cost::run(&args),
         Command::Create(args) => create::run(&args),
+        Command::Estimate(args) => estimate::run(&args),
+        Command::Eval(args) => eval::run(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Import(args) => import::run(&args),
         Command::List(args) => list::run(&args),
