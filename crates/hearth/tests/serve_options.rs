@@ -130,6 +130,34 @@ fn ignore_eos_and_bench_serve() {
         ],
     );
     let levels: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The saved output can be drawn beside another run.
+    let saved = scratch.dir.join("peer.json");
+    std::fs::write(&saved, &out).unwrap();
+    let svg = scratch.dir.join("serve.svg");
+    scratch.ok(
+        &server.host,
+        &[
+            "bench",
+            "serve",
+            "hearth-tiny",
+            "--url",
+            &url,
+            "-c",
+            "1",
+            "--requests",
+            "1",
+            "-n",
+            "2",
+            "-p",
+            "8",
+            "--plot",
+            svg.to_str().unwrap(),
+            "--compare",
+            saved.to_str().unwrap(),
+        ],
+    );
+    let drawn = std::fs::read_to_string(&svg).unwrap();
+    assert!(drawn.starts_with("<svg") && drawn.contains("peer") && drawn.contains("this server"));
     let levels = levels.as_array().unwrap();
     assert_eq!(levels.len(), 2, "{out}");
     for (level, c) in levels.iter().zip([1, 3]) {

@@ -49,6 +49,16 @@ pub struct ServeBenchArgs {
     /// Print a JSON array, one object per level.
     #[arg(long)]
     json: bool,
+    /// Draw tokens/s against concurrency into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<std::path::PathBuf>,
+    /// Add earlier runs to the plot: `--json` outputs of this command (for
+    /// another server, say), each a line named after its file.
+    #[arg(long, value_name = "FILE.json")]
+    compare: Vec<std::path::PathBuf>,
+    /// The plot's name for this run's line.
+    #[arg(long, default_value = "this server")]
+    label: String,
 }
 
 /// What one request measured.
@@ -143,6 +153,45 @@ pub fn run(args: &ServeBenchArgs) -> anyhow::Result<()> {
     } else {
         print_table(&levels);
     }
+    if let Some(path) = &args.plot {
+        plot(path, args, &levels)?;
+    }
+    Ok(())
+}
+
+/// Tokens/s against concurrency: this run, and each `--compare` file's.
+fn plot(path: &std::path::Path, args: &ServeBenchArgs, levels: &[Level]) -> anyhow::Result<()> {
+    let line = |label: String, points: Vec<(f64, f64)>| super::plot::Series { label, points };
+    let mut series = vec![line(
+        args.label.clone(),
+        levels
+            .iter()
+            .map(|l| (l.concurrency as f64, l.tokens_per_s))
+            .collect(),
+    )];
+    for file in &args.compare {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let rows: Vec<Value> = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not a bench serve --json output", file.display()))?;
+        let points = rows
+            .iter()
+            .filter_map(|r| Some((r["concurrency"].as_f64()?, r["tokens_per_s"].as_f64()?)))
+            .collect();
+        let name = file.file_stem().map_or_else(
+            || file.display().to_string(),
+            |s| s.to_string_lossy().into_owned(),
+        );
+        series.push(line(name, points));
+    }
+    super::plot::line_chart(
+        path,
+        &format!("{}: generated tokens/s by concurrency", args.model),
+        "concurrent clients",
+        "tokens/s",
+        &series,
+    )?;
+    eprintln!("plot written to {}", path.display());
     Ok(())
 }
 
