@@ -70,7 +70,9 @@ fn main() -> ExitCode {
         }
     }
     let Some(model_path) = paths.first() else {
-        eprintln!("usage: constraint_bench MODEL.gguf [VOCAB.gguf] [-n TOKENS] [-r ROUNDS] [-t THREADS]");
+        eprintln!(
+            "usage: constraint_bench MODEL.gguf [VOCAB.gguf] [-n TOKENS] [-r ROUNDS] [-t THREADS]"
+        );
         return ExitCode::FAILURE;
     };
     let model = Model::load_with(Path::new(model_path), &LoadOptions { threads })
@@ -118,7 +120,13 @@ fn main() -> ExitCode {
     let mut constrained_rates = Vec::new();
     for round in 0..rounds {
         for constrained in [false, true] {
-            let r = generate(&mut sched, &prompt, n_tokens, round as u64, constrained.then_some(&constraint));
+            let r = generate(
+                &mut sched,
+                &prompt,
+                n_tokens,
+                round as u64,
+                constrained.then_some(&constraint),
+            );
             let rate = r.timings.eval_count as f64 / r.timings.eval_duration.as_secs_f64();
             println!(
                 "round {round} {}: {} tokens, {:.2} tok/s",
@@ -179,7 +187,8 @@ fn mask_walk(env: &ConstraintEnv, tokenizer: &Tokenizer, constraint: &Constraint
             continue;
         }
         let token = allowed[next(allowed.len())];
-        c.accept(token, tokenizer.token_to_piece(token, true)).unwrap();
+        c.accept(token, tokenizer.token_to_piece(token, true))
+            .unwrap();
         if c.is_finished() {
             c = env.compile(constraint).unwrap();
         }

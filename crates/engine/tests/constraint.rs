@@ -31,7 +31,7 @@ fn load() -> (Model, Tokenizer) {
             .unwrap();
         path
     });
-    let model = Model::load_with(&path, &LoadOptions { threads: Some(2) }).unwrap();
+    let model = Model::load_with(path, &LoadOptions { threads: Some(2) }).unwrap();
     let tokenizer = Tokenizer::from_metadata(model.gguf().metadata()).unwrap();
     (model, tokenizer)
 }
@@ -508,13 +508,12 @@ fn constrained_sequences_batch_with_unconstrained_ones() {
             }
         }
         sched.run_to_end().unwrap();
-        let out = results
+        results
             .lock()
             .unwrap()
             .iter_mut()
             .map(|r| r.take().unwrap())
-            .collect();
-        out
+            .collect()
     };
     let batched = run(true);
     let alone = run(false);
