@@ -539,3 +539,75 @@ fn constrained_sequences_batch_with_unconstrained_ones() {
         assert_eq!(v.as_object().unwrap().len(), 2, "{}", r.text);
     }
 }
+
+/// Real vocabularies (llama.cpp's `ggml-vocab-*.gguf`, see
+/// crates/model/tests/tokenizer_llama_vocabs.rs): byte-level BPE with
+/// multi-byte and partial-character tokens, SentencePiece with byte
+/// fallback, and special tokens that must stay out of grammar text. Random
+/// walks through a nested schema give valid UTF-8 JSON that conforms, no
+/// control token is ever allowed, and where the grammar accepts, every end
+/// token (EOS, end of turn) is allowed and nothing else when it is complete.
+#[test]
+#[cfg_attr(
+    not(hearth_llama_vocabs),
+    ignore = "HEARTH_LLAMA_VOCAB_DIR is not set (tools/fetch-llama-vocabs.sh)"
+)]
+fn real_vocabularies_give_conforming_json() {
+    let dir = PathBuf::from(
+        std::env::var_os("HEARTH_LLAMA_VOCAB_DIR")
+            .expect("HEARTH_LLAMA_VOCAB_DIR is not set (run tools/fetch-llama-vocabs.sh)"),
+    );
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "scores": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 9}, "maxItems": 3},
+            "kind": {"enum": ["a", "b"]}
+        },
+        "required": ["name", "scores", "kind"],
+        "additionalProperties": false
+    });
+    for name in ["llama-bpe", "llama-spm", "qwen2", "phi-3", "command-r"] {
+        let file = gguf::GgufFile::open(dir.join(format!("ggml-vocab-{name}.gguf"))).unwrap();
+        let tok = Tokenizer::from_metadata(file.metadata()).unwrap();
+        let env = ConstraintEnv::new(&tok).unwrap();
+        walks(&env, &tok, Grammar::JsonSchema(schema.clone()), 4, |text| {
+            let v = json_of(text);
+            assert!(
+                v["name"].as_str().unwrap().chars().count() <= 12,
+                "{name}: {text}"
+            );
+            assert!(v["scores"].as_array().unwrap().len() <= 3, "{name}: {text}");
+            assert!(v["kind"] == "a" || v["kind"] == "b", "{name}: {text}");
+        });
+        // "o" then "k" (SentencePiece's own tokenization would start with a
+        // space).
+        let piece = |text: &[u8]| {
+            (0..tok.n_vocab() as u32)
+                .find(|&t| tok.token_to_piece(t, false) == text)
+                .unwrap()
+        };
+        let ok = [piece(b"o"), piece(b"k")];
+        // A complete grammar is finished; one that accepts allows every end
+        // token.
+        let mut c = env
+            .compile(&Constraint::new(Grammar::Regex("ok".to_owned())))
+            .unwrap();
+        let mut c2 = env
+            .compile(&Constraint::new(Grammar::Regex("ok!?".to_owned())))
+            .unwrap();
+        for t in ok {
+            c.accept(t, tok.token_to_piece(t, true)).unwrap();
+            c2.accept(t, tok.token_to_piece(t, true)).unwrap();
+        }
+        let mask = allowed(c2.mask().unwrap().unwrap());
+        for eog in tok.eog_ids() {
+            assert!(mask.contains(&eog), "{name}: end token {eog} not allowed");
+        }
+        assert!(
+            mask.iter().any(|&t| !tok.is_eog(t)),
+            "{name}: '!' not allowed"
+        );
+        assert!(c.is_finished(), "{name}");
+    }
+}

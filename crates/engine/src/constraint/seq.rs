@@ -83,7 +83,8 @@ impl SeqConstraint {
         match self.mask.as_ref().expect("prepared") {
             Ok(mask) => Ok(Some(mask.as_slice())),
             Err(e) => Err(EngineError::Constraint(format!(
-                "the grammar failed while generating: {e}"
+                "the grammar failed while generating: {}",
+                first_line(e)
             ))),
         }
     }
@@ -112,7 +113,10 @@ impl SeqConstraint {
 
     fn consume(&mut self, tokens: &[u32]) -> Result<(), EngineError> {
         self.matcher.consume_tokens(tokens).map_err(|e| {
-            EngineError::Constraint(format!("the grammar rejected a generated token: {e}"))
+            EngineError::Constraint(format!(
+                "the grammar rejected a generated token: {}",
+                first_line(&e.to_string())
+            ))
         })
     }
 }
@@ -172,6 +176,12 @@ impl Lazy {
             t.1 -= cut;
         }
     }
+}
+
+/// The first line of an llguidance error (the rest dumps the parser's state
+/// and the grammar).
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or_default()
 }
 
 /// The first position of `needle` in `haystack`.
