@@ -394,6 +394,24 @@ fn a_lazy_grammar_starts_at_its_trigger_even_inside_a_token() {
     c.accept(byte(b'!'), b"!").unwrap();
     assert!(c.is_finished());
 
+    // A token that completes a trigger and runs on into text the grammar
+    // refuses: that occurrence does not count, the text stays free, and a
+    // later one does.
+    let grammar = Grammar::Lark(r#"start: "t3" "!""#.to_owned());
+    let mut c = env
+        .compile(&Constraint::lazy(grammar, vec!["t3".to_owned()]))
+        .unwrap();
+    c.accept(t300, b" t300").unwrap();
+    assert!(
+        c.mask().unwrap().is_none(),
+        "\"t300\" is no match for \"t3\" \"!\""
+    );
+    for &b in b"t3" {
+        c.accept(byte(b), &[b]).unwrap();
+    }
+    let mask = allowed(c.mask().unwrap().expect("the grammar is on"));
+    assert_eq!(mask, [byte(b'!')]);
+
     // A trigger that starts at a token's start: the token itself is taken.
     let grammar = Grammar::Lark(r#"start: "<" /[a-z]+/ ">""#.to_owned());
     let mut c = env
@@ -610,4 +628,71 @@ fn real_vocabularies_give_conforming_json() {
         );
         assert!(c.is_finished(), "{name}");
     }
+}
+
+/// Through the scheduler, a lazy grammar leaves the text alone until its
+/// trigger appears, then constrains the rest and ends the sequence when it is
+/// complete: at temperature 0 the answer is the free answer up to the
+/// trigger, then what the grammar allows.
+#[test]
+fn a_lazy_grammar_in_the_scheduler_follows_the_free_text_to_its_trigger() {
+    let (model, tok) = load();
+    let config = SchedulerConfig {
+        block_len: 16,
+        n_blocks: 64,
+        step_tokens: 64,
+        max_seqs: 2,
+        n_ctx: 256,
+    };
+    let prompt: Vec<u32> = (0..12).map(|i| 3 + (i * 53) % 290).collect();
+    let mut greedy = Options::default();
+    greedy.sampler.temperature = 0.0;
+    greedy.num_predict = 40;
+    greedy.num_ctx = 256;
+    let run = |constraint: Option<Constraint>| -> GenerateResult {
+        let mut sched = Scheduler::new(&model, &tok, config).unwrap();
+        let out = Arc::new(Mutex::new(None));
+        let sink_out = out.clone();
+        let sink = Box::new(move |e: SeqEvent| {
+            match e {
+                SeqEvent::Done(r) => *sink_out.lock().unwrap() = Some(r),
+                SeqEvent::Error(e) => panic!("{e}"),
+                SeqEvent::Text(_) => {}
+            }
+            ControlFlow::Continue(())
+        });
+        let compiled = constraint.map(|c| sched.compile(&c).unwrap());
+        sched
+            .submit_constrained(&prompt, greedy.clone(), compiled, None, sink)
+            .unwrap();
+        sched.run_to_end().unwrap();
+        out.lock().unwrap().take().unwrap()
+    };
+    let free = run(None);
+    // A trigger that ends where a token ends: the last characters of the
+    // text of the first six tokens, occurring nowhere earlier.
+    let head = tok.decode_lossy(&free.tokens[..6], false, false);
+    assert!(free.text.starts_with(&head), "{:?}", free.text);
+    let trigger: String = {
+        let chars: Vec<char> = head.chars().collect();
+        chars[chars.len() - 3..].iter().collect()
+    };
+    let at = head.len() - trigger.len();
+    assert_eq!(free.text.find(&trigger), Some(at), "{:?}", free.text);
+    let lark = format!(
+        r#"start: {} /[0-9]{{3}}/"#,
+        serde_json::to_string(&trigger).unwrap()
+    );
+    let lazy = run(Some(Constraint::lazy(
+        Grammar::Lark(lark),
+        vec![trigger.clone()],
+    )));
+    let (before, after) = lazy.text.split_at(at + trigger.len());
+    assert_eq!(before, &free.text[..at + trigger.len()], "{:?}", lazy.text);
+    assert!(
+        after.len() == 3 && after.bytes().all(|b| b.is_ascii_digit()),
+        "{:?}",
+        lazy.text
+    );
+    assert_eq!(lazy.done_reason, DoneReason::Stop);
 }
