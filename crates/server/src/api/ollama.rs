@@ -176,7 +176,7 @@ pub async fn chat(
     options.constraint = format::ollama(body.format.as_ref())?;
     if body.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(ApiError::bad_request(
-            "tools are not supported yet: tool calling needs constrained decoding, which is not implemented",
+            "tools are not supported yet: tool calling is not implemented",
         ));
     }
     let mut messages = Vec::with_capacity(body.messages.len());
