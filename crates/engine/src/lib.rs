@@ -4,7 +4,8 @@
 //! model's template ([`ChatSession`]), the option set shared by the CLI and
 //! the API ([`Options`]), the block bookkeeping of the paged KV cache with its
 //! prefix cache ([`blocks`]), continuous batching of many generations over
-//! that cache ([`scheduler`]), and measuring a model's quality the way
+//! that cache ([`scheduler`]), constrained decoding: grammar masks applied
+//! before sampling ([`constraint`]), and measuring a model's quality the way
 //! llama-perplexity does ([`eval`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
@@ -12,6 +13,7 @@
 mod backend;
 pub mod blocks;
 mod chat;
+pub mod constraint;
 mod error;
 pub mod eval;
 mod generate;
@@ -22,6 +24,7 @@ mod stop;
 
 pub use backend::{Backend, ModelBackend};
 pub use chat::ChatSession;
+pub use constraint::{Constraint, Grammar};
 pub use error::EngineError;
 pub use generate::{
     Context, DoneReason, GenerateResult, PREFILL_CHUNK, Timings, generate, truncate_prompt,

@@ -657,6 +657,18 @@ fn start_job(
         Ok(v) => v,
         Err(e) => return fail(completion, e),
     };
+    // Compiled before the job starts, so that a bad schema or grammar is a
+    // 400 and not an error inside a 200 stream.
+    let constraint = match request
+        .options
+        .constraint
+        .as_ref()
+        .map(|c| sched.compile(c))
+    {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return fail(completion, engine_error(&e)),
+    };
     if log_prompts {
         tracing::info!(model = %request.model, "prompt: {:?}", loaded.tokenizer.decode_lossy(&prompt, false, true));
     }
@@ -672,7 +684,7 @@ fn start_job(
         load_duration,
         log: log_prompts.then(|| request.model.clone()),
     });
-    if let Err(e) = sched.submit(&prompt, options, Some(cancel), sink) {
+    if let Err(e) = sched.submit_constrained(&prompt, options, constraint, Some(cancel), sink) {
         // The sink, and with it the job's completion, is dropped already.
         let _ = events.send(Event::Error(engine_error(&e)));
     }
@@ -758,6 +770,7 @@ fn engine_error(e: &EngineError) -> ApiError {
         | EngineError::ContextFull { .. }
         | EngineError::EmptyPrompt
         | EngineError::Option { .. }
+        | EngineError::Constraint(_)
         | EngineError::Chat(_) => ApiError::bad_request(e.to_string()),
         EngineError::Model(_) | EngineError::Sampler(_) | EngineError::Step(_) => {
             ApiError::internal("generating", e)

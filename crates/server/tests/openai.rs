@@ -558,18 +558,25 @@ async fn bad_requests_get_openai_shaped_4xx_and_the_server_keeps_serving() {
     .await;
     assert_eq!(e["param"], "stream_options");
 
-    // Constrained decoding is refused, never ignored; plain text is fine.
-    for (field, value) in [
-        ("response_format", json!({"type": "json_object"})),
+    // Tool calling is refused, never ignored; so is a response_format of an
+    // unknown type; plain text is fine.
+    for (field, value, says) in [
+        ("response_format", json!({"type": "yaml"}), "of type 'yaml'"),
         (
             "response_format",
-            json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
+            json!({"type": "json_schema"}),
+            "needs a 'json_schema' object",
         ),
         (
             "tools",
             json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]),
+            "tool calling is not implemented",
         ),
-        ("tool_choice", json!("required")),
+        (
+            "tool_choice",
+            json!("required"),
+            "tool calling is not implemented",
+        ),
     ] {
         let e = error(
             &state,
@@ -579,13 +586,7 @@ async fn bad_requests_get_openai_shaped_4xx_and_the_server_keeps_serving() {
         )
         .await;
         assert_eq!(e["param"], field);
-        assert!(
-            e["message"]
-                .as_str()
-                .unwrap()
-                .contains("constrained decoding"),
-            "{e}"
-        );
+        assert!(e["message"].as_str().unwrap().contains(says), "{e}");
     }
     let (status, v) = post(
         &state,

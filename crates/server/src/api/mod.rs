@@ -2,6 +2,7 @@
 //! (model management), sharing [`stream`] to render job events; OpenAI's in
 //! [`openai`], over the same internal request and events.
 
+pub mod format;
 pub mod models;
 pub mod ollama;
 pub mod openai;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::api::format;
 use crate::api::stream::{self, Shape};
 use crate::config::KeepAlive;
 use crate::error::ApiError;
@@ -103,23 +104,9 @@ pub struct ChatMessage {
 
 /// The checks shared by generate and chat: fields that need features hearth
 /// does not have yet are refused, never ignored.
-fn refuse_unsupported(
-    model: &str,
-    format: &Option<Value>,
-    think: &Option<Value>,
-) -> Result<(), ApiError> {
+fn refuse_unsupported(model: &str, think: &Option<Value>) -> Result<(), ApiError> {
     if model.trim().is_empty() {
         return Err(ApiError::bad_request("model is required"));
-    }
-    let format_given = match format {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(_) => true,
-    };
-    if format_given {
-        return Err(ApiError::bad_request(
-            "format is not supported yet: constrained decoding is not implemented",
-        ));
     }
     if matches!(think, Some(Value::Bool(true)) | Some(Value::String(_))) {
         return Err(ApiError::bad_request(format!(
@@ -143,8 +130,10 @@ pub async fn generate(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.format, &body.think)?;
+    refuse_unsupported(&body.model, &body.think)?;
     refuse_images(&body.images)?;
+    let mut options = body.options;
+    options.constraint = format::ollama(body.format.as_ref())?;
     let keep_alive = keep_alive(&body.keep_alive)?;
     let streaming = body.stream.unwrap_or(true);
     let shape = Shape::Generate {
@@ -156,16 +145,7 @@ pub async fn generate(
             return Ok(stream::unloaded(&shape).into_response());
         }
         let input = Input::Load;
-        return run(
-            state,
-            shape,
-            body.model,
-            input,
-            body.options,
-            keep_alive,
-            false,
-        )
-        .await;
+        return run(state, shape, body.model, input, options, keep_alive, false).await;
     }
     let input = Input::Prompt(PromptInput {
         prompt: body.prompt,
@@ -176,13 +156,7 @@ pub async fn generate(
         context: body.context.unwrap_or_default(),
     });
     run(
-        state,
-        shape,
-        body.model,
-        input,
-        body.options,
-        keep_alive,
-        streaming,
+        state, shape, body.model, input, options, keep_alive, streaming,
     )
     .await
 }
@@ -192,10 +166,12 @@ pub async fn chat(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.format, &body.think)?;
+    refuse_unsupported(&body.model, &body.think)?;
+    let mut options = body.options;
+    options.constraint = format::ollama(body.format.as_ref())?;
     if body.tools.as_ref().is_some_and(|t| !t.is_empty()) {
         return Err(ApiError::bad_request(
-            "tools are not supported yet: tool calling needs constrained decoding, which is not implemented",
+            "tools are not supported yet: tool calling is not implemented",
         ));
     }
     let mut messages = Vec::with_capacity(body.messages.len());
@@ -230,7 +206,7 @@ pub async fn chat(
             shape,
             body.model,
             Input::Load,
-            body.options,
+            options,
             keep_alive,
             false,
         )
@@ -242,13 +218,7 @@ pub async fn chat(
     };
     let streaming = body.stream.unwrap_or(true);
     run(
-        state,
-        shape,
-        body.model,
-        input,
-        body.options,
-        keep_alive,
-        streaming,
+        state, shape, body.model, input, options, keep_alive, streaming,
     )
     .await
 }

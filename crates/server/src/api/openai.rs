@@ -15,9 +15,11 @@
 //! - When streaming with logprobs, they arrive all at once in the chunk that
 //!   carries `finish_reason`: text pieces and tokens do not align one to one
 //!   once stop sequences hold text back.
-//! - Fields that need constrained decoding (`response_format` other than
-//!   text, `tools`, `tool_choice`, `functions`) and `logit_bias` are refused
-//!   with a 400 instead of being ignored.
+//! - Structured output: `response_format` (`text`, `json_object`,
+//!   `json_schema`) on both chat and completions, and llama-server's `grammar`
+//!   (GBNF) and `json_schema` fields beside it ([`super::format`]). Tool
+//!   calling (`tools`, a `tool_choice` other than `none`/`auto`, `functions`)
+//!   and `logit_bias` are refused with a 400 instead of being ignored.
 
 mod render;
 
@@ -33,6 +35,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::api::format::OpenAiFormat;
 use crate::error::{ApiError, OpenAiError};
 use crate::json::ApiJson;
 use crate::request::{
@@ -265,25 +268,23 @@ pub struct ChatCompletionBody {
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     response_format: Option<Value>,
+    grammar: Option<Value>,
+    json_schema: Option<Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
     functions: Option<Vec<Value>>,
     function_call: Option<Value>,
 }
 
-/// Refuses what needs constrained decoding, which hearth does not have yet.
-fn refuse_constrained(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
-    const WHY: &str = "constrained decoding is not implemented yet";
-    if let Some(format) = &body.response_format {
-        let kind = format.get("type").and_then(Value::as_str);
-        if kind != Some("text") {
-            let kind = kind.unwrap_or("(missing)");
-            return Err(OpenAiError::invalid_param(
-                "response_format",
-                format!("response_format of type '{kind}' is not supported: {WHY}"),
-            ));
-        }
-    }
+/// The constraint a request's structured-output fields ask for.
+fn constraint(f: OpenAiFormat<'_>) -> Result<Option<engine::Constraint>, OpenAiError> {
+    f.constraint()
+        .map_err(|(param, message)| OpenAiError::invalid_param(param, message))
+}
+
+/// Refuses tool calling, which hearth does not have yet.
+fn refuse_tools(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
+    const WHY: &str = "tool calling is not implemented yet";
     let tools = body.tools.as_ref().is_some_and(|t| !t.is_empty())
         || body.functions.as_ref().is_some_and(|f| !f.is_empty());
     if tools {
@@ -293,7 +294,7 @@ fn refuse_constrained(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
             } else {
                 "functions"
             },
-            format!("tools are not supported: tool calling needs {WHY}"),
+            format!("tools are not supported: {WHY}"),
         ));
     }
     for (name, choice) in [
@@ -303,7 +304,7 @@ fn refuse_constrained(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
         if choice.as_ref().is_some_and(|c| c != "none" && c != "auto") {
             return Err(OpenAiError::invalid_param(
                 name,
-                format!("{name} is not supported: tool calling needs {WHY}"),
+                format!("{name} is not supported: {WHY}"),
             ));
         }
     }
@@ -386,8 +387,13 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     OpenAiJson(body): OpenAiJson<ChatCompletionBody>,
 ) -> Result<Response, OpenAiError> {
-    refuse_constrained(&body)?;
+    refuse_tools(&body)?;
     let model = require_model(body.model.clone())?;
+    let constraint = constraint(OpenAiFormat {
+        response_format: body.response_format.as_ref(),
+        grammar: body.grammar.as_ref(),
+        json_schema: body.json_schema.as_ref(),
+    })?;
     let stream = body.stream.unwrap_or(false);
     let include_usage = include_usage(stream, body.stream_options)?;
     let logprobs = match (body.logprobs.unwrap_or(false), body.top_logprobs) {
@@ -427,6 +433,7 @@ pub async fn chat_completions(
     .options()?;
     options.logprobs = logprobs;
     options.ignore_eos = body.ignore_eos;
+    options.constraint = constraint;
     let messages = template_messages(body.messages.unwrap_or_default())?;
     let reply = Reply::chat(model.clone(), logprobs.is_some(), include_usage);
     let input = Input::Chat {
@@ -472,6 +479,9 @@ pub struct CompletionBody {
     ignore_eos: Option<bool>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
+    response_format: Option<Value>,
+    grammar: Option<Value>,
+    json_schema: Option<Value>,
 }
 
 /// `POST /v1/completions`.
@@ -550,6 +560,11 @@ pub async fn completions(
     .options()?;
     options.logprobs = logprobs;
     options.ignore_eos = body.ignore_eos;
+    options.constraint = constraint(OpenAiFormat {
+        response_format: body.response_format.as_ref(),
+        grammar: body.grammar.as_ref(),
+        json_schema: body.json_schema.as_ref(),
+    })?;
     let echo = body.echo.unwrap_or(false).then(|| text.clone());
     let reply = Reply::completion(model.clone(), logprobs.is_some(), include_usage, echo);
     // Token ids go in as the context of an empty raw prompt: the same path
