@@ -213,7 +213,7 @@ impl<'m> Scheduler<'m> {
             tokens: prompt,
             blocks: None,
             sampler,
-            decoder: StreamDecoder::new(self.tokenizer, false),
+            decoder: StreamDecoder::new(self.tokenizer, options.special),
             stops: StopMatcher::new(&options.stop),
             options,
             result: GenerateResult {

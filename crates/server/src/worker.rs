@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use engine::scheduler::{SchedulerConfig, SeqEvent, Sink};
 use engine::{EngineError, GenerateResult, Options};
+use model::chat::output::{Dialect, OutputParser, Piece};
 use model::chat::{ChatRequest, ChatTemplate};
 use model::tokenizer::Tokenizer;
 use model::{LoadOptions, Model};
@@ -28,7 +29,8 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::ApiError;
 use crate::request::{
-    DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary, TokenLogprob,
+    ChatInput, DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary,
+    Think, TokenLogprob,
 };
 use crate::scheduler::{Completion, DEFAULT_NUM_CTX, RunnerState, Scheduler};
 
@@ -96,6 +98,8 @@ struct Loaded {
     tokenizer: Tokenizer,
     /// The Modelfile's or the file's template, or ChatML.
     template: ChatTemplate,
+    /// The template's family: how its answers hold tool calls and thinking.
+    dialect: Dialect,
     fallback_template: bool,
     bos_text: String,
     eos_text: String,
@@ -123,6 +127,7 @@ impl Loaded {
         };
         let (bos_text, eos_text) = (text(tokenizer.bos()), text(tokenizer.eos()));
         Ok(Loaded {
+            dialect: Dialect::detect(source.unwrap_or(CHATML)),
             fallback_template: source.is_none(),
             template,
             bos_text,
@@ -200,12 +205,48 @@ impl Loaded {
         messages: Vec<serde_json::Value>,
         template: Option<&str>,
     ) -> Result<String, ApiError> {
+        self.render_chat(messages, template, &[], &Think::Default)
+    }
+
+    /// [`Loaded::render`] with tools and the thinking flags templates read
+    /// (`enable_thinking` for Qwen 3, `thinking` for DeepSeek V3.1 and
+    /// Granite, `reasoning_effort` for gpt-oss, `think` for Go templates).
+    fn render_chat(
+        &self,
+        messages: Vec<serde_json::Value>,
+        template: Option<&str>,
+        tools: &[serde_json::Value],
+        think: &Think,
+    ) -> Result<String, ApiError> {
+        let mut extra = serde_json::Map::new();
+        let on = match think {
+            Think::Default => None,
+            Think::Off => Some(false),
+            Think::On | Think::Level(_) => Some(true),
+        };
+        if let Some(on) = on {
+            extra.insert("enable_thinking".into(), on.into());
+            extra.insert("thinking".into(), on.into());
+            extra.insert("think".into(), on.into());
+        }
+        match think {
+            Think::Level(level) => {
+                extra.insert("reasoning_effort".into(), level.clone().into());
+                extra.insert("think".into(), level.clone().into());
+            }
+            // gpt-oss cannot stop thinking; it thinks least at `low`.
+            Think::Off => {
+                extra.insert("reasoning_effort".into(), "low".into());
+            }
+            Think::Default | Think::On => {}
+        }
         let request = ChatRequest {
             messages,
             add_generation_prompt: true,
             bos_token: self.bos_text.clone(),
             eos_token: self.eos_text.clone(),
-            ..ChatRequest::default()
+            tools: (!tools.is_empty()).then(|| tools.to_vec()),
+            extra,
         };
         let rendered = match template {
             Some(source) => ChatTemplate::new(source).and_then(|t| t.render(&request)),
@@ -269,14 +310,29 @@ impl Loaded {
         Ok(tokens)
     }
 
-    /// The prompt tokens of a chat request; the oldest messages (after any
-    /// system message) are dropped while the conversation does not fit.
+    /// The prompt tokens of a chat request, and the parser its answer goes
+    /// through when it may hold thinking or tool calls. The oldest messages
+    /// (after any system message) are dropped while the conversation does
+    /// not fit.
     fn chat_tokens(
         &self,
-        messages: &[serde_json::Value],
-        template: Option<&str>,
+        chat: &ChatInput,
+        model_name: &str,
         n_ctx: usize,
-    ) -> Result<Vec<u32>, ApiError> {
+    ) -> Result<(Vec<u32>, Option<OutputParser>), ApiError> {
+        let template = chat.template.as_deref();
+        let dialect = template.map_or(self.dialect, Dialect::detect);
+        if !chat.tools.is_empty() && !dialect.takes_tools {
+            return Err(ApiError::bad_request(format!(
+                "\"{model_name}\" does not support tools: its chat template does not render them"
+            )));
+        }
+        if chat.think.wanted() && !dialect.thinks() {
+            return Err(ApiError::bad_request(format!(
+                "\"{model_name}\" does not support thinking"
+            )));
+        }
+        let messages = &chat.messages;
         let has_system = messages.first().is_some_and(|m| m["role"] == "system");
         let mut all = if has_system {
             Vec::new()
@@ -286,9 +342,17 @@ impl Loaded {
         all.extend(messages.iter().cloned());
         let fixed = all.iter().take_while(|m| m["role"] == "system").count();
         loop {
-            let tokens = self.tokenize(&self.render(all.clone(), template)?, true);
+            let text = self.render_chat(all.clone(), template, &chat.tools, &chat.think)?;
+            let tokens = self.tokenize(&text, true);
             if tokens.len() < n_ctx || all.len() <= fixed + 1 {
-                return Ok(tokens);
+                let parser = (chat.parse_calls || dialect.thinks()).then(|| {
+                    OutputParser::new(
+                        dialect,
+                        chat.parse_calls,
+                        dialect.prompt_opens_thinking(&text),
+                    )
+                });
+                return Ok((tokens, parser));
             }
             all.remove(fixed);
         }
@@ -494,13 +558,13 @@ fn start_job(
             let _ = events.send(outcome.unwrap_or_else(Event::Error));
             return;
         }
-        Input::Prompt(p) => loaded.prompt_tokens(p),
-        Input::Chat { messages, template } => {
-            loaded.chat_tokens(messages, template.as_deref(), num_ctx)
-        }
+        Input::Prompt(p) => loaded.prompt_tokens(p).map(|t| (t, None)),
+        Input::Chat(chat) => loaded.chat_tokens(chat, &request.model, num_ctx),
     };
-    let checked = prompt.and_then(|prompt| {
-        let options = loaded.options(&request.options, num_ctx)?;
+    let checked = prompt.and_then(|(prompt, parser)| {
+        let mut options = loaded.options(&request.options, num_ctx)?;
+        // The parser reads the family's markers, control tokens among them.
+        options.special = parser.is_some();
         if prompt.is_empty() {
             return Err(ApiError::bad_request(
                 "the prompt is empty after tokenization",
@@ -513,9 +577,9 @@ fn start_job(
                 prompt.len()
             )));
         }
-        Ok((prompt, options))
+        Ok((prompt, options, parser))
     });
-    let (prompt, options) = match checked {
+    let (prompt, options, parser) = match checked {
         Ok(v) => v,
         Err(e) => return fail(completion, e),
     };
@@ -533,6 +597,7 @@ fn start_job(
         submitted,
         load_duration,
         log: log_prompts.then(|| request.model.clone()),
+        parser,
     });
     if let Err(e) = sched.submit(&prompt, options, Some(cancel), sink) {
         // The sink, and with it the job's completion, is dropped already.
@@ -550,6 +615,17 @@ struct Finish {
     load_duration: Duration,
     /// The model name, when responses are logged.
     log: Option<String>,
+    /// Splits the answer into content, thinking and tool calls.
+    parser: Option<OutputParser>,
+}
+
+/// A parsed piece as the job's event.
+fn piece_event(piece: Piece) -> Event {
+    match piece {
+        Piece::Content(t) => Event::Text(t),
+        Piece::Thinking(t) => Event::Thinking(t),
+        Piece::Call(c) => Event::ToolCall(c),
+    }
 }
 
 /// The scheduler's events for one job, as the job's channel takes them: text
@@ -558,15 +634,25 @@ struct Finish {
 fn sink(mut f: Finish) -> Sink {
     Box::new(move |event| match event {
         SeqEvent::Text(text) => {
-            if f.events.send(Event::Text(text)).is_ok() {
-                ControlFlow::Continue(())
-            } else {
-                ControlFlow::Break(())
+            let events = match &mut f.parser {
+                Some(parser) => parser.push(&text).into_iter().map(piece_event).collect(),
+                None => vec![Event::Text(text)],
+            };
+            for event in events {
+                if f.events.send(event).is_err() {
+                    return ControlFlow::Break(());
+                }
             }
+            ControlFlow::Continue(())
         }
         SeqEvent::Done(result) => {
             if let Some(model) = &f.log {
                 tracing::info!(model = %model, "response: {:?}", result.text);
+            }
+            if let Some(parser) = f.parser.take() {
+                for piece in parser.finish() {
+                    let _ = f.events.send(piece_event(piece));
+                }
             }
             let summary = f.summary(result);
             drop(f.completion.take());

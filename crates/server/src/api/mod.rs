@@ -1,7 +1,9 @@
 //! The HTTP APIs. Ollama's lives in [`ollama`] (inference) and [`models`]
 //! (model management), sharing [`stream`] to render job events; OpenAI's in
-//! [`openai`], over the same internal request and events.
+//! [`openai`] (with OpenAI's Responses API), Anthropic's Messages API in
+//! [`anthropic`], over the same internal request and events.
 
+pub mod anthropic;
 pub mod models;
 pub mod ollama;
 pub mod openai;

@@ -13,7 +13,9 @@ use crate::api::stream::{self, Shape};
 use crate::config::KeepAlive;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::request::{EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions};
+use crate::request::{
+    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Think,
+};
 
 /// A field whose JSON `null` means its default, as Go's decoder treats it
 /// (clients send `"options": null`).
@@ -99,15 +101,12 @@ pub struct ChatMessage {
     images: Option<Vec<String>>,
     tool_calls: Option<Vec<Value>>,
     tool_name: Option<String>,
+    thinking: Option<String>,
 }
 
 /// The checks shared by generate and chat: fields that need features hearth
 /// does not have yet are refused, never ignored.
-fn refuse_unsupported(
-    model: &str,
-    format: &Option<Value>,
-    think: &Option<Value>,
-) -> Result<(), ApiError> {
+fn refuse_unsupported(model: &str, format: &Option<Value>) -> Result<(), ApiError> {
     if model.trim().is_empty() {
         return Err(ApiError::bad_request("model is required"));
     }
@@ -120,11 +119,6 @@ fn refuse_unsupported(
         return Err(ApiError::bad_request(
             "format is not supported yet: constrained decoding is not implemented",
         ));
-    }
-    if matches!(think, Some(Value::Bool(true)) | Some(Value::String(_))) {
-        return Err(ApiError::bad_request(format!(
-            "\"{model}\" does not support thinking"
-        )));
     }
     Ok(())
 }
@@ -143,7 +137,12 @@ pub async fn generate(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.format, &body.think)?;
+    refuse_unsupported(&body.model, &body.format)?;
+    if Think::from_json(body.think.as_ref())?.wanted() {
+        return Err(ApiError::bad_request(
+            "think is not supported on /api/generate yet: use /api/chat",
+        ));
+    }
     refuse_images(&body.images)?;
     if !body.suffix.is_empty() {
         return Err(ApiError::bad_request(format!(
@@ -197,11 +196,11 @@ pub async fn chat(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.format, &body.think)?;
-    if body.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::bad_request(
-            "tools are not supported yet: tool calling needs constrained decoding, which is not implemented",
-        ));
+    refuse_unsupported(&body.model, &body.format)?;
+    let think = Think::from_json(body.think.as_ref())?;
+    let tools = body.tools.unwrap_or_default();
+    for (i, tool) in tools.iter().enumerate() {
+        check_tool(i, tool)?;
     }
     let mut messages = Vec::with_capacity(body.messages.len());
     for (i, m) in body.messages.into_iter().enumerate() {
@@ -214,10 +213,15 @@ pub async fn chat(
         refuse_images(&m.images)?;
         let mut message = json!({"role": m.role, "content": m.content});
         if let Some(calls) = m.tool_calls {
-            message["tool_calls"] = Value::Array(calls);
+            message["tool_calls"] = Value::Array(template_tool_calls(calls));
         }
         if let Some(name) = m.tool_name {
-            message["name"] = Value::String(name);
+            message["name"] = Value::String(name.clone());
+            message["tool_name"] = Value::String(name);
+        }
+        if let Some(thinking) = m.thinking.filter(|t| !t.is_empty()) {
+            message["reasoning_content"] = Value::String(thinking.clone());
+            message["thinking"] = Value::String(thinking);
         }
         messages.push(message);
     }
@@ -241,10 +245,13 @@ pub async fn chat(
         )
         .await;
     }
-    let input = Input::Chat {
+    let input = Input::Chat(ChatInput {
         messages,
         template: body.template,
-    };
+        parse_calls: !tools.is_empty(),
+        tools,
+        think,
+    });
     let streaming = body.stream.unwrap_or(true);
     run(
         state,
@@ -256,6 +263,50 @@ pub async fn chat(
         streaming,
     )
     .await
+}
+
+/// A tool definition must be a function with a name (Ollama's and OpenAI's
+/// shape, `{"type": "function", "function": {"name", "parameters"}}`).
+pub fn check_tool(i: usize, tool: &Value) -> Result<(), ApiError> {
+    let kind = tool
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("function");
+    if kind != "function" {
+        return Err(ApiError::bad_request(format!(
+            "tools[{i}] has type '{kind}': only function tools are supported"
+        )));
+    }
+    let name = tool
+        .get("function")
+        .and_then(|f| f.get("name"))
+        .and_then(Value::as_str);
+    if name.is_none_or(str::is_empty) {
+        return Err(ApiError::bad_request(format!(
+            "tools[{i}].function.name is required"
+        )));
+    }
+    Ok(())
+}
+
+/// Tool calls as chat templates read them: OpenAI's shape, with arguments
+/// as an object (a JSON string of one is parsed; templates print objects
+/// with `tojson` and index them) and `type: function`.
+pub fn template_tool_calls(calls: Vec<Value>) -> Vec<Value> {
+    calls
+        .into_iter()
+        .map(|mut call| {
+            if let Some(Value::String(args)) = call.get("function").and_then(|f| f.get("arguments"))
+                && let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(args)
+            {
+                call["function"]["arguments"] = parsed;
+            }
+            if call.get("type").is_none() && call.is_object() {
+                call["type"] = "function".into();
+            }
+            call
+        })
+        .collect()
 }
 
 /// Submits the job and answers with its events.

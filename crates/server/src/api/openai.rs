@@ -16,10 +16,14 @@
 //!   carries `finish_reason`: text pieces and tokens do not align one to one
 //!   once stop sequences hold text back.
 //! - Fields that need constrained decoding (`response_format` other than
-//!   text, `tools`, `tool_choice`, `functions`) and `logit_bias` are refused
-//!   with a 400 instead of being ignored.
+//!   text, `tool_choice` forcing a call) and `logit_bias` are refused with a
+//!   400 instead of being ignored; so are the legacy `functions`.
+//! - Tool calls are sent whole: a streamed call comes in one
+//!   `delta.tool_calls` chunk (index, id, name and all its arguments) once
+//!   the model has finished writing it.
 
 mod render;
+pub mod responses;
 
 use std::time::Duration;
 
@@ -33,13 +37,16 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::api::ollama::{check_tool, template_tool_calls};
+use crate::api::stream::Answer;
 use crate::error::{ApiError, OpenAiError};
 use crate::json::ApiJson;
 use crate::request::{
-    EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Stop,
+    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Stop, Think,
 };
 use crate::scheduler::JobHandle;
 use render::Reply;
+pub(crate) use render::new_id;
 
 /// The `/v1` routes, to be nested under `/v1`; unknown paths there get an
 /// OpenAI-shaped 404.
@@ -47,6 +54,8 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/chat/completions", post(chat_completions))
         .route("/completions", post(completions))
+        .route("/responses", post(responses::create))
+        .route("/messages", post(crate::api::anthropic::messages))
         .route("/embeddings", post(embeddings))
         .route("/models", get(list_models))
         // Model names hold `/` and `:` (`me/mine:v1`): the id is the rest of the path.
@@ -62,7 +71,7 @@ pub fn routes() -> axum::Router<AppState> {
 
 /// How often an SSE response sends a comment while nothing else comes (a long
 /// prefill), so that proxies and clients do not time the connection out.
-const SSE_KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub(crate) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// The most alternatives `top_logprobs` may ask for (OpenAI's limit).
 const MAX_TOP_LOGPROBS: u32 = 20;
@@ -239,6 +248,7 @@ pub struct ChatMessage {
     name: Option<String>,
     tool_calls: Option<Vec<Value>>,
     tool_call_id: Option<String>,
+    reasoning_content: Option<String>,
 }
 
 /// `POST /v1/chat/completions`'s body.
@@ -263,8 +273,10 @@ pub struct ChatCompletionBody {
     response_format: Option<Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
     functions: Option<Vec<Value>>,
     function_call: Option<Value>,
+    reasoning_effort: Option<String>,
 }
 
 /// Refuses what needs constrained decoding, which hearth does not have yet.
@@ -280,30 +292,67 @@ fn refuse_constrained(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
             ));
         }
     }
-    let tools = body.tools.as_ref().is_some_and(|t| !t.is_empty())
-        || body.functions.as_ref().is_some_and(|f| !f.is_empty());
-    if tools {
+    if body.functions.as_ref().is_some_and(|f| !f.is_empty()) || body.function_call.is_some() {
         return Err(OpenAiError::invalid_param(
-            if body.tools.is_some() {
-                "tools"
+            if body.function_call.is_some() {
+                "function_call"
             } else {
                 "functions"
             },
-            format!("tools are not supported: tool calling needs {WHY}"),
+            "the legacy functions and function_call are not supported: use tools and tool_choice",
         ));
     }
-    for (name, choice) in [
-        ("tool_choice", &body.tool_choice),
-        ("function_call", &body.function_call),
-    ] {
-        if choice.as_ref().is_some_and(|c| c != "none" && c != "auto") {
-            return Err(OpenAiError::invalid_param(
-                name,
-                format!("{name} is not supported: tool calling needs {WHY}"),
-            ));
-        }
-    }
     Ok(())
+}
+
+/// Whether the answer is parsed for calls: `tool_choice` `auto` (the
+/// default with tools) or `none`; a choice that forces a call is refused
+/// until calls can be forced by constrained decoding.
+pub fn tool_choice(choice: Option<&Value>, has_tools: bool) -> Result<bool, OpenAiError> {
+    match choice {
+        None | Some(Value::Null) => Ok(has_tools),
+        Some(Value::String(s)) if s == "auto" => Ok(has_tools),
+        Some(Value::String(s)) if s == "none" => Ok(false),
+        Some(Value::String(s)) if s == "required" => Err(OpenAiError::invalid_param(
+            "tool_choice",
+            "tool_choice 'required' is not supported yet: forcing a call needs constrained \
+             decoding, which is not implemented yet; use 'auto'",
+        )),
+        Some(Value::Object(_)) => Err(OpenAiError::invalid_param(
+            "tool_choice",
+            "tool_choice naming a function is not supported yet: forcing a call needs \
+             constrained decoding, which is not implemented yet; use 'auto'",
+        )),
+        Some(other) => Err(OpenAiError::invalid_param(
+            "tool_choice",
+            format!("tool_choice {other} is invalid: use 'auto', 'none', 'required' or a function"),
+        )),
+    }
+}
+
+/// The request's tools, each checked.
+fn checked_tools(tools: Option<Vec<Value>>) -> Result<Vec<Value>, OpenAiError> {
+    let tools = tools.unwrap_or_default();
+    for (i, tool) in tools.iter().enumerate() {
+        check_tool(i, tool).map_err(|e| {
+            let mut e = OpenAiError::from(e);
+            e.param = Some(format!("tools[{i}]"));
+            e
+        })?;
+    }
+    Ok(tools)
+}
+
+/// `reasoning_effort`.
+fn reasoning_effort(effort: Option<&str>) -> Result<Think, OpenAiError> {
+    match effort {
+        None => Ok(Think::Default),
+        Some(level) => Think::level(level).map_err(|e| {
+            let mut e = OpenAiError::from(e);
+            e.param = Some("reasoning_effort".into());
+            e
+        }),
+    }
 }
 
 /// The messages in the chat template's shape.
@@ -364,7 +413,11 @@ fn template_messages(messages: Vec<ChatMessage>) -> Result<Vec<Value>, OpenAiErr
         };
         let mut message = json!({"role": role, "content": content});
         if let Some(calls) = m.tool_calls {
-            message["tool_calls"] = Value::Array(calls);
+            message["tool_calls"] = Value::Array(template_tool_calls(calls));
+        }
+        if let Some(thinking) = m.reasoning_content.filter(|t| !t.is_empty()) {
+            message["reasoning_content"] = Value::String(thinking.clone());
+            message["thinking"] = Value::String(thinking);
         }
         if let Some(name) = m.name {
             message["name"] = Value::String(name);
@@ -423,11 +476,20 @@ pub async fn chat_completions(
     .options()?;
     options.logprobs = logprobs;
     let messages = template_messages(body.messages.unwrap_or_default())?;
+    let tools = checked_tools(body.tools)?;
+    let parse_calls = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
+    let think = reasoning_effort(body.reasoning_effort.as_deref())?;
+    // Calls are parsed as the model writes them, one or many: a model that
+    // writes several in one turn gets them all, whatever `parallel_tool_calls` says.
+    let _ = body.parallel_tool_calls;
     let reply = Reply::chat(model.clone(), logprobs.is_some(), include_usage);
-    let input = Input::Chat {
+    let input = Input::Chat(ChatInput {
         messages,
         template: None,
-    };
+        tools,
+        parse_calls,
+        think,
+    });
     respond(state, reply, model, input, options, stream).await
 }
 
@@ -582,22 +644,31 @@ async fn respond(
             .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
             .into_response())
     } else {
-        let mut text = String::new();
-        let mut next = first;
-        loop {
-            let event = match next.take() {
-                Some(e) => Some(e),
-                None => job.recv().await,
-            };
-            match event {
-                Some(Event::Started) => {}
-                Some(Event::Text(t)) => text.push_str(&t),
-                Some(Event::Done(summary)) => {
-                    return Ok(Json(reply.complete(&text, &summary)).into_response());
-                }
-                Some(Event::Error(e)) => return Err(e.into()),
-                Some(Event::Embedded(_)) | None => return Err(worker_stopped().into()),
-            }
+        let (answer, summary) = collect(job, first).await?;
+        Ok(Json(reply.complete(&answer, &summary)).into_response())
+    }
+}
+
+/// The whole answer of a started job and its summary.
+pub(crate) async fn collect(
+    mut job: JobHandle,
+    first: Option<Event>,
+) -> Result<(Answer, Box<crate::request::Summary>), OpenAiError> {
+    let mut answer = Answer::default();
+    let mut next = first;
+    loop {
+        let event = match next.take() {
+            Some(e) => Some(e),
+            None => job.recv().await,
+        };
+        match event {
+            Some(Event::Started) => {}
+            Some(Event::Text(t)) => answer.content.push_str(&t),
+            Some(Event::Thinking(t)) => answer.thinking.push_str(&t),
+            Some(Event::ToolCall(c)) => answer.calls.push((answer.calls.len(), c)),
+            Some(Event::Done(summary)) => return Ok((answer, summary)),
+            Some(Event::Error(e)) => return Err(e.into()),
+            Some(Event::Embedded(_)) | None => return Err(worker_stopped().into()),
         }
     }
 }
@@ -609,7 +680,7 @@ fn worker_stopped() -> ApiError {
 /// Waits until the job has started (the prompt fits and generation begins),
 /// so that a request that cannot start gets an error status and not a 200
 /// stream. Returns an event that came instead of `Started`, if one did.
-async fn started(job: &mut JobHandle) -> Result<Option<Event>, OpenAiError> {
+pub(crate) async fn started(job: &mut JobHandle) -> Result<Option<Event>, OpenAiError> {
     match job.recv().await {
         Some(Event::Started) => Ok(None),
         Some(Event::Error(e)) => Err(e.into()),

@@ -93,13 +93,15 @@ fn detects_families_from_real_template_markers() {
 }
 
 #[test]
+#[cfg_attr(
+    not(hearth_llama_vocabs),
+    ignore = "needs HEARTH_LLAMA_VOCAB_DIR (tools/fetch-llama-vocabs.sh)"
+)]
 fn real_templates_are_detected() {
     // The templates themselves, where tools/fetch-llama-vocabs.sh has put them.
-    let Some(dir) = std::env::var_os("HOME").map(|h| {
-        std::path::PathBuf::from(h).join(".cache/hearth/llama-cpp-python-0.3.36/models/templates")
-    }) else {
-        return;
-    };
+    let dir = std::env::var_os("HEARTH_LLAMA_VOCAB_DIR")
+        .map(|d| std::path::PathBuf::from(d).join("templates"))
+        .expect("HEARTH_LLAMA_VOCAB_DIR is not set (run tools/fetch-llama-vocabs.sh)");
     let cases = [
         (
             "Qwen-Qwen2.5-7B-Instruct",
