@@ -240,6 +240,17 @@ impl Loaded {
             }
             Think::Default | Think::On => {}
         }
+        // FireFunction v2's template reads the tools as pretty JSON text and
+        // `datetime`, as llama.cpp passes them; the date only (llama.cpp adds
+        // the time of day), so that the prompt, and its cached prefix, stay
+        // the same all day.
+        let dialect = template.map_or(self.dialect, Dialect::detect);
+        if dialect.tools == model::chat::output::ToolSyntax::FireFunctionV2 {
+            let functions = serde_json::to_string_pretty(tools).unwrap_or_default();
+            extra.insert("functions".into(), functions.into());
+            let now = jiff::Timestamp::now().strftime("%b %d %Y");
+            extra.insert("datetime".into(), now.to_string().into());
+        }
         let request = ChatRequest {
             messages,
             add_generation_prompt: true,
@@ -248,9 +259,31 @@ impl Loaded {
             tools: (!tools.is_empty()).then(|| tools.to_vec()),
             extra,
         };
-        let rendered = match template {
-            Some(source) => ChatTemplate::new(source).and_then(|t| t.render(&request)),
-            None => self.template.render(&request),
+        let compiled;
+        let template = match template {
+            Some(source) => {
+                compiled = ChatTemplate::new(source).map_err(|e| {
+                    ApiError::bad_request(format!("the chat template failed to render: {e}"))
+                })?;
+                &compiled
+            }
+            None => &self.template,
+        };
+        let rendered = template.render(&request);
+        // Templates take tool-call arguments as objects (most) or as JSON
+        // strings (Functionary v3.2 adds them to text): if one fails on
+        // objects, it gets strings, as llama.cpp tries both.
+        let rendered = match rendered {
+            Err(e) => match with_string_arguments(&request.messages) {
+                Some(messages) => template
+                    .render(&ChatRequest {
+                        messages,
+                        ..request
+                    })
+                    .map_err(|_| e),
+                None => Err(e),
+            },
+            ok => ok,
         };
         rendered
             .map_err(|e| ApiError::bad_request(format!("the chat template failed to render: {e}")))
@@ -357,6 +390,29 @@ impl Loaded {
             all.remove(fixed);
         }
     }
+}
+
+/// The messages with every tool call's object arguments as a JSON string,
+/// or `None` when none has object arguments.
+fn with_string_arguments(messages: &[serde_json::Value]) -> Option<Vec<serde_json::Value>> {
+    let mut changed = false;
+    let mut out = messages.to_vec();
+    for m in &mut out {
+        let Some(calls) = m.get_mut("tool_calls").and_then(|c| c.as_array_mut()) else {
+            continue;
+        };
+        for call in calls {
+            if let Some(args) = call
+                .get_mut("function")
+                .and_then(|f| f.get_mut("arguments"))
+                && args.is_object()
+            {
+                *args = serde_json::Value::String(args.to_string());
+                changed = true;
+            }
+        }
+    }
+    changed.then_some(out)
 }
 
 /// Starts the runner's thread, which loads the model and then serves jobs

@@ -68,6 +68,7 @@ pub struct MessagesBody {
     tools: Option<Vec<Tool>>,
     tool_choice: Option<Value>,
     thinking: Option<Value>,
+    output_config: Option<Value>,
     stream: Option<bool>,
     temperature: Option<f32>,
     top_p: Option<f32>,
@@ -262,17 +263,34 @@ fn tool_choice(choice: Option<&Value>, has_tools: bool) -> Result<bool, Anthropi
     }
 }
 
-/// `thinking`: `{"type": "enabled", "budget_tokens": N}` or `{"type": "disabled"}`.
-fn thinking(v: Option<&Value>) -> Result<Think, AnthropicError> {
-    match v.map(|v| v.get("type").and_then(Value::as_str)) {
-        None => Ok(Think::Default),
-        Some(Some("enabled")) => Ok(Think::On),
-        Some(Some("disabled")) => Ok(Think::Off),
-        Some(other) => Err(invalid(format!(
-            "thinking.type '{}' is invalid: use enabled or disabled",
-            other.unwrap_or("(missing)")
-        ))),
+/// `thinking` (`{"type": "enabled", "budget_tokens": N}`, `disabled` or
+/// `adaptive`, the model's default) and `output_config.effort`.
+fn thinking(v: Option<&Value>, output_config: Option<&Value>) -> Result<Think, AnthropicError> {
+    let effort = output_config
+        .and_then(|c| c.get("effort"))
+        .and_then(Value::as_str);
+    if output_config.is_some_and(|c| c.get("format").is_some_and(|f| !f.is_null())) {
+        return Err(invalid(
+            "output_config.format is not supported yet: constrained decoding is not implemented",
+        ));
     }
+    let think = match v.map(|v| v.get("type").and_then(Value::as_str)) {
+        None | Some(Some("adaptive")) => Think::Default,
+        Some(Some("enabled")) => Think::On,
+        Some(Some("disabled")) => return Ok(Think::Off),
+        Some(other) => {
+            return Err(invalid(format!(
+                "thinking.type '{}' is invalid: use enabled, disabled or adaptive",
+                other.unwrap_or("(missing)")
+            )));
+        }
+    };
+    Ok(match effort {
+        Some(level @ ("low" | "medium" | "high")) => Think::Level(level.to_owned()),
+        // Effort beyond high is the most a template knows.
+        Some("xhigh" | "max") => Think::Level("high".to_owned()),
+        _ => think,
+    })
 }
 
 /// `POST /v1/messages`.
@@ -308,7 +326,7 @@ pub async fn messages(
     let messages = template_messages(body.system, body.messages.unwrap_or_default())?;
     let tools = template_tools(body.tools.unwrap_or_default())?;
     let parse_calls = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
-    let think = thinking(body.thinking.as_ref())?;
+    let think = thinking(body.thinking.as_ref(), body.output_config.as_ref())?;
     let stop_sequences = body.stop_sequences.unwrap_or_default();
     if stop_sequences.iter().any(String::is_empty) {
         return Err(invalid("stop_sequences: a stop sequence must not be empty"));
