@@ -40,6 +40,10 @@ pub enum EngineError {
     /// The prompt was empty after tokenization.
     #[error("the prompt is empty")]
     EmptyPrompt,
+    /// A constraint (JSON Schema, grammar, regular expression) is invalid, or
+    /// its grammar failed while generating.
+    #[error("{0}")]
+    Constraint(String),
     /// An option name or value was not understood.
     #[error("option '{name}': {reason}")]
     Option {

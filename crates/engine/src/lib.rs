@@ -3,14 +3,16 @@
 //! conversation keeps between turns ([`Context`]), chat sessions that render the
 //! model's template ([`ChatSession`]), the option set shared by the CLI and
 //! the API ([`Options`]), the block bookkeeping of the paged KV cache with its
-//! prefix cache ([`blocks`]), and continuous batching of many generations over
-//! that cache ([`scheduler`]).
+//! prefix cache ([`blocks`]), continuous batching of many generations over
+//! that cache ([`scheduler`]), and constrained decoding: grammar masks applied
+//! before sampling ([`constraint`]).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod backend;
 pub mod blocks;
 mod chat;
+pub mod constraint;
 mod error;
 mod generate;
 mod logprobs;
@@ -20,6 +22,7 @@ mod stop;
 
 pub use backend::{Backend, ModelBackend};
 pub use chat::ChatSession;
+pub use constraint::{Constraint, Grammar};
 pub use error::EngineError;
 pub use generate::{Context, DoneReason, GenerateResult, PREFILL_CHUNK, Timings, generate};
 pub use logprobs::{TokenLogprob, token_logprob};

@@ -15,6 +15,12 @@
 //! front of the queue to be recomputed later (mostly from the prefix cache).
 //! A cancelled request's blocks are freed at the next step.
 //!
+//! A constrained sequence ([`crate::constraint`]) samples only from its
+//! grammar's mask. The masks of a step's constrained sequences depend only on
+//! the tokens they have already taken, so they are computed on a helper
+//! thread while the step's forward pass runs; sampling then waits only for
+//! whatever of that work outlasts the pass.
+//!
 //! Sampling, stop sequences, streaming and timings follow
 //! [`crate::generate`] token for token. A full context is shifted as Ollama
 //! does (keep `num_keep`, drop half of the rest), here by recomputing the
@@ -32,6 +38,7 @@ use model::tokenizer::{StreamDecoder, Tokenizer};
 use model::{Batch, Logits, Model, PagedSeq};
 
 use crate::blocks::{BlockManager, SeqBlocks};
+use crate::constraint::{Constraint, ConstraintEnv, SeqConstraint};
 use crate::generate::{DoneReason, GenerateResult, Timings, truncate_prompt};
 use crate::logprobs::token_logprob;
 use crate::stop::StopMatcher;
@@ -82,6 +89,8 @@ struct Seq<'t> {
     /// Its blocks, while it holds any.
     blocks: Option<SeqBlocks>,
     sampler: Sampler,
+    /// The grammar its tokens must follow, if any.
+    constraint: Option<SeqConstraint>,
     decoder: StreamDecoder<'t>,
     stops: StopMatcher,
     result: GenerateResult,
@@ -135,6 +144,8 @@ pub struct Scheduler<'m> {
     next_id: SeqId,
     plan: Vec<Planned>,
     n_preempted: usize,
+    /// The vocabulary for grammars, built on the first constrained request.
+    constraint_env: Option<ConstraintEnv>,
 }
 
 impl<'m> Scheduler<'m> {
@@ -156,6 +167,7 @@ impl<'m> Scheduler<'m> {
             next_id: 0,
             plan: Vec::new(),
             n_preempted: 0,
+            constraint_env: None,
         })
     }
 
@@ -169,6 +181,18 @@ impl<'m> Scheduler<'m> {
         self.waiting.len() + self.running.len()
     }
 
+    /// Compiles `constraint` against the model's vocabulary, for
+    /// [`Scheduler::submit_constrained`]. The vocabulary's trie is built on
+    /// the first call and kept. Fails with [`EngineError::Constraint`] for an
+    /// invalid schema, grammar or regular expression.
+    pub fn compile(&mut self, constraint: &Constraint) -> Result<SeqConstraint, EngineError> {
+        let env = match &mut self.constraint_env {
+            Some(env) => env,
+            empty => empty.insert(ConstraintEnv::new(self.tokenizer)?),
+        };
+        env.compile(constraint)
+    }
+
     /// Queues a generation of a continuation of `prompt`; its events go to
     /// `sink`. `cancel` turning true ends it at the next step. Fails at once
     /// for an empty prompt, or one that does not fit the context (unless
@@ -177,6 +201,19 @@ impl<'m> Scheduler<'m> {
         &mut self,
         prompt: &[u32],
         options: Options,
+        cancel: Option<Arc<AtomicBool>>,
+        sink: Sink,
+    ) -> Result<SeqId, EngineError> {
+        self.submit_constrained(prompt, options, None, cancel, sink)
+    }
+
+    /// [`Scheduler::submit`] with the tokens constrained by a grammar
+    /// compiled with [`Scheduler::compile`].
+    pub fn submit_constrained(
+        &mut self,
+        prompt: &[u32],
+        options: Options,
+        constraint: Option<SeqConstraint>,
         cancel: Option<Arc<AtomicBool>>,
         sink: Sink,
     ) -> Result<SeqId, EngineError> {
@@ -213,6 +250,7 @@ impl<'m> Scheduler<'m> {
             tokens: prompt,
             blocks: None,
             sampler,
+            constraint,
             decoder: StreamDecoder::new(self.tokenizer, options.special),
             stops: StopMatcher::new(&options.stop),
             options,
@@ -256,6 +294,21 @@ impl<'m> Scheduler<'m> {
         if self.plan.is_empty() {
             return Ok(0);
         }
+        // The constrained sequences that sample this step lend their
+        // constraints to the mask thread.
+        let mut masking: Vec<(usize, SeqConstraint)> = Vec::new();
+        for p in &self.plan {
+            let seq = &mut self.running[p.seq];
+            if p.n_past + p.n == seq.tokens.len()
+                && seq
+                    .constraint
+                    .as_ref()
+                    .is_some_and(SeqConstraint::is_active)
+                && let Some(c) = seq.constraint.take()
+            {
+                masking.push((p.seq, c));
+            }
+        }
         let steps: Vec<PagedSeq<'_>> = self
             .plan
             .iter()
@@ -275,10 +328,27 @@ impl<'m> Scheduler<'m> {
             .collect();
         let rows = steps.iter().map(|s| s.tokens.len()).sum();
         let wants: Vec<bool> = steps.iter().map(|s| s.logits.is_some()).collect();
-        let outcome = self
-            .model
-            .forward_paged(&mut self.batch, &mut self.pool, &steps);
+        let (model, batch, pool) = (self.model, &mut self.batch, &mut self.pool);
+        let outcome = if masking.is_empty() {
+            model.forward_paged(batch, pool, &steps)
+        } else {
+            std::thread::scope(|scope| {
+                let masks = scope.spawn(|| {
+                    for (_, c) in masking.iter_mut() {
+                        c.prepare_mask();
+                    }
+                });
+                let outcome = model.forward_paged(batch, pool, &steps);
+                // A panic in llguidance leaves the masks to be computed (or
+                // fail) at sampling; it does not take the step down.
+                let _ = masks.join();
+                outcome
+            })
+        };
         drop(steps);
+        for (i, c) in masking {
+            self.running[i].constraint = Some(c);
+        }
         if let Err(e) = outcome {
             // What was reserved is not committed: end every running sequence
             // (freeing its blocks) rather than go on from an unknown state.
@@ -563,13 +633,27 @@ fn sample(
     if budget_spent(seq.result.tokens.len()) {
         return Some(Ok(DoneReason::Length));
     }
-    let token = match seq.sampler.sample(logits) {
+    let mask = match seq.constraint.as_mut().map(SeqConstraint::mask) {
+        None => None,
+        Some(Ok(mask)) => mask,
+        Some(Err(e)) => return Some(Err(e)),
+    };
+    let sampled = match mask {
+        Some(allowed) => seq.sampler.sample_allowed(logits, allowed),
+        None => seq.sampler.sample(logits),
+    };
+    let token = match sampled {
         Ok(t) => t,
         Err(e) => return Some(Err(e.into())),
     };
     seq.sampler.accept(token);
     if tokenizer.is_eog(token) {
         return Some(Ok(DoneReason::Stop));
+    }
+    if let Some(c) = seq.constraint.as_mut()
+        && let Err(e) = c.accept(token, tokenizer.token_to_piece(token, true))
+    {
+        return Some(Err(e));
     }
     seq.result.tokens.push(token);
     if let Some(top_n) = seq.options.logprobs {
@@ -585,7 +669,12 @@ fn sample(
         seq.cancelled = true;
         return Some(Ok(DoneReason::Cancelled));
     }
-    if stopped {
+    if stopped
+        || seq
+            .constraint
+            .as_ref()
+            .is_some_and(SeqConstraint::is_finished)
+    {
         return Some(Ok(DoneReason::Stop));
     }
     if budget_spent(seq.result.tokens.len()) {

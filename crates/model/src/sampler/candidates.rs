@@ -41,6 +41,28 @@ impl Candidates {
         self.sorted = false;
     }
 
+    /// Refills the array with the tokens whose bit is set in `allowed` (bit
+    /// `i % 32` of word `i / 32` for token `i`, as a grammar's token mask is
+    /// laid out), in id order; bits past the end of `logits` are ignored.
+    pub fn fill_allowed(&mut self, logits: &[f32], allowed: &[u32]) {
+        self.data.clear();
+        for (w, &word) in allowed.iter().enumerate() {
+            let mut bits = word;
+            while bits != 0 {
+                let id = w * 32 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                if let Some(&logit) = logits.get(id) {
+                    self.data.push(Candidate {
+                        id: id as u32,
+                        logit,
+                        p: 0.0,
+                    });
+                }
+            }
+        }
+        self.sorted = false;
+    }
+
     /// The remaining candidates.
     pub fn as_slice(&self) -> &[Candidate] {
         &self.data
@@ -122,6 +144,18 @@ mod tests {
         assert!(c.is_sorted());
         c.keep_top(10);
         assert_eq!(c.len(), 3);
+    }
+
+    #[test]
+    fn fill_allowed_keeps_only_set_bits_within_the_logits() {
+        let mut c = Candidates::default();
+        let logits: Vec<f32> = (0..40).map(|i| i as f32).collect();
+        // Tokens 1, 3, 33 and 50 (past the logits).
+        let allowed = [0b1010u32, 0b10, 1 << 18];
+        c.fill_allowed(&logits, &allowed);
+        let ids: Vec<u32> = c.as_slice().iter().map(|c| c.id).collect();
+        assert_eq!(ids, [1, 3, 33]);
+        assert_eq!(c.as_slice()[2].logit, 33.0);
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub enum SamplerError {
     /// Every logit was `-inf` or NaN (e.g. every token banned by logit bias).
     #[error("no token has a finite logit")]
     NoFiniteLogit,
+    /// A token mask allowed no token of the vocabulary.
+    #[error("the token mask allows no token")]
+    NothingAllowed,
 }
 
 /// A sampler chain with its state: the penalty window and the RNG.
@@ -139,9 +142,29 @@ impl Sampler {
         if logits.is_empty() {
             return Err(SamplerError::NoLogits);
         }
+        self.candidates.fill(logits);
+        self.run_chain()
+    }
+
+    /// [`Sampler::sample`] over only the tokens a mask allows: bit `i % 32`
+    /// of `allowed[i / 32]` set for token `i` (a grammar's mask, see
+    /// `engine::constraint`). The mask is applied first, so every stage of the
+    /// chain sees only allowed tokens and the draw is from their distribution.
+    pub fn sample_allowed(&mut self, logits: &[f32], allowed: &[u32]) -> Result<u32, SamplerError> {
+        if logits.is_empty() {
+            return Err(SamplerError::NoLogits);
+        }
+        self.candidates.fill_allowed(logits, allowed);
+        if self.candidates.is_empty() {
+            return Err(SamplerError::NothingAllowed);
+        }
+        self.run_chain()
+    }
+
+    /// The chain's stages over the filled candidates.
+    fn run_chain(&mut self) -> Result<u32, SamplerError> {
         let p = &self.params;
         let c = &mut self.candidates;
-        c.fill(logits);
         stages::logit_bias(c, &p.logit_bias);
         self.penalties.apply(c);
         let chosen = if p.temperature <= 0.0 {

@@ -411,3 +411,33 @@ mod llama_cpp_cases {
         }
     }
 }
+
+#[test]
+fn a_mask_limits_every_draw_to_the_allowed_tokens() {
+    let logits = [5.0, 1.0, 4.0, 0.5, 3.0];
+    // Tokens 1 and 3 only.
+    let allowed = [0b01010u32];
+    let mut greedy = Sampler::new(SamplerParams {
+        temperature: 0.0,
+        ..SamplerParams::default()
+    });
+    assert_eq!(greedy.sample_allowed(&logits, &allowed), Ok(1));
+    let mut random = Sampler::new(SamplerParams {
+        temperature: 1.5,
+        top_k: 0,
+        top_p: 1.0,
+        seed: Some(7),
+        ..SamplerParams::default()
+    });
+    let mut seen = [0usize; 5];
+    for _ in 0..200 {
+        seen[random.sample_allowed(&logits, &allowed).unwrap() as usize] += 1;
+    }
+    assert_eq!(seen[0] + seen[2] + seen[4], 0, "{seen:?}");
+    assert!(seen[1] > 0 && seen[3] > 0, "{seen:?}");
+    assert_eq!(
+        random.sample_allowed(&logits, &[0, 1]),
+        Err(SamplerError::NothingAllowed),
+        "a mask past the vocabulary allows nothing"
+    );
+}
