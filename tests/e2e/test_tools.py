@@ -254,18 +254,129 @@ def test_models_without_tools_or_thinking_refuse_them(ollama_client, openai_clie
     assert "does not support tools" in str(e.value)
 
 
-def test_tool_choice(openai_client, family_models):
+def test_tool_choice_none_and_bad_choices(openai_client, family_models):
     name = family_models["hermes"]
     common = dict(model=name, messages=HISTORY, tools=[WEATHER], temperature=0, max_tokens=4)
     r = openai_client.chat.completions.create(tool_choice="none", **common)
     assert r.choices[0].message.tool_calls is None
     assert r.choices[0].finish_reason in ("stop", "length")
-    for choice in ["required", {"type": "function", "function": {"name": "get_weather"}}]:
-        with pytest.raises(openai.BadRequestError) as e:
-            openai_client.chat.completions.create(tool_choice=choice, **common)
-        assert "constrained decoding" in str(e.value)
+    with pytest.raises(openai.BadRequestError) as e:
+        openai_client.chat.completions.create(
+            tool_choice={"type": "function", "function": {"name": "nowhere"}}, **common
+        )
+    assert "not among the tools" in str(e.value)
     with pytest.raises(openai.BadRequestError):
-        openai_client.chat.completions.create(tools=[{"type": "function", "function": {}}], model=name, messages=HISTORY)
+        openai_client.chat.completions.create(
+            tools=[{"type": "function", "function": {}}], model=name, messages=HISTORY
+        )
+    with pytest.raises(openai.BadRequestError):
+        openai_client.chat.completions.create(
+            tool_choice="required", model=name, messages=HISTORY
+        )
+
+
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "description": "The time in a zone",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "zone": {"type": "string", "enum": ["UTC", "CET"], "description": "The zone"},
+                "hour24": {"type": "boolean", "description": "24-hour clock"},
+            },
+            "required": ["zone", "hour24"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+# The forced-call tools bound their strings: the random model, constrained
+# to the grammar, would otherwise write one string until max_tokens.
+CITY = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 12, "description": "The city"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def valid_call(call, tool):
+    """A call's arguments satisfy the tool's schema (the keywords used here)."""
+    schema = tool["function"]["parameters"]
+    args = json.loads(call["arguments"]) if isinstance(call["arguments"], str) else call["arguments"]
+    assert call["name"] == tool["function"]["name"]
+    assert isinstance(args, dict)
+    assert set(schema["required"]) <= set(args)
+    types = {"string": str, "boolean": bool}
+    for key, value in args.items():
+        prop = schema["properties"][key]
+        assert isinstance(value, types[prop["type"]]), (key, value)
+        if "maxLength" in prop:
+            assert len(value) <= prop["maxLength"]
+        if "enum" in prop:
+            assert value in prop["enum"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_forced_calls_follow_the_family_syntax_and_the_schema(openai_client, family_models, family):
+    """tool_choice naming a function (and `required`) constrains the random
+    model to the family's call syntax: the parser finds a call whose
+    arguments match the schema, streamed and whole alike."""
+    name = family_models[family]
+    common = dict(
+        model=name, messages=HISTORY, tools=[CITY, TIME], temperature=0, seed=5,
+        max_tokens=200, parallel_tool_calls=False,
+    )
+    for choice, tool in [({"type": "function", "function": {"name": "get_time"}}, TIME), ("required", None)]:
+        whole = openai_client.chat.completions.create(tool_choice=choice, **common)
+        message = whole.choices[0].message
+        assert whole.choices[0].finish_reason == "tool_calls", (family, message)
+        calls = [{"name": c.function.name, "arguments": c.function.arguments} for c in message.tool_calls]
+        assert len(calls) == 1, calls
+        valid_call(calls[0], tool or {"get_weather": CITY, "get_time": TIME}[calls[0]["name"]])
+        content, _, streamed, finish, _ = assemble(
+            openai_client.chat.completions.create(tool_choice=choice, stream=True, **common)
+        )
+        assert streamed == calls and finish == "tool_calls"
+        assert content == (message.content or "")
+
+
+def test_forced_calls_on_the_other_apis(ollama_client, anthropic_client, openai_client, family_models):
+    name = family_models["qwen3"]
+    bounded = dict(ANTHROPIC_TOOL, input_schema=CITY["function"]["parameters"])
+    message = anthropic_client.messages.create(
+        model=name, max_tokens=200, messages=[{"role": "user", "content": "Weather in Rome?"}],
+        tools=[bounded], tool_choice={"type": "tool", "name": "get_weather"},
+        extra_body={"temperature": 0},
+    )
+    uses = [b for b in message.content if b.type == "tool_use"]
+    assert message.stop_reason == "tool_use" and len(uses) >= 1
+    assert uses[0].name == "get_weather" and isinstance(uses[0].input["city"], str)
+    with anthropic_client.messages.stream(
+        model=name, max_tokens=200, messages=[{"role": "user", "content": "Weather in Rome?"}],
+        tools=[bounded], tool_choice={"type": "any"}, extra_body={"temperature": 0},
+    ) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use"
+    assert isinstance([b for b in final.content if b.type == "tool_use"][0].input["city"], str)
+    tool = {"type": "function", "name": "get_weather", "parameters": CITY["function"]["parameters"]}
+    r = openai_client.responses.create(
+        model=name, input="Weather in Rome?", tools=[tool], tool_choice="required",
+        temperature=0, max_output_tokens=200,
+    )
+    calls = [i for i in r.output if i.type == "function_call"]
+    assert calls and calls[0].name == "get_weather"
+    assert isinstance(json.loads(calls[0].arguments)["city"], str)
 
 
 @pytest.fixture(scope="session")

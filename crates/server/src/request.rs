@@ -43,7 +43,7 @@ pub enum Input {
 }
 
 /// A conversation to answer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ChatInput {
     /// The conversation, oldest first, in the chat template's shape
     /// (`{"role", "content", "tool_calls", "reasoning_content", ...}`).
@@ -55,6 +55,11 @@ pub struct ChatInput {
     /// Whether the answer is parsed for tool calls (tools offered and not
     /// `tool_choice: none`).
     pub parse_calls: bool,
+    /// Whether a call is left to the model (`Auto`: constrained once it
+    /// opens one) or forced from the first token.
+    pub tool_choice: model::chat::output::ToolChoice,
+    /// Whether a forced answer may hold several calls.
+    pub parallel_tool_calls: bool,
     /// Whether, and how hard, the model should think.
     pub think: Think,
 }

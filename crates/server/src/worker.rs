@@ -18,8 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use engine::scheduler::{SchedulerConfig, SeqEvent, Sink};
+use engine::{Constraint, Grammar};
 use engine::{EngineError, GenerateResult, Options};
-use model::chat::output::{Dialect, OutputParser, Piece};
+use model::chat::output::{
+    Dialect, GRAMMAR_MARKERS, OutputParser, Piece, ToolChoice, lit_with, tool_call_grammar,
+};
 use model::chat::{ChatRequest, ChatTemplate};
 use model::tokenizer::Tokenizer;
 use model::{LoadOptions, Model};
@@ -352,7 +355,7 @@ impl Loaded {
         chat: &ChatInput,
         model_name: &str,
         n_ctx: usize,
-    ) -> Result<(Vec<u32>, Option<OutputParser>), ApiError> {
+    ) -> Result<ChatPrompt, ApiError> {
         let template = chat.template.as_deref();
         let dialect = template.map_or(self.dialect, Dialect::detect);
         if !chat.tools.is_empty() && !dialect.takes_tools {
@@ -378,17 +381,84 @@ impl Loaded {
             let text = self.render_chat(all.clone(), template, &chat.tools, &chat.think)?;
             let tokens = self.tokenize(&text, true);
             if tokens.len() < n_ctx || all.len() <= fixed + 1 {
-                let parser = (chat.parse_calls || dialect.thinks()).then(|| {
-                    OutputParser::new(
-                        dialect,
-                        chat.parse_calls,
-                        dialect.prompt_opens_thinking(&text),
-                    )
+                let thinking_open = dialect.prompt_opens_thinking(&text);
+                let parser = (chat.parse_calls || dialect.thinks())
+                    .then(|| OutputParser::new(dialect, chat.parse_calls, thinking_open));
+                let constraint = self.tool_constraint(chat, dialect, thinking_open)?;
+                return Ok(ChatPrompt {
+                    tokens,
+                    parser,
+                    constraint,
                 });
-                return Ok((tokens, parser));
             }
             all.remove(fixed);
         }
+    }
+}
+
+/// A chat request's prompt and what its answer goes through.
+struct ChatPrompt {
+    tokens: Vec<u32>,
+    /// Splits the answer into content, thinking and calls.
+    parser: Option<OutputParser>,
+    /// The grammar of the family's calls: from the first token when a call
+    /// is forced, from the call's opening text on under `auto`.
+    constraint: Option<Constraint>,
+}
+
+impl Loaded {
+    /// The constraint on a chat's tool calls, if it offers tools.
+    fn tool_constraint(
+        &self,
+        chat: &ChatInput,
+        dialect: Dialect,
+        thinking_open: bool,
+    ) -> Result<Option<Constraint>, ApiError> {
+        if !chat.parse_calls || chat.tools.is_empty() {
+            return Ok(None);
+        }
+        // Format tokens that are control tokens here are named by id.
+        let specials: Vec<(String, u32)> = GRAMMAR_MARKERS
+            .iter()
+            .filter_map(|m| {
+                let id = self.tokenizer.token_id(m)?;
+                self.tokenizer
+                    .token_to_piece(id, false)
+                    .is_empty()
+                    .then(|| ((*m).to_owned(), id))
+            })
+            .collect();
+        let grammar = tool_call_grammar(
+            dialect.tools,
+            &chat.tools,
+            &chat.tool_choice,
+            chat.parallel_tool_calls,
+            &specials,
+        );
+        let Some(grammar) = grammar else {
+            if let ToolChoice::Function(name) = &chat.tool_choice {
+                return Err(ApiError::bad_request(format!(
+                    "tool_choice names the function '{name}', which is not among the tools"
+                )));
+            }
+            return Ok(None);
+        };
+        let forced = grammar.triggers.is_empty();
+        let lark = if forced && thinking_open {
+            // The prompt opened a thinking block: a forced call comes after
+            // closing it.
+            format!(
+                "start: {} forced_calls\n{}",
+                lit_with("</think>\n\n", &specials),
+                grammar.lark.replacen("start:", "forced_calls:", 1)
+            )
+        } else {
+            grammar.lark
+        };
+        Ok(Some(Constraint::lazy(
+            Grammar::Lark(lark),
+            grammar.triggers,
+        )))
     }
 }
 
@@ -614,28 +684,42 @@ fn start_job(
             let _ = events.send(outcome.unwrap_or_else(Event::Error));
             return;
         }
-        Input::Prompt(p) => loaded.prompt_tokens(p).map(|t| (t, None)),
+        Input::Prompt(p) => loaded.prompt_tokens(p).map(|tokens| ChatPrompt {
+            tokens,
+            parser: None,
+            constraint: None,
+        }),
         Input::Chat(chat) => loaded.chat_tokens(chat, &request.model, num_ctx),
     };
-    let checked = prompt.and_then(|(prompt, parser)| {
-        let mut options = loaded.options(&request.options, num_ctx)?;
-        // The parser reads the family's markers, control tokens among them.
-        options.special = parser.is_some();
-        if prompt.is_empty() {
-            return Err(ApiError::bad_request(
-                "the prompt is empty after tokenization",
-            ));
-        }
-        if prompt.len() >= num_ctx {
-            return Err(ApiError::bad_request(format!(
-                "the prompt is {} tokens, more than the context of {num_ctx} holds; \
+    let checked = prompt.and_then(
+        |ChatPrompt {
+             tokens: prompt,
+             parser,
+             constraint,
+         }| {
+            let mut options = loaded.options(&request.options, num_ctx)?;
+            // The parser reads the family's markers, control tokens among them.
+            options.special = parser.is_some();
+            if prompt.is_empty() {
+                return Err(ApiError::bad_request(
+                    "the prompt is empty after tokenization",
+                ));
+            }
+            if prompt.len() >= num_ctx {
+                return Err(ApiError::bad_request(format!(
+                    "the prompt is {} tokens, more than the context of {num_ctx} holds; \
                  shorten it or raise num_ctx",
-                prompt.len()
-            )));
-        }
-        Ok((prompt, options, parser))
-    });
-    let (prompt, options, parser) = match checked {
+                    prompt.len()
+                )));
+            }
+            let constraint = constraint
+                .map(|c| sched.compile(&c))
+                .transpose()
+                .map_err(|e| ApiError::bad_request(format!("the tool-call grammar: {e}")))?;
+            Ok((prompt, options, parser, constraint))
+        },
+    );
+    let (prompt, options, parser, constraint) = match checked {
         Ok(v) => v,
         Err(e) => return fail(completion, e),
     };
@@ -655,7 +739,7 @@ fn start_job(
         log: log_prompts.then(|| request.model.clone()),
         parser,
     });
-    if let Err(e) = sched.submit(&prompt, options, Some(cancel), sink) {
+    if let Err(e) = sched.submit_constrained(&prompt, options, constraint, Some(cancel), sink) {
         // The sink, and with it the job's completion, is dropped already.
         let _ = events.send(Event::Error(engine_error(&e)));
     }
@@ -762,6 +846,7 @@ fn engine_error(e: &EngineError) -> ApiError {
         | EngineError::ContextFull { .. }
         | EngineError::EmptyPrompt
         | EngineError::Option { .. }
+        | EngineError::Constraint(_)
         | EngineError::Chat(_) => ApiError::bad_request(e.to_string()),
         EngineError::Model(_) | EngineError::Sampler(_) | EngineError::Step(_) => {
             ApiError::internal("generating", e)

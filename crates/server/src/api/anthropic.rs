@@ -11,9 +11,10 @@
 //! Anthropic's shape. The API key is read by the shared auth layer, from
 //! `x-api-key` as Anthropic's clients send it.
 //!
-//! Differences from Anthropic: `tool_choice` `any` and `tool` (forcing a
-//! call) are refused until calls can be forced by constrained decoding;
-//! `thinking.budget_tokens` does not cap the thinking; thinking blocks carry
+//! `tool_choice` `any` and `tool` constrain the answer to the model's call
+//! syntax with input valid under the tool's `input_schema`.
+//!
+//! Differences from Anthropic: `thinking.budget_tokens` does not cap the thinking; thinking blocks carry
 //! an empty `signature`; a tool call's input arrives in one
 //! `input_json_delta`.
 
@@ -38,6 +39,7 @@ use crate::request::{
     ChatInput, DoneReason, Event, GenerateRequest, Input, RequestOptions, Stop, Summary, Think,
 };
 use crate::scheduler::JobHandle;
+use model::chat::output::ToolChoice;
 
 /// A JSON body with errors in Anthropic's shape.
 #[derive(Debug, Clone)]
@@ -245,22 +247,44 @@ fn template_tools(tools: Vec<Tool>) -> Result<Vec<Value>, AnthropicError> {
         .collect()
 }
 
-/// Whether calls are parsed: `auto` (the default) or `none`.
-fn tool_choice(choice: Option<&Value>, has_tools: bool) -> Result<bool, AnthropicError> {
-    let kind = match choice {
-        None | Some(Value::Null) => return Ok(has_tools),
-        Some(v) => v.get("type").and_then(Value::as_str).unwrap_or("(missing)"),
+/// `tool_choice`: whether calls are parsed (not under `none`), which call
+/// the grammar allows (`any` forces one, `tool` the named one) and whether
+/// several may come (`disable_parallel_tool_use`).
+fn tool_choice(
+    choice: Option<&Value>,
+    has_tools: bool,
+) -> Result<(bool, ToolChoice, bool), AnthropicError> {
+    let Some(choice) = choice.filter(|c| !c.is_null()) else {
+        return Ok((has_tools, ToolChoice::Auto, true));
     };
-    match kind {
-        "auto" => Ok(has_tools),
-        "none" => Ok(false),
-        "any" | "tool" => Err(invalid(format!(
-            "tool_choice of type '{kind}' is not supported yet: forcing a call needs constrained decoding, which is not implemented yet; use 'auto'"
-        ))),
-        other => Err(invalid(format!(
-            "tool_choice type '{other}' is invalid: use auto, any, tool or none"
-        ))),
+    let parallel = !choice
+        .get("disable_parallel_tool_use")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let kind = choice
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("(missing)");
+    let forced = match kind {
+        "auto" => ToolChoice::Auto,
+        "none" => return Ok((false, ToolChoice::Auto, parallel)),
+        "any" => ToolChoice::Required,
+        "tool" => match choice.get("name").and_then(Value::as_str) {
+            Some(name) => ToolChoice::Function(name.to_owned()),
+            None => return Err(invalid("tool_choice.name: field required for type 'tool'")),
+        },
+        other => {
+            return Err(invalid(format!(
+                "tool_choice type '{other}' is invalid: use auto, any, tool or none"
+            )));
+        }
+    };
+    if !has_tools && forced != ToolChoice::Auto {
+        return Err(invalid(
+            "tool_choice forces a tool call, but no tools were given",
+        ));
     }
+    Ok((has_tools, forced, parallel))
 }
 
 /// `thinking` (`{"type": "enabled", "budget_tokens": N}`, `disabled` or
@@ -325,7 +349,8 @@ pub async fn messages(
     }
     let messages = template_messages(body.system, body.messages.unwrap_or_default())?;
     let tools = template_tools(body.tools.unwrap_or_default())?;
-    let parse_calls = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
+    let (parse_calls, tool_choice, parallel_tool_calls) =
+        tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
     let think = thinking(body.thinking.as_ref(), body.output_config.as_ref())?;
     let stop_sequences = body.stop_sequences.unwrap_or_default();
     if stop_sequences.iter().any(String::is_empty) {
@@ -347,6 +372,8 @@ pub async fn messages(
             template: None,
             tools,
             parse_calls,
+            tool_choice,
+            parallel_tool_calls,
             think,
         }),
         options,

@@ -249,6 +249,8 @@ pub async fn chat(
         messages,
         template: body.template,
         parse_calls: !tools.is_empty(),
+        tool_choice: model::chat::output::ToolChoice::Auto,
+        parallel_tool_calls: true,
         tools,
         think,
     });

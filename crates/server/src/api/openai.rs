@@ -15,9 +15,12 @@
 //! - When streaming with logprobs, they arrive all at once in the chunk that
 //!   carries `finish_reason`: text pieces and tokens do not align one to one
 //!   once stop sequences hold text back.
-//! - Fields that need constrained decoding (`response_format` other than
-//!   text, `tool_choice` forcing a call) and `logit_bias` are refused with a
+//! - `response_format` other than text and `logit_bias` are refused with a
 //!   400 instead of being ignored; so are the legacy `functions`.
+//! - `tool_choice` `required` or naming a function constrains the answer to
+//!   the model's call syntax with arguments valid under the function's
+//!   schema; under `auto` the grammar applies once the model opens a call.
+//!   `parallel_tool_calls: false` allows one call only where a call is forced.
 //! - Tool calls are sent whole: a streamed call comes in one
 //!   `delta.tool_calls` chunk (index, id, name and all its arguments) once
 //!   the model has finished writing it.
@@ -45,6 +48,7 @@ use crate::request::{
     ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Stop, Think,
 };
 use crate::scheduler::JobHandle;
+use model::chat::output::ToolChoice;
 use render::Reply;
 pub(crate) use render::new_id;
 
@@ -305,29 +309,46 @@ fn refuse_constrained(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
     Ok(())
 }
 
-/// Whether the answer is parsed for calls: `tool_choice` `auto` (the
-/// default with tools) or `none`; a choice that forces a call is refused
-/// until calls can be forced by constrained decoding.
-pub fn tool_choice(choice: Option<&Value>, has_tools: bool) -> Result<bool, OpenAiError> {
-    match choice {
-        None | Some(Value::Null) => Ok(has_tools),
-        Some(Value::String(s)) if s == "auto" => Ok(has_tools),
-        Some(Value::String(s)) if s == "none" => Ok(false),
-        Some(Value::String(s)) if s == "required" => Err(OpenAiError::invalid_param(
+/// `tool_choice`: whether the answer is parsed for calls (`auto`, the
+/// default with tools, or a forced call; not `none`), and which call the
+/// grammar allows. Takes chat's `{"type": "function", "function": {"name"}}`
+/// and the Responses API's `{"type": "function", "name"}`.
+pub fn tool_choice(
+    choice: Option<&Value>,
+    has_tools: bool,
+) -> Result<(bool, ToolChoice), OpenAiError> {
+    let named = |v: &Value| {
+        v.get("function")
+            .and_then(|f| f.get("name"))
+            .or_else(|| v.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let choice = match choice {
+        None | Some(Value::Null) => ToolChoice::Auto,
+        Some(Value::String(s)) if s == "auto" => ToolChoice::Auto,
+        Some(Value::String(s)) if s == "none" => return Ok((false, ToolChoice::Auto)),
+        Some(Value::String(s)) if s == "required" => ToolChoice::Required,
+        Some(v @ Value::Object(_)) if named(v).is_some() => {
+            ToolChoice::Function(named(v).unwrap_or_default())
+        }
+        Some(other) => {
+            return Err(OpenAiError::invalid_param(
+                "tool_choice",
+                format!(
+                    "tool_choice {other} is invalid: use 'auto', 'none', 'required' or \
+                     {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}"
+                ),
+            ));
+        }
+    };
+    if !has_tools && choice != ToolChoice::Auto {
+        return Err(OpenAiError::invalid_param(
             "tool_choice",
-            "tool_choice 'required' is not supported yet: forcing a call needs constrained \
-             decoding, which is not implemented yet; use 'auto'",
-        )),
-        Some(Value::Object(_)) => Err(OpenAiError::invalid_param(
-            "tool_choice",
-            "tool_choice naming a function is not supported yet: forcing a call needs \
-             constrained decoding, which is not implemented yet; use 'auto'",
-        )),
-        Some(other) => Err(OpenAiError::invalid_param(
-            "tool_choice",
-            format!("tool_choice {other} is invalid: use 'auto', 'none', 'required' or a function"),
-        )),
+            "tool_choice forces a call, but no tools were given",
+        ));
     }
+    Ok((has_tools, choice))
 }
 
 /// The request's tools, each checked.
@@ -477,17 +498,16 @@ pub async fn chat_completions(
     options.logprobs = logprobs;
     let messages = template_messages(body.messages.unwrap_or_default())?;
     let tools = checked_tools(body.tools)?;
-    let parse_calls = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
+    let (parse_calls, tool_choice) = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
     let think = reasoning_effort(body.reasoning_effort.as_deref())?;
-    // Calls are parsed as the model writes them, one or many: a model that
-    // writes several in one turn gets them all, whatever `parallel_tool_calls` says.
-    let _ = body.parallel_tool_calls;
     let reply = Reply::chat(model.clone(), logprobs.is_some(), include_usage);
     let input = Input::Chat(ChatInput {
         messages,
         template: None,
         tools,
         parse_calls,
+        tool_choice,
+        parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
         think,
     });
     respond(state, reply, model, input, options, stream).await

@@ -45,19 +45,89 @@ fn function(tool: &Value) -> Option<(&str, Value)> {
     Some((name, params))
 }
 
-/// A Lark string literal.
-fn lit(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_default()
+/// A schema compiled as the templates print JSON (Python's `json.dumps`:
+/// `", "` and `": "`, no other whitespace), so that a call reads as the
+/// model was trained on and no call runs on in whitespace.
+fn compact(mut schema: Value) -> Value {
+    if let Some(map) = schema.as_object_mut() {
+        map.insert(
+            "x-guidance".into(),
+            json!({"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "}),
+        );
+    }
+    schema
+}
+
+/// The format tokens the grammars write: where one is a control token of
+/// the model's vocabulary (one that renders as nothing unless special tokens
+/// are shown), the grammar must name it as a token (`<[id]>`), since no text
+/// produces it.
+pub const GRAMMAR_MARKERS: &[&str] = &[
+    "<tool_call>",
+    "</tool_call>",
+    "<|python_tag|>",
+    "[TOOL_CALLS]",
+    "<|START_ACTION|>",
+    "<|END_ACTION|>",
+    "<｜tool▁calls▁begin｜>",
+    "<｜tool▁calls▁end｜>",
+    "<｜tool▁call▁begin｜>",
+    "<｜tool▁call▁end｜>",
+    "<｜tool▁sep｜>",
+    "<|channel|>",
+    "<|constrain|>",
+    "<|message|>",
+    "<|end|>",
+    "<|start|>",
+    "<|tool_call|>",
+    "</think>",
+];
+
+/// `text` as a Lark expression: quoted strings, with the control tokens in
+/// `specials` (text and id) as token references.
+pub fn lit_with(text: &str, specials: &[(String, u32)]) -> String {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut parts = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        let next = specials
+            .iter()
+            .filter(|(t, _)| !t.is_empty())
+            .filter_map(|(t, id)| rest.find(t.as_str()).map(|i| (i, t.len(), *id)))
+            .min_by_key(|&(i, len, _)| (i, usize::MAX - len));
+        match next {
+            Some((i, len, id)) => {
+                if i > 0 {
+                    parts.push(quote(&rest[..i]));
+                }
+                parts.push(format!("<[{id}]>"));
+                rest = &rest[i + len..];
+            }
+            None => {
+                parts.push(quote(rest));
+                rest = "";
+            }
+        }
+    }
+    if parts.is_empty() {
+        "\"\"".to_owned()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// The grammar for calls of `tools` in `syntax`, or `None` when no function
 /// can be called (no tools, or a named function that is not among them).
+/// `specials`: the [`GRAMMAR_MARKERS`] that are control tokens of the
+/// model's vocabulary, with their ids.
 pub fn tool_call_grammar(
     syntax: ToolSyntax,
     tools: &[Value],
     choice: &ToolChoice,
     parallel: bool,
+    specials: &[(String, u32)],
 ) -> Option<ToolGrammar> {
+    let lit = |s: &str| lit_with(s, specials);
     let functions: Vec<(&str, Value)> = tools
         .iter()
         .filter_map(function)
@@ -70,7 +140,7 @@ pub fn tool_call_grammar(
         return None;
     }
     // One object per call, `{NAME_KEY: name, ARGS_KEY: args}`.
-    let object = |name_key: &str, args_key: &str, extra: Option<&str>| -> Value {
+    let object = |name_key: &str, args_key: &str, extra: Option<(&str, Value)>| -> Value {
         let options: Vec<Value> = functions
             .iter()
             .map(|(name, params)| {
@@ -78,8 +148,8 @@ pub fn tool_call_grammar(
                 props.insert(name_key.into(), json!({"const": name}));
                 props.insert(args_key.into(), params.clone());
                 let mut required = vec![json!(name_key), json!(args_key)];
-                if let Some(id) = extra {
-                    props.insert(id.into(), json!({"type": "string"}));
+                if let Some((id, schema)) = &extra {
+                    props.insert((*id).into(), schema.clone());
                     required.push(json!(id));
                 }
                 json!({"type": "object", "properties": props, "required": required,
@@ -92,13 +162,14 @@ pub fn tool_call_grammar(
             json!({"anyOf": options})
         }
     };
-    let list = |item: Value| -> Value {
+    let list_raw = |item: Value| -> Value {
         let mut v = json!({"type": "array", "items": item, "minItems": 1});
         if !parallel {
             v["maxItems"] = json!(1);
         }
         v
     };
+    let list = |item: Value| compact(list_raw(item));
     // A call per function, NAME outside the JSON: `prefix(name) ARGS suffix`.
     let per_function = |prefix: &dyn Fn(&str) -> String, suffix: &str, sep: &str| -> String {
         let mut rules = String::new();
@@ -106,8 +177,9 @@ pub fn tool_call_grammar(
         for (i, (name, params)) in functions.iter().enumerate() {
             names.push(format!("call_{i}"));
             rules.push_str(&format!(
-                "call_{i}: {} %json{params} {}\n",
+                "call_{i}: {} %json{} {}\n",
                 lit(&prefix(name)),
+                compact(params.clone()),
                 lit(suffix)
             ));
         }
@@ -124,7 +196,12 @@ pub fn tool_call_grammar(
         } else {
             "start: call\n".to_owned()
         };
-        format!("{start}call: {} %json{obj} {}\n", lit(open), lit(close))
+        format!(
+            "{start}call: {} %json{} {}\n",
+            lit(open),
+            compact(obj),
+            lit(close)
+        )
     };
     let (lark, triggers): (String, &[&str]) = match syntax {
         ToolSyntax::Hermes => (
@@ -142,21 +219,40 @@ pub fn tool_call_grammar(
         ),
         ToolSyntax::MistralNemo => (
             format!(
-                "start: \"[TOOL_CALLS]\" %json{}\n",
-                list(object("name", "arguments", Some("id")))
+                "start: {} %json{}\n",
+                lit("[TOOL_CALLS]"),
+                list(object(
+                    "name",
+                    "arguments",
+                    // Mistral's ids: nine letters and digits.
+                    Some((
+                        "id",
+                        json!({"type": "string", "pattern": "^[a-zA-Z0-9]{9}$"})
+                    )),
+                ))
             ),
             &["[TOOL_CALLS]"],
         ),
         ToolSyntax::CommandR7b => (
             format!(
-                "start: \"<|START_ACTION|>\" %json{} \"<|END_ACTION|>\"\n",
-                list(object("tool_name", "parameters", Some("tool_call_id")))
+                "start: {} %json{} {}\n",
+                lit("<|START_ACTION|>"),
+                list(object(
+                    "tool_name",
+                    "parameters",
+                    Some((
+                        "tool_call_id",
+                        json!({"type": "string", "pattern": "^[0-9]{1,3}$"})
+                    )),
+                )),
+                lit("<|END_ACTION|>")
             ),
             &["<|START_ACTION|>"],
         ),
         ToolSyntax::Granite => (
             format!(
-                "start: \"<|tool_call|>\" %json{}\n",
+                "start: {} %json{}\n",
+                lit("<|tool_call|>"),
                 list(object("name", "arguments", None))
             ),
             &["<|tool_call|>"],
@@ -169,12 +265,14 @@ pub fn tool_call_grammar(
             &[" functools["],
         ),
         ToolSyntax::Generic => {
-            let calls = list(object("name", "arguments", None));
+            let calls = list_raw(object("name", "arguments", None));
             (
                 format!(
                     "start: %json{}\n",
-                    json!({"type": "object", "properties": {"tool_calls": calls},
+                    compact(
+                        json!({"type": "object", "properties": {"tool_calls": calls},
                            "required": ["tool_calls"], "additionalProperties": false})
+                    )
                 ),
                 &[],
             )
@@ -187,7 +285,9 @@ pub fn tool_call_grammar(
             );
             (
                 format!(
-                    "start: \"<｜tool▁calls▁begin｜>\" calls \"<｜tool▁calls▁end｜>\"\n{}",
+                    "start: {} calls {}\n{}",
+                    lit("<｜tool▁calls▁begin｜>"),
+                    lit("<｜tool▁calls▁end｜>"),
                     body.replacen("start:", "calls:", 1)
                 ),
                 &["<｜tool▁calls▁begin｜>"],
@@ -201,7 +301,9 @@ pub fn tool_call_grammar(
             );
             (
                 format!(
-                    "start: \"<｜tool▁calls▁begin｜>\" calls \"<｜tool▁calls▁end｜>\"\n{}",
+                    "start: {} calls {}\n{}",
+                    lit("<｜tool▁calls▁begin｜>"),
+                    lit("<｜tool▁calls▁end｜>"),
                     body.replacen("start:", "calls:", 1)
                 ),
                 &["<｜tool▁calls▁begin｜>"],

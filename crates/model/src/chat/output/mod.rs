@@ -21,7 +21,7 @@ mod tests;
 
 use serde_json::Value;
 
-pub use grammar::{ToolChoice, ToolGrammar, tool_call_grammar};
+pub use grammar::{GRAMMAR_MARKERS, ToolChoice, ToolGrammar, lit_with, tool_call_grammar};
 
 /// One tool call the model made.
 #[derive(Debug, Clone, PartialEq)]

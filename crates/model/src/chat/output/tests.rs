@@ -486,13 +486,20 @@ fn grammars_name_each_function_and_schema() {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
                        "required": ["city"]}}}),
     ];
-    let g = tool_call_grammar(ToolSyntax::Hermes, &tools, &ToolChoice::Required, false).unwrap();
+    let g = tool_call_grammar(
+        ToolSyntax::Hermes,
+        &tools,
+        &ToolChoice::Required,
+        false,
+        &[],
+    )
+    .unwrap();
     assert_eq!(
         g.lark,
-        "start: call\ncall: \"<tool_call>\\n\" %json{\"type\":\"object\",\"properties\":{\"name\":{\"const\":\"get_weather\"},\"arguments\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}},\"required\":[\"name\",\"arguments\"],\"additionalProperties\":false} \"\\n</tool_call>\"\n"
+        "start: call\ncall: \"<tool_call>\\n\" %json{\"type\":\"object\",\"properties\":{\"name\":{\"const\":\"get_weather\"},\"arguments\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}},\"required\":[\"name\",\"arguments\"],\"additionalProperties\":false,\"x-guidance\":{\"whitespace_flexible\":false,\"item_separator\":\", \",\"key_separator\":\": \"}} \"\\n</tool_call>\"\n"
     );
     assert!(g.triggers.is_empty());
-    let g = tool_call_grammar(ToolSyntax::Hermes, &tools, &ToolChoice::Auto, true).unwrap();
+    let g = tool_call_grammar(ToolSyntax::Hermes, &tools, &ToolChoice::Auto, true, &[]).unwrap();
     assert_eq!(g.triggers, ["<tool_call>"]);
     assert!(g.lark.starts_with("start: call (\"\\n\" call)*\n"));
     // A named function that is not offered has no grammar.
@@ -501,7 +508,8 @@ fn grammars_name_each_function_and_schema() {
             ToolSyntax::Hermes,
             &tools,
             &ToolChoice::Function("x".into()),
-            false
+            false,
+            &[]
         )
         .is_none()
     );
@@ -510,6 +518,7 @@ fn grammars_name_each_function_and_schema() {
         &tools,
         &ToolChoice::Function("get_weather".into()),
         false,
+        &[],
     )
     .unwrap();
     assert!(
@@ -530,9 +539,43 @@ fn grammars_name_each_function_and_schema() {
         ToolSyntax::FireFunctionV2,
         ToolSyntax::Generic,
     ] {
-        let g = tool_call_grammar(syntax, &tools, &ToolChoice::Required, false).unwrap();
+        let g = tool_call_grammar(syntax, &tools, &ToolChoice::Required, false, &[]).unwrap();
         assert!(g.lark.starts_with("start:"), "{syntax:?}");
         assert!(g.lark.contains("get_weather"), "{syntax:?}");
         assert!(g.lark.contains("\"required\":[\"city\"]"), "{syntax:?}");
     }
+}
+
+#[test]
+fn control_tokens_are_named_by_id_in_grammars() {
+    let tools = [json!({"type": "function", "function": {"name": "f"}})];
+    let specials = [("[TOOL_CALLS]".to_owned(), 5)];
+    let g = tool_call_grammar(
+        ToolSyntax::MistralNemo,
+        &tools,
+        &ToolChoice::Required,
+        true,
+        &specials,
+    )
+    .unwrap();
+    assert!(g.lark.starts_with("start: <[5]> %json{"), "{}", g.lark);
+    let specials = [
+        ("<|channel|>".to_owned(), 1),
+        ("<|constrain|>".to_owned(), 2),
+        ("<|message|>".to_owned(), 3),
+    ];
+    let g = tool_call_grammar(
+        ToolSyntax::GptOss,
+        &tools,
+        &ToolChoice::Required,
+        false,
+        &specials,
+    )
+    .unwrap();
+    assert!(
+        g.lark
+            .contains("call_0: <[1]> \"commentary to=functions.f \" <[2]> \"json\" <[3]> %json{"),
+        "{}",
+        g.lark
+    );
 }

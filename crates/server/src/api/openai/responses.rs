@@ -10,8 +10,7 @@
 //!
 //! Not kept: responses are not stored, so `previous_response_id` and
 //! `store: true` retrieval are refused / not offered; `text.format` other
-//! than text needs constrained decoding and is refused, as is a
-//! `tool_choice` that forces a call.
+//! than text is refused.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -267,7 +266,7 @@ pub async fn create(
         .ok_or_else(|| invalid("input", "input is required"))?;
     let messages = template_messages(body.instructions.clone(), input)?;
     let tools = template_tools(body.tools.unwrap_or_default())?;
-    let parse_calls = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
+    let (parse_calls, tool_choice) = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
     let think = match body
         .reasoning
         .as_ref()
@@ -291,7 +290,7 @@ pub async fn create(
             json!({"type": "function", "name": f["name"], "description": f["description"],
                    "parameters": f["parameters"], "strict": false})
         }).collect::<Vec<_>>(),
-        "tool_choice": body.tool_choice.unwrap_or(json!("auto")),
+        "tool_choice": body.tool_choice.clone().unwrap_or(json!("auto")),
         "parallel_tool_calls": body.parallel_tool_calls.unwrap_or(true),
         "temperature": options.temperature,
         "top_p": options.top_p,
@@ -304,6 +303,8 @@ pub async fn create(
             template: None,
             tools,
             parse_calls,
+            tool_choice,
+            parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
             think,
         }),
         options,
