@@ -127,10 +127,7 @@ def test_unknown_model_is_not_found(openai_client):
         (dict(temperature=5), "temperature"),
         (dict(n=2), "n"),
         (dict(response_format={"type": "json_object"}), "response_format"),
-        (
-            dict(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}]),
-            "tools",
-        ),
+        (dict(tools=[{"type": "function", "function": {"parameters": {}}}]), "tools[0]"),
         (dict(logprobs=True, top_logprobs=30), "top_logprobs"),
     ],
 )

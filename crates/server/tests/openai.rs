@@ -558,18 +558,22 @@ async fn bad_requests_get_openai_shaped_4xx_and_the_server_keeps_serving() {
     .await;
     assert_eq!(e["param"], "stream_options");
 
-    // Constrained decoding is refused, never ignored; plain text is fine.
+    // A forced call needs tools.
+    let e = error(
+        &state,
+        chat,
+        body(chat_body(json!({"tool_choice": "required"}))),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(e["param"], "tool_choice");
+    // Structured output is refused, never ignored; plain text is fine.
     for (field, value) in [
         ("response_format", json!({"type": "json_object"})),
         (
             "response_format",
             json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}),
         ),
-        (
-            "tools",
-            json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]),
-        ),
-        ("tool_choice", json!("required")),
     ] {
         let e = error(
             &state,
