@@ -424,7 +424,7 @@ impl OutputParser {
 /// Content before calls, in the order a client reads them.
 fn content_then_calls(content: String, calls: Vec<ToolCall>) -> Vec<Piece> {
     let mut out = Vec::new();
-    if !(content.trim().is_empty() && !calls.is_empty()) {
+    if !content.trim().is_empty() || calls.is_empty() {
         out.push(Piece::Content(content));
     }
     out.extend(calls.into_iter().map(Piece::Call));
