@@ -183,6 +183,11 @@ pub struct RequestOptions {
     /// `logprobs`; not one of Ollama's options, so never read from JSON.
     #[serde(skip)]
     pub logprobs: Option<usize>,
+    /// The grammar the output must follow (Ollama's `format`, OpenAI's
+    /// `response_format`, llama-server's `grammar` and `json_schema`; see
+    /// `api::format`); set by the APIs, never read from `options`.
+    #[serde(skip)]
+    pub constraint: Option<engine::Constraint>,
 }
 
 /// `stop`: Ollama takes a list; one string is accepted too.

@@ -712,16 +712,27 @@ fn start_job(
                     prompt.len()
                 )));
             }
-            let constraint = constraint
-                .map(|c| sched.compile(&c))
-                .transpose()
-                .map_err(|e| ApiError::bad_request(format!("the tool-call grammar: {e}")))?;
             Ok((prompt, options, parser, constraint))
         },
     );
-    let (prompt, options, parser, constraint) = match checked {
+    let (prompt, options, parser, tool_constraint) = match checked {
         Ok(v) => v,
         Err(e) => return fail(completion, e),
+    };
+    // The request's structured output, else the grammar of the tool calls
+    // (the APIs refuse a forced call with structured output). Compiled before
+    // the job starts, so that a bad schema or grammar is a 400 and not an
+    // error inside a 200 stream.
+    let constraint = match request
+        .options
+        .constraint
+        .as_ref()
+        .or(tool_constraint.as_ref())
+        .map(|c| sched.compile(c))
+    {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(e)) => return fail(completion, engine_error(&e)),
     };
     if log_prompts {
         tracing::info!(model = %request.model, "prompt: {:?}", loaded.tokenizer.decode_lossy(&prompt, false, true));

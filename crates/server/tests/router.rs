@@ -223,13 +223,13 @@ async fn bad_requests_get_clear_4xx_errors_and_the_server_keeps_serving() {
     let m = post_error(
         &state,
         "/api/generate",
-        body(json!({"model": "tiny", "prompt": "x", "format": "json"})),
+        body(json!({"model": "tiny", "prompt": "x", "format": "yaml"})),
         bad,
     )
     .await;
     assert_eq!(
         m,
-        "format is not supported yet: constrained decoding is not implemented"
+        "format \"yaml\" is invalid: use \"json\" or a JSON Schema object"
     );
     let m = post_error(
         &state,

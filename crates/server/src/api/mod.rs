@@ -4,6 +4,7 @@
 //! [`anthropic`], over the same internal request and events.
 
 pub mod anthropic;
+pub mod format;
 pub mod models;
 pub mod ollama;
 pub mod openai;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::api::format;
 use crate::api::stream::{self, Shape};
 use crate::config::KeepAlive;
 use crate::error::ApiError;
@@ -106,19 +107,9 @@ pub struct ChatMessage {
 
 /// The checks shared by generate and chat: fields that need features hearth
 /// does not have yet are refused, never ignored.
-fn refuse_unsupported(model: &str, format: &Option<Value>) -> Result<(), ApiError> {
+fn refuse_unsupported(model: &str) -> Result<(), ApiError> {
     if model.trim().is_empty() {
         return Err(ApiError::bad_request("model is required"));
-    }
-    let format_given = match format {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.is_empty(),
-        Some(_) => true,
-    };
-    if format_given {
-        return Err(ApiError::bad_request(
-            "format is not supported yet: constrained decoding is not implemented",
-        ));
     }
     Ok(())
 }
@@ -137,13 +128,15 @@ pub async fn generate(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.format)?;
+    refuse_unsupported(&body.model)?;
     if Think::from_json(body.think.as_ref())?.wanted() {
         return Err(ApiError::bad_request(
             "think is not supported on /api/generate yet: use /api/chat",
         ));
     }
     refuse_images(&body.images)?;
+    let mut options = body.options;
+    options.constraint = format::ollama(body.format.as_ref())?;
     if !body.suffix.is_empty() {
         return Err(ApiError::bad_request(format!(
             "\"{}\" does not support insert: its template has no suffix (fill-in-the-middle)",
@@ -161,16 +154,7 @@ pub async fn generate(
             return Ok(stream::unloaded(&shape).into_response());
         }
         let input = Input::Load;
-        return run(
-            state,
-            shape,
-            body.model,
-            input,
-            body.options,
-            keep_alive,
-            false,
-        )
-        .await;
+        return run(state, shape, body.model, input, options, keep_alive, false).await;
     }
     let input = Input::Prompt(PromptInput {
         prompt: body.prompt,
@@ -180,13 +164,7 @@ pub async fn generate(
         context: body.context.unwrap_or_default(),
     });
     run(
-        state,
-        shape,
-        body.model,
-        input,
-        body.options,
-        keep_alive,
-        streaming,
+        state, shape, body.model, input, options, keep_alive, streaming,
     )
     .await
 }
@@ -196,7 +174,9 @@ pub async fn chat(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.format)?;
+    refuse_unsupported(&body.model)?;
+    let mut options = body.options;
+    options.constraint = format::ollama(body.format.as_ref())?;
     let think = Think::from_json(body.think.as_ref())?;
     let tools = body.tools.unwrap_or_default();
     for (i, tool) in tools.iter().enumerate() {
@@ -239,7 +219,7 @@ pub async fn chat(
             shape,
             body.model,
             Input::Load,
-            body.options,
+            options,
             keep_alive,
             false,
         )
@@ -256,13 +236,7 @@ pub async fn chat(
     });
     let streaming = body.stream.unwrap_or(true);
     run(
-        state,
-        shape,
-        body.model,
-        input,
-        body.options,
-        keep_alive,
-        streaming,
+        state, shape, body.model, input, options, keep_alive, streaming,
     )
     .await
 }

@@ -15,11 +15,15 @@
 //! - When streaming with logprobs, they arrive all at once in the chunk that
 //!   carries `finish_reason`: text pieces and tokens do not align one to one
 //!   once stop sequences hold text back.
-//! - `response_format` other than text and `logit_bias` are refused with a
-//!   400 instead of being ignored; so are the legacy `functions`.
+//! - Structured output: `response_format` (`text`, `json_object`,
+//!   `json_schema`) on both chat and completions, and llama-server's `grammar`
+//!   (GBNF) and `json_schema` fields beside it ([`super::format`]).
+//!   `logit_bias` and the legacy `functions` are refused with a 400 instead of
+//!   being ignored.
 //! - `tool_choice` `required` or naming a function constrains the answer to
 //!   the model's call syntax with arguments valid under the function's
-//!   schema; under `auto` the grammar applies once the model opens a call.
+//!   schema; under `auto` the grammar applies once the model opens a call
+//!   (unless structured output constrains the answer already).
 //!   `parallel_tool_calls: false` allows one call only where a call is forced.
 //! - Tool calls are sent whole: a streamed call comes in one
 //!   `delta.tool_calls` chunk (index, id, name and all its arguments) once
@@ -40,6 +44,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::api::format::OpenAiFormat;
 use crate::api::ollama::{check_tool, template_tool_calls};
 use crate::api::stream::Answer;
 use crate::error::{ApiError, OpenAiError};
@@ -275,6 +280,8 @@ pub struct ChatCompletionBody {
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     response_format: Option<Value>,
+    grammar: Option<Value>,
+    json_schema: Option<Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
     parallel_tool_calls: Option<bool>,
@@ -283,19 +290,14 @@ pub struct ChatCompletionBody {
     reasoning_effort: Option<String>,
 }
 
-/// Refuses what needs constrained decoding, which hearth does not have yet.
-fn refuse_constrained(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
-    const WHY: &str = "constrained decoding is not implemented yet";
-    if let Some(format) = &body.response_format {
-        let kind = format.get("type").and_then(Value::as_str);
-        if kind != Some("text") {
-            let kind = kind.unwrap_or("(missing)");
-            return Err(OpenAiError::invalid_param(
-                "response_format",
-                format!("response_format of type '{kind}' is not supported: {WHY}"),
-            ));
-        }
-    }
+/// The constraint a request's structured-output fields ask for.
+fn constraint(f: OpenAiFormat<'_>) -> Result<Option<engine::Constraint>, OpenAiError> {
+    f.constraint()
+        .map_err(|(param, message)| OpenAiError::invalid_param(param, message))
+}
+
+/// Refuses the legacy `functions` and `function_call`.
+fn refuse_functions(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
     if body.functions.as_ref().is_some_and(|f| !f.is_empty()) || body.function_call.is_some() {
         return Err(OpenAiError::invalid_param(
             if body.function_call.is_some() {
@@ -456,8 +458,13 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     OpenAiJson(body): OpenAiJson<ChatCompletionBody>,
 ) -> Result<Response, OpenAiError> {
-    refuse_constrained(&body)?;
+    refuse_functions(&body)?;
     let model = require_model(body.model.clone())?;
+    let constraint = constraint(OpenAiFormat {
+        response_format: body.response_format.as_ref(),
+        grammar: body.grammar.as_ref(),
+        json_schema: body.json_schema.as_ref(),
+    })?;
     let stream = body.stream.unwrap_or(false);
     let include_usage = include_usage(stream, body.stream_options)?;
     let logprobs = match (body.logprobs.unwrap_or(false), body.top_logprobs) {
@@ -496,9 +503,17 @@ pub async fn chat_completions(
     }
     .options()?;
     options.logprobs = logprobs;
+    options.constraint = constraint;
     let messages = template_messages(body.messages.unwrap_or_default())?;
     let tools = checked_tools(body.tools)?;
     let (parse_calls, tool_choice) = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
+    if options.constraint.is_some() && parse_calls && tool_choice != ToolChoice::Auto {
+        return Err(OpenAiError::invalid_param(
+            "tool_choice",
+            "a forced tool_choice cannot be combined with structured output (response_format, \
+             grammar, json_schema): both constrain the whole answer",
+        ));
+    }
     let think = reasoning_effort(body.reasoning_effort.as_deref())?;
     let reply = Reply::chat(model.clone(), logprobs.is_some(), include_usage);
     let input = Input::Chat(ChatInput {
@@ -547,6 +562,9 @@ pub struct CompletionBody {
     logprobs: Option<u32>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
+    response_format: Option<Value>,
+    grammar: Option<Value>,
+    json_schema: Option<Value>,
 }
 
 /// `POST /v1/completions`.
@@ -624,6 +642,11 @@ pub async fn completions(
     }
     .options()?;
     options.logprobs = logprobs;
+    options.constraint = constraint(OpenAiFormat {
+        response_format: body.response_format.as_ref(),
+        grammar: body.grammar.as_ref(),
+        json_schema: body.json_schema.as_ref(),
+    })?;
     let echo = body.echo.unwrap_or(false).then(|| text.clone());
     let reply = Reply::completion(model.clone(), logprobs.is_some(), include_usage, echo);
     // Token ids go in as the context of an empty raw prompt: the same path

@@ -123,10 +123,23 @@ pub fn unloaded(shape: &Shape) -> Json<Value> {
     Json(v)
 }
 
+/// One NDJSON line. U+0085, U+2028 and U+2029, which JSON allows raw in
+/// strings, are escaped (Go's encoder, and so Ollama, escapes the last two):
+/// clients that split the stream with Python's `str.splitlines` (httpx's
+/// `iter_lines`, under the ollama client) take each of them for a line end.
 fn line(v: &Value) -> Bytes {
-    let mut bytes = serde_json::to_vec(v).unwrap_or_default();
-    bytes.push(b'\n');
-    Bytes::from(bytes)
+    let text = serde_json::to_string(v).unwrap_or_default();
+    let mut out = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        match c {
+            '\u{85}' => out.push_str("\\u0085"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out.push('\n');
+    Bytes::from(out)
 }
 
 /// The first event that is not `Started`, or the error the job ended with:
@@ -238,5 +251,21 @@ pub async fn collect(shape: Shape, mut job: JobHandle) -> Result<Json<Value>, Ap
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_lines_escape_what_line_splitters_break_on() {
+        let v = json!({"response": "a\u{2028}b\u{2029}c\u{85}d\ne"});
+        let bytes = line(&v);
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        assert!(!text.contains(['\u{2028}', '\u{2029}', '\u{85}']), "{text}");
+        let back: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(back, v);
     }
 }
