@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::api::format;
 use crate::api::stream::{self, Shape};
+use crate::api::tools::{check_tool, template_tool_calls};
 use crate::config::KeepAlive;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -239,50 +240,6 @@ pub async fn chat(
         state, shape, body.model, input, options, keep_alive, streaming,
     )
     .await
-}
-
-/// A tool definition must be a function with a name (Ollama's and OpenAI's
-/// shape, `{"type": "function", "function": {"name", "parameters"}}`).
-pub fn check_tool(i: usize, tool: &Value) -> Result<(), ApiError> {
-    let kind = tool
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("function");
-    if kind != "function" {
-        return Err(ApiError::bad_request(format!(
-            "tools[{i}] has type '{kind}': only function tools are supported"
-        )));
-    }
-    let name = tool
-        .get("function")
-        .and_then(|f| f.get("name"))
-        .and_then(Value::as_str);
-    if name.is_none_or(str::is_empty) {
-        return Err(ApiError::bad_request(format!(
-            "tools[{i}].function.name is required"
-        )));
-    }
-    Ok(())
-}
-
-/// Tool calls as chat templates read them: OpenAI's shape, with arguments
-/// as an object (a JSON string of one is parsed; templates print objects
-/// with `tojson` and index them) and `type: function`.
-pub fn template_tool_calls(calls: Vec<Value>) -> Vec<Value> {
-    calls
-        .into_iter()
-        .map(|mut call| {
-            if let Some(Value::String(args)) = call.get("function").and_then(|f| f.get("arguments"))
-                && let Ok(parsed @ Value::Object(_)) = serde_json::from_str::<Value>(args)
-            {
-                call["function"]["arguments"] = parsed;
-            }
-            if call.get("type").is_none() && call.is_object() {
-                call["type"] = "function".into();
-            }
-            call
-        })
-        .collect()
 }
 
 /// Submits the job and answers with its events.

@@ -45,12 +45,12 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::api::format::OpenAiFormat;
-use crate::api::ollama::{check_tool, template_tool_calls};
 use crate::api::stream::Answer;
+use crate::api::tools::{checked_tools, reasoning_effort, template_tool_calls, tool_choice};
 use crate::error::{ApiError, OpenAiError};
 use crate::json::ApiJson;
 use crate::request::{
-    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Stop, Think,
+    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Stop,
 };
 use crate::scheduler::JobHandle;
 use model::chat::output::ToolChoice;
@@ -309,73 +309,6 @@ fn refuse_functions(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
         ));
     }
     Ok(())
-}
-
-/// `tool_choice`: whether the answer is parsed for calls (`auto`, the
-/// default with tools, or a forced call; not `none`), and which call the
-/// grammar allows. Takes chat's `{"type": "function", "function": {"name"}}`
-/// and the Responses API's `{"type": "function", "name"}`.
-pub fn tool_choice(
-    choice: Option<&Value>,
-    has_tools: bool,
-) -> Result<(bool, ToolChoice), OpenAiError> {
-    let named = |v: &Value| {
-        v.get("function")
-            .and_then(|f| f.get("name"))
-            .or_else(|| v.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let choice = match choice {
-        None | Some(Value::Null) => ToolChoice::Auto,
-        Some(Value::String(s)) if s == "auto" => ToolChoice::Auto,
-        Some(Value::String(s)) if s == "none" => return Ok((false, ToolChoice::Auto)),
-        Some(Value::String(s)) if s == "required" => ToolChoice::Required,
-        Some(v @ Value::Object(_)) if named(v).is_some() => {
-            ToolChoice::Function(named(v).unwrap_or_default())
-        }
-        Some(other) => {
-            return Err(OpenAiError::invalid_param(
-                "tool_choice",
-                format!(
-                    "tool_choice {other} is invalid: use 'auto', 'none', 'required' or \
-                     {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}"
-                ),
-            ));
-        }
-    };
-    if !has_tools && choice != ToolChoice::Auto {
-        return Err(OpenAiError::invalid_param(
-            "tool_choice",
-            "tool_choice forces a call, but no tools were given",
-        ));
-    }
-    Ok((has_tools, choice))
-}
-
-/// The request's tools, each checked.
-fn checked_tools(tools: Option<Vec<Value>>) -> Result<Vec<Value>, OpenAiError> {
-    let tools = tools.unwrap_or_default();
-    for (i, tool) in tools.iter().enumerate() {
-        check_tool(i, tool).map_err(|e| {
-            let mut e = OpenAiError::from(e);
-            e.param = Some(format!("tools[{i}]"));
-            e
-        })?;
-    }
-    Ok(tools)
-}
-
-/// `reasoning_effort`.
-fn reasoning_effort(effort: Option<&str>) -> Result<Think, OpenAiError> {
-    match effort {
-        None => Ok(Think::Default),
-        Some(level) => Think::level(level).map_err(|e| {
-            let mut e = OpenAiError::from(e);
-            e.param = Some("reasoning_effort".into());
-            e
-        }),
-    }
 }
 
 /// The messages in the chat template's shape.

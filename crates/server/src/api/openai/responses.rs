@@ -23,9 +23,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::render::call_id;
-use super::{OpenAiJson, SSE_KEEP_ALIVE, collect, model_error, new_id, started, tool_choice};
+use super::{OpenAiJson, SSE_KEEP_ALIVE, collect, model_error, new_id, started};
 use crate::AppState;
-use crate::api::ollama::check_tool;
+use crate::api::tools::{check_tool, tool_choice};
 use crate::error::{ApiError, OpenAiError};
 use crate::request::{ChatInput, DoneReason, Event, GenerateRequest, Input, Summary, Think};
 use crate::scheduler::JobHandle;
