@@ -28,6 +28,7 @@ def test_metrics_are_present_and_move(server, ollama_client, model):
         "hearth_requests",
         "hearth_request_duration_seconds",
         "hearth_model_loaded",
+        "hearth_model_load_seconds",
         "hearth_time_to_first_token_seconds",
         "hearth_inter_token_latency_seconds",
         "hearth_prompt_tokens",
@@ -70,6 +71,7 @@ def test_metrics_are_present_and_move(server, ollama_client, model):
     assert _value(after, "hearth_requests", "hearth_requests_total", model="other", code="404") >= 1
     assert all(s.labels.get("model") != "no-such-model-xyz" for s in after["hearth_requests"].samples)
     assert _value(after, "hearth_model_loaded", "hearth_model_loaded", model=model) == 1
+    assert _value(after, "hearth_model_load_seconds", "hearth_model_load_seconds", model=model) > 0
     # Tokens and their timing, from the answers' own counts.
     assert _value(after, "hearth_generated_tokens", "hearth_generated_tokens_total", model=model) == generated + made
     assert _value(after, "hearth_prompt_tokens", "hearth_prompt_tokens_total", model=model) > prompted

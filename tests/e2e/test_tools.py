@@ -97,7 +97,7 @@ def long_gguf(workdir):
     return out
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def family_models(ollama_client, long_gguf, model, templates):
     """One store model per family: a random-weight GGUF with that family's template."""
     digest = ollama_client.create_blob(long_gguf)
@@ -113,7 +113,10 @@ def family_models(ollama_client, long_gguf, model, templates):
         )
         assert done.status == "success"
         names[family] = name
-    return names
+    yield names
+    # Unloaded again, so that tests after these find no model of theirs running.
+    for name in names.values():
+        ollama_client.generate(model=name, keep_alive=0)
 
 
 def assemble(stream):

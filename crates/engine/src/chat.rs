@@ -138,6 +138,7 @@ impl<'t, B: Backend> ChatSession<'t, B> {
             add_generation_prompt: true,
             bos_token: self.bos_text.clone(),
             eos_token: self.eos_text.clone(),
+            extra: model::chat::runtime_variables(model::chat::local_clock()),
             ..ChatRequest::default()
         };
         Ok(self.template.render(&request)?)

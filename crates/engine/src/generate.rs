@@ -338,7 +338,7 @@ pub fn generate<B: Backend>(
 /// ones as fill the context but one position (the first generated token's;
 /// the next one then shifts the context). At least the last prompt token
 /// stays. A one-position context is left to [`Context::prefill`]'s error.
-pub(crate) fn truncate_prompt(prompt: &[u32], n_ctx: usize, num_keep: usize) -> Vec<u32> {
+pub fn truncate_prompt(prompt: &[u32], n_ctx: usize, num_keep: usize) -> Vec<u32> {
     let room = n_ctx.saturating_sub(1);
     if room == 0 {
         return prompt.to_vec();

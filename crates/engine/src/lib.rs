@@ -24,7 +24,9 @@ pub use backend::{Backend, ModelBackend};
 pub use chat::ChatSession;
 pub use constraint::{Constraint, Grammar};
 pub use error::EngineError;
-pub use generate::{Context, DoneReason, GenerateResult, PREFILL_CHUNK, Timings, generate};
+pub use generate::{
+    Context, DoneReason, GenerateResult, PREFILL_CHUNK, Timings, generate, truncate_prompt,
+};
 pub use logprobs::{TokenLogprob, token_logprob};
 pub use options::{OPTION_NAMES, Options};
 pub use stop::{Released, StopMatcher};

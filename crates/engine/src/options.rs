@@ -69,6 +69,9 @@ pub const OPTION_NAMES: &[&str] = &[
     "num_keep",
     "stop",
     "context_shift",
+    "mirostat",
+    "mirostat_tau",
+    "mirostat_eta",
 ];
 
 impl Options {
@@ -122,6 +125,15 @@ impl Options {
                 self.stop = stop;
             }
             "context_shift" => self.context_shift = parse(name, value)?,
+            "mirostat" => {
+                let v: u8 = parse(name, value)?;
+                if v > 2 {
+                    return Err(invalid(name, "must be 0 (off), 1 or 2"));
+                }
+                s.mirostat = v;
+            }
+            "mirostat_tau" => s.mirostat_tau = parse(name, value)?,
+            "mirostat_eta" => s.mirostat_eta = parse(name, value)?,
             _ => {
                 return Err(invalid(
                     name,
@@ -162,12 +174,17 @@ mod tests {
         o.set("stop", "<|end|> ###").unwrap();
         o.set("num_predict", "-2").unwrap();
         o.set("context_shift", "true").unwrap();
+        o.set("mirostat", "2").unwrap();
+        o.set("mirostat_tau", "3.5").unwrap();
         assert_eq!(o.sampler.temperature, 0.25);
         assert_eq!(o.sampler.top_k, 7);
         assert_eq!(o.sampler.seed, Some(42));
         assert_eq!(o.stop, ["<|end|>", "###"]);
         assert_eq!(o.num_predict, -2);
         assert!(o.context_shift);
+        assert_eq!(o.sampler.mirostat, 2);
+        assert_eq!(o.sampler.mirostat_tau, 3.5);
+        assert!(o.set("mirostat", "3").is_err());
         o.set("seed", "-1").unwrap();
         assert_eq!(o.sampler.seed, None);
     }

@@ -165,10 +165,14 @@ fn create_list_show_cp_rm() {
         env.ok(&["show", "me/tiny:stable", "--template"]),
         "{{ file_template }}\n"
     );
+    // As /api/show's `parameters` lists them (the same through a server).
     let params = env.ok(&["show", "me/tiny:stable", "--parameters"]);
     assert_eq!(
         params,
-        "stop                \"<|im_end|>\"\ntemperature         0.25\n"
+        format!(
+            "{:<30} \"<|im_end|>\"\n{:<30} 0.25\n",
+            "stop", "temperature"
+        )
     );
 
     // --modelfile output builds the same model again, reusing every blob.

@@ -1,6 +1,7 @@
 //! API keys. Once any key is configured (`HEARTH_API_KEY`, or `[[keys]]` in
 //! the config file, which holds only their SHA-256), every request but the
-//! probes (`/`, `/health`, `/ready`, `/api/version`) and CORS preflights must
+//! probes (`/`, `/health`, `/ready`, `/api/version`), the web page's assets
+//! (`/ui/`) and CORS preflights must
 //! carry one, as `Authorization: Bearer KEY` (OpenAI's clients, Ollama's with
 //! a header set) or `x-api-key: KEY` (Anthropic's). Then, per key:
 //!
@@ -165,7 +166,8 @@ pub(crate) async fn check(State(auth): State<Arc<Auth>>, request: Request, next:
     };
     if auth.keys.is_empty()
         || request.method() == Method::OPTIONS
-        || matches!(path.as_str(), "/" | "/health" | "/ready" | "/api/version")
+        || matches!(path.as_str(), "/health" | "/ready" | "/api/version")
+        || crate::web::is_page_path(&path)
     {
         return next.run(request).await;
     }

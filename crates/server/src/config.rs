@@ -166,6 +166,10 @@ pub struct Config {
     /// `HEARTH_MAX_BLOB_SIZE`: the largest blob `/api/blobs` stores (`50GiB`,
     /// bytes); uploads are also capped by the store's free disk space.
     pub max_blob_bytes: Option<u64>,
+    /// Per-request limits: `HEARTH_MAX_PROMPT_TOKENS` (a longer prompt is a
+    /// 400) and `HEARTH_MAX_NUM_PREDICT` (a larger `num_predict` or
+    /// `max_tokens` is a 400; "until done" stops there).
+    pub request_limits: RequestLimits,
     /// API keys: the config file's `[[keys]]`, plus `HEARTH_API_KEY` (an
     /// admin key named `HEARTH_API_KEY`). None: no key is asked for.
     pub keys: Vec<crate::config_file::KeyEntry>,
@@ -176,6 +180,15 @@ pub struct Config {
     /// its text), rotated past `HEARTH_AUDIT_LOG_MAX_SIZE` (100MiB, five old
     /// files kept).
     pub audit_log: Option<(std::path::PathBuf, u64)>,
+}
+
+/// The operator's limits on each request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// The most prompt tokens a request may bring.
+    pub max_prompt_tokens: Option<usize>,
+    /// The most tokens a request may generate.
+    pub max_num_predict: Option<usize>,
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
@@ -212,6 +225,7 @@ impl Default for Config {
             limits: crate::listen::Limits::default(),
             drain_timeout: Duration::from_secs(30),
             max_blob_bytes: None,
+            request_limits: RequestLimits::default(),
             keys: Vec::new(),
             tls: None,
             audit_log: None,
@@ -274,6 +288,15 @@ impl Config {
                 None => Ok(default),
                 Some((name, v)) => match v.trim().parse::<usize>() {
                     Ok(n) if n > 0 => Ok(n),
+                    _ => Err(err(&name, &v, "expected a positive integer")),
+                },
+            }
+        };
+        let optional_positive = |suffix: &str| -> Result<Option<usize>, ConfigError> {
+            match get(suffix) {
+                None => Ok(None),
+                Some((name, v)) => match v.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Ok(Some(n)),
                     _ => Err(err(&name, &v, "expected a positive integer")),
                 },
             }
@@ -372,6 +395,10 @@ impl Config {
             limits,
             drain_timeout: duration("DRAIN_TIMEOUT", defaults.drain_timeout)?,
             max_blob_bytes: size("MAX_BLOB_SIZE")?,
+            request_limits: RequestLimits {
+                max_prompt_tokens: optional_positive("MAX_PROMPT_TOKENS")?,
+                max_num_predict: optional_positive("MAX_NUM_PREDICT")?,
+            },
             keys: keys(&lookup, file)?,
             audit_log: match get("AUDIT_LOG") {
                 None => None,
@@ -523,6 +550,19 @@ mod tests {
         .unwrap();
         assert_eq!(c.host, "0.0.0.0:8080");
         assert_eq!((c.num_parallel, c.max_queue), (4, 1));
+        let limited = Config::from_lookup(env(&[
+            ("HEARTH_MAX_PROMPT_TOKENS", "1000"),
+            ("HEARTH_MAX_NUM_PREDICT", "64"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            limited.request_limits,
+            RequestLimits {
+                max_prompt_tokens: Some(1000),
+                max_num_predict: Some(64)
+            }
+        );
+        assert!(Config::from_lookup(env(&[("HEARTH_MAX_NUM_PREDICT", "0")])).is_err());
         assert_eq!(c.keep_alive, KeepAlive::Forever);
         assert_eq!(c.origins, ["https://a.example", "*"]);
         assert!(c.log_prompts);

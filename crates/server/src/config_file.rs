@@ -30,7 +30,7 @@ use crate::config::ConfigError;
 
 /// The settings a file may hold besides `keys` (the `HEARTH_*` names without
 /// the prefix, in lower case).
-pub const SETTINGS: [&str; 26] = [
+pub const SETTINGS: [&str; 28] = [
     "host",
     "models",
     "origins",
@@ -57,6 +57,8 @@ pub const SETTINGS: [&str; 26] = [
     "audit_log_max_size",
     "kv_cache_memory",
     "deterministic",
+    "max_prompt_tokens",
+    "max_num_predict",
 ];
 
 /// Where the config file is: `HEARTH_CONFIG` if set, else

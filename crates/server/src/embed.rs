@@ -78,60 +78,110 @@ pub fn normalize(v: &mut [f32]) {
     }
 }
 
-/// Embeds every text of `input` on `model`, each in a fresh sequence of
-/// `num_ctx` positions.
-pub fn run(
-    model: &Model,
-    tokenizer: &Tokenizer,
-    input: &EmbedInput,
+/// The most inputs one request may embed (OpenAI's limit per request).
+pub const MAX_INPUTS: usize = 2048;
+
+/// One request's embeddings, computed an input at a time so that the
+/// runner can run a batched generation step between inputs and drop the
+/// work as soon as the client has gone.
+pub struct Embedder {
+    input: EmbedInput,
+    pooling: Pooling,
+    n_embd: usize,
     num_ctx: usize,
+    state: model::State,
+    /// The next input to embed.
+    next: usize,
+    vectors: Vec<Vec<f32>>,
+    prompt_eval_count: usize,
     load_duration: Duration,
     submitted: Instant,
-) -> Result<Event, ApiError> {
-    let md = model.gguf().metadata();
-    let arch = &model.info().arch;
-    if md
-        .opt_bool(&format!("{arch}.attention.causal"))
-        .ok()
-        .flatten()
-        == Some(false)
-    {
-        return Err(ApiError::bad_request(
-            "this model needs non-causal attention for embeddings, which is not implemented yet",
-        ));
+}
+
+impl Embedder {
+    /// Checks `input` against `model` and sets up its sequence of `num_ctx`
+    /// positions.
+    pub fn new(
+        model: &Model,
+        tokenizer: &Tokenizer,
+        input: EmbedInput,
+        num_ctx: usize,
+        load_duration: Duration,
+        submitted: Instant,
+    ) -> Result<Embedder, ApiError> {
+        let md = model.gguf().metadata();
+        let arch = &model.info().arch;
+        if md
+            .opt_bool(&format!("{arch}.attention.causal"))
+            .ok()
+            .flatten()
+            == Some(false)
+        {
+            return Err(ApiError::bad_request(
+                "this model needs non-causal attention for embeddings, which is not implemented yet",
+            ));
+        }
+        let n_inputs = input.texts.len() + input.token_lists.len();
+        if n_inputs > MAX_INPUTS {
+            return Err(ApiError::bad_request(format!(
+                "{n_inputs} inputs are too many for one request: send at most {MAX_INPUTS}"
+            )));
+        }
+        let pooling = Pooling::of(md, arch)?;
+        let n_embd = model.info().n_embd;
+        if let Some(d) = input.dimensions
+            && (d == 0 || d > n_embd)
+        {
+            return Err(ApiError::bad_request(format!(
+                "dimensions {d} is out of range: this model's embeddings have {n_embd}"
+            )));
+        }
+        let n_vocab = tokenizer.n_vocab();
+        if let Some((i, bad)) = input.token_lists.iter().enumerate().find_map(|(i, t)| {
+            t.iter()
+                .find(|&&id| id as usize >= n_vocab)
+                .map(|&id| (input.texts.len() + i, id))
+        }) {
+            return Err(ApiError::bad_request(format!(
+                "input {i} holds token {bad}, outside the model's vocabulary of {n_vocab}"
+            )));
+        }
+        let state = model
+            .new_state(num_ctx)
+            .map_err(|e| ApiError::internal("allocating a sequence", &e))?;
+        Ok(Embedder {
+            input,
+            pooling,
+            n_embd,
+            num_ctx,
+            state,
+            next: 0,
+            vectors: Vec::with_capacity(n_inputs),
+            prompt_eval_count: 0,
+            load_duration,
+            submitted,
+        })
     }
-    let pooling = Pooling::of(md, arch)?;
-    let n_embd = model.info().n_embd;
-    if let Some(d) = input.dimensions
-        && (d == 0 || d > n_embd)
-    {
-        return Err(ApiError::bad_request(format!(
-            "dimensions {d} is out of range: this model's embeddings have {n_embd}"
-        )));
-    }
-    let mut state = model
-        .new_state(num_ctx)
-        .map_err(|e| ApiError::internal("allocating a sequence", &e))?;
-    let n_inputs = input.texts.len() + input.token_lists.len();
-    let mut vectors = Vec::with_capacity(n_inputs);
-    let mut prompt_eval_count = 0;
-    let n_vocab = tokenizer.n_vocab();
-    if let Some((i, bad)) = input.token_lists.iter().enumerate().find_map(|(i, t)| {
-        t.iter()
-            .find(|&&id| id as usize >= n_vocab)
-            .map(|&id| (input.texts.len() + i, id))
-    }) {
-        return Err(ApiError::bad_request(format!(
-            "input {i} holds token {bad}, outside the model's vocabulary of {n_vocab}"
-        )));
-    }
-    let encoded = input.texts.iter().map(|t| tokenizer.encode(t, true, true));
-    for (i, mut tokens) in encoded.chain(input.token_lists.iter().cloned()).enumerate() {
+
+    /// Embeds the next input; `true` once every input is done.
+    pub fn step(&mut self, model: &Model, tokenizer: &Tokenizer) -> Result<bool, ApiError> {
+        let n_texts = self.input.texts.len();
+        let n_inputs = n_texts + self.input.token_lists.len();
+        if self.next >= n_inputs {
+            return Ok(true);
+        }
+        let i = self.next;
+        self.next += 1;
+        let mut tokens = match self.input.texts.get(i) {
+            Some(text) => tokenizer.encode(text, true, true),
+            None => self.input.token_lists[i - n_texts].clone(),
+        };
         if tokens.is_empty() {
             return Err(ApiError::bad_request(format!("input {i} is empty")));
         }
+        let num_ctx = self.num_ctx;
         if tokens.len() > num_ctx {
-            if !input.truncate {
+            if !self.input.truncate {
                 return Err(ApiError::bad_request(format!(
                     "input {i} is {} tokens, more than the context of {num_ctx} holds; \
                      shorten it, raise num_ctx or set truncate",
@@ -140,26 +190,37 @@ pub fn run(
             }
             tokens.truncate(num_ctx);
         }
-        state.clear();
+        self.state.clear();
         let states = model
-            .embed(&mut state, &tokens)
+            .embed(&mut self.state, &tokens)
             .map_err(|e| ApiError::internal("computing embeddings", &e))?;
-        let mut v = pooling.pool(states, n_embd);
-        if let Some(d) = input.dimensions {
+        let mut v = self.pooling.pool(states, self.n_embd);
+        if let Some(d) = self.input.dimensions {
             v.truncate(d);
         }
-        if input.normalize {
+        if self.input.normalize {
             normalize(&mut v);
         }
-        prompt_eval_count += tokens.len();
-        vectors.push(v);
+        self.prompt_eval_count += tokens.len();
+        self.vectors.push(v);
+        Ok(self.next >= n_inputs)
     }
-    Ok(Event::Embedded(Embeddings {
-        vectors,
-        prompt_eval_count,
-        load_duration,
-        total_duration: submitted.elapsed(),
-    }))
+
+    /// Inputs embedded so far, and in all.
+    pub fn progress(&self) -> (usize, usize) {
+        let total = self.input.texts.len() + self.input.token_lists.len();
+        (self.vectors.len(), total)
+    }
+
+    /// The answer, once [`Embedder::step`] has said every input is done.
+    pub fn finish(self) -> Event {
+        Event::Embedded(Embeddings {
+            vectors: self.vectors,
+            prompt_eval_count: self.prompt_eval_count,
+            load_duration: self.load_duration,
+            total_duration: self.submitted.elapsed(),
+        })
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@
 //! - **Cross-site request forgery.** A browser names the page in `Origin` on
 //!   every cross-origin POST, including the "simple" ones it sends without a
 //!   preflight (`text/plain`, forms). A request that changes state (any method
-//!   but GET, HEAD and OPTIONS) from an origin CORS does not allow is 403, and
+//!   but GET, HEAD and OPTIONS) from an origin CORS does not allow is 403
+//!   (the server's own origin, where the web page at `/` runs, is allowed
+//!   under a name rebinding cannot take over), and
 //!   so is one a browser marks `Sec-Fetch-Site: cross-site` with no allowed
 //!   origin.
 //! - **Content types.** JSON endpoints read JSON only: a body declared
@@ -74,6 +76,30 @@ impl Guard {
     fn origin_allowed(&self, origin: &str) -> bool {
         crate::is_local_origin(origin) || self.origins.iter().any(|o| o == "*" || o == origin)
     }
+
+    /// Whether `origin` is the server's own, as the browser reached it under
+    /// `host`: the web page served at `/` calling the API. Only for names a
+    /// rebinding attack cannot take over: an IP literal (a browser never
+    /// resolves it), a local name, this machine's hostname or one in
+    /// `HEARTH_ALLOWED_HOSTS`. A page on `evil.example` re-pointed at this
+    /// server is same-origin with it too, and stays refused.
+    fn same_origin(&self, origin: &str, host: &str) -> bool {
+        let Some(rest) = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+        else {
+            return false;
+        };
+        if host.is_empty() || !rest.eq_ignore_ascii_case(host) {
+            return false;
+        }
+        let name = host_name(host).to_ascii_lowercase();
+        name == "localhost"
+            || name.ends_with(".localhost")
+            || name.parse::<std::net::IpAddr>().is_ok()
+            || self.hostname.as_deref() == Some(name.as_str())
+            || self.allowed_hosts.contains(&name)
+    }
 }
 
 /// The middleware: refuses what the module docs describe, passes the rest.
@@ -104,7 +130,7 @@ fn refusal(guard: &Guard, method: &Method, path: &str, headers: &HeaderMap) -> O
     }
     let origin = text(header::ORIGIN.as_str());
     let browser = origin.is_some() || headers.keys().any(|k| k.as_str().starts_with("sec-fetch-"));
-    let origin_ok = origin.is_some_and(|o| guard.origin_allowed(o));
+    let origin_ok = origin.is_some_and(|o| guard.origin_allowed(o) || guard.same_origin(o, host));
     if origin.is_some() && !origin_ok {
         return Some(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -281,6 +307,39 @@ mod tests {
         assert_eq!(
             post(&[("content-type", "multipart/form-data; boundary=x")]),
             415
+        );
+        // The web page, reached under an allowed name or an IP address.
+        let lan = Guard::new("0.0.0.0:11434", &["models.lan".to_owned()], &[]);
+        let from_page = |host: &str, origin: &str| {
+            status(
+                &lan,
+                Method::POST,
+                "/api/chat",
+                &[
+                    ("host", host),
+                    ("origin", origin),
+                    ("content-type", "application/json"),
+                ],
+            )
+        };
+        assert_eq!(
+            from_page("models.lan:11434", "http://models.lan:11434"),
+            200
+        );
+        assert_eq!(
+            from_page("192.168.1.5:11434", "http://192.168.1.5:11434"),
+            200
+        );
+        assert_eq!(from_page("[fd00::5]:11434", "https://[fd00::5]:11434"), 200);
+        // A rebound name is same-origin with itself, and refused.
+        assert_eq!(
+            from_page("evil.example:11434", "http://evil.example:11434"),
+            403
+        );
+        // Another port is another origin.
+        assert_eq!(
+            from_page("192.168.1.5:11434", "http://192.168.1.5:8080"),
+            403
         );
         // Reads are not state changes; blob uploads are raw bytes.
         assert_eq!(

@@ -11,6 +11,7 @@
 //! - Errors are [`ApiError`]s rendered as `{"error": "..."}` (or, under
 //!   `/v1`, as OpenAI's `{"error": {"message", "type", ...}}`) with a fitting
 //!   status; internal details go to the log only.
+//! - [`web`] serves the page for people at `/`, from files compiled in.
 //!
 //! Privacy: the server binds 127.0.0.1 unless `HEARTH_HOST` says otherwise,
 //! allows cross-origin requests only from local origins unless
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod observe;
 pub mod request;
 pub mod scheduler;
+pub mod web;
 mod worker;
 
 use std::future::Future;
@@ -177,7 +179,7 @@ pub fn app(state: AppState) -> Router {
         )
         .layer(DefaultBodyLimit::disable());
     Router::new()
-        .route("/", get(|| async { "hearth is running" }).head(|| async {}))
+        .merge(web::routes())
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics::handler))

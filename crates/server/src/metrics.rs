@@ -60,6 +60,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<EndpointLabels, Histogram>,
     loaded: Family<ModelLabels, Gauge>,
+    load_seconds: Family<ModelLabels, Gauge<f64, AtomicU64>>,
     first_token: Histogram,
     inter_token: Histogram,
     prompt_tokens: Family<ModelLabels, Counter>,
@@ -107,6 +108,12 @@ impl Metrics {
             "hearth_model_loaded",
             "1 for each loaded model",
             loaded.clone(),
+        );
+        let load_seconds = Family::<ModelLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "hearth_model_load_seconds",
+            "How long each loaded model took to load",
+            load_seconds.clone(),
         );
         let first_token = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         registry.register(
@@ -187,6 +194,7 @@ impl Metrics {
             requests,
             durations,
             loaded,
+            load_seconds,
             first_token,
             inter_token,
             prompt_tokens,
@@ -204,12 +212,15 @@ impl Metrics {
     fn render(&self, state: &AppState) -> String {
         let scheduler = &state.scheduler;
         self.loaded.clear();
+        self.load_seconds.clear();
         for model in scheduler.list_loaded() {
-            self.loaded
-                .get_or_create(&ModelLabels {
-                    model: model.name.display_short(),
-                })
-                .set(1);
+            let labels = ModelLabels {
+                model: model.name.display_short(),
+            };
+            self.loaded.get_or_create(&labels).set(1);
+            if let Some(seconds) = model.load_seconds {
+                self.load_seconds.get_or_create(&labels).set(seconds);
+            }
         }
         let (waiting, running) = scheduler.load_counts();
         self.queue_depth.set(waiting as i64);

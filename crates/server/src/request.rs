@@ -121,6 +121,9 @@ pub struct PromptInput {
     pub template: Option<String>,
     /// Send the prompt as is, without a template.
     pub raw: bool,
+    /// Fill-in-the-middle: the text after the insertion point, for templates
+    /// with `.Suffix`.
+    pub suffix: String,
     /// Tokens of an earlier exchange to continue from (its `context`).
     pub context: Vec<u32>,
 }
@@ -144,8 +147,9 @@ pub struct EmbedInput {
 
 /// Ollama's `options`, the fields this server understands. Runner options it
 /// has no use for on CPU (`num_gpu`, `use_mmap`, ...) and unknown names are
-/// accepted and ignored, as Ollama does; a known name with a value of the
-/// wrong type is an error naming it.
+/// accepted, kept in [`RequestOptions::other`] and ignored with a warning in
+/// the log ([`RequestOptions::warn_ignored`]), as Ollama does; a known name
+/// with a value of the wrong type is an error naming it.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 pub struct RequestOptions {
     /// Context size in tokens.
@@ -178,6 +182,23 @@ pub struct RequestOptions {
     pub num_keep: Option<i64>,
     /// Threads for the forward pass; applies when this request loads the model.
     pub num_thread: Option<i64>,
+    /// Never end at an end-of-generation token: they are banned, as
+    /// llama.cpp's `ignore_eos` bans them (for benchmarks).
+    pub ignore_eos: Option<bool>,
+    /// Mirostat sampling: 0 off, 1 or 2.
+    pub mirostat: Option<i64>,
+    /// Mirostat's target surprise.
+    pub mirostat_tau: Option<f32>,
+    /// Mirostat's learning rate.
+    pub mirostat_eta: Option<f32>,
+    /// Refuse a prompt longer than the context instead of cutting it: the
+    /// OpenAI API's behaviour (`context_length_exceeded`); Ollama's cuts it.
+    /// Not one of Ollama's options, so never read from JSON.
+    #[serde(skip)]
+    pub refuse_long_prompt: bool,
+    /// Every other name, ignored.
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
     /// Report each generated token's log-probability with this many top
     /// alternatives ([`Summary::logprobs`]). Set by the OpenAI API's
     /// `logprobs`; not one of Ollama's options, so never read from JSON.
@@ -210,7 +231,41 @@ impl Stop {
     }
 }
 
+/// Ollama's runner options that have no effect here: GPU placement, memory
+/// mapping and locking (the weights are always mapped), and options of
+/// Ollama's older runners.
+const RUNNER_OPTIONS: &[&str] = &[
+    "num_gpu",
+    "main_gpu",
+    "low_vram",
+    "use_mmap",
+    "use_mlock",
+    "numa",
+    "num_batch",
+    "f16_kv",
+    "vocab_only",
+    "logits_all",
+    "embedding_only",
+    "penalize_newline",
+    "tfs_z",
+    "num_gqa",
+    "rope_frequency_base",
+    "rope_frequency_scale",
+];
+
 impl RequestOptions {
+    /// Logs one warning per option this request sets that has no effect:
+    /// runner options that do not apply here, and names Ollama does not know.
+    pub fn warn_ignored(&self, model: &str) {
+        for name in self.other.keys() {
+            if RUNNER_OPTIONS.contains(&name.as_str()) {
+                tracing::warn!(model, option = %name, "option does not apply to this server; ignored");
+            } else {
+                tracing::warn!(model, option = %name, "invalid option provided; ignored");
+            }
+        }
+    }
+
     /// Checks the values that need no model to judge: ranges of counts.
     pub fn validate(&self) -> Result<(), ApiError> {
         if let Some(n) = self.num_ctx
@@ -241,6 +296,13 @@ impl RequestOptions {
                 )));
             }
         }
+        if let Some(n) = self.mirostat
+            && !(0..=2).contains(&n)
+        {
+            return Err(ApiError::bad_request(format!(
+                "mirostat {n} is invalid: use 0 (off), 1 or 2"
+            )));
+        }
         if let Some(n) = self.repeat_last_n
             && !(-1..=MAX_NUM_CTX).contains(&n)
         {
@@ -256,6 +318,8 @@ impl RequestOptions {
             ("repeat_penalty", self.repeat_penalty),
             ("presence_penalty", self.presence_penalty),
             ("frequency_penalty", self.frequency_penalty),
+            ("mirostat_tau", self.mirostat_tau),
+            ("mirostat_eta", self.mirostat_eta),
         ] {
             if value.is_some_and(|v| !v.is_finite()) {
                 return Err(ApiError::bad_request(format!(

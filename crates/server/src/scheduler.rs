@@ -100,6 +100,8 @@ pub(crate) struct RunnerState {
     expires_at: Option<Instant>,
     /// The keep-alive of the latest request.
     keep_alive: KeepAlive,
+    /// When loading started.
+    started: Instant,
     /// When the model finished loading, if it has.
     loaded_at: Option<Instant>,
     /// Why loading failed, if it did.
@@ -119,11 +121,44 @@ pub struct Runner {
     n_seq: usize,
     /// `HEARTH_KV_CACHE_MEMORY`, the KV pool's size when set.
     kv_budget: Option<u64>,
+    /// The thread count it was loaded with (`None`: all cores).
+    threads: Option<usize>,
     jobs: mpsc::Sender<Job>,
     state: Arc<Mutex<RunnerState>>,
 }
 
+/// The forward pass's thread count a request asks for (`num_thread`; 0 or
+/// absent: the default).
+fn requested_threads(request: &GenerateRequest) -> Option<usize> {
+    request
+        .options
+        .num_thread
+        .map(|n| n as usize)
+        .filter(|&n| n > 0)
+}
+
 impl Runner {
+    /// Whether this runner can serve `request`: loading did not fail, and the
+    /// request does not ask for another thread count while the model is idle
+    /// (Ollama loads the model again when options that shape its runner
+    /// change; a busy model keeps serving the others as it is).
+    fn serves(&self, request: &GenerateRequest) -> bool {
+        let st = lock(&self.state);
+        if st.failed.is_some() {
+            return false;
+        }
+        let wanted = requested_threads(request);
+        if wanted.is_some() && wanted != self.threads && st.active == 0 {
+            tracing::info!(
+                model = %self.name.display_short(),
+                num_thread = wanted,
+                "loading the model again for another num_thread"
+            );
+            return false;
+        }
+        true
+    }
+
     /// Estimated resident bytes, given the runner's locked state.
     fn size(&self, st: &RunnerState) -> u64 {
         self.meta.estimate(st.num_ctx, self.n_seq, self.kv_budget)
@@ -148,6 +183,8 @@ pub struct LoadedModel {
     pub context_length: usize,
     /// When it unloads, `None` if never.
     pub expires_at: Option<SystemTime>,
+    /// How long loading took, once it is done.
+    pub load_seconds: Option<f64>,
 }
 
 /// A submitted job as the handler sees it: its events, and a guard that
@@ -244,6 +281,8 @@ impl Scheduler {
     }
 
     /// Resolves a model name in the store (blocking file reads, off the reactor).
+    /// A missing model is named as the client wrote it ("model 'llama3' not
+    /// found", the text Ollama's clients match on).
     pub async fn resolve(&self, name: &str) -> Result<ResolvedModel, ApiError> {
         let parsed = ModelName::parse(name)
             .map_err(|e| ApiError::bad_request(format!("invalid model name '{name}': {e}")))?;
@@ -251,12 +290,19 @@ impl Scheduler {
         tokio::task::spawn_blocking(move || store.resolve(&parsed))
             .await
             .map_err(|e| ApiError::internal("resolving a model", &e))?
-            .map_err(ApiError::from)
+            .map_err(|e| match e {
+                store::StoreError::NotFound(_) => ApiError::not_found(format!(
+                    "model '{}' not found",
+                    crate::error::truncated(name)
+                )),
+                e => ApiError::from(e),
+            })
     }
 
     /// Admits `request`: loads its model if needed and queues the job.
     pub async fn submit(self: &Arc<Self>, request: GenerateRequest) -> Result<JobHandle, ApiError> {
         request.options.validate()?;
+        request.options.warn_ignored(&request.model);
         if self.shutting_down.load(Ordering::Relaxed) {
             return Err(ApiError::unavailable("the server is shutting down"));
         }
@@ -286,7 +332,7 @@ impl Scheduler {
         let mut runners = lock(&self.runners);
         let loaded_total = total_size(&runners);
         let runner = match runners.get(&digest) {
-            Some(r) if lock(&r.state).failed.is_none() => r.clone(),
+            Some(r) if r.serves(&request) => r.clone(),
             _ => {
                 runners.remove(&digest);
                 let runner = self.start_runner(&mut runners, resolved, meta, num_ctx, &request)?;
@@ -437,17 +483,13 @@ impl Scheduler {
             pending: 0,
             expires_at: None,
             keep_alive: self.config.keep_alive,
+            started: Instant::now(),
             loaded_at: None,
             failed: None,
             num_ctx,
         }));
         let (jobs_tx, jobs_rx) = mpsc::channel();
-        let threads = request
-            .options
-            .num_thread
-            .map(|n| n as usize)
-            .filter(|&n| n > 0)
-            .or(self.config.num_thread);
+        let threads = requested_threads(request).or(self.config.num_thread);
         let spec = LoadSpec {
             name: resolved.name.display_short(),
             path: PathBuf::from(&resolved.gguf_path),
@@ -459,6 +501,7 @@ impl Scheduler {
             n_seq,
             num_ctx,
             kv_cache_memory: kv_budget,
+            limits: self.config.request_limits,
         };
         worker::spawn(spec, jobs_rx, Arc::clone(&state))
             .map_err(|e| ApiError::internal("starting a model worker", &e))?;
@@ -470,6 +513,7 @@ impl Scheduler {
             meta,
             n_seq,
             kv_budget,
+            threads,
             jobs: jobs_tx,
             state,
         }))
@@ -580,6 +624,9 @@ impl Scheduler {
                         size: r.size(&st),
                         context_length,
                         expires_at,
+                        load_seconds: st
+                            .loaded_at
+                            .map(|t| t.saturating_duration_since(st.started).as_secs_f64()),
                     },
                 )
             })

@@ -10,6 +10,7 @@
 //! (its cancel flag set, or its channel closed) is skipped, or stopped at the
 //! next step with its KV blocks freed.
 
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +28,7 @@ use serde_json::json;
 use store::{Message, ParamValue, Parameters};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::config::RequestLimits;
 use crate::error::ApiError;
 use crate::request::{
     ChatInput, DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary,
@@ -75,6 +77,8 @@ pub struct LoadSpec {
     pub num_ctx: usize,
     /// `HEARTH_KV_CACHE_MEMORY`: the KV pool's bytes, if set.
     pub kv_cache_memory: Option<u64>,
+    /// The operator's per-request limits.
+    pub limits: RequestLimits,
 }
 
 /// One admitted request on its way to a worker.
@@ -105,11 +109,14 @@ struct Loaded {
     /// The template's family: how its answers hold tool calls and thinking.
     dialect: Dialect,
     fallback_template: bool,
+    /// Whether the template takes a fill-in-the-middle `.Suffix`.
+    inserts: bool,
     bos_text: String,
     eos_text: String,
     system: Option<String>,
     messages: Vec<Message>,
     params: Parameters,
+    limits: RequestLimits,
 }
 
 impl Loaded {
@@ -133,12 +140,14 @@ impl Loaded {
         Ok(Loaded {
             dialect: Dialect::detect(source.unwrap_or(CHATML)),
             fallback_template: source.is_none(),
+            inserts: source.is_some_and(|s| s.contains(".Suffix")),
             template,
             bos_text,
             eos_text,
             system: spec.system.clone(),
             messages: spec.messages.clone(),
             params: spec.params.clone(),
+            limits: spec.limits,
             tokenizer,
             model,
         })
@@ -178,6 +187,17 @@ impl Loaded {
         s.repeat_penalty = r.repeat_penalty.unwrap_or(s.repeat_penalty);
         s.presence_penalty = r.presence_penalty.unwrap_or(s.presence_penalty);
         s.frequency_penalty = r.frequency_penalty.unwrap_or(s.frequency_penalty);
+        if r.ignore_eos == Some(true) {
+            let n_vocab = self.model.info().n_vocab as u32;
+            s.logit_bias.extend(
+                (0..n_vocab)
+                    .filter(|&id| self.tokenizer.is_eog(id))
+                    .map(|id| (id, f32::NEG_INFINITY)),
+            );
+        }
+        s.mirostat = r.mirostat.map_or(s.mirostat, |v| v as u8);
+        s.mirostat_tau = r.mirostat_tau.unwrap_or(s.mirostat_tau);
+        s.mirostat_eta = r.mirostat_eta.unwrap_or(s.mirostat_eta);
         if let Some(seed) = r.seed {
             s.seed = u64::try_from(seed).ok();
         }
@@ -186,6 +206,18 @@ impl Loaded {
         }
         if let Some(n) = r.num_predict {
             o.num_predict = n as i32;
+        }
+        if let Some(cap) = self.limits.max_num_predict {
+            // "Until done" stops at the cap; asking for more is an error.
+            if o.num_predict < 0 {
+                o.num_predict = cap.min(i32::MAX as usize) as i32;
+            } else if o.num_predict as usize > cap {
+                return Err(ApiError::bad_request(format!(
+                    "num_predict {} is more than this server allows per request ({cap}, \
+                     HEARTH_MAX_NUM_PREDICT)",
+                    o.num_predict
+                )));
+            }
         }
         if let Some(n) = r.num_keep {
             o.num_keep = n as usize;
@@ -222,7 +254,7 @@ impl Loaded {
         tools: &[serde_json::Value],
         think: &Think,
     ) -> Result<String, ApiError> {
-        let mut extra = serde_json::Map::new();
+        let mut extra = model::chat::runtime_variables(model::chat::local_clock());
         let on = match think {
             Think::Default => None,
             Think::Off => Some(false),
@@ -323,9 +355,40 @@ impl Loaded {
     }
 
     /// The prompt tokens of a generate request.
-    fn prompt_tokens(&self, p: &PromptInput) -> Result<Vec<u32>, ApiError> {
+    fn prompt_tokens(&self, p: &PromptInput, model: &str) -> Result<Vec<u32>, ApiError> {
         let first = p.context.is_empty();
-        let text = if p.raw {
+        let text = if !p.suffix.is_empty() {
+            // Fill-in-the-middle renders the prompt and suffix alone, as
+            // Ollama does, with a template that takes a suffix.
+            let inserts = match &p.template {
+                Some(t) => t.contains(".Suffix"),
+                None => self.inserts,
+            };
+            if p.raw || !inserts {
+                return Err(ApiError::bad_request(format!(
+                    "\"{}\" does not support insert: its template has no suffix \
+                     (fill-in-the-middle)",
+                    crate::error::truncated(model)
+                )));
+            }
+            let request = ChatRequest {
+                messages: vec![json!({"role": "user", "content": p.prompt})],
+                add_generation_prompt: true,
+                bos_token: self.bos_text.clone(),
+                eos_token: self.eos_text.clone(),
+                extra: [("suffix".to_owned(), json!(p.suffix))]
+                    .into_iter()
+                    .collect(),
+                ..ChatRequest::default()
+            };
+            let rendered = match &p.template {
+                Some(source) => ChatTemplate::new(source).and_then(|t| t.render(&request)),
+                None => self.template.render(&request),
+            };
+            rendered.map_err(|e| {
+                ApiError::bad_request(format!("the chat template failed to render: {e}"))
+            })?
+        } else if p.raw {
             p.prompt.clone()
         } else {
             let mut messages = if first {
@@ -500,9 +563,11 @@ fn serve_jobs(
             }
         };
     let mut open = true;
+    // Embedding requests in progress, one input each per turn of the loop.
+    let mut embeds: VecDeque<EmbedJob> = VecDeque::new();
     loop {
-        while open && sched.n_active() < spec.n_seq {
-            let job = if sched.n_active() == 0 {
+        while open && sched.n_active() + embeds.len() < spec.n_seq {
+            let job = if sched.n_active() == 0 && embeds.is_empty() {
                 match jobs.recv() {
                     Ok(job) => job,
                     Err(_) => {
@@ -527,13 +592,47 @@ fn serve_jobs(
             let load_duration = Scheduler::loaded_at(state).map_or(Duration::ZERO, |t| {
                 t.saturating_duration_since(job.submitted)
             });
-            start_job(loaded, &mut sched, job, load_duration);
+            start_job(loaded, &mut sched, &mut embeds, job, load_duration);
         }
-        if sched.n_active() == 0 {
+        if sched.n_active() == 0 && embeds.is_empty() {
             if open {
                 continue;
             }
             return;
+        }
+        if let Some(mut e) = embeds.pop_front() {
+            // A client that has gone stops its embeddings here; its
+            // completion is dropped with it.
+            if e.cancel.load(Ordering::Relaxed) {
+                let (done, total) = e.embedder.progress();
+                tracing::info!(
+                    model = %spec.name,
+                    done,
+                    total,
+                    "embedding request dropped: its client has gone"
+                );
+            } else {
+                match e.embedder.step(&loaded.model, &loaded.tokenizer) {
+                    Ok(false) => embeds.push_back(e),
+                    Ok(true) => {
+                        let EmbedJob {
+                            embedder,
+                            events,
+                            completion,
+                            ..
+                        } = e;
+                        drop(completion);
+                        let _ = events.send(embedder.finish());
+                    }
+                    Err(err) => {
+                        drop(e.completion);
+                        let _ = e.events.send(Event::Error(err));
+                    }
+                }
+            }
+        }
+        if sched.n_active() == 0 {
+            continue;
         }
         match sched.step() {
             // Nothing could run (waiting for blocks): do not spin.
@@ -544,12 +643,21 @@ fn serve_jobs(
     }
 }
 
-/// Starts one job: answers a load or an embedding at once, else renders and
+/// An embedding request the runner works through between generation steps.
+struct EmbedJob {
+    embedder: crate::embed::Embedder,
+    events: UnboundedSender<Event>,
+    cancel: Arc<AtomicBool>,
+    completion: Completion,
+}
+
+/// Starts one job: answers a load at once, queues an embedding, else renders and
 /// tokenizes its prompt and submits it to the batching scheduler, whose
 /// events go to the job's channel.
 fn start_job(
     loaded: &Arc<Loaded>,
     sched: &mut engine::scheduler::Scheduler<'_>,
+    embeds: &mut VecDeque<EmbedJob>,
     job: Job,
     load_duration: Duration,
 ) {
@@ -584,23 +692,31 @@ fn start_job(
             return;
         }
         Input::Embed(e) => {
-            let outcome = crate::embed::run(
+            match crate::embed::Embedder::new(
                 &loaded.model,
                 &loaded.tokenizer,
-                e,
+                e.clone(),
                 num_ctx,
                 load_duration,
                 submitted,
-            );
-            drop(completion);
-            let _ = events.send(outcome.unwrap_or_else(Event::Error));
+            ) {
+                Ok(embedder) => embeds.push_back(EmbedJob {
+                    embedder,
+                    events,
+                    cancel,
+                    completion,
+                }),
+                Err(e) => fail(completion, e),
+            }
             return;
         }
-        Input::Prompt(p) => loaded.prompt_tokens(p).map(|tokens| ChatPrompt {
-            tokens,
-            parser: None,
-            constraint: None,
-        }),
+        Input::Prompt(p) => loaded
+            .prompt_tokens(p, &request.model)
+            .map(|tokens| ChatPrompt {
+                tokens,
+                parser: None,
+                constraint: None,
+            }),
         Input::Chat(chat) => loaded.chat_tokens(chat, &request.model, num_ctx),
     };
     let checked = prompt.and_then(
@@ -617,12 +733,35 @@ fn start_job(
                     "the prompt is empty after tokenization",
                 ));
             }
-            if prompt.len() >= num_ctx {
+            if let Some(max) = loaded.limits.max_prompt_tokens
+                && prompt.len() > max
+            {
                 return Err(ApiError::bad_request(format!(
-                    "the prompt is {} tokens, more than the context of {num_ctx} holds; \
-                 shorten it or raise num_ctx",
+                    "the prompt is {} tokens, more than this server allows per request ({max}, \
+                     HEARTH_MAX_PROMPT_TOKENS)",
                     prompt.len()
                 )));
+            }
+            if prompt.len() >= num_ctx {
+                if request.options.refuse_long_prompt || !options.context_shift || num_ctx < 2 {
+                    return Err(ApiError::bad_request(format!(
+                        "the prompt is {} tokens, more than the context of {num_ctx} holds; \
+                         shorten it or raise num_ctx",
+                        prompt.len()
+                    )));
+                }
+                // As Ollama's runner: keep the first num_keep tokens and as many
+                // of the last as fit; prompt_eval_count reports what was kept.
+                let cut = engine::truncate_prompt(&prompt, num_ctx, options.num_keep);
+                tracing::warn!(
+                    model = %request.model,
+                    prompt_tokens = prompt.len(),
+                    kept_tokens = cut.len(),
+                    num_ctx,
+                    num_keep = options.num_keep,
+                    "truncating a prompt longer than the context"
+                );
+                return Ok((cut, options, parser, constraint));
             }
             Ok((prompt, options, parser, constraint))
         },

@@ -33,6 +33,60 @@ async fn root_health_and_version() {
 }
 
 #[tokio::test]
+async fn browsers_get_the_web_page_without_a_key_and_the_api_still_needs_one() {
+    let env = Env::new("page");
+    let key = "hearth-page-key";
+    let config = Config {
+        keys: vec![server::config_file::KeyEntry {
+            name: "k".into(),
+            sha256: server::auth::key_hash(key),
+            models: None,
+            admin: true,
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            max_concurrent: None,
+        }],
+        ..Config::default()
+    };
+    let state = env.state(config);
+    let page = |path: &str| {
+        Request::builder()
+            .uri(path)
+            .header(header::ACCEPT, "text/html,*/*;q=0.8")
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = app(state.clone()).oneshot(page("/")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert_eq!(csp, server::web::CONTENT_SECURITY_POLICY);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("<title>hearth</title>"));
+    for (path, kind) in [
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/markdown.js", "text/javascript"),
+        ("/ui/app.css", "text/css"),
+        ("/ui/icon.svg", "image/svg+xml"),
+    ] {
+        let (status, content_type, _) = send(&state, Method::GET, path, Body::empty()).await;
+        assert_eq!(
+            (status, content_type.as_str()),
+            (StatusCode::OK, kind),
+            "{path}"
+        );
+    }
+    // The data behind the page is not open.
+    let (status, _) = get(&state, "/api/tags").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = get(&state, "/ui/nothing").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn generate_without_streaming_returns_one_object() {
     let env = Env::new("gen");
     let state = env.state(Config::default());
@@ -211,15 +265,35 @@ async fn bad_requests_get_clear_4xx_errors_and_the_server_keeps_serving() {
     )
     .await;
     assert!(m.contains("trained with (256 tokens)"), "{m}");
-    let long = "word ".repeat(200);
-    let m = post_error(
+    // A prompt longer than the context is cut as Ollama cuts it: its first
+    // num_keep tokens and as many of the last as leave one position free.
+    let long = "word ".repeat(20);
+    let (status, v) = post(
         &state,
         "/api/generate",
-        body(json!({"model": "tiny", "prompt": long, "options": {"num_ctx": 32}})),
-        bad,
+        json!({"model": "tiny", "prompt": long, "stream": false,
+               "options": {"num_ctx": 32, "num_predict": 2, "num_keep": 5}}),
     )
     .await;
-    assert!(m.contains("more than the context of 32"), "{m}");
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["prompt_eval_count"], 31, "{v}");
+    let cut = v["context"].as_array().unwrap();
+    // The whole prompt's tokens, from a context that holds them.
+    let (status, whole) = post(
+        &state,
+        "/api/generate",
+        json!({"model": "tiny", "prompt": long, "stream": false,
+               "options": {"num_ctx": 256, "num_predict": 1}}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{whole}");
+    let all = whole["context"].as_array().unwrap();
+    let tokens = &all[..all.len() - whole["eval_count"].as_u64().unwrap() as usize];
+    // Longer than 32, shorter than 256.
+    assert!(tokens.len() > 32, "{whole}");
+    assert_eq!(whole["prompt_eval_count"], tokens.len(), "{whole}");
+    assert_eq!(cut[..5], tokens[..5], "{v}\n{whole}");
+    assert_eq!(cut[5..31], tokens[tokens.len() - 26..], "{v}");
     let m = post_error(
         &state,
         "/api/generate",

@@ -57,7 +57,8 @@ impl Progress {
 }
 
 /// Where a Modelfile's FROM points.
-enum Source {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
     /// A GGUF file on disk.
     File(PathBuf),
     /// A model in the store (or a built-in one).
@@ -249,13 +250,14 @@ impl Store {
 }
 
 /// Interprets a FROM argument: an existing file or directory (relative to
-/// `base_dir`, `~` for the home directory), else a model name.
-fn resolve_from(from: &str, base_dir: &Path) -> Result<Source> {
+/// `base_dir`, `~` for the home directory), else a model name. A client
+/// sending a Modelfile to a server resolves it the same way first, so both
+/// paths give the same errors.
+pub fn resolve_from(from: &str, base_dir: &Path) -> Result<Source> {
     let path = expand_path(from, base_dir);
     if path.is_dir() {
         return Err(StoreError::Unsupported(format!(
-            "FROM {}: importing a directory (safetensors) is not supported yet; give a GGUF file",
-            path.display()
+            "FROM {from}: importing a directory (safetensors) is not supported yet; give a GGUF file"
         )));
     }
     if path.exists() {

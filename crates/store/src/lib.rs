@@ -36,7 +36,7 @@ mod push;
 mod served;
 mod store;
 
-pub use create::Progress;
+pub use create::{Progress, Source, resolve_from};
 pub use digest::{Digest, DigestError};
 pub use error::{Result, StoreError};
 pub use gguf_info::{file_type_name, human_number};

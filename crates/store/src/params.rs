@@ -133,6 +133,25 @@ impl Parameters {
         Self::default()
     }
 
+    /// The parameters as `/api/show`'s `parameters` field lists them (and
+    /// `show --parameters` prints them): one `name value` line per value,
+    /// the name padded to 30 columns, strings quoted.
+    pub fn show_text(&self) -> String {
+        let mut out = String::new();
+        for (name, value) in &self.0 {
+            let values = match value {
+                ParamValue::Int(v) => vec![v.to_string()],
+                ParamValue::Float(v) => vec![v.to_string()],
+                ParamValue::Bool(v) => vec![v.to_string()],
+                ParamValue::Strings(v) => v.iter().map(|s| format!("{s:?}")).collect(),
+            };
+            for v in values {
+                out.push_str(&format!("{name:<30} {v}\n"));
+            }
+        }
+        out
+    }
+
     /// Parses `raw` as the value of `name` and sets it; for a list parameter the
     /// value is appended. Errors name the parameter and say what was expected.
     /// Deprecated parameters are rejected here; callers that accept them (the

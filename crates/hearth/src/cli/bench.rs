@@ -28,7 +28,10 @@ use super::format::file_type_name;
 
 /// Arguments of `hearth bench`.
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    serve: Option<BenchCommand>,
     /// A model of the store or a GGUF file (or use --synthetic).
     #[arg(required_unless_present = "synthetic", conflicts_with = "synthetic")]
     model: Option<PathBuf>,
@@ -70,6 +73,14 @@ pub struct BenchArgs {
     /// Print a JSON array (one object per test, llama-bench's keys).
     #[arg(long)]
     json: bool,
+}
+
+/// `hearth bench serve`.
+#[derive(Debug, clap::Subcommand)]
+enum BenchCommand {
+    /// Throughput and latency of a running server under concurrent clients
+    /// (hearth serve, llama-server, vLLM: any OpenAI-compatible server).
+    Serve(super::bench_serve::ServeBenchArgs),
 }
 
 /// One test: `n_prompt` tokens in one call, or `n_gen` one at a time, after
@@ -134,6 +145,9 @@ impl Tokens {
 
 /// Runs every test and prints the table or the JSON.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(BenchCommand::Serve(serve)) = &args.serve {
+        return super::bench_serve::run(serve);
+    }
     let tests = tests(args)?;
     let (path, filename, _temp) = match (&args.model, &args.synthetic) {
         // Resolved before the table's header is printed, so that an unknown
@@ -482,6 +496,7 @@ mod tests {
 
     fn args(p: &[usize], n: &[usize], d: &[usize], t: &[usize]) -> BenchArgs {
         BenchArgs {
+            serve: None,
             model: Some(PathBuf::from("m.gguf")),
             synthetic: None,
             n_prompt: p.to_vec(),

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod bench_serve;
 mod client;
 mod cp;
 mod create;
@@ -35,7 +36,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Measure prompt-processing and generation speed, like llama-bench.
+    /// Measure prompt-processing and generation speed, like llama-bench
+    /// (`bench serve`: a running server under concurrent clients).
     Bench(bench::BenchArgs),
     /// Copy a model: a new name (tag) for the same manifest.
     Cp(cp::CpArgs),

@@ -25,6 +25,8 @@ pub(super) struct Resolved {
     pub(super) params: Parameters,
     /// The stored model's TEMPLATE, which replaces the file's chat template.
     pub(super) template: Option<String>,
+    /// The stored model's SYSTEM message, used when none is given.
+    pub(super) system: Option<String>,
 }
 
 /// Resolves MODEL to a file: the path itself, or the store's model of that
@@ -35,6 +37,7 @@ pub(super) fn resolve(arg: &Path) -> anyhow::Result<Resolved> {
             path: arg.to_owned(),
             params: Parameters::new(),
             template: None,
+            system: None,
         });
     }
     let name = arg.to_string_lossy();
@@ -49,6 +52,7 @@ pub(super) fn resolve(arg: &Path) -> anyhow::Result<Resolved> {
         path: resolved.gguf_path,
         params: resolved.params,
         template: resolved.template,
+        system: resolved.system,
     })
 }
 

@@ -2,9 +2,9 @@
 //! `ollama` does): each function is the server-side twin of a standalone
 //! command, called by that command when [`Client::detect`] finds a server.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Context;
 use serde_json::{Value, json};
@@ -147,15 +147,12 @@ pub fn create(
     modelfile: &Modelfile,
     base_dir: &Path,
 ) -> anyhow::Result<()> {
-    let from = &modelfile.from;
-    let path = match from.strip_prefix("~/") {
-        Some(rest) => dirs_home().map(|h| h.join(rest)),
-        None => Some(base_dir.join(from)),
-    };
     let mut body = json!({ "model": name });
     let mut stderr = std::io::stderr().lock();
-    match path.filter(|p| p.is_file()) {
-        Some(path) => {
+    // Resolved here as a standalone create would: a file goes up as a blob; a
+    // directory or a missing path is the same error as without a server.
+    match store::resolve_from(&modelfile.from, base_dir)? {
+        store::Source::File(path) => {
             let _ = writeln!(stderr, "gathering model components");
             let digest = file_digest(&path)?;
             let _ = writeln!(stderr, "copying file {digest}");
@@ -165,7 +162,7 @@ pub fn create(
                 .map_or_else(|| "model.gguf".into(), |n| n.to_string_lossy());
             body["files"] = json!({ file_name: digest });
         }
-        None => body["from"] = json!(from),
+        store::Source::Model(_) => body["from"] = json!(modelfile.from),
     }
     if let Some(t) = &modelfile.template {
         body["template"] = json!(t);
@@ -212,108 +209,4 @@ pub fn transfer(
         });
         Ok(())
     })
-}
-
-fn dirs_home() -> Option<std::path::PathBuf> {
-    std::env::var_os("HOME").map(std::path::PathBuf::from)
-}
-
-/// The generation options `hearth run` passes, as `/api/chat` options.
-#[derive(Debug, Default)]
-pub struct RunOptions {
-    /// `options` of the request.
-    pub options: serde_json::Map<String, Value>,
-    /// The system prompt.
-    pub system: Option<String>,
-    /// Print timings after each answer.
-    pub verbose: bool,
-}
-
-/// `hearth run MODEL [PROMPT]` through the server: one answer, or a chat
-/// read line by line from stdin until `/bye` or end of input.
-pub fn run(
-    client: &Client,
-    model: &str,
-    prompt: Option<String>,
-    opts: &RunOptions,
-) -> anyhow::Result<()> {
-    let mut messages = Vec::new();
-    if let Some(system) = &opts.system {
-        messages.push(json!({"role": "system", "content": system}));
-    }
-    // Load first, so a bad model name fails before any input is read.
-    client.post("/api/generate", &json!({ "model": model }))?;
-    let mut stdout = std::io::stdout();
-    if let Some(prompt) = prompt {
-        messages.push(json!({"role": "user", "content": prompt}));
-        answer(client, model, &messages, opts, &mut stdout)?;
-        return Ok(());
-    }
-    let stdin = std::io::stdin();
-    let interactive = std::io::IsTerminal::is_terminal(&stdin);
-    let mut lines = stdin.lock().lines();
-    loop {
-        if interactive {
-            write!(stdout, ">>> ")?;
-            stdout.flush()?;
-        }
-        let Some(line) = lines.next().transpose()? else {
-            return Ok(());
-        };
-        let line = line.trim();
-        match line {
-            "" => continue,
-            "/bye" => return Ok(()),
-            "/clear" => {
-                messages.retain(|m| m["role"] == "system");
-                writeln!(stdout, "Cleared session context")?;
-                continue;
-            }
-            _ => {}
-        }
-        messages.push(json!({"role": "user", "content": line}));
-        let text = answer(client, model, &messages, opts, &mut stdout)?;
-        messages.push(json!({"role": "assistant", "content": text}));
-        writeln!(stdout)?;
-    }
-}
-
-/// Streams one assistant answer to `out`; returns its text.
-fn answer(
-    client: &Client,
-    model: &str,
-    messages: &[Value],
-    opts: &RunOptions,
-    out: &mut dyn Write,
-) -> anyhow::Result<String> {
-    let body =
-        json!({"model": model, "messages": messages, "options": opts.options, "stream": true});
-    let mut text = String::new();
-    let mut last = Value::Null;
-    client.stream("/api/chat", &body, &mut |line| {
-        if let Some(piece) = line["message"]["content"].as_str() {
-            out.write_all(piece.as_bytes())?;
-            out.flush()?;
-            text.push_str(piece);
-        }
-        if line["done"] == true {
-            last = line.clone();
-        }
-        Ok(())
-    })?;
-    writeln!(out)?;
-    if opts.verbose {
-        let nanos = |k: &str| Duration::from_nanos(last[k].as_u64().unwrap_or(0));
-        let count = |k: &str| last[k].as_u64().unwrap_or(0) as usize;
-        let timings = engine::Timings {
-            load_duration: nanos("load_duration"),
-            prompt_eval_count: count("prompt_eval_count"),
-            prompt_eval_duration: nanos("prompt_eval_duration"),
-            eval_count: count("eval_count"),
-            eval_duration: nanos("eval_duration"),
-            total_duration: nanos("total_duration"),
-        };
-        super::run::print_timings(&timings, &mut std::io::stderr())?;
-    }
-    Ok(text)
 }

@@ -3,6 +3,7 @@
 //! interactive chat ([`repl`]). Without a model, chats with the built-in
 //! model ([`crate::builtin`]).
 
+mod remote_chat;
 mod repl;
 
 use std::io::Write;
@@ -69,6 +70,14 @@ pub struct RunArgs {
     /// Print timings and token rates after each answer.
     #[arg(long)]
     verbose: bool,
+    /// How long the server keeps the model loaded after this session (5m,
+    /// 1h, 0 to unload; with a server).
+    #[arg(long, value_name = "DURATION")]
+    keepalive: Option<String>,
+    /// Do not wrap words at the terminal's width (answers are never wrapped;
+    /// accepted for Ollama's scripts).
+    #[arg(long)]
+    nowordwrap: bool,
 }
 
 /// Set while an answer is streaming; Ctrl-C then cancels the answer instead
@@ -84,12 +93,14 @@ const NO_PROMPT: u8 = 0;
 const MAIN_PROMPT: u8 = 1;
 const CONTINUATION_PROMPT: u8 = 2;
 
-/// What an interactive session carries over to a model reloaded with other
-/// settings (`/set parameter num_thread N`).
+/// What an interactive session carries over to a model loaded again: with
+/// other settings (`/set parameter num_thread N`), or another model (`/load`,
+/// which starts a new conversation with that model's options).
 struct Carried {
     system: Option<String>,
     messages: Vec<serde_json::Value>,
-    options: Options,
+    /// The options in effect, kept across a reload of the same model.
+    options: Option<Options>,
     verbose: bool,
 }
 
@@ -100,41 +111,44 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     if !super::model_arg::is_file(&args.model) {
         let name = args.model.to_string_lossy();
         if let Some(client) = super::client::Client::detect() {
-            let prompt = (!args.prompt.is_empty()).then(|| args.prompt.join(" "));
-            return super::remote::run(&client, &name, prompt, &remote_options(args)).map_err(
-                |e| {
-                    if e.to_string().ends_with("not found") {
-                        super::model_arg::not_found(&name, None)
-                    } else {
-                        e
-                    }
-                },
-            );
+            return run_remote(&client, &name, args).map_err(|e| {
+                if e.to_string().ends_with("not found") {
+                    super::model_arg::not_found(&name, None)
+                } else {
+                    e
+                }
+            });
         }
     }
-    let super::model_arg::Resolved {
-        path,
-        params,
-        template,
-    } = super::model_arg::resolve(&args.model)?;
+    let mut arg = args.model.clone();
+    let mut resolved = super::model_arg::resolve(&arg)?;
     install_ctrl_c_handler()?;
     // 0 lets hearth choose, as Ollama's num_thread.
     let mut threads = args.threads.filter(|&n| n > 0);
     let mut carried: Option<Carried> = None;
+    // `/set parameter` settings, which also apply to a model `/load`ed later
+    // (as they do through a server).
+    let mut overrides: Vec<(String, String)> = Vec::new();
     loop {
-        let model = Model::load_with(&path, &LoadOptions { threads })
-            .with_context(|| format!("loading {}", args.model.display()))?;
+        let model = Model::load_with(&resolved.path, &LoadOptions { threads })
+            .with_context(|| format!("loading {}", arg.display()))?;
         let metadata = model.gguf().metadata();
         let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
         let load_duration = start.elapsed();
 
-        let options = match &carried {
-            Some(c) => c.options.clone(),
-            None => options(args, &params, &model)?,
+        let options = match carried.as_mut().and_then(|c| c.options.take()) {
+            Some(o) => o,
+            None => {
+                let mut o = options(args, &resolved.params, &model)?;
+                for (name, value) in &overrides {
+                    o.set(name, value)?;
+                }
+                o
+            }
         };
         let backend = ModelBackend::new(&model, options.num_ctx)?;
         let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
-        if let Some(template) = &template {
+        if let Some(template) = &resolved.template {
             session.set_template(template)?;
         }
         let verbose = match carried.take() {
@@ -144,7 +158,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 c.verbose
             }
             None => {
-                session.set_system(args.system.clone());
+                session.set_system(args.system.clone().or_else(|| resolved.system.clone()));
                 args.verbose
             }
         };
@@ -161,25 +175,182 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             }
             return Ok(());
         }
-        let mut repl = repl::Repl {
+        let mut chat = LocalChat {
             session: &mut session,
             model: &model,
+            arg: &arg,
+            overrides: &mut overrides,
+        };
+        let mut repl = repl::Repl {
+            chat: &mut chat,
             verbose,
             load_duration,
         };
-        match repl.run(&mut std::io::stdin().lock(), &mut stdout)? {
+        let exit = repl.run(&mut std::io::stdin().lock(), &mut stdout)?;
+        let verbose = repl.verbose;
+        match exit {
             repl::Exit::Bye => return Ok(()),
             repl::Exit::Reload { threads: n } => {
                 carried = Some(Carried {
-                    verbose: repl.verbose,
+                    verbose,
                     system: session.system().map(str::to_owned),
                     messages: session.messages().to_vec(),
-                    options: session.options.clone(),
+                    options: Some(session.options.clone()),
                 });
                 threads = n;
-                start = Instant::now();
+            }
+            repl::Exit::Load(name) => {
+                arg = PathBuf::from(name);
+                let next = super::model_arg::resolve(&arg)?;
+                // A system message the model brought goes with it; one set
+                // here stays.
+                let system = session
+                    .system()
+                    .filter(|s| Some(*s) != resolved.system.as_deref())
+                    .map(str::to_owned)
+                    .or_else(|| next.system.clone());
+                resolved = next;
+                carried = Some(Carried {
+                    verbose,
+                    system,
+                    messages: Vec::new(),
+                    options: None,
+                });
             }
         }
+        start = Instant::now();
+    }
+}
+
+/// `hearth run NAME` on a running server: one answer, or the interactive chat.
+fn run_remote(client: &super::client::Client, name: &str, args: &RunArgs) -> anyhow::Result<()> {
+    let mut chat = remote_chat::RemoteChat::open(
+        client,
+        name,
+        args.system.clone(),
+        remote_options(args),
+        args.keepalive.clone(),
+    )?;
+    install_ctrl_c_handler()?;
+    let mut stdout = std::io::stdout();
+    if !args.prompt.is_empty() {
+        let timings = repl::Conversation::send(&mut chat, &args.prompt.join(" "), &mut stdout)?;
+        writeln!(stdout)?;
+        if args.verbose {
+            print_timings(&timings, &mut std::io::stderr())?;
+        }
+        return Ok(());
+    }
+    let mut repl = repl::Repl {
+        chat: &mut chat,
+        verbose: args.verbose,
+        load_duration: Duration::ZERO,
+    };
+    match repl.run(&mut std::io::stdin().lock(), &mut stdout)? {
+        // The server applies `num_thread` and loads other models itself.
+        repl::Exit::Bye | repl::Exit::Reload { .. } | repl::Exit::Load(_) => Ok(()),
+    }
+}
+
+/// A conversation with a model loaded in this process.
+struct LocalChat<'s, 'm, 't, 'a> {
+    session: &'s mut ChatSession<'t, ModelBackend<'m>>,
+    model: &'m Model,
+    /// The model as `hearth run` was given it (a store name or a file).
+    arg: &'a std::path::Path,
+    /// The `/set parameter` settings so far.
+    overrides: &'a mut Vec<(String, String)>,
+}
+
+impl repl::Conversation for LocalChat<'_, '_, '_, '_> {
+    fn send(&mut self, message: &str, out: &mut dyn Write) -> anyhow::Result<Timings> {
+        Ok(answer(self.session, message, out)?.timings)
+    }
+
+    fn clear(&mut self) {
+        self.session.clear();
+    }
+
+    fn system(&self) -> Option<String> {
+        self.session.system().map(str::to_owned)
+    }
+
+    fn set_system(&mut self, system: Option<String>) {
+        self.session.set_system(system);
+    }
+
+    /// `num_thread` (0: all cores) needs the model loaded again, as in Ollama:
+    /// the thread pool belongs to the loaded model. `num_ctx` makes a new KV
+    /// cache.
+    fn set_parameter(&mut self, name: &str, value: &str) -> anyhow::Result<Option<repl::Exit>> {
+        if name == "num_thread" {
+            let n: usize = value
+                .parse()
+                .map_err(|e| anyhow::anyhow!("option 'num_thread': '{value}': {e}"))?;
+            if n == self.model.n_threads() {
+                return Ok(None);
+            }
+            return Ok(Some(repl::Exit::Reload {
+                threads: (n > 0).then_some(n),
+            }));
+        }
+        let before = self.session.options.num_ctx;
+        self.session.options.set(name, value)?;
+        let num_ctx = self.session.options.num_ctx;
+        if num_ctx != before {
+            match ModelBackend::new(self.model, num_ctx) {
+                Ok(backend) => self.session.replace_backend(backend),
+                Err(e) => {
+                    self.session.options.num_ctx = before;
+                    return Err(e.into());
+                }
+            }
+        }
+        self.overrides.retain(|(n, _)| n != name);
+        self.overrides.push((name.to_owned(), value.to_owned()));
+        Ok(None)
+    }
+
+    fn info(&self) -> anyhow::Result<repl::Info> {
+        let info = self.model.info();
+        let quant = info
+            .file_type
+            .and_then(super::format::file_type_name)
+            .unwrap_or("unknown");
+        Ok(repl::Info {
+            model: vec![
+                ("architecture", info.arch.to_string()),
+                ("parameters", super::format::count(info.n_params)),
+                ("context length", info.n_ctx_train.to_string()),
+                ("embedding length", info.n_embd.to_string()),
+                ("quantization", quant.to_owned()),
+            ],
+            options: self.session.options.clone(),
+            threads: Some(self.model.n_threads()),
+        })
+    }
+
+    fn part(&self, part: &str) -> anyhow::Result<String> {
+        if !super::model_arg::is_file(self.arg) {
+            return super::show_model::part_text(&self.arg.to_string_lossy(), part);
+        }
+        if part == "template" {
+            let metadata = self.model.gguf().metadata();
+            return Ok(metadata
+                .opt_str("tokenizer.chat_template")
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+                .to_owned());
+        }
+        anyhow::bail!("/show {part} applies to models in the store, not to files")
+    }
+
+    fn load(&mut self, name: &str, out: &mut dyn Write) -> anyhow::Result<Option<repl::Exit>> {
+        writeln!(out, "Loading model '{name}'")?;
+        // Resolved here so that a wrong name leaves this model loaded.
+        super::model_arg::resolve(std::path::Path::new(name))?;
+        Ok(Some(repl::Exit::Load(name.to_owned())))
     }
 }
 
@@ -243,8 +414,8 @@ fn options(args: &RunArgs, params: &store::Parameters, model: &Model) -> anyhow:
     Ok(o)
 }
 
-/// The command line's options as a server request's.
-fn remote_options(args: &RunArgs) -> super::remote::RunOptions {
+/// The command line's options as a server request's `options`.
+fn remote_options(args: &RunArgs) -> serde_json::Map<String, serde_json::Value> {
     let mut options = serde_json::Map::new();
     let mut set = |k: &str, v: Option<serde_json::Value>| {
         if let Some(v) = v {
@@ -260,11 +431,7 @@ fn remote_options(args: &RunArgs) -> super::remote::RunOptions {
     set("repeat_penalty", args.repeat_penalty.map(Into::into));
     set("seed", args.seed.map(Into::into));
     set("num_predict", args.num_predict.map(Into::into));
-    super::remote::RunOptions {
-        options,
-        system: args.system.clone(),
-        verbose: args.verbose,
-    }
+    options
 }
 
 /// Sends `prompt` in `session`, streaming the answer to `out`; Ctrl-C ends the

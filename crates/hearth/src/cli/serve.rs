@@ -26,6 +26,8 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_MAX_CONNECTIONS                              connections served at once (1024)
   HEARTH_DRAIN_TIMEOUT                                on SIGTERM, how long requests in flight may finish (30s)
   HEARTH_MAX_BLOB_SIZE                                largest blob /api/blobs stores (also capped by free disk)
+  HEARTH_MAX_PROMPT_TOKENS                            longest prompt a request may bring (unlimited)
+  HEARTH_MAX_NUM_PREDICT                              most tokens a request may generate (unlimited)
   HEARTH_KV_CACHE_MEMORY                              each model's KV cache, shared by its sequences (4GiB, ...)
   HEARTH_DETERMINISTIC                                1: output independent of what is batched with it (slower)
   HEARTH_LOG_PROMPTS                                  1: log prompt text (never logged otherwise)

@@ -133,6 +133,18 @@ impl Server {
         prefix: &str,
         wrapper: &[&str],
     ) -> Server {
+        Server::start_logged(models, env, prefix, wrapper, None)
+    }
+
+    /// [`Server::start_wrapped`] with the server's log (stderr) written to
+    /// `log` when given.
+    pub fn start_logged(
+        models: &Path,
+        env: &[(&str, &str)],
+        prefix: &str,
+        wrapper: &[&str],
+        log: Option<&Path>,
+    ) -> Server {
         let host = format!("127.0.0.1:{}", free_port());
         let hearth = env!("CARGO_BIN_EXE_hearth");
         let mut command = match wrapper.split_first() {
@@ -154,7 +166,10 @@ impl Server {
             .env("HEARTH_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::inherit(),
+            });
         for (k, v) in env {
             command.env(k, v);
         }

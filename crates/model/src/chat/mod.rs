@@ -51,6 +51,19 @@ pub fn local_clock() -> DateTime {
     jiff::Zoned::now().datetime()
 }
 
+/// The variables a runtime passes with every render, as llama.cpp does:
+/// `date_string`, today's date (`26 Jul 2024` style), which Llama 3.x
+/// templates print as "Today Date" and otherwise replace with a fixed date of
+/// their own. (Rendering itself stays as transformers' `apply_chat_template`,
+/// which passes no date.)
+pub fn runtime_variables(now: DateTime) -> serde_json::Map<String, serde_json::Value> {
+    let mut vars = serde_json::Map::new();
+    if let Ok(date) = jiff::fmt::strtime::format("%d %b %Y", now) {
+        vars.insert("date_string".into(), date.into());
+    }
+    vars
+}
+
 /// What a template is rendered with.
 ///
 /// Messages and tools stay JSON values so that any field a client sends (and a
@@ -347,6 +360,21 @@ mod tests {
             &ChatRequest::default(),
         );
         assert_eq!(out.unwrap(), "05 Sep 2024 14:30");
+    }
+
+    #[test]
+    fn runtime_variables_date_llama_3_templates() {
+        let source = "{% if not date_string is defined %}{% set date_string = '26 Jul 2024' %}\
+                      {% endif %}Today Date: {{ date_string }}";
+        assert_eq!(
+            render(source, &ChatRequest::default()).unwrap(),
+            "Today Date: 26 Jul 2024"
+        );
+        let request = ChatRequest {
+            extra: runtime_variables(pinned()()),
+            ..ChatRequest::default()
+        };
+        assert_eq!(render(source, &request).unwrap(), "Today Date: 05 Sep 2024");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! with the default `samplers` list): logit bias → penalties → top-k → typical →
 //! top-p → min-p → temperature → a seeded draw from the softmax. With
 //! `temperature <= 0` the chain is greedy: logit bias and penalties, then the
-//! highest logit. (llama.cpp reaches the same token through its temperature
+//! highest logit. With Mirostat on, temperature and the Mirostat draw replace
+//! top-k … min-p (llama.cpp's chain applies no penalties then; we keep them, as
+//! Ollama's llama.cpp-based runner did). (llama.cpp reaches the same token through its temperature
 //! stage, except that a `typical_p < 1` cut there may drop the top token first;
 //! we follow Ollama and llama.cpp's greedy sampler and never drop it.)
 //!
@@ -50,6 +52,13 @@ pub struct SamplerParams {
     pub presence_penalty: f32,
     /// Added to the logits of chosen tokens before anything else.
     pub logit_bias: Vec<(u32, f32)>,
+    /// Mirostat: 0 off, 1 Mirostat, 2 Mirostat 2.0. When on, it replaces
+    /// top-k, typical, top-p and min-p (after temperature), as in llama.cpp.
+    pub mirostat: u8,
+    /// Mirostat's target surprise in bits.
+    pub mirostat_tau: f32,
+    /// Mirostat's learning rate.
+    pub mirostat_eta: f32,
     /// The RNG seed; `None` draws a fresh one.
     pub seed: Option<u64>,
 }
@@ -68,6 +77,9 @@ impl Default for SamplerParams {
             frequency_penalty: 0.0,
             presence_penalty: 0.0,
             logit_bias: Vec::new(),
+            mirostat: 0,
+            mirostat_tau: 5.0,
+            mirostat_eta: 0.1,
             seed: None,
         }
     }
@@ -97,6 +109,8 @@ pub struct Sampler {
     typical_scores: Vec<f32>,
     typical_order: Vec<usize>,
     typical_scratch: Vec<Candidate>,
+    /// Mirostat's running maximum surprise, starting at twice `mirostat_tau`.
+    mirostat_mu: f32,
 }
 
 impl Sampler {
@@ -110,6 +124,7 @@ impl Sampler {
             params.presence_penalty,
         );
         Self {
+            mirostat_mu: 2.0 * params.mirostat_tau,
             params,
             penalties,
             rng: Rng::from_seed(seed),
@@ -131,9 +146,11 @@ impl Sampler {
         self.penalties.accept(token);
     }
 
-    /// Forgets the penalty window (the RNG stream continues).
+    /// Forgets the penalty window and Mirostat's state (the RNG stream
+    /// continues).
     pub fn reset(&mut self) {
         self.penalties.reset();
+        self.mirostat_mu = 2.0 * self.params.mirostat_tau;
     }
 
     /// Runs the chain over one step's logits and returns the chosen token. The
@@ -143,7 +160,7 @@ impl Sampler {
             return Err(SamplerError::NoLogits);
         }
         self.candidates.fill(logits);
-        self.run_chain()
+        self.run_chain(logits.len())
     }
 
     /// [`Sampler::sample`] over only the tokens a mask allows: bit `i % 32`
@@ -158,17 +175,29 @@ impl Sampler {
         if self.candidates.is_empty() {
             return Err(SamplerError::NothingAllowed);
         }
-        self.run_chain()
+        self.run_chain(logits.len())
     }
 
-    /// The chain's stages over the filled candidates.
-    fn run_chain(&mut self) -> Result<u32, SamplerError> {
+    /// The chain's stages over the filled candidates; `n_vocab` is the
+    /// size of the vocabulary the logits cover (Mirostat 1 estimates from it).
+    fn run_chain(&mut self, n_vocab: usize) -> Result<u32, SamplerError> {
         let p = &self.params;
         let c = &mut self.candidates;
         stages::logit_bias(c, &p.logit_bias);
         self.penalties.apply(c);
         let chosen = if p.temperature <= 0.0 {
             stages::greedy(c)
+        } else if p.mirostat == 1 {
+            stages::temperature(c, p.temperature);
+            // llama.cpp's m: the tokens the Zipf exponent is estimated from.
+            const M: usize = 100;
+            let (tau, eta) = (p.mirostat_tau, p.mirostat_eta);
+            let mu = &mut self.mirostat_mu;
+            stages::mirostat_v1(c, n_vocab, tau, eta, M, mu, &mut self.rng)
+        } else if p.mirostat == 2 {
+            stages::temperature(c, p.temperature);
+            let (tau, eta) = (p.mirostat_tau, p.mirostat_eta);
+            stages::mirostat_v2(c, tau, eta, &mut self.mirostat_mu, &mut self.rng)
         } else {
             stages::top_k(c, p.top_k);
             stages::typical(

@@ -278,3 +278,78 @@ pub fn greedy(c: &Candidates) -> Option<usize> {
     }
     best
 }
+
+/// Mirostat 1.0 (Basu et al. 2020, `llama_sampler_mirostat_apply`): estimates
+/// the Zipf exponent `s` from the `m` most likely tokens, keeps the top `k`
+/// that make the expected surprise `mu`, draws one, and moves `mu` toward
+/// `tau` by `eta` times the observed error. Returns the drawn index.
+pub fn mirostat_v1(
+    c: &mut Candidates,
+    n_vocab: usize,
+    tau: f32,
+    eta: f32,
+    m: usize,
+    mu: &mut f32,
+    rng: &mut Rng,
+) -> Option<usize> {
+    c.softmax(true);
+    if c.is_empty() {
+        return None;
+    }
+    let (mut sum_ti_bi, mut sum_ti_sq) = (0.0f32, 0.0f32);
+    let n = m.min(c.data.len()).saturating_sub(1);
+    for i in 0..n {
+        let t_i = ((i as f32 + 2.0) / (i as f32 + 1.0)).ln();
+        let b_i = (c.data[i].p / c.data[i + 1].p).ln();
+        sum_ti_bi += t_i * b_i;
+        sum_ti_sq += t_i * t_i;
+    }
+    let s_hat = sum_ti_bi / sum_ti_sq;
+    let epsilon_hat = s_hat - 1.0;
+    let k = ((epsilon_hat * 2f32.powf(*mu)) / (1.0 - (n_vocab as f32).powf(-epsilon_hat)))
+        .powf(1.0 / s_hat);
+    // A non-finite estimate (flat or one-token distributions) keeps one token.
+    let k = if k.is_finite() {
+        (k as usize).max(1)
+    } else {
+        1
+    };
+    top_k(c, k);
+    c.softmax(true);
+    let index = dist(c, rng)?;
+    update_mu(mu, c.data[index].p, tau, eta);
+    Some(index)
+}
+
+/// Mirostat 2.0 (`llama_sampler_mirostat_v2_apply`): drops the tokens whose
+/// surprise `-log2 p` exceeds `mu` (keeping at least one), draws from the
+/// rest, and moves `mu` toward `tau`. Returns the drawn index.
+pub fn mirostat_v2(
+    c: &mut Candidates,
+    tau: f32,
+    eta: f32,
+    mu: &mut f32,
+    rng: &mut Rng,
+) -> Option<usize> {
+    c.softmax(true);
+    if c.is_empty() {
+        return None;
+    }
+    let keep = c
+        .data
+        .iter()
+        .position(|x| -x.p.log2() > *mu)
+        .unwrap_or(c.data.len())
+        .max(1);
+    c.data.truncate(keep);
+    c.softmax(true);
+    let index = dist(c, rng)?;
+    update_mu(mu, c.data[index].p, tau, eta);
+    Some(index)
+}
+
+/// `mu -= eta * (surprise - tau)`, the surprise of the drawn token in bits.
+fn update_mu(mu: &mut f32, p: f32, tau: f32, eta: f32) {
+    let observed = -p.log2();
+    *mu -= eta * (observed - tau);
+}

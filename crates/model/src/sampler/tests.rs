@@ -229,6 +229,83 @@ fn draws_follow_the_softmax() {
 }
 
 #[test]
+fn mirostat_v2_keeps_tokens_below_mu_and_steers_mu() {
+    // Surprises 1, 2, 3, 3 bits; mu 2.5 keeps the first two.
+    let mut c = from_probs(&HALVES);
+    let mut mu = 2.5;
+    let mut rng = Rng::from_seed(3);
+    let index = stages::mirostat_v2(&mut c, 2.0, 0.5, &mut mu, &mut rng).unwrap();
+    assert_eq!(ids(&c), [0, 1]);
+    // Renormalised over the kept pair: 2/3 and 1/3.
+    let p = c.as_slice()[index].p;
+    assert!((p - [2.0 / 3.0, 1.0 / 3.0][index]).abs() < 1e-6);
+    // mu moves by eta times (observed surprise - tau).
+    let want = 2.5 - 0.5 * (-p.log2() - 2.0);
+    assert!((mu - want).abs() < 1e-6, "{mu} {want}");
+    // A mu below every surprise still keeps the most likely token.
+    let mut c = from_probs(&HALVES);
+    let mut mu = 0.1;
+    stages::mirostat_v2(&mut c, 2.0, 0.5, &mut mu, &mut rng).unwrap();
+    assert_eq!(ids(&c), [0]);
+}
+
+#[test]
+fn mirostat_v1_estimates_the_zipf_exponent() {
+    // p_i proportional to 1 / i^1.2 over 1000 tokens: the estimate of s is
+    // exact, so k follows the closed form for mu.
+    let s = 1.2f32;
+    let weights: Vec<f32> = (1..=1000).map(|i| (i as f32).powf(-s)).collect();
+    let total: f32 = weights.iter().sum();
+    let probs: Vec<f32> = weights.iter().map(|w| w / total).collect();
+    let mut c = from_probs(&probs);
+    let mut mu = 6.0;
+    let mut rng = Rng::from_seed(5);
+    stages::mirostat_v1(&mut c, 1000, 3.0, 0.1, 100, &mut mu, &mut rng).unwrap();
+    let e = s - 1.0;
+    let k = ((e * 2f32.powf(6.0)) / (1.0 - 1000f32.powf(-e))).powf(1.0 / s) as usize;
+    assert!(
+        (c.len() as isize - k as isize).abs() <= 1,
+        "{} vs {k}",
+        c.len()
+    );
+}
+
+#[test]
+fn mirostat_holds_the_average_surprise_near_tau() {
+    // On a long-tailed distribution, the drawn tokens' mean surprise (under
+    // the truncated distribution they are drawn from, which is what Mirostat
+    // measures) settles near the target: the property Mirostat exists for.
+    let weights: Vec<f32> = (1..=2000).map(|i| (i as f32).powf(-1.1)).collect();
+    let logits: Vec<f32> = weights.iter().map(|w| w.ln()).collect();
+    for mirostat in [1u8, 2] {
+        for tau in [3.0f32, 5.0] {
+            let mut sampler = Sampler::new(SamplerParams {
+                mirostat,
+                mirostat_tau: tau,
+                mirostat_eta: 0.1,
+                seed: Some(11),
+                ..flat_params(11)
+            });
+            let n = 3000;
+            let mut surprise = 0.0f64;
+            for step in 0..n + 200 {
+                let id = sampler.sample(&logits).unwrap();
+                let kept = sampler.candidates().as_slice();
+                let p = kept.iter().find(|c| c.id == id).unwrap().p;
+                if step >= 200 {
+                    surprise += f64::from(-p.log2());
+                }
+            }
+            let mean = surprise / n as f64;
+            assert!(
+                (mean - f64::from(tau)).abs() < 0.6,
+                "mirostat {mirostat}, tau {tau}: mean surprise {mean}"
+            );
+        }
+    }
+}
+
+#[test]
 fn chain_applies_top_k_before_drawing() {
     // With top_k 1, only the best token can come out, at any temperature.
     let params = SamplerParams {

@@ -13,7 +13,7 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use store::{Digest, ModelConfig, ModelName, Modelfile, ParamValue, Parameters, Store};
+use store::{Digest, ModelConfig, ModelName, Modelfile, Parameters, Store};
 
 use crate::AppState;
 use crate::api::progress;
@@ -142,22 +142,6 @@ fn array_json(a: &gguf::Array) -> Value {
     }
 }
 
-fn parameter_text(params: &Parameters) -> String {
-    let mut out = String::new();
-    for (name, value) in params.iter() {
-        let values = match value {
-            ParamValue::Int(v) => vec![v.to_string()],
-            ParamValue::Float(v) => vec![v.to_string()],
-            ParamValue::Bool(v) => vec![v.to_string()],
-            ParamValue::Strings(v) => v.iter().map(|s| format!("{s:?}")).collect(),
-        };
-        for v in values {
-            out.push_str(&format!("{name:<30} {v}\n"));
-        }
-    }
-    out
-}
-
 /// `POST /api/show`.
 pub async fn show(
     State(state): State<AppState>,
@@ -197,8 +181,8 @@ pub async fn show(
             .unwrap_or_default();
         Ok(Json(json!({
             "license": model.licenses.join("\n"),
-            "modelfile": model.modelfile().render(),
-            "parameters": parameter_text(&model.params),
+            "modelfile": model.modelfile_text(),
+            "parameters": Parameters::show_text(&model.params),
             "template": template,
             "system": model.system.clone().unwrap_or_default(),
             "details": details(&model.config),

@@ -138,12 +138,6 @@ pub async fn generate(
     refuse_images(&body.images)?;
     let mut options = body.options;
     options.constraint = format::ollama(body.format.as_ref())?;
-    if !body.suffix.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "\"{}\" does not support insert: its template has no suffix (fill-in-the-middle)",
-            body.model
-        )));
-    }
     let keep_alive = keep_alive(&body.keep_alive)?;
     let streaming = body.stream.unwrap_or(true);
     let shape = Shape::Generate {
@@ -162,6 +156,7 @@ pub async fn generate(
         system: body.system,
         template: body.template,
         raw: body.raw,
+        suffix: body.suffix,
         context: body.context.unwrap_or_default(),
     });
     run(

@@ -198,6 +198,7 @@ impl Sampling {
             seed: self.seed,
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
+            refuse_long_prompt: true,
             ..RequestOptions::default()
         })
     }
@@ -277,6 +278,9 @@ pub struct ChatCompletionBody {
     logit_bias: Option<Value>,
     logprobs: Option<bool>,
     top_logprobs: Option<u32>,
+    /// Generate past the end-of-sequence token (llama-server's and vLLM's
+    /// extension, for benchmarks).
+    ignore_eos: Option<bool>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     response_format: Option<Value>,
@@ -437,6 +441,7 @@ pub async fn chat_completions(
     .options()?;
     options.logprobs = logprobs;
     options.constraint = constraint;
+    options.ignore_eos = body.ignore_eos;
     let messages = template_messages(body.messages.unwrap_or_default())?;
     let tools = checked_tools(body.tools)?;
     let (parse_calls, tool_choice) = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
@@ -493,6 +498,8 @@ pub struct CompletionBody {
     best_of: Option<i64>,
     logit_bias: Option<Value>,
     logprobs: Option<u32>,
+    /// Generate past the end-of-sequence token.
+    ignore_eos: Option<bool>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     response_format: Option<Value>,
@@ -580,6 +587,7 @@ pub async fn completions(
         grammar: body.grammar.as_ref(),
         json_schema: body.json_schema.as_ref(),
     })?;
+    options.ignore_eos = body.ignore_eos;
     let echo = body.echo.unwrap_or(false).then(|| text.clone());
     let reply = Reply::completion(model.clone(), logprobs.is_some(), include_usage, echo);
     // Token ids go in as the context of an empty raw prompt: the same path

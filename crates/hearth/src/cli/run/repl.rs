@@ -1,7 +1,9 @@
 //! The interactive chat of `hearth run MODEL`, with Ollama's commands: `/bye`,
 //! `/clear`, `/set parameter NAME VALUE` (`num_thread` loads the model again),
-//! `/set system TEXT`, `/set verbose`, `/set quiet`, `/show info`, `/?`, and
-//! multi-line input between `"""`.
+//! `/set system TEXT`, `/set verbose`, `/set quiet`, `/show info|parameters|
+//! system|template|modelfile|license`, `/load MODEL`, `/?`, and multi-line
+//! input between `"""`. The same commands work on a model loaded here and on
+//! one on a running server (a [`Conversation`] each).
 //!
 //! Input is read a line at a time from stdin (no line editor), so piped input
 //! works the same as typed input; the `>>> ` prompt is shown only on a terminal.
@@ -10,13 +12,10 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
-use engine::{ChatSession, ModelBackend, OPTION_NAMES};
-use model::Model;
+use engine::{OPTION_NAMES, Options, Timings};
 
-use super::{CONTINUATION_PROMPT, MAIN_PROMPT, NO_PROMPT, PROMPT, answer, print_timings};
-use crate::cli::format;
+use super::{CONTINUATION_PROMPT, MAIN_PROMPT, NO_PROMPT, PROMPT, print_timings};
 
 /// Opens and closes a multi-line message.
 const FENCE: &str = "\"\"\"";
@@ -27,23 +26,63 @@ const HELP: &str = "Available Commands:
   /set verbose                Show timings after each answer
   /set quiet                  Stop showing timings
   /show info                  Show details for this model
+  /show parameters            Show the model's parameters
+  /show system                Show the system message
+  /show template              Show the chat template
+  /show modelfile             Show the Modelfile
+  /show license               Show the license
+  /load MODEL                 Load another model (a new conversation)
   /clear                      Clear the session context
   /bye                        Exit
   /?, /help                   Help for a command
 
 Use \"\"\" to begin a multi-line message.";
 
-/// The state of one interactive session.
-pub(super) struct Repl<'s, 'm, 't> {
-    pub(super) session: &'s mut ChatSession<'t, ModelBackend<'m>>,
-    pub(super) model: &'m Model,
-    pub(super) verbose: bool,
-    pub(super) load_duration: Duration,
+/// What the interactive chat talks to: a model loaded in this process, or a
+/// model on a running server. The commands behave the same with either.
+pub(super) trait Conversation {
+    /// Sends `message`, streaming the answer to `out`; the answer's timings.
+    fn send(&mut self, message: &str, out: &mut dyn Write) -> anyhow::Result<Timings>;
+    /// Forgets the messages (the system message stays).
+    fn clear(&mut self);
+    /// The system message.
+    fn system(&self) -> Option<String>;
+    /// Sets the system message (`None` removes it).
+    fn set_system(&mut self, system: Option<String>);
+    /// `/set parameter NAME VALUE`, validated; `Some` when the model must be
+    /// loaded again to apply it.
+    fn set_parameter(&mut self, name: &str, value: &str) -> anyhow::Result<Option<Exit>>;
+    /// What `/show info` lists: the model's facts and the options in effect.
+    fn info(&self) -> anyhow::Result<Info>;
+    /// A text part of the model (`parameters`, `template`, `modelfile`,
+    /// `license`), as `hearth show --PART` prints it.
+    fn part(&self, part: &str) -> anyhow::Result<String>;
+    /// `/load NAME`: goes on with another model; `Some` when this process
+    /// must load it.
+    fn load(&mut self, name: &str, out: &mut dyn Write) -> anyhow::Result<Option<Exit>>;
 }
 
-impl Repl<'_, '_, '_> {
+/// The facts `/show info` prints.
+pub(super) struct Info {
+    /// `(label, value)` rows of the Model section.
+    pub(super) model: Vec<(&'static str, String)>,
+    /// The options in effect.
+    pub(super) options: Options,
+    /// The thread count (`None`: the runtime's default).
+    pub(super) threads: Option<usize>,
+}
+
+/// The state of one interactive session.
+pub(super) struct Repl<'c> {
+    pub(super) chat: &'c mut dyn Conversation,
+    pub(super) verbose: bool,
+    /// Reported with the first answer's timings (`--verbose`).
+    pub(super) load_duration: std::time::Duration,
+}
+
+impl Repl<'_> {
     /// Reads messages and commands from `input` until `/bye`, end of input, or
-    /// a setting that needs the model loaded again.
+    /// a command that needs a model loaded again.
     pub(super) fn run(
         &mut self,
         input: &mut dyn BufRead,
@@ -79,20 +118,25 @@ impl Repl<'_, '_, '_> {
                 continue;
             }
             if trimmed.starts_with('/') && !message.contains('\n') {
-                match self.command(trimmed, out)? {
-                    None => continue,
-                    Some(exit) => return Ok(exit),
+                match self.command(trimmed, out) {
+                    Ok(None) => continue,
+                    Ok(Some(exit)) => return Ok(exit),
+                    Err(e) if crate::cli::is_broken_pipe(&e) => return Err(e),
+                    Err(e) => {
+                        writeln!(out, "error: {e:#}")?;
+                        continue;
+                    }
                 }
             }
-            match answer(self.session, &message, out) {
-                Ok(mut result) => {
+            match self.chat.send(&message, out) {
+                Ok(mut timings) => {
                     writeln!(out)?;
                     writeln!(out)?;
                     if self.verbose {
-                        if first_answer {
-                            result.timings.load_duration = self.load_duration;
+                        if first_answer && timings.load_duration.is_zero() {
+                            timings.load_duration = self.load_duration;
                         }
-                        print_timings(&result.timings, &mut std::io::stderr())?;
+                        print_timings(&timings, &mut std::io::stderr())?;
                     }
                     first_answer = false;
                 }
@@ -110,17 +154,32 @@ impl Repl<'_, '_, '_> {
             "/bye" | "/exit" => return Ok(Some(Exit::Bye)),
             "/?" | "/help" => writeln!(out, "{HELP}\n")?,
             "/clear" => {
-                self.session.clear();
+                self.chat.clear();
                 writeln!(out, "Cleared session context")?;
             }
             "/set" => return self.set(line, out),
             "/show" => match words.next() {
-                Some("info") => self.show_info(out)?,
-                Some("system") => match self.session.system() {
+                Some("info") => show_info(&self.chat.info()?, out)?,
+                Some("system") => match self.chat.system() {
                     Some(system) => writeln!(out, "{system}")?,
                     None => writeln!(out, "No system message was specified for this model.")?,
                 },
-                _ => writeln!(out, "Usage: /show info | /show system")?,
+                Some(part @ ("parameters" | "template" | "modelfile" | "license")) => {
+                    let text = self.chat.part(part)?;
+                    if text.trim().is_empty() {
+                        writeln!(out, "No {part} was specified for this model.")?;
+                    } else {
+                        writeln!(out, "{}", text.trim_end())?;
+                    }
+                }
+                _ => writeln!(
+                    out,
+                    "Usage: /show info | license | modelfile | parameters | system | template"
+                )?,
+            },
+            "/load" => match (words.next(), words.next()) {
+                (Some(name), None) => return self.chat.load(name, out),
+                _ => writeln!(out, "Usage: /load MODEL")?,
             },
             _ => writeln!(out, "Unknown command '{command}'. Type /? for help")?,
         }
@@ -135,32 +194,15 @@ impl Repl<'_, '_, '_> {
         match what {
             "parameter" => {
                 let (name, value) = args.split_once(char::is_whitespace).unwrap_or((args, ""));
-                if name.is_empty() || value.trim().is_empty() {
+                let value = value.trim();
+                if name.is_empty() || value.is_empty() {
                     writeln!(out, "Usage: /set parameter NAME VALUE")?;
                     writeln!(out, "Parameters: {}, num_thread", OPTION_NAMES.join(", "))?;
                     return Ok(None);
                 }
-                if name == "num_thread" {
-                    return self.set_threads(value.trim(), out);
-                }
-                let before = self.session.options.num_ctx;
-                match self.session.options.set(name, value) {
-                    Ok(()) => {
-                        let num_ctx = self.session.options.num_ctx;
-                        if num_ctx != before {
-                            match ModelBackend::new(self.model, num_ctx) {
-                                Ok(backend) => self.session.replace_backend(backend),
-                                Err(e) => {
-                                    self.session.options.num_ctx = before;
-                                    writeln!(out, "error: {e}")?;
-                                    return Ok(None);
-                                }
-                            }
-                        }
-                        writeln!(out, "Set parameter '{name}' to '{}'", value.trim())?;
-                    }
-                    Err(e) => writeln!(out, "error: {e}")?,
-                }
+                let exit = self.chat.set_parameter(name, value)?;
+                writeln!(out, "Set parameter '{name}' to '{value}'")?;
+                return Ok(exit);
             }
             "system" => {
                 let text = args.strip_prefix(FENCE).unwrap_or(args);
@@ -182,79 +224,52 @@ impl Repl<'_, '_, '_> {
         Ok(None)
     }
 
-    /// `/set parameter num_thread N` (0: all cores): the thread pool belongs to
-    /// the loaded model, so, as in Ollama, the model is loaded again.
-    fn set_threads(&mut self, value: &str, out: &mut dyn Write) -> anyhow::Result<Option<Exit>> {
-        let n: usize = match value.parse() {
-            Ok(n) => n,
-            Err(e) => {
-                writeln!(out, "error: option 'num_thread': '{value}': {e}")?;
-                return Ok(None);
-            }
-        };
-        writeln!(out, "Set parameter 'num_thread' to '{n}'")?;
-        if n == self.model.n_threads() {
-            return Ok(None);
-        }
-        Ok(Some(Exit::Reload {
-            threads: (n > 0).then_some(n),
-        }))
-    }
-
     /// Sets the system message (an empty one removes it).
     fn set_system(&mut self, text: &str, out: &mut dyn Write) -> anyhow::Result<()> {
         let text = text.trim();
-        self.session
+        self.chat
             .set_system((!text.is_empty()).then(|| text.to_owned()));
         writeln!(out, "Set system message.")?;
         Ok(())
     }
+}
 
-    /// `/show info`: what the model is and the current parameters.
-    fn show_info(&self, out: &mut dyn Write) -> anyhow::Result<()> {
-        let info = self.model.info();
-        let o = &self.session.options;
-        let s = &o.sampler;
-        writeln!(out, "  Model")?;
-        writeln!(out, "    architecture        {}", info.arch)?;
-        writeln!(
-            out,
-            "    parameters          {}",
-            format::count(info.n_params)
-        )?;
-        writeln!(out, "    context length      {}", info.n_ctx_train)?;
-        writeln!(out, "    embedding length    {}", info.n_embd)?;
-        let quant = info
-            .file_type
-            .and_then(format::file_type_name)
-            .unwrap_or("unknown");
-        writeln!(out, "    quantization        {quant}")?;
-        writeln!(out)?;
-        writeln!(out, "  Parameters")?;
-        writeln!(out, "    num_ctx             {}", o.num_ctx)?;
-        writeln!(out, "    num_thread          {}", self.model.n_threads())?;
-        writeln!(out, "    num_predict         {}", o.num_predict)?;
-        writeln!(out, "    temperature         {}", s.temperature)?;
-        writeln!(out, "    top_k               {}", s.top_k)?;
-        writeln!(out, "    top_p               {}", s.top_p)?;
-        writeln!(out, "    min_p               {}", s.min_p)?;
-        writeln!(out, "    typical_p           {}", s.typical_p)?;
-        writeln!(out, "    repeat_penalty      {}", s.repeat_penalty)?;
-        writeln!(out, "    repeat_last_n       {}", o.repeat_last_n)?;
-        writeln!(out, "    presence_penalty    {}", s.presence_penalty)?;
-        writeln!(out, "    frequency_penalty   {}", s.frequency_penalty)?;
-        writeln!(out, "    num_keep            {}", o.num_keep)?;
-        writeln!(out, "    context_shift       {}", o.context_shift)?;
-        match s.seed {
-            Some(seed) => writeln!(out, "    seed                {seed}")?,
-            None => writeln!(out, "    seed                random")?,
-        }
-        for stop in &o.stop {
-            writeln!(out, "    stop                {stop:?}")?;
-        }
-        writeln!(out)?;
-        Ok(())
+/// `/show info`: what the model is and the options in effect.
+fn show_info(info: &Info, out: &mut dyn Write) -> anyhow::Result<()> {
+    let o = &info.options;
+    let s = &o.sampler;
+    writeln!(out, "  Model")?;
+    for (label, value) in &info.model {
+        writeln!(out, "    {label:<20}{value}")?;
     }
+    writeln!(out)?;
+    writeln!(out, "  Parameters")?;
+    writeln!(out, "    num_ctx             {}", o.num_ctx)?;
+    match info.threads {
+        Some(n) => writeln!(out, "    num_thread          {n}")?,
+        None => writeln!(out, "    num_thread          default")?,
+    }
+    writeln!(out, "    num_predict         {}", o.num_predict)?;
+    writeln!(out, "    temperature         {}", s.temperature)?;
+    writeln!(out, "    top_k               {}", s.top_k)?;
+    writeln!(out, "    top_p               {}", s.top_p)?;
+    writeln!(out, "    min_p               {}", s.min_p)?;
+    writeln!(out, "    typical_p           {}", s.typical_p)?;
+    writeln!(out, "    repeat_penalty      {}", s.repeat_penalty)?;
+    writeln!(out, "    repeat_last_n       {}", o.repeat_last_n)?;
+    writeln!(out, "    presence_penalty    {}", s.presence_penalty)?;
+    writeln!(out, "    frequency_penalty   {}", s.frequency_penalty)?;
+    writeln!(out, "    num_keep            {}", o.num_keep)?;
+    writeln!(out, "    context_shift       {}", o.context_shift)?;
+    match s.seed {
+        Some(seed) => writeln!(out, "    seed                {seed}")?,
+        None => writeln!(out, "    seed                random")?,
+    }
+    for stop in &o.stop {
+        writeln!(out, "    stop                {stop:?}")?;
+    }
+    writeln!(out)?;
+    Ok(())
 }
 
 /// Why the interactive session ended.
@@ -267,6 +282,8 @@ pub(super) enum Exit {
         /// The new thread count.
         threads: Option<usize>,
     },
+    /// `/load NAME`: load this model instead, with a new conversation.
+    Load(String),
 }
 
 /// One line without its line ending; `None` at end of input. `prompt` says

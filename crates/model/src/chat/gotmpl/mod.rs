@@ -101,11 +101,19 @@ impl GoTemplate {
             exec.run(&self.templates.main, &Value::sorted_map(vars, false))?;
             return Ok(exec.out);
         }
+        // Fill-in-the-middle: the text after the insertion point (Ollama's
+        // `suffix`), for templates with `.Suffix`.
+        let suffix = request
+            .extra
+            .get("suffix")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default();
         let turn = |system: &str, prompt: &str, response: &str| {
             let mut vars = vec![
                 ("System".into(), Value::str(system)),
                 ("Prompt".into(), Value::str(prompt)),
                 ("Response".into(), Value::str(response)),
+                ("Suffix".into(), Value::str(suffix)),
             ];
             think_vars(&mut vars);
             Value::sorted_map(vars, false)

@@ -139,6 +139,18 @@ fn legacy_template_renders_per_turn_and_stops_at_response() {
 }
 
 #[test]
+fn suffix_fills_in_the_middle() {
+    let src = "{{ if .Suffix }}<PRE> {{ .Prompt }} <SUF>{{ .Suffix }} <MID>{{ else }}{{ .Prompt }}{{ end }}";
+    let mut request = chat(json!([{"role": "user", "content": "def f("}]));
+    assert_eq!(render(src, &request), "def f(");
+    request.extra.insert("suffix".into(), json!("    return 1"));
+    assert_eq!(
+        render(src, &request),
+        "<PRE> def f( <SUF>    return 1 <MID>"
+    );
+}
+
+#[test]
 fn legacy_template_without_response_gets_one_appended() {
     let src = "USER: {{ .Prompt }}\nASSISTANT: ";
     assert_eq!(

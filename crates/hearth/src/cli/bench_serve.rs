@@ -1,0 +1,376 @@
+//! `hearth bench serve MODEL [--url URL] [-c 1,2,4,8] [--requests N] [-p 128]
+//! [-n 64] [--json]`: a server's throughput and latency under concurrent
+//! clients, through the OpenAI API every peer speaks (`/v1/completions`,
+//! streamed), so the same command measures `hearth serve` and `llama-server`
+//! (or vLLM) on the same machine.
+//!
+//! For each concurrency level C, C clients send requests back to back until
+//! `--requests` (default 4×C, at least 8) have finished. Each prompt is distinct
+//! (its number first, then filler words), so no request reuses another's
+//! prefix. Reported per level: generated tokens per second over the level's
+//! wall time (the server's throughput), requests per second, time to first
+//! token (mean, p50, p95) and the mean time between tokens per request.
+//! Token counts come from the stream's `usage` (else one per streamed chunk).
+
+use std::io::{BufRead, BufReader};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// Arguments of `hearth bench serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeBenchArgs {
+    /// The model name the server knows (sent as `model`).
+    model: String,
+    /// The server's base URL [default: HEARTH_HOST's, http://127.0.0.1:11434].
+    #[arg(long)]
+    url: Option<String>,
+    /// Concurrency levels: clients sending requests at once.
+    #[arg(
+        short = 'c',
+        long = "concurrency",
+        value_delimiter = ',',
+        default_value = "1,2,4,8"
+    )]
+    concurrency: Vec<usize>,
+    /// Requests per level [default: 4 per client, at least 8].
+    #[arg(long)]
+    requests: Option<usize>,
+    /// Prompt length in filler words (about one token each).
+    #[arg(short = 'p', long = "prompt-words", default_value_t = 128)]
+    prompt_words: usize,
+    /// Tokens to generate per request (`max_tokens`; `ignore_eos` is sent too,
+    /// which llama-server and vLLM honour).
+    #[arg(short = 'n', long = "max-tokens", default_value_t = 64)]
+    max_tokens: usize,
+    /// Print a JSON array, one object per level.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one request measured.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    /// Seconds from the level's start to sending.
+    start: f64,
+    /// Seconds from sending to the first generated text.
+    ttft: f64,
+    /// Seconds from sending to the last byte.
+    total: f64,
+    /// Generated tokens.
+    tokens: usize,
+}
+
+/// One level's figures.
+#[derive(Debug, Clone)]
+struct Level {
+    concurrency: usize,
+    requests: usize,
+    wall_s: f64,
+    generated_tokens: usize,
+    tokens_per_s: f64,
+    requests_per_s: f64,
+    ttft_mean_s: f64,
+    ttft_p50_s: f64,
+    ttft_p95_s: f64,
+    inter_token_mean_s: f64,
+}
+
+impl Level {
+    fn to_json(&self) -> Value {
+        json!({
+            "concurrency": self.concurrency,
+            "requests": self.requests,
+            "wall_s": self.wall_s,
+            "generated_tokens": self.generated_tokens,
+            "tokens_per_s": self.tokens_per_s,
+            "requests_per_s": self.requests_per_s,
+            "ttft_mean_s": self.ttft_mean_s,
+            "ttft_p50_s": self.ttft_p50_s,
+            "ttft_p95_s": self.ttft_p95_s,
+            "inter_token_mean_s": self.inter_token_mean_s,
+        })
+    }
+}
+
+/// Runs `hearth bench serve`.
+pub fn run(args: &ServeBenchArgs) -> anyhow::Result<()> {
+    if args.concurrency.contains(&0) {
+        bail!("concurrency levels must be at least 1");
+    }
+    if args.max_tokens == 0 {
+        bail!("--max-tokens must be at least 1");
+    }
+    let base = args
+        .url
+        .clone()
+        .unwrap_or_else(super::client::base_url)
+        .trim_end_matches('/')
+        .to_owned();
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = std::env::var("HEARTH_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+    {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {}", key.trim())
+                .parse()
+                .context("HEARTH_API_KEY is not a valid header value")?,
+        );
+    }
+    let http = reqwest::blocking::Client::builder()
+        .default_headers(headers)
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(None::<Duration>)
+        .pool_max_idle_per_host(64)
+        .build()?;
+    // One request first: the model loads, and a wrong name or URL fails here.
+    request(&http, &base, args, 0, Instant::now())
+        .with_context(|| format!("the warm-up request to {base}"))?;
+    let mut levels = Vec::new();
+    for &c in &args.concurrency {
+        let n = args.requests.unwrap_or((4 * c).max(8)).max(c);
+        eprintln!("concurrency {c}: {n} requests");
+        levels.push(level(&http, &base, args, c, n)?);
+    }
+    if args.json {
+        let rows: Vec<Value> = levels.iter().map(Level::to_json).collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        print_table(&levels);
+    }
+    Ok(())
+}
+
+/// Runs `n` requests from `c` clients and sums them up.
+fn level(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    args: &ServeBenchArgs,
+    c: usize,
+    n: usize,
+) -> anyhow::Result<Level> {
+    let next = AtomicUsize::new(0);
+    let samples = Mutex::new(Vec::with_capacity(n));
+    let start = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let clients: Vec<_> = (0..c)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= n {
+                            return Ok(());
+                        }
+                        let sample = request(http, base, args, i + 1, start)?;
+                        samples
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push(sample);
+                    }
+                })
+            })
+            .collect();
+        for client in clients {
+            client
+                .join()
+                .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let samples = samples
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Ok(summarize(c, &samples))
+}
+
+/// The level's figures from its requests' samples.
+fn summarize(concurrency: usize, samples: &[Sample]) -> Level {
+    let first = samples
+        .iter()
+        .map(|s| s.start)
+        .fold(f64::INFINITY, f64::min);
+    let last = samples
+        .iter()
+        .map(|s| s.start + s.total)
+        .fold(0.0f64, f64::max);
+    let wall = (last - first).max(f64::MIN_POSITIVE);
+    let tokens: usize = samples.iter().map(|s| s.tokens).sum();
+    let mut ttft: Vec<f64> = samples.iter().map(|s| s.ttft).collect();
+    ttft.sort_by(f64::total_cmp);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let itl: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.tokens > 1)
+        .map(|s| (s.total - s.ttft) / (s.tokens - 1) as f64)
+        .collect();
+    Level {
+        concurrency,
+        requests: samples.len(),
+        wall_s: wall,
+        generated_tokens: tokens,
+        tokens_per_s: tokens as f64 / wall,
+        requests_per_s: samples.len() as f64 / wall,
+        ttft_mean_s: mean(&ttft),
+        ttft_p50_s: percentile(&ttft, 0.50),
+        ttft_p95_s: percentile(&ttft, 0.95),
+        inter_token_mean_s: mean(&itl),
+    }
+}
+
+/// The nearest-rank percentile of sorted values (0 when empty).
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The prompt of request `i`: its number first, so prompts share no prefix.
+fn prompt(i: usize, words: usize) -> String {
+    const FILLER: [&str; 8] = [
+        "river", "stone", "lantern", "orchard", "meadow", "harbor", "violet", "engine",
+    ];
+    let mut text = format!("Request {i}:");
+    for w in 0..words {
+        text.push(' ');
+        text.push_str(FILLER[(w * 7 + i) % FILLER.len()]);
+    }
+    text
+}
+
+/// Sends request `i`, streamed, and times it.
+fn request(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    args: &ServeBenchArgs,
+    i: usize,
+    level_start: Instant,
+) -> anyhow::Result<Sample> {
+    let body = json!({
+        "model": args.model,
+        "prompt": prompt(i, args.prompt_words),
+        "max_tokens": args.max_tokens,
+        "temperature": 0,
+        "ignore_eos": true,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    let sent = Instant::now();
+    let response = http
+        .post(format!("{base}/v1/completions"))
+        .json(&body)
+        .send()
+        .with_context(|| format!("POST {base}/v1/completions"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let text = response.text().unwrap_or_default();
+        bail!("{status}: {text}");
+    }
+    let mut first = None;
+    let mut chunks = 0usize;
+    let mut usage = None;
+    for line in BufReader::new(response).lines() {
+        let line = line.context("reading the stream")?;
+        let Some(data) = line.strip_prefix("data:") else {
+            continue;
+        };
+        let data = data.trim();
+        if data == "[DONE]" {
+            break;
+        }
+        let Ok(event) = serde_json::from_str::<Value>(data) else {
+            continue;
+        };
+        if let Some(n) = event["usage"]["completion_tokens"].as_u64() {
+            usage = Some(n as usize);
+        }
+        let text = event["choices"][0]["text"].as_str().unwrap_or_default();
+        if !text.is_empty() {
+            chunks += 1;
+            first.get_or_insert_with(|| sent.elapsed());
+        }
+    }
+    let total = sent.elapsed();
+    Ok(Sample {
+        start: (sent - level_start).as_secs_f64(),
+        ttft: first.unwrap_or(total).as_secs_f64(),
+        total: total.as_secs_f64(),
+        tokens: usage.unwrap_or(chunks),
+    })
+}
+
+fn print_table(levels: &[Level]) {
+    println!(
+        "| {:>11} | {:>8} | {:>9} | {:>8} | {:>9} | {:>9} | {:>9} | {:>9} |",
+        "concurrency",
+        "requests",
+        "tokens/s",
+        "req/s",
+        "ttft mean",
+        "ttft p50",
+        "ttft p95",
+        "itl mean"
+    );
+    println!(
+        "| {:->11} | {:->8} | {:->9} | {:->8} | {:->9} | {:->9} | {:->9} | {:->9} |",
+        ":", ":", ":", ":", ":", ":", ":", ":"
+    );
+    for l in levels {
+        println!(
+            "| {:>11} | {:>8} | {:>9.2} | {:>8.3} | {:>8.0}ms | {:>7.0}ms | {:>7.0}ms | {:>7.1}ms |",
+            l.concurrency,
+            l.requests,
+            l.tokens_per_s,
+            l.requests_per_s,
+            l.ttft_mean_s * 1e3,
+            l.ttft_p50_s * 1e3,
+            l.ttft_p95_s * 1e3,
+            l.inter_token_mean_s * 1e3
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_sum_their_samples() {
+        let s = |start, ttft, total, tokens| Sample {
+            start,
+            ttft,
+            total,
+            tokens,
+        };
+        let level = summarize(
+            2,
+            &[
+                s(0.0, 0.5, 2.5, 5),
+                s(0.0, 1.0, 3.0, 5),
+                s(2.5, 0.5, 1.5, 3),
+            ],
+        );
+        assert_eq!(level.requests, 3);
+        assert_eq!(level.generated_tokens, 13);
+        // From the first start (0) to the last end (4.0).
+        assert!((level.wall_s - 4.0).abs() < 1e-12);
+        assert!((level.tokens_per_s - 13.0 / 4.0).abs() < 1e-12);
+        assert!((level.ttft_p50_s - 0.5).abs() < 1e-12);
+        assert!((level.ttft_p95_s - 1.0).abs() < 1e-12);
+        // (2.0/4 + 2.0/4 + 1.0/2) / 3
+        assert!((level.inter_token_mean_s - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn prompts_differ_from_their_first_word_on() {
+        assert_ne!(prompt(1, 4), prompt(2, 4));
+        assert!(prompt(3, 4).starts_with("Request 3: "));
+        assert_eq!(prompt(3, 4).split_whitespace().count(), 6);
+    }
+}
