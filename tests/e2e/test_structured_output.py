@@ -12,7 +12,8 @@ conform, so every answer must validate against its JSON Schema.
   completions endpoints too; llama-server's `grammar` (GBNF) and
   `json_schema` fields.
 - LangChain's `with_structured_output` through langchain-openai and
-  langchain-ollama.
+  langchain-ollama, and the openai client's `chat.completions.parse` with a
+  Pydantic model.
 - Bad schemas and grammars are 400s naming the problem.
 """
 
@@ -297,3 +298,12 @@ def test_langchain_ollama_with_structured_output(server, model):
         assert isinstance(person, Person)
     json_mode = llm.with_structured_output(None, method="json_mode")
     assert isinstance(json_mode.invoke("Describe a person in JSON."), dict)
+
+
+def test_openai_parse_with_a_pydantic_model(openai_client, model):
+    for _ in range(3):
+        reply = openai_client.chat.completions.parse(
+            model=model, messages=[{"role": "user", "content": "Describe a person."}],
+            response_format=Person, temperature=1,
+        )
+        assert isinstance(reply.choices[0].message.parsed, Person)

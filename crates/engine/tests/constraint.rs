@@ -31,7 +31,7 @@ fn load() -> (Model, Tokenizer) {
             .unwrap();
         path
     });
-    let model = Model::load_with(&path, &LoadOptions { threads: Some(2) }).unwrap();
+    let model = Model::load_with(path, &LoadOptions { threads: Some(2) }).unwrap();
     let tokenizer = Tokenizer::from_metadata(model.gguf().metadata()).unwrap();
     (model, tokenizer)
 }
@@ -394,6 +394,24 @@ fn a_lazy_grammar_starts_at_its_trigger_even_inside_a_token() {
     c.accept(byte(b'!'), b"!").unwrap();
     assert!(c.is_finished());
 
+    // A token that completes a trigger and runs on into text the grammar
+    // refuses: that occurrence does not count, the text stays free, and a
+    // later one does.
+    let grammar = Grammar::Lark(r#"start: "t3" "!""#.to_owned());
+    let mut c = env
+        .compile(&Constraint::lazy(grammar, vec!["t3".to_owned()]))
+        .unwrap();
+    c.accept(t300, b" t300").unwrap();
+    assert!(
+        c.mask().unwrap().is_none(),
+        "\"t300\" is no match for \"t3\" \"!\""
+    );
+    for &b in b"t3" {
+        c.accept(byte(b), &[b]).unwrap();
+    }
+    let mask = allowed(c.mask().unwrap().expect("the grammar is on"));
+    assert_eq!(mask, [byte(b'!')]);
+
     // A trigger that starts at a token's start: the token itself is taken.
     let grammar = Grammar::Lark(r#"start: "<" /[a-z]+/ ">""#.to_owned());
     let mut c = env
@@ -508,13 +526,12 @@ fn constrained_sequences_batch_with_unconstrained_ones() {
             }
         }
         sched.run_to_end().unwrap();
-        let out = results
+        results
             .lock()
             .unwrap()
             .iter_mut()
             .map(|r| r.take().unwrap())
-            .collect();
-        out
+            .collect()
     };
     let batched = run(true);
     let alone = run(false);
@@ -539,4 +556,143 @@ fn constrained_sequences_batch_with_unconstrained_ones() {
         );
         assert_eq!(v.as_object().unwrap().len(), 2, "{}", r.text);
     }
+}
+
+/// Real vocabularies (llama.cpp's `ggml-vocab-*.gguf`, see
+/// crates/model/tests/tokenizer_llama_vocabs.rs): byte-level BPE with
+/// multi-byte and partial-character tokens, SentencePiece with byte
+/// fallback, and special tokens that must stay out of grammar text. Random
+/// walks through a nested schema give valid UTF-8 JSON that conforms, no
+/// control token is ever allowed, and where the grammar accepts, every end
+/// token (EOS, end of turn) is allowed and nothing else when it is complete.
+#[test]
+#[cfg_attr(
+    not(hearth_llama_vocabs),
+    ignore = "HEARTH_LLAMA_VOCAB_DIR is not set (tools/fetch-llama-vocabs.sh)"
+)]
+fn real_vocabularies_give_conforming_json() {
+    let dir = PathBuf::from(
+        std::env::var_os("HEARTH_LLAMA_VOCAB_DIR")
+            .expect("HEARTH_LLAMA_VOCAB_DIR is not set (run tools/fetch-llama-vocabs.sh)"),
+    );
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "scores": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 9}, "maxItems": 3},
+            "kind": {"enum": ["a", "b"]}
+        },
+        "required": ["name", "scores", "kind"],
+        "additionalProperties": false
+    });
+    for name in ["llama-bpe", "llama-spm", "qwen2", "phi-3", "command-r"] {
+        let file = gguf::GgufFile::open(dir.join(format!("ggml-vocab-{name}.gguf"))).unwrap();
+        let tok = Tokenizer::from_metadata(file.metadata()).unwrap();
+        let env = ConstraintEnv::new(&tok).unwrap();
+        walks(&env, &tok, Grammar::JsonSchema(schema.clone()), 4, |text| {
+            let v = json_of(text);
+            assert!(
+                v["name"].as_str().unwrap().chars().count() <= 12,
+                "{name}: {text}"
+            );
+            assert!(v["scores"].as_array().unwrap().len() <= 3, "{name}: {text}");
+            assert!(v["kind"] == "a" || v["kind"] == "b", "{name}: {text}");
+        });
+        // "o" then "k" (SentencePiece's own tokenization would start with a
+        // space).
+        let piece = |text: &[u8]| {
+            (0..tok.n_vocab() as u32)
+                .find(|&t| tok.token_to_piece(t, false) == text)
+                .unwrap()
+        };
+        let ok = [piece(b"o"), piece(b"k")];
+        // A complete grammar is finished; one that accepts allows every end
+        // token.
+        let mut c = env
+            .compile(&Constraint::new(Grammar::Regex("ok".to_owned())))
+            .unwrap();
+        let mut c2 = env
+            .compile(&Constraint::new(Grammar::Regex("ok!?".to_owned())))
+            .unwrap();
+        for t in ok {
+            c.accept(t, tok.token_to_piece(t, true)).unwrap();
+            c2.accept(t, tok.token_to_piece(t, true)).unwrap();
+        }
+        let mask = allowed(c2.mask().unwrap().unwrap());
+        for eog in tok.eog_ids() {
+            assert!(mask.contains(&eog), "{name}: end token {eog} not allowed");
+        }
+        assert!(
+            mask.iter().any(|&t| !tok.is_eog(t)),
+            "{name}: '!' not allowed"
+        );
+        assert!(c.is_finished(), "{name}");
+    }
+}
+
+/// Through the scheduler, a lazy grammar leaves the text alone until its
+/// trigger appears, then constrains the rest and ends the sequence when it is
+/// complete: at temperature 0 the answer is the free answer up to the
+/// trigger, then what the grammar allows.
+#[test]
+fn a_lazy_grammar_in_the_scheduler_follows_the_free_text_to_its_trigger() {
+    let (model, tok) = load();
+    let config = SchedulerConfig {
+        block_len: 16,
+        n_blocks: 64,
+        step_tokens: 64,
+        max_seqs: 2,
+        n_ctx: 256,
+    };
+    let prompt: Vec<u32> = (0..12).map(|i| 3 + (i * 53) % 290).collect();
+    let mut greedy = Options::default();
+    greedy.sampler.temperature = 0.0;
+    greedy.num_predict = 40;
+    greedy.num_ctx = 256;
+    let run = |constraint: Option<Constraint>| -> GenerateResult {
+        let mut sched = Scheduler::new(&model, &tok, config).unwrap();
+        let out = Arc::new(Mutex::new(None));
+        let sink_out = out.clone();
+        let sink = Box::new(move |e: SeqEvent| {
+            match e {
+                SeqEvent::Done(r) => *sink_out.lock().unwrap() = Some(r),
+                SeqEvent::Error(e) => panic!("{e}"),
+                SeqEvent::Text(_) => {}
+            }
+            ControlFlow::Continue(())
+        });
+        let compiled = constraint.map(|c| sched.compile(&c).unwrap());
+        sched
+            .submit_constrained(&prompt, greedy.clone(), compiled, None, sink)
+            .unwrap();
+        sched.run_to_end().unwrap();
+        out.lock().unwrap().take().unwrap()
+    };
+    let free = run(None);
+    // A trigger that ends where a token ends: the last characters of the
+    // text of the first six tokens, occurring nowhere earlier.
+    let head = tok.decode_lossy(&free.tokens[..6], false, false);
+    assert!(free.text.starts_with(&head), "{:?}", free.text);
+    let trigger: String = {
+        let chars: Vec<char> = head.chars().collect();
+        chars[chars.len() - 3..].iter().collect()
+    };
+    let at = head.len() - trigger.len();
+    assert_eq!(free.text.find(&trigger), Some(at), "{:?}", free.text);
+    let lark = format!(
+        r#"start: {} /[0-9]{{3}}/"#,
+        serde_json::to_string(&trigger).unwrap()
+    );
+    let lazy = run(Some(Constraint::lazy(
+        Grammar::Lark(lark),
+        vec![trigger.clone()],
+    )));
+    let (before, after) = lazy.text.split_at(at + trigger.len());
+    assert_eq!(before, &free.text[..at + trigger.len()], "{:?}", lazy.text);
+    assert!(
+        after.len() == 3 && after.bytes().all(|b| b.is_ascii_digit()),
+        "{:?}",
+        lazy.text
+    );
+    assert_eq!(lazy.done_reason, DoneReason::Stop);
 }

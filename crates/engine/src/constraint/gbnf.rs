@@ -39,6 +39,9 @@ pub fn gbnf_to_lark(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Alternatives, each a sequence of items.
+type Alternatives = Vec<Vec<Item>>;
+
 /// One element of a sequence with its repetition.
 #[derive(Debug)]
 struct Item {
@@ -57,7 +60,7 @@ enum Atom {
     Any,
     Rule(String),
     Token(String),
-    Group(Vec<Vec<Item>>),
+    Group(Alternatives),
 }
 
 /// GBNF rule names to Lark rule names.
@@ -254,7 +257,7 @@ impl<'a> Parser<'a> {
         Some(name)
     }
 
-    fn rules(mut self) -> Result<Vec<(String, Vec<Vec<Item>>)>, String> {
+    fn rules(mut self) -> Result<Vec<(String, Alternatives)>, String> {
         let mut rules = Vec::new();
         self.space(true);
         while self.peek().is_some() {
@@ -279,7 +282,7 @@ impl<'a> Parser<'a> {
 
     /// Alternatives up to the end of the rule (a newline not inside a group
     /// and not followed by `|`) or, `nested`, up to `)`.
-    fn alternatives(&mut self, nested: bool) -> Result<Vec<Vec<Item>>, String> {
+    fn alternatives(&mut self, nested: bool) -> Result<Alternatives, String> {
         let mut alts = vec![self.sequence(nested)?];
         loop {
             let save = self.pos;

@@ -40,7 +40,11 @@
 //! triggers (`["<tool_call>"]`). The output is free until one of them is
 //! generated; from there on the grammar constrains the rest, and it is
 //! matched from the start of the trigger, so the grammar must begin with the
-//! trigger text (as llama.cpp's lazy grammars do).
+//! trigger text (as llama.cpp's lazy grammars do). The grammar takes the
+//! whole token that completed the trigger; if that token ran on into text the
+//! grammar refuses, the occurrence does not count and the output stays free.
+//! When the grammar is complete the sequence ends, so a grammar for several
+//! calls in a row must allow them all.
 
 mod env;
 mod gbnf;

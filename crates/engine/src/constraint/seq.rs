@@ -37,6 +37,9 @@ struct Lazy {
     text: Vec<u8>,
     /// The recent tokens with the offset in `text` where each starts.
     tokens: Vec<(u32, usize)>,
+    /// Where in `text` a trigger may start (past occurrences the grammar
+    /// refused).
+    search_from: usize,
 }
 
 impl SeqConstraint {
@@ -45,6 +48,7 @@ impl SeqConstraint {
             triggers: triggers.iter().map(|t| t.as_bytes().to_vec()).collect(),
             text: Vec::new(),
             tokens: Vec::new(),
+            search_from: 0,
         });
         SeqConstraint {
             matcher,
@@ -83,25 +87,38 @@ impl SeqConstraint {
         match self.mask.as_ref().expect("prepared") {
             Ok(mask) => Ok(Some(mask.as_slice())),
             Err(e) => Err(EngineError::Constraint(format!(
-                "the grammar failed while generating: {e}"
+                "the grammar failed while generating: {}",
+                first_line(e)
             ))),
         }
     }
 
     /// Advances past the generated `token`, whose text is `piece` (special
     /// tokens rendered). A lazy grammar watches the text for its triggers and,
-    /// when one completes, takes the text from the trigger's start on.
-    /// End-of-generation tokens need not be passed.
+    /// when one completes, takes the text from the trigger's start on, the
+    /// rest of the token that completed it included. If the grammar cannot
+    /// take that text (the token ran on past the trigger into something the
+    /// grammar refuses), that occurrence does not count and the text stays
+    /// free. End-of-generation tokens need not be passed.
     pub fn accept(&mut self, token: u32, piece: &[u8]) -> Result<(), EngineError> {
         self.mask = None;
         let Some(lazy) = self.lazy.as_mut() else {
             return self.consume(&[token]);
         };
-        let Some(feed) = lazy.push(token, piece, &self.tok_env) else {
-            return Ok(());
-        };
-        self.lazy = None;
-        self.consume(&feed)
+        lazy.push(token, piece);
+        while let Some((start, feed)) = lazy.triggered(&self.tok_env) {
+            if self
+                .matcher
+                .validate_tokens(&feed)
+                .is_ok_and(|n| n == feed.len())
+            {
+                self.lazy = None;
+                return self.consume(&feed);
+            }
+            lazy.search_from = start + 1;
+        }
+        lazy.forget_old();
+        Ok(())
     }
 
     /// Whether the grammar is complete and allows nothing more: the sequence
@@ -112,28 +129,28 @@ impl SeqConstraint {
 
     fn consume(&mut self, tokens: &[u32]) -> Result<(), EngineError> {
         self.matcher.consume_tokens(tokens).map_err(|e| {
-            EngineError::Constraint(format!("the grammar rejected a generated token: {e}"))
+            EngineError::Constraint(format!(
+                "the grammar rejected a generated token: {}",
+                first_line(&e.to_string())
+            ))
         })
     }
 }
 
 impl Lazy {
-    /// Adds a token; when a trigger has appeared, returns the tokens the
-    /// grammar takes from the trigger's start on: the bytes of the token the
-    /// trigger starts in from that point (tokenized again), then the later
-    /// tokens as they are.
-    fn push(&mut self, token: u32, piece: &[u8], tok_env: &TokEnv) -> Option<Vec<u32>> {
+    /// Adds a token's text.
+    fn push(&mut self, token: u32, piece: &[u8]) {
         self.tokens.push((token, self.text.len()));
         self.text.extend_from_slice(piece);
-        let found = self
-            .triggers
-            .iter()
-            .filter_map(|t| find(&self.text, t))
-            .min();
-        let Some(start) = found else {
-            self.forget_old();
-            return None;
-        };
+    }
+
+    /// The first trigger at or after `search_from`: where it starts, and the
+    /// tokens the grammar takes from there on: the bytes of the token the
+    /// trigger starts in from that point (tokenized again), then the later
+    /// tokens as they are.
+    fn triggered(&self, tok_env: &TokEnv) -> Option<(usize, Vec<u32>)> {
+        let rest = self.text.get(self.search_from..)?;
+        let start = self.search_from + self.triggers.iter().filter_map(|t| find(rest, t)).min()?;
         // The token the trigger starts in: the last one starting at or before it.
         let i = self
             .tokens
@@ -148,7 +165,7 @@ impl Lazy {
             tok_env.tokenize_bytes(&self.text[start..end])
         };
         feed.extend(self.tokens[i + 1..].iter().map(|&(t, _)| t));
-        Some(feed)
+        Some((start, feed))
     }
 
     /// Drops the tokens that lie wholly before any text a trigger could still
@@ -171,7 +188,14 @@ impl Lazy {
         for t in &mut self.tokens {
             t.1 -= cut;
         }
+        self.search_from = self.search_from.saturating_sub(cut);
     }
+}
+
+/// The first line of an llguidance error (the rest dumps the parser's state
+/// and the grammar).
+fn first_line(message: &str) -> &str {
+    message.lines().next().unwrap_or_default()
 }
 
 /// The first position of `needle` in `haystack`.

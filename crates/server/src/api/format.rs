@@ -43,10 +43,10 @@ impl OpenAiFormat<'_> {
     /// a constraint.
     pub fn constraint(&self) -> Result<Option<Constraint>, (&'static str, String)> {
         let mut found: Vec<(&'static str, Constraint)> = Vec::new();
-        if let Some(rf) = self.response_format.filter(|v| !v.is_null()) {
-            if let Some(c) = response_format(rf).map_err(|e| ("response_format", e))? {
-                found.push(("response_format", c));
-            }
+        if let Some(rf) = self.response_format.filter(|v| !v.is_null())
+            && let Some(c) = response_format(rf).map_err(|e| ("response_format", e))?
+        {
+            found.push(("response_format", c));
         }
         match self.grammar {
             None | Some(Value::Null) => {}
