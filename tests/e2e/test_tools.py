@@ -240,6 +240,12 @@ def test_thinking_opened_by_the_template_is_split_from_content(
     assert (o.choices[0].message.content or "") == r.message.content
 
 
+def test_show_reports_tools_and_thinking_capabilities(ollama_client, family_models, model):
+    assert set(ollama_client.show(family_models["qwen3"]).capabilities) == {"completion", "tools", "thinking"}
+    assert set(ollama_client.show(family_models["hermes"]).capabilities) == {"completion", "tools"}
+    assert ollama_client.show(model).capabilities == ["completion"]
+
+
 def test_models_without_tools_or_thinking_refuse_them(ollama_client, openai_client, model):
     # The test model's fallback template (ChatML) renders no tools.
     import ollama
