@@ -25,9 +25,9 @@
 //!   schema; under `auto` the grammar applies once the model opens a call
 //!   (unless structured output constrains the answer already).
 //!   `parallel_tool_calls: false` allows one call only where a call is forced.
-//! - Tool calls are sent whole: a streamed call comes in one
-//!   `delta.tool_calls` chunk (index, id, name and all its arguments) once
-//!   the model has finished writing it.
+//! - A streamed tool call comes once the model has finished writing it, in
+//!   two `delta.tool_calls` chunks: index, id and name (arguments empty),
+//!   then all its arguments.
 
 mod render;
 pub mod responses;

@@ -327,10 +327,18 @@ impl Pending {
                 self.push(&v);
             }
             Some(Event::ToolCall(call)) => {
-                let delta = json!({"tool_calls": [tool_call_json(Some(self.n_calls), &call)]});
-                self.n_calls += 1;
-                let v = self.reply.delta_chunk(delta);
+                // As OpenAI streams a call: the id and name with empty
+                // arguments, then the arguments.
+                let index = self.n_calls;
+                let mut opening = tool_call_json(Some(index), &call);
+                let arguments = std::mem::take(&mut opening["function"]["arguments"]);
+                opening["function"]["arguments"] = "".into();
+                let v = self.reply.delta_chunk(json!({"tool_calls": [opening]}));
                 self.push(&v);
+                let rest = json!({"index": index, "function": {"arguments": arguments}});
+                let v = self.reply.delta_chunk(json!({"tool_calls": [rest]}));
+                self.push(&v);
+                self.n_calls += 1;
             }
             Some(Event::Done(summary)) => {
                 for v in self.reply.closing(&summary, self.n_calls > 0) {
