@@ -535,3 +535,43 @@ def test_langchain_bind_tools(server, family_models):
         assert isinstance(answer, AIMessage)
         for call in answer.tool_calls:
             assert call["name"] and isinstance(call["args"], dict)
+
+
+# An Ollama-style Go template in the Hermes family (as Ollama's qwen2.5 has).
+GO_TEMPLATE = """{{- if .Tools }}<|im_start|>system
+# Tools
+<tools>
+{{- range .Tools }}
+{"type": "function", "function": {{ .Function }}}
+{{- end }}
+</tools><|im_end|>
+{{ end }}
+{{- range .Messages }}<|im_start|>{{ .Role }}
+{{ .Content }}
+{{- range .ToolCalls }}<tool_call>
+{"name": "{{ .Function.Name }}", "arguments": {{ .Function.Arguments }}}
+</tool_call>{{ end }}<|im_end|>
+{{ end }}<|im_start|>assistant
+"""
+
+
+def test_go_templates_take_tools_and_force_calls(ollama_client, openai_client, long_gguf):
+    digest = ollama_client.create_blob(long_gguf)
+    name = "tools-go:latest"
+    done = ollama_client.create(
+        model=name, files={"tiny.gguf": digest}, template=GO_TEMPLATE, parameters={"num_ctx": 4096}
+    )
+    assert done.status == "success"
+    assert "tools" in ollama_client.show(name).capabilities
+    common = dict(model=name, messages=HISTORY, temperature=0, max_tokens=200)
+    one = dict(parallel_tool_calls=False)
+    bare = openai_client.chat.completions.create(**common)
+    forced = openai_client.chat.completions.create(
+        tools=[CITY, TIME], tool_choice={"type": "function", "function": {"name": "get_time"}},
+        **one, **common,
+    )
+    assert forced.usage.prompt_tokens > bare.usage.prompt_tokens
+    calls = forced.choices[0].message.tool_calls
+    assert forced.choices[0].finish_reason == "tool_calls" and len(calls) == 1
+    valid_call({"name": calls[0].function.name, "arguments": calls[0].function.arguments}, TIME)
+    ollama_client.generate(model=name, keep_alive=0)
