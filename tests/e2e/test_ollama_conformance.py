@@ -294,6 +294,27 @@ def chat_final_fields(c):
         assert k in v, k
 
 
+@check
+def chat_tools(c):
+    # The test model's fallback template renders no tools; tools on real
+    # templates are tests/e2e/test_tools.py's.
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    status, v = c.chat(messages=[{"role": "user", "content": "Hi"}], tools=[tool])
+    assert status == 400 and "does not support tools" in v["error"]
+    status, v = c.chat(messages=[{"role": "user", "content": "Hi"}], tools=[{"type": "retrieval"}])
+    assert status == 400 and "tools[0]" in v["error"]
+
+
+@check
+def chat_think(c):
+    status, v = c.chat(messages=[{"role": "user", "content": "Hi"}], think=True)
+    assert status == 400 and "does not support thinking" in v["error"]
+    status, v = c.chat(messages=[{"role": "user", "content": "Hi"}], think=False)
+    assert status == 200 and "thinking" not in v["message"]
+    status, v = c.chat(messages=[{"role": "user", "content": "Hi"}], think="hardest")
+    assert status == 400 and "think" in v["error"]
+
+
 # --- models ------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import ssl
 import subprocess
 import time
 
+import anthropic
 import httpx
 import ollama
 import openai
@@ -76,3 +77,30 @@ def test_ollama_client_over_tls_with_a_key(tls_server):
     with pytest.raises(ollama.ResponseError) as e:
         anonymous.list()
     assert e.value.status_code == 401
+
+
+def test_anthropic_client_over_tls_with_a_key(tls_server):
+    # The anthropic client sends its key as x-api-key; it takes httpx2's
+    # client (its own dependency) for the test CA.
+    import httpx2
+
+    url, context = tls_server
+    client = anthropic.Anthropic(
+        base_url=url, api_key=KEY, max_retries=0, http_client=httpx2.Client(verify=context)
+    )
+    message = client.messages.create(
+        model="hearth-tiny",
+        max_tokens=32,
+        messages=[{"role": "user", "content": "What is 12 plus 7?"}],
+    )
+    assert message.content[0].type == "text" and "19" in message.content[0].text
+    assert message.stop_reason == "end_turn"
+    wrong = anthropic.Anthropic(
+        base_url=url, api_key="wrong", max_retries=0, http_client=httpx2.Client(verify=context)
+    )
+    with pytest.raises(anthropic.AuthenticationError) as e:
+        wrong.messages.create(
+            model="hearth-tiny", max_tokens=4, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.body["type"] == "error"
+    assert e.value.body["error"]["type"] == "authentication_error"

@@ -247,7 +247,7 @@ pub fn generate<B: Backend>(
     for &t in prompt {
         sampler.accept(t);
     }
-    let mut decoder = StreamDecoder::new(tokenizer, false);
+    let mut decoder = StreamDecoder::new(tokenizer, options.special);
     let mut stops = StopMatcher::new(&options.stop);
     let mut result = GenerateResult {
         text: String::new(),

@@ -30,6 +30,10 @@ pub struct Options {
     /// Report each generated token's log-probability with this many top
     /// alternatives ([`crate::GenerateResult::logprobs`]); `None` skips the work.
     pub logprobs: Option<usize>,
+    /// Render control tokens (`<|channel|>`, `[TOOL_CALLS]`, ...) in the
+    /// generated text instead of hiding them: the tool-call and thinking
+    /// parsers read a family's markers from the text.
+    pub special: bool,
 }
 
 impl Default for Options {
@@ -43,6 +47,7 @@ impl Default for Options {
             stop: Vec::new(),
             context_shift: false,
             logprobs: None,
+            special: false,
         }
     }
 }

@@ -251,7 +251,7 @@ impl<'m> Scheduler<'m> {
             blocks: None,
             sampler,
             constraint,
-            decoder: StreamDecoder::new(self.tokenizer, false),
+            decoder: StreamDecoder::new(self.tokenizer, options.special),
             stops: StopMatcher::new(&options.stop),
             options,
             result: GenerateResult {

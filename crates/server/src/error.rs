@@ -155,7 +155,9 @@ impl OpenAiError {
 /// under `/v1/`, Ollama's elsewhere (for middleware, which answers before a
 /// handler of either API).
 pub(crate) fn response_for(path: &str, error: ApiError) -> Response {
-    if path.starts_with("/v1/") {
+    if path.starts_with("/v1/messages") {
+        AnthropicError(error).into_response()
+    } else if path.starts_with("/v1/") {
         OpenAiError::from(error).into_response()
     } else {
         error.into_response()
@@ -244,5 +246,47 @@ mod tests {
         assert!(e.body()["error"]["param"].is_null());
         let e = OpenAiError::from(ApiError::unavailable("busy"));
         assert_eq!(e.body()["error"]["type"], "server_error");
+    }
+}
+
+/// An [`ApiError`] as Anthropic's Messages API (`/v1/messages`) renders it:
+/// `{"type": "error", "error": {"type", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AnthropicError(pub ApiError);
+
+impl AnthropicError {
+    /// Anthropic's error `type` for the status.
+    pub fn kind(&self) -> &'static str {
+        match self.0.status.as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            503 | 529 => "overloaded_error",
+            500.. => "api_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// The JSON body Anthropic sends with an error.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": "error",
+            "error": {"type": self.kind(), "message": self.0.message},
+        })
+    }
+}
+
+impl From<ApiError> for AnthropicError {
+    fn from(error: ApiError) -> AnthropicError {
+        AnthropicError(error)
+    }
+}
+
+impl IntoResponse for AnthropicError {
+    fn into_response(self) -> Response {
+        (self.0.status, Json(self.body())).into_response()
     }
 }

@@ -69,7 +69,7 @@ impl Observer {
     /// Takes in one of the job's events.
     pub fn on_event(&self, event: &Event) {
         match event {
-            Event::Text(_) => {
+            Event::Text(_) | Event::Thinking(_) | Event::ToolCall(_) => {
                 let now = Instant::now();
                 let mut tokens = lock(&self.tokens);
                 if let Some(last) = tokens.1 {

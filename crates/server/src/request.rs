@@ -37,14 +37,77 @@ pub enum Input {
     Prompt(PromptInput),
     /// Answer a conversation (`/api/chat`); the messages are in the chat
     /// template's shape (`{"role", "content", ...}`).
-    Chat {
-        /// The conversation, oldest first.
-        messages: Vec<serde_json::Value>,
-        /// A Jinja template replacing the model's.
-        template: Option<String>,
-    },
+    Chat(ChatInput),
     /// Embed texts (`/api/embed`, `/api/embeddings`).
     Embed(EmbedInput),
+}
+
+/// A conversation to answer.
+#[derive(Debug, Clone)]
+pub struct ChatInput {
+    /// The conversation, oldest first, in the chat template's shape
+    /// (`{"role", "content", "tool_calls", "reasoning_content", ...}`).
+    pub messages: Vec<serde_json::Value>,
+    /// A template replacing the model's.
+    pub template: Option<String>,
+    /// Tool definitions (OpenAI shape), rendered through the template.
+    pub tools: Vec<serde_json::Value>,
+    /// Whether the answer is parsed for tool calls (tools offered and not
+    /// `tool_choice: none`).
+    pub parse_calls: bool,
+    /// Whether a call is left to the model (`Auto`: constrained once it
+    /// opens one) or forced from the first token.
+    pub tool_choice: model::chat::output::ToolChoice,
+    /// Whether a forced answer may hold several calls.
+    pub parallel_tool_calls: bool,
+    /// Whether, and how hard, the model should think.
+    pub think: Think,
+}
+
+/// `think` (Ollama) or `reasoning_effort` (OpenAI).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Think {
+    /// As the template does by default.
+    #[default]
+    Default,
+    /// Thinking switched off through the template's flags.
+    Off,
+    /// Thinking switched on.
+    On,
+    /// Thinking on at `low`, `medium` or `high` effort.
+    Level(String),
+}
+
+impl Think {
+    /// Ollama's `think`: a boolean or a level.
+    pub fn from_json(v: Option<&serde_json::Value>) -> Result<Think, ApiError> {
+        use serde_json::Value;
+        match v {
+            None | Some(Value::Null) => Ok(Think::Default),
+            Some(Value::Bool(true)) => Ok(Think::On),
+            Some(Value::Bool(false)) => Ok(Think::Off),
+            Some(Value::String(s)) => Think::level(s),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "think {other} is invalid: use true, false, \"low\", \"medium\" or \"high\""
+            ))),
+        }
+    }
+
+    /// A named effort.
+    pub fn level(s: &str) -> Result<Think, ApiError> {
+        match s {
+            "low" | "medium" | "high" => Ok(Think::Level(s.to_owned())),
+            "minimal" | "none" => Ok(Think::Off),
+            _ => Err(ApiError::bad_request(format!(
+                "think level '{s}' is invalid: use low, medium or high"
+            ))),
+        }
+    }
+
+    /// Whether thinking was asked for explicitly.
+    pub fn wanted(&self) -> bool {
+        matches!(self, Think::On | Think::Level(_))
+    }
 }
 
 /// `/api/generate`'s prompt fields.
@@ -340,6 +403,10 @@ pub enum Event {
     Started,
     /// The next piece of generated text.
     Text(String),
+    /// The next piece of the model's thinking.
+    Thinking(String),
+    /// A tool call, complete.
+    ToolCall(model::chat::output::ToolCall),
     /// Generation ended.
     Done(Box<Summary>),
     /// Embeddings, for an embedding request.

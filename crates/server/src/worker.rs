@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use engine::scheduler::{SchedulerConfig, SeqEvent, Sink};
 use engine::{EngineError, GenerateResult, Options};
+use model::chat::output::{Dialect, OutputParser};
 use model::chat::{ChatRequest, ChatTemplate};
 use model::tokenizer::Tokenizer;
 use model::{LoadOptions, Model};
@@ -30,9 +31,14 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::config::RequestLimits;
 use crate::error::ApiError;
 use crate::request::{
-    DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary, TokenLogprob,
+    ChatInput, DoneReason, Event, GenerateRequest, Input, PromptInput, RequestOptions, Summary,
+    Think, TokenLogprob,
 };
 use crate::scheduler::{Completion, DEFAULT_NUM_CTX, RunnerState, Scheduler};
+
+mod tools;
+
+use tools::{ChatPrompt, piece_event, with_string_arguments};
 
 /// Positions per block of the paged KV cache.
 const BLOCK_LEN: usize = 16;
@@ -100,6 +106,8 @@ struct Loaded {
     tokenizer: Tokenizer,
     /// The Modelfile's or the file's template, or ChatML.
     template: ChatTemplate,
+    /// The template's family: how its answers hold tool calls and thinking.
+    dialect: Dialect,
     fallback_template: bool,
     /// Whether the template takes a fill-in-the-middle `.Suffix`.
     inserts: bool,
@@ -130,6 +138,7 @@ impl Loaded {
         };
         let (bos_text, eos_text) = (text(tokenizer.bos()), text(tokenizer.eos()));
         Ok(Loaded {
+            dialect: Dialect::detect(source.unwrap_or(CHATML)),
             fallback_template: source.is_none(),
             inserts: source.is_some_and(|s| s.contains(".Suffix")),
             template,
@@ -232,17 +241,85 @@ impl Loaded {
         messages: Vec<serde_json::Value>,
         template: Option<&str>,
     ) -> Result<String, ApiError> {
+        self.render_chat(messages, template, &[], &Think::Default)
+    }
+
+    /// [`Loaded::render`] with tools and the thinking flags templates read
+    /// (`enable_thinking` for Qwen 3, `thinking` for DeepSeek V3.1 and
+    /// Granite, `reasoning_effort` for gpt-oss, `think` for Go templates).
+    fn render_chat(
+        &self,
+        messages: Vec<serde_json::Value>,
+        template: Option<&str>,
+        tools: &[serde_json::Value],
+        think: &Think,
+    ) -> Result<String, ApiError> {
+        let mut extra = model::chat::runtime_variables(model::chat::local_clock());
+        let on = match think {
+            Think::Default => None,
+            Think::Off => Some(false),
+            Think::On | Think::Level(_) => Some(true),
+        };
+        if let Some(on) = on {
+            extra.insert("enable_thinking".into(), on.into());
+            extra.insert("thinking".into(), on.into());
+            extra.insert("think".into(), on.into());
+        }
+        match think {
+            Think::Level(level) => {
+                extra.insert("reasoning_effort".into(), level.clone().into());
+                extra.insert("think".into(), level.clone().into());
+            }
+            // gpt-oss cannot stop thinking; it thinks least at `low`.
+            Think::Off => {
+                extra.insert("reasoning_effort".into(), "low".into());
+            }
+            Think::Default | Think::On => {}
+        }
+        // FireFunction v2's template reads the tools as pretty JSON text and
+        // `datetime`, as llama.cpp passes them; the date only (llama.cpp adds
+        // the time of day), so that the prompt, and its cached prefix, stay
+        // the same all day.
+        let dialect = template.map_or(self.dialect, Dialect::detect);
+        if dialect.tools == model::chat::output::ToolSyntax::FireFunctionV2 {
+            let functions = serde_json::to_string_pretty(tools).unwrap_or_default();
+            extra.insert("functions".into(), functions.into());
+            let now = jiff::Timestamp::now().strftime("%b %d %Y");
+            extra.insert("datetime".into(), now.to_string().into());
+        }
         let request = ChatRequest {
             messages,
             add_generation_prompt: true,
             bos_token: self.bos_text.clone(),
             eos_token: self.eos_text.clone(),
-            extra: model::chat::runtime_variables(model::chat::local_clock()),
-            ..ChatRequest::default()
+            tools: (!tools.is_empty()).then(|| tools.to_vec()),
+            extra,
         };
-        let rendered = match template {
-            Some(source) => ChatTemplate::new(source).and_then(|t| t.render(&request)),
-            None => self.template.render(&request),
+        let compiled;
+        let template = match template {
+            Some(source) => {
+                compiled = ChatTemplate::new(source).map_err(|e| {
+                    ApiError::bad_request(format!("the chat template failed to render: {e}"))
+                })?;
+                &compiled
+            }
+            None => &self.template,
+        };
+        let rendered = template.render(&request);
+        // Templates take tool-call arguments as objects (most) or as JSON
+        // strings (Functionary v3.2 adds them to text): if one fails on
+        // objects, it gets strings, as llama.cpp tries both.
+        let rendered = match rendered {
+            Err(e) => match with_string_arguments(&request.messages) {
+                Some(messages) => template
+                    .render(&ChatRequest {
+                        messages,
+                        ..request
+                    })
+                    .map_err(|_| e),
+                None => Err(e),
+            },
+            ok => ok,
         };
         rendered
             .map_err(|e| ApiError::bad_request(format!("the chat template failed to render: {e}")))
@@ -333,14 +410,29 @@ impl Loaded {
         Ok(tokens)
     }
 
-    /// The prompt tokens of a chat request; the oldest messages (after any
-    /// system message) are dropped while the conversation does not fit.
+    /// The prompt tokens of a chat request, and the parser its answer goes
+    /// through when it may hold thinking or tool calls. The oldest messages
+    /// (after any system message) are dropped while the conversation does
+    /// not fit.
     fn chat_tokens(
         &self,
-        messages: &[serde_json::Value],
-        template: Option<&str>,
+        chat: &ChatInput,
+        model_name: &str,
         n_ctx: usize,
-    ) -> Result<Vec<u32>, ApiError> {
+    ) -> Result<ChatPrompt, ApiError> {
+        let template = chat.template.as_deref();
+        let dialect = template.map_or(self.dialect, Dialect::detect);
+        if !chat.tools.is_empty() && !dialect.takes_tools {
+            return Err(ApiError::bad_request(format!(
+                "\"{model_name}\" does not support tools: its chat template does not render them"
+            )));
+        }
+        if chat.think.wanted() && !dialect.thinks() {
+            return Err(ApiError::bad_request(format!(
+                "\"{model_name}\" does not support thinking"
+            )));
+        }
+        let messages = &chat.messages;
         let has_system = messages.first().is_some_and(|m| m["role"] == "system");
         let mut all = if has_system {
             Vec::new()
@@ -350,9 +442,18 @@ impl Loaded {
         all.extend(messages.iter().cloned());
         let fixed = all.iter().take_while(|m| m["role"] == "system").count();
         loop {
-            let tokens = self.tokenize(&self.render(all.clone(), template)?, true);
+            let text = self.render_chat(all.clone(), template, &chat.tools, &chat.think)?;
+            let tokens = self.tokenize(&text, true);
             if tokens.len() < n_ctx || all.len() <= fixed + 1 {
-                return Ok(tokens);
+                let thinking_open = dialect.prompt_opens_thinking(&text);
+                let parser = (chat.parse_calls || dialect.thinks())
+                    .then(|| OutputParser::new(dialect, chat.parse_calls, thinking_open));
+                let constraint = self.tool_constraint(chat, dialect, thinking_open)?;
+                return Ok(ChatPrompt {
+                    tokens,
+                    parser,
+                    constraint,
+                });
             }
             all.remove(fixed);
         }
@@ -609,60 +710,75 @@ fn start_job(
             }
             return;
         }
-        Input::Prompt(p) => loaded.prompt_tokens(p, &request.model),
-        Input::Chat { messages, template } => {
-            loaded.chat_tokens(messages, template.as_deref(), num_ctx)
-        }
+        Input::Prompt(p) => loaded
+            .prompt_tokens(p, &request.model)
+            .map(|tokens| ChatPrompt {
+                tokens,
+                parser: None,
+                constraint: None,
+            }),
+        Input::Chat(chat) => loaded.chat_tokens(chat, &request.model, num_ctx),
     };
-    let checked = prompt.and_then(|prompt| {
-        let options = loaded.options(&request.options, num_ctx)?;
-        if prompt.is_empty() {
-            return Err(ApiError::bad_request(
-                "the prompt is empty after tokenization",
-            ));
-        }
-        if let Some(max) = loaded.limits.max_prompt_tokens
-            && prompt.len() > max
-        {
-            return Err(ApiError::bad_request(format!(
-                "the prompt is {} tokens, more than this server allows per request ({max}, \
-                 HEARTH_MAX_PROMPT_TOKENS)",
-                prompt.len()
-            )));
-        }
-        if prompt.len() >= num_ctx {
-            if request.options.refuse_long_prompt || !options.context_shift || num_ctx < 2 {
+    let checked = prompt.and_then(
+        |ChatPrompt {
+             tokens: prompt,
+             parser,
+             constraint,
+         }| {
+            let mut options = loaded.options(&request.options, num_ctx)?;
+            // The parser reads the family's markers, control tokens among them.
+            options.special = parser.is_some();
+            if prompt.is_empty() {
+                return Err(ApiError::bad_request(
+                    "the prompt is empty after tokenization",
+                ));
+            }
+            if let Some(max) = loaded.limits.max_prompt_tokens
+                && prompt.len() > max
+            {
                 return Err(ApiError::bad_request(format!(
-                    "the prompt is {} tokens, more than the context of {num_ctx} holds; \
-                     shorten it or raise num_ctx",
+                    "the prompt is {} tokens, more than this server allows per request ({max}, \
+                     HEARTH_MAX_PROMPT_TOKENS)",
                     prompt.len()
                 )));
             }
-            // As Ollama's runner: keep the first num_keep tokens and as many
-            // of the last as fit; prompt_eval_count reports what was kept.
-            let cut = engine::truncate_prompt(&prompt, num_ctx, options.num_keep);
-            tracing::warn!(
-                model = %request.model,
-                prompt_tokens = prompt.len(),
-                kept_tokens = cut.len(),
-                num_ctx,
-                num_keep = options.num_keep,
-                "truncating a prompt longer than the context"
-            );
-            return Ok((cut, options));
-        }
-        Ok((prompt, options))
-    });
-    let (prompt, options) = match checked {
+            if prompt.len() >= num_ctx {
+                if request.options.refuse_long_prompt || !options.context_shift || num_ctx < 2 {
+                    return Err(ApiError::bad_request(format!(
+                        "the prompt is {} tokens, more than the context of {num_ctx} holds; \
+                         shorten it or raise num_ctx",
+                        prompt.len()
+                    )));
+                }
+                // As Ollama's runner: keep the first num_keep tokens and as many
+                // of the last as fit; prompt_eval_count reports what was kept.
+                let cut = engine::truncate_prompt(&prompt, num_ctx, options.num_keep);
+                tracing::warn!(
+                    model = %request.model,
+                    prompt_tokens = prompt.len(),
+                    kept_tokens = cut.len(),
+                    num_ctx,
+                    num_keep = options.num_keep,
+                    "truncating a prompt longer than the context"
+                );
+                return Ok((cut, options, parser, constraint));
+            }
+            Ok((prompt, options, parser, constraint))
+        },
+    );
+    let (prompt, options, parser, tool_constraint) = match checked {
         Ok(v) => v,
         Err(e) => return fail(completion, e),
     };
-    // Compiled before the job starts, so that a bad schema or grammar is a
-    // 400 and not an error inside a 200 stream.
+    // The request's structured output, else the grammar of the tool calls
+    // (the APIs refuse a forced call with structured output). Compiled before
+    // the job starts, so that a bad schema or grammar is a 400 and not an
+    // error inside a 200 stream.
     let constraint = match request
         .options
         .constraint
         .as_ref()
+        .or(tool_constraint.as_ref())
         .map(|c| sched.compile(c))
     {
         None => None,
@@ -683,6 +799,7 @@ fn start_job(
         submitted,
         load_duration,
         log: log_prompts.then(|| request.model.clone()),
+        parser,
     });
     if let Err(e) = sched.submit_constrained(&prompt, options, constraint, Some(cancel), sink) {
         // The sink, and with it the job's completion, is dropped already.
@@ -700,6 +817,8 @@ struct Finish {
     load_duration: Duration,
     /// The model name, when responses are logged.
     log: Option<String>,
+    /// Splits the answer into content, thinking and tool calls.
+    parser: Option<OutputParser>,
 }
 
 /// The scheduler's events for one job, as the job's channel takes them: text
@@ -708,15 +827,25 @@ struct Finish {
 fn sink(mut f: Finish) -> Sink {
     Box::new(move |event| match event {
         SeqEvent::Text(text) => {
-            if f.events.send(Event::Text(text)).is_ok() {
-                ControlFlow::Continue(())
-            } else {
-                ControlFlow::Break(())
+            let events = match &mut f.parser {
+                Some(parser) => parser.push(&text).into_iter().map(piece_event).collect(),
+                None => vec![Event::Text(text)],
+            };
+            for event in events {
+                if f.events.send(event).is_err() {
+                    return ControlFlow::Break(());
+                }
             }
+            ControlFlow::Continue(())
         }
         SeqEvent::Done(result) => {
             if let Some(model) = &f.log {
                 tracing::info!(model = %model, "response: {:?}", result.text);
+            }
+            if let Some(parser) = f.parser.take() {
+                for piece in parser.finish() {
+                    let _ = f.events.send(piece_event(piece));
+                }
             }
             let summary = f.summary(result);
             drop(f.completion.take());

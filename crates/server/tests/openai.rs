@@ -558,24 +558,23 @@ async fn bad_requests_get_openai_shaped_4xx_and_the_server_keeps_serving() {
     .await;
     assert_eq!(e["param"], "stream_options");
 
-    // Tool calling is refused, never ignored; so is a response_format of an
-    // unknown type; plain text is fine.
+    // A forced call needs tools.
+    let e = error(
+        &state,
+        chat,
+        body(chat_body(json!({"tool_choice": "required"}))),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(e["param"], "tool_choice");
+    // A response_format of an unknown type is refused, never ignored; plain
+    // text is fine.
     for (field, value, says) in [
         ("response_format", json!({"type": "yaml"}), "of type 'yaml'"),
         (
             "response_format",
             json!({"type": "json_schema"}),
             "needs a 'json_schema' object",
-        ),
-        (
-            "tools",
-            json!([{"type": "function", "function": {"name": "f", "parameters": {}}}]),
-            "tool calling is not implemented",
-        ),
-        (
-            "tool_choice",
-            json!("required"),
-            "tool calling is not implemented",
         ),
     ] {
         let e = error(

@@ -315,7 +315,8 @@ async fn bad_requests_get_clear_4xx_errors_and_the_server_keeps_serving() {
         bad,
     )
     .await;
-    assert!(m.starts_with("tools are not supported yet"), "{m}");
+    // The test model's fallback template renders no tools.
+    assert!(m.contains("does not support tools"), "{m}");
     let m = post_error(
         &state,
         "/api/chat",

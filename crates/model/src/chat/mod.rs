@@ -28,6 +28,7 @@
 mod error;
 mod gotmpl;
 mod json;
+pub mod output;
 mod python;
 
 use std::sync::Arc;

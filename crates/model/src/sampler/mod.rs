@@ -178,8 +178,8 @@ impl Sampler {
         self.run_chain(logits.len())
     }
 
-    /// The chain's stages over the filled candidates, of a vocabulary of
-    /// `n_vocab` tokens.
+    /// The chain's stages over the filled candidates; `n_vocab` is the
+    /// size of the vocabulary the logits cover (Mirostat 1 estimates from it).
     fn run_chain(&mut self, n_vocab: usize) -> Result<u32, SamplerError> {
         let p = &self.params;
         let c = &mut self.candidates;

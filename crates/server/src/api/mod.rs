@@ -1,7 +1,10 @@
 //! The HTTP APIs. Ollama's lives in [`ollama`] (inference) and [`models`]
 //! (model management), sharing [`stream`] to render job events; OpenAI's in
-//! [`openai`], over the same internal request and events.
+//! [`openai`] (with OpenAI's Responses API), Anthropic's Messages API in
+//! [`anthropic`], over the same internal request and events; [`tools`]
+//! holds the tool and thinking fields they share.
 
+pub mod anthropic;
 pub mod format;
 pub mod models;
 pub mod ollama;
@@ -10,3 +13,4 @@ pub mod progress;
 pub mod pull;
 pub mod registry;
 pub mod stream;
+pub mod tools;

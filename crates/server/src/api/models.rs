@@ -179,6 +179,17 @@ pub async fn show(
             .and_then(|m| m.modified())
             .map(rfc3339)
             .unwrap_or_default();
+        // As Ollama: `tools` and `thinking` where the template takes them.
+        let mut capabilities = vec![if embedding { "embedding" } else { "completion" }];
+        if !embedding && !template.is_empty() {
+            let dialect = model::chat::output::Dialect::detect(&template);
+            if dialect.takes_tools {
+                capabilities.push("tools");
+            }
+            if dialect.thinks() {
+                capabilities.push("thinking");
+            }
+        }
         Ok(Json(json!({
             "license": model.licenses.join("\n"),
             "modelfile": model.modelfile_text(),
@@ -187,7 +198,7 @@ pub async fn show(
             "system": model.system.clone().unwrap_or_default(),
             "details": details(&model.config),
             "model_info": model_info,
-            "capabilities": if embedding { ["embedding"] } else { ["completion"] },
+            "capabilities": capabilities,
             "modified_at": modified_at,
         })))
     })

@@ -11,10 +11,13 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::api::format;
 use crate::api::stream::{self, Shape};
+use crate::api::tools::{check_tool, template_tool_calls};
 use crate::config::KeepAlive;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::request::{EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions};
+use crate::request::{
+    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Think,
+};
 
 /// A field whose JSON `null` means its default, as Go's decoder treats it
 /// (clients send `"options": null`).
@@ -100,18 +103,14 @@ pub struct ChatMessage {
     images: Option<Vec<String>>,
     tool_calls: Option<Vec<Value>>,
     tool_name: Option<String>,
+    thinking: Option<String>,
 }
 
 /// The checks shared by generate and chat: fields that need features hearth
 /// does not have yet are refused, never ignored.
-fn refuse_unsupported(model: &str, think: &Option<Value>) -> Result<(), ApiError> {
+fn refuse_unsupported(model: &str) -> Result<(), ApiError> {
     if model.trim().is_empty() {
         return Err(ApiError::bad_request("model is required"));
-    }
-    if matches!(think, Some(Value::Bool(true)) | Some(Value::String(_))) {
-        return Err(ApiError::bad_request(format!(
-            "\"{model}\" does not support thinking"
-        )));
     }
     Ok(())
 }
@@ -130,7 +129,12 @@ pub async fn generate(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.think)?;
+    refuse_unsupported(&body.model)?;
+    if Think::from_json(body.think.as_ref())?.wanted() {
+        return Err(ApiError::bad_request(
+            "think is not supported on /api/generate yet: use /api/chat",
+        ));
+    }
     refuse_images(&body.images)?;
     let mut options = body.options;
     options.constraint = format::ollama(body.format.as_ref())?;
@@ -166,13 +170,13 @@ pub async fn chat(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<ChatBody>,
 ) -> Result<Response, ApiError> {
-    refuse_unsupported(&body.model, &body.think)?;
+    refuse_unsupported(&body.model)?;
     let mut options = body.options;
     options.constraint = format::ollama(body.format.as_ref())?;
-    if body.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::bad_request(
-            "tools are not supported yet: tool calling is not implemented",
-        ));
+    let think = Think::from_json(body.think.as_ref())?;
+    let tools = body.tools.unwrap_or_default();
+    for (i, tool) in tools.iter().enumerate() {
+        check_tool(i, tool)?;
     }
     let mut messages = Vec::with_capacity(body.messages.len());
     for (i, m) in body.messages.into_iter().enumerate() {
@@ -185,10 +189,15 @@ pub async fn chat(
         refuse_images(&m.images)?;
         let mut message = json!({"role": m.role, "content": m.content});
         if let Some(calls) = m.tool_calls {
-            message["tool_calls"] = Value::Array(calls);
+            message["tool_calls"] = Value::Array(template_tool_calls(calls));
         }
         if let Some(name) = m.tool_name {
-            message["name"] = Value::String(name);
+            message["name"] = Value::String(name.clone());
+            message["tool_name"] = Value::String(name);
+        }
+        if let Some(thinking) = m.thinking.filter(|t| !t.is_empty()) {
+            message["reasoning_content"] = Value::String(thinking.clone());
+            message["thinking"] = Value::String(thinking);
         }
         messages.push(message);
     }
@@ -212,10 +221,15 @@ pub async fn chat(
         )
         .await;
     }
-    let input = Input::Chat {
+    let input = Input::Chat(ChatInput {
         messages,
         template: body.template,
-    };
+        parse_calls: !tools.is_empty(),
+        tool_choice: model::chat::output::ToolChoice::Auto,
+        parallel_tool_calls: true,
+        tools,
+        think,
+    });
     let streaming = body.stream.unwrap_or(true);
     run(
         state, shape, body.model, input, options, keep_alive, streaming,

@@ -17,11 +17,20 @@
 //!   once stop sequences hold text back.
 //! - Structured output: `response_format` (`text`, `json_object`,
 //!   `json_schema`) on both chat and completions, and llama-server's `grammar`
-//!   (GBNF) and `json_schema` fields beside it ([`super::format`]). Tool
-//!   calling (`tools`, a `tool_choice` other than `none`/`auto`, `functions`)
-//!   and `logit_bias` are refused with a 400 instead of being ignored.
+//!   (GBNF) and `json_schema` fields beside it ([`super::format`]).
+//!   `logit_bias` and the legacy `functions` are refused with a 400 instead of
+//!   being ignored.
+//! - `tool_choice` `required` or naming a function constrains the answer to
+//!   the model's call syntax with arguments valid under the function's
+//!   schema; under `auto` the grammar applies once the model opens a call
+//!   (unless structured output constrains the answer already).
+//!   `parallel_tool_calls: false` allows one call only where a call is forced.
+//! - A streamed tool call comes once the model has finished writing it, in
+//!   two `delta.tool_calls` chunks: index, id and name (arguments empty),
+//!   then all its arguments.
 
 mod render;
+pub mod responses;
 
 use std::time::Duration;
 
@@ -36,13 +45,17 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::api::format::OpenAiFormat;
+use crate::api::stream::Answer;
+use crate::api::tools::{checked_tools, reasoning_effort, template_tool_calls, tool_choice};
 use crate::error::{ApiError, OpenAiError};
 use crate::json::ApiJson;
 use crate::request::{
-    EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Stop,
+    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Stop,
 };
 use crate::scheduler::JobHandle;
+use model::chat::output::ToolChoice;
 use render::Reply;
+pub(crate) use render::new_id;
 
 /// The `/v1` routes, to be nested under `/v1`; unknown paths there get an
 /// OpenAI-shaped 404.
@@ -50,6 +63,8 @@ pub fn routes() -> axum::Router<AppState> {
     axum::Router::new()
         .route("/chat/completions", post(chat_completions))
         .route("/completions", post(completions))
+        .route("/responses", post(responses::create))
+        .route("/messages", post(crate::api::anthropic::messages))
         .route("/embeddings", post(embeddings))
         .route("/models", get(list_models))
         // Model names hold `/` and `:` (`me/mine:v1`): the id is the rest of the path.
@@ -65,7 +80,7 @@ pub fn routes() -> axum::Router<AppState> {
 
 /// How often an SSE response sends a comment while nothing else comes (a long
 /// prefill), so that proxies and clients do not time the connection out.
-const SSE_KEEP_ALIVE: Duration = Duration::from_secs(5);
+pub(crate) const SSE_KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 /// The most alternatives `top_logprobs` may ask for (OpenAI's limit).
 const MAX_TOP_LOGPROBS: u32 = 20;
@@ -243,6 +258,7 @@ pub struct ChatMessage {
     name: Option<String>,
     tool_calls: Option<Vec<Value>>,
     tool_call_id: Option<String>,
+    reasoning_content: Option<String>,
 }
 
 /// `POST /v1/chat/completions`'s body.
@@ -272,8 +288,10 @@ pub struct ChatCompletionBody {
     json_schema: Option<Value>,
     tools: Option<Vec<Value>>,
     tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
     functions: Option<Vec<Value>>,
     function_call: Option<Value>,
+    reasoning_effort: Option<String>,
 }
 
 /// The constraint a request's structured-output fields ask for.
@@ -282,31 +300,17 @@ fn constraint(f: OpenAiFormat<'_>) -> Result<Option<engine::Constraint>, OpenAiE
         .map_err(|(param, message)| OpenAiError::invalid_param(param, message))
 }
 
-/// Refuses tool calling, which hearth does not have yet.
-fn refuse_tools(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
-    const WHY: &str = "tool calling is not implemented yet";
-    let tools = body.tools.as_ref().is_some_and(|t| !t.is_empty())
-        || body.functions.as_ref().is_some_and(|f| !f.is_empty());
-    if tools {
+/// Refuses the legacy `functions` and `function_call`.
+fn refuse_functions(body: &ChatCompletionBody) -> Result<(), OpenAiError> {
+    if body.functions.as_ref().is_some_and(|f| !f.is_empty()) || body.function_call.is_some() {
         return Err(OpenAiError::invalid_param(
-            if body.tools.is_some() {
-                "tools"
+            if body.function_call.is_some() {
+                "function_call"
             } else {
                 "functions"
             },
-            format!("tools are not supported: {WHY}"),
+            "the legacy functions and function_call are not supported: use tools and tool_choice",
         ));
-    }
-    for (name, choice) in [
-        ("tool_choice", &body.tool_choice),
-        ("function_call", &body.function_call),
-    ] {
-        if choice.as_ref().is_some_and(|c| c != "none" && c != "auto") {
-            return Err(OpenAiError::invalid_param(
-                name,
-                format!("{name} is not supported: {WHY}"),
-            ));
-        }
     }
     Ok(())
 }
@@ -369,7 +373,11 @@ fn template_messages(messages: Vec<ChatMessage>) -> Result<Vec<Value>, OpenAiErr
         };
         let mut message = json!({"role": role, "content": content});
         if let Some(calls) = m.tool_calls {
-            message["tool_calls"] = Value::Array(calls);
+            message["tool_calls"] = Value::Array(template_tool_calls(calls));
+        }
+        if let Some(thinking) = m.reasoning_content.filter(|t| !t.is_empty()) {
+            message["reasoning_content"] = Value::String(thinking.clone());
+            message["thinking"] = Value::String(thinking);
         }
         if let Some(name) = m.name {
             message["name"] = Value::String(name);
@@ -387,7 +395,7 @@ pub async fn chat_completions(
     State(state): State<AppState>,
     OpenAiJson(body): OpenAiJson<ChatCompletionBody>,
 ) -> Result<Response, OpenAiError> {
-    refuse_tools(&body)?;
+    refuse_functions(&body)?;
     let model = require_model(body.model.clone())?;
     let constraint = constraint(OpenAiFormat {
         response_format: body.response_format.as_ref(),
@@ -432,14 +440,29 @@ pub async fn chat_completions(
     }
     .options()?;
     options.logprobs = logprobs;
-    options.ignore_eos = body.ignore_eos;
     options.constraint = constraint;
+    options.ignore_eos = body.ignore_eos;
     let messages = template_messages(body.messages.unwrap_or_default())?;
+    let tools = checked_tools(body.tools)?;
+    let (parse_calls, tool_choice) = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
+    if options.constraint.is_some() && parse_calls && tool_choice != ToolChoice::Auto {
+        return Err(OpenAiError::invalid_param(
+            "tool_choice",
+            "a forced tool_choice cannot be combined with structured output (response_format, \
+             grammar, json_schema): both constrain the whole answer",
+        ));
+    }
+    let think = reasoning_effort(body.reasoning_effort.as_deref())?;
     let reply = Reply::chat(model.clone(), logprobs.is_some(), include_usage);
-    let input = Input::Chat {
+    let input = Input::Chat(ChatInput {
         messages,
         template: None,
-    };
+        tools,
+        parse_calls,
+        tool_choice,
+        parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
+        think,
+    });
     respond(state, reply, model, input, options, stream).await
 }
 
@@ -559,12 +582,12 @@ pub async fn completions(
     }
     .options()?;
     options.logprobs = logprobs;
-    options.ignore_eos = body.ignore_eos;
     options.constraint = constraint(OpenAiFormat {
         response_format: body.response_format.as_ref(),
         grammar: body.grammar.as_ref(),
         json_schema: body.json_schema.as_ref(),
     })?;
+    options.ignore_eos = body.ignore_eos;
     let echo = body.echo.unwrap_or(false).then(|| text.clone());
     let reply = Reply::completion(model.clone(), logprobs.is_some(), include_usage, echo);
     // Token ids go in as the context of an empty raw prompt: the same path
@@ -605,22 +628,31 @@ async fn respond(
             .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
             .into_response())
     } else {
-        let mut text = String::new();
-        let mut next = first;
-        loop {
-            let event = match next.take() {
-                Some(e) => Some(e),
-                None => job.recv().await,
-            };
-            match event {
-                Some(Event::Started) => {}
-                Some(Event::Text(t)) => text.push_str(&t),
-                Some(Event::Done(summary)) => {
-                    return Ok(Json(reply.complete(&text, &summary)).into_response());
-                }
-                Some(Event::Error(e)) => return Err(e.into()),
-                Some(Event::Embedded(_)) | None => return Err(worker_stopped().into()),
-            }
+        let (answer, summary) = collect(job, first).await?;
+        Ok(Json(reply.complete(&answer, &summary)).into_response())
+    }
+}
+
+/// The whole answer of a started job and its summary.
+pub(crate) async fn collect(
+    mut job: JobHandle,
+    first: Option<Event>,
+) -> Result<(Answer, Box<crate::request::Summary>), OpenAiError> {
+    let mut answer = Answer::default();
+    let mut next = first;
+    loop {
+        let event = match next.take() {
+            Some(e) => Some(e),
+            None => job.recv().await,
+        };
+        match event {
+            Some(Event::Started) => {}
+            Some(Event::Text(t)) => answer.content.push_str(&t),
+            Some(Event::Thinking(t)) => answer.thinking.push_str(&t),
+            Some(Event::ToolCall(c)) => answer.calls.push((answer.calls.len(), c)),
+            Some(Event::Done(summary)) => return Ok((answer, summary)),
+            Some(Event::Error(e)) => return Err(e.into()),
+            Some(Event::Embedded(_)) | None => return Err(worker_stopped().into()),
         }
     }
 }
@@ -632,7 +664,7 @@ fn worker_stopped() -> ApiError {
 /// Waits until the job has started (the prompt fits and generation begins),
 /// so that a request that cannot start gets an error status and not a 200
 /// stream. Returns an event that came instead of `Started`, if one did.
-async fn started(job: &mut JobHandle) -> Result<Option<Event>, OpenAiError> {
+pub(crate) async fn started(job: &mut JobHandle) -> Result<Option<Event>, OpenAiError> {
     match job.recv().await {
         Some(Event::Started) => Ok(None),
         Some(Event::Error(e)) => Err(e.into()),

@@ -56,9 +56,36 @@ impl Shape {
         self.base(text, false)
     }
 
-    /// The final object; `text` is the whole answer when not streaming.
-    pub fn done(&self, text: &str, summary: &Summary) -> Value {
-        let mut v = self.base(text, true);
+    /// An object carrying a piece of thinking or tool calls (`text` empty),
+    /// or the whole answer's (`done`).
+    fn with_extras(&self, mut v: Value, answer: &Answer) -> Value {
+        let key = match self {
+            Shape::Generate { .. } => None,
+            Shape::Chat { .. } => Some("message"),
+        };
+        let target = match key {
+            Some(k) => &mut v[k],
+            None => &mut v,
+        };
+        if !answer.thinking.is_empty() {
+            target["thinking"] = answer.thinking.clone().into();
+        }
+        if key.is_some() && !answer.calls.is_empty() {
+            target["tool_calls"] = answer
+                .calls
+                .iter()
+                .map(|(index, c)| {
+                    json!({"function": {"index": index, "name": c.name, "arguments": c.arguments}})
+                })
+                .collect();
+        }
+        v
+    }
+
+    /// The final object; `answer` is the whole answer when not streaming.
+    pub fn done(&self, answer: &Answer, summary: &Summary) -> Value {
+        let v = self.base(&answer.content, true);
+        let mut v = self.with_extras(v, answer);
         v["done_reason"] = summary.done_reason.as_str().into();
         if matches!(summary.done_reason, DoneReason::Load | DoneReason::Unload) {
             return v;
@@ -76,6 +103,17 @@ impl Shape {
         v["eval_duration"] = nanos(t.eval_duration);
         v
     }
+}
+
+/// An answer, or a piece of one: content, thinking and numbered tool calls.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// Text for the user.
+    pub content: String,
+    /// The model's reasoning.
+    pub thinking: String,
+    /// Tool calls, each with its index in the answer.
+    pub calls: Vec<(usize, model::chat::output::ToolCall)>,
 }
 
 /// The answer to an unload request (`keep_alive: 0` with nothing to run).
@@ -131,12 +169,14 @@ pub async fn ndjson(shape: Shape, mut job: JobHandle) -> Result<Response, ApiErr
         job: JobHandle,
         shape: Shape,
         finished: bool,
+        n_calls: usize,
     }
     let start = Pending {
         next: Some(first),
         job,
         shape,
         finished: false,
+        n_calls: 0,
     };
     let body = futures_util::stream::unfold(start, |mut st| async move {
         if st.finished {
@@ -150,9 +190,24 @@ pub async fn ndjson(shape: Shape, mut job: JobHandle) -> Result<Response, ApiErr
             let value = match event {
                 Some(Event::Started) => continue,
                 Some(Event::Text(t)) => st.shape.chunk(&t),
+                Some(Event::Thinking(thinking)) => {
+                    let piece = Answer {
+                        thinking,
+                        ..Answer::default()
+                    };
+                    st.shape.with_extras(st.shape.chunk(""), &piece)
+                }
+                Some(Event::ToolCall(call)) => {
+                    let piece = Answer {
+                        calls: vec![(st.n_calls, call)],
+                        ..Answer::default()
+                    };
+                    st.n_calls += 1;
+                    st.shape.with_extras(st.shape.chunk(""), &piece)
+                }
                 Some(Event::Done(summary)) => {
                     st.finished = true;
-                    st.shape.done("", &summary)
+                    st.shape.done(&Answer::default(), &summary)
                 }
                 Some(Event::Error(e)) => {
                     st.finished = true;
@@ -175,7 +230,7 @@ pub async fn ndjson(shape: Shape, mut job: JobHandle) -> Result<Response, ApiErr
 
 /// Waits for the job to end and answers with one object.
 pub async fn collect(shape: Shape, mut job: JobHandle) -> Result<Json<Value>, ApiError> {
-    let mut text = String::new();
+    let mut answer = Answer::default();
     let mut next = Some(first_event(&mut job).await?);
     loop {
         let event = match next.take() {
@@ -184,8 +239,10 @@ pub async fn collect(shape: Shape, mut job: JobHandle) -> Result<Json<Value>, Ap
         };
         match event {
             Some(Event::Started) => {}
-            Some(Event::Text(t)) => text.push_str(&t),
-            Some(Event::Done(summary)) => return Ok(Json(shape.done(&text, &summary))),
+            Some(Event::Text(t)) => answer.content.push_str(&t),
+            Some(Event::Thinking(t)) => answer.thinking.push_str(&t),
+            Some(Event::ToolCall(c)) => answer.calls.push((answer.calls.len(), c)),
+            Some(Event::Done(summary)) => return Ok(Json(shape.done(&answer, &summary))),
             Some(Event::Error(e)) => return Err(e),
             Some(Event::Embedded(_)) | None => {
                 return Err(ApiError::internal(

@@ -9,6 +9,7 @@ use axum::response::sse;
 use futures_util::Stream;
 use serde_json::{Map, Value, json};
 
+use crate::api::stream::Answer;
 use crate::error::{ApiError, OpenAiError};
 use crate::request::{DoneReason, Embeddings, Event, Summary, TokenLogprob};
 use crate::scheduler::JobHandle;
@@ -18,7 +19,7 @@ const SYSTEM_FINGERPRINT: &str = concat!("fp_hearth_", env!("CARGO_PKG_VERSION")
 
 /// A response id unique within this process and unlikely to repeat across
 /// restarts: a counter mixed with the start time (splitmix64's finaliser).
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let now = jiff::Timestamp::now().as_nanosecond() as u64;
@@ -27,6 +28,27 @@ fn new_id(prefix: &str) -> String {
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^= x >> 31;
     format!("{prefix}-{x:016x}{n:x}")
+}
+
+/// A tool call's id: the model's, else a new `call_…`.
+pub(crate) fn call_id(call: &model::chat::output::ToolCall) -> String {
+    call.id
+        .clone()
+        .unwrap_or_else(|| new_id("call").replacen('-', "_", 1))
+}
+
+/// A tool call in OpenAI's shape (`arguments` a JSON string), with its
+/// `index` when streamed.
+fn tool_call_json(index: Option<usize>, call: &model::chat::output::ToolCall) -> Value {
+    let mut v = json!({
+        "id": call_id(call),
+        "type": "function",
+        "function": {"name": call.name, "arguments": call.arguments.to_string()},
+    });
+    if let Some(i) = index {
+        v["index"] = i.into();
+    }
+    v
 }
 
 /// Which API's objects to build.
@@ -113,20 +135,38 @@ impl Reply {
     }
 
     /// The whole answer as one object (`stream: false`).
-    pub fn complete(&self, text: &str, summary: &Summary) -> Value {
+    pub fn complete(&self, answer: &Answer, summary: &Summary) -> Value {
+        let text = answer.content.as_str();
         let logprobs = self.logprobs_json(&summary.logprobs);
+        let calls = !answer.calls.is_empty();
         let choice = match &self.kind {
-            Kind::Chat => json!({
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "logprobs": logprobs,
-                "finish_reason": finish_reason(summary),
-            }),
+            Kind::Chat => {
+                let mut message = json!({"role": "assistant", "content": text});
+                if calls {
+                    if text.is_empty() {
+                        message["content"] = Value::Null;
+                    }
+                    message["tool_calls"] = answer
+                        .calls
+                        .iter()
+                        .map(|(_, c)| tool_call_json(None, c))
+                        .collect();
+                }
+                if !answer.thinking.is_empty() {
+                    message["reasoning_content"] = answer.thinking.clone().into();
+                }
+                json!({
+                    "index": 0,
+                    "message": message,
+                    "logprobs": logprobs,
+                    "finish_reason": finish_reason(summary, calls),
+                })
+            }
             Kind::Completion { echo } => json!({
                 "index": 0,
                 "text": format!("{}{text}", echo.as_deref().unwrap_or_default()),
                 "logprobs": logprobs,
-                "finish_reason": finish_reason(summary),
+                "finish_reason": finish_reason(summary, false),
             }),
         };
         let mut v = self.envelope(false, vec![choice]);
@@ -171,10 +211,17 @@ impl Reply {
         }
     }
 
+    /// A chat chunk whose delta is `delta`.
+    fn delta_chunk(&self, delta: Value) -> Value {
+        let mut v = self.chunk(None, Value::Null, None);
+        v["choices"][0]["delta"] = delta;
+        v
+    }
+
     /// The chunks that close a stream: the finish reason, then usage if asked.
-    fn closing(&self, summary: &Summary) -> Vec<Value> {
+    fn closing(&self, summary: &Summary, calls: bool) -> Vec<Value> {
         let logprobs = self.logprobs_json(&summary.logprobs);
-        let mut out = vec![self.chunk(None, logprobs, Some(finish_reason(summary)))];
+        let mut out = vec![self.chunk(None, logprobs, Some(finish_reason(summary, calls)))];
         if self.include_usage {
             let mut v = self.envelope(true, Vec::new());
             v["usage"] = usage(summary);
@@ -184,7 +231,10 @@ impl Reply {
     }
 }
 
-fn finish_reason(summary: &Summary) -> &'static str {
+fn finish_reason(summary: &Summary, calls: bool) -> &'static str {
+    if calls {
+        return "tool_calls";
+    }
     match summary.done_reason {
         DoneReason::Length => "length",
         DoneReason::Stop | DoneReason::Load | DoneReason::Unload => "stop",
@@ -256,6 +306,7 @@ struct Pending {
     next: Option<Event>,
     queue: VecDeque<String>,
     finished: bool,
+    n_calls: usize,
 }
 
 impl Pending {
@@ -271,8 +322,26 @@ impl Pending {
                 let v = self.reply.chunk(Some(&t), Value::Null, None);
                 self.push(&v);
             }
+            Some(Event::Thinking(t)) => {
+                let v = self.reply.delta_chunk(json!({"reasoning_content": t}));
+                self.push(&v);
+            }
+            Some(Event::ToolCall(call)) => {
+                // As OpenAI streams a call: the id and name with empty
+                // arguments, then the arguments.
+                let index = self.n_calls;
+                let mut opening = tool_call_json(Some(index), &call);
+                let arguments = std::mem::take(&mut opening["function"]["arguments"]);
+                opening["function"]["arguments"] = "".into();
+                let v = self.reply.delta_chunk(json!({"tool_calls": [opening]}));
+                self.push(&v);
+                let rest = json!({"index": index, "function": {"arguments": arguments}});
+                let v = self.reply.delta_chunk(json!({"tool_calls": [rest]}));
+                self.push(&v);
+                self.n_calls += 1;
+            }
             Some(Event::Done(summary)) => {
-                for v in self.reply.closing(&summary) {
+                for v in self.reply.closing(&summary, self.n_calls > 0) {
                     self.push(&v);
                 }
                 self.queue.push_back("[DONE]".to_owned());
@@ -306,6 +375,7 @@ pub fn sse_events(
         next: first,
         queue: VecDeque::new(),
         finished: false,
+        n_calls: 0,
     };
     if let Some(v) = start.reply.opening() {
         start.push(&v);
