@@ -33,6 +33,7 @@ pub mod memory;
 pub mod metrics;
 pub mod observe;
 pub mod request;
+pub mod route;
 pub mod scheduler;
 pub mod web;
 mod worker;
@@ -67,6 +68,8 @@ pub struct AppState {
     pub audit: Option<Arc<observe::AuditLog>>,
     /// API keys and their budgets.
     pub auth: Arc<auth::Auth>,
+    /// Where generation requests are served (upstreams, policy, channels).
+    pub router: Arc<route::Router>,
 }
 
 impl AppState {
@@ -77,13 +80,17 @@ impl AppState {
             .as_ref()
             .map(|(path, max)| Arc::new(observe::AuditLog::new(path.clone(), *max, 5)));
         let auth = Arc::new(auth::Auth::new(&config.keys));
+        let router = Arc::new(route::Router::new(&config));
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.set_prices(&config.routing);
         AppState {
             audit,
             auth,
+            router,
             scheduler: Scheduler::new(store, config),
             draining: Arc::new(AtomicBool::new(false)),
             in_flight: Arc::new(listen::InFlight::default()),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics,
         }
     }
 }
@@ -205,6 +212,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/copy", post(models::copy))
         .route("/api/delete", axum::routing::delete(models::delete))
         .route("/api/ps", get(models::ps))
+        .merge(route::channels::routes())
         .nest("/v1", api::openai::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(BodyLimit(limit)))
@@ -213,6 +221,11 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         })
+        // Inside the keys check, so the router knows the request's key.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            route::dispatch,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
