@@ -12,6 +12,9 @@
 //!   `/v1`, as OpenAI's `{"error": {"message", "type", ...}}`) with a fitting
 //!   status; internal details go to the log only.
 //! - [`web`] serves the page for people at `/`, from files compiled in.
+//! - [`route`] decides, in one middleware in front of the generation
+//!   handlers, whether a request is served here or by an OpenAI-compatible
+//!   upstream (and which local model serves it: fallback, channel canary).
 //!
 //! Privacy: the server binds 127.0.0.1 unless `HEARTH_HOST` says otherwise,
 //! allows cross-origin requests only from local origins unless

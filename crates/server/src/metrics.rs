@@ -8,7 +8,11 @@
 //! running counts are also exported under the names the Kubernetes Gateway
 //! API Inference Extension reads from model servers
 //! (`vllm:num_requests_waiting`, `vllm:num_requests_running`), so an
-//! inference gateway can balance hearth replicas by load.
+//! inference gateway can balance hearth replicas by load. Per route (`local`
+//! or an upstream's name, see `route`): `hearth_route_tokens_total{route,
+//! direction}`, their cost at the configured prices
+//! (`hearth_route_cost_total`) and the prices themselves
+//! (`hearth_route_price_per_million_tokens`).
 //!
 //! Label values are bounded: endpoints are the router's paths (anything else
 //! is `other`), models are names the store resolves (anything else is

@@ -29,7 +29,6 @@ mod config;
 pub mod detect;
 mod upstream;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -400,6 +399,18 @@ async fn forward(
     requested: &str,
 ) -> Result<Response, Failure> {
     let start = Instant::now();
+    // An empty generate only loads the model, as Ollama's does: there is
+    // nothing to load upstream.
+    if api == Api::OllamaGenerate && body["prompt"].as_str().is_none_or(str::is_empty) {
+        return Ok(axum::Json(json!({
+            "model": requested,
+            "created_at": jiff::Timestamp::now().to_string(),
+            "response": "",
+            "done": true,
+            "done_reason": "load",
+        }))
+        .into_response());
+    }
     let (path, out, stream, include_usage) =
         upstream::translate_request(api, body, model).map_err(Failure::Refused)?;
     let response = upstream::send(&router.client, upstream, path, &out).await?;
@@ -467,5 +478,148 @@ async fn list_upstream_models(policy: &Routing, path: &str, response: Response) 
     response
 }
 
-/// The shared router, as [`AppState`] holds it.
-pub type SharedRouter = Arc<Router>;
+/// Whether `HEARTH_OFFLINE` (in the environment) forbids outbound
+/// connections, for the CLI's own pulls and pushes.
+pub fn offline_from_env() -> bool {
+    crate::config::env_setting("OFFLINE").is_some_and(|(_, v)| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A config file with `text`, in a directory of its own.
+    fn config_file(text: &str) -> crate::config_file::ConfigFile {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "hearth-route-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        crate::config_file::ConfigFile::load(&path).unwrap()
+    }
+
+    fn router(text: &str, offline: bool) -> Router {
+        let file = config_file(text);
+        let config = crate::Config {
+            routing: Routing::from_file(&file, offline).unwrap(),
+            keys: file.keys().unwrap(),
+            ..crate::Config::default()
+        };
+        Router::new(&config)
+    }
+
+    const POLICY: &str = "[[upstreams]]\nname = \"cloud\"\nurl = \"http://127.0.0.1:9/v1\"\nmodels = [\"m\"]\n\n\
+        [routing]\nsensitive = \"local\"\nfallback = \"tiny\"\nburst = true\nburst_queue = 2\nburst_model = \"cloud/m\"\n\n\
+        [[keys]]\nname = \"clinic\"\nsha256 = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\nlocal_only = true\n\n\
+        [[channels]]\nname = \"prod\"\nexperimental = \"next\"\ncanary = 10\n";
+
+    fn route_of(decision: Decision) -> (String, String) {
+        match decision {
+            Decision::Local { model, reason, .. } => (model.unwrap_or_default(), reason),
+            Decision::Upstream {
+                upstream, reason, ..
+            } => (upstream.name, reason),
+            Decision::Refuse(e) => ("refused".to_owned(), e.message),
+        }
+    }
+
+    #[test]
+    fn decisions_follow_the_policy() {
+        let r = router(POLICY, false);
+        let ask = |model: &str, text: &str| json!({"model": model, "prompt": text});
+        let decide = |body: &Value, waiting: usize, key: Option<&str>| {
+            route_of(r.decide(body, waiting, key))
+        };
+        assert_eq!(
+            decide(&ask("cloud/m", "hi"), 0, None),
+            ("cloud".into(), "model".into())
+        );
+        assert_eq!(
+            decide(&ask("cloud/m", "mail a@b.example"), 0, None),
+            ("tiny".into(), "sensitive_email".into())
+        );
+        assert_eq!(
+            decide(&ask("cloud/m", "hi"), 0, Some("clinic")),
+            ("tiny".into(), "key_local_only".into())
+        );
+        // Overflow: past the queue threshold, requests that may leave go out.
+        assert_eq!(
+            decide(&ask("tiny", "hi"), 2, None),
+            ("".into(), "model".into())
+        );
+        assert_eq!(
+            decide(&ask("tiny", "hi"), 3, None),
+            ("cloud".into(), "burst".into())
+        );
+        assert_eq!(
+            decide(&ask("tiny", "call 415-555-0132"), 3, None),
+            ("".into(), "model".into())
+        );
+        assert_eq!(
+            decide(&ask("tiny", "hi"), 3, Some("clinic")),
+            ("".into(), "model".into())
+        );
+        // Offline: nothing leaves; upstream models get the fallback.
+        let offline = router(POLICY, true);
+        assert_eq!(
+            route_of(offline.decide(&ask("cloud/m", "hi"), 9, None)),
+            ("tiny".into(), "offline".into())
+        );
+        assert_eq!(
+            route_of(offline.decide(&ask("tiny", "hi"), 9, None)),
+            ("".into(), "model".into())
+        );
+        let strict = router(&POLICY.replace("fallback = \"tiny\"\n", ""), true);
+        let (route, message) = route_of(strict.decide(&ask("cloud/m", "hi"), 0, None));
+        assert_eq!(route, "refused");
+        assert!(message.contains("HEARTH_OFFLINE"), "{message}");
+    }
+
+    #[test]
+    fn a_canary_takes_exactly_its_share_spread_evenly() {
+        let r = router(POLICY, false);
+        let picks: Vec<bool> = (0..200)
+            .map(|_| r.channel_pick("prod").1 == "canary")
+            .collect();
+        assert_eq!(picks.iter().filter(|p| **p).count(), 20);
+        // Never two canary requests within ten.
+        assert!(
+            picks
+                .windows(10)
+                .all(|w| w.iter().filter(|p| **p).count() <= 1)
+        );
+        assert_eq!(r.channel_pick("other").1, "model");
+    }
+
+    #[test]
+    fn bad_policies_are_refused_naming_the_field() {
+        let load = |text: &str| {
+            Routing::from_file(&config_file(text), false)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(load("[routing]\npatterns = [\"(\"]\n").contains("routing.patterns[0]"));
+        assert!(load("[routing]\nsensitive = \"maybe\"\n").contains("routing.sensitive"));
+        assert!(
+            load("[[upstreams]]\nname = \"a\"\nurl = \"ftp://x\"\n").contains("upstreams[0].url")
+        );
+        assert!(
+            load("[[upstreams]]\nname = \"a\"\nurl = \"http://x\"\nkey = 1\n")
+                .contains("upstreams[0].key")
+        );
+        assert!(load("[routing]\nburst = true\nburst_model = \"x/y\"\n").contains("burst_model"));
+        assert!(
+            load("[[channels]]\nname = \"p\"\nexperimental = \"e\"\ncanary = 101\n")
+                .contains("canary")
+        );
+    }
+}
