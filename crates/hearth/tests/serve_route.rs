@@ -100,6 +100,18 @@ fn serve_one(stream: TcpStream, record: &Mutex<Vec<Seen>>) {
         );
         return;
     }
+    if body["max_tokens"] == 999_999 {
+        let answer =
+            r#"{"error": {"message": "max_tokens is too large", "type": "invalid_request_error"}}"#;
+        let _ = stream.write_all(
+            format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            )
+            .as_bytes(),
+        );
+        return;
+    }
     let chat = path.ends_with("/chat/completions");
     let tools = body["tools"].as_array().is_some_and(|t| !t.is_empty());
     let usage = json!({"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18});
@@ -296,6 +308,11 @@ fn upstream_models_are_routed_and_translated_through_both_apis() {
         "{models}"
     );
     assert_eq!(server.get("/v1/models/cloud/gpt-mini")["owned_by"], "cloud");
+    let (status, shown) = server.post("/api/show", &json!({"model": "cloud/gpt-mini"}));
+    assert_eq!(status, 200, "{shown}");
+    assert_eq!(shown["remote_model"], "gpt-mini");
+    let (status, _) = server.post("/api/show", &json!({"model": "hearth-tiny"}));
+    assert_eq!(status, 200);
 
     // Ollama chat, whole, with options: translated to OpenAI's request.
     let (status, route, text) = post(
@@ -474,6 +491,28 @@ fn upstream_models_are_routed_and_translated_through_both_apis() {
         .filter_map(|e| e["choices"][0]["text"].as_str())
         .collect();
     assert_eq!(content, "Hello from upstream");
+
+    // The upstream's refusal reaches the caller, in the caller's shape.
+    let (status, route, text) = post(
+        &server,
+        "/v1/chat/completions",
+        &json!({"model": "cloud/gpt-mini", "max_tokens": 999_999, "messages": [{"role": "user", "content": "Hi"}]}),
+    );
+    assert_eq!((status, route.as_str()), (400, "cloud"), "{text}");
+    assert_eq!(
+        json_of(&text)["error"]["message"],
+        "upstream cloud: max_tokens is too large"
+    );
+    let (status, _, text) = post(
+        &server,
+        "/api/chat",
+        &json!({"model": "cloud/gpt-mini", "options": {"num_predict": 999_999}, "messages": [{"role": "user", "content": "Hi"}]}),
+    );
+    assert_eq!(status, 400, "{text}");
+    assert_eq!(
+        json_of(&text)["error"],
+        "upstream cloud: max_tokens is too large"
+    );
 
     // Personal data and keywords stay here: answered by the fallback, and
     // nothing reaches the upstream.

@@ -94,8 +94,8 @@ enum Decision {
         reason: String,
         fallback: Option<String>,
     },
-    /// Refused, with why.
-    Refuse(ApiError),
+    /// Refused: the answer, and the reason for the audit log.
+    Refuse(ApiError, String),
 }
 
 impl Router {
@@ -159,7 +159,7 @@ impl Router {
                     reason,
                     shadow: None,
                 },
-                (Some(reason), None) => Decision::Refuse(refusal(requested, &reason)),
+                (Some(reason), None) => Decision::Refuse(refusal(requested, &reason), reason),
             };
         }
         let (model, reason, shadow) = self.channel_pick(requested);
@@ -286,6 +286,9 @@ pub(crate) async fn dispatch(
                 ),
             );
         }
+        "/api/show" if method == Method::POST && !router.policy.upstreams.is_empty() => {
+            return show_upstream_model(&router.policy, request, next).await;
+        }
         "/api/tags" | "/v1/models" if method == Method::GET => {
             return list_upstream_models(&router.policy, &path, next.run(request).await).await;
         }
@@ -339,8 +342,8 @@ pub(crate) async fn dispatch(
         async move { with_route(next.run(request).await, "local") }
     };
     match router.decide(&body, waiting, key.as_deref()) {
-        Decision::Refuse(error) => {
-            record_route("refused", "policy");
+        Decision::Refuse(error, reason) => {
+            record_route("refused", &reason);
             response_for(&path, error)
         }
         Decision::Local {
@@ -360,7 +363,7 @@ pub(crate) async fn dispatch(
             }
             Err(Failure::Refused(error)) => {
                 record_route(&upstream.name, &reason);
-                response_for(&path, error)
+                with_route(response_for(&path, error), &upstream.name)
             }
             Err(Failure::Unavailable(why)) => {
                 tracing::warn!(upstream = %upstream.name, "upstream failed: {why}");
@@ -440,6 +443,44 @@ async fn forward(
 /// An upstream model as `/v1/models` lists it.
 fn openai_model(id: &str, owner: &str) -> Value {
     json!({ "id": id, "object": "model", "created": 0, "owned_by": owner })
+}
+
+/// `/api/show` of an upstream model: what hearth knows of it (Ollama's
+/// clients ask before they chat); other models go to the handler.
+async fn show_upstream_model(policy: &Routing, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let limit = crate::body_limit_of(&parts.extensions);
+    let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
+        return response_for("/api/show", ApiError::too_large(limit));
+    };
+    let name = serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .and_then(|v| {
+            v["model"]
+                .as_str()
+                .filter(|m| !m.is_empty())
+                .or(v["name"].as_str())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
+    let Some((upstream, model)) = policy.upstream_of(&name) else {
+        return next
+            .run(Request::from_parts(parts, Body::from(bytes)))
+            .await;
+    };
+    axum::Json(json!({
+        "license": "",
+        "modelfile": "",
+        "parameters": "",
+        "template": "",
+        "system": "",
+        "details": { "format": "upstream", "family": "", "parameter_size": "", "quantization_level": "" },
+        "model_info": {},
+        "capabilities": ["completion", "tools"],
+        "remote_model": model,
+        "remote_host": upstream.url,
+    }))
+    .into_response()
 }
 
 /// `/api/tags` or `/v1/models` with the upstreams' models added.
@@ -528,7 +569,7 @@ mod tests {
             Decision::Upstream {
                 upstream, reason, ..
             } => (upstream.name, reason),
-            Decision::Refuse(e) => ("refused".to_owned(), e.message),
+            Decision::Refuse(e, _) => ("refused".to_owned(), e.message),
         }
     }
 

@@ -231,7 +231,14 @@ pub async fn send(
                     .map(str::to_owned)
             })
             .unwrap_or_else(|| crate::error::truncated(&text));
-        let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        // The upstream refusing this server's key is no fault of the
+        // caller's credentials: that is a bad gateway.
+        let status = match StatusCode::from_u16(status.as_u16()) {
+            Ok(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) | Err(_) => {
+                StatusCode::BAD_GATEWAY
+            }
+            Ok(status) => status,
+        };
         return Err(Failure::Refused(ApiError::new(
             status,
             format!("upstream {}: {message}", upstream.name),
