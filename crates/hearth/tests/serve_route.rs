@@ -904,4 +904,26 @@ fn canary_splits_and_shadows_are_applied_and_recorded() {
             .any(|l| l["route"] == "shadow" && l["model"] == "tiny"),
         "{text}"
     );
+    drop(server);
+
+    // The operator opted in to logging text: the shadow's answer is kept.
+    let server = scratch.serve(&[
+        ("HEARTH_CONFIG", config.to_str().unwrap()),
+        ("HEARTH_LOG_PROMPTS", "1"),
+    ]);
+    let (status, _) = server.post(
+        "/api/generate",
+        &json!({"model": "staging", "prompt": "Hi", "stream": false, "options": {"num_predict": 3}}),
+    );
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let shadow = loop {
+        let list = server.get("/api/channels/staging/shadow");
+        if let Some(first) = list["shadow"].as_array().and_then(|l| l.first().cloned()) {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "no shadow answer was recorded");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(shadow["text"].is_string(), "{shadow}");
 }

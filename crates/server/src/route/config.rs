@@ -200,6 +200,20 @@ impl Routing {
                 });
             }
         }
+        if let Some(channel) = routing
+            .channels
+            .iter()
+            .find(|c| c.shadow && routing.upstream_of(&c.experimental).is_some())
+        {
+            return Err(error(
+                path,
+                "channels.shadow",
+                &format!(
+                    "channel '{}': a shadow model must be local ('{}' is an upstream's)",
+                    channel.name, channel.experimental
+                ),
+            ));
+        }
         if let Some((_, model)) = &routing.burst
             && routing.upstream_of(model).is_none()
         {

@@ -146,13 +146,27 @@ impl Router {
             }
             None
         };
-        if let Some((upstream, model)) = policy.upstream_of(requested) {
+        // A channel's canary may be an upstream model.
+        let (picked, reason, shadow) = self.channel_pick(requested);
+        let canary = picked.is_some();
+        let effective = picked.as_deref().unwrap_or(requested);
+        if let Some((upstream, model)) = policy.upstream_of(effective) {
             return match (stay(), &policy.fallback) {
                 (None, _) => Decision::Upstream {
                     upstream: upstream.clone(),
                     model: model.to_owned(),
-                    reason: "model".to_owned(),
-                    fallback: policy.fallback.clone(),
+                    reason,
+                    // A canary that fails is answered by the channel itself.
+                    fallback: if canary {
+                        Some(requested.to_owned())
+                    } else {
+                        policy.fallback.clone()
+                    },
+                },
+                (Some(reason), _) if canary => Decision::Local {
+                    model: None,
+                    reason,
+                    shadow: None,
                 },
                 (Some(reason), Some(fallback)) => Decision::Local {
                     model: Some(fallback.clone()),
@@ -162,7 +176,7 @@ impl Router {
                 (Some(reason), None) => Decision::Refuse(refusal(requested, &reason), reason),
             };
         }
-        let (model, reason, shadow) = self.channel_pick(requested);
+        let model = picked;
         if let Some((queue, burst_model)) = &policy.burst
             && waiting > *queue
             && stay().is_none()
@@ -623,6 +637,30 @@ mod tests {
         let (route, message) = route_of(strict.decide(&ask("cloud/m", "hi"), 0, None));
         assert_eq!(route, "refused");
         assert!(message.contains("HEARTH_OFFLINE"), "{message}");
+    }
+
+    #[test]
+    fn a_canary_may_be_an_upstream_model() {
+        let r = router(
+            &POLICY.replace("experimental = \"next\"", "experimental = \"cloud/m\""),
+            false,
+        );
+        let body = json!({"model": "prod", "prompt": "hi"});
+        let routes: Vec<(String, String)> = (0..10)
+            .map(|_| route_of(r.decide(&body, 0, None)))
+            .collect();
+        assert_eq!(
+            routes.iter().filter(|r| r.0 == "cloud").count(),
+            1,
+            "{routes:?}"
+        );
+        assert!(routes.contains(&("cloud".into(), "canary".into())));
+        // Requests that must stay are answered by the channel itself.
+        let private = json!({"model": "prod", "prompt": "a@b.example"});
+        let routes: Vec<(String, String)> = (0..10)
+            .map(|_| route_of(r.decide(&private, 0, None)))
+            .collect();
+        assert!(routes.iter().all(|r| r.0.is_empty()), "{routes:?}");
     }
 
     #[test]
