@@ -708,6 +708,30 @@ fn offline_local_only_keys_and_down_upstreams_send_nothing_out() {
         "offline mode reached the upstream"
     );
 
+    // `hearth keys add --local-only` writes the flag.
+    let keys_config = scratch.dir.join("keys.toml");
+    let keys = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .arg("keys")
+            .args(args)
+            .env("HEARTH_CONFIG", &keys_config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", serve_common::text(&out.stderr));
+        serve_common::text(&out.stdout)
+    };
+    keys(&["add", "nurse", "--local-only"]);
+    assert!(
+        std::fs::read_to_string(&keys_config)
+            .unwrap()
+            .contains("local_only = true")
+    );
+    let list = keys(&["list"]);
+    assert!(
+        list.lines().any(|l| l.starts_with("nurse\tno\tyes\t")),
+        "{list}"
+    );
+
     // Online: the local-only key stays here (refused without a fallback),
     // and an upstream that is down falls back to the local model.
     let down = format!("http://127.0.0.1:{}/v1", free_port());

@@ -82,13 +82,14 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
             println!("{key}");
         }
         KeysCommand::List => {
-            println!("NAME\tADMIN\tMODELS\tREQUESTS/MIN\tTOKENS/MIN\tCONCURRENT");
+            println!("NAME\tADMIN\tLOCAL ONLY\tMODELS\tREQUESTS/MIN\tTOKENS/MIN\tCONCURRENT");
             for k in file.keys()? {
                 let limit = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     k.name,
                     if k.admin { "yes" } else { "no" },
+                    if k.local_only { "yes" } else { "no" },
                     k.models.map_or_else(|| "*".to_owned(), |m| m.join(",")),
                     limit(k.requests_per_minute),
                     limit(k.tokens_per_minute),
