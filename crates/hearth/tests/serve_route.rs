@@ -308,6 +308,8 @@ fn upstream_models_are_routed_and_translated_through_both_apis() {
         "{models}"
     );
     assert_eq!(server.get("/v1/models/cloud/gpt-mini")["owned_by"], "cloud");
+    let listed = scratch.ok(&server.host, &["list"]);
+    assert!(listed.contains("cloud/gpt-mini"), "{listed}");
     let (status, shown) = server.post("/api/show", &json!({"model": "cloud/gpt-mini"}));
     assert_eq!(status, 200, "{shown}");
     assert_eq!(shown["remote_model"], "gpt-mini");

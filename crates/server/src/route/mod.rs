@@ -497,6 +497,14 @@ async fn show_upstream_model(policy: &Routing, request: Request, next: Next) -> 
     .into_response()
 }
 
+/// A stable stand-in for an upstream model's digest (clients expect one):
+/// SHA-256 of `upstream URL model`.
+fn upstream_digest(upstream: &Upstream, model: &str) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(format!("upstream {} {model}", upstream.url).as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `/api/tags` or `/v1/models` with the upstreams' models added.
 async fn list_upstream_models(policy: &Routing, path: &str, response: Response) -> Response {
     if policy.upstreams.is_empty() || response.status() != StatusCode::OK {
@@ -520,7 +528,7 @@ async fn list_upstream_models(policy: &Routing, path: &str, response: Response) 
                     "remote_host": upstream.url,
                     "modified_at": "1970-01-01T00:00:00Z",
                     "size": 0,
-                    "digest": "",
+                    "digest": upstream_digest(upstream, model),
                     "details": { "format": "upstream", "family": "", "parameter_size": "", "quantization_level": "" },
                 }));
             } else if let Some(data) = list["data"].as_array_mut() {
