@@ -339,9 +339,14 @@ pub(crate) async fn dispatch(
     let requested = body["model"].as_str().unwrap_or_default().to_owned();
     let serve_here = |model: Option<String>, reason: String, shadow: Option<String>| {
         let mut body = body.clone();
-        if let Some(model) = &model {
-            body["model"] = json!(model);
-        }
+        // The handler gets the bytes as sent unless the model changes.
+        let bytes = match &model {
+            Some(model) => {
+                body["model"] = json!(model);
+                axum::body::Bytes::from(body.to_string())
+            }
+            None => bytes,
+        };
         if let Some(experimental) = shadow {
             let id = parts
                 .extensions
@@ -352,7 +357,7 @@ pub(crate) async fn dispatch(
         }
         record_route("local", &reason);
         parts.headers.remove(header::CONTENT_LENGTH);
-        let request = Request::from_parts(parts, Body::from(body.to_string()));
+        let request = Request::from_parts(parts, Body::from(bytes));
         async move { with_route(next.run(request).await, "local") }
     };
     match router.decide(&body, waiting, key.as_deref()) {
