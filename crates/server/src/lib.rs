@@ -372,6 +372,19 @@ pub async fn serve(
     if !config.keys.is_empty() {
         tracing::info!(keys = config.keys.len(), "API keys are required");
     }
+    for upstream in &config.routing.upstreams {
+        // Never the key: only the variable it is read from.
+        tracing::info!(
+            upstream = %upstream.name,
+            url = %upstream.url,
+            models = upstream.models.len(),
+            key_from = upstream.api_key_env.as_deref().unwrap_or("-"),
+            "upstream configured"
+        );
+    }
+    if config.routing.offline {
+        tracing::info!("HEARTH_OFFLINE=1: no outbound connection will be made");
+    }
     if config.kv_cache_type != config::KvCacheType::F16 {
         tracing::warn!(
             kv_cache_type = ?config.kv_cache_type,

@@ -104,9 +104,11 @@ impl Router {
         let policy = config.routing.clone();
         let detector = detect::Detector::new(&policy.patterns, &policy.keywords)
             .expect("patterns were checked when the config was read");
-        // A connect timeout only: streamed answers may run long.
+        // No overall timeout (streamed answers may run long), but an
+        // upstream that sends nothing for two minutes has failed.
         let client = reqwest::Client::builder()
             .connect_timeout(std::time::Duration::from_secs(10))
+            .read_timeout(std::time::Duration::from_secs(120))
             .build()
             .expect("a client without custom TLS settings builds");
         Router {
