@@ -953,3 +953,102 @@ fn canary_splits_and_shadows_are_applied_and_recorded() {
     };
     assert!(shadow["text"].is_string(), "{shadow}");
 }
+
+/// Overflow: with one sequence busy and a request waiting for it, the next
+/// request that may leave goes to the burst model; one with personal data
+/// waits its turn here.
+#[test]
+fn a_long_local_queue_bursts_to_the_upstream() {
+    let upstream = Upstream::start();
+    let scratch = Scratch::new("route-burst");
+    let config = config(
+        &scratch,
+        &upstream.url(),
+        "[routing]\nsensitive = \"local\"\nburst = true\nburst_queue = 0\nburst_model = \"cloud/gpt-mini\"\n",
+    );
+    let server = scratch.serve(&[
+        ("HEARTH_CONFIG", config.to_str().unwrap()),
+        ("TEST_CLOUD_KEY", KEY),
+        ("HEARTH_NUM_PARALLEL", "1"),
+    ]);
+    // A: generates until its client goes away.
+    let mut busy = BufReader::new(
+        server
+            .http
+            .post(server.url("/api/generate"))
+            .json(&json!({"model": "hearth-tiny", "prompt": "Hi", "options": {"num_predict": -1, "ignore_eos": true}}))
+            .send()
+            .unwrap(),
+    );
+    let mut line = String::new();
+    busy.read_line(&mut line).unwrap();
+    assert!(line.contains("\"done\":false"), "{line}");
+    // B: waits for A's sequence.
+    let waiting = {
+        let http = server.http.clone();
+        let url = server.url("/api/generate");
+        std::thread::spawn(move || {
+            let response = http
+                .post(url)
+                .json(&json!({"model": "hearth-tiny", "prompt": "Hi", "stream": false, "options": {"num_predict": 2}}))
+                .send()
+                .unwrap();
+            let route = response.headers()["x-hearth-route"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (response.status().as_u16(), route)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = server
+            .http
+            .get(server.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if metrics.lines().any(|l| l == "hearth_queue_depth 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second request never queued");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // C: the queue is longer than burst_queue, so it goes out.
+    let (status, route, text) = post(
+        &server,
+        "/api/chat",
+        &json!({"model": "hearth-tiny", "stream": false, "messages": [{"role": "user", "content": "Hi"}]}),
+    );
+    assert_eq!((status, route.as_str()), (200, "cloud"), "{text}");
+    assert_eq!(json_of(&text)["message"]["content"], "Hello from upstream");
+    assert_eq!(upstream.seen().len(), 1);
+    assert_eq!(upstream.seen()[0].body["model"], "gpt-mini");
+    // Personal data never bursts: it waits for the local model.
+    let private = {
+        let http = server.http.clone();
+        let url = server.url("/api/generate");
+        std::thread::spawn(move || {
+            let response = http
+                .post(url)
+                .json(&json!({"model": "hearth-tiny", "prompt": "mail jane@example.org", "stream": false, "options": {"num_predict": 2}}))
+                .send()
+                .unwrap();
+            let route = response.headers()["x-hearth-route"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (response.status().as_u16(), route)
+        })
+    };
+    // A's client goes away; B and the private request are answered here.
+    drop(busy);
+    assert_eq!(waiting.join().unwrap(), (200, "local".to_owned()));
+    assert_eq!(private.join().unwrap(), (200, "local".to_owned()));
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "personal data reached the upstream"
+    );
+}
