@@ -147,7 +147,12 @@ fn manages_models(method: &Method, path: &str) -> bool {
         (method.as_str(), path),
         (
             "POST",
-            "/api/create" | "/api/copy" | "/api/pull" | "/api/push"
+            "/api/create"
+                | "/api/copy"
+                | "/api/pull"
+                | "/api/push"
+                | "/api/channels/promote"
+                | "/api/channels/rollback"
         ) | ("DELETE", "/api/delete")
     ) || path.starts_with("/api/blobs/")
 }
@@ -342,6 +347,7 @@ mod tests {
             sha256: key_hash("k"),
             models: None,
             admin: false,
+            local_only: false,
             requests_per_minute: Some(2),
             tokens_per_minute: None,
             max_concurrent: None,

@@ -180,6 +180,10 @@ pub struct Config {
     /// its text), rotated past `HEARTH_AUDIT_LOG_MAX_SIZE` (100MiB, five old
     /// files kept).
     pub audit_log: Option<(std::path::PathBuf, u64)>,
+    /// Upstreams, the routing policy and channel splits (the config file's
+    /// `[[upstreams]]`, `[routing]` and `[[channels]]`), with
+    /// `HEARTH_OFFLINE=1` forbidding every outbound connection.
+    pub routing: crate::route::Routing,
 }
 
 /// The operator's limits on each request.
@@ -229,6 +233,7 @@ impl Default for Config {
             keys: Vec::new(),
             tls: None,
             audit_log: None,
+            routing: crate::route::Routing::default(),
         }
     }
 }
@@ -400,6 +405,7 @@ impl Config {
                 max_num_predict: optional_positive("MAX_NUM_PREDICT")?,
             },
             keys: keys(&lookup, file)?,
+            routing: crate::route::Routing::from_file(file, flag("OFFLINE")?)?,
             audit_log: match get("AUDIT_LOG") {
                 None => None,
                 Some((_, path)) => Some((
@@ -434,6 +440,7 @@ fn keys(
             sha256: crate::auth::key_hash(key.trim()),
             models: None,
             admin: true,
+            local_only: false,
             requests_per_minute: None,
             tokens_per_minute: None,
             max_concurrent: None,

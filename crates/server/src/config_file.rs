@@ -18,6 +18,9 @@
 //! max_concurrent = 4
 //! ```
 //!
+//! `[[upstreams]]`, `[routing]` and `[[channels]]` hold the routing policy
+//! (see `route`).
+//!
 //! An environment variable (`HEARTH_X`, or its `OLLAMA_X` twin) overrides the
 //! file. Unknown settings are errors naming the key, so a typo does not pass
 //! silently.
@@ -30,7 +33,7 @@ use crate::config::ConfigError;
 
 /// The settings a file may hold besides `keys` (the `HEARTH_*` names without
 /// the prefix, in lower case).
-pub const SETTINGS: [&str; 28] = [
+pub const SETTINGS: [&str; 29] = [
     "host",
     "models",
     "origins",
@@ -59,7 +62,12 @@ pub const SETTINGS: [&str; 28] = [
     "deterministic",
     "max_prompt_tokens",
     "max_num_predict",
+    "offline",
 ];
+
+/// The tables a file may hold: `[[keys]]`, and the routing policy's
+/// `[[upstreams]]`, `[routing]` and `[[channels]]` (see `route`).
+const TABLES: [&str; 4] = ["keys", "upstreams", "routing", "channels"];
 
 /// Where the config file is: `HEARTH_CONFIG` if set, else
 /// `~/.hearth/config.toml`.
@@ -90,7 +98,7 @@ impl ConfigFile {
             .parse()
             .map_err(|e: toml_edit::TomlError| error(path, "", &e.to_string()))?;
         for (key, _) in doc.iter() {
-            if key != "keys" && !SETTINGS.contains(&key) {
+            if !TABLES.contains(&key) && !SETTINGS.contains(&key) {
                 return Err(error(
                     path,
                     key,
@@ -128,6 +136,11 @@ impl ConfigFile {
                 .join(","),
             other => other.to_string(),
         })
+    }
+
+    /// The top-level item `key`, as written.
+    pub(crate) fn item(&self, key: &str) -> Option<&Item> {
+        self.doc.get(key)
     }
 
     /// The `[[keys]]` entries.
@@ -181,17 +194,20 @@ impl ConfigFile {
                         .ok_or_else(|| error(path, &at("models"), "expected a list of globs"))?,
                 ),
             };
-            let admin = match table.get("admin") {
-                None => false,
-                Some(v) => v
-                    .as_bool()
-                    .ok_or_else(|| error(path, &at("admin"), "expected true or false"))?,
+            let flag = |field: &str| -> Result<bool, ConfigError> {
+                match table.get(field) {
+                    None => Ok(false),
+                    Some(v) => v
+                        .as_bool()
+                        .ok_or_else(|| error(path, &at(field), "expected true or false")),
+                }
             };
             keys.push(KeyEntry {
                 name,
                 sha256,
                 models,
-                admin,
+                admin: flag("admin")?,
+                local_only: flag("local_only")?,
                 requests_per_minute: int("requests_per_minute")?,
                 tokens_per_minute: int("tokens_per_minute")?,
                 max_concurrent: int("max_concurrent")?,
@@ -224,6 +240,9 @@ impl ConfigFile {
             );
         }
         table.insert("admin", toml_edit::value(entry.admin));
+        if entry.local_only {
+            table.insert("local_only", toml_edit::value(true));
+        }
         for (field, limit) in [
             ("requests_per_minute", entry.requests_per_minute),
             ("tokens_per_minute", entry.tokens_per_minute),
@@ -248,11 +267,12 @@ impl ConfigFile {
 }
 
 /// The fields a `[[keys]]` entry may have.
-const KEY_FIELDS: [&str; 7] = [
+const KEY_FIELDS: [&str; 8] = [
     "name",
     "sha256",
     "models",
     "admin",
+    "local_only",
     "requests_per_minute",
     "tokens_per_minute",
     "max_concurrent",
@@ -269,6 +289,9 @@ pub struct KeyEntry {
     pub models: Option<Vec<String>>,
     /// Whether the key may manage models (create, delete, copy, pull, push).
     pub admin: bool,
+    /// Whether requests made with the key must stay on this machine (never
+    /// routed to an upstream).
+    pub local_only: bool,
     /// Requests allowed per minute (`None`: no limit).
     pub requests_per_minute: Option<u64>,
     /// Prompt and generated tokens allowed per minute (`None`: no limit).
@@ -301,7 +324,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// A config file error naming the file and the key.
-fn error(path: &Path, key: &str, reason: &str) -> ConfigError {
+pub(crate) fn error(path: &Path, key: &str, reason: &str) -> ConfigError {
     ConfigError {
         name: if key.is_empty() {
             path.display().to_string()
@@ -365,6 +388,7 @@ mod tests {
             sha256: "b".repeat(64),
             models: None,
             admin: true,
+            local_only: true,
             requests_per_minute: Some(30),
             tokens_per_minute: Some(1000),
             max_concurrent: Some(2),

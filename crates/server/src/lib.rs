@@ -12,6 +12,9 @@
 //!   `/v1`, as OpenAI's `{"error": {"message", "type", ...}}`) with a fitting
 //!   status; internal details go to the log only.
 //! - [`web`] serves the page for people at `/`, from files compiled in.
+//! - [`route`] decides, in one middleware in front of the generation
+//!   handlers, whether a request is served here or by an OpenAI-compatible
+//!   upstream (and which local model serves it: fallback, channel canary).
 //!
 //! Privacy: the server binds 127.0.0.1 unless `HEARTH_HOST` says otherwise,
 //! allows cross-origin requests only from local origins unless
@@ -33,6 +36,7 @@ pub mod memory;
 pub mod metrics;
 pub mod observe;
 pub mod request;
+pub mod route;
 pub mod scheduler;
 pub mod web;
 mod worker;
@@ -67,6 +71,8 @@ pub struct AppState {
     pub audit: Option<Arc<observe::AuditLog>>,
     /// API keys and their budgets.
     pub auth: Arc<auth::Auth>,
+    /// Where generation requests are served (upstreams, policy, channels).
+    pub router: Arc<route::Router>,
 }
 
 impl AppState {
@@ -77,13 +83,17 @@ impl AppState {
             .as_ref()
             .map(|(path, max)| Arc::new(observe::AuditLog::new(path.clone(), *max, 5)));
         let auth = Arc::new(auth::Auth::new(&config.keys));
+        let router = Arc::new(route::Router::new(&config));
+        let metrics = Arc::new(metrics::Metrics::new());
+        metrics.set_prices(&config.routing);
         AppState {
             audit,
             auth,
+            router,
             scheduler: Scheduler::new(store, config),
             draining: Arc::new(AtomicBool::new(false)),
             in_flight: Arc::new(listen::InFlight::default()),
-            metrics: Arc::new(metrics::Metrics::new()),
+            metrics,
         }
     }
 }
@@ -205,6 +215,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/copy", post(models::copy))
         .route("/api/delete", axum::routing::delete(models::delete))
         .route("/api/ps", get(models::ps))
+        .merge(route::channels::routes())
         .nest("/v1", api::openai::routes())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::Extension(BodyLimit(limit)))
@@ -213,6 +224,11 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
         })
+        // Inside the keys check, so the router knows the request's key.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            route::dispatch,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), track))
         .layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
@@ -355,6 +371,19 @@ pub async fn serve(
     let addr = listener.local_addr()?;
     if !config.keys.is_empty() {
         tracing::info!(keys = config.keys.len(), "API keys are required");
+    }
+    for upstream in &config.routing.upstreams {
+        // Never the key: only the variable it is read from.
+        tracing::info!(
+            upstream = %upstream.name,
+            url = %upstream.url,
+            models = upstream.models.len(),
+            key_from = upstream.api_key_env.as_deref().unwrap_or("-"),
+            "upstream configured"
+        );
+    }
+    if config.routing.offline {
+        tracing::info!("HEARTH_OFFLINE=1: no outbound connection will be made");
     }
     if config.kv_cache_type != config::KvCacheType::F16 {
         tracing::warn!(

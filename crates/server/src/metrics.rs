@@ -8,7 +8,11 @@
 //! running counts are also exported under the names the Kubernetes Gateway
 //! API Inference Extension reads from model servers
 //! (`vllm:num_requests_waiting`, `vllm:num_requests_running`), so an
-//! inference gateway can balance hearth replicas by load.
+//! inference gateway can balance hearth replicas by load. Per route (`local`
+//! or an upstream's name, see `route`): `hearth_route_tokens_total{route,
+//! direction}`, their cost at the configured prices
+//! (`hearth_route_cost_total`) and the prices themselves
+//! (`hearth_route_price_per_million_tokens`).
 //!
 //! Label values are bounded: endpoints are the router's paths (anything else
 //! is `other`), models are names the store resolves (anything else is
@@ -48,6 +52,13 @@ struct EndpointLabels {
     endpoint: &'static str,
 }
 
+/// Labels of the per-route token and cost metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    direction: &'static str,
+}
+
 /// Labels of per-model gauges.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ModelLabels {
@@ -65,6 +76,9 @@ pub struct Metrics {
     inter_token: Histogram,
     prompt_tokens: Family<ModelLabels, Counter>,
     generated_tokens: Family<ModelLabels, Counter>,
+    route_tokens: Family<RouteLabels, Counter>,
+    route_cost: Family<RouteLabels, Counter<f64, AtomicU64>>,
+    route_price: Family<RouteLabels, Gauge<f64, AtomicU64>>,
     queue_depth: Gauge,
     running: Gauge,
     resident: Gauge,
@@ -140,6 +154,24 @@ impl Metrics {
             "Tokens generated",
             generated_tokens.clone(),
         );
+        let route_tokens = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "hearth_route_tokens",
+            "Tokens by route (local or an upstream's name) and direction (input, output)",
+            route_tokens.clone(),
+        );
+        let route_cost = Family::<RouteLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "hearth_route_cost",
+            "Cost of the tokens by route and direction, at the upstream's configured prices",
+            route_cost.clone(),
+        );
+        let route_price = Family::<RouteLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "hearth_route_price_per_million_tokens",
+            "Configured price of a million tokens by upstream and direction",
+            route_price.clone(),
+        );
         let gauge = |registry: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             registry.register(name, help, g.clone());
@@ -199,12 +231,61 @@ impl Metrics {
             inter_token,
             prompt_tokens,
             generated_tokens,
+            route_tokens,
+            route_cost,
+            route_price,
             queue_depth,
             running,
             resident,
             cpu_seconds,
             open_fds,
             start_time,
+        }
+    }
+
+    /// Counts a routed answer's tokens, and their cost at the route's prices.
+    fn record_route_tokens(
+        &self,
+        routing: &crate::route::Routing,
+        route: &str,
+        prompt: u64,
+        generated: u64,
+    ) {
+        let prices = routing
+            .upstreams
+            .iter()
+            .find(|u| u.name == route)
+            .map_or((0.0, 0.0), |u| u.price_per_million);
+        for (direction, count, price) in
+            [("input", prompt, prices.0), ("output", generated, prices.1)]
+        {
+            let labels = RouteLabels {
+                route: route.to_owned(),
+                direction,
+            };
+            self.route_tokens.get_or_create(&labels).inc_by(count);
+            if price > 0.0 {
+                self.route_cost
+                    .get_or_create(&labels)
+                    .inc_by(count as f64 * price / 1e6);
+            }
+        }
+    }
+
+    /// Shows each upstream's configured prices.
+    pub fn set_prices(&self, routing: &crate::route::Routing) {
+        for upstream in &routing.upstreams {
+            for (direction, price) in [
+                ("input", upstream.price_per_million.0),
+                ("output", upstream.price_per_million.1),
+            ] {
+                self.route_price
+                    .get_or_create(&RouteLabels {
+                        route: upstream.name.clone(),
+                        direction,
+                    })
+                    .set(price);
+            }
         }
     }
 
@@ -367,7 +448,10 @@ pub(crate) async fn record(
             api,
             endpoint,
             model,
-            route: "local",
+            route: "local".to_owned(),
+            reason: None,
+            digest: None,
+            text: None,
             status,
             tokens: (0, 0),
             durations: (None, Duration::ZERO),
@@ -408,8 +492,16 @@ impl Drop for Finish {
             .inc_by(generated);
         // Probes and scrapes come every few seconds and say nothing of use.
         let probe = matches!(self.record.endpoint, "/health" | "/ready" | "/metrics");
+        let route = observer.route();
+        if let Some((route, _)) = &route {
+            metrics.record_route_tokens(&self.state.router.policy, route, prompt, generated);
+        }
         if let Some(audit) = self.state.audit.as_ref().filter(|_| !probe) {
             let mut record = self.record.clone();
+            if let Some((route, reason)) = route {
+                record.route = route;
+                record.reason = Some(reason);
+            }
             record.key = observer.key();
             record.tokens = (prompt, generated);
             record.durations = (first, observer.elapsed());
@@ -421,6 +513,9 @@ impl Drop for Finish {
 /// `name` as a label: its short form when the store has such a model (or a
 /// configured upstream would), `other` otherwise.
 fn bounded_model(state: &AppState, name: &str) -> String {
+    if state.router.policy.upstream_of(name).is_some() {
+        return name.to_owned();
+    }
     let Ok(parsed) = store::ModelName::parse(name) else {
         return "other".to_owned();
     };

@@ -36,6 +36,8 @@ pub struct Observer {
     gaps: Mutex<Vec<f64>>,
     prompt_tokens: AtomicU64,
     generated_tokens: AtomicU64,
+    /// Where the request was served and why, set by the router.
+    route: Mutex<Option<(String, String)>>,
 }
 
 impl Default for Observer {
@@ -47,6 +49,7 @@ impl Default for Observer {
             gaps: Mutex::new(Vec::new()),
             prompt_tokens: AtomicU64::new(0),
             generated_tokens: AtomicU64::new(0),
+            route: Mutex::new(None),
         }
     }
 }
@@ -64,6 +67,23 @@ impl Observer {
     /// Records the name of the key the request was made with.
     pub fn set_key(&self, name: &str) {
         *lock(&self.key) = Some(name.to_owned());
+    }
+
+    /// Records where the request was served (`local` or an upstream's
+    /// name) and why.
+    pub fn set_route(&self, route: &str, reason: &str) {
+        *lock(&self.route) = Some((route.to_owned(), reason.to_owned()));
+    }
+
+    /// Where the request was served and why, if the router said.
+    pub fn route(&self) -> Option<(String, String)> {
+        lock(&self.route).clone()
+    }
+
+    /// Records the token counts of an answer made elsewhere (an upstream).
+    pub fn set_token_counts(&self, prompt: u64, generated: u64) {
+        self.prompt_tokens.store(prompt, Ordering::Relaxed);
+        self.generated_tokens.store(generated, Ordering::Relaxed);
     }
 
     /// Takes in one of the job's events.
@@ -123,7 +143,8 @@ impl Observer {
     }
 }
 
-/// One audit line's fields (never any text of the conversation).
+/// One audit line's fields (never any text of the conversation, unless the
+/// operator opted in to logging text and the line records a shadow answer).
 #[derive(Debug, Clone)]
 pub struct AuditRecord {
     /// The request's id.
@@ -138,8 +159,16 @@ pub struct AuditRecord {
     pub endpoint: &'static str,
     /// The model's name (bounded as the metrics label).
     pub model: String,
-    /// Where it was served: `local`.
-    pub route: &'static str,
+    /// Where it was served: `local`, an upstream's name, `shadow`.
+    pub route: String,
+    /// Why it was served there (`model`, `sensitive_email`, `offline`,
+    /// `upstream_failed`, `burst`, `canary`, ...).
+    pub reason: Option<String>,
+    /// The answering model's digest, where it is recorded (shadow answers).
+    pub digest: Option<String>,
+    /// The answer's text: only for shadow answers, and only with
+    /// `HEARTH_LOG_PROMPTS=1`.
+    pub text: Option<String>,
     /// HTTP status.
     pub status: u16,
     /// Prompt tokens evaluated and tokens generated.
@@ -173,7 +202,7 @@ impl AuditLog {
     /// Appends `record` (a failure to write is logged, never the request's).
     pub fn write(&self, record: &AuditRecord) {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let line = json!({
+        let mut line = json!({
             "time": jiff::Timestamp::now().to_string(),
             "request_id": record.request_id,
             "key": record.key,
@@ -182,12 +211,19 @@ impl AuditLog {
             "endpoint": record.endpoint,
             "model": record.model,
             "route": record.route,
+            "reason": record.reason,
             "status": record.status,
             "prompt_tokens": record.tokens.0,
             "generated_tokens": record.tokens.1,
             "time_to_first_token_ms": record.durations.0.map(ms),
             "duration_ms": ms(record.durations.1),
         });
+        if let Some(digest) = &record.digest {
+            line["digest"] = json!(digest);
+        }
+        if let Some(text) = &record.text {
+            line["text"] = json!(text);
+        }
         if let Err(e) = self.append(format!("{line}\n").as_bytes()) {
             tracing::error!("audit log {}: {e}", self.path.display());
         }
@@ -242,7 +278,10 @@ mod tests {
             api: "ollama",
             endpoint: "/api/chat",
             model: "tiny:latest".into(),
-            route: "local",
+            route: "local".into(),
+            reason: Some("model".into()),
+            digest: None,
+            text: None,
             status: 200,
             tokens: (3, 4),
             durations: (Some(Duration::from_millis(5)), Duration::from_millis(9)),

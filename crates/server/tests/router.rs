@@ -42,6 +42,7 @@ async fn browsers_get_the_web_page_without_a_key_and_the_api_still_needs_one() {
             sha256: server::auth::key_hash(key),
             models: None,
             admin: true,
+            local_only: false,
             requests_per_minute: None,
             tokens_per_minute: None,
             max_concurrent: None,

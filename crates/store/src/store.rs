@@ -475,6 +475,15 @@ impl Store {
         self.write_manifest(&dst, &manifest)
     }
 
+    /// Points `name` at `manifest` (whose blobs must all be here), as
+    /// [`Store::copy`] does for another name's manifest: how a channel is
+    /// rolled back to a target it had before.
+    pub fn put_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<()> {
+        let _guard = self.lock(LockMode::Shared)?;
+        let name = self.spelling_for_write(name)?;
+        self.write_manifest(&name, manifest)
+    }
+
     /// Writes `manifest` under `name`, atomically.
     pub(crate) fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<()> {
         self.write_manifest_bytes(name, manifest, &manifest.to_bytes())

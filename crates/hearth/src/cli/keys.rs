@@ -1,4 +1,4 @@
-//! `hearth keys add NAME [--models GLOB,...] [--admin]` and `hearth keys list`:
+//! `hearth keys add NAME [--models GLOB,...] [--admin] [--local-only]` and `hearth keys list`:
 //! API keys in the config file (`HEARTH_CONFIG` or `~/.hearth/config.toml`).
 //! A new key is printed once; the file keeps only its SHA-256.
 
@@ -24,6 +24,10 @@ enum KeysCommand {
         /// Allow managing models (create, delete, copy, pull, push).
         #[arg(long)]
         admin: bool,
+        /// Keep every request made with the key on this machine (never
+        /// routed to an upstream).
+        #[arg(long)]
+        local_only: bool,
         /// Requests per minute (default: no limit).
         #[arg(long)]
         requests_per_minute: Option<u64>,
@@ -47,6 +51,7 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
             name,
             models,
             admin,
+            local_only,
             requests_per_minute,
             tokens_per_minute,
             max_concurrent,
@@ -64,6 +69,7 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
                 sha256: server::auth::key_hash(&key),
                 models: (!models.is_empty()).then(|| models.clone()),
                 admin: *admin,
+                local_only: *local_only,
                 requests_per_minute: *requests_per_minute,
                 tokens_per_minute: *tokens_per_minute,
                 max_concurrent: *max_concurrent,
@@ -76,13 +82,14 @@ pub fn run(args: &KeysArgs) -> anyhow::Result<()> {
             println!("{key}");
         }
         KeysCommand::List => {
-            println!("NAME\tADMIN\tMODELS\tREQUESTS/MIN\tTOKENS/MIN\tCONCURRENT");
+            println!("NAME\tADMIN\tLOCAL ONLY\tMODELS\tREQUESTS/MIN\tTOKENS/MIN\tCONCURRENT");
             for k in file.keys()? {
                 let limit = |v: Option<u64>| v.map_or_else(|| "-".to_owned(), |n| n.to_string());
                 println!(
-                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     k.name,
                     if k.admin { "yes" } else { "no" },
+                    if k.local_only { "yes" } else { "no" },
                     k.models.map_or_else(|| "*".to_owned(), |m| m.join(",")),
                     limit(k.requests_per_minute),
                     limit(k.tokens_per_minute),

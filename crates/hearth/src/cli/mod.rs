@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod bench_serve;
+mod channel;
 mod client;
 mod cost;
 mod cp;
@@ -53,6 +54,8 @@ enum Command {
     Estimate(estimate::EstimateArgs),
     /// Measure a model's quality: perplexity, KL divergence against a base, needle retrieval.
     Eval(eval::EvalArgs),
+    /// Show a channel's history: each promotion and rollback, with digests.
+    History(channel::ChannelArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
     Keys(keys::KeysArgs),
     /// Import the models of an Ollama store (by hard link).
@@ -64,8 +67,12 @@ enum Command {
     Ps(ps::PsArgs),
     /// Pull a model from a registry (Ollama's, Hugging Face, any other) or a GGUF URL.
     Pull(pull::PullArgs),
+    /// Point a channel (a model name such as `prod`) at a model, recording it.
+    Promote(channel::PromoteArgs),
     /// Push a model of the store to a registry (its name's host).
     Push(push::PushArgs),
+    /// Point a channel back at its target before the latest promotion.
+    Rollback(channel::ChannelArgs),
     /// Remove models from the store, and the data no other model uses.
     Rm(rm::RmArgs),
     /// Write the raw logits of every position of a token sequence (conformance checks).
@@ -91,13 +98,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(&args),
         Command::Estimate(args) => estimate::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::History(args) => channel::history(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Import(args) => import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),
         Command::Pull(args) => pull::run(&args),
+        Command::Promote(args) => channel::promote(&args),
         Command::Push(args) => push::run(&args),
         Command::Rm(args) => rm::run(&args),
+        Command::Rollback(args) => channel::rollback(&args),
         Command::Logits(args) => logits::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Serve(args) => serve::run(&args),

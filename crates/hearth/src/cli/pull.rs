@@ -24,6 +24,10 @@ pub struct PullArgs {
 
 /// Pulls the model.
 pub fn run(args: &PullArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !server::route::offline_from_env(),
+        "HEARTH_OFFLINE=1 forbids outbound connections: pull is off"
+    );
     let mut display = Display::new();
     let result = match super::client::Client::detect() {
         Some(client) => {

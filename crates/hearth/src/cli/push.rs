@@ -18,6 +18,10 @@ pub struct PushArgs {
 
 /// Pushes the model.
 pub fn run(args: &PushArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !server::route::offline_from_env(),
+        "HEARTH_OFFLINE=1 forbids outbound connections: push is off"
+    );
     let mut display = Display::new();
     let result = match super::client::Client::detect() {
         Some(client) => {
