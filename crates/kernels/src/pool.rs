@@ -475,7 +475,9 @@ mod tests {
                 std::thread::yield_now();
             }
         });
-        assert_eq!(by_worker.load(Ordering::SeqCst), 1);
+        // At least one task ran on the worker (it may claim both before the
+        // caller claims any).
+        assert!(by_worker.load(Ordering::SeqCst) >= 1);
     }
 
     #[test]
