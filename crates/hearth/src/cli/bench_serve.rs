@@ -5,9 +5,10 @@
 //! (or vLLM) on the same machine.
 //!
 //! For each concurrency level C, C clients send requests back to back until
-//! `--requests` (default 4×C, at least 8) have finished. Each prompt is distinct
-//! (its number first, then filler words), so no request reuses another's
-//! prefix. Reported per level: generated tokens per second over the level's
+//! `--requests` (default 4×C, at least 8) have finished. Each prompt is
+//! distinct token ids (a token array: every server prefills exactly `-p`
+//! tokens, whatever its tokenizer; numbered across levels), so no request
+//! reuses another's prefix. Reported per level: generated tokens per second over the level's
 //! wall time (the server's throughput), requests per second, time to first
 //! token (mean, p50, p95) and the mean time between tokens per request.
 //! Token counts come from the stream's `usage` (else one per streamed chunk).
@@ -39,9 +40,11 @@ pub struct ServeBenchArgs {
     /// Requests per level [default: 4 per client, at least 8].
     #[arg(long)]
     requests: Option<usize>,
-    /// Prompt length in filler words (about one token each).
-    #[arg(short = 'p', long = "prompt-words", default_value_t = 128)]
-    prompt_words: usize,
+    /// Prompt length in tokens: random ids in 16..1000 (below every real
+    /// vocabulary's size), sent as a token array so that every server
+    /// prefills exactly this many, whatever its tokenizer.
+    #[arg(short = 'p', long = "prompt-tokens", default_value_t = 128)]
+    prompt_tokens: usize,
     /// Tokens to generate per request (`max_tokens`; `ignore_eos` is sent too,
     /// which llama-server and vLLM honour).
     #[arg(short = 'n', long = "max-tokens", default_value_t = 64)]
@@ -136,16 +139,22 @@ pub fn run(args: &ServeBenchArgs) -> anyhow::Result<()> {
         .default_headers(headers)
         .connect_timeout(Duration::from_secs(5))
         .timeout(None::<Duration>)
-        .pool_max_idle_per_host(64)
+        // A fresh connection per request: servers close idle keep-alive
+        // connections at their own pace (llama-server did, mid-run).
+        .pool_max_idle_per_host(0)
         .build()?;
     // One request first: the model loads, and a wrong name or URL fails here.
     request(&http, &base, args, 0, Instant::now())
         .with_context(|| format!("the warm-up request to {base}"))?;
     let mut levels = Vec::new();
+    // Requests are numbered across levels, so that no prompt repeats one a
+    // server may still have cached.
+    let mut sent = 1;
     for &c in &args.concurrency {
         let n = args.requests.unwrap_or((4 * c).max(8)).max(c);
         eprintln!("concurrency {c}: {n} requests");
-        levels.push(level(&http, &base, args, c, n)?);
+        levels.push(level(&http, &base, args, c, n, sent)?);
+        sent += n;
     }
     if args.json {
         let rows: Vec<Value> = levels.iter().map(Level::to_json).collect();
@@ -195,13 +204,14 @@ fn plot(path: &std::path::Path, args: &ServeBenchArgs, levels: &[Level]) -> anyh
     Ok(())
 }
 
-/// Runs `n` requests from `c` clients and sums them up.
+/// Runs `n` requests (numbered from `first`) from `c` clients and sums them up.
 fn level(
     http: &reqwest::blocking::Client,
     base: &str,
     args: &ServeBenchArgs,
     c: usize,
     n: usize,
+    first: usize,
 ) -> anyhow::Result<Level> {
     let next = AtomicUsize::new(0);
     let samples = Mutex::new(Vec::with_capacity(n));
@@ -215,7 +225,7 @@ fn level(
                         if i >= n {
                             return Ok(());
                         }
-                        let sample = request(http, base, args, i + 1, start)?;
+                        let sample = request(http, base, args, first + i, start)?;
                         samples
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -280,17 +290,18 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-/// The prompt of request `i`: its number first, so prompts share no prefix.
-fn prompt(i: usize, words: usize) -> String {
-    const FILLER: [&str; 8] = [
-        "river", "stone", "lantern", "orchard", "meadow", "harbor", "violet", "engine",
-    ];
-    let mut text = format!("Request {i}:");
-    for w in 0..words {
-        text.push(' ');
-        text.push_str(FILLER[(w * 7 + i) % FILLER.len()]);
-    }
-    text
+/// The prompt of request `i`: `n` token ids in 16..1000 from a generator
+/// seeded by `i`, so prompts differ from their first token on.
+fn prompt(i: usize, n: usize) -> Vec<u32> {
+    let mut state = (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            16 + (state % 984) as u32
+        })
+        .collect()
 }
 
 /// Sends request `i`, streamed, and times it.
@@ -303,7 +314,7 @@ fn request(
 ) -> anyhow::Result<Sample> {
     let body = json!({
         "model": args.model,
-        "prompt": prompt(i, args.prompt_words),
+        "prompt": prompt(i, args.prompt_tokens),
         "max_tokens": args.max_tokens,
         "temperature": 0,
         "ignore_eos": true,
@@ -417,9 +428,11 @@ mod tests {
     }
 
     #[test]
-    fn prompts_differ_from_their_first_word_on() {
-        assert_ne!(prompt(1, 4), prompt(2, 4));
-        assert!(prompt(3, 4).starts_with("Request 3: "));
-        assert_eq!(prompt(3, 4).split_whitespace().count(), 6);
+    fn prompts_differ_from_their_first_token_on() {
+        let (a, b) = (prompt(1, 64), prompt(2, 64));
+        assert_eq!(a.len(), 64);
+        assert_ne!(a[0], b[0]);
+        assert!(a.iter().chain(&b).all(|&t| (16..1000).contains(&t)));
+        assert_eq!(prompt(7, 8), prompt(7, 8));
     }
 }
