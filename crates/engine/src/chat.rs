@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::EngineError;
 use crate::backend::Backend;
-use crate::generate::{Context, GenerateResult, generate};
+use crate::constraint::{Constraint, ConstraintEnv};
+use crate::generate::{Context, GenerateResult, generate_constrained};
 use crate::options::Options;
 
 /// The GGUF key holding the model's Jinja chat template.
@@ -37,6 +38,10 @@ pub struct ChatSession<'t, B> {
     eos_text: String,
     system: Option<String>,
     messages: Vec<serde_json::Value>,
+    /// The grammar every answer follows (`hearth run --format`), and the
+    /// vocabulary's trie it is compiled against, built when first needed.
+    constraint: Option<Constraint>,
+    constraint_env: Option<ConstraintEnv>,
     /// Options for the next turns.
     pub options: Options,
 }
@@ -76,6 +81,8 @@ impl<'t, B: Backend> ChatSession<'t, B> {
             eos_text: text(tokenizer.eos()),
             system: None,
             messages: Vec::new(),
+            constraint: None,
+            constraint_env: None,
             options,
         })
     }
@@ -181,6 +188,19 @@ impl<'t, B: Backend> ChatSession<'t, B> {
         outcome
     }
 
+    /// Holds every answer to `constraint` (`None`: free text). The grammar is
+    /// checked now, so a bad schema is an error here, not at the next turn.
+    pub fn set_constraint(&mut self, constraint: Option<Constraint>) -> Result<(), EngineError> {
+        if let Some(c) = &constraint {
+            if self.constraint_env.is_none() {
+                self.constraint_env = Some(ConstraintEnv::new(self.tokenizer)?);
+            }
+            self.constraint_env.as_ref().expect("built").compile(c)?;
+        }
+        self.constraint = constraint;
+        Ok(())
+    }
+
     fn answer(
         &mut self,
         cancel: Option<&AtomicBool>,
@@ -199,11 +219,16 @@ impl<'t, B: Backend> ChatSession<'t, B> {
         if self.fallback_template {
             options.stop.push(CHATML_END.to_owned());
         }
-        generate(
+        let mut constraint = match (&self.constraint, &self.constraint_env) {
+            (Some(c), Some(env)) => Some(env.compile(c)?),
+            _ => None,
+        };
+        generate_constrained(
             &mut self.ctx,
             self.tokenizer,
             &prompt,
             &options,
+            constraint.as_mut(),
             cancel,
             on_text,
         )

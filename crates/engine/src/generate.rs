@@ -235,6 +235,21 @@ pub fn generate<B: Backend>(
     cancel: Option<&AtomicBool>,
     on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
 ) -> Result<GenerateResult, EngineError> {
+    generate_constrained(ctx, tokenizer, prompt, options, None, cancel, on_text)
+}
+
+/// [`generate`] with each token drawn only from those `constraint` allows
+/// (a grammar, see [`crate::constraint`]); the answer ends when the grammar
+/// is complete.
+pub fn generate_constrained<B: Backend>(
+    ctx: &mut Context<B>,
+    tokenizer: &Tokenizer,
+    prompt: &[u32],
+    options: &Options,
+    mut constraint: Option<&mut crate::constraint::SeqConstraint>,
+    cancel: Option<&AtomicBool>,
+    on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+) -> Result<GenerateResult, EngineError> {
     let start = Instant::now();
     let truncated;
     let prompt = if prompt.len() >= ctx.n_ctx() && options.context_shift {
@@ -281,10 +296,16 @@ pub fn generate<B: Backend>(
         if cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
             break DoneReason::Cancelled;
         }
-        let token = sampler.sample(logits)?;
+        let token = match constraint.as_deref_mut().map(|c| c.mask()).transpose()? {
+            Some(Some(allowed)) => sampler.sample_allowed(logits, allowed)?,
+            _ => sampler.sample(logits)?,
+        };
         sampler.accept(token);
         if tokenizer.is_eog(token) {
             break DoneReason::Stop;
+        }
+        if let Some(c) = constraint.as_deref_mut() {
+            c.accept(token, tokenizer.token_to_piece(token, true))?;
         }
         result.tokens.push(token);
         if let Some(top_n) = options.logprobs {
@@ -296,7 +317,7 @@ pub fn generate<B: Backend>(
         if emit(released.text, &mut result).is_break() {
             break DoneReason::Cancelled;
         }
-        if stop_hit {
+        if stop_hit || constraint.as_deref().is_some_and(|c| c.is_finished()) {
             break DoneReason::Stop;
         }
         if budget_spent(result.tokens.len()) {

@@ -27,7 +27,8 @@ pub use chat::ChatSession;
 pub use constraint::{Constraint, Grammar};
 pub use error::EngineError;
 pub use generate::{
-    Context, DoneReason, GenerateResult, PREFILL_CHUNK, Timings, generate, truncate_prompt,
+    Context, DoneReason, GenerateResult, PREFILL_CHUNK, Timings, generate, generate_constrained,
+    truncate_prompt,
 };
 pub use logprobs::{TokenLogprob, token_logprob};
 pub use options::{OPTION_NAMES, Options};

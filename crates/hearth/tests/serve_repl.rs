@@ -162,3 +162,46 @@ fn run_keepalive_reaches_the_server() {
     scratch.ok(&server.host, &[&args[..], &["--keepalive", "0"]].concat());
     assert_eq!(server.get("/api/ps")["models"], json!([]));
 }
+
+#[test]
+fn run_format_holds_answers_to_a_schema_with_and_without_a_server() {
+    let scratch = Scratch::new("format");
+    let server = scratch.serve(&[]);
+    scratch.ok(&server.host, &["create", "tiny", "-f", "Modelfile"]);
+    let nowhere = format!("127.0.0.1:{}", free_port());
+    let schema = r#"{"type":"object","properties":{"n":{"type":"integer","minimum":0,"maximum":999}},"required":["n"],"additionalProperties":false}"#;
+    for host in [server.host.as_str(), nowhere.as_str()] {
+        for seed in ["1", "2"] {
+            // A random-weight model at temperature 1: only the grammar makes
+            // the answer parse.
+            let common = ["run", "tiny", "Give me a number.", "--temperature", "1"];
+            let tail = ["--seed", seed, "--num-predict", "200"];
+            let answer = scratch.ok(
+                host,
+                &[&common[..], &["--format", schema], &tail[..]].concat(),
+            );
+            let v: serde_json::Value = serde_json::from_str(answer.trim())
+                .unwrap_or_else(|e| panic!("{host}: {e}: {answer:?}"));
+            let n = v["n"].as_i64().unwrap_or_else(|| panic!("{v}"));
+            assert!(
+                (0..=999).contains(&n) && v.as_object().unwrap().len() == 1,
+                "{v}"
+            );
+            let answer = scratch.ok(
+                host,
+                &[&common[..], &["--format", "json"], &tail[..]].concat(),
+            );
+            let v: serde_json::Value = serde_json::from_str(answer.trim())
+                .unwrap_or_else(|e| panic!("{host}: {e}: {answer:?}"));
+            assert!(v.is_object(), "{v}");
+        }
+    }
+    // A schema that is not JSON is an error before anything runs.
+    let out = scratch.hearth(&nowhere, &["run", "tiny", "hi", "--format", "{not json"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--format"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -78,6 +78,40 @@ pub struct RunArgs {
     /// accepted for Ollama's scripts).
     #[arg(long)]
     nowordwrap: bool,
+    /// Answer in this format: `json` (any JSON object), or a JSON Schema
+    /// (inline, or a file holding one); decoding follows it.
+    #[arg(long, value_name = "json|SCHEMA")]
+    format: Option<String>,
+}
+
+/// `--format`: `"json"` or a JSON Schema, inline or in a file, as the value
+/// Ollama's `format` field takes.
+fn format_value(format: &str) -> anyhow::Result<serde_json::Value> {
+    let format = format.trim();
+    if format == "json" {
+        return Ok(serde_json::Value::from("json"));
+    }
+    let text = if format.starts_with('{') {
+        format.to_owned()
+    } else {
+        std::fs::read_to_string(format).with_context(|| {
+            format!("--format {format}: not `json`, an inline JSON Schema or a readable file")
+        })?
+    };
+    let schema: serde_json::Value =
+        serde_json::from_str(&text).context("--format: the schema is not JSON")?;
+    if !schema.is_object() {
+        anyhow::bail!("--format: a JSON Schema is an object");
+    }
+    Ok(schema)
+}
+
+/// `--format` as the engine's constraint.
+fn format_constraint(format: &serde_json::Value) -> engine::Constraint {
+    engine::Constraint::new(match format {
+        serde_json::Value::String(_) => engine::Grammar::JsonObject,
+        schema => engine::Grammar::JsonSchema(schema.clone()),
+    })
 }
 
 /// Set while an answer is streaming; Ctrl-C then cancels the answer instead
@@ -107,11 +141,12 @@ struct Carried {
 /// Runs `hearth run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut start = Instant::now();
+    let format = args.format.as_deref().map(format_value).transpose()?;
     // A model name (not a file) runs on a server if one is up, else from the store.
     if !super::model_arg::is_file(&args.model) {
         let name = args.model.to_string_lossy();
         if let Some(client) = super::client::Client::detect() {
-            return run_remote(&client, &name, args).map_err(|e| {
+            return run_remote(&client, &name, args, format.as_ref()).map_err(|e| {
                 if e.to_string().ends_with("not found") {
                     super::model_arg::not_found(&name, None)
                 } else {
@@ -151,6 +186,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         if let Some(template) = &resolved.template {
             session.set_template(template)?;
         }
+        session
+            .set_constraint(format.as_ref().map(format_constraint))
+            .context("--format")?;
         let verbose = match carried.take() {
             Some(c) => {
                 session.set_system(c.system);
@@ -223,7 +261,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
 }
 
 /// `hearth run NAME` on a running server: one answer, or the interactive chat.
-fn run_remote(client: &super::client::Client, name: &str, args: &RunArgs) -> anyhow::Result<()> {
+fn run_remote(
+    client: &super::client::Client,
+    name: &str,
+    args: &RunArgs,
+    format: Option<&serde_json::Value>,
+) -> anyhow::Result<()> {
     let mut chat = remote_chat::RemoteChat::open(
         client,
         name,
@@ -231,6 +274,7 @@ fn run_remote(client: &super::client::Client, name: &str, args: &RunArgs) -> any
         remote_options(args),
         args.keepalive.clone(),
     )?;
+    chat.set_format(format.cloned());
     install_ctrl_c_handler()?;
     let mut stdout = std::io::stdout();
     if !args.prompt.is_empty() {

@@ -40,6 +40,8 @@ pub(super) struct RemoteChat<'c> {
     options: Map<String, Value>,
     /// `--keepalive`: the requests' `keep_alive`.
     keep_alive: Option<Value>,
+    /// `--format`: the requests' `format`.
+    format: Option<Value>,
 }
 
 /// Why a streamed answer stopped early: Ctrl-C.
@@ -83,7 +85,13 @@ impl<'c> RemoteChat<'c> {
             model_system: model_system(client, model)?,
             options,
             keep_alive,
+            format: None,
         })
+    }
+
+    /// Sends `format` (`"json"` or a JSON Schema) with every question.
+    pub(super) fn set_format(&mut self, format: Option<Value>) {
+        self.format = format;
     }
 
     /// The options in effect: the defaults, the model's parameters, the
@@ -150,7 +158,10 @@ impl Conversation for RemoteChat<'_> {
             &self.model,
             &messages,
             &self.options,
-            self.keep_alive.as_ref(),
+            &[
+                ("keep_alive", self.keep_alive.as_ref()),
+                ("format", self.format.as_ref()),
+            ],
             out,
         )?;
         self.messages
@@ -268,13 +279,15 @@ pub(super) fn answer(
     model: &str,
     messages: &[Value],
     options: &Map<String, Value>,
-    keep_alive: Option<&Value>,
+    extra: &[(&str, Option<&Value>)],
     out: &mut dyn Write,
 ) -> anyhow::Result<(String, Timings)> {
     let mut body =
         json!({"model": model, "messages": messages, "options": options, "stream": true});
-    if let Some(k) = keep_alive {
-        body["keep_alive"] = k.clone();
+    for (key, value) in extra {
+        if let Some(v) = value {
+            body[*key] = (*v).clone();
+        }
     }
     let mut text = String::new();
     let mut last = Value::Null;
