@@ -155,6 +155,27 @@ def generate_suffix(c):
     assert status == 200 and v["prompt_eval_count"] > short["prompt_eval_count"]
 
 
+SCHEMA = {
+    "type": "object",
+    "properties": {"n": {"type": "integer", "minimum": 0, "maximum": 99}},
+    "required": ["n"],
+    "additionalProperties": False,
+}
+
+
+@check
+def generate_format(c):
+    # A random-weight model at temperature 1: only the grammar makes it parse.
+    options = {"temperature": 1, "num_predict": 200, "seed": 4}
+    _, v = c.generate(prompt="A number?", format=SCHEMA, options=options)
+    answer = json.loads(v["response"])
+    assert set(answer) == {"n"} and 0 <= answer["n"] <= 99, answer
+    _, v = c.generate(prompt="Anything?", format="json", options=options)
+    assert isinstance(json.loads(v["response"]), dict)
+    status, v = c.generate(prompt="x", format={"type": "nonsense"})
+    assert status == 400, v
+
+
 @check
 def generate_images(c):
     status, v = c.generate(prompt="What is this?", images=["aGVsbG8="])
@@ -268,6 +289,28 @@ def chat_messages(c):
 def chat_images(c):
     status, v = c.chat(messages=[{"role": "user", "content": "What?", "images": ["aGVsbG8="]}])
     assert status == 400 and "images" in v["error"]
+
+
+@check
+def chat_format(c):
+    options = {"temperature": 1, "num_predict": 200, "seed": 5}
+    _, v = c.chat(messages=[{"role": "user", "content": "A number?"}], format=SCHEMA, options=options)
+    answer = json.loads(v["message"]["content"])
+    assert set(answer) == {"n"} and 0 <= answer["n"] <= 99, answer
+
+
+@check
+def chat_tools(c):
+    tool = {"type": "function", "function": {"name": "f", "description": "d",
+                                             "parameters": {"type": "object", "properties": {}}}}
+    status, v = c.chat(messages=[{"role": "user", "content": "Hi"}], tools=[tool])
+    assert status == 400 and "tools" in v["error"], v
+
+
+@check
+def chat_think(c):
+    status, v = c.chat(messages=[{"role": "user", "content": "Hi"}], think=True)
+    assert status == 400 and "does not support thinking" in v["error"], v
 
 
 @check
