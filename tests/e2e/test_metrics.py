@@ -29,6 +29,10 @@ def test_metrics_are_present_and_move(server, ollama_client, model):
         "hearth_request_duration_seconds",
         "hearth_model_loaded",
         "hearth_model_load_seconds",
+        "hearth_kv_cache_usage_ratio",
+        "vllm:gpu_cache_usage_perc",
+        "hearth_prefix_cache_hits",
+        "hearth_prefix_cache_queries",
         "hearth_time_to_first_token_seconds",
         "hearth_inter_token_latency_seconds",
         "hearth_prompt_tokens",
@@ -78,3 +82,19 @@ def test_metrics_are_present_and_move(server, ollama_client, model):
     assert _value(after, "hearth_time_to_first_token_seconds", "hearth_time_to_first_token_seconds_count") == first + 3
     assert _value(after, "hearth_inter_token_latency_seconds", "hearth_inter_token_latency_seconds_count") > gaps
     assert _value(after, "process_resident_memory_bytes", "process_resident_memory_bytes") > 0
+
+
+def test_prefix_cache_and_kv_usage_move(server, ollama_client, model):
+    before = _scrape(server)
+    hits = _value(before, "hearth_prefix_cache_hits", "hearth_prefix_cache_hits_total", model=model)
+    queries = _value(before, "hearth_prefix_cache_queries", "hearth_prefix_cache_queries_total", model=model)
+    # The same long prompt twice: the second finds the first's blocks.
+    shared = "the same words again " * 30
+    for _ in range(2):
+        ollama_client.generate(model=model, prompt=shared, raw=True, options={"num_predict": 1})
+    after = _scrape(server)
+    assert _value(after, "hearth_prefix_cache_hits", "hearth_prefix_cache_hits_total", model=model) >= hits + 32
+    assert _value(after, "hearth_prefix_cache_queries", "hearth_prefix_cache_queries_total", model=model) > queries + 64
+    usage = _value(after, "hearth_kv_cache_usage_ratio", "hearth_kv_cache_usage_ratio")
+    assert 0 <= usage <= 1
+    assert _value(after, "vllm:gpu_cache_usage_perc", "vllm:gpu_cache_usage_perc") == usage

@@ -131,6 +131,19 @@ struct Planned {
     n: usize,
 }
 
+/// What [`Scheduler::stats`] reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Blocks in the KV pool.
+    pub blocks_total: usize,
+    /// Blocks held by sequences (neither free nor only cached).
+    pub blocks_in_use: usize,
+    /// Prompt tokens served from the prefix cache, in all.
+    pub prefix_hit_tokens: u64,
+    /// Prompt tokens looked up in the prefix cache, in all.
+    pub prefix_query_tokens: u64,
+}
+
 /// Runs every submitted generation to its end, batched.
 pub struct Scheduler<'m> {
     model: &'m Model,
@@ -146,6 +159,10 @@ pub struct Scheduler<'m> {
     n_preempted: usize,
     /// The vocabulary for grammars, built on the first constrained request.
     constraint_env: Option<ConstraintEnv>,
+    /// Prompt tokens found in the prefix cache as sequences started.
+    prefix_hit_tokens: u64,
+    /// Prompt tokens of sequences as they started.
+    prefix_query_tokens: u64,
 }
 
 impl<'m> Scheduler<'m> {
@@ -168,6 +185,8 @@ impl<'m> Scheduler<'m> {
             plan: Vec::new(),
             n_preempted: 0,
             constraint_env: None,
+            prefix_hit_tokens: 0,
+            prefix_query_tokens: 0,
         })
     }
 
@@ -179,6 +198,16 @@ impl<'m> Scheduler<'m> {
     /// Requests not yet finished (waiting or running).
     pub fn n_active(&self) -> usize {
         self.waiting.len() + self.running.len()
+    }
+
+    /// The KV pool's occupancy and the prefix cache's hits so far.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            blocks_total: self.config.n_blocks,
+            blocks_in_use: self.config.n_blocks - self.blocks.n_available(),
+            prefix_hit_tokens: self.prefix_hit_tokens,
+            prefix_query_tokens: self.prefix_query_tokens,
+        }
     }
 
     /// Compiles `constraint` against the model's vocabulary, for
@@ -487,7 +516,10 @@ impl<'m> Scheduler<'m> {
             let seq = &mut self.running[i];
             let fresh = seq.blocks.is_none();
             if fresh {
-                seq.blocks = Some(self.blocks.start(&seq.tokens));
+                let blocks = self.blocks.start(&seq.tokens);
+                self.prefix_hit_tokens += blocks.n_past() as u64;
+                self.prefix_query_tokens += seq.tokens.len() as u64;
+                seq.blocks = Some(blocks);
             }
             let n = seq.pending().min(budget);
             if n == 0 {

@@ -72,6 +72,12 @@ pub struct Metrics {
     durations: Family<EndpointLabels, Histogram>,
     loaded: Family<ModelLabels, Gauge>,
     load_seconds: Family<ModelLabels, Gauge<f64, AtomicU64>>,
+    kv_usage: Gauge<f64, AtomicU64>,
+    prefix_hits: Family<ModelLabels, Counter>,
+    prefix_queries: Family<ModelLabels, Counter>,
+    /// The prefix-cache totals each model's counters last reached (a model
+    /// loaded again starts its totals at zero).
+    prefix_seen: Mutex<std::collections::HashMap<String, (u64, u64)>>,
     first_token: Histogram,
     inter_token: Histogram,
     prompt_tokens: Family<ModelLabels, Counter>,
@@ -128,6 +134,30 @@ impl Metrics {
             "hearth_model_load_seconds",
             "How long each loaded model took to load",
             load_seconds.clone(),
+        );
+        let kv_usage = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "hearth_kv_cache_usage_ratio",
+            "Share of the loaded models' KV cache blocks held by sequences",
+            kv_usage.clone(),
+        );
+        // The name the Gateway API Inference Extension reads (vLLM's).
+        registry.register(
+            "vllm:gpu_cache_usage_perc",
+            "KV cache usage, 0 to 1 (hearth_kv_cache_usage_ratio)",
+            kv_usage.clone(),
+        );
+        let prefix_hits = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "hearth_prefix_cache_hits",
+            "Prompt tokens served from the prefix cache",
+            prefix_hits.clone(),
+        );
+        let prefix_queries = Family::<ModelLabels, Counter>::default();
+        registry.register(
+            "hearth_prefix_cache_queries",
+            "Prompt tokens looked up in the prefix cache",
+            prefix_queries.clone(),
         );
         let first_token = Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]);
         registry.register(
@@ -227,6 +257,10 @@ impl Metrics {
             durations,
             loaded,
             load_seconds,
+            kv_usage,
+            prefix_hits,
+            prefix_queries,
+            prefix_seen: Mutex::new(std::collections::HashMap::new()),
             first_token,
             inter_token,
             prompt_tokens,
@@ -294,6 +328,11 @@ impl Metrics {
         let scheduler = &state.scheduler;
         self.loaded.clear();
         self.load_seconds.clear();
+        let (mut in_use, mut total) = (0usize, 0usize);
+        let mut seen = self
+            .prefix_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for model in scheduler.list_loaded() {
             let labels = ModelLabels {
                 model: model.name.display_short(),
@@ -302,7 +341,26 @@ impl Metrics {
             if let Some(seconds) = model.load_seconds {
                 self.load_seconds.get_or_create(&labels).set(seconds);
             }
+            let s = model.stats;
+            in_use += s.blocks_in_use;
+            total += s.blocks_total;
+            let last = seen.entry(labels.model.clone()).or_default();
+            // Totals below the last seen: the model was loaded again.
+            let grow = |now: u64, before: u64| if now >= before { now - before } else { now };
+            self.prefix_hits
+                .get_or_create(&labels)
+                .inc_by(grow(s.prefix_hit_tokens, last.0));
+            self.prefix_queries
+                .get_or_create(&labels)
+                .inc_by(grow(s.prefix_query_tokens, last.1));
+            *last = (s.prefix_hit_tokens, s.prefix_query_tokens);
         }
+        drop(seen);
+        self.kv_usage.set(if total == 0 {
+            0.0
+        } else {
+            in_use as f64 / total as f64
+        });
         let (waiting, running) = scheduler.load_counts();
         self.queue_depth.set(waiting as i64);
         self.running.set(running as i64);

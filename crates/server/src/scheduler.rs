@@ -102,6 +102,9 @@ pub(crate) struct RunnerState {
     keep_alive: KeepAlive,
     /// When loading started.
     started: Instant,
+    /// The batching scheduler's KV and prefix-cache figures, as of its
+    /// latest step.
+    stats: engine::scheduler::Stats,
     /// When the model finished loading, if it has.
     loaded_at: Option<Instant>,
     /// Why loading failed, if it did.
@@ -185,6 +188,8 @@ pub struct LoadedModel {
     pub expires_at: Option<SystemTime>,
     /// How long loading took, once it is done.
     pub load_seconds: Option<f64>,
+    /// Its KV pool's occupancy and prefix-cache hits.
+    pub stats: engine::scheduler::Stats,
 }
 
 /// A submitted job as the handler sees it: its events, and a guard that
@@ -484,6 +489,7 @@ impl Scheduler {
             expires_at: None,
             keep_alive: self.config.keep_alive,
             started: Instant::now(),
+            stats: engine::scheduler::Stats::default(),
             loaded_at: None,
             failed: None,
             num_ctx,
@@ -551,6 +557,11 @@ impl Scheduler {
     pub(crate) fn taken(state: &Mutex<RunnerState>) {
         let mut st = lock(state);
         st.pending = st.pending.saturating_sub(1);
+    }
+
+    /// Called by a runner after each batched step with its figures.
+    pub(crate) fn publish(state: &Mutex<RunnerState>, stats: engine::scheduler::Stats) {
+        lock(state).stats = stats;
     }
 
     /// Called by the loading worker with the outcome of the load.
@@ -627,6 +638,7 @@ impl Scheduler {
                         load_seconds: st
                             .loaded_at
                             .map(|t| t.saturating_duration_since(st.started).as_secs_f64()),
+                        stats: st.stats,
                     },
                 )
             })

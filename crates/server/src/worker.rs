@@ -640,6 +640,7 @@ fn serve_jobs(
             Ok(_) => {}
             Err(e) => tracing::error!(model = %spec.name, "a batched step failed: {e}"),
         }
+        Scheduler::publish(state, sched.stats());
     }
 }
 
