@@ -419,6 +419,7 @@ impl Loaded {
         chat: &ChatInput,
         model_name: &str,
         n_ctx: usize,
+        cancel: &AtomicBool,
     ) -> Result<ChatPrompt, ApiError> {
         let template = chat.template.as_deref();
         let dialect = template.map_or(self.dialect, Dialect::detect);
@@ -441,22 +442,52 @@ impl Loaded {
         };
         all.extend(messages.iter().cloned());
         let fixed = all.iter().take_while(|m| m["role"] == "system").count();
-        loop {
-            let text = self.render_chat(all.clone(), template, &chat.tools, &chat.think)?;
-            let tokens = self.tokenize(&text, true);
-            if tokens.len() < n_ctx || all.len() <= fixed + 1 {
-                let thinking_open = dialect.prompt_opens_thinking(&text);
-                let parser = (chat.parse_calls || dialect.thinks())
-                    .then(|| OutputParser::new(dialect, chat.parse_calls, thinking_open));
-                let constraint = self.tool_constraint(chat, dialect, thinking_open)?;
-                return Ok(ChatPrompt {
-                    tokens,
-                    parser,
-                    constraint,
-                });
+        // The conversation without its `k` oldest messages after the system
+        // ones, rendered and tokenized. Fewer messages never render longer,
+        // so the fewest to drop is found by bisection: O(log n) renders of a
+        // conversation that does not fit, not one per dropped message. A
+        // client that has gone stops the search.
+        let attempt = |k: usize| -> Result<(String, Vec<u32>), ApiError> {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(ApiError::bad_request("the client has gone"));
             }
-            all.remove(fixed);
+            let kept: Vec<serde_json::Value> = all[..fixed]
+                .iter()
+                .chain(&all[fixed + k..])
+                .cloned()
+                .collect();
+            let text = self.render_chat(kept, template, &chat.tools, &chat.think)?;
+            let tokens = self.tokenize(&text, true);
+            Ok((text, tokens))
+        };
+        let most = all.len().saturating_sub(fixed + 1);
+        let (mut text, mut tokens) = attempt(0)?;
+        if tokens.len() >= n_ctx && most > 0 {
+            // Invariant: dropping `lo` does not fit; dropping `hi` fits, or
+            // `hi` is the most that may be dropped (the last message stays).
+            let (mut lo, mut hi) = (0, most);
+            let mut best = attempt(hi)?;
+            while hi - lo > 1 {
+                let mid = lo + (hi - lo) / 2;
+                let tried = attempt(mid)?;
+                if tried.1.len() < n_ctx {
+                    hi = mid;
+                    best = tried;
+                } else {
+                    lo = mid;
+                }
+            }
+            (text, tokens) = best;
         }
+        let thinking_open = dialect.prompt_opens_thinking(&text);
+        let parser = (chat.parse_calls || dialect.thinks())
+            .then(|| OutputParser::new(dialect, chat.parse_calls, thinking_open));
+        let constraint = self.tool_constraint(chat, dialect, thinking_open)?;
+        Ok(ChatPrompt {
+            tokens,
+            parser,
+            constraint,
+        })
     }
 }
 
@@ -718,7 +749,7 @@ fn start_job(
                 parser: None,
                 constraint: None,
             }),
-        Input::Chat(chat) => loaded.chat_tokens(chat, &request.model, num_ctx),
+        Input::Chat(chat) => loaded.chat_tokens(chat, &request.model, num_ctx, &cancel),
     };
     let checked = prompt.and_then(
         |ChatPrompt {

@@ -166,6 +166,49 @@ async fn generate_streams_ndjson_ending_with_the_summary() {
 }
 
 #[tokio::test]
+async fn a_long_chat_keeps_the_system_and_the_most_recent_messages_that_fit() {
+    let env = Env::new("chat-long");
+    let state = env.state(Config::default());
+    let mut messages = vec![json!({"role": "system", "content": "Be brief."})];
+    for i in 0..300 {
+        let role = if i % 2 == 0 { "user" } else { "assistant" };
+        messages.push(json!({"role": role, "content": format!("{i}")}));
+    }
+    let chat = |messages: Vec<serde_json::Value>, num_ctx: u64| {
+        let state = state.clone();
+        async move {
+            let (status, v) = post(
+                &state,
+                "/api/chat",
+                // Unloaded after each, so that no prefix is cached and the
+                // count is the whole prompt's.
+                json!({"model": "tiny", "messages": messages, "stream": false, "keep_alive": 0,
+                       "options": {"num_predict": 1, "num_ctx": num_ctx}}),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{v}");
+            v["prompt_eval_count"].as_u64().unwrap()
+        }
+    };
+    // 128 positions here; the tails are measured in the model's whole 256.
+    let cut = chat(messages.clone(), 128).await;
+    assert!(cut < 128, "{cut}");
+    // The system message and the last j messages, at full length: the server
+    // kept the largest j that fits.
+    let tail = |j: usize| {
+        let mut m = vec![messages[0].clone()];
+        m.extend_from_slice(&messages[messages.len() - j..]);
+        m
+    };
+    let mut j = 1;
+    assert!(chat(tail(j), 256).await < 128);
+    while j + 1 < messages.len() && chat(tail(j + 1), 256).await < 128 {
+        j += 1;
+    }
+    assert_eq!(cut, chat(tail(j), 256).await);
+}
+
+#[tokio::test]
 async fn chat_answers_with_an_assistant_message() {
     let env = Env::new("chat");
     let state = env.state(Config::default());
