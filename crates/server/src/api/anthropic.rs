@@ -481,6 +481,28 @@ struct Pending {
     finished: bool,
 }
 
+impl crate::api::stream::NamedEvents for Pending {
+    fn queued(&mut self) -> Option<(&'static str, Value)> {
+        self.queue.pop_front()
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn read_ahead(&mut self) -> Option<Event> {
+        self.next.take()
+    }
+
+    fn job(&mut self) -> &mut JobHandle {
+        &mut self.job
+    }
+
+    fn on_event(&mut self, event: Option<Event>) {
+        self.handle(event);
+    }
+}
+
 impl Pending {
     fn send(&mut self, name: &'static str, v: Value) {
         self.queue.push_back((name, v));
@@ -601,20 +623,5 @@ fn sse_events(
         finished: false,
     };
     pending.send("message_start", start);
-    futures_util::stream::unfold(pending, |mut st| async move {
-        loop {
-            if let Some((name, data)) = st.queue.pop_front() {
-                let event = sse::Event::default().event(name).data(data.to_string());
-                return Some((Ok(event), st));
-            }
-            if st.finished {
-                return None;
-            }
-            let event = match st.next.take() {
-                Some(e) => Some(e),
-                None => st.job.recv().await,
-            };
-            st.handle(event);
-        }
-    })
+    crate::api::stream::named_events(pending)
 }

@@ -254,6 +254,47 @@ pub async fn collect(shape: Shape, mut job: JobHandle) -> Result<Json<Value>, Ap
     }
 }
 
+/// A reply streamed as named server-sent events (Anthropic's Messages and
+/// OpenAI's Responses): events queued by [`NamedEvents::on_event`] as the
+/// job's events arrive, sent in order until the reply is finished.
+pub(crate) trait NamedEvents: Send + 'static {
+    /// The next queued event's name and data.
+    fn queued(&mut self) -> Option<(&'static str, Value)>;
+    /// Whether everything has been queued.
+    fn finished(&self) -> bool;
+    /// A job event read before streaming began, not yet handled.
+    fn read_ahead(&mut self) -> Option<Event>;
+    /// The job the events come from.
+    fn job(&mut self) -> &mut JobHandle;
+    /// Queues what the job's `event` (`None`: the job ended) means.
+    fn on_event(&mut self, event: Option<Event>);
+}
+
+/// The SSE stream of a [`NamedEvents`] reply.
+pub(crate) fn named_events<S: NamedEvents>(
+    reply: S,
+) -> impl futures_util::Stream<Item = Result<axum::response::sse::Event, Infallible>> + Send + 'static
+{
+    futures_util::stream::unfold(reply, |mut st| async move {
+        loop {
+            if let Some((name, data)) = st.queued() {
+                let event = axum::response::sse::Event::default()
+                    .event(name)
+                    .data(data.to_string());
+                return Some((Ok(event), st));
+            }
+            if st.finished() {
+                return None;
+            }
+            let event = match st.read_ahead() {
+                Some(e) => Some(e),
+                None => st.job().recv().await,
+            };
+            st.on_event(event);
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -435,6 +435,28 @@ struct Pending {
     finished: bool,
 }
 
+impl crate::api::stream::NamedEvents for Pending {
+    fn queued(&mut self) -> Option<(&'static str, Value)> {
+        self.queue.pop_front()
+    }
+
+    fn finished(&self) -> bool {
+        self.finished
+    }
+
+    fn read_ahead(&mut self) -> Option<Event> {
+        self.next.take()
+    }
+
+    fn job(&mut self) -> &mut JobHandle {
+        &mut self.job
+    }
+
+    fn on_event(&mut self, event: Option<Event>) {
+        self.handle(event);
+    }
+}
+
 impl Pending {
     fn send(&mut self, kind: &'static str, mut v: Value) {
         v["type"] = kind.into();
@@ -619,20 +641,5 @@ fn sse_events(
     };
     pending.send("response.created", json!({"response": created.clone()}));
     pending.send("response.in_progress", json!({"response": created}));
-    futures_util::stream::unfold(pending, |mut st| async move {
-        loop {
-            if let Some((kind, data)) = st.queue.pop_front() {
-                let event = sse::Event::default().event(kind).data(data.to_string());
-                return Some((Ok(event), st));
-            }
-            if st.finished {
-                return None;
-            }
-            let event = match st.next.take() {
-                Some(e) => Some(e),
-                None => st.job.recv().await,
-            };
-            st.handle(event);
-        }
-    })
+    crate::api::stream::named_events(pending)
 }
