@@ -123,20 +123,8 @@ pub fn run(args: &ServeBenchArgs) -> anyhow::Result<()> {
         .unwrap_or_else(super::client::base_url)
         .trim_end_matches('/')
         .to_owned();
-    let mut headers = reqwest::header::HeaderMap::new();
-    if let Some(key) = std::env::var("HEARTH_API_KEY")
-        .ok()
-        .filter(|k| !k.trim().is_empty())
-    {
-        headers.insert(
-            reqwest::header::AUTHORIZATION,
-            format!("Bearer {}", key.trim())
-                .parse()
-                .context("HEARTH_API_KEY is not a valid header value")?,
-        );
-    }
     let http = reqwest::blocking::Client::builder()
-        .default_headers(headers)
+        .default_headers(super::client::auth_headers())
         .connect_timeout(Duration::from_secs(5))
         .timeout(None::<Duration>)
         // A fresh connection per request: servers close idle keep-alive

@@ -33,21 +33,26 @@ pub fn base_url() -> String {
     format!("http://{host_port}")
 }
 
+/// `Authorization: Bearer HEARTH_API_KEY` when that is set: a server that
+/// asks for API keys gets it on every request.
+pub fn auth_headers() -> reqwest::header::HeaderMap {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = std::env::var("HEARTH_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        && let Ok(value) = format!("Bearer {}", key.trim()).parse()
+    {
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    headers
+}
+
 impl Client {
     /// A client for the server at [`base_url`] if one answers there.
     pub fn detect() -> Option<Client> {
         let base = base_url();
-        // A server that asks for API keys gets HEARTH_API_KEY on every request.
-        let mut headers = reqwest::header::HeaderMap::new();
-        if let Some(key) = std::env::var("HEARTH_API_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-            && let Ok(value) = format!("Bearer {}", key.trim()).parse()
-        {
-            headers.insert(reqwest::header::AUTHORIZATION, value);
-        }
         let http = Http::builder()
-            .default_headers(headers)
+            .default_headers(auth_headers())
             .connect_timeout(Duration::from_millis(500))
             // Generations and uploads take as long as they take.
             .timeout(None::<Duration>)
