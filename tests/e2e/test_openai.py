@@ -74,6 +74,78 @@ def test_chat_sampling_parameters_and_logprobs(openai_client):
         assert entry.top_logprobs[0].logprob >= entry.logprob
 
 
+def _token_bytes(choice):
+    """The bytes of each token of a choice's chat logprobs."""
+    return [bytes(entry.bytes) for entry in choice.logprobs.content]
+
+
+def test_logit_bias_forces_and_bans_tokens(openai_client):
+    args = dict(model=MODEL, messages=MESSAGES, max_tokens=5, temperature=0, logprobs=True)
+    forced = openai_client.chat.completions.create(**args, logit_bias={"300": 100, "301": 99})
+    tokens = _token_bytes(forced.choices[0])
+    assert len(tokens) == 5 and len(set(tokens)) == 1, tokens
+    # With 300 banned, 301 (the next largest bias) wins every step.
+    banned = openai_client.chat.completions.create(**args, logit_bias={"300": -100, "301": 99})
+    others = _token_bytes(banned.choices[0])
+    assert len(others) == 5 and len(set(others)) == 1, others
+    assert others[0] != tokens[0]
+    # llama-server's list form, where false bans a token, gives the same answer.
+    listed = openai_client.chat.completions.create(
+        **args, extra_body={"logit_bias": [[300, False], [301, 99]]}
+    )
+    assert _token_bytes(listed.choices[0]) == others
+
+
+def test_logit_bias_beyond_the_vocabulary_is_a_bad_request(openai_client):
+    with pytest.raises(openai.BadRequestError) as e:
+        openai_client.chat.completions.create(
+            model=MODEL, messages=MESSAGES, max_tokens=2, logit_bias={"99999999": 1}
+        )
+    assert "vocabulary" in e.value.message
+
+
+def test_n_choices_are_seeded_one_after_another(openai_client):
+    args = dict(model=MODEL, messages=MESSAGES, max_tokens=8, temperature=1.0, logprobs=True)
+    r = openai_client.chat.completions.create(**args, n=3, seed=7)
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    assert r.usage.completion_tokens == sum(len(c.logprobs.content) for c in r.choices)
+    for i, choice in enumerate(r.choices):
+        alone = openai_client.chat.completions.create(**args, seed=7 + i).choices[0]
+        assert choice.message.content == alone.message.content, i
+        assert choice.finish_reason == alone.finish_reason
+    # The prompt is counted once.
+    single = openai_client.chat.completions.create(**args, seed=7)
+    assert r.usage.prompt_tokens == single.usage.prompt_tokens
+
+
+def test_n_choices_streamed_interleave_by_index(openai_client):
+    args = dict(model=MODEL, messages=MESSAGES, max_tokens=8, temperature=1.0, seed=11, n=2)
+    whole = openai_client.chat.completions.create(**args)
+    chunks = list(
+        openai_client.chat.completions.create(
+            **args, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    texts, finish, roles = {}, {}, set()
+    for c in chunks:
+        for choice in c.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            if choice.delta.role:
+                roles.add(choice.index)
+            if choice.finish_reason:
+                assert choice.index not in finish, "one finish per choice"
+                finish[choice.index] = choice.finish_reason
+    assert roles == {0, 1}
+    assert texts == {c.index: c.message.content for c in whole.choices}
+    assert finish == {c.index: c.finish_reason for c in whole.choices}
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    completions = openai_client.completions.create(
+        model=MODEL, prompt="Once upon a time", max_tokens=4, temperature=1.0, seed=3, n=2
+    )
+    assert [c.index for c in completions.choices] == [0, 1]
+
+
 def test_completions_whole_and_streamed(openai_client):
     args = dict(model=MODEL, prompt="Once upon a time", max_tokens=6, temperature=0)
     r = openai_client.completions.create(**args)
@@ -125,7 +197,10 @@ def test_unknown_model_is_not_found(openai_client):
     "extra, param",
     [
         (dict(temperature=5), "temperature"),
-        (dict(n=2), "n"),
+        (dict(n=0), "n"),
+        (dict(n=17), "n"),
+        (dict(logit_bias={"x": 1}), "logit_bias"),
+        (dict(logit_bias={"5": 101}), "logit_bias"),
         (dict(response_format={"type": "yaml"}), "response_format"),
         (dict(tools=[{"type": "function", "function": {"parameters": {}}}]), "tools[0]"),
         (dict(logprobs=True, top_logprobs=30), "top_logprobs"),

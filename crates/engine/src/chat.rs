@@ -1,11 +1,15 @@
 //! A conversation: history, system prompt and options, rendered through the
 //! model's chat template each turn. The rendered prompt of a turn extends the
-//! previous turn's, so [`Context::prefill`] only runs the new part.
+//! previous turn's, so [`Context::prefill`] only runs the new part. Answers
+//! of models that think arrive split into thinking and content, and only the
+//! content (with the thinking beside it) joins the history, as the templates
+//! expect.
 
 use std::ops::ControlFlow;
 use std::sync::atomic::AtomicBool;
 
-use model::chat::{ChatRequest, ChatTemplate};
+use model::chat::output::{Dialect, OutputParser, Piece};
+use model::chat::{ChatRequest, ChatTemplate, Think};
 use model::tokenizer::Tokenizer;
 use serde_json::json;
 
@@ -32,6 +36,10 @@ pub struct ChatSession<'t, B> {
     ctx: Context<B>,
     tokenizer: &'t Tokenizer,
     template: ChatTemplate,
+    /// How the template's answers mark thinking (and calls).
+    dialect: Dialect,
+    /// Whether, and how hard, the model should think.
+    think: Think,
     /// Whether `template` is the ChatML fallback.
     fallback_template: bool,
     bos_text: String,
@@ -67,6 +75,7 @@ impl<'t, B: Backend> ChatSession<'t, B> {
     ) -> Result<Self, EngineError> {
         let source = metadata.opt_str(TEMPLATE_KEY).ok().flatten();
         let template = ChatTemplate::new(source.unwrap_or(CHATML))?;
+        let dialect = Dialect::detect(source.unwrap_or(CHATML));
         let text = |id: Option<u32>| {
             id.and_then(|id| tokenizer.token_text(id))
                 .unwrap_or_default()
@@ -76,6 +85,8 @@ impl<'t, B: Backend> ChatSession<'t, B> {
             ctx,
             tokenizer,
             template,
+            dialect,
+            think: Think::Default,
             fallback_template: source.is_none(),
             bos_text: text(tokenizer.bos()),
             eos_text: text(tokenizer.eos()),
@@ -91,8 +102,20 @@ impl<'t, B: Backend> ChatSession<'t, B> {
     /// TEMPLATE, Go or Jinja).
     pub fn set_template(&mut self, source: &str) -> Result<(), EngineError> {
         self.template = ChatTemplate::new(source)?;
+        self.dialect = Dialect::detect(source);
         self.fallback_template = false;
         Ok(())
+    }
+
+    /// Whether the model should think (the template's flags), from the next
+    /// turn on.
+    pub fn set_think(&mut self, think: Think) {
+        self.think = think;
+    }
+
+    /// Whether the model's template marks thinking, so answers may hold some.
+    pub fn thinks(&self) -> bool {
+        self.dialect.thinks()
     }
 
     /// Sets (or with `None` removes) the system prompt.
@@ -140,12 +163,14 @@ impl<'t, B: Backend> ChatSession<'t, B> {
             messages.push(json!({"role": "system", "content": system}));
         }
         messages.extend(self.messages.iter().cloned());
+        let mut extra = model::chat::runtime_variables(model::chat::local_clock());
+        self.think.insert_variables(&mut extra);
         let request = ChatRequest {
             messages,
             add_generation_prompt: true,
             bos_token: self.bos_text.clone(),
             eos_token: self.eos_text.clone(),
-            extra: model::chat::runtime_variables(model::chat::local_clock()),
+            extra,
             ..ChatRequest::default()
         };
         Ok(self.template.render(&request)?)
@@ -165,27 +190,37 @@ impl<'t, B: Backend> ChatSession<'t, B> {
         tokens
     }
 
-    /// Sends a user message and streams the answer to `on_text`. The answer (or
-    /// as much as was generated before a cancel) joins the history; on an error
-    /// the user message is taken back. When the conversation no longer fits the
+    /// Sends a user message and streams the answer to `on_piece`: content,
+    /// and thinking where the template marks it. The answer (or as much as
+    /// was generated before a cancel) joins the history; on an error the user
+    /// message is taken back. When the conversation no longer fits the
     /// context, the oldest messages are dropped first.
     pub fn send(
         &mut self,
         user: &str,
         cancel: Option<&AtomicBool>,
-        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
+        on_piece: &mut dyn FnMut(Piece) -> ControlFlow<()>,
     ) -> Result<GenerateResult, EngineError> {
         self.messages.push(json!({"role": "user", "content": user}));
-        let outcome = self.answer(cancel, on_text);
+        let outcome = self.answer(cancel, on_piece);
         match &outcome {
-            Ok(result) => self
-                .messages
-                .push(json!({"role": "assistant", "content": result.text})),
+            Ok((result, thinking_open)) => {
+                let mut message = json!({"role": "assistant", "content": result.text});
+                if self.dialect.thinks() {
+                    let parsed = self.dialect.parse(&result.text, false, *thinking_open);
+                    message["content"] = parsed.content.into();
+                    if !parsed.thinking.is_empty() {
+                        message["thinking"] = parsed.thinking.clone().into();
+                        message["reasoning_content"] = parsed.thinking.into();
+                    }
+                }
+                self.messages.push(message);
+            }
             Err(_) => {
                 self.messages.pop();
             }
         }
-        outcome
+        outcome.map(|(result, _)| result)
     }
 
     /// Holds every answer to `constraint` (`None`: free text). The grammar is
@@ -201,20 +236,25 @@ impl<'t, B: Backend> ChatSession<'t, B> {
         Ok(())
     }
 
+    /// Generates the answer to the conversation; also whether the prompt
+    /// left a thinking block open.
     fn answer(
         &mut self,
         cancel: Option<&AtomicBool>,
-        on_text: &mut dyn FnMut(&str) -> ControlFlow<()>,
-    ) -> Result<GenerateResult, EngineError> {
-        let mut prompt = self.tokenize(&self.render()?);
+        on_piece: &mut dyn FnMut(Piece) -> ControlFlow<()>,
+    ) -> Result<(GenerateResult, bool), EngineError> {
+        let mut rendered = self.render()?;
+        let mut prompt = self.tokenize(&rendered);
         while prompt.len() >= self.ctx.n_ctx() && self.messages.len() > 1 {
             // Drop the oldest exchange: the first message, and the answer to it.
             self.messages.remove(0);
             if self.messages.len() > 1 && self.messages[0]["role"] == "assistant" {
                 self.messages.remove(0);
             }
-            prompt = self.tokenize(&self.render()?);
+            rendered = self.render()?;
+            prompt = self.tokenize(&rendered);
         }
+        let thinking_open = self.dialect.prompt_opens_thinking(&rendered);
         let mut options = self.options.clone();
         if self.fallback_template {
             options.stop.push(CHATML_END.to_owned());
@@ -223,14 +263,42 @@ impl<'t, B: Backend> ChatSession<'t, B> {
             (Some(c), Some(env)) => Some(env.compile(c)?),
             _ => None,
         };
-        generate_constrained(
+        let mut parser = self
+            .dialect
+            .thinks()
+            .then(|| OutputParser::new(self.dialect, false, thinking_open));
+        let mut flow = ControlFlow::Continue(());
+        let mut on_text = |text: &str| {
+            match &mut parser {
+                Some(p) => {
+                    for piece in p.push(text) {
+                        if flow.is_continue() {
+                            flow = on_piece(piece);
+                        }
+                    }
+                }
+                None => flow = on_piece(Piece::Content(text.to_owned())),
+            }
+            flow
+        };
+        let result = generate_constrained(
             &mut self.ctx,
             self.tokenizer,
             &prompt,
             &options,
             constraint.as_mut(),
             cancel,
-            on_text,
-        )
+            &mut on_text,
+        )?;
+        if let Some(p) = parser
+            && flow.is_continue()
+        {
+            for piece in p.finish() {
+                if on_piece(piece).is_break() {
+                    break;
+                }
+            }
+        }
+        Ok((result, thinking_open))
     }
 }

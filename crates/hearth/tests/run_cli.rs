@@ -52,6 +52,31 @@ fn endless_model() -> &'static Path {
     })
 }
 
+/// A ChatML template that opens a thinking block for the answer unless
+/// `enable_thinking` is false, as Qwen 3's does.
+const THINKING: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + \
+                        message['content'] + '<|im_end|>' + '\n'}}{% endfor %}\
+                        {% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}\
+                        {% if enable_thinking is defined and enable_thinking is false %}\
+                        {{ '<think>\n\n</think>\n\n' }}{% else %}{{ '<think>\n' }}{% endif %}\
+                        {% endif %}";
+
+/// The tiny model with [`THINKING`] as its template: its answers start inside
+/// a thinking block, and its vocabulary cannot write `</think>`, so all of an
+/// answer is thinking unless thinking is switched off.
+fn thinking_model() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hearth-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("thinking.gguf");
+        let mut w = Spec::tiny_llama().build(&|_| TensorType::Q8_0).unwrap();
+        w.add_str("tokenizer.chat_template", THINKING);
+        w.write_file(&path).unwrap();
+        path
+    })
+}
+
 fn hearth(args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hearth"))
         .args(args)
@@ -341,4 +366,69 @@ fn ctrl_c_stops_the_answer_and_keeps_the_session() {
     // The answer ended early and cleanly (statistics, no context-full error).
     assert!(stderr.contains("eval count:"), "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
+}
+
+#[test]
+fn thinking_is_shown_hidden_or_switched_off() {
+    let model = thinking_model().to_str().unwrap();
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            model,
+            "Hello",
+            "--num-predict",
+            "6",
+            "--temperature",
+            "0",
+        ];
+        args.extend_from_slice(extra);
+        let out = hearth(&args, "");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let shown = run(&[]);
+    assert!(shown.starts_with("Thinking...\n"), "{shown:?}");
+    assert!(shown.ends_with("\n...done thinking.\n\n\n"), "{shown:?}");
+    let thought = &shown["Thinking...\n".len()..shown.len() - "\n...done thinking.\n\n\n".len()];
+    assert!(!thought.trim().is_empty(), "{shown:?}");
+    // --think asks for what the template does by default here.
+    assert_eq!(run(&["--think"]), shown);
+    assert_eq!(run(&["--hidethinking"]), "\n");
+    let off = run(&["--think=false"]);
+    assert!(!off.contains("Thinking..."), "{off:?}");
+    assert!(!off.trim().is_empty(), "{off:?}");
+}
+
+#[test]
+fn repl_switches_thinking_and_format() {
+    let model = thinking_model().to_str().unwrap();
+    let input = "/set parameter num_predict 6\n\
+                 /set parameter temperature 0\n\
+                 /set nothink\n\
+                 Hello\n\
+                 /set think\n\
+                 Hello\n\
+                 /set think loudly\n\
+                 /set nothink\n\
+                 /set format json\n\
+                 Hello\n\
+                 /set noformat\n\
+                 /bye\n";
+    let out = hearth(&["run", model], input);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", text(&out.stderr));
+    let (before, after) = stdout
+        .split_once("Set 'think' mode.")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(before.contains("Set 'nothink' mode."), "{stdout}");
+    assert!(!before.contains("Thinking..."), "{stdout}");
+    let (thinking, rest) = after
+        .split_once("Invalid think level 'loudly'")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(thinking.contains("Thinking..."), "{stdout}");
+    let (_, json) = rest
+        .split_once("Set format to 'json' mode.\n")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(json.trim_start().starts_with('{'), "{stdout}");
+    assert!(json.contains("Disabled format."), "{stdout}");
 }

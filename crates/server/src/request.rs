@@ -65,49 +65,29 @@ pub struct ChatInput {
 }
 
 /// `think` (Ollama) or `reasoning_effort` (OpenAI).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Think {
-    /// As the template does by default.
-    #[default]
-    Default,
-    /// Thinking switched off through the template's flags.
-    Off,
-    /// Thinking switched on.
-    On,
-    /// Thinking on at `low`, `medium` or `high` effort.
-    Level(String),
+pub use model::chat::Think;
+
+/// Ollama's `think`: a boolean or a level.
+pub fn think_from_json(v: Option<&serde_json::Value>) -> Result<Think, ApiError> {
+    use serde_json::Value;
+    match v {
+        None | Some(Value::Null) => Ok(Think::Default),
+        Some(Value::Bool(true)) => Ok(Think::On),
+        Some(Value::Bool(false)) => Ok(Think::Off),
+        Some(Value::String(s)) => think_level(s),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "think {other} is invalid: use true, false, \"low\", \"medium\" or \"high\""
+        ))),
+    }
 }
 
-impl Think {
-    /// Ollama's `think`: a boolean or a level.
-    pub fn from_json(v: Option<&serde_json::Value>) -> Result<Think, ApiError> {
-        use serde_json::Value;
-        match v {
-            None | Some(Value::Null) => Ok(Think::Default),
-            Some(Value::Bool(true)) => Ok(Think::On),
-            Some(Value::Bool(false)) => Ok(Think::Off),
-            Some(Value::String(s)) => Think::level(s),
-            Some(other) => Err(ApiError::bad_request(format!(
-                "think {other} is invalid: use true, false, \"low\", \"medium\" or \"high\""
-            ))),
-        }
-    }
-
-    /// A named effort.
-    pub fn level(s: &str) -> Result<Think, ApiError> {
-        match s {
-            "low" | "medium" | "high" => Ok(Think::Level(s.to_owned())),
-            "minimal" | "none" => Ok(Think::Off),
-            _ => Err(ApiError::bad_request(format!(
-                "think level '{s}' is invalid: use low, medium or high"
-            ))),
-        }
-    }
-
-    /// Whether thinking was asked for explicitly.
-    pub fn wanted(&self) -> bool {
-        matches!(self, Think::On | Think::Level(_))
-    }
+/// A named thinking effort.
+pub fn think_level(s: &str) -> Result<Think, ApiError> {
+    Think::level(s).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "think level '{s}' is invalid: use low, medium or high"
+        ))
+    })
 }
 
 /// `/api/generate`'s prompt fields.
@@ -204,6 +184,11 @@ pub struct RequestOptions {
     /// `logprobs`; not one of Ollama's options, so never read from JSON.
     #[serde(skip)]
     pub logprobs: Option<usize>,
+    /// Biases added to chosen tokens' logits before sampling (OpenAI's
+    /// `logit_bias`; `-inf` bans a token); set by the OpenAI API, never read
+    /// from `options`.
+    #[serde(skip)]
+    pub logit_bias: Vec<(u32, f32)>,
     /// The grammar the output must follow (Ollama's `format`, OpenAI's
     /// `response_format`, llama-server's `grammar` and `json_schema`; see
     /// `api::format`); set by the APIs, never read from `options`.

@@ -187,8 +187,16 @@ impl Loaded {
         s.repeat_penalty = r.repeat_penalty.unwrap_or(s.repeat_penalty);
         s.presence_penalty = r.presence_penalty.unwrap_or(s.presence_penalty);
         s.frequency_penalty = r.frequency_penalty.unwrap_or(s.frequency_penalty);
+        let n_vocab = self.model.info().n_vocab as u32;
+        if let Some(&(id, _)) = r.logit_bias.iter().find(|(id, _)| *id >= n_vocab) {
+            return Err(ApiError::bad_request(format!(
+                "logit_bias names token {id}, but the model's vocabulary has {n_vocab} tokens \
+                 (ids 0 to {})",
+                n_vocab - 1
+            )));
+        }
+        s.logit_bias.extend_from_slice(&r.logit_bias);
         if r.ignore_eos == Some(true) {
-            let n_vocab = self.model.info().n_vocab as u32;
             s.logit_bias.extend(
                 (0..n_vocab)
                     .filter(|&id| self.tokenizer.is_eog(id))
@@ -255,27 +263,7 @@ impl Loaded {
         think: &Think,
     ) -> Result<String, ApiError> {
         let mut extra = model::chat::runtime_variables(model::chat::local_clock());
-        let on = match think {
-            Think::Default => None,
-            Think::Off => Some(false),
-            Think::On | Think::Level(_) => Some(true),
-        };
-        if let Some(on) = on {
-            extra.insert("enable_thinking".into(), on.into());
-            extra.insert("thinking".into(), on.into());
-            extra.insert("think".into(), on.into());
-        }
-        match think {
-            Think::Level(level) => {
-                extra.insert("reasoning_effort".into(), level.clone().into());
-                extra.insert("think".into(), level.clone().into());
-            }
-            // gpt-oss cannot stop thinking; it thinks least at `low`.
-            Think::Off => {
-                extra.insert("reasoning_effort".into(), "low".into());
-            }
-            Think::Default | Think::On => {}
-        }
+        think.insert_variables(&mut extra);
         // FireFunction v2's template reads the tools as pretty JSON text and
         // `datetime`, as llama.cpp passes them; the date only (llama.cpp adds
         // the time of day), so that the prompt, and its cached prefix, stay

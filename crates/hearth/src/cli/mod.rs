@@ -80,6 +80,7 @@ enum Command {
     /// Chat with a model, or answer one prompt and exit.
     Run(run::RunArgs),
     /// Serve the Ollama and OpenAI HTTP APIs (configured by HEARTH_* environment variables).
+    #[command(alias = "start")]
     Serve(serve::ServeArgs),
     /// Show a model of the store, or a GGUF file's architecture, size, quantization and tokenizer.
     Show(show::ShowArgs),

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Args;
 use engine::{ChatSession, Context, GenerateResult, ModelBackend, Options, Timings};
+use model::chat::Think;
+use model::chat::output::Piece;
 use model::tokenizer::Tokenizer;
 use model::{LoadOptions, Model};
 
@@ -82,6 +84,87 @@ pub struct RunArgs {
     /// (inline, or a file holding one); decoding follows it.
     #[arg(long, value_name = "json|SCHEMA")]
     format: Option<String>,
+    /// Whether the model thinks before answering, for models that can: true
+    /// (`--think` alone), false, or an effort (high, medium, low) [default:
+    /// as the model's template does].
+    #[arg(
+        long,
+        value_name = "true|false|high|medium|low",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    think: Option<String>,
+    /// Show only the answer, not the model's thinking.
+    #[arg(long)]
+    hidethinking: bool,
+    /// Accepted for Ollama's scripts: `hearth run` never pulls a model, so it
+    /// reaches no registry (`hearth pull --insecure` does).
+    #[arg(long)]
+    insecure: bool,
+}
+
+/// `--think` as the template flag it sets.
+fn think_value(think: Option<&str>) -> anyhow::Result<Think> {
+    match think {
+        None => Ok(Think::Default),
+        Some(v) => Think::parse(v)
+            .with_context(|| format!("--think={v}: use true, false, high, medium or low")),
+    }
+}
+
+/// Prints an answer's pieces as `ollama run` does: the thinking between
+/// `Thinking...` and `...done thinking.` (nothing of it with
+/// `--hidethinking`), then the content.
+#[derive(Debug, Default)]
+pub(super) struct AnswerPrinter {
+    hide_thinking: bool,
+    /// Inside the printed thinking.
+    thinking: bool,
+    /// Something was printed.
+    pub(super) shown: bool,
+}
+
+impl AnswerPrinter {
+    pub(super) fn new(hide_thinking: bool) -> AnswerPrinter {
+        AnswerPrinter {
+            hide_thinking,
+            ..AnswerPrinter::default()
+        }
+    }
+
+    /// Prints a piece of thinking.
+    pub(super) fn thinking(&mut self, text: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        if self.hide_thinking || text.is_empty() {
+            return Ok(());
+        }
+        if !self.thinking {
+            out.write_all(b"Thinking...\n")?;
+            self.thinking = true;
+        }
+        self.write(text, out)
+    }
+
+    /// Prints a piece of the answer.
+    pub(super) fn content(&mut self, text: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        self.end_thinking(out)?;
+        self.write(text, out)
+    }
+
+    /// Closes the thinking when the answer ends inside it.
+    pub(super) fn end_thinking(&mut self, out: &mut dyn Write) -> std::io::Result<()> {
+        if self.thinking {
+            out.write_all(b"\n...done thinking.\n\n")?;
+            self.thinking = false;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, text: &str, out: &mut dyn Write) -> std::io::Result<()> {
+        self.shown |= !text.is_empty();
+        out.write_all(text.as_bytes())?;
+        out.flush()
+    }
 }
 
 /// `--format`: `"json"` or a JSON Schema, inline or in a file, as the value
@@ -136,17 +219,22 @@ struct Carried {
     /// The options in effect, kept across a reload of the same model.
     options: Option<Options>,
     verbose: bool,
+    /// `--format` or `/set format`.
+    format: Option<serde_json::Value>,
+    /// `--think` or `/set think`.
+    think: Think,
 }
 
 /// Runs `hearth run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut start = Instant::now();
     let format = args.format.as_deref().map(format_value).transpose()?;
+    let think = think_value(args.think.as_deref())?;
     // A model name (not a file) runs on a server if one is up, else from the store.
     if !super::model_arg::is_file(&args.model) {
         let name = args.model.to_string_lossy();
         if let Some(client) = super::client::Client::detect() {
-            return run_remote(&client, &name, args, format.as_ref()).map_err(|e| {
+            return run_remote(&client, &name, args, format.as_ref(), &think).map_err(|e| {
                 if e.to_string().ends_with("not found") {
                     super::model_arg::not_found(&name, None)
                 } else {
@@ -186,9 +274,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         if let Some(template) = &resolved.template {
             session.set_template(template)?;
         }
+        let format = carried
+            .as_ref()
+            .map_or(format.clone(), |c| c.format.clone());
         session
             .set_constraint(format.as_ref().map(format_constraint))
             .context("--format")?;
+        session.set_think(carried.as_ref().map_or(think.clone(), |c| c.think.clone()));
         let verbose = match carried.take() {
             Some(c) => {
                 session.set_system(c.system);
@@ -204,7 +296,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let mut stdout = std::io::stdout();
         if !args.prompt.is_empty() {
             let prompt = args.prompt.join(" ");
-            let mut result = answer(&mut session, &prompt, &mut stdout)?;
+            let mut result = answer(&mut session, &prompt, args.hidethinking, &mut stdout)?;
             writeln!(stdout)?;
             if verbose {
                 result.timings.load_duration = load_duration;
@@ -218,6 +310,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             model: &model,
             arg: &arg,
             overrides: &mut overrides,
+            hide_thinking: args.hidethinking,
+            format,
+            think: think.clone(),
         };
         let mut repl = repl::Repl {
             chat: &mut chat,
@@ -226,6 +321,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         };
         let exit = repl.run(&mut std::io::stdin().lock(), &mut stdout)?;
         let verbose = repl.verbose;
+        let (format, think) = (chat.format.clone(), chat.think.clone());
         match exit {
             repl::Exit::Bye => return Ok(()),
             repl::Exit::Reload { threads: n } => {
@@ -234,6 +330,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                     system: session.system().map(str::to_owned),
                     messages: session.messages().to_vec(),
                     options: Some(session.options.clone()),
+                    format,
+                    think,
                 });
                 threads = n;
             }
@@ -253,6 +351,8 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                     system,
                     messages: Vec::new(),
                     options: None,
+                    format,
+                    think,
                 });
             }
         }
@@ -266,6 +366,7 @@ fn run_remote(
     name: &str,
     args: &RunArgs,
     format: Option<&serde_json::Value>,
+    think: &Think,
 ) -> anyhow::Result<()> {
     let mut chat = remote_chat::RemoteChat::open(
         client,
@@ -274,7 +375,9 @@ fn run_remote(
         remote_options(args),
         args.keepalive.clone(),
     )?;
-    chat.set_format(format.cloned());
+    repl::Conversation::set_format(&mut chat, format.cloned())?;
+    repl::Conversation::set_think(&mut chat, think.clone());
+    chat.set_hide_thinking(args.hidethinking);
     install_ctrl_c_handler()?;
     let mut stdout = std::io::stdout();
     if !args.prompt.is_empty() {
@@ -304,11 +407,29 @@ struct LocalChat<'s, 'm, 't, 'a> {
     arg: &'a std::path::Path,
     /// The `/set parameter` settings so far.
     overrides: &'a mut Vec<(String, String)>,
+    /// `--hidethinking`.
+    hide_thinking: bool,
+    /// The format answers follow (`--format`, `/set format`).
+    format: Option<serde_json::Value>,
+    /// `--think`, `/set think`.
+    think: Think,
 }
 
 impl repl::Conversation for LocalChat<'_, '_, '_, '_> {
     fn send(&mut self, message: &str, out: &mut dyn Write) -> anyhow::Result<Timings> {
-        Ok(answer(self.session, message, out)?.timings)
+        Ok(answer(self.session, message, self.hide_thinking, out)?.timings)
+    }
+
+    fn set_format(&mut self, format: Option<serde_json::Value>) -> anyhow::Result<()> {
+        self.session
+            .set_constraint(format.as_ref().map(format_constraint))?;
+        self.format = format;
+        Ok(())
+    }
+
+    fn set_think(&mut self, think: Think) {
+        self.session.set_think(think.clone());
+        self.think = think;
     }
 
     fn clear(&mut self) {
@@ -484,15 +605,20 @@ fn remote_options(args: &RunArgs) -> serde_json::Map<String, serde_json::Value> 
 fn answer(
     session: &mut ChatSession<'_, ModelBackend<'_>>,
     prompt: &str,
+    hide_thinking: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<GenerateResult> {
     let mut write_error = None;
-    let mut shown = false;
+    let mut printer = AnswerPrinter::new(hide_thinking);
     CANCEL.store(false, Ordering::SeqCst);
     GENERATING.store(true, Ordering::SeqCst);
-    let result = session.send(prompt, Some(&CANCEL), &mut |text| {
-        shown = true;
-        match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    let result = session.send(prompt, Some(&CANCEL), &mut |piece| {
+        let written = match piece {
+            Piece::Thinking(t) => printer.thinking(&t, out),
+            Piece::Content(t) => printer.content(&t, out),
+            Piece::Call(_) => Ok(()),
+        };
+        match written {
             Ok(()) => ControlFlow::Continue(()),
             Err(e) => {
                 write_error = Some(e);
@@ -504,7 +630,8 @@ fn answer(
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    if result.is_err() && shown {
+    printer.end_thinking(out)?;
+    if result.is_err() && printer.shown {
         writeln!(out)?;
     }
     Ok(result?)

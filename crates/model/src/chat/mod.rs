@@ -30,6 +30,7 @@ mod gotmpl;
 mod json;
 pub mod output;
 mod python;
+mod think;
 
 use std::sync::Arc;
 
@@ -39,6 +40,7 @@ use minijinja::{Environment, Error, ErrorKind, syntax::SyntaxConfig};
 
 pub use error::ChatError;
 use error::RaisedException;
+pub use think::Think;
 
 /// Name of the one template an environment holds.
 const TEMPLATE_NAME: &str = "chat_template";

@@ -16,7 +16,7 @@ use crate::config::KeepAlive;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::request::{
-    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions, Think,
+    ChatInput, EmbedInput, Event, GenerateRequest, Input, PromptInput, RequestOptions,
 };
 
 /// A field whose JSON `null` means its default, as Go's decoder treats it
@@ -130,7 +130,7 @@ pub async fn generate(
     ApiJson(body): ApiJson<GenerateBody>,
 ) -> Result<Response, ApiError> {
     refuse_unsupported(&body.model)?;
-    if Think::from_json(body.think.as_ref())?.wanted() {
+    if crate::request::think_from_json(body.think.as_ref())?.wanted() {
         return Err(ApiError::bad_request(
             "think is not supported on /api/generate yet: use /api/chat",
         ));
@@ -173,7 +173,7 @@ pub async fn chat(
     refuse_unsupported(&body.model)?;
     let mut options = body.options;
     options.constraint = format::ollama(body.format.as_ref())?;
-    let think = Think::from_json(body.think.as_ref())?;
+    let think = crate::request::think_from_json(body.think.as_ref())?;
     let tools = body.tools.unwrap_or_default();
     for (i, tool) in tools.iter().enumerate() {
         check_tool(i, tool)?;

@@ -18,8 +18,11 @@
 //! - Structured output: `response_format` (`text`, `json_object`,
 //!   `json_schema`) on both chat and completions, and llama-server's `grammar`
 //!   (GBNF) and `json_schema` fields beside it ([`super::format`]).
-//!   `logit_bias` and the legacy `functions` are refused with a 400 instead of
-//!   being ignored.
+//!   The legacy `functions` are refused with a 400 instead of being ignored.
+//! - `logit_bias` also takes llama-server's `[[id, bias], ...]` list, where a
+//!   bias of `false` bans the token.
+//! - `n` choices are `n` sequences generated side by side; with a `seed`,
+//!   choice `i` samples with `seed + i`, so choices differ yet repeat.
 //! - `tool_choice` `required` or naming a function constrains the answer to
 //!   the model's call syntax with arguments valid under the function's
 //!   schema; under `auto` the grammar applies once the model opens a call
@@ -155,23 +158,14 @@ impl Sampling {
         in_range("presence_penalty", self.presence_penalty, -2.0, 2.0)?;
         in_range("frequency_penalty", self.frequency_penalty, -2.0, 2.0)?;
         if let Some(n) = self.n
-            && n != 1
+            && !(1..=MAX_CHOICES as i64).contains(&n)
         {
             return Err(OpenAiError::invalid_param(
                 "n",
-                format!("n {n} is not supported: only one choice (n = 1) is generated"),
+                format!("n {n} is out of range: it must be between 1 and {MAX_CHOICES}"),
             ));
         }
-        if self
-            .logit_bias
-            .as_ref()
-            .is_some_and(|b| b.as_object().is_none_or(|m| !m.is_empty()))
-        {
-            return Err(OpenAiError::invalid_param(
-                "logit_bias",
-                "logit_bias is not supported yet",
-            ));
-        }
+        let logit_bias = logit_bias(self.logit_bias.as_ref())?;
         let num_predict = match self.max_tokens {
             None => None,
             Some((name, n)) if !(1..=i64::from(i32::MAX)).contains(&n) => {
@@ -199,8 +193,59 @@ impl Sampling {
             presence_penalty: self.presence_penalty,
             frequency_penalty: self.frequency_penalty,
             refuse_long_prompt: true,
+            logit_bias,
             ..RequestOptions::default()
         })
+    }
+}
+
+/// Most choices (`n`) one request may ask for.
+const MAX_CHOICES: usize = 16;
+
+/// Most bias a token may get: OpenAI's range, where -100 bans and 100 all but
+/// forces a token.
+const MAX_LOGIT_BIAS: f64 = 100.0;
+
+/// `logit_bias`: OpenAI's object of token ids (as strings) to biases, or
+/// llama-server's list of `[id, bias]` pairs, where a bias of `false` bans
+/// the token.
+fn logit_bias(value: Option<&Value>) -> Result<Vec<(u32, f32)>, OpenAiError> {
+    let invalid = |message: String| OpenAiError::invalid_param("logit_bias", message);
+    let bias = |key: &str, v: &Value| -> Result<(u32, f32), OpenAiError> {
+        let id = key.trim().parse::<u32>().map_err(|_| {
+            invalid(format!(
+                "logit_bias key '{key}' is invalid: keys are token ids"
+            ))
+        })?;
+        match v {
+            Value::Bool(false) => Ok((id, f32::NEG_INFINITY)),
+            Value::Number(n) => match n.as_f64() {
+                Some(b) if b.abs() <= MAX_LOGIT_BIAS => Ok((id, b as f32)),
+                _ => Err(invalid(format!(
+                    "logit_bias {n} for token {id} is out of range: it must be between \
+                     -{MAX_LOGIT_BIAS} and {MAX_LOGIT_BIAS}"
+                ))),
+            },
+            other => Err(invalid(format!(
+                "logit_bias for token {id} must be a number, not {other}"
+            ))),
+        }
+    };
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| bias(k, v)).collect(),
+        Some(Value::Array(pairs)) => pairs
+            .iter()
+            .map(|pair| match pair.as_array().map(Vec::as_slice) {
+                Some([Value::Number(id), v]) => bias(&id.to_string(), v),
+                _ => Err(invalid(format!(
+                    "logit_bias entry {pair} is invalid: use [token id, bias]"
+                ))),
+            })
+            .collect(),
+        Some(other) => Err(invalid(format!(
+            "logit_bias must be an object of token ids to biases, not {other}"
+        ))),
     }
 }
 
@@ -427,6 +472,7 @@ pub async fn chat_completions(
         (None, Some(n)) => Some(("max_tokens", n)),
         (None, None) => None,
     };
+    let choices = body.n.map_or(1, |n| n.max(1) as usize);
     let mut options = Sampling {
         temperature: body.temperature,
         top_p: body.top_p,
@@ -463,7 +509,7 @@ pub async fn chat_completions(
         parallel_tool_calls: body.parallel_tool_calls.unwrap_or(true),
         think,
     });
-    respond(state, reply, model, input, options, stream).await
+    respond(state, reply, model, input, options, stream, choices).await
 }
 
 /// A completions `prompt`: text, or token ids.
@@ -569,6 +615,7 @@ pub async fn completions(
             "prompt is required and must not be empty",
         ));
     }
+    let choices = body.n.map_or(1, |n| n.max(1) as usize);
     let mut options = Sampling {
         temperature: body.temperature,
         top_p: body.top_p,
@@ -598,10 +645,13 @@ pub async fn completions(
         context: tokens,
         ..PromptInput::default()
     });
-    respond(state, reply, model, input, options, stream).await
+    respond(state, reply, model, input, options, stream, choices).await
 }
 
-/// Submits the job and answers with a stream or one object.
+/// Submits one job per choice and answers with a stream or one object.
+///
+/// The `choices` jobs run side by side in the batch; with a `seed`, choice
+/// `i` samples with `seed + i`.
 async fn respond(
     state: AppState,
     reply: Reply,
@@ -609,27 +659,45 @@ async fn respond(
     input: Input,
     options: RequestOptions,
     stream: bool,
+    choices: usize,
 ) -> Result<Response, OpenAiError> {
-    let request = GenerateRequest {
-        model: model.clone(),
-        input,
-        options,
-        keep_alive: None,
-    };
-    let mut job = state
-        .scheduler
-        .submit(request)
-        .await
-        .map_err(|e| model_error(e, &model))?;
-    let first = started(&mut job).await?;
+    let mut jobs = Vec::with_capacity(choices);
+    for i in 0..choices {
+        let mut options = options.clone();
+        if let Some(seed) = options.seed.filter(|s| *s >= 0) {
+            options.seed = Some(seed.wrapping_add(i as i64));
+        }
+        let request = GenerateRequest {
+            model: model.clone(),
+            input: input.clone(),
+            options,
+            keep_alive: None,
+        };
+        let job = state
+            .scheduler
+            .submit(request)
+            .await
+            .map_err(|e| model_error(e, &model))?;
+        jobs.push(job);
+    }
+    // Every job is queued before waiting on any, so their prompts are
+    // evaluated in one batch.
+    let mut started_jobs = Vec::with_capacity(choices);
+    for mut job in jobs {
+        let first = started(&mut job).await?;
+        started_jobs.push((job, first));
+    }
     if stream {
-        let events = render::sse_events(reply, job, first);
+        let events = render::sse_events(reply, started_jobs);
         Ok(Sse::new(events)
             .keep_alive(KeepAlive::new().interval(SSE_KEEP_ALIVE))
             .into_response())
     } else {
-        let (answer, summary) = collect(job, first).await?;
-        Ok(Json(reply.complete(&answer, &summary)).into_response())
+        let mut results = Vec::with_capacity(choices);
+        for (job, first) in started_jobs {
+            results.push(collect(job, first).await?);
+        }
+        Ok(Json(reply.complete(&results)).into_response())
     }
 }
 

@@ -111,7 +111,7 @@ pub fn checked_tools(tools: Option<Vec<Value>>) -> Result<Vec<Value>, OpenAiErro
 pub fn reasoning_effort(effort: Option<&str>) -> Result<Think, OpenAiError> {
     match effort {
         None => Ok(Think::Default),
-        Some(level) => Think::level(level).map_err(|e| {
+        Some(level) => crate::request::think_level(level).map_err(|e| {
             let mut e = OpenAiError::from(e);
             e.param = Some("reasoning_effort".into());
             e

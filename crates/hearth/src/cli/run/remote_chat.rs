@@ -11,8 +11,9 @@ use engine::{Options, Timings};
 use serde_json::{Map, Value, json};
 
 use super::repl::{Conversation, Exit, Info};
-use super::{CANCEL, GENERATING};
+use super::{AnswerPrinter, CANCEL, GENERATING};
 use crate::cli::client::Client;
+use model::chat::Think;
 
 /// The options whose values are whole numbers in a request.
 const INTEGER_OPTIONS: &[&str] = &[
@@ -42,6 +43,10 @@ pub(super) struct RemoteChat<'c> {
     keep_alive: Option<Value>,
     /// `--format`: the requests' `format`.
     format: Option<Value>,
+    /// `--think`: the requests' `think` (`None`: the model's default).
+    think: Option<Value>,
+    /// `--hidethinking`.
+    hide_thinking: bool,
 }
 
 /// Why a streamed answer stopped early: Ctrl-C.
@@ -86,12 +91,14 @@ impl<'c> RemoteChat<'c> {
             options,
             keep_alive,
             format: None,
+            think: None,
+            hide_thinking: false,
         })
     }
 
-    /// Sends `format` (`"json"` or a JSON Schema) with every question.
-    pub(super) fn set_format(&mut self, format: Option<Value>) {
-        self.format = format;
+    /// Shows only the answers, not the model's thinking.
+    pub(super) fn set_hide_thinking(&mut self, hide: bool) {
+        self.hide_thinking = hide;
     }
 
     /// The options in effect: the defaults, the model's parameters, the
@@ -161,14 +168,34 @@ impl Conversation for RemoteChat<'_> {
             &[
                 ("keep_alive", self.keep_alive.as_ref()),
                 ("format", self.format.as_ref()),
+                ("think", self.think.as_ref()),
             ],
+            self.hide_thinking,
             out,
         )?;
         self.messages
             .push(json!({"role": "user", "content": message}));
-        self.messages
-            .push(json!({"role": "assistant", "content": text}));
+        let mut reply = json!({"role": "assistant", "content": text.content});
+        if !text.thinking.is_empty() {
+            reply["thinking"] = text.thinking.into();
+        }
+        self.messages.push(reply);
         Ok(timings)
+    }
+
+    /// Sends `format` (`"json"` or a JSON Schema) with every question.
+    fn set_format(&mut self, format: Option<Value>) -> anyhow::Result<()> {
+        self.format = format;
+        Ok(())
+    }
+
+    fn set_think(&mut self, think: Think) {
+        self.think = match think {
+            Think::Default => None,
+            Think::Off => Some(Value::Bool(false)),
+            Think::On => Some(Value::Bool(true)),
+            Think::Level(level) => Some(Value::String(level)),
+        };
     }
 
     fn clear(&mut self) {
@@ -272,16 +299,25 @@ fn model_system(client: &Client, name: &str) -> anyhow::Result<Option<String>> {
     Ok((!system.is_empty()).then_some(system))
 }
 
-/// Streams one assistant answer to `out`; its text and timings. Ctrl-C ends
-/// it early, keeping what came.
+/// An answer's text: what the model thought and what it said.
+#[derive(Debug, Default)]
+pub(super) struct AnswerText {
+    pub(super) thinking: String,
+    pub(super) content: String,
+}
+
+/// Streams one assistant answer to `out` (its thinking too, unless
+/// `hide_thinking`); its text and timings. Ctrl-C ends it early, keeping what
+/// came.
 pub(super) fn answer(
     client: &Client,
     model: &str,
     messages: &[Value],
     options: &Map<String, Value>,
     extra: &[(&str, Option<&Value>)],
+    hide_thinking: bool,
     out: &mut dyn Write,
-) -> anyhow::Result<(String, Timings)> {
+) -> anyhow::Result<(AnswerText, Timings)> {
     let mut body =
         json!({"model": model, "messages": messages, "options": options, "stream": true});
     for (key, value) in extra {
@@ -289,7 +325,8 @@ pub(super) fn answer(
             body[*key] = (*v).clone();
         }
     }
-    let mut text = String::new();
+    let mut text = AnswerText::default();
+    let mut printer = AnswerPrinter::new(hide_thinking);
     let mut last = Value::Null;
     CANCEL.store(false, Ordering::SeqCst);
     GENERATING.store(true, Ordering::SeqCst);
@@ -297,10 +334,13 @@ pub(super) fn answer(
         if CANCEL.load(Ordering::SeqCst) {
             return Err(Cancelled.into());
         }
+        if let Some(piece) = line["message"]["thinking"].as_str() {
+            printer.thinking(piece, out)?;
+            text.thinking.push_str(piece);
+        }
         if let Some(piece) = line["message"]["content"].as_str() {
-            out.write_all(piece.as_bytes())?;
-            out.flush()?;
-            text.push_str(piece);
+            printer.content(piece, out)?;
+            text.content.push_str(piece);
         }
         if line["done"] == true {
             last = line.clone();
@@ -308,11 +348,12 @@ pub(super) fn answer(
         Ok(())
     });
     GENERATING.store(false, Ordering::SeqCst);
+    printer.end_thinking(out)?;
     match streamed {
         Ok(()) => {}
         Err(e) if e.downcast_ref::<Cancelled>().is_some() => {}
         Err(e) => {
-            if !text.is_empty() {
+            if printer.shown {
                 writeln!(out)?;
             }
             return Err(e);

@@ -1,6 +1,7 @@
 //! The interactive chat of `hearth run MODEL`, with Ollama's commands: `/bye`,
 //! `/clear`, `/set parameter NAME VALUE` (`num_thread` loads the model again),
-//! `/set system TEXT`, `/set verbose`, `/set quiet`, `/show info|parameters|
+//! `/set system TEXT`, `/set think|nothink`, `/set format json|noformat`,
+//! `/set verbose`, `/set quiet`, `/show info|parameters|
 //! system|template|modelfile|license`, `/load MODEL`, `/?`, and multi-line
 //! input between `"""`. The same commands work on a model loaded here and on
 //! one on a running server (a [`Conversation`] each).
@@ -14,6 +15,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::atomic::Ordering;
 
 use engine::{OPTION_NAMES, Options, Timings};
+use model::chat::Think;
 
 use super::{CONTINUATION_PROMPT, MAIN_PROMPT, NO_PROMPT, PROMPT, print_timings};
 
@@ -23,6 +25,10 @@ const FENCE: &str = "\"\"\"";
 const HELP: &str = "Available Commands:
   /set parameter NAME VALUE   Set a parameter (e.g. /set parameter temperature 0.2)
   /set system TEXT            Set the system message
+  /set think [LEVEL]          Let the model think (LEVEL: high, medium, low)
+  /set nothink                Stop the model thinking
+  /set format json            Answer in JSON
+  /set noformat               Answer in free text
   /set verbose                Show timings after each answer
   /set quiet                  Stop showing timings
   /show info                  Show details for this model
@@ -60,6 +66,10 @@ pub(super) trait Conversation {
     /// `/load NAME`: goes on with another model; `Some` when this process
     /// must load it.
     fn load(&mut self, name: &str, out: &mut dyn Write) -> anyhow::Result<Option<Exit>>;
+    /// `/set format json`, `/set noformat`: the format answers follow.
+    fn set_format(&mut self, format: Option<serde_json::Value>) -> anyhow::Result<()>;
+    /// `/set think [LEVEL]`, `/set nothink`.
+    fn set_think(&mut self, think: Think);
 }
 
 /// The facts `/show info` prints.
@@ -208,6 +218,44 @@ impl Repl<'_> {
                 let text = args.strip_prefix(FENCE).unwrap_or(args);
                 self.set_system(text.strip_suffix(FENCE).unwrap_or(text), out)?;
             }
+            "think" => {
+                let think = if args.is_empty() {
+                    Think::On
+                } else {
+                    match Think::parse(args) {
+                        Some(t) => t,
+                        None => {
+                            writeln!(out, "Invalid think level '{args}': use high, medium or low")?;
+                            return Ok(None);
+                        }
+                    }
+                };
+                self.chat.set_think(think.clone());
+                match think {
+                    Think::Level(level) => writeln!(out, "Set 'think' mode to '{level}'.")?,
+                    Think::Off => writeln!(out, "Set 'nothink' mode.")?,
+                    Think::On | Think::Default => writeln!(out, "Set 'think' mode.")?,
+                }
+            }
+            "nothink" => {
+                self.chat.set_think(Think::Off);
+                writeln!(out, "Set 'nothink' mode.")?;
+            }
+            "format" if args == "json" => {
+                self.chat.set_format(Some("json".into()))?;
+                writeln!(out, "Set format to 'json' mode.")?;
+            }
+            "format" => writeln!(
+                out,
+                "Invalid or missing format. For 'json' mode use '/set format json'"
+            )?,
+            "noformat" => {
+                self.chat.set_format(None)?;
+                writeln!(out, "Disabled format.")?;
+            }
+            // Answers are never wrapped; accepted for Ollama users' habits.
+            "wordwrap" => writeln!(out, "Set 'wordwrap' mode.")?,
+            "nowordwrap" => writeln!(out, "Set 'nowordwrap' mode.")?,
             "verbose" => {
                 self.verbose = true;
                 writeln!(out, "Set 'verbose' mode.")?;
@@ -218,7 +266,8 @@ impl Repl<'_> {
             }
             _ => writeln!(
                 out,
-                "Usage: /set parameter NAME VALUE | /set system TEXT | /set verbose | /set quiet"
+                "Usage: /set parameter NAME VALUE | /set system TEXT | /set think [LEVEL] | \
+                 /set nothink | /set format json | /set noformat | /set verbose | /set quiet"
             )?,
         }
         Ok(None)

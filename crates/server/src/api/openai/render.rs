@@ -134,12 +134,25 @@ impl Reply {
         }
     }
 
-    /// The whole answer as one object (`stream: false`).
-    pub fn complete(&self, answer: &Answer, summary: &Summary) -> Value {
+    /// The whole answer as one object (`stream: false`): one choice per
+    /// finished job, in order.
+    pub fn complete(&self, results: &[(Answer, Box<Summary>)]) -> Value {
+        let choices = results
+            .iter()
+            .enumerate()
+            .map(|(index, (answer, summary))| self.choice(index, answer, summary))
+            .collect();
+        let mut v = self.envelope(false, choices);
+        v["usage"] = usage(results.iter().map(|(_, s)| s.as_ref()));
+        v
+    }
+
+    /// Choice `index` of a whole answer.
+    fn choice(&self, index: usize, answer: &Answer, summary: &Summary) -> Value {
         let text = answer.content.as_str();
         let logprobs = self.logprobs_json(&summary.logprobs);
         let calls = !answer.calls.is_empty();
-        let choice = match &self.kind {
+        match &self.kind {
             Kind::Chat => {
                 let mut message = json!({"role": "assistant", "content": text});
                 if calls {
@@ -156,33 +169,36 @@ impl Reply {
                     message["reasoning_content"] = answer.thinking.clone().into();
                 }
                 json!({
-                    "index": 0,
+                    "index": index,
                     "message": message,
                     "logprobs": logprobs,
                     "finish_reason": finish_reason(summary, calls),
                 })
             }
             Kind::Completion { echo } => json!({
-                "index": 0,
+                "index": index,
                 "text": format!("{}{text}", echo.as_deref().unwrap_or_default()),
                 "logprobs": logprobs,
                 "finish_reason": finish_reason(summary, false),
             }),
-        };
-        let mut v = self.envelope(false, vec![choice]);
-        v["usage"] = usage(summary);
-        v
+        }
     }
 
-    /// A streamed chunk with one choice.
-    fn chunk(&self, text: Option<&str>, logprobs: Value, finish: Option<&str>) -> Value {
+    /// A streamed chunk with one choice, number `index`.
+    fn chunk(
+        &self,
+        index: usize,
+        text: Option<&str>,
+        logprobs: Value,
+        finish: Option<&str>,
+    ) -> Value {
         let choice = match &self.kind {
             Kind::Chat => {
                 let delta = text.map_or_else(|| json!({}), |t| json!({"content": t}));
-                json!({"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish})
+                json!({"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish})
             }
             Kind::Completion { .. } => json!({
-                "index": 0,
+                "index": index,
                 "text": text.unwrap_or_default(),
                 "logprobs": logprobs,
                 "finish_reason": finish,
@@ -195,39 +211,42 @@ impl Reply {
         v
     }
 
-    /// The chunks that open a stream: the assistant role (chat), the echoed
-    /// prompt (completions).
-    fn opening(&self) -> Option<Value> {
+    /// The chunk that opens choice `index` of a stream: the assistant role
+    /// (chat), the echoed prompt (completions).
+    fn opening(&self, index: usize) -> Option<Value> {
         match &self.kind {
             Kind::Chat => {
-                let mut v = self.chunk(Some(""), Value::Null, None);
+                let mut v = self.chunk(index, Some(""), Value::Null, None);
                 v["choices"][0]["delta"]["role"] = "assistant".into();
                 Some(v)
             }
             Kind::Completion { echo: Some(echo) } if !echo.is_empty() => {
-                Some(self.chunk(Some(echo), Value::Null, None))
+                Some(self.chunk(index, Some(echo), Value::Null, None))
             }
             Kind::Completion { .. } => None,
         }
     }
 
-    /// A chat chunk whose delta is `delta`.
-    fn delta_chunk(&self, delta: Value) -> Value {
-        let mut v = self.chunk(None, Value::Null, None);
+    /// A chat chunk of choice `index` whose delta is `delta`.
+    fn delta_chunk(&self, index: usize, delta: Value) -> Value {
+        let mut v = self.chunk(index, None, Value::Null, None);
         v["choices"][0]["delta"] = delta;
         v
     }
 
-    /// The chunks that close a stream: the finish reason, then usage if asked.
-    fn closing(&self, summary: &Summary, calls: bool) -> Vec<Value> {
+    /// The chunk that closes choice `index`: its finish reason.
+    fn closing(&self, index: usize, summary: &Summary, calls: bool) -> Value {
         let logprobs = self.logprobs_json(&summary.logprobs);
-        let mut out = vec![self.chunk(None, logprobs, Some(finish_reason(summary, calls)))];
-        if self.include_usage {
+        self.chunk(index, None, logprobs, Some(finish_reason(summary, calls)))
+    }
+
+    /// The usage chunk after every choice has closed, if asked for.
+    fn usage_chunk<'a>(&self, summaries: impl Iterator<Item = &'a Summary>) -> Option<Value> {
+        self.include_usage.then(|| {
             let mut v = self.envelope(true, Vec::new());
-            v["usage"] = usage(summary);
-            out.push(v);
-        }
-        out
+            v["usage"] = usage(summaries);
+            v
+        })
     }
 }
 
@@ -241,10 +260,18 @@ fn finish_reason(summary: &Summary, calls: bool) -> &'static str {
     }
 }
 
-/// Token counts: the whole prompt (cached prefix included) and the answer.
-fn usage(summary: &Summary) -> Value {
-    let completion = summary.timings.eval_count;
-    let prompt = summary.context.len().saturating_sub(completion);
+/// Token counts: the whole prompt (cached prefix included) once, and the
+/// answers of every choice.
+fn usage<'a>(summaries: impl Iterator<Item = &'a Summary>) -> Value {
+    let mut prompt = 0;
+    let mut completion = 0;
+    for (i, summary) in summaries.enumerate() {
+        let eval = summary.timings.eval_count;
+        if i == 0 {
+            prompt = summary.context.len().saturating_sub(eval);
+        }
+        completion += eval;
+    }
     json!({
         "prompt_tokens": prompt,
         "completion_tokens": completion,
@@ -299,14 +326,79 @@ fn completion_logprobs(entries: &[TokenLogprob]) -> Value {
     })
 }
 
+/// One choice's part of a stream.
+struct Choice {
+    index: usize,
+    job: JobHandle,
+    next: Option<Event>,
+    n_calls: usize,
+}
+
+/// What one job event of a choice sends.
+enum Step {
+    /// Chunks to send; the choice goes on.
+    Chunks(Vec<Value>),
+    /// The choice's closing chunk, and its summary for the usage.
+    Done(Value, Box<Summary>),
+    /// An error body; the whole stream ends.
+    Failed(Value),
+}
+
+impl Choice {
+    /// Waits for the choice's next event and turns it into what it sends.
+    async fn step(&mut self, reply: &Reply) -> Step {
+        let event = match self.next.take() {
+            Some(e) => Some(e),
+            None => self.job.recv().await,
+        };
+        let index = self.index;
+        match event {
+            Some(Event::Started) => Step::Chunks(Vec::new()),
+            Some(Event::Text(t)) => {
+                Step::Chunks(vec![reply.chunk(index, Some(&t), Value::Null, None)])
+            }
+            Some(Event::Thinking(t)) => Step::Chunks(vec![
+                reply.delta_chunk(index, json!({"reasoning_content": t})),
+            ]),
+            Some(Event::ToolCall(call)) => {
+                // As OpenAI streams a call: the id and name with empty
+                // arguments, then the arguments.
+                let call_index = self.n_calls;
+                self.n_calls += 1;
+                let mut opening = tool_call_json(Some(call_index), &call);
+                let arguments = std::mem::take(&mut opening["function"]["arguments"]);
+                opening["function"]["arguments"] = "".into();
+                let rest = json!({"index": call_index, "function": {"arguments": arguments}});
+                Step::Chunks(vec![
+                    reply.delta_chunk(index, json!({"tool_calls": [opening]})),
+                    reply.delta_chunk(index, json!({"tool_calls": [rest]})),
+                ])
+            }
+            Some(Event::Done(summary)) => {
+                let closing = reply.closing(index, &summary, self.n_calls > 0);
+                Step::Done(closing, summary)
+            }
+            // OpenAI's clients raise on a chunk that holds an `error`.
+            Some(Event::Error(e)) => Step::Failed(OpenAiError::from(e).body()),
+            Some(Event::Embedded(_)) | None => {
+                let e = ApiError::internal("generating", &"the model worker stopped");
+                Step::Failed(OpenAiError::from(e).body())
+            }
+        }
+    }
+}
+
 /// What a stream still has to send.
 struct Pending {
     reply: Reply,
-    job: JobHandle,
-    next: Option<Event>,
+    /// The choices still generating, each with the step it is waiting on.
+    running: futures_util::stream::FuturesUnordered<
+        std::pin::Pin<Box<dyn std::future::Future<Output = (Choice, Step)> + Send>>,
+    >,
+    /// Summaries of the finished choices, by index.
+    finished: Vec<Option<Box<Summary>>>,
     queue: VecDeque<String>,
-    finished: bool,
-    n_calls: usize,
+    ended: bool,
 }
 
 impl Pending {
@@ -314,85 +406,80 @@ impl Pending {
         self.queue.push_back(v.to_string());
     }
 
-    /// Turns one job event into the chunks it sends.
-    fn handle(&mut self, event: Option<Event>) {
-        match event {
-            Some(Event::Started) => {}
-            Some(Event::Text(t)) => {
-                let v = self.reply.chunk(Some(&t), Value::Null, None);
-                self.push(&v);
-            }
-            Some(Event::Thinking(t)) => {
-                let v = self.reply.delta_chunk(json!({"reasoning_content": t}));
-                self.push(&v);
-            }
-            Some(Event::ToolCall(call)) => {
-                // As OpenAI streams a call: the id and name with empty
-                // arguments, then the arguments.
-                let index = self.n_calls;
-                let mut opening = tool_call_json(Some(index), &call);
-                let arguments = std::mem::take(&mut opening["function"]["arguments"]);
-                opening["function"]["arguments"] = "".into();
-                let v = self.reply.delta_chunk(json!({"tool_calls": [opening]}));
-                self.push(&v);
-                let rest = json!({"index": index, "function": {"arguments": arguments}});
-                let v = self.reply.delta_chunk(json!({"tool_calls": [rest]}));
-                self.push(&v);
-                self.n_calls += 1;
-            }
-            Some(Event::Done(summary)) => {
-                for v in self.reply.closing(&summary, self.n_calls > 0) {
-                    self.push(&v);
-                }
-                self.queue.push_back("[DONE]".to_owned());
-                self.finished = true;
-            }
-            Some(Event::Error(e)) => {
-                // OpenAI's clients raise on a chunk that holds an `error`.
-                self.push(&OpenAiError::from(e).body());
-                self.finished = true;
-            }
-            Some(Event::Embedded(_)) | None => {
-                let e = ApiError::internal("generating", &"the model worker stopped");
-                self.push(&OpenAiError::from(e).body());
-                self.finished = true;
-            }
-        }
+    /// Starts waiting on `choice`'s next event.
+    fn wait(&mut self, mut choice: Choice) {
+        let reply = self.reply.clone();
+        self.running.push(Box::pin(async move {
+            let step = choice.step(&reply).await;
+            (choice, step)
+        }));
     }
 }
 
-/// The SSE events of a started job: the opening chunk, one chunk per text
-/// piece, the closing chunks and `[DONE]`. The job handle lives in the
-/// stream, so a client that goes away cancels the generation.
+/// The SSE events of started jobs, one per choice: each choice's opening
+/// chunk, its text pieces as they come (choices interleaved, told apart by
+/// `index`), its closing chunk, then the usage (if asked for) and `[DONE]`
+/// once all have finished. The job handles live in the stream, so a client
+/// that goes away cancels every choice.
 pub fn sse_events(
     reply: Reply,
-    job: JobHandle,
-    first: Option<Event>,
+    jobs: Vec<(JobHandle, Option<Event>)>,
 ) -> impl Stream<Item = Result<sse::Event, Infallible>> + Send + 'static {
     let mut start = Pending {
         reply,
-        job,
-        next: first,
+        running: futures_util::stream::FuturesUnordered::new(),
+        finished: (0..jobs.len()).map(|_| None).collect(),
         queue: VecDeque::new(),
-        finished: false,
-        n_calls: 0,
+        ended: false,
     };
-    if let Some(v) = start.reply.opening() {
-        start.push(&v);
+    for (index, (job, next)) in jobs.into_iter().enumerate() {
+        if let Some(v) = start.reply.opening(index) {
+            start.push(&v);
+        }
+        start.wait(Choice {
+            index,
+            job,
+            next,
+            n_calls: 0,
+        });
     }
     futures_util::stream::unfold(start, |mut st| async move {
         loop {
             if let Some(data) = st.queue.pop_front() {
                 return Some((Ok(sse::Event::default().data(data)), st));
             }
-            if st.finished {
+            if st.ended {
                 return None;
             }
-            let event = match st.next.take() {
-                Some(e) => Some(e),
-                None => st.job.recv().await,
+            let Some((choice, step)) = futures_util::StreamExt::next(&mut st.running).await else {
+                // Every choice has finished.
+                let summaries: Vec<&Summary> =
+                    st.finished.iter().flatten().map(|s| s.as_ref()).collect();
+                if let Some(v) = st.reply.usage_chunk(summaries.into_iter()) {
+                    st.push(&v);
+                }
+                st.queue.push_back("[DONE]".to_owned());
+                st.ended = true;
+                continue;
             };
-            st.handle(event);
+            match step {
+                Step::Chunks(chunks) => {
+                    for v in &chunks {
+                        st.push(v);
+                    }
+                    st.wait(choice);
+                }
+                Step::Done(closing, summary) => {
+                    st.push(&closing);
+                    st.finished[choice.index] = Some(summary);
+                }
+                Step::Failed(body) => {
+                    st.push(&body);
+                    // Dropping the other choices' jobs cancels them.
+                    st.running.clear();
+                    st.ended = true;
+                }
+            }
         }
     })
 }

@@ -274,7 +274,8 @@ pub async fn create(
         .and_then(Value::as_str)
     {
         None => Think::Default,
-        Some(level) => Think::level(level).map_err(|e| invalid("reasoning.effort", e.message))?,
+        Some(level) => crate::request::think_level(level)
+            .map_err(|e| invalid("reasoning.effort", e.message))?,
     };
     let options = super::Sampling {
         temperature: body.temperature,
