@@ -81,17 +81,19 @@ def _token_bytes(choice):
 
 def test_logit_bias_forces_and_bans_tokens(openai_client):
     args = dict(model=MODEL, messages=MESSAGES, max_tokens=5, temperature=0, logprobs=True)
-    forced = openai_client.chat.completions.create(**args, logit_bias={"300": 100, "301": 99})
+    # Far apart, so that the repeat penalty on the forced token (which
+    # divides its logit) leaves it ahead.
+    forced = openai_client.chat.completions.create(**args, logit_bias={"300": 100, "301": 50})
     tokens = _token_bytes(forced.choices[0])
     assert len(tokens) == 5 and len(set(tokens)) == 1, tokens
     # With 300 banned, 301 (the next largest bias) wins every step.
-    banned = openai_client.chat.completions.create(**args, logit_bias={"300": -100, "301": 99})
+    banned = openai_client.chat.completions.create(**args, logit_bias={"300": -100, "301": 50})
     others = _token_bytes(banned.choices[0])
     assert len(others) == 5 and len(set(others)) == 1, others
     assert others[0] != tokens[0]
     # llama-server's list form, where false bans a token, gives the same answer.
     listed = openai_client.chat.completions.create(
-        **args, extra_body={"logit_bias": [[300, False], [301, 99]]}
+        **args, extra_body={"logit_bias": [[300, False], [301, 50]]}
     )
     assert _token_bytes(listed.choices[0]) == others
 
