@@ -52,38 +52,20 @@ fn cases(inp: &Path) -> Vec<(String, Vec<u32>)> {
     texts.into_iter().zip(ids).collect()
 }
 
-/// Tokenizer kinds (`tokenizer.ggml.model`) of llama.cpp's vocabularies that
-/// hearth does not implement yet. Each has a test of its own, ignored with the
-/// reason, so that a run's summary lists it as not checked.
-const NOT_IMPLEMENTED: [&str; 2] = ["bert", "gemma4"];
-
 #[test]
 #[cfg_attr(
     not(hearth_llama_vocabs),
     ignore = "needs HEARTH_LLAMA_VOCAB_DIR (tools/fetch-llama-vocabs.sh)"
 )]
 fn llama_cpp_vocabularies_tokenize_like_llama_cpp() {
-    let tested = check_vocabularies(|kind| !NOT_IMPLEMENTED.contains(&kind));
-    assert!(tested >= 12, "too few vocabularies found: {tested}");
+    let tested = check_vocabularies();
+    assert!(tested >= 15, "too few vocabularies found: {tested}");
 }
 
-#[test]
-#[ignore = "tokenizer 'bert' (WordPiece) is not implemented"]
-fn bert_vocabularies_tokenize_like_llama_cpp() {
-    assert!(check_vocabularies(|kind| kind == "bert") > 0);
-}
-
-#[test]
-#[ignore = "tokenizer 'gemma4' is not implemented"]
-fn gemma4_vocabulary_tokenizes_like_llama_cpp() {
-    assert!(check_vocabularies(|kind| kind == "gemma4") > 0);
-}
-
-/// Checks every vocabulary whose tokenizer kind `selected` accepts against
-/// its test cases and returns how many were checked. (The main test selects
-/// every kind but [`NOT_IMPLEMENTED`], so a vocabulary of a new kind fails
-/// there rather than going unchecked.)
-fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
+/// Checks every vocabulary against its test cases and returns how many were
+/// checked. A vocabulary of a tokenizer kind hearth does not implement fails
+/// here rather than going unchecked.
+fn check_vocabularies() -> usize {
     let dir = vocab_dir();
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -93,7 +75,6 @@ fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
     inputs.sort();
 
     let mut tested = Vec::new();
-    let mut skipped = Vec::new();
     let mut failures = String::new();
     for inp in inputs {
         let gguf_path = inp.with_extension("");
@@ -103,15 +84,6 @@ fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
             .to_string_lossy()
             .into_owned();
         let file = gguf::GgufFile::open(&gguf_path).unwrap();
-        let kind = file
-            .metadata()
-            .get_str("tokenizer.ggml.model")
-            .unwrap()
-            .to_owned();
-        if !selected(&kind) {
-            skipped.push(format!("{name} ({kind})"));
-            continue;
-        }
         let tokenizer =
             Tokenizer::from_metadata(file.metadata()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut n_failed = 0;
@@ -131,11 +103,7 @@ fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
         }
         tested.push(name);
     }
-    eprintln!(
-        "tested: {}; skipped: {}",
-        tested.join(", "),
-        skipped.join(", ")
-    );
+    eprintln!("tested: {}", tested.join(", "));
     assert!(
         failures.is_empty(),
         "mismatches with llama.cpp:\n{failures}"

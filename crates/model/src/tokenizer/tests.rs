@@ -170,9 +170,9 @@ fn unknown_pre_tokenizer_warns_and_uses_the_default() {
 #[test]
 fn bad_metadata_is_a_typed_error() {
     let mut m = spm_metadata();
-    m.set("tokenizer.ggml.model", Value::String("bert".into()));
+    m.set("tokenizer.ggml.model", Value::String("rwkv".into()));
     assert!(
-        matches!(Tokenizer::from_metadata(&m), Err(TokenizerError::UnknownModel(name)) if name == "bert")
+        matches!(Tokenizer::from_metadata(&m), Err(TokenizerError::UnknownModel(name)) if name == "rwkv")
     );
 
     let mut m = spm_metadata();
