@@ -4,8 +4,9 @@
 //!
 //! `cargo bench -p model --bench tokenizer` measures the committed fixture
 //! vocabularies; with `HEARTH_LLAMA_VOCAB_DIR` set (tools/fetch-llama-vocabs.sh) it
-//! also measures llama.cpp's real Llama 2 (SPM), Llama 3 and Qwen2 (BPE)
-//! vocabularies. Each figure is the best of several runs.
+//! also measures llama.cpp's real Llama 2 (SPM), Llama 3 and Qwen2 (BPE), Gemma 4
+//! (BPE on raw UTF-8) and BERT (WordPiece) vocabularies. Each figure is the best of
+//! several runs.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -69,7 +70,15 @@ fn main() {
         measure(name, &fixtures.join(name), &text);
     }
     if let Some(dir) = std::env::var_os("HEARTH_LLAMA_VOCAB_DIR").map(PathBuf::from) {
-        for name in ["llama-spm", "phi-3", "llama-bpe", "qwen2", "deepseek-coder"] {
+        for name in [
+            "llama-spm",
+            "phi-3",
+            "llama-bpe",
+            "qwen2",
+            "deepseek-coder",
+            "gemma-4",
+            "bert-bge",
+        ] {
             let file = format!("ggml-vocab-{name}.gguf");
             measure(&file, &dir.join(&file), &text);
         }
