@@ -1,7 +1,10 @@
 //! The tokenizers against llama.cpp's own test vocabularies: the real vocab-only
 //! GGUF files of llama.cpp's `models/` directory (`ggml-vocab-*.gguf`), with its test
 //! inputs (`.gguf.inp`) and expected ids (`.gguf.out`), as `test-tokenizer-0` uses
-//! them (add_special = false, parse_special = false).
+//! them (add_special = false, parse_special = false). For the Gemma 4 and BERT
+//! vocabularies, llama.cpp's special ids, `add_special`, `parse_special` and
+//! detokenization results on the conformance corpus are checked too
+//! (`tests/fixtures/tokenizer/llama_vocabs.json`).
 //!
 //! The files are not committed: `tools/fetch-llama-vocabs.sh` unpacks them from the
 //! llama-cpp-python source package and prints the directory to put in
