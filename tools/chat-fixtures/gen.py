@@ -67,6 +67,18 @@ MODELS = {
     "phi-3.5": dict(bos="<s>", eos="<|endoftext|>", tool_calls=None),
     "gemma-2": dict(bos="<bos>", eos="<eos>", tool_calls=None),
     "gemma-3": dict(bos="<bos>", eos="<eos>", tool_calls=None, extra_cases=["content_parts"]),
+    "gemma-4": dict(
+        bos="<bos>",
+        eos="<eos>",
+        tool_calls="object",
+        extra_cases=["reasoning", "thinking_enabled", "content_parts"],
+    ),
+    "gemma-4-31b": dict(
+        bos="<bos>",
+        eos="<eos>",
+        tool_calls="object",
+        extra_cases=["reasoning", "thinking_enabled", "content_parts"],
+    ),
     "deepseek-r1-distill-llama": dict(
         bos="<｜begin▁of▁sentence｜>", eos="<｜end▁of▁sentence｜>", tool_calls="string"
     ),
@@ -123,7 +135,7 @@ TOOL_RESULT = '{"temperature": 21.5, "condition": "sunny"}'
 # Extra cases some templates have special handling for:
 # - reasoning: an earlier assistant turn carries its <think> block (templates
 #   strip it with .split()/.strip() chains);
-# - thinking_disabled: the `enable_thinking=False` template variable;
+# - thinking_disabled / thinking_enabled: the `enable_thinking` template variable;
 # - content_parts: a user turn whose content is a list of typed parts.
 REASONING_ANSWER = "<think>\nThe user wants help.\n</think>\n\n" + CONVERSATION[1]["content"]
 CONTENT_PARTS = [
@@ -140,6 +152,8 @@ def extra_case(name, base, with_system):
         return dict(base, messages=messages, tools=None)
     if name == "thinking_disabled":
         return dict(base, messages=with_system, tools=None, extra={"enable_thinking": False})
+    if name == "thinking_enabled":
+        return dict(base, messages=with_system, tools=None, extra={"enable_thinking": True})
     if name == "content_parts":
         messages = copy.deepcopy(with_system)
         messages[-1]["content"] = CONTENT_PARTS

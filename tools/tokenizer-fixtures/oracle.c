@@ -3,6 +3,10 @@
  * length-prefixed texts, for the cases llama-tokenize cannot reach
  * (parse_special = true; detokenization). Built and run by gen_fixtures.py.
  *
+ * With --specials instead, it prints the vocabulary's special ids and flags:
+ *   V <bos> <eos> <eot> <sep> <pad> <nl> <add_bos> <add_eos> <add_sep>   (-1 = none)
+ *   G <every id llama_vocab_is_eog accepts>
+ *
  * stdin:  repeated [u32 little-endian byte length][bytes]
  * stdout: per text, four lines:
  *   R <ids>   add_special = false, parse_special = false
@@ -13,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "llama.h"
 
@@ -61,8 +66,9 @@ static void print_detok(char tag, const struct llama_vocab * vocab, const int32_
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODEL.gguf < framed-texts\n", argv[0]);
+    const bool specials = argc == 3 && strcmp(argv[2], "--specials") == 0;
+    if (argc != 2 && !specials) {
+        fprintf(stderr, "usage: %s MODEL.gguf [--specials] < framed-texts\n", argv[0]);
         return 2;
     }
     llama_log_set(quiet, NULL);
@@ -75,6 +81,20 @@ int main(int argc, char ** argv) {
         return 1;
     }
     const struct llama_vocab * vocab = llama_model_get_vocab(model);
+    if (specials) {
+        printf("V %d %d %d %d %d %d %d %d %d\n", llama_vocab_bos(vocab), llama_vocab_eos(vocab),
+               llama_vocab_eot(vocab), llama_vocab_sep(vocab), llama_vocab_pad(vocab), llama_vocab_nl(vocab),
+               llama_vocab_get_add_bos(vocab), llama_vocab_get_add_eos(vocab), llama_vocab_get_add_sep(vocab));
+        printf("G");
+        for (int32_t id = 0; id < llama_vocab_n_tokens(vocab); id++) {
+            if (llama_vocab_is_eog(vocab, id)) {
+                printf(" %d", id);
+            }
+        }
+        printf("\n");
+        llama_model_free(model);
+        return 0;
+    }
 
     uint32_t len;
     while (fread(&len, sizeof(len), 1, stdin) == 1) {

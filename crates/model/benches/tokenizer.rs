@@ -4,8 +4,10 @@
 //!
 //! `cargo bench -p model --bench tokenizer` measures the committed fixture
 //! vocabularies; with `HEARTH_LLAMA_VOCAB_DIR` set (tools/fetch-llama-vocabs.sh) it
-//! also measures llama.cpp's real Llama 2 (SPM), Llama 3 and Qwen2 (BPE)
-//! vocabularies. Each figure is the best of several runs.
+//! also measures llama.cpp's real Llama 2 (SPM), Llama 3 and Qwen2 (BPE), Gemma 4
+//! (BPE on raw UTF-8) and BERT (WordPiece) vocabularies. Each figure is the best of
+//! several runs; the time to build the tokenizer from the file's metadata is shown
+//! beside it (one run).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,7 +41,9 @@ fn mixed_text(fixtures: &Path) -> String {
 
 fn measure(name: &str, path: &Path, text: &str) {
     let file = gguf::GgufFile::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let start = Instant::now();
     let tokenizer = Tokenizer::from_metadata(file.metadata()).unwrap();
+    let load = start.elapsed();
     let mut best = Duration::MAX;
     let mut n_tokens = 0;
     for _ in 0..5 {
@@ -49,10 +53,11 @@ fn measure(name: &str, path: &Path, text: &str) {
     }
     let secs = best.as_secs_f64();
     println!(
-        "{name:<28} {:>8.1} ms  {:>6.1} MB/s  {:>9} tokens",
+        "{name:<28} {:>8.1} ms  {:>6.1} MB/s  {:>9} tokens  (load {:.0} ms)",
         secs * 1e3,
         text.len() as f64 / secs / 1e6,
-        n_tokens
+        n_tokens,
+        load.as_secs_f64() * 1e3
     );
 }
 
@@ -69,7 +74,15 @@ fn main() {
         measure(name, &fixtures.join(name), &text);
     }
     if let Some(dir) = std::env::var_os("HEARTH_LLAMA_VOCAB_DIR").map(PathBuf::from) {
-        for name in ["llama-spm", "phi-3", "llama-bpe", "qwen2", "deepseek-coder"] {
+        for name in [
+            "llama-spm",
+            "phi-3",
+            "llama-bpe",
+            "qwen2",
+            "deepseek-coder",
+            "gemma-4",
+            "bert-bge",
+        ] {
             let file = format!("ggml-vocab-{name}.gguf");
             measure(&file, &dir.join(&file), &text);
         }

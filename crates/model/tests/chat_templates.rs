@@ -121,6 +121,8 @@ fn fixtures_cover_the_issue_models_with_and_without_tools() {
         "phi-3.5",
         "gemma-2",
         "gemma-3",
+        "gemma-4",
+        "gemma-4-31b",
         "deepseek-r1-distill-llama",
         "deepseek-r1-distill-qwen",
         "command-r",
@@ -150,6 +152,8 @@ fn fixtures_cover_the_issue_models_with_and_without_tools() {
         "qwen-3/reasoning",
         "qwen-3/thinking_disabled",
         "gemma-3/content_parts",
+        "gemma-4/thinking_enabled",
+        "gemma-4/content_parts",
     ] {
         assert!(
             manifest.cases.iter().any(|c| c.name == name),

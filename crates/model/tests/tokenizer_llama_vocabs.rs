@@ -1,7 +1,10 @@
 //! The tokenizers against llama.cpp's own test vocabularies: the real vocab-only
 //! GGUF files of llama.cpp's `models/` directory (`ggml-vocab-*.gguf`), with its test
 //! inputs (`.gguf.inp`) and expected ids (`.gguf.out`), as `test-tokenizer-0` uses
-//! them (add_special = false, parse_special = false).
+//! them (add_special = false, parse_special = false). For the Gemma 4 and BERT
+//! vocabularies, llama.cpp's special ids, `add_special`, `parse_special` and
+//! detokenization results on the conformance corpus are checked too
+//! (`tests/fixtures/tokenizer/llama_vocabs.json`).
 //!
 //! The files are not committed: `tools/fetch-llama-vocabs.sh` unpacks them from the
 //! llama-cpp-python source package and prints the directory to put in
@@ -52,38 +55,20 @@ fn cases(inp: &Path) -> Vec<(String, Vec<u32>)> {
     texts.into_iter().zip(ids).collect()
 }
 
-/// Tokenizer kinds (`tokenizer.ggml.model`) of llama.cpp's vocabularies that
-/// hearth does not implement yet. Each has a test of its own, ignored with the
-/// reason, so that a run's summary lists it as not checked.
-const NOT_IMPLEMENTED: [&str; 2] = ["bert", "gemma4"];
-
 #[test]
 #[cfg_attr(
     not(hearth_llama_vocabs),
     ignore = "needs HEARTH_LLAMA_VOCAB_DIR (tools/fetch-llama-vocabs.sh)"
 )]
 fn llama_cpp_vocabularies_tokenize_like_llama_cpp() {
-    let tested = check_vocabularies(|kind| !NOT_IMPLEMENTED.contains(&kind));
-    assert!(tested >= 12, "too few vocabularies found: {tested}");
+    let tested = check_vocabularies();
+    assert!(tested >= 15, "too few vocabularies found: {tested}");
 }
 
-#[test]
-#[ignore = "tokenizer 'bert' (WordPiece) is not implemented"]
-fn bert_vocabularies_tokenize_like_llama_cpp() {
-    assert!(check_vocabularies(|kind| kind == "bert") > 0);
-}
-
-#[test]
-#[ignore = "tokenizer 'gemma4' is not implemented"]
-fn gemma4_vocabulary_tokenizes_like_llama_cpp() {
-    assert!(check_vocabularies(|kind| kind == "gemma4") > 0);
-}
-
-/// Checks every vocabulary whose tokenizer kind `selected` accepts against
-/// its test cases and returns how many were checked. (The main test selects
-/// every kind but [`NOT_IMPLEMENTED`], so a vocabulary of a new kind fails
-/// there rather than going unchecked.)
-fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
+/// Checks every vocabulary against its test cases and returns how many were
+/// checked. A vocabulary of a tokenizer kind hearth does not implement fails
+/// here rather than going unchecked.
+fn check_vocabularies() -> usize {
     let dir = vocab_dir();
     let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -93,7 +78,6 @@ fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
     inputs.sort();
 
     let mut tested = Vec::new();
-    let mut skipped = Vec::new();
     let mut failures = String::new();
     for inp in inputs {
         let gguf_path = inp.with_extension("");
@@ -103,15 +87,6 @@ fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
             .to_string_lossy()
             .into_owned();
         let file = gguf::GgufFile::open(&gguf_path).unwrap();
-        let kind = file
-            .metadata()
-            .get_str("tokenizer.ggml.model")
-            .unwrap()
-            .to_owned();
-        if !selected(&kind) {
-            skipped.push(format!("{name} ({kind})"));
-            continue;
-        }
         let tokenizer =
             Tokenizer::from_metadata(file.metadata()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mut n_failed = 0;
@@ -131,11 +106,7 @@ fn check_vocabularies(selected: impl Fn(&str) -> bool) -> usize {
         }
         tested.push(name);
     }
-    eprintln!(
-        "tested: {}; skipped: {}",
-        tested.join(", "),
-        skipped.join(", ")
-    );
+    eprintln!("tested: {}", tested.join(", "));
     assert!(
         failures.is_empty(),
         "mismatches with llama.cpp:\n{failures}"
@@ -179,4 +150,128 @@ fn special_ids_match_llama_cpp() {
         );
         assert_eq!(t.eog_ids(), eog, "{name}");
     }
+}
+
+/// The ids in a fixture's JSON array.
+fn json_ids(value: &serde_json::Value) -> Vec<u32> {
+    value
+        .as_array()
+        .expect("ids are an array")
+        .iter()
+        .map(|v| v.as_u64().expect("id") as u32)
+        .collect()
+}
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The vocabularies no locally trained fixture covers (Gemma 4, BERT) against
+/// what llama.cpp does with them beyond the `.inp` cases: special ids, BOS / SEP
+/// with `add_special`, special tokens parsed from text, and detokenization, on the
+/// conformance corpus (tests/fixtures/tokenizer/llama_vocabs.json, written by
+/// tools/tokenizer-fixtures/gen_llama_vocab_fixtures.py).
+#[test]
+#[cfg_attr(
+    not(hearth_llama_vocabs),
+    ignore = "needs HEARTH_LLAMA_VOCAB_DIR (tools/fetch-llama-vocabs.sh)"
+)]
+fn gemma4_and_bert_match_llama_cpp_on_the_corpus() {
+    use serde_json::Value;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer");
+    let read = |file: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join(file)).unwrap()).unwrap()
+    };
+    let expected = read("llama_vocabs.json");
+    let mut corpus = read("corpus.json").as_array().unwrap().clone();
+    corpus.extend(expected["extra_corpus"].as_array().unwrap().iter().cloned());
+    assert!(corpus.len() >= 50, "corpus too small");
+
+    let mut failures = String::new();
+    let mut checked = 0;
+    for (file, vocab) in expected.as_object().unwrap() {
+        if file == "extra_corpus" {
+            continue;
+        }
+        let gguf = gguf::GgufFile::open(vocab_dir().join(file)).unwrap();
+        let t = Tokenizer::from_metadata(gguf.metadata()).unwrap_or_else(|e| panic!("{file}: {e}"));
+
+        let s = &vocab["specials"];
+        let id = |key: &str| u32::try_from(s[key].as_i64().unwrap()).ok();
+        let special = t.special_tokens();
+        let got = (
+            special.bos,
+            special.eos,
+            special.eot,
+            special.sep,
+            special.pad,
+            special.newline,
+        );
+        let want = (
+            id("bos"),
+            id("eos"),
+            id("eot"),
+            id("sep"),
+            id("pad"),
+            id("nl"),
+        );
+        assert_eq!(got, want, "{file}: bos, eos, eot, sep, pad, newline");
+        assert_eq!(
+            (t.add_bos(), t.add_eos()),
+            (s["add_bos"] == true, s["add_eos"] == true),
+            "{file}: add_bos, add_eos"
+        );
+        assert_eq!(
+            t.eog_ids(),
+            json_ids(&s["eog"]),
+            "{file}: end of generation"
+        );
+
+        for entry in &corpus {
+            let (name, text) = (
+                entry["name"].as_str().unwrap(),
+                entry["text"].as_str().unwrap(),
+            );
+            let case = &vocab["cases"][name];
+            let raw = json_ids(&case["raw"]);
+            let special = match (case.get("special"), case.get("special_prefix")) {
+                (Some(ids), _) => json_ids(ids),
+                (None, Some(prefix)) => [json_ids(prefix), raw.clone()].concat(),
+                (None, None) => raw.clone(),
+            };
+            let detok = |key: &str| {
+                case.get(key)
+                    .map_or_else(|| text.as_bytes().to_vec(), |h| unhex(h.as_str().unwrap()))
+            };
+            let mut check = |what: &str, got: &dyn std::fmt::Debug, want: &dyn std::fmt::Debug| {
+                let (got, want) = (format!("{got:?}"), format!("{want:?}"));
+                if got != want {
+                    failures.push_str(&format!(
+                        "{file} / {name} / {what}:\n  got  {got:.300}\n  want {want:.300}\n"
+                    ));
+                }
+            };
+            check("raw", &t.encode(text, false, false), &raw);
+            check("special", &t.encode(text, true, true), &special);
+            check(
+                "detok_raw",
+                &String::from_utf8_lossy(&t.decode(&raw, false, false)),
+                &String::from_utf8_lossy(&detok("detok_raw")),
+            );
+            check(
+                "detok_special",
+                &String::from_utf8_lossy(&t.decode(&special, true, true)),
+                &String::from_utf8_lossy(&detok("detok_special")),
+            );
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, 2, "one entry per vocabulary");
+    assert!(
+        failures.is_empty(),
+        "mismatches with llama.cpp:\n{failures}"
+    );
 }

@@ -18,8 +18,10 @@ impl Tokenizer {
         }
         if attr.intersects(TokenAttr::NORMAL) {
             return match self.kind {
-                TokenizerKind::Spm => text.replace(spm::SPACE, " ").into_bytes(),
-                TokenizerKind::Bpe => decode_byte_level(text),
+                TokenizerKind::Bpe if !self.escape_whitespaces => decode_byte_level(text),
+                TokenizerKind::Spm | TokenizerKind::Bpe | TokenizerKind::Wpm => {
+                    text.replace(spm::SPACE, " ").into_bytes()
+                }
             };
         }
         if attr.intersects(TokenAttr::BYTE) {

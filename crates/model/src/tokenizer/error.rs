@@ -14,7 +14,7 @@ pub enum TokenizerError {
         message: String,
     },
     /// `tokenizer.ggml.model` names a tokenizer family hearth does not implement.
-    #[error("unsupported tokenizer model '{0}' (supported: llama, gpt2)")]
+    #[error("unsupported tokenizer model '{0}' (supported: llama, gpt2, gemma4, bert)")]
     UnknownModel(String),
     /// `tokenizer.ggml.tokens` is present but holds no tokens.
     #[error("tokenizer.ggml.tokens is empty")]
@@ -47,9 +47,9 @@ pub enum TokenizerError {
         /// The side of the merge that is missing from the vocabulary.
         piece: String,
     },
-    /// The pre-tokenizer runs BPE on raw UTF-8 (Gemma 4 style), which the `gpt2`
-    /// byte-level tokenizer does not do.
-    #[error("pre-tokenizer '{0}' merges raw UTF-8, which byte-level BPE (gpt2) does not support")]
+    /// The pre-tokenizer belongs to a tokenizer model of its own (`whitespace`)
+    /// that hearth does not implement.
+    #[error("pre-tokenizer '{0}' needs its own tokenizer model, which hearth does not implement")]
     UnsupportedPreTokenizer(String),
     /// A byte-level BPE vocabulary has no `tokenizer.ggml.merges`.
     #[error("tokenizer.ggml.merges is missing (required for BPE vocabularies)")]

@@ -8,8 +8,8 @@ use std::collections::{HashMap, HashSet};
 
 use super::bpe::BpeTables;
 use super::pretokenize::PreTokenizer;
-use super::spm;
 use super::{SpecialTokens, TokenAttr, Tokenizer, TokenizerError, TokenizerKind};
+use super::{spm, wpm};
 
 /// A special-token key and the field of [`SpecialTokens`] it sets, in the order
 /// llama.cpp reads them (the deprecated FIM keys last, so they win).
@@ -59,6 +59,10 @@ pub(crate) struct RawVocab<'a> {
     pub add_eos: Option<bool>,
     /// `tokenizer.ggml.add_space_prefix`.
     pub add_space_prefix: Option<bool>,
+    /// `tokenizer.ggml.normalizer.lowercase` (WordPiece).
+    pub lowercase: Option<bool>,
+    /// `tokenizer.ggml.normalizer.strip_accents` (WordPiece).
+    pub strip_accents: Option<bool>,
     /// `general.name`, which selects per-model token attributes (Phi-3).
     pub general_name: Option<&'a str>,
 }
@@ -104,6 +108,8 @@ pub(crate) fn from_metadata(meta: &gguf::Metadata) -> Result<Tokenizer, Tokenize
         add_bos: opt_bool(meta, "tokenizer.ggml.add_bos_token")?,
         add_eos: opt_bool(meta, "tokenizer.ggml.add_eos_token")?,
         add_space_prefix: opt_bool(meta, "tokenizer.ggml.add_space_prefix")?,
+        lowercase: opt_bool(meta, "tokenizer.ggml.normalizer.lowercase")?,
+        strip_accents: opt_bool(meta, "tokenizer.ggml.normalizer.strip_accents")?,
         general_name: meta
             .opt_str("general.name")
             .map_err(meta_err("general.name"))?,
@@ -180,11 +186,42 @@ fn pre_flags(name: &str) -> Option<PreFlags> {
         | "kimi-k2" | "ufakzeka" | "grok-2" | "afmoe" | "laguna" | "minimax-m2" | "solar-open" => {
             unclean
         }
-        "default" | "falcon" | "mpt" | "starcoder" | "gpt-2" | "phi-2" | "jina-es" | "jina-de"
-        | "gigachat" | "jina-v2-es" | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert"
-        | "jais-2" | "jina-v1-en" | "jina-v2-code" | "roberta-bpe" | "refact" | "stablelm2"
-        | "olmo" | "dbrx" | "smaug-bpe" | "jais" | "codeshell" | "bloom" | "gpt3-finnish"
-        | "exaone" | "exaone4" | "exaone-moe" | "minerva-7b" | "megrez" | "mellum2" => base,
+        "default"
+        | "falcon"
+        | "mpt"
+        | "starcoder"
+        | "gpt-2"
+        | "phi-2"
+        | "jina-es"
+        | "jina-de"
+        | "gigachat"
+        | "jina-v2-es"
+        | "jina-v2-de"
+        | "a.x-4.0"
+        | "mellum"
+        | "modern-bert"
+        | "jais-2"
+        | "jina-v1-en"
+        | "jina-v2-code"
+        | "roberta-bpe"
+        | "refact"
+        | "stablelm2"
+        | "olmo"
+        | "dbrx"
+        | "smaug-bpe"
+        | "jais"
+        | "codeshell"
+        | "bloom"
+        | "gpt3-finnish"
+        | "exaone"
+        | "exaone4"
+        | "exaone-moe"
+        | "minerva-7b"
+        | "megrez"
+        | "mellum2"
+        | "gemma4"
+        | "granite-embed-multi-311m" => base,
+        "sarvam-moe" => unclean,
         _ => return None,
     })
 }
@@ -300,6 +337,7 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
 
     // Family defaults (llama_vocab::impl::load).
     let mut special = SpecialTokens::default();
+    let mut pre_name = raw.pre.unwrap_or_default().to_owned();
     let kind = match raw.model {
         "llama" => {
             special.bos = Some(1);
@@ -312,12 +350,25 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
             special.eos = Some(11);
             TokenizerKind::Bpe
         }
+        // Gemma 4's BPE: special ids only from the file, its own pre-tokenizer.
+        "gemma4" => {
+            pre_name = "gemma4".to_owned();
+            TokenizerKind::Bpe
+        }
+        "bert" => {
+            special.bos = Some(101);
+            special.unk = Some(100);
+            special.sep = Some(102);
+            special.pad = Some(0);
+            special.mask = Some(103);
+            TokenizerKind::Wpm
+        }
         other => return Err(TokenizerError::UnknownModel(other.to_owned())),
     };
-    let pre_name = raw.pre.unwrap_or_default().to_owned();
     let (mut add_bos, mut add_eos, mut add_space_prefix, clean_spaces, ignore_merges, pre) =
         match kind {
             TokenizerKind::Spm => (true, false, true, false, false, None),
+            TokenizerKind::Wpm => (true, false, false, true, false, None),
             TokenizerKind::Bpe => {
                 let flags = if pre_name.is_empty() {
                     warnings.push(
@@ -338,7 +389,7 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
                     special.bos = None;
                 }
                 let pre = match PreTokenizer::from_name(&pre_name) {
-                    Some(pre) if !pre.byte_encode() => {
+                    Some(PreTokenizer::Whitespace) => {
                         return Err(TokenizerError::UnsupportedPreTokenizer(pre_name));
                     }
                     Some(pre) => pre,
@@ -364,6 +415,8 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
     if let Some(value) = raw.add_space_prefix {
         add_space_prefix = value;
     }
+    // BPE on raw UTF-8 (Gemma 4) writes spaces as `▁` (llama.cpp's escape_whitespaces).
+    let escape_whitespaces = pre.is_some_and(|pre| !pre.byte_encode());
 
     // Per-token arrays.
     let lengths = [
@@ -410,10 +463,11 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
     };
 
     let bpe = match kind {
-        TokenizerKind::Spm => None,
+        TokenizerKind::Spm | TokenizerKind::Wpm => None,
         TokenizerKind::Bpe => {
             let merges = raw.merges.ok_or(TokenizerError::MissingMerges)?;
-            Some(BpeTables::build(&ids, merges)?)
+            let byte_encode = pre.is_none_or(|pre| pre.byte_encode());
+            Some(BpeTables::build(&ids, merges, byte_encode)?)
         }
     };
 
@@ -443,6 +497,16 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
     if let Some(value) = raw.add_eos {
         add_eos = value;
     }
+    // llama.cpp overrides a Gemma 4 file that says not to add BOS
+    // (ggml-org/llama.cpp#21500).
+    if pre == Some(PreTokenizer::Gemma4) {
+        add_bos = true;
+    }
+    let normalizer = wpm::Normalizer {
+        lowercase: raw.lowercase.unwrap_or(true),
+        // Accents are stripped when lower-casing unless the file says otherwise.
+        strip_accents: raw.strip_accents.unwrap_or(raw.lowercase.unwrap_or(true)),
+    };
 
     // Missing ids found by token text. llama.cpp takes the first candidate its hash
     // map yields; we take the first in its list order, which prefers e.g.
@@ -534,6 +598,7 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
         }
     }
 
+    let texts_max_len = texts.iter().map(String::len).max().unwrap_or(0);
     let mut tokenizer = Tokenizer {
         kind,
         pre_name,
@@ -549,6 +614,9 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
         add_space_prefix,
         ignore_merges,
         clean_spaces,
+        escape_whitespaces,
+        normalizer,
+        max_token_len: texts_max_len,
         special_by_length,
         pieces: Vec::new(),
         spm_word_chunks,
@@ -562,6 +630,7 @@ pub(crate) fn build(raw: RawVocab<'_>) -> Result<Tokenizer, TokenizerError> {
     tokenizer.special.newline = match kind {
         TokenizerKind::Spm => tokenizer.byte_tokens[b'\n' as usize],
         TokenizerKind::Bpe => tokenizer.encode("\n", false, false).first().copied(),
+        TokenizerKind::Wpm => None,
     }
     .or(tokenizer.special.pad);
     Ok(tokenizer)

@@ -5,7 +5,11 @@
 //!   merges driven by token scores, with `<0xNN>` byte fallback (Llama 2, Mistral,
 //!   Gemma, Phi-3).
 //! - [`TokenizerKind::Bpe`] (`gpt2`): byte-level BPE with merge ranks after a
-//!   pre-tokenizer chosen by `tokenizer.ggml.pre` (Llama 3, Qwen 2, DeepSeek, ...).
+//!   pre-tokenizer chosen by `tokenizer.ggml.pre` (Llama 3, Qwen 2, DeepSeek, ...);
+//!   (`gemma4`) the same merges on raw UTF-8 with spaces written `▁` and `<0xNN>`
+//!   byte fallback (Gemma 4).
+//! - [`TokenizerKind::Wpm`] (`bert`): WordPiece over lower-cased, accent-stripped
+//!   words (BERT-style embedding models).
 //!
 //! Special tokens are split out of the text first. Control and unknown tokens are
 //! recognised only when the caller asks (`parse_special`, for rendered chat
@@ -18,12 +22,14 @@ mod bytes;
 mod decode;
 mod error;
 mod load;
+mod normalize_table;
 pub mod pretokenize;
 mod special;
 mod spm;
 #[cfg(test)]
 mod tests;
 mod vocab;
+mod wpm;
 
 use std::collections::{HashMap, HashSet};
 
@@ -61,6 +67,12 @@ pub struct Tokenizer {
     /// Decoding removes the space before `?!.,` and some contractions
     /// (`clean_up_tokenization_spaces`).
     clean_spaces: bool,
+    /// BPE on raw UTF-8: spaces are written `▁` before merging, and back on decoding.
+    escape_whitespaces: bool,
+    /// WordPiece: lower-casing and accent stripping.
+    normalizer: wpm::Normalizer,
+    /// The longest token text, in bytes (bounds the WordPiece match).
+    max_token_len: usize,
     /// Control, user-defined and unknown tokens, longest text first: the order in
     /// which they are split out of text.
     special_by_length: Vec<u32>,
@@ -101,20 +113,34 @@ impl Tokenizer {
     /// Converts text to token ids, with llama.cpp's `llama_tokenize` semantics.
     ///
     /// `add_special` adds BOS and/or EOS where the model asks for them
-    /// (`tokenizer.ggml.add_bos_token` / `add_eos_token`). `parse_special` lets
+    /// (`tokenizer.ggml.add_bos_token` / `add_eos_token`); WordPiece always adds
+    /// its CLS (as BOS) and SEP tokens, as llama.cpp does. `parse_special` lets
     /// control tokens written in the text (`<|im_start|>`) become their ids; leave it
     /// off for user content so that it cannot smuggle control tokens in.
     pub fn encode(&self, text: &str, add_special: bool, parse_special: bool) -> Vec<u32> {
         let mut output = Vec::with_capacity(text.len() / 3 + 2);
         let fragments = special::partition(self, text, parse_special);
-        if add_special && self.add_bos {
+        let wpm = self.kind == TokenizerKind::Wpm;
+        if add_special && (self.add_bos || wpm) {
             output.extend(self.special.bos);
         }
         match self.kind {
             TokenizerKind::Spm => self.encode_spm(text, &fragments, &mut output),
             TokenizerKind::Bpe => self.encode_bpe(text, &fragments, &mut output),
+            TokenizerKind::Wpm => {
+                for fragment in &fragments {
+                    match *fragment {
+                        Fragment::Text(ref range) => {
+                            wpm::tokenize(self, self.normalizer, &text[range.clone()], &mut output)
+                        }
+                        Fragment::Token(id) => output.push(id),
+                    }
+                }
+            }
         }
-        if add_special && self.add_eos {
+        if add_special && wpm {
+            output.extend(self.special.sep);
+        } else if add_special && self.add_eos {
             output.extend(self.special.eos);
         }
         output
@@ -160,12 +186,17 @@ impl Tokenizer {
             return;
         };
         let mut session = bpe::Session::new(self, tables);
-        let mut words = Vec::new();
         for fragment in fragments {
             match *fragment {
                 Fragment::Text(ref range) => {
-                    words.clear();
-                    pre.split(&text[range.clone()], &mut words);
+                    let escaped;
+                    let mut fragment = &text[range.clone()];
+                    if self.escape_whitespaces {
+                        escaped = fragment.replace(' ', "\u{2581}");
+                        fragment = &escaped;
+                    }
+                    let mut words = Vec::new();
+                    pre.split(fragment, &mut words);
                     for word in &words {
                         session.tokenize_word(word, output);
                     }

@@ -170,9 +170,9 @@ fn unknown_pre_tokenizer_warns_and_uses_the_default() {
 #[test]
 fn bad_metadata_is_a_typed_error() {
     let mut m = spm_metadata();
-    m.set("tokenizer.ggml.model", Value::String("bert".into()));
+    m.set("tokenizer.ggml.model", Value::String("rwkv".into()));
     assert!(
-        matches!(Tokenizer::from_metadata(&m), Err(TokenizerError::UnknownModel(name)) if name == "bert")
+        matches!(Tokenizer::from_metadata(&m), Err(TokenizerError::UnknownModel(name)) if name == "rwkv")
     );
 
     let mut m = spm_metadata();
@@ -264,4 +264,112 @@ fn spm_merges_across_words_when_a_token_spans_a_space() {
 fn tokenizer_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Tokenizer>();
+}
+
+/// A Gemma 4 style vocabulary (`gemma4`): BPE on raw UTF-8 with `▁` for spaces,
+/// the 256 `<0xNN>` byte tokens, a newline-run token and a few merges.
+fn gemma4_metadata() -> Metadata {
+    let mut tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>"]
+        .map(String::from)
+        .into();
+    let mut types = vec![3; 4];
+    for b in 0..=255u8 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+    }
+    for piece in [
+        "▁", "h", "e", "l", "o", "w", "r", "d", "\n", "he", "ll", "hell", "hello", "▁w", "▁wo",
+        "\n\n\n",
+    ] {
+        tokens.push(piece.to_owned());
+        types.push(1);
+    }
+    let mut m = Metadata::new();
+    m.set("tokenizer.ggml.model", Value::String("gemma4".into()));
+    m.set("tokenizer.ggml.tokens", Value::Array(Array::String(tokens)));
+    m.set("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
+    m.set(
+        "tokenizer.ggml.merges",
+        strings(&["h e", "l l", "he ll", "hell o", "▁ w", "▁w o"]),
+    );
+    m.set("tokenizer.ggml.bos_token_id", Value::U32(2));
+    m.set("tokenizer.ggml.eos_token_id", Value::U32(1));
+    // llama.cpp adds BOS to Gemma 4 prompts even when the file says not to.
+    m.set("tokenizer.ggml.add_bos_token", Value::Bool(false));
+    m
+}
+
+#[test]
+fn gemma4_merges_raw_utf8_with_escaped_spaces() {
+    let t = Tokenizer::from_metadata(&gemma4_metadata()).unwrap();
+    let ids = t.encode("hello world", false, false);
+    let want: Vec<u32> = ["hello", "▁wo", "r", "l", "d"]
+        .iter()
+        .map(|s| id(&t, s))
+        .collect();
+    assert_eq!(ids, want);
+    assert_eq!(t.decode(&ids, false, false), b"hello world");
+    assert_eq!(t.encode("hello", true, false), [2, id(&t, "hello")]);
+    assert!(t.add_bos());
+}
+
+#[test]
+fn gemma4_falls_back_to_byte_tokens_and_keeps_newline_runs_whole() {
+    let t = Tokenizer::from_metadata(&gemma4_metadata()).unwrap();
+    let ids = t.encode("hé", false, false);
+    assert_eq!(ids, [id(&t, "h"), id(&t, "<0xC3>"), id(&t, "<0xA9>")]);
+    assert_eq!(t.decode(&ids, false, false), "hé".as_bytes());
+    // A run of newlines that is a token is taken whole; one that is not is merged.
+    let (h, nl) = (id(&t, "h"), id(&t, "\n"));
+    assert_eq!(t.encode("h\n\n\nh", false, false), [h, id(&t, "\n\n\n"), h]);
+    assert_eq!(t.encode("h\n\nh", false, false), [h, nl, nl, h]);
+}
+
+/// A WordPiece vocabulary as GGUF stores BERT's: word starts carry `▁`,
+/// continuations (`##able`) are plain.
+fn wpm_metadata() -> Metadata {
+    let tokens = [
+        "[PAD]", "[UNK]", "[CLS]", "[SEP]", "▁hello", "▁un", "aff", "able", "▁,", "▁!", "▁cafe",
+        "▁我",
+    ];
+    let mut types = vec![1; tokens.len()];
+    types[..4].fill(3);
+    let mut m = Metadata::new();
+    m.set("tokenizer.ggml.model", Value::String("bert".into()));
+    m.set("tokenizer.ggml.tokens", strings(&tokens));
+    m.set("tokenizer.ggml.token_type", Value::Array(Array::I32(types)));
+    m.set("tokenizer.ggml.bos_token_id", Value::U32(2));
+    m.set("tokenizer.ggml.unknown_token_id", Value::U32(1));
+    m.set("tokenizer.ggml.seperator_token_id", Value::U32(3));
+    m
+}
+
+#[test]
+fn wordpiece_takes_the_longest_pieces_and_unknown_words() {
+    let t = Tokenizer::from_metadata(&wpm_metadata()).unwrap();
+    let want: Vec<u32> = ["▁hello", "▁,", "▁un", "aff", "able", "▁!"]
+        .iter()
+        .map(|s| id(&t, s))
+        .collect();
+    assert_eq!(t.encode("Hello, UNaffable!", false, false), want);
+    // Accents go, case goes, and a word the pieces cannot cover is [UNK].
+    assert_eq!(
+        t.encode("Café xyz 我", false, false),
+        [id(&t, "▁cafe"), 1, id(&t, "▁我")]
+    );
+    // add_special: CLS ... SEP.
+    assert_eq!(t.encode("hello", true, false), [2, id(&t, "▁hello"), 3]);
+    assert_eq!(
+        t.decode(&want[..2], false, false),
+        b" hello,",
+        "▁ is a space again; the space before the comma is cleaned up"
+    );
+}
+
+#[test]
+fn wordpiece_keeps_case_when_the_file_says_so() {
+    let mut m = wpm_metadata();
+    m.set("tokenizer.ggml.normalizer.lowercase", Value::Bool(false));
+    let t = Tokenizer::from_metadata(&m).unwrap();
+    assert_eq!(t.encode("Hello hello", false, false), [1, id(&t, "▁hello")]);
 }

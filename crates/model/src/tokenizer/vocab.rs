@@ -70,8 +70,11 @@ impl std::ops::BitOrAssign for TokenAttr {
 pub enum TokenizerKind {
     /// SentencePiece-style score-driven merges with byte fallback (`llama`).
     Spm,
-    /// Byte-level BPE with merge ranks and a regex pre-tokenizer (`gpt2`).
+    /// BPE with merge ranks and a regex pre-tokenizer: byte-level (`gpt2`), or on
+    /// raw UTF-8 with `▁` for spaces and `<0xNN>` byte fallback (`gemma4`).
     Bpe,
+    /// WordPiece: normalized words covered by their longest tokens (`bert`).
+    Wpm,
 }
 
 /// Ids of the special tokens a model declares (or llama.cpp's defaults for its

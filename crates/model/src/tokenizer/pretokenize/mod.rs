@@ -22,7 +22,7 @@ mod unicode;
 mod unicode_table;
 
 use custom::Llama3Style;
-use unicode::Flags;
+pub(crate) use unicode::Flags;
 
 /// A BPE pre-tokenizer, one per llama.cpp `LLAMA_VOCAB_PRE_TYPE_*` that hearth covers.
 ///

@@ -110,6 +110,12 @@ impl Flags {
         self.0 & Flags::SYMBOL != 0
     }
 
+    /// `\p{C}`.
+    #[inline]
+    pub(crate) fn is_control(self) -> bool {
+        self.0 & Flags::CONTROL != 0
+    }
+
     /// `\s`: llama.cpp's `unicode_set_whitespace`.
     #[inline]
     pub(crate) fn is_whitespace(self) -> bool {
