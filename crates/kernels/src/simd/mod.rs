@@ -33,7 +33,7 @@ use gguf::TensorType;
 use crate::dispatch::{FromF32Fn, ToF32Fn, TypeTraits, VecDotFn};
 
 #[cfg(target_arch = "aarch64")]
-mod aarch64;
+pub(crate) mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 

@@ -3,7 +3,7 @@
 //! [`Cpu::NeonDotprod`](crate::simd::Cpu) level runs the same kernels with `sdot`
 //! where the CPU has the `dotprod` extension.
 
-pub(super) mod neon;
+pub(crate) mod neon;
 
 /// Whether this CPU has the `dotprod` extension (`sdot` / `udot`).
 pub(super) fn has_dotprod() -> bool {

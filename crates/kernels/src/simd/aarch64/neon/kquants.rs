@@ -49,7 +49,7 @@ fn crumbs(v: uint8x16_t, shift: i8) -> uint8x16_t {
 /// A Q8_K block readable at `by`.
 #[target_feature(enable = "neon")]
 #[inline]
-unsafe fn mins_dot_32(mins: &[i32; 8], by: *const u8) -> i32 {
+pub(crate) unsafe fn mins_dot_32(mins: &[i32; 8], by: *const u8) -> i32 {
     // SAFETY: bsums[16] at byte 260 of the Q8_K block (caller).
     let (sums, sums2) = unsafe { (vld1q_s16(by.add(260).cast()), vld1q_s16(by.add(276).cast())) };
     // Pairwise: the eight sums of 32 quants.
@@ -62,7 +62,7 @@ unsafe fn mins_dot_32(mins: &[i32; 8], by: *const u8) -> i32 {
 
 /// The eight 6-bit scales and eight mins of a Q4_K / Q5_K block (ggml-quants.c
 /// `get_scale_min_k4`).
-fn scales_mins_k4(q: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
+pub(crate) fn scales_mins_k4(q: &[u8; 12]) -> ([i32; 8], [i32; 8]) {
     let mut sc = [0i32; 8];
     let mut m = [0i32; 8];
     for j in 0..8 {

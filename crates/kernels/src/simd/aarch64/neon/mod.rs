@@ -26,7 +26,7 @@ use crate::formats::float::f16_to_f32;
 use crate::simd::Override;
 
 mod float;
-mod kquants;
+pub(crate) mod kquants;
 mod legacy;
 
 /// The plain NEON level's replacements of the scalar table.
@@ -78,7 +78,7 @@ fn int_overrides(dotprod: bool) -> Vec<Override> {
 }
 
 /// One step of a signed byte dot product.
-pub(super) trait I8Dot {
+pub(crate) trait I8Dot {
     /// `acc` plus the 16 products `a[i]·b[i]`, spread over the four lanes in an
     /// order of the implementation's choosing: only the sum of the lanes means
     /// anything.
@@ -90,7 +90,7 @@ pub(super) trait I8Dot {
 }
 
 /// Baseline Advanced SIMD: widening multiplies (`smull`), pairwise widening adds.
-pub(super) struct Smull;
+pub(crate) struct Smull;
 
 impl I8Dot for Smull {
     #[inline(always)]
@@ -105,7 +105,7 @@ impl I8Dot for Smull {
 }
 
 /// The `dotprod` extension: one `sdot`, four products per lane.
-pub(super) struct Sdot;
+pub(crate) struct Sdot;
 
 impl I8Dot for Sdot {
     #[inline(always)]
@@ -173,7 +173,7 @@ use int_dot;
 /// # Safety
 /// 2 bytes readable at `p`.
 #[inline(always)]
-unsafe fn f16_at(p: *const u8) -> f32 {
+pub(crate) unsafe fn f16_at(p: *const u8) -> f32 {
     // SAFETY: 2 readable bytes (caller); the read is unaligned.
     f16_to_f32(u16::from_le(unsafe { p.cast::<u16>().read_unaligned() }))
 }
@@ -183,7 +183,7 @@ unsafe fn f16_at(p: *const u8) -> f32 {
 /// # Safety
 /// 4 bytes readable at `p`.
 #[inline(always)]
-unsafe fn f32_at(p: *const u8) -> f32 {
+pub(crate) unsafe fn f32_at(p: *const u8) -> f32 {
     // SAFETY: 4 readable bytes (caller); the read is unaligned.
     f32::from_bits(u32::from_le(unsafe { p.cast::<u32>().read_unaligned() }))
 }
@@ -193,7 +193,7 @@ unsafe fn f32_at(p: *const u8) -> f32 {
 /// # Safety
 /// 16 bytes readable at `p`.
 #[inline(always)]
-unsafe fn nibbles(p: *const u8) -> (uint8x16_t, uint8x16_t) {
+pub(crate) unsafe fn nibbles(p: *const u8) -> (uint8x16_t, uint8x16_t) {
     // SAFETY: 16 readable bytes (caller); baseline Advanced SIMD only.
     unsafe {
         let bits = vld1q_u8(p);
@@ -206,7 +206,7 @@ unsafe fn nibbles(p: *const u8) -> (uint8x16_t, uint8x16_t) {
 /// # Safety
 /// 16 bytes readable at `p`.
 #[inline(always)]
-unsafe fn i8x16_at(p: *const u8) -> int8x16_t {
+pub(crate) unsafe fn i8x16_at(p: *const u8) -> int8x16_t {
     // SAFETY: 16 readable bytes (caller).
     unsafe { vld1q_s8(p.cast()) }
 }
