@@ -1,8 +1,8 @@
 //! GEMM micro-kernels: a tile of [`NR`] weight rows × up to four activation
 //! rows per call, for the quantized formats that dominate real models (Q8_0,
-//! Q4_0, Q4_K, Q6_K on AVX-512 VNNI; Q8_0, Q4_0, Q4_K on NEON, in `neon.rs`)
-//! against their `vec_dot_type` activations. (F16 and F32 go through
-//! `f16_tinyblas` on AVX-512.)
+//! Q4_0, Q4_K, Q6_K) against their `vec_dot_type` activations, on AVX-512 VNNI
+//! and on NEON (`neon.rs`). (F16 and F32 go through `f16_tinyblas` on
+//! AVX-512.)
 //!
 //! [`crate::matmul`] uses a tile kernel where one exists for the weight format
 //! and the CPU level, and the per-pair `vec_dot` of the dispatch table
@@ -94,10 +94,11 @@ fn neon() -> bool {
 /// The tile kernel for weights of format `ty`, if this CPU level has one.
 pub(crate) fn kernel(ty: TensorType) -> Option<Kernel> {
     let (format, block, w_bytes, a_bytes) = match ty {
-        TensorType::Q8_0 if avx512_vnni() || neon() => (Format::Q8_0, 32, 34, 34),
-        TensorType::Q4_0 if avx512_vnni() || neon() => (Format::Q4_0, 32, 18, 34),
-        TensorType::Q4_K if avx512_vnni() || neon() => (Format::Q4K, 256, 144, 292),
-        TensorType::Q6_K if avx512_vnni() => (Format::Q6K, 256, 210, 292),
+        _ if !avx512_vnni() && !neon() => return None,
+        TensorType::Q8_0 => (Format::Q8_0, 32, 34, 34),
+        TensorType::Q4_0 => (Format::Q4_0, 32, 18, 34),
+        TensorType::Q4_K => (Format::Q4K, 256, 144, 292),
+        TensorType::Q6_K => (Format::Q6K, 256, 210, 292),
         _ => return None,
     };
     Some(Kernel {
@@ -159,7 +160,7 @@ impl Kernel {
                 Format::Q8_0 => neon::Format::Q8_0,
                 Format::Q4_0 => neon::Format::Q4_0,
                 Format::Q4K => neon::Format::Q4K,
-                Format::Q6K => unreachable!("no NEON Q6_K tile"),
+                Format::Q6K => neon::Format::Q6K,
             };
             let dotprod = cpu_level() == Cpu::NeonDotprod;
             // SAFETY: every row holds `nb` blocks of the kernel's format
@@ -189,17 +190,12 @@ mod tests {
     )]
     fn tiles_match_the_scalar_dot_products() {
         let n_in = 512;
-        let formats: &[TensorType] = if cfg!(target_arch = "aarch64") {
-            &[TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K]
-        } else {
-            &[
-                TensorType::Q8_0,
-                TensorType::Q4_0,
-                TensorType::Q4_K,
-                TensorType::Q6_K,
-            ]
-        };
-        for &ty in formats {
+        for ty in [
+            TensorType::Q8_0,
+            TensorType::Q4_0,
+            TensorType::Q4_K,
+            TensorType::Q6_K,
+        ] {
             let k = kernel(ty).unwrap_or_else(|| panic!("no tile kernel for {ty}"));
             let scalar = traits_for(Cpu::Scalar, ty).unwrap();
             let vt = scalar.vec_dot_type;

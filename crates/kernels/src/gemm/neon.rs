@@ -1,4 +1,4 @@
-//! NEON tile kernels (Q8_0, Q4_0, Q4_K): [`NR`] weight rows × 1 to [`NC`]
+//! NEON tile kernels (Q8_0, Q4_0, Q4_K, Q6_K): [`NR`] weight rows × 1 to [`NC`]
 //! activation rows per call, each weight block decoded once for all the
 //! activation rows and each activation block loaded once for all the weight
 //! rows. Built twice like the NEON dot products: plain NEON (`smull`) and with
@@ -11,7 +11,7 @@
 use std::arch::aarch64::*;
 
 use super::{NC, NR, Tile};
-use crate::simd::aarch64::neon::kquants::{mins_dot_32, scales_mins_k4};
+use crate::simd::aarch64::neon::kquants::{crumbs, mins_dot_32, scales_mins_k4};
 use crate::simd::aarch64::neon::{I8Dot, f16_at, f32_at, i8x16_at, nibbles};
 
 /// A 32-value weight format against Q8_0: its block size and its 32 quants as
@@ -154,6 +154,73 @@ unsafe fn q4_k_tile<D: I8Dot, const C: usize>(
     }
 }
 
+/// Q6_K tile.
+///
+/// # Safety
+/// `nb` Q6_K blocks readable at each of `w`, `nb` Q8_K blocks at each of `a`; as
+/// [`I8Dot::dot`].
+#[inline(always)]
+unsafe fn q6_k_tile<D: I8Dot, const C: usize>(
+    nb: usize,
+    w: [*const u8; NR],
+    a: [*const u8; C],
+    out: &mut Tile,
+) {
+    // SAFETY: every block read is below `nb` (caller); Q6_K is ql[128],
+    // qh[64], scales[16] (i8), d; Q8_K is d, qs[256], bsums[16]; the CPU has
+    // `D`'s features (caller).
+    unsafe {
+        let (m4, m32) = (vdupq_n_u8(0x0f), vdupq_n_s8(32));
+        let mut sum = [[0f32; NR]; C];
+        for i in 0..nb {
+            let bx = w.map(|r| r.add(210 * i));
+            let by = a.map(|y| y.add(292 * i));
+            let scales = bx.map(|b| &*b.add(192).cast::<[i8; 16]>());
+            let mut acc = [[vdupq_n_s32(0); NR]; C];
+            for h in 0..2 {
+                for part in 0..2 {
+                    // Values 128h + 32k + 16·part + 0..16 of the four groups k.
+                    let q_rows = bx.map(|b| {
+                        let (ql, qh) = (b.add(64 * h + 16 * part), b.add(128 + 32 * h + 16 * part));
+                        let (l0, l1, hb) = (vld1q_u8(ql), vld1q_u8(ql.add(32)), vld1q_u8(qh));
+                        let low = [
+                            vandq_u8(l0, m4),
+                            vandq_u8(l1, m4),
+                            vshrq_n_u8::<4>(l0),
+                            vshrq_n_u8::<4>(l1),
+                        ];
+                        std::array::from_fn::<_, 4, _>(|k| {
+                            let q = vorrq_u8(low[k], vshlq_n_u8::<4>(crumbs(hb, 2 * k as i8)));
+                            vsubq_s8(vreinterpretq_s8_u8(q), m32)
+                        })
+                    });
+                    let q: [[int8x16_t; NR]; 4] =
+                        std::array::from_fn(|k| std::array::from_fn(|r| q_rows[r][k]));
+                    for (k, q) in q.iter().enumerate() {
+                        let at = 128 * h + 32 * k + 16 * part;
+                        for (acc, &y) in acc.iter_mut().zip(&by) {
+                            let y8 = i8x16_at(y.add(4 + at));
+                            for r in 0..NR {
+                                let p = D::dot(vdupq_n_s32(0), q[r], y8);
+                                acc[r] = vmlaq_n_s32(acc[r], p, scales[r][at / 16] as i32);
+                            }
+                        }
+                    }
+                }
+            }
+            for ((sum, acc), &y) in sum.iter_mut().zip(&acc).zip(&by) {
+                for r in 0..NR {
+                    let d = f32_at(y) * f16_at(bx[r].add(208));
+                    sum[r] += d * vaddvq_s32(acc[r]) as f32;
+                }
+            }
+        }
+        for (out, sum) in out.iter_mut().zip(&sum) {
+            out.copy_from_slice(sum);
+        }
+    }
+}
+
 /// The two builds of a tile body: `$name::smull` (plain NEON) and
 /// `$name::sdot` (`dotprod`).
 macro_rules! tile_builds {
@@ -215,6 +282,7 @@ q0_body!(q4_0_tile, Q4_0);
 tile_builds!(q8_0 => q8_0_tile);
 tile_builds!(q4_0 => q4_0_tile);
 tile_builds!(q4_k => q4_k_tile);
+tile_builds!(q6_k => q6_k_tile);
 
 /// The weight formats with a NEON tile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,6 +290,7 @@ pub(super) enum Format {
     Q8_0,
     Q4_0,
     Q4K,
+    Q6K,
 }
 
 /// Runs the tile of `format` (the `sdot` build where `dotprod`).
@@ -263,6 +332,7 @@ pub(super) unsafe fn tile(
             Format::Q8_0 => call!(q8_0),
             Format::Q4_0 => call!(q4_0),
             Format::Q4K => call!(q4_k),
+            Format::Q6K => call!(q6_k),
         }
     }
 }
@@ -281,6 +351,7 @@ mod tests {
             (TensorType::Q8_0, Format::Q8_0),
             (TensorType::Q4_0, Format::Q4_0),
             (TensorType::Q4_K, Format::Q4K),
+            (TensorType::Q6_K, Format::Q6K),
         ] {
             let dot = traits_for(level, ty).unwrap().vec_dot.unwrap();
             let vt = traits_for(Cpu::Scalar, ty).unwrap().vec_dot_type;

@@ -38,7 +38,7 @@ int_dot!(
 /// The 16 values `v >> shift` for `shift` = 0, 2, 4 or 6, masked to two bits.
 #[target_feature(enable = "neon")]
 #[inline]
-fn crumbs(v: uint8x16_t, shift: i8) -> uint8x16_t {
+pub(crate) fn crumbs(v: uint8x16_t, shift: i8) -> uint8x16_t {
     vandq_u8(vshlq_u8(v, vdupq_n_s8(-shift)), vdupq_n_u8(3))
 }
 
