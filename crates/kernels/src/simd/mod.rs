@@ -3,8 +3,9 @@
 //! The CPU is probed once (`is_x86_feature_detected!` on x86-64; on aarch64 NEON is
 //! part of the baseline and `is_aarch64_feature_detected!` finds `dotprod`) and the
 //! best [`Cpu`] level it supports becomes the one the dispatch table is built for.
-//! `HEARTH_CPU=scalar|neon|neon-dotprod|avx2|avx512` forces a lower level (benchmarks, bug hunts); asking for a level the machine lacks falls
-//! back to the best available one with a warning on stderr.
+//! `HEARTH_CPU=scalar|neon|neon-dotprod|avx2|avx512` forces a lower level
+//! (benchmarks, bug hunts); asking for a level the machine lacks falls back to the
+//! best available one with a warning on stderr.
 //!
 //! Each level only *replaces* entries of the scalar table: a format without a SIMD
 //! kernel keeps its scalar reference. The contract every replacement keeps:
