@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 start=$SECONDS
-n_steps=8
+n_steps=9
 step=0
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
@@ -62,6 +62,32 @@ else
   not_checked+=("aarch64 lints of kernels' tests and benches — no aarch64-linux-gnu-gcc (Debian: gcc-aarch64-linux-gnu)")
 fi
 
+# The NEON kernels run under qemu-aarch64 (Debian's qemu-user), cross-linked with
+# aarch64-linux-gnu-gcc. qemu's `-cpu max` has `dotprod`, and
+# HEARTH_CPU=neon-dotprod says so to the build (crates/kernels/build/cpu_cfg.rs
+# compiles the dotprod tests) and makes it the level the kernels pick: the
+# kernel tests compare both NEON levels with the scalar reference, and the
+# logits fixtures run every model once on each level (the plain-NEON run sets
+# HEARTH_CPU=neon inside the emulated process only, so nothing is rebuilt).
+# Emulated, the NEON tests check correctness only; qemu says nothing of speed.
+step "NEON kernels under qemu-aarch64: kernel and logits-fixture tests"
+if ! command -v aarch64-linux-gnu-gcc >/dev/null; then
+  not_checked+=("the NEON kernels' tests — no aarch64-linux-gnu-gcc to link them (Debian: gcc-aarch64-linux-gnu)")
+elif ! command -v qemu-aarch64 >/dev/null; then
+  not_checked+=("the NEON kernels' tests — no qemu-aarch64 to run them (Debian: qemu-user)")
+else
+  (
+    export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
+    qemu="qemu-aarch64 -L /usr/aarch64-linux-gnu -cpu max"
+    export HEARTH_CPU=neon-dotprod CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER=$qemu
+    aarch64=(--target aarch64-unknown-linux-gnu --locked)
+    cargo test -p kernels "${aarch64[@]}"
+    cargo test -p model --test llama_fixtures "${aarch64[@]}"
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="$qemu -E HEARTH_CPU=neon" \
+      cargo test -p model --test llama_fixtures "${aarch64[@]}"
+  ) 2>&1 | tee "$logs/aarch64.log"
+fi
+
 # On a machine above AVX2, the AVX2 kernels are also run through the kernel and
 # model tests (HEARTH_CPU=avx2): most users' CPUs take that path.
 step "AVX2 path: kernel and model tests with HEARTH_CPU=avx2"
@@ -85,12 +111,16 @@ step "end to end: the official clients against hearth serve"
 
 step "summary"
 # Tests compiled as ignored, grouped by the reason they give (cargo prints
-# "test NAME ... ignored, REASON"). The HEARTH_CPU=avx2 run ignores the
-# AVX-512 tests by design; the main run has checked those.
+# "test NAME ... ignored, REASON"), less those that passed under qemu-aarch64
+# (the NEON ones). The HEARTH_CPU=avx2 run ignores the AVX-512 tests by design;
+# the main run has checked those.
+touch "$logs/aarch64.log"
 while IFS= read -r line; do
   [[ -n $line ]] && not_checked+=("$line")
 done < <(sed -n 's/^test \(.*\) \.\.\. ignored, \(.*\)$/\2\t\1/p' "$logs/test.log" | sort |
-  awk -F'\t' '
+  awk -F'\t' -v passed="$logs/aarch64.log" '
+    BEGIN { while ((getline l < passed) > 0) if (l ~ /^test .* \.\.\. ok$/) ok[substr(l, 6, length(l) - 12)] = 1 }
+    $2 in ok { next }
     { n[$1]++; if (n[$1] <= 3) names[$1] = names[$1] ((n[$1] > 1) ? ", " : "") $2 }
     END { for (r in n) printf("%s — %d test%s: %s%s\n", r, n[r], ((n[r] > 1) ? "s" : ""), names[r], ((n[r] > 3) ? ", ..." : "")) }')
 while IFS= read -r line; do

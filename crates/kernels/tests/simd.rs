@@ -10,8 +10,11 @@
 //!   rounding ties, NaN, infinities and blocks whose scale underflows.
 //! * Dequantizers: bit-identical to the scalar reference on arbitrary bytes.
 //!
-//! The test fails if the machine has AVX2 or AVX-512 but the table for that level
-//! still holds the scalar kernel for a priority format.
+//! The test fails if the machine has a SIMD level but the table for that level
+//! still holds the scalar kernel for a format the level must accelerate.
+//!
+//! On aarch64 these run under qemu-aarch64 in CI (tools/test.sh), with
+//! `-cpu max` so that the `dotprod` level is checked too.
 
 use kernels::{Cpu, TensorType, TypeTraits, traits_for};
 
@@ -56,13 +59,25 @@ const DOT_FORMATS: &[(TensorType, f64)] = &[
     (TensorType::BF16, FLOAT_TOL),
 ];
 
-/// Formats every x86 SIMD level must accelerate (they decide the benchmarks).
-const PRIORITY_DOTS: &[TensorType] = &[
-    TensorType::Q4_0,
-    TensorType::Q8_0,
-    TensorType::Q4_K,
-    TensorType::Q6_K,
+/// Formats the NEON levels must accelerate: every dot product of
+/// [`DOT_FORMATS`] but the IQ2/IQ3/IQ1 ones (rare in real models; scalar on
+/// aarch64).
+const NEON_DOTS: &[TensorType] = &[
+    TensorType::F32,
     TensorType::F16,
+    TensorType::BF16,
+    TensorType::Q4_0,
+    TensorType::Q4_1,
+    TensorType::Q5_0,
+    TensorType::Q5_1,
+    TensorType::Q8_0,
+    TensorType::Q2_K,
+    TensorType::Q3_K,
+    TensorType::Q4_K,
+    TensorType::Q5_K,
+    TensorType::Q6_K,
+    TensorType::IQ4_NL,
+    TensorType::IQ4_XS,
 ];
 
 /// Activation formats whose SIMD quantizers must match the scalar bytes.
@@ -244,6 +259,18 @@ macro_rules! per_level {
                 }
             )*
         }
+        mod neon_dotprod {
+            $(
+                #[test]
+                #[cfg_attr(
+                    not(hearth_neon_dotprod),
+                    ignore = "needs NEON dotprod (aarch64; under qemu, HEARTH_CPU=neon-dotprod)"
+                )]
+                fn $test() {
+                    super::$test(&[kernels::Cpu::NeonDotprod]);
+                }
+            )*
+        }
     };
 }
 
@@ -257,12 +284,12 @@ per_level!(
 );
 
 /// The formats a level must accelerate: dot products and activation quantizers.
-/// NEON covers the priority dot products; its quantizers stay scalar. The x86
-/// levels cover every format compared here.
+/// NEON covers [`NEON_DOTS`]; its quantizers stay scalar. The x86 levels cover
+/// every format compared here.
 fn required(level: Cpu) -> (Vec<TensorType>, &'static [TensorType]) {
     match level {
         Cpu::Scalar => (Vec::new(), &[]),
-        Cpu::Neon => (PRIORITY_DOTS.to_vec(), &[]),
+        Cpu::Neon | Cpu::NeonDotprod => (NEON_DOTS.to_vec(), &[]),
         Cpu::Avx2 | Cpu::Avx512 => (
             DOT_FORMATS.iter().map(|&(ty, _)| ty).collect(),
             &ACTIVATIONS[..3],
@@ -277,6 +304,13 @@ fn priority_formats_have_simd_kernels(levels: &[Cpu]) {
             let simd = traits_for(level, ty).unwrap().vec_dot.unwrap() as usize;
             let reference = scalar(ty).vec_dot.unwrap() as usize;
             assert_ne!(simd, reference, "{level}: {ty} dot product is still scalar");
+            if level == Cpu::NeonDotprod
+                && !matches!(ty, TensorType::F32 | TensorType::F16 | TensorType::BF16)
+            {
+                // The integer kernels are the `sdot` builds, not plain NEON's.
+                let plain = traits_for(Cpu::Neon, ty).unwrap().vec_dot.unwrap() as usize;
+                assert_ne!(simd, plain, "{level}: {ty} dot product is plain NEON's");
+            }
         }
         for &ty in quantizers {
             let simd = traits_for(level, ty).unwrap().from_f32.unwrap() as usize;

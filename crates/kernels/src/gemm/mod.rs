@@ -1,7 +1,8 @@
 //! GEMM micro-kernels: a tile of [`NR`] weight rows × up to four activation
 //! rows per call, for the quantized formats that dominate real models (Q8_0,
-//! Q4_0, Q4_K, Q6_K) against their `vec_dot_type` activations. (F16 and F32
-//! go through [`f16_tinyblas`] on AVX-512.)
+//! Q4_0, Q4_K, Q6_K) against their `vec_dot_type` activations, on AVX-512 VNNI
+//! and on NEON (`neon.rs`). (F16 and F32 go through `f16_tinyblas` on
+//! AVX-512.)
 //!
 //! [`crate::matmul`] uses a tile kernel where one exists for the weight format
 //! and the CPU level, and the per-pair `vec_dot` of the dispatch table
@@ -31,6 +32,8 @@ mod avx512_q0;
 pub(crate) mod f16_tinyblas;
 #[cfg(target_arch = "x86_64")]
 mod kquants_rows;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 pub(crate) mod packed;
 
 /// Weight rows per tile.
@@ -83,12 +86,15 @@ fn avx512_vnni() -> bool {
     })
 }
 
+/// Whether the selected level is a NEON one (aarch64).
+fn neon() -> bool {
+    matches!(cpu_level(), Cpu::Neon | Cpu::NeonDotprod)
+}
+
 /// The tile kernel for weights of format `ty`, if this CPU level has one.
 pub(crate) fn kernel(ty: TensorType) -> Option<Kernel> {
-    if !avx512_vnni() {
-        return None;
-    }
     let (format, block, w_bytes, a_bytes) = match ty {
+        _ if !avx512_vnni() && !neon() => return None,
         TensorType::Q8_0 => (Format::Q8_0, 32, 34, 34),
         TensorType::Q4_0 => (Format::Q4_0, 32, 18, 34),
         TensorType::Q4_K => (Format::Q4K, 256, 144, 292),
@@ -148,7 +154,21 @@ impl Kernel {
                 Format::Q6K => call!(q6_k),
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(target_arch = "aarch64")]
+        {
+            let format = match self.format {
+                Format::Q8_0 => neon::Format::Q8_0,
+                Format::Q4_0 => neon::Format::Q4_0,
+                Format::Q4K => neon::Format::Q4K,
+                Format::Q6K => neon::Format::Q6K,
+            };
+            let dotprod = cpu_level() == Cpu::NeonDotprod;
+            // SAFETY: every row holds `nb` blocks of the kernel's format
+            // (asserted above); `kernel` returns this kernel only at a NEON
+            // level, and the level is NeonDotprod only where the CPU has it.
+            unsafe { neon::tile(format, dotprod, nb, w, acts, out) }
+        }
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         {
             let _ = (w, out, self.format);
             unreachable!("no tile kernels on this architecture");
@@ -164,7 +184,10 @@ mod tests {
     use crate::test_data::{quantized, values};
 
     #[test]
-    #[cfg_attr(not(hearth_avx512_vnni), ignore = "needs AVX-512 VNNI (tile kernels)")]
+    #[cfg_attr(
+        not(any(hearth_avx512_vnni, target_arch = "aarch64")),
+        ignore = "needs AVX-512 VNNI or NEON (tile kernels)"
+    )]
     fn tiles_match_the_scalar_dot_products() {
         let n_in = 512;
         for ty in [

@@ -1,10 +1,11 @@
 //! SIMD kernels and the run-time choice between them.
 //!
-//! The CPU is probed once (`is_x86_feature_detected!` on x86-64; NEON is part of
-//! the aarch64 baseline) and the best [`Cpu`] level it supports becomes the one
-//! the dispatch table is built for. `HEARTH_CPU=scalar|avx2|avx512|neon` forces a
-//! lower level (benchmarks, bug hunts); asking for a level the machine lacks falls
-//! back to the best available one with a warning on stderr.
+//! The CPU is probed once (`is_x86_feature_detected!` on x86-64; on aarch64 NEON is
+//! part of the baseline and `is_aarch64_feature_detected!` finds `dotprod`) and the
+//! best [`Cpu`] level it supports becomes the one the dispatch table is built for.
+//! `HEARTH_CPU=scalar|neon|neon-dotprod|avx2|avx512` forces a lower level
+//! (benchmarks, bug hunts); asking for a level the machine lacks falls back to the
+//! best available one with a warning on stderr.
 //!
 //! Each level only *replaces* entries of the scalar table: a format without a SIMD
 //! kernel keeps its scalar reference. The contract every replacement keeps:
@@ -33,7 +34,7 @@ use gguf::TensorType;
 use crate::dispatch::{FromF32Fn, ToF32Fn, TypeTraits, VecDotFn};
 
 #[cfg(target_arch = "aarch64")]
-mod aarch64;
+pub(crate) mod aarch64;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -47,6 +48,9 @@ pub enum Cpu {
     Scalar,
     /// aarch64 Advanced SIMD (always present on aarch64).
     Neon,
+    /// aarch64 Advanced SIMD with the `dotprod` extension (`sdot`; Armv8.2-A
+    /// optional, Armv8.4-A mandatory: Apple M1 and later, Graviton 2 and later).
+    NeonDotprod,
     /// x86-64 with AVX2, FMA and F16C.
     Avx2,
     /// x86-64 with AVX-512 F, BW and VL (plus VNNI where present).
@@ -55,13 +59,20 @@ pub enum Cpu {
 
 impl Cpu {
     /// Every level, lowest first.
-    pub const ALL: [Cpu; 4] = [Cpu::Scalar, Cpu::Neon, Cpu::Avx2, Cpu::Avx512];
+    pub const ALL: [Cpu; 5] = [
+        Cpu::Scalar,
+        Cpu::Neon,
+        Cpu::NeonDotprod,
+        Cpu::Avx2,
+        Cpu::Avx512,
+    ];
 
     /// The name `HEARTH_CPU` accepts for this level.
     pub fn name(self) -> &'static str {
         match self {
             Cpu::Scalar => "scalar",
             Cpu::Neon => "neon",
+            Cpu::NeonDotprod => "neon-dotprod",
             Cpu::Avx2 => "avx2",
             Cpu::Avx512 => "avx512",
         }
@@ -79,6 +90,10 @@ impl Cpu {
         match self {
             Cpu::Scalar => true,
             Cpu::Neon => cfg!(target_arch = "aarch64"),
+            #[cfg(target_arch = "aarch64")]
+            Cpu::NeonDotprod => aarch64::has_dotprod(),
+            #[cfg(not(target_arch = "aarch64"))]
+            Cpu::NeonDotprod => false,
             #[cfg(target_arch = "x86_64")]
             Cpu::Avx2 => x86::features().avx2,
             #[cfg(target_arch = "x86_64")]
@@ -126,7 +141,7 @@ fn resolve(
         None => (
             best,
             Some(format!(
-                "hearth: unknown HEARTH_CPU value {request:?} (expected scalar, neon, avx2 or avx512); using {best}"
+                "hearth: unknown HEARTH_CPU value {request:?} (expected scalar, neon, neon-dotprod, avx2 or avx512); using {best}"
             )),
         ),
     }
@@ -220,6 +235,8 @@ pub(crate) fn install(level: Cpu, table: &mut [TypeTraits]) {
         Cpu::Avx512 => x86::avx512::overrides(),
         #[cfg(target_arch = "aarch64")]
         Cpu::Neon => aarch64::neon::overrides(),
+        #[cfg(target_arch = "aarch64")]
+        Cpu::NeonDotprod => aarch64::neon::overrides_dotprod(),
         #[allow(unreachable_patterns)]
         _ => Vec::new(),
     };
@@ -357,6 +374,7 @@ mod tests {
     #[test]
     fn parses_level_names() {
         assert_eq!(Cpu::parse("avx2"), Some(Cpu::Avx2));
+        assert_eq!(Cpu::parse("Neon-Dotprod"), Some(Cpu::NeonDotprod));
         assert_eq!(Cpu::parse(" AVX512 "), Some(Cpu::Avx512));
         assert_eq!(Cpu::parse("scalar"), Some(Cpu::Scalar));
         assert_eq!(Cpu::parse("sse9"), None);
@@ -367,7 +385,7 @@ mod tests {
 
     #[test]
     fn override_falls_back_to_best_with_a_warning() {
-        let only_avx2 = |c: Cpu| c <= Cpu::Avx2 && c != Cpu::Neon;
+        let only_avx2 = |c: Cpu| matches!(c, Cpu::Scalar | Cpu::Avx2);
         assert_eq!(resolve(None, Cpu::Avx2, only_avx2), (Cpu::Avx2, None));
         assert_eq!(
             resolve(Some("scalar"), Cpu::Avx2, only_avx2),
