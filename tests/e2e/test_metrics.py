@@ -2,6 +2,8 @@
 every metric hearth documents is present, and the request counters, the
 latency histogram and the loaded-model gauge move with real requests."""
 
+import time
+
 import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -98,3 +100,24 @@ def test_prefix_cache_and_kv_usage_move(server, ollama_client, model):
     usage = _value(after, "hearth_kv_cache_usage_ratio", "hearth_kv_cache_usage_ratio")
     assert 0 <= usage <= 1
     assert _value(after, "vllm:gpu_cache_usage_perc", "vllm:gpu_cache_usage_perc") == usage
+
+
+def test_kv_usage_rises_during_a_stream_and_falls_after(server, ollama_client, model):
+    def usage():
+        return _value(_scrape(server), "hearth_kv_cache_usage_ratio", "hearth_kv_cache_usage_ratio")
+
+    stream = iter(ollama_client.generate(
+        model=model, prompt="count with me " * 10, raw=True, stream=True,
+        options={"num_predict": 300, "ignore_eos": True, "temperature": 0},
+    ))
+    next(stream)  # the first piece: the sequence holds its prompt's blocks
+    during = usage()
+    pieces = sum(1 for _ in stream)
+    assert pieces > 0
+    assert during > 0
+    # Once the stream has ended, its blocks are back in the pool (cached
+    # prefixes are not held by a sequence). The gauge follows within a step.
+    deadline = time.monotonic() + 10
+    while usage() > 0 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert usage() == 0

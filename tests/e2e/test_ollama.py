@@ -114,3 +114,18 @@ def test_errors_are_4xx_with_a_message(server, ollama_client, model):
     assert status == 413
     # Still serving.
     assert ollama_client.generate(model=MODEL, prompt="hi", options={"num_predict": 1}).done
+
+
+def test_a_chat_of_thousands_of_messages_keeps_the_newest_that_fit(ollama_client, model):
+    # 20,000 messages (about 600 KB) against a 256-token context: the oldest
+    # are dropped until the rest fit (found by bisection, a few renders).
+    messages = []
+    for i in range(10_000):
+        messages.append({"role": "user", "content": f"question {i}"})
+        messages.append({"role": "assistant", "content": f"answer {i}"})
+    messages.append({"role": "user", "content": "and the last one?"})
+    r = ollama_client.chat(model=MODEL, messages=messages, options={"num_ctx": 256, "num_predict": 2})
+    assert r.done
+    assert 0 < r.prompt_eval_count < 256
+    # Dropping fewer would not fit: the kept prompt is at least half full.
+    assert r.prompt_eval_count > 128
