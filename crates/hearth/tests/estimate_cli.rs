@@ -56,8 +56,14 @@ fn json(out: &Output) -> Value {
 /// of body bytes written.
 fn serve(file: &Path, ignore_ranges: bool) -> (String, Arc<AtomicU64>) {
     let bytes = std::fs::read(file).unwrap();
+    let (base, served) = serve_paths(vec![("/model.gguf".to_owned(), bytes)], ignore_ranges);
+    (format!("{base}/model.gguf"), served)
+}
+
+/// [`serve`] for several paths, each with its body; returns `http://HOST:PORT`.
+fn serve_paths(paths: Vec<(String, Vec<u8>)>, ignore_ranges: bool) -> (String, Arc<AtomicU64>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/model.gguf", listener.local_addr().unwrap());
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let served = Arc::new(AtomicU64::new(0));
     let counter = served.clone();
     std::thread::spawn(move || {
@@ -78,12 +84,16 @@ fn serve(file: &Path, ignore_ranges: bool) -> (String, Arc<AtomicU64>) {
                     range = Some((a.parse::<usize>().unwrap(), b.parse::<usize>().unwrap()));
                 }
             }
-            if !request.starts_with("GET /model.gguf ") {
+            let path = request.split_whitespace().nth(1).unwrap_or_default();
+            let Some((_, bytes)) = paths
+                .iter()
+                .find(|(p, _)| request.starts_with("GET ") && p == path)
+            else {
                 let _ = stream.write_all(
                     b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
                 );
                 continue;
-            }
+            };
             let (head, body) = match range {
                 Some((a, b)) if !ignore_ranges => {
                     let end = b.min(bytes.len() - 1);
@@ -113,7 +123,7 @@ fn serve(file: &Path, ignore_ranges: bool) -> (String, Arc<AtomicU64>) {
             }
         }
     });
-    (url, served)
+    (base, served)
 }
 
 #[test]
@@ -152,8 +162,9 @@ fn local_and_remote_estimates_agree_and_remote_reads_only_the_header() {
         assert_eq!(remote[key], local[key], "{key}");
     }
     let read = served.load(Ordering::SeqCst);
+    // 256 KiB of header and the 1-byte range that asks the file's size.
     assert!(
-        read > 0 && read <= 256 * 1024,
+        read > 0 && read <= 256 * 1024 + 1,
         "served {read} of {size} bytes"
     );
     assert!(
@@ -172,7 +183,8 @@ fn local_and_remote_estimates_agree_and_remote_reads_only_the_header() {
     let missing = url.replace("model.gguf", "missing.gguf");
     let out = hearth(&["estimate", &missing]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("404"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.gguf: not found"), "{err}");
 }
 
 #[test]
@@ -209,8 +221,14 @@ fn kv_type_and_parallel_scale_the_cache() {
     // A model of the store by name: the built-in one (1 771 200 weights).
     let tiny = json(&hearth(&["estimate", "hearth-tiny", "--json"]));
     assert_eq!(tiny["n_params"], 1_771_200);
+    // A name without a registry host is looked for in the store only.
     let out = hearth(&["estimate", "no-such-model"]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not found"), "{err}");
+    assert!(
+        err.contains("registry.ollama.ai/library/no-such-model"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -293,4 +311,67 @@ fn cost_compares_local_and_cloud() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("must be positive"));
     let out = hearth(&["cost"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("--tokens-per-s"));
+}
+
+#[test]
+fn a_registry_model_is_estimated_from_its_header_without_a_pull() {
+    let path = model();
+    let bytes = std::fs::read(path).unwrap();
+    let size = bytes.len();
+    // A registry holding the model as `library/tiny:latest` (the digest is
+    // only a name here: an estimate reads a prefix and checks no digest).
+    let digest = format!("sha256:{}", "ab".repeat(32));
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                   "digest": format!("sha256:{}", "cd".repeat(32)), "size": 2},
+        "layers": [{"mediaType": "application/vnd.ollama.image.model",
+                    "digest": digest, "size": size}],
+    });
+    let (base, served) = serve_paths(
+        vec![
+            (
+                "/v2/library/tiny/manifests/latest".to_owned(),
+                serde_json::to_vec(&manifest).unwrap(),
+            ),
+            (format!("/v2/library/tiny/blobs/{digest}"), bytes),
+        ],
+        false,
+    );
+    let host = base.trim_start_matches("http://");
+    let args = ["--ctx", "256", "--json"];
+    let local = json(&hearth(
+        &[&["estimate", path.to_str().unwrap()][..], &args].concat(),
+    ));
+    let name = format!("{host}/library/tiny:latest");
+    let remote = json(&hearth(
+        &[&["estimate", &name, "--insecure"][..], &args].concat(),
+    ));
+    for key in ["memory_bytes", "weights_bytes", "kv_cache_bytes", "fits"] {
+        assert_eq!(remote[key], local[key], "{key}");
+    }
+    // The manifest and 256 KiB of the model.
+    let read = served.load(Ordering::SeqCst) as usize;
+    let manifest_len = serde_json::to_vec(&manifest).unwrap().len();
+    assert!(
+        read <= manifest_len + 256 * 1024,
+        "served {read} of {size} bytes"
+    );
+    // Without --insecure the registry is reached over https only, as a pull
+    // reaches it, which this plain-http one does not answer.
+    let out = hearth(&["estimate", &name]);
+    assert!(!out.status.success());
+    // A name the registry does not have says so.
+    let out = hearth(&[
+        "estimate",
+        &format!("{host}/library/ghost:latest"),
+        "--insecure",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not found"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

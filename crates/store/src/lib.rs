@@ -51,5 +51,5 @@ pub use name::{
     DEFAULT_HOST, DEFAULT_NAMESPACE, DEFAULT_TAG, HF_DEFAULT_TAG, ModelName, NameError, is_hf_host,
 };
 pub use params::{ParamKind, ParamValue, Parameters, is_deprecated, param_kind};
-pub use pull::{PullOptions, PullSource, TemplateCheck};
+pub use pull::{PullOptions, PullSource, RemoteModel, TemplateCheck};
 pub use store::{MODELS_ENV, ModelEntry, PruneReport, ResolvedModel, Store, default_root};

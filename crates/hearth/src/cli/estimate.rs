@@ -2,11 +2,13 @@
 //! [--json]`: the memory a model needs and the speed it will have on this
 //! machine, from its GGUF header alone (model::estimate) and a calibration
 //! of this machine measured once and kept in `~/.hearth/calibration.json`.
-//! A `http(s)://` URL is read with range requests: the header, never the
-//! weights. `hearth estimate --table` prints the table of common sizes and
+//! A model that is not here (a name with its registry, such as
+//! `hf.co/user/repo:Q4_K_M` or `registry.ollama.ai/library/llama3.2:1b`, or
+//! an `http(s)://` URL of a GGUF file) is read with range requests: its
+//! header, never its weights. `hearth estimate --table` prints the table of common sizes and
 //! quantizations for this machine from synthesised shapes (no files).
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
@@ -18,9 +20,15 @@ use model::synthetic::Spec;
 /// Arguments of `hearth estimate`.
 #[derive(Debug, clap::Args)]
 pub struct EstimateArgs {
-    /// A GGUF file, a model of the store, or an http(s):// URL of a GGUF file.
+    /// A GGUF file, a model of the store, a model of a registry not pulled
+    /// yet, named with its registry (`hf.co/user/repo:Q4_K_M`,
+    /// `registry.ollama.ai/library/llama3.2:1b`: its header is read, not its
+    /// weights), or an http(s):// URL of a GGUF file.
     #[arg(required_unless_present = "table", conflicts_with = "table")]
     model: Option<String>,
+    /// Allow a plain-http registry for a model read remotely.
+    #[arg(long)]
+    insecure: bool,
     /// Context length of each sequence.
     #[arg(short = 'c', long = "ctx", default_value_t = 4096)]
     ctx: usize,
@@ -66,8 +74,8 @@ pub fn run(args: &EstimateArgs) -> anyhow::Result<()> {
         bail!("--threads must be at least 1");
     }
     let (shape, source) = match &args.model {
-        Some(m) if m.starts_with("http://") || m.starts_with("https://") => {
-            let (shape, fetched, size) = remote_shape(m)?;
+        Some(m) if m.starts_with("http://") || m.starts_with("https://") || !is_here(m)? => {
+            let (shape, fetched, size) = remote_shape(m, args.insecure)?;
             (shape, format!("{m} ({fetched} of {size} bytes read)"))
         }
         Some(m) => (local_shape(Path::new(m))?, m.clone()),
@@ -190,49 +198,58 @@ fn local_shape(arg: &Path) -> anyhow::Result<Shape> {
     Ok(Shape::from_header(gguf.metadata(), &tensors)?)
 }
 
-/// The shape of a remote GGUF file, read by HTTP range requests: the first
-/// 256 KiB, then twice as much until the header parses (at most 256 MiB).
-/// Returns the shape, the bytes read and the file's size.
-fn remote_shape(url: &str) -> anyhow::Result<(Shape, u64, u64)> {
+/// Whether `arg` is a file or a model of the store (`true`), or a model to
+/// read from the registry its name gives (`false`). Only a name that spells
+/// out its registry host (`hf.co/…`, `registry.ollama.ai/library/…`) is
+/// looked up remotely, so a mistyped local name never reaches the network.
+fn is_here(arg: &str) -> anyhow::Result<bool> {
+    let path = Path::new(arg);
+    if super::model_arg::is_file(path) {
+        return Ok(true);
+    }
+    let store = crate::builtin::open_store()?;
+    match store.resolve(&store::ModelName::parse(arg)?) {
+        Ok(_) => Ok(true),
+        Err(store::StoreError::NotFound(_)) if names_a_host(arg) => Ok(false),
+        Err(store::StoreError::NotFound(_)) => {
+            Err(
+                super::model_arg::not_found(arg, Some(store.root())).context(format!(
+                    "to estimate a model without pulling it, name its registry: \
+                 hearth estimate registry.ollama.ai/library/{arg}"
+                )),
+            )
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether a model name starts with a registry host (a first part with a dot
+/// or a port, or `localhost`).
+fn names_a_host(name: &str) -> bool {
+    name.split_once('/')
+        .is_some_and(|(host, _)| host.contains('.') || host.contains(':') || host == "localhost")
+}
+
+/// The shape of a remote model (a registry name or a URL), read by HTTP
+/// range requests: the first 256 KiB of its GGUF, then twice as much until
+/// the header parses (at most 256 MiB). Returns the shape, the bytes read
+/// and the file's size.
+fn remote_shape(source: &str, insecure: bool) -> anyhow::Result<(Shape, u64, u64)> {
     const LIMIT: u64 = 256 << 20;
-    let client = reqwest::blocking::Client::builder()
-        .user_agent(concat!("hearth/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+    // A URL typed with http:// is the user's choice of protocol.
+    let insecure = insecure || source.to_ascii_lowercase().starts_with("http://");
+    let options = server::api::pull::pull_options(insecure);
+    let remote = store::RemoteModel::open(source, &options)?;
+    let (url, size) = (remote.url().to_string(), remote.size());
     let mut want: u64 = 256 << 10;
     let mut fetched = 0;
     loop {
-        let resp = client
-            .get(url)
-            .header(reqwest::header::RANGE, format!("bytes=0-{}", want - 1))
-            .send()
-            .with_context(|| format!("GET {url}"))?;
-        let status = resp.status();
-        if !status.is_success() {
-            bail!("GET {url}: {status}");
-        }
-        // 206 says the size after the slash of Content-Range; a server that
-        // ignores ranges (200) says it in Content-Length, and only the first
-        // `want` bytes of its body are read.
-        let size = match resp.headers().get(reqwest::header::CONTENT_RANGE) {
-            Some(v) => v
-                .to_str()
-                .ok()
-                .and_then(|s| s.rsplit('/').next())
-                .and_then(|s| s.parse::<u64>().ok())
-                .with_context(|| format!("GET {url}: unreadable Content-Range {v:?}"))?,
-            None => resp
-                .content_length()
-                .with_context(|| format!("GET {url}: neither Content-Range nor Content-Length"))?,
-        };
-        let mut prefix = Vec::new();
-        resp.take(want)
-            .read_to_end(&mut prefix)
-            .with_context(|| format!("reading {url}"))?;
+        let prefix = remote.read_prefix(want)?;
         fetched += prefix.len() as u64;
         match GgufFile::header_from_prefix(&prefix, size) {
             Ok(h) => {
                 let shape =
-                    Shape::from_header(&h.metadata, &h.tensors).with_context(|| url.to_owned())?;
+                    Shape::from_header(&h.metadata, &h.tensors).with_context(|| url.clone())?;
                 return Ok((shape, fetched, size));
             }
             Err(
@@ -241,7 +258,7 @@ fn remote_shape(url: &str) -> anyhow::Result<(Shape, u64, u64)> {
                 | gguf::Error::ArrayTooLong { .. }
                 | gguf::Error::TooManyEntries { .. },
             ) if (prefix.len() as u64) < size && want < LIMIT => want *= 2,
-            Err(e) => return Err(anyhow::Error::new(e).context(url.to_owned())),
+            Err(e) => return Err(anyhow::Error::new(e).context(url)),
         }
     }
 }

@@ -19,6 +19,7 @@
 //! bars and the server streams as they are.
 
 mod download;
+mod peek;
 pub(crate) mod registry;
 mod source;
 
@@ -38,6 +39,7 @@ use crate::modelfile::Modelfile;
 use crate::name::ModelName;
 use crate::store::Store;
 use download::{Partial, Tuning};
+pub use peek::RemoteModel;
 use registry::Remote;
 pub use source::PullSource;
 
