@@ -388,13 +388,14 @@ impl Choice {
     }
 }
 
+/// A choice waiting on its next event.
+type Waiting = std::pin::Pin<Box<dyn std::future::Future<Output = (Choice, Step)> + Send>>;
+
 /// What a stream still has to send.
 struct Pending {
     reply: Reply,
     /// The choices still generating, each with the step it is waiting on.
-    running: futures_util::stream::FuturesUnordered<
-        std::pin::Pin<Box<dyn std::future::Future<Output = (Choice, Step)> + Send>>,
-    >,
+    running: futures_util::stream::FuturesUnordered<Waiting>,
     /// Summaries of the finished choices, by index.
     finished: Vec<Option<Box<Summary>>>,
     queue: VecDeque<String>,
