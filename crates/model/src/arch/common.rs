@@ -207,6 +207,20 @@ pub fn rope_from_hparams(
     })
 }
 
+/// `expert_count` and `expert_used_count` (0 and 0 for a dense model),
+/// checked against each other.
+pub fn experts(hp: &Hparams<'_>) -> Result<(usize, usize), ModelError> {
+    let n_expert = hp.opt_count("expert_count")?.unwrap_or(0);
+    let n_expert_used = hp.opt_count("expert_used_count")?.unwrap_or(0);
+    if (n_expert > 0) != (n_expert_used > 0) || n_expert_used > n_expert {
+        return Err(config(
+            &hp.key("expert_used_count"),
+            &format!("{n_expert_used} experts used of {n_expert}"),
+        ));
+    }
+    Ok((n_expert, n_expert_used))
+}
+
 /// A projection with an optional bias.
 #[derive(Debug)]
 pub struct Linear {
@@ -271,16 +285,39 @@ impl<'a> Loader<'a> {
         })
     }
 
-    /// The output head: `output.weight` (+ `output.bias`), or the token
-    /// embeddings when the file ties them (no `output.weight`).
-    pub fn output(&self, token_embd: &Tensor, d: &Dims) -> Result<Linear, ModelError> {
-        let w = self
-            .opt_matrix("output.weight", d.n_embd, d.n_vocab)?
-            .unwrap_or_else(|| token_embd.clone());
-        Ok(Linear {
-            w,
+    /// A stack of `n_expert` matrices of `n_out` rows of `n_in` (MoE experts).
+    pub fn experts(
+        &self,
+        name: &str,
+        n_in: usize,
+        n_out: usize,
+        n_expert: usize,
+    ) -> Result<Tensor, ModelError> {
+        self.tensors.get(
+            name,
+            &[n_in as u64, n_out as u64, n_expert as u64],
+            Use::MatMul,
+        )
+    }
+
+    /// The token embeddings and the output head: `output.weight` (+
+    /// `output.bias`), or the token embeddings when the file ties them (no
+    /// `output.weight`). The embeddings are only multiplied with (and so
+    /// repacked) when they double as the output head.
+    pub fn embeddings_and_output(&self, d: &Dims) -> Result<(Tensor, Linear), ModelError> {
+        let (e, v) = (d.n_embd as u64, d.n_vocab as u64);
+        let output = self.tensors.opt("output.weight", &[e, v], Use::MatMul)?;
+        let embd_use = if output.is_some() {
+            Use::Read
+        } else {
+            Use::MatMul
+        };
+        let token_embd = self.tensors.get("token_embd.weight", &[e, v], embd_use)?;
+        let output = Linear {
+            w: output.unwrap_or_else(|| token_embd.clone()),
             b: self.opt_vector("output.bias", d.n_vocab)?,
-        })
+        };
+        Ok((token_embd, output))
     }
 }
 

@@ -20,13 +20,16 @@
 //! ```
 
 pub mod batch;
+pub mod block;
 pub mod common;
+pub mod gemma;
 pub mod gemma2;
 pub mod gemma3;
 pub mod llama;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
+pub mod standard;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -148,11 +151,11 @@ impl Model {
         let name = md.get_str("general.architecture")?.to_owned();
         let arch = match name.as_str() {
             "llama" => Arch::Llama(llama::Llama::load(&gguf)?),
-            "qwen2" => Arch::Qwen2(qwen2::Qwen2::load(&gguf)?),
-            "qwen3" => Arch::Qwen3(qwen3::Qwen3::load(&gguf)?),
+            "qwen2" => Arch::Qwen2(qwen2::load(&gguf)?),
+            "qwen3" => Arch::Qwen3(qwen3::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
-            "gemma2" => Arch::Gemma2(gemma2::Gemma2::load(&gguf)?),
-            "gemma3" => Arch::Gemma3(gemma3::Gemma3::load(&gguf)?),
+            "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),
+            "gemma3" => Arch::Gemma3(gemma3::load(&gguf)?),
             _ => return Err(ModelError::UnknownArchitecture(name)),
         };
         let c = arch.dims();
@@ -303,11 +306,7 @@ impl Model {
                 n_ctx: seq.state.kv.n_ctx(),
                 kv: common::SeqKv::Own(&mut seq.state.kv),
                 tokens: seq.tokens,
-                want: match seq.logits {
-                    None => common::Want::Nothing,
-                    Some(Logits::Last) => common::Want::Last,
-                    Some(Logits::All) => common::Want::All,
-                },
+                want: want(seq.logits),
             })
             .collect();
         common::forward(
@@ -401,11 +400,7 @@ impl Model {
                 n_ctx,
                 pos0: seq.n_past,
                 tokens: seq.tokens,
-                want: match seq.logits {
-                    None => common::Want::Nothing,
-                    Some(Logits::Last) => common::Want::Last,
-                    Some(Logits::All) => common::Want::All,
-                },
+                want: want(seq.logits),
             })
             .collect();
         common::forward(
@@ -503,6 +498,15 @@ impl Model {
             ));
         }
         Ok(())
+    }
+}
+
+/// The rows of a sequence's tokens whose logits `logits` asks for.
+fn want(logits: Option<Logits>) -> common::Want {
+    match logits {
+        None => common::Want::Nothing,
+        Some(Logits::Last) => common::Want::Last,
+        Some(Logits::All) => common::Want::All,
     }
 }
 

@@ -1,0 +1,599 @@
+//! The shared transformer block, as llama.cpp builds it from `build_norm`,
+//! `build_attn`, `build_ffn` and `build_moe_ffn` (src/llama-graph.cpp): one
+//! layer's weights ([`Layer`]: the attention and feed-forward sub-blocks with
+//! their norms) found by the tensor names every converter writes, the model's
+//! [`Weights`], and the steps a forward pass is made of: [`attention`],
+//! [`residual`], [`ffn`], and [`pre_norm_layer`] for the usual order of them.
+//!
+//! An architecture's file says which parts its layers have ([`Parts`]) and
+//! runs these steps with its own settings ([`LayerAttn`], [`Act`]), so that
+//! the file states only what differs from this block.
+//!
+//! The steps work on a batch of `n` rows in [`Step::buf`]: `x` is the residual
+//! stream, `h` a sub-block's normalised input, `proj` its output.
+
+use kernels::matmul::{matmul, matmul_expert};
+
+use super::common::{
+    Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place, output_head, project,
+    rope_qk, self_attention,
+};
+use crate::ModelError;
+use crate::loader::Tensor;
+use crate::ops::attention::AttentionShape;
+use crate::ops::rope::Rope;
+use crate::ops::{add_assign, geglu, route_top_k, swiglu};
+
+/// Which tensors an architecture's layers have beyond the attention and FFN
+/// norms and projections every layer has.
+#[derive(Clone, Copy, Debug)]
+pub struct Parts {
+    /// `attn_qkv`, one fused q|k|v projection, where the file has it, else
+    /// `attn_q`, `attn_k` and `attn_v` (phi3).
+    pub fused_qkv: bool,
+    /// `attn_q_norm` and `attn_k_norm`: RMS norms of each query and key head
+    /// (qwen3, gemma3).
+    pub qk_norm: bool,
+    /// `post_attention_norm` and `post_ffw_norm`: norms of each sub-block's
+    /// output before its residual add (gemma2, gemma3).
+    pub post_norms: bool,
+    /// The feed-forward network.
+    pub ffn: FfnParts,
+    /// The output head is always the token embeddings (gemma2 ignores an
+    /// `output.weight`); otherwise `output.weight` (+ `output.bias`) when the
+    /// file has it.
+    pub tied_output: bool,
+}
+
+/// The form of a layer's feed-forward network.
+#[derive(Clone, Copy, Debug)]
+pub enum FfnParts {
+    /// `ffn_gate`, `ffn_up` and `ffn_down`.
+    Gated,
+    /// `ffn_up` holding the gate rows then the up rows (`2 n_ff`), and
+    /// `ffn_down` (phi3).
+    FusedGateUp,
+    /// A mixture of `n_expert` experts, `n_used` per token: the router
+    /// `ffn_gate_inp` and the stacked `ffn_{gate,up,down}_exps`.
+    Moe {
+        /// Experts per layer.
+        n_expert: usize,
+        /// Experts each token is routed to.
+        n_used: usize,
+    },
+}
+
+impl Parts {
+    /// Plain llama-style layers: separate q, k, v, a gated FFN, no extra norms,
+    /// the output head optional.
+    pub const PLAIN: Parts = Parts {
+        fused_qkv: false,
+        qk_norm: false,
+        post_norms: false,
+        ffn: FfnParts::Gated,
+        tied_output: false,
+    };
+}
+
+/// The attention input projections: fused as phi3 files have them, or split.
+// One per layer, made once at load: the larger split variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Qkv {
+    /// (n_embd, n_head * head_dim + 2 * n_head_kv * head_dim)
+    Fused(Linear),
+    /// Separate projections.
+    Split {
+        /// (n_embd, n_head * head_dim)
+        q: Linear,
+        /// (n_embd, n_head_kv * head_dim)
+        k: Linear,
+        /// (n_embd, n_head_kv * head_dim)
+        v: Linear,
+    },
+}
+
+/// The attention sub-block's projections.
+#[derive(Debug)]
+pub struct Attention {
+    /// q, k and v.
+    pub qkv: Qkv,
+    /// (head_dim) RMS norm weights of each query head and of each key head.
+    pub qk_norm: Option<(Vec<f32>, Vec<f32>)>,
+    /// (n_head * head_dim, n_embd)
+    pub o: Linear,
+}
+
+/// A layer's feed-forward network.
+#[derive(Debug)]
+pub enum Ffn {
+    /// `Wdown (act(Wgate h) * Wup h)`.
+    Gated {
+        /// (n_embd, n_ff)
+        gate: Linear,
+        /// (n_embd, n_ff)
+        up: Linear,
+        /// (n_ff, n_embd)
+        down: Linear,
+    },
+    /// The same with gate and up in one matrix.
+    FusedGateUp {
+        /// (n_embd, 2 * n_ff): gate rows first, then up rows.
+        gate_up: Linear,
+        /// (n_ff, n_embd)
+        down: Linear,
+    },
+    /// A mixture of experts.
+    Moe(Moe),
+}
+
+/// A mixture-of-experts FFN: each token's top-k experts by softmax router
+/// probability, their weights renormalised to sum to 1.
+#[derive(Debug)]
+pub struct Moe {
+    /// (n_embd, n_expert) router.
+    pub router: Tensor,
+    /// (n_embd, n_ff, n_expert)
+    pub gate: Tensor,
+    /// (n_embd, n_ff, n_expert)
+    pub up: Tensor,
+    /// (n_ff, n_embd, n_expert)
+    pub down: Tensor,
+    /// Experts each token is routed to.
+    pub n_used: usize,
+}
+
+/// One transformer block's weights.
+#[derive(Debug)]
+pub struct Layer {
+    /// (n_embd)
+    pub attn_norm: Vec<f32>,
+    /// The attention projections.
+    pub attn: Attention,
+    /// (n_embd) norm of the attention output before the residual add.
+    pub attn_post_norm: Option<Vec<f32>>,
+    /// (n_embd)
+    pub ffn_norm: Vec<f32>,
+    /// The feed-forward network.
+    pub ffn: Ffn,
+    /// (n_embd) norm of the FFN output before the residual add.
+    pub ffn_post_norm: Option<Vec<f32>>,
+}
+
+impl Layer {
+    /// Finds and checks the tensors of layer `il`.
+    fn load(t: &Loader<'_>, il: usize, d: &Dims, parts: &Parts) -> Result<Layer, ModelError> {
+        let p = format!("blk.{il}");
+        let (e, f, qd, kvd) = (d.n_embd, d.n_ff, d.q_dim(), d.kv_dim());
+        let name = |suffix: &str| format!("{p}.{suffix}");
+        let fused = name("attn_qkv");
+        let qkv = if parts.fused_qkv
+            && t.opt_matrix(&format!("{fused}.weight"), e, qd + 2 * kvd)?
+                .is_some()
+        {
+            Qkv::Fused(t.linear(&fused, e, qd + 2 * kvd)?)
+        } else {
+            Qkv::Split {
+                q: t.linear(&name("attn_q"), e, qd)?,
+                k: t.linear(&name("attn_k"), e, kvd)?,
+                v: t.linear(&name("attn_v"), e, kvd)?,
+            }
+        };
+        let qk_norm = if parts.qk_norm {
+            Some((
+                t.vector(&name("attn_q_norm.weight"), d.head_dim)?,
+                t.vector(&name("attn_k_norm.weight"), d.head_dim)?,
+            ))
+        } else {
+            None
+        };
+        let ffn = match parts.ffn {
+            FfnParts::Gated => Ffn::Gated {
+                gate: t.linear(&name("ffn_gate"), e, f)?,
+                up: t.linear(&name("ffn_up"), e, f)?,
+                down: t.linear(&name("ffn_down"), f, e)?,
+            },
+            FfnParts::FusedGateUp => Ffn::FusedGateUp {
+                gate_up: t.linear(&name("ffn_up"), e, 2 * f)?,
+                down: t.linear(&name("ffn_down"), f, e)?,
+            },
+            FfnParts::Moe { n_expert, n_used } => Ffn::Moe(Moe {
+                router: t.matrix(&name("ffn_gate_inp.weight"), e, n_expert)?,
+                gate: t.experts(&name("ffn_gate_exps.weight"), e, f, n_expert)?,
+                up: t.experts(&name("ffn_up_exps.weight"), e, f, n_expert)?,
+                down: t.experts(&name("ffn_down_exps.weight"), f, e, n_expert)?,
+                n_used,
+            }),
+        };
+        let post_norm = |suffix: &str| {
+            parts
+                .post_norms
+                .then(|| t.vector(&name(suffix), e))
+                .transpose()
+        };
+        Ok(Layer {
+            attn_norm: t.vector(&name("attn_norm.weight"), e)?,
+            attn: Attention {
+                qkv,
+                qk_norm,
+                o: t.linear(&name("attn_output"), qd, e)?,
+            },
+            attn_post_norm: post_norm("post_attention_norm.weight")?,
+            ffn_norm: t.vector(&name("ffn_norm.weight"), e)?,
+            ffn,
+            ffn_post_norm: post_norm("post_ffw_norm.weight")?,
+        })
+    }
+
+    /// Every matrix of the layer.
+    fn matrices(&self) -> Vec<&Tensor> {
+        let mut all = match &self.attn.qkv {
+            Qkv::Fused(qkv) => vec![&qkv.w],
+            Qkv::Split { q, k, v } => vec![&q.w, &k.w, &v.w],
+        };
+        all.push(&self.attn.o.w);
+        match &self.ffn {
+            Ffn::Gated { gate, up, down } => all.extend([&gate.w, &up.w, &down.w]),
+            Ffn::FusedGateUp { gate_up, down } => all.extend([&gate_up.w, &down.w]),
+            Ffn::Moe(m) => all.extend([&m.router, &m.gate, &m.up, &m.down]),
+        }
+        all
+    }
+}
+
+/// Views of every tensor (matrices stay in the memory map; the small vectors
+/// are copied out as f32 at load).
+#[derive(Debug)]
+pub struct Weights {
+    /// (n_embd, n_vocab)
+    pub token_embd: Tensor,
+    /// The transformer blocks.
+    pub layers: Vec<Layer>,
+    /// (n_embd)
+    pub output_norm: Vec<f32>,
+    /// (n_embd, n_vocab), `token_embd` when tied; optional bias (n_vocab).
+    pub output: Linear,
+}
+
+impl Weights {
+    /// Finds and checks the embeddings, every layer's tensors as `parts`
+    /// says, and the output head.
+    pub fn load(t: &Loader<'_>, d: &Dims, parts: &Parts) -> Result<Weights, ModelError> {
+        let (token_embd, output) = if parts.tied_output {
+            let token_embd = t.matrix("token_embd.weight", d.n_embd, d.n_vocab)?;
+            let output = Linear {
+                w: token_embd.clone(),
+                b: None,
+            };
+            (token_embd, output)
+        } else {
+            t.embeddings_and_output(d)?
+        };
+        let layers = (0..d.n_layer)
+            .map(|il| Layer::load(t, il, d, parts))
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        Ok(Weights {
+            token_embd,
+            layers,
+            output_norm: t.vector("output_norm.weight", d.n_embd)?,
+            output,
+        })
+    }
+
+    /// Every matrix, for sizing the activation scratch.
+    pub fn matrices(&self) -> Vec<&Tensor> {
+        let mut all = vec![&self.output.w];
+        for l in &self.layers {
+            all.extend(l.matrices());
+        }
+        all
+    }
+
+    /// Whether the layers have fused projections (the buffers need room for
+    /// their outputs).
+    pub fn fused(&self) -> bool {
+        self.layers.iter().any(|l| {
+            matches!(l.attn.qkv, Qkv::Fused(_)) || matches!(l.ffn, Ffn::FusedGateUp { .. })
+        })
+    }
+
+    /// `x` = the embeddings of `tokens` times `scale`.
+    pub fn embed(
+        &self,
+        s: &mut Step<'_, '_>,
+        tokens: &[u32],
+        scale: f32,
+    ) -> Result<(), ModelError> {
+        let n = tokens.len() * self.token_embd.dims[0] as usize;
+        embed(s.gguf, &self.token_embd, tokens, scale, &mut s.buf.x[..n])
+    }
+
+    /// The output head over the rows asked for (if any), soft-capped by
+    /// `final_softcap` if set.
+    pub fn output(
+        &self,
+        s: &mut Step<'_, '_>,
+        d: &Dims,
+        final_softcap: Option<f32>,
+        out: Option<Out<'_>>,
+    ) -> Result<(), ModelError> {
+        match out {
+            Some(out) => output_head(s, d, &self.output_norm, &self.output, final_softcap, out),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A layer's attention settings.
+pub struct LayerAttn<'a> {
+    /// RoPE of q and k.
+    pub rope: &'a Rope,
+    /// Per-pair frequency factors for a sequence of `n_ctx` positions.
+    pub rope_factors: &'a dyn Fn(usize) -> Option<&'a [f32]>,
+    /// Heads, window, score scale and soft-cap.
+    pub shape: AttentionShape,
+    /// Multiplier of q after RoPE (ggml_scale on Qcur), for models that scale
+    /// q instead of the scores.
+    pub q_scale: Option<f32>,
+}
+
+impl<'a> LayerAttn<'a> {
+    /// Attention over every cached position with scores scaled by
+    /// `1/sqrt(head_dim)`, RoPE without frequency factors.
+    pub fn plain(d: &Dims, rope: &'a Rope) -> LayerAttn<'a> {
+        LayerAttn {
+            rope,
+            rope_factors: &|_| None,
+            shape: AttentionShape {
+                n_head: d.n_head,
+                n_head_kv: d.n_head_kv,
+                head_dim: d.head_dim,
+                kq_scale: 1.0 / (d.head_dim as f32).sqrt(),
+                window: None,
+                softcap: None,
+            },
+            q_scale: None,
+        }
+    }
+}
+
+/// The FFN's activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Act {
+    /// SiLU-gated (SwiGLU).
+    Silu,
+    /// GELU-gated (GeGLU, gemma).
+    Gelu,
+}
+
+impl Act {
+    /// `gate[i] = act(gate[i]) * up[i]`.
+    pub fn glu(self, gate: &mut [f32], up: &[f32]) {
+        match self {
+            Act::Silu => swiglu(gate, up),
+            Act::Gelu => geglu(gate, up),
+        }
+    }
+}
+
+/// `h` = the RMS-normalised rows of `x`, times `weight`.
+pub fn norm(s: &mut Step<'_, '_>, n: usize, weight: &[f32], eps: f32) {
+    let b = &mut *s.buf;
+    let e = weight.len();
+    norm_rows(&mut b.h[..n * e], &b.x[..n * e], weight, eps);
+}
+
+/// `x += proj`, or with `post_norm`, `x += rmsnorm(proj) · post_norm`.
+pub fn residual(s: &mut Step<'_, '_>, n: usize, e: usize, post_norm: Option<&[f32]>, eps: f32) {
+    let b = &mut *s.buf;
+    match post_norm {
+        Some(w) => {
+            norm_rows(&mut b.h[..n * e], &b.proj[..n * e], w, eps);
+            add_assign(&mut b.x[..n * e], &b.h[..n * e]);
+        }
+        None => add_assign(&mut b.x[..n * e], &b.proj[..n * e]),
+    }
+}
+
+/// `proj = Wo attention(q, cache k, cache v)` from `h` for the `n` rows of
+/// layer `il`: q, k, v projected, their heads normed if the layer has q/k
+/// norms, rotated, q scaled if `at.q_scale`, k and v stored in the cache.
+pub fn attention(
+    s: &mut Step<'_, '_>,
+    il: usize,
+    n: usize,
+    a: &Attention,
+    d: &Dims,
+    at: &LayerAttn<'_>,
+) -> Result<(), ModelError> {
+    let (e, qd, kvd) = (d.n_embd, d.q_dim(), d.kv_dim());
+    let (gguf, pool) = (s.gguf, s.pool);
+    let b = &mut *s.buf;
+    let h = &b.h[..n * e];
+    match &a.qkv {
+        Qkv::Fused(qkv) => {
+            let width = qd + 2 * kvd;
+            project(gguf, pool, qkv, h, &mut b.act, &mut b.qkv[..n * width])?;
+            for (t, row) in b.qkv[..n * width].chunks_exact(width).enumerate() {
+                b.q[t * qd..(t + 1) * qd].copy_from_slice(&row[..qd]);
+                b.k[t * kvd..(t + 1) * kvd].copy_from_slice(&row[qd..qd + kvd]);
+                b.v[t * kvd..(t + 1) * kvd].copy_from_slice(&row[qd + kvd..]);
+            }
+        }
+        Qkv::Split { q, k, v } => {
+            project(gguf, pool, q, h, &mut b.act, &mut b.q[..n * qd])?;
+            project(gguf, pool, k, h, &mut b.act, &mut b.k[..n * kvd])?;
+            project(gguf, pool, v, h, &mut b.act, &mut b.v[..n * kvd])?;
+        }
+    }
+    if let Some((q_norm, k_norm)) = &a.qk_norm {
+        norm_rows_in_place(&mut b.q[..n * qd], q_norm, d.norm_eps, &mut b.head);
+        norm_rows_in_place(&mut b.k[..n * kvd], k_norm, d.norm_eps, &mut b.head);
+    }
+    rope_qk(
+        s.seqs,
+        at.rope,
+        at.rope_factors,
+        d.head_dim,
+        &mut b.q[..n * qd],
+        &mut b.k[..n * kvd],
+        &mut b.rope,
+    );
+    if let Some(scale) = at.q_scale {
+        b.q[..n * qd].iter_mut().for_each(|v| *v *= scale);
+    }
+    self_attention(s, il, &at.shape);
+    let b = &mut *s.buf;
+    project(
+        gguf,
+        pool,
+        &a.o,
+        &b.attn[..n * qd],
+        &mut b.act,
+        &mut b.proj[..n * e],
+    )
+}
+
+/// `proj = FFN(h)` for `n` rows.
+pub fn ffn(s: &mut Step<'_, '_>, n: usize, f: &Ffn, d: &Dims, act: Act) -> Result<(), ModelError> {
+    let (e, ff) = (d.n_embd, d.n_ff);
+    let nf = n * ff;
+    let (gguf, pool) = (s.gguf, s.pool);
+    let b = &mut *s.buf;
+    let h = &b.h[..n * e];
+    let down = match f {
+        Ffn::Gated { gate, up, down } => {
+            project(gguf, pool, gate, h, &mut b.act, &mut b.gate[..nf])?;
+            project(gguf, pool, up, h, &mut b.act, &mut b.up[..nf])?;
+            act.glu(&mut b.gate[..nf], &b.up[..nf]);
+            down
+        }
+        Ffn::FusedGateUp { gate_up, down } => {
+            project(gguf, pool, gate_up, h, &mut b.act, &mut b.up[..2 * nf])?;
+            for (t, row) in b.up[..2 * nf].chunks_exact(2 * ff).enumerate() {
+                let gate = &mut b.gate[t * ff..(t + 1) * ff];
+                gate.copy_from_slice(&row[..ff]);
+                act.glu(gate, &row[ff..]);
+            }
+            down
+        }
+        Ffn::Moe(m) => return moe(s, n, m, d, act),
+    };
+    project(
+        gguf,
+        pool,
+        down,
+        &b.gate[..nf],
+        &mut b.act,
+        &mut b.proj[..n * e],
+    )
+}
+
+/// Mixture of experts over `h` into `proj` for `n` rows (llama.cpp's
+/// `build_moe_ffn` with softmax gating and renormalised weights): each
+/// token's top-k experts run gated FFNs, and their outputs, scaled by the
+/// routing weights, are summed in routing order.
+fn moe(s: &mut Step<'_, '_>, n: usize, w: &Moe, d: &Dims, act: Act) -> Result<(), ModelError> {
+    let (gguf, pool) = (s.gguf, s.pool);
+    let buf = &mut *s.buf;
+    let (e, k, nx) = (d.n_embd, w.n_used, w.router.dims[1] as usize);
+    let m = &mut buf.moe;
+    matmul(
+        pool,
+        &w.router.matrix(gguf),
+        &buf.h[..n * e],
+        &mut buf.act,
+        &mut m.probs[..n * nx],
+    )?;
+    for t in 0..n {
+        route_top_k(
+            &mut m.probs[t * nx..(t + 1) * nx],
+            k,
+            true,
+            &mut m.experts[t * k..(t + 1) * k],
+            &mut m.weights[t * k..(t + 1) * k],
+        );
+    }
+    for expert in 0..nx {
+        m.rows.clear();
+        for t in 0..n {
+            for s in 0..k {
+                if m.experts[t * k + s] == expert {
+                    m.rows.push((t, s));
+                }
+            }
+        }
+        if m.rows.is_empty() {
+            continue;
+        }
+        let r = m.rows.len();
+        for (i, &(t, _)) in m.rows.iter().enumerate() {
+            m.gathered[i * e..(i + 1) * e].copy_from_slice(&buf.h[t * e..(t + 1) * e]);
+        }
+        let nf = r * d.n_ff;
+        let x = &m.gathered[..r * e];
+        matmul_expert(
+            pool,
+            &w.gate.expert(gguf, expert),
+            x,
+            &mut buf.act,
+            &mut buf.gate[..nf],
+        )?;
+        matmul_expert(
+            pool,
+            &w.up.expert(gguf, expert),
+            x,
+            &mut buf.act,
+            &mut buf.up[..nf],
+        )?;
+        act.glu(&mut buf.gate[..nf], &buf.up[..nf]);
+        matmul_expert(
+            pool,
+            &w.down.expert(gguf, expert),
+            &buf.gate[..nf],
+            &mut buf.act,
+            &mut m.out[..r * e],
+        )?;
+        for (i, &(t, s)) in m.rows.iter().enumerate() {
+            let wt = m.weights[t * k + s];
+            let slot = &mut m.slots[(t * k + s) * e..(t * k + s + 1) * e];
+            for (d, &v) in slot.iter_mut().zip(&m.out[i * e..(i + 1) * e]) {
+                *d = v * wt;
+            }
+        }
+    }
+    for t in 0..n {
+        let proj = &mut buf.proj[t * e..(t + 1) * e];
+        proj.copy_from_slice(&m.slots[t * k * e..(t * k + 1) * e]);
+        for s in 1..k {
+            add_assign(proj, &m.slots[(t * k + s) * e..(t * k + s + 1) * e]);
+        }
+    }
+    Ok(())
+}
+
+/// One pre-norm transformer block over `n` rows, the order llama.cpp's
+/// llama, qwen, phi3 and gemma graphs share:
+///
+/// ```text
+/// x += [post_norm] Wo attention(rmsnorm(x) · attn_norm)
+/// x += [post_norm] FFN(rmsnorm(x) · ffn_norm)
+/// ```
+pub fn pre_norm_layer(
+    s: &mut Step<'_, '_>,
+    il: usize,
+    n: usize,
+    l: &Layer,
+    d: &Dims,
+    at: &LayerAttn<'_>,
+    act: Act,
+) -> Result<(), ModelError> {
+    let (e, eps) = (d.n_embd, d.norm_eps);
+    norm(s, n, &l.attn_norm, eps);
+    attention(s, il, n, &l.attn, d, at)?;
+    residual(s, n, e, l.attn_post_norm.as_deref(), eps);
+    norm(s, n, &l.ffn_norm, eps);
+    ffn(s, n, &l.ffn, d, act)?;
+    residual(s, n, e, l.ffn_post_norm.as_deref(), eps);
+    Ok(())
+}
