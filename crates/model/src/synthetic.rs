@@ -22,9 +22,9 @@ use crate::ModelError;
 /// Shape and seed of a synthetic model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    /// `general.architecture`: "llama", "qwen2", "qwen3", "phi3", "gemma2" or
-    /// "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's and
-    /// gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
+    /// `general.architecture`: "llama", "qwen2", "qwen3", "qwen3moe", "phi3",
+    /// "gemma", "gemma2" or "gemma3"; it decides the tensor set (qwen2's q/k/v biases,
+    /// qwen3's, qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
     /// post-norms and tied head).
     pub arch: String,
     /// Vocabulary size; at least 259 (3 special tokens and 256 byte tokens).
@@ -234,6 +234,70 @@ impl Spec {
         }
     }
 
+    /// The tiny Qwen3 MoE: the tiny Qwen3's attention with 4 experts of width
+    /// 256, top 2.
+    pub fn tiny_qwen3moe() -> Spec {
+        Spec {
+            arch: "qwen3moe".into(),
+            n_ff: 256,
+            n_expert: 4,
+            n_expert_used: 2,
+            seed: 16,
+            ..Spec::tiny_qwen3()
+        }
+    }
+
+    /// The shapes of Qwen3-30B-A3B: 48 layers, 128 experts of width 768, 8
+    /// used per token, heads of 128 (random weights).
+    pub fn qwen3_30b_a3b() -> Spec {
+        Spec {
+            arch: "qwen3moe".into(),
+            n_ctx_train: 40_960,
+            n_embd: 2048,
+            n_layer: 48,
+            n_head: 32,
+            n_head_kv: 4,
+            head_dim: Some(128),
+            n_ff: 768,
+            n_expert: 128,
+            n_expert_used: 8,
+            tied_output: false,
+            ..Spec::qwen2_5_0_5b()
+        }
+    }
+
+    /// The tiny Gemma (1): GELU, embeddings scaled by `sqrt(n_embd)`, the head
+    /// tied to them (as every Gemma 1 file is; its greedy tokens mostly repeat
+    /// the last input, the logits of all positions still test every step).
+    pub fn tiny_gemma() -> Spec {
+        Spec {
+            arch: "gemma".into(),
+            norm_eps: 1e-6,
+            tied_output: true,
+            seed: 17,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of Gemma-2B (heads of 256, one KV head, a 256k vocabulary).
+    pub fn gemma_2b() -> Spec {
+        Spec {
+            arch: "gemma".into(),
+            n_vocab: 256_000,
+            n_ctx_train: 8192,
+            n_embd: 2048,
+            n_layer: 18,
+            n_head: 8,
+            n_head_kv: 1,
+            head_dim: Some(256),
+            n_ff: 16_384,
+            rope_freq_base: 10_000.0,
+            norm_eps: 1e-6,
+            tied_output: true,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -253,8 +317,10 @@ impl Spec {
     }
 
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
-    /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `llama-3.2-1b`,
-    /// `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`.
+    /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
+    /// `tiny-gemma`,
+    /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
+    /// `qwen3-30b-a3b`, `gemma-2b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -265,10 +331,14 @@ impl Spec {
             "tiny-phi3" => Spec::tiny_phi3(),
             "tiny-gemma2" => Spec::tiny_gemma2(),
             "tiny-gemma3" => Spec::tiny_gemma3(),
+            "tiny-qwen3moe" => Spec::tiny_qwen3moe(),
+            "tiny-gemma" => Spec::tiny_gemma(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
             "mixtral-8x7b" => Spec::mixtral_8x7b(),
+            "qwen3-30b-a3b" => Spec::qwen3_30b_a3b(),
+            "gemma-2b" => Spec::gemma_2b(),
             _ => return None,
         })
     }
@@ -306,7 +376,7 @@ impl Spec {
                 t.push((format!("{p}.attn_k.bias"), vec![kvd], Kind::Bias));
                 t.push((format!("{p}.attn_v.bias"), vec![kvd], Kind::Bias));
             }
-            if matches!(arch, "qwen3" | "gemma3") {
+            if matches!(arch, "qwen3" | "qwen3moe" | "gemma3") {
                 t.push((format!("{p}.attn_q_norm.weight"), vec![hd], Kind::Norm));
                 t.push((format!("{p}.attn_k_norm.weight"), vec![hd], Kind::Norm));
             }
@@ -453,6 +523,9 @@ impl Spec {
         if self.n_expert > 0 {
             w.add_u32(&format!("{a}.expert_count"), self.n_expert as u32);
             w.add_u32(&format!("{a}.expert_used_count"), self.n_expert_used as u32);
+            if a == "qwen3moe" {
+                w.add_u32(&format!("{a}.expert_feed_forward_length"), self.n_ff as u32);
+            }
         }
         if let Some(sw) = self.sliding_window {
             w.add_u32(&format!("{a}.attention.sliding_window"), sw as u32);

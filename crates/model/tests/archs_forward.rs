@@ -1,4 +1,4 @@
-//! Behaviour of the qwen2, qwen3, phi3, gemma2 and gemma3 forward passes that
+//! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe and gemma forward passes that
 //! needs no oracle (llama_fixtures.rs compares their logits with llama.cpp's):
 //! batches equal token-by-token decoding across the batch boundary, phi3 picks
 //! its LongRoPE factors by context size, gemma2's final soft-cap bounds the
@@ -11,12 +11,14 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 5] = [
+const ARCHS: [&str; 7] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
     "tiny-gemma2",
     "tiny-gemma3",
+    "tiny-qwen3moe",
+    "tiny-gemma",
 ];
 
 fn tmp(name: &str) -> PathBuf {
@@ -145,6 +147,7 @@ fn missing_arch_specific_tensors_are_named() {
         ("tiny-phi3", "blk.0.ffn_up.weight"),
         ("tiny-gemma2", "blk.1.post_ffw_norm.weight"),
         ("tiny-gemma3", "blk.5.attn_q_norm.weight"),
+        ("tiny-qwen3moe", "blk.1.ffn_down_exps.weight"),
     ] {
         let spec = Spec::preset(preset).unwrap();
         let full = spec.build(&|_| TensorType::F32).unwrap();
@@ -167,5 +170,20 @@ fn missing_arch_specific_tensors_are_named() {
             Err(ModelError::MissingTensor(name)) => assert_eq!(name, missing, "{preset}"),
             other => panic!("{preset}: expected a missing tensor error, got {other:?}"),
         }
+    }
+}
+
+#[test]
+fn qwen3moe_without_experts_is_a_config_error() {
+    let spec = Spec {
+        n_expert: 0,
+        n_expert_used: 0,
+        ..Spec::tiny_qwen3moe()
+    };
+    let path = tmp("tiny-qwen3moe-dense.gguf");
+    spec.write(&path, TensorType::F32).unwrap();
+    match Model::load(&path) {
+        Err(ModelError::Config { key, .. }) => assert_eq!(key, "qwen3moe.expert_count"),
+        other => panic!("expected a config error, got {other:?}"),
     }
 }

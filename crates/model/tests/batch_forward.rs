@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 8] = [
+const PRESETS: [&str; 10] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -24,6 +24,8 @@ const PRESETS: [&str; 8] = [
     "tiny-phi3",
     "tiny-gemma2",
     "tiny-gemma3",
+    "tiny-qwen3moe",
+    "tiny-gemma",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

@@ -1,5 +1,5 @@
-//! hearth's forward passes (llama, qwen2, qwen3, phi3, gemma2, gemma3) against
-//! llama.cpp, on tiny random-weight models.
+//! hearth's forward passes (llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma2,
+//! gemma3) against llama.cpp, on tiny random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -303,4 +303,16 @@ fixtures! {
     gemma3_q4_k_m => "tiny-gemma3-Q4_K_M",
     gemma3_q6_k => "tiny-gemma3-Q6_K",
     gemma3_iq4_xs => "tiny-gemma3-IQ4_XS",
+    qwen3moe_f16 => "tiny-qwen3moe-F16",
+    qwen3moe_q8_0 => "tiny-qwen3moe-Q8_0",
+    qwen3moe_q4_0 => "tiny-qwen3moe-Q4_0",
+    qwen3moe_q4_k_m => "tiny-qwen3moe-Q4_K_M",
+    qwen3moe_q6_k => "tiny-qwen3moe-Q6_K",
+    qwen3moe_iq4_xs => "tiny-qwen3moe-IQ4_XS",
+    gemma_f16 => "tiny-gemma-F16",
+    gemma_q8_0 => "tiny-gemma-Q8_0",
+    gemma_q4_0 => "tiny-gemma-Q4_0",
+    gemma_q4_k_m => "tiny-gemma-Q4_K_M",
+    gemma_q6_k => "tiny-gemma-Q6_K",
+    gemma_iq4_xs => "tiny-gemma-IQ4_XS",
 }

@@ -1,8 +1,9 @@
-//! The Gemma family's decoder ([`Gemma`]), which gemma2 and gemma3 configure:
-//! the shared block with GELU-gated FFNs, embeddings scaled by `sqrt(n_embd)`,
-//! q scaled before attention instead of the scores, and per layer either a
+//! The `gemma` architecture (Gemma 1: 2B, 7B, CodeGemma) and the Gemma
+//! family's decoder ([`Gemma`]), which gemma2 and gemma3 configure too: the
+//! shared block with GELU-gated FFNs, embeddings scaled by `sqrt(n_embd)`, q
+//! scaled before attention instead of the scores, and per layer either a
 //! sliding window with its own RoPE or global attention. Follows llama.cpp's
-//! src/models/gemma2.cpp and gemma3.cpp:
+//! src/models/gemma.cpp, gemma2.cpp and gemma3.cpp:
 //!
 //! ```text
 //! x = token_embd[tokens] · sqrt(n_embd)
@@ -21,15 +22,21 @@
 //!
 //! Gemma's RMS norm multiplies by `1 + weight`; the converter stores `1 + weight`,
 //! so at run time it is the plain RMS norm.
+//!
+//! Gemma 1 is this without any of the parenthesised parts and without post
+//! norms: every layer global, q scaled by `1/sqrt(head_dim)`, no soft-caps,
+//! the output head always the token embeddings (llama.cpp reads no
+//! `output.weight` for it).
 
 use gguf::GgufModel;
 
 use super::block::{self, Act, LayerAttn, Parts, Weights};
 use super::common::{Decoder, Dims, Loader, Out, Step};
+use super::standard::BasicConfig;
 use crate::ModelError;
 use crate::loader::Tensor;
 use crate::ops::attention::AttentionShape;
-use crate::ops::rope::Rope;
+use crate::ops::rope::{Rope, RopeMode};
 
 /// Hyper-parameters of a Gemma model.
 #[derive(Clone, Debug)]
@@ -52,6 +59,27 @@ pub struct Config {
     pub attn_softcap: Option<f32>,
     /// `final_logit_softcapping`.
     pub final_softcap: Option<f32>,
+}
+
+/// Reads Gemma 1's hyper-parameters as llama.cpp's `llama_model_gemma` does
+/// and checks every tensor.
+pub fn load(gguf: &GgufModel) -> Result<Gemma, ModelError> {
+    let BasicConfig { dims, rope } = BasicConfig::from_metadata(gguf, "gemma", RopeMode::Neox)?;
+    let config = Config {
+        swa_layers: vec![false; dims.n_layer],
+        window: 0,
+        attention_scale: 1.0 / (dims.head_dim as f32).sqrt(),
+        attn_softcap: None,
+        final_softcap: None,
+        rope_swa: rope.clone(),
+        rope,
+        dims,
+    };
+    let parts = Parts {
+        tied_output: true,
+        ..Parts::PLAIN
+    };
+    Gemma::load(gguf, config, &parts)
 }
 
 /// A Gemma model: its config and weights.

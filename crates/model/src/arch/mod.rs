@@ -29,6 +29,7 @@ pub mod llama;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
+pub mod qwen3moe;
 pub mod standard;
 
 use std::path::Path;
@@ -49,8 +50,12 @@ pub enum Arch {
     Qwen2(qwen2::Qwen2),
     /// `qwen3`: Qwen3 (dense).
     Qwen3(qwen3::Qwen3),
+    /// `qwen3moe`: Qwen3 mixture of experts (30B-A3B, 235B-A22B).
+    Qwen3Moe(qwen3moe::Qwen3Moe),
     /// `phi3`: Phi-3, Phi-3.5 and Phi-4 (dense).
     Phi3(phi3::Phi3),
+    /// `gemma`: Gemma 1 and CodeGemma.
+    Gemma(gemma::Gemma),
     /// `gemma2`: Gemma 2.
     Gemma2(gemma2::Gemma2),
     /// `gemma3`: Gemma 3 (text).
@@ -64,7 +69,9 @@ impl Arch {
             Arch::Llama(m) => m,
             Arch::Qwen2(m) => m,
             Arch::Qwen3(m) => m,
+            Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
+            Arch::Gemma(m) => m,
             Arch::Gemma2(m) => m,
             Arch::Gemma3(m) => m,
         }
@@ -153,7 +160,9 @@ impl Model {
             "llama" => Arch::Llama(llama::Llama::load(&gguf)?),
             "qwen2" => Arch::Qwen2(qwen2::load(&gguf)?),
             "qwen3" => Arch::Qwen3(qwen3::load(&gguf)?),
+            "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
+            "gemma" => Arch::Gemma(gemma::load(&gguf)?),
             "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),
             "gemma3" => Arch::Gemma3(gemma3::load(&gguf)?),
             _ => return Err(ModelError::UnknownArchitecture(name)),
