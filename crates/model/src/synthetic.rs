@@ -23,7 +23,8 @@ use crate::ModelError;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     /// `general.architecture`: "llama", "qwen2", "qwen3", "qwen3moe", "phi3",
-    /// "gemma", "gemma2" or "gemma3"; it decides the tensor set (qwen2's q/k/v biases,
+    /// "starcoder2", "gemma", "gemma2" or "gemma3"; it decides the tensor set
+    /// (starcoder2's LayerNorm and projection biases and ungated MLP, qwen2's q/k/v biases,
     /// qwen3's, qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
     /// post-norms and tied head).
     pub arch: String,
@@ -298,6 +299,35 @@ impl Spec {
         }
     }
 
+    /// The tiny StarCoder2: LayerNorms with biases, biases on every
+    /// projection, a plain GELU MLP.
+    pub fn tiny_starcoder2() -> Spec {
+        Spec {
+            arch: "starcoder2".into(),
+            seed: 18,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of StarCoder2-3B.
+    pub fn starcoder2_3b() -> Spec {
+        Spec {
+            arch: "starcoder2".into(),
+            n_vocab: 49_152,
+            n_ctx_train: 16_384,
+            n_embd: 3072,
+            n_layer: 30,
+            n_head: 24,
+            n_head_kv: 2,
+            head_dim: None,
+            n_ff: 12_288,
+            rope_freq_base: 999_999.44,
+            norm_eps: 1e-5,
+            tied_output: true,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -318,9 +348,9 @@ impl Spec {
 
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
-    /// `tiny-gemma`,
+    /// `tiny-gemma`, `tiny-starcoder2`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
-    /// `qwen3-30b-a3b`, `gemma-2b`.
+    /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -333,12 +363,14 @@ impl Spec {
             "tiny-gemma3" => Spec::tiny_gemma3(),
             "tiny-qwen3moe" => Spec::tiny_qwen3moe(),
             "tiny-gemma" => Spec::tiny_gemma(),
+            "tiny-starcoder2" => Spec::tiny_starcoder2(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
             "mixtral-8x7b" => Spec::mixtral_8x7b(),
             "qwen3-30b-a3b" => Spec::qwen3_30b_a3b(),
             "gemma-2b" => Spec::gemma_2b(),
+            "starcoder2-3b" => Spec::starcoder2_3b(),
             _ => return None,
         })
     }
@@ -351,6 +383,14 @@ impl Spec {
         let (qd, kvd) = (hd * self.n_head as u64, hd * self.n_head_kv as u64);
         let arch = self.arch.as_str();
         let gemma = matches!(arch, "gemma2" | "gemma3");
+        // StarCoder2: every norm and projection has a bias.
+        let biases = arch == "starcoder2";
+        let norm = |t: &mut Vec<(String, Vec<u64>, Kind)>, name: &str| {
+            t.push((format!("{name}.weight"), vec![e], Kind::Norm));
+            if biases {
+                t.push((format!("{name}.bias"), vec![e], Kind::Bias));
+            }
+        };
         let mut t = vec![("token_embd.weight".to_owned(), vec![e, v], Kind::Matrix)];
         if self.long_rope.is_some() {
             for name in ["rope_factors_long.weight", "rope_factors_short.weight"] {
@@ -359,7 +399,7 @@ impl Spec {
         }
         for i in 0..self.n_layer {
             let p = format!("blk.{i}");
-            t.push((format!("{p}.attn_norm.weight"), vec![e], Kind::Norm));
+            norm(&mut t, &format!("{p}.attn_norm"));
             if arch == "phi3" {
                 t.push((
                     format!("{p}.attn_qkv.weight"),
@@ -371,7 +411,7 @@ impl Spec {
                 t.push((format!("{p}.attn_k.weight"), vec![e, kvd], Kind::Matrix));
                 t.push((format!("{p}.attn_v.weight"), vec![e, kvd], Kind::Matrix));
             }
-            if arch == "qwen2" {
+            if arch == "qwen2" || biases {
                 t.push((format!("{p}.attn_q.bias"), vec![qd], Kind::Bias));
                 t.push((format!("{p}.attn_k.bias"), vec![kvd], Kind::Bias));
                 t.push((format!("{p}.attn_v.bias"), vec![kvd], Kind::Bias));
@@ -381,6 +421,9 @@ impl Spec {
                 t.push((format!("{p}.attn_k_norm.weight"), vec![hd], Kind::Norm));
             }
             t.push((format!("{p}.attn_output.weight"), vec![qd, e], Kind::Matrix));
+            if biases {
+                t.push((format!("{p}.attn_output.bias"), vec![e], Kind::Bias));
+            }
             if gemma {
                 t.push((
                     format!("{p}.post_attention_norm.weight"),
@@ -388,8 +431,13 @@ impl Spec {
                     Kind::Norm,
                 ));
             }
-            t.push((format!("{p}.ffn_norm.weight"), vec![e], Kind::Norm));
-            if arch == "phi3" {
+            norm(&mut t, &format!("{p}.ffn_norm"));
+            if biases {
+                t.push((format!("{p}.ffn_up.weight"), vec![e, f], Kind::Matrix));
+                t.push((format!("{p}.ffn_up.bias"), vec![f], Kind::Bias));
+                t.push((format!("{p}.ffn_down.weight"), vec![f, e], Kind::Matrix));
+                t.push((format!("{p}.ffn_down.bias"), vec![e], Kind::Bias));
+            } else if arch == "phi3" {
                 t.push((format!("{p}.ffn_up.weight"), vec![e, 2 * f], Kind::Matrix));
                 t.push((format!("{p}.ffn_down.weight"), vec![f, e], Kind::Matrix));
             } else if self.n_expert == 0 {
@@ -419,7 +467,7 @@ impl Spec {
                 t.push((format!("{p}.post_ffw_norm.weight"), vec![e], Kind::Norm));
             }
         }
-        t.push(("output_norm.weight".to_owned(), vec![e], Kind::Norm));
+        norm(&mut t, "output_norm");
         if !self.tied_output {
             t.push(("output.weight".to_owned(), vec![e, v], Kind::Matrix));
         }
@@ -491,10 +539,12 @@ impl Spec {
             self.n_head_kv as u32,
         );
         w.add_f32(&format!("{a}.rope.freq_base"), self.rope_freq_base);
-        w.add_f32(
-            &format!("{a}.attention.layer_norm_rms_epsilon"),
-            self.norm_eps,
-        );
+        let eps_key = if a == "starcoder2" {
+            "attention.layer_norm_epsilon"
+        } else {
+            "attention.layer_norm_rms_epsilon"
+        };
+        w.add_f32(&format!("{a}.{eps_key}"), self.norm_eps);
         w.add_u32(&format!("{a}.rope.dimension_count"), self.head_dim() as u32);
         if let Some(hd) = self.head_dim {
             w.add_u32(&format!("{a}.attention.key_length"), hd as u32);

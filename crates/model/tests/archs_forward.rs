@@ -1,6 +1,6 @@
-//! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe and gemma forward passes that
-//! needs no oracle (llama_fixtures.rs compares their logits with llama.cpp's):
-//! batches equal token-by-token decoding across the batch boundary, phi3 picks
+//! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma and
+//! starcoder2 forward passes that needs no oracle (llama_fixtures.rs compares
+//! their logits with llama.cpp's): batches equal token-by-token decoding across the batch boundary, phi3 picks
 //! its LongRoPE factors by context size, gemma2's final soft-cap bounds the
 //! logits, the context shift re-rotates keys with each layer's RoPE, and a
 //! missing architecture-specific tensor is named in the error.
@@ -11,7 +11,7 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 7] = [
+const ARCHS: [&str; 8] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -19,6 +19,7 @@ const ARCHS: [&str; 7] = [
     "tiny-gemma3",
     "tiny-qwen3moe",
     "tiny-gemma",
+    "tiny-starcoder2",
 ];
 
 fn tmp(name: &str) -> PathBuf {
@@ -148,6 +149,7 @@ fn missing_arch_specific_tensors_are_named() {
         ("tiny-gemma2", "blk.1.post_ffw_norm.weight"),
         ("tiny-gemma3", "blk.5.attn_q_norm.weight"),
         ("tiny-qwen3moe", "blk.1.ffn_down_exps.weight"),
+        ("tiny-starcoder2", "blk.0.ffn_norm.bias"),
     ] {
         let spec = Spec::preset(preset).unwrap();
         let full = spec.build(&|_| TensorType::F32).unwrap();

@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 10] = [
+const PRESETS: [&str; 11] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -26,6 +26,7 @@ const PRESETS: [&str; 10] = [
     "tiny-gemma3",
     "tiny-qwen3moe",
     "tiny-gemma",
+    "tiny-starcoder2",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

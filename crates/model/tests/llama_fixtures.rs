@@ -1,5 +1,5 @@
 //! hearth's forward passes (llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma2,
-//! gemma3) against llama.cpp, on tiny random-weight models.
+//! gemma3, starcoder2) against llama.cpp, on tiny random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -315,4 +315,10 @@ fixtures! {
     gemma_q4_k_m => "tiny-gemma-Q4_K_M",
     gemma_q6_k => "tiny-gemma-Q6_K",
     gemma_iq4_xs => "tiny-gemma-IQ4_XS",
+    starcoder2_f16 => "tiny-starcoder2-F16",
+    starcoder2_q8_0 => "tiny-starcoder2-Q8_0",
+    starcoder2_q4_0 => "tiny-starcoder2-Q4_0",
+    starcoder2_q4_k_m => "tiny-starcoder2-Q4_K_M",
+    starcoder2_q6_k => "tiny-starcoder2-Q6_K",
+    starcoder2_iq4_xs => "tiny-starcoder2-IQ4_XS",
 }

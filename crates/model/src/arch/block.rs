@@ -15,19 +15,21 @@
 use kernels::matmul::{matmul, matmul_expert};
 
 use super::common::{
-    Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place, output_head, project,
-    rope_qk, self_attention,
+    Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place, project, rope_qk,
+    self_attention,
 };
 use crate::ModelError;
 use crate::loader::Tensor;
 use crate::ops::attention::AttentionShape;
 use crate::ops::rope::Rope;
-use crate::ops::{add_assign, geglu, route_top_k, swiglu};
+use crate::ops::{add_assign, geglu, gelu, layernorm, route_top_k, silu, swiglu};
 
 /// Which tensors an architecture's layers have beyond the attention and FFN
 /// norms and projections every layer has.
 #[derive(Clone, Copy, Debug)]
 pub struct Parts {
+    /// The norms' form.
+    pub norm: NormKind,
     /// `attn_qkv`, one fused q|k|v projection, where the file has it, else
     /// `attn_q`, `attn_k` and `attn_v` (phi3).
     pub fused_qkv: bool,
@@ -45,9 +47,61 @@ pub struct Parts {
     pub tied_output: bool,
 }
 
+/// The form of the norms: which function and whether they have biases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NormKind {
+    /// RMS norm times `{name}.weight`.
+    Rms,
+    /// LayerNorm times `{name}.weight` plus `{name}.bias` (starcoder2).
+    LayerBias,
+}
+
+/// A norm's weights (and bias), by its function.
+#[derive(Debug)]
+pub enum Norm {
+    /// `x / sqrt(mean(x²) + eps) · w` (ggml_rms_norm, ggml_mul).
+    Rms(Vec<f32>),
+    /// `(x - mean) / sqrt(variance + eps) · w + b` (ggml_norm, ggml_mul,
+    /// ggml_add).
+    Layer {
+        /// (n_embd)
+        w: Vec<f32>,
+        /// (n_embd)
+        b: Option<Vec<f32>>,
+    },
+}
+
+impl Norm {
+    /// `{name}.weight` (and `{name}.bias`) of width `n`.
+    fn load(t: &Loader<'_>, name: &str, n: usize, kind: NormKind) -> Result<Norm, ModelError> {
+        let w = t.vector(&format!("{name}.weight"), n)?;
+        Ok(match kind {
+            NormKind::Rms => Norm::Rms(w),
+            NormKind::LayerBias => Norm::Layer {
+                w,
+                b: Some(t.vector(&format!("{name}.bias"), n)?),
+            },
+        })
+    }
+
+    /// Normalises each row of `x` into `out`.
+    pub fn rows(&self, out: &mut [f32], x: &[f32], eps: f32) {
+        match self {
+            Norm::Rms(w) => norm_rows(out, x, w, eps),
+            Norm::Layer { w, b } => {
+                for (o, r) in out.chunks_exact_mut(w.len()).zip(x.chunks_exact(w.len())) {
+                    layernorm(o, r, w, b.as_deref(), eps);
+                }
+            }
+        }
+    }
+}
+
 /// The form of a layer's feed-forward network.
 #[derive(Clone, Copy, Debug)]
 pub enum FfnParts {
+    /// `ffn_up` and `ffn_down`, no gate: `Wdown act(Wup h)` (starcoder2).
+    Plain,
     /// `ffn_gate`, `ffn_up` and `ffn_down`.
     Gated,
     /// `ffn_up` holding the gate rows then the up rows (`2 n_ff`), and
@@ -67,6 +121,7 @@ impl Parts {
     /// Plain llama-style layers: separate q, k, v, a gated FFN, no extra norms,
     /// the output head optional.
     pub const PLAIN: Parts = Parts {
+        norm: NormKind::Rms,
         fused_qkv: false,
         qk_norm: false,
         post_norms: false,
@@ -107,6 +162,13 @@ pub struct Attention {
 /// A layer's feed-forward network.
 #[derive(Debug)]
 pub enum Ffn {
+    /// `Wdown act(Wup h)`.
+    Plain {
+        /// (n_embd, n_ff)
+        up: Linear,
+        /// (n_ff, n_embd)
+        down: Linear,
+    },
     /// `Wdown (act(Wgate h) * Wup h)`.
     Gated {
         /// (n_embd, n_ff)
@@ -147,17 +209,17 @@ pub struct Moe {
 #[derive(Debug)]
 pub struct Layer {
     /// (n_embd)
-    pub attn_norm: Vec<f32>,
+    pub attn_norm: Norm,
     /// The attention projections.
     pub attn: Attention,
     /// (n_embd) norm of the attention output before the residual add.
-    pub attn_post_norm: Option<Vec<f32>>,
+    pub attn_post_norm: Option<Norm>,
     /// (n_embd)
-    pub ffn_norm: Vec<f32>,
+    pub ffn_norm: Norm,
     /// The feed-forward network.
     pub ffn: Ffn,
     /// (n_embd) norm of the FFN output before the residual add.
-    pub ffn_post_norm: Option<Vec<f32>>,
+    pub ffn_post_norm: Option<Norm>,
 }
 
 impl Layer {
@@ -188,6 +250,10 @@ impl Layer {
             None
         };
         let ffn = match parts.ffn {
+            FfnParts::Plain => Ffn::Plain {
+                up: t.linear(&name("ffn_up"), e, f)?,
+                down: t.linear(&name("ffn_down"), f, e)?,
+            },
             FfnParts::Gated => Ffn::Gated {
                 gate: t.linear(&name("ffn_gate"), e, f)?,
                 up: t.linear(&name("ffn_up"), e, f)?,
@@ -205,23 +271,23 @@ impl Layer {
                 n_used,
             }),
         };
-        let post_norm = |suffix: &str| {
+        let post_norm = |norm: &str| {
             parts
                 .post_norms
-                .then(|| t.vector(&name(suffix), e))
+                .then(|| Norm::load(t, &name(norm), e, parts.norm))
                 .transpose()
         };
         Ok(Layer {
-            attn_norm: t.vector(&name("attn_norm.weight"), e)?,
+            attn_norm: Norm::load(t, &name("attn_norm"), e, parts.norm)?,
             attn: Attention {
                 qkv,
                 qk_norm,
                 o: t.linear(&name("attn_output"), qd, e)?,
             },
-            attn_post_norm: post_norm("post_attention_norm.weight")?,
-            ffn_norm: t.vector(&name("ffn_norm.weight"), e)?,
+            attn_post_norm: post_norm("post_attention_norm")?,
+            ffn_norm: Norm::load(t, &name("ffn_norm"), e, parts.norm)?,
             ffn,
-            ffn_post_norm: post_norm("post_ffw_norm.weight")?,
+            ffn_post_norm: post_norm("post_ffw_norm")?,
         })
     }
 
@@ -233,6 +299,7 @@ impl Layer {
         };
         all.push(&self.attn.o.w);
         match &self.ffn {
+            Ffn::Plain { up, down } => all.extend([&up.w, &down.w]),
             Ffn::Gated { gate, up, down } => all.extend([&gate.w, &up.w, &down.w]),
             Ffn::FusedGateUp { gate_up, down } => all.extend([&gate_up.w, &down.w]),
             Ffn::Moe(m) => all.extend([&m.router, &m.gate, &m.up, &m.down]),
@@ -250,7 +317,7 @@ pub struct Weights {
     /// The transformer blocks.
     pub layers: Vec<Layer>,
     /// (n_embd)
-    pub output_norm: Vec<f32>,
+    pub output_norm: Norm,
     /// (n_embd, n_vocab), `token_embd` when tied; optional bias (n_vocab).
     pub output: Linear,
 }
@@ -275,7 +342,7 @@ impl Weights {
         Ok(Weights {
             token_embd,
             layers,
-            output_norm: t.vector("output_norm.weight", d.n_embd)?,
+            output_norm: Norm::load(t, "output_norm", d.n_embd, parts.norm)?,
             output,
         })
     }
@@ -308,8 +375,9 @@ impl Weights {
         embed(s.gguf, &self.token_embd, tokens, scale, &mut s.buf.x[..n])
     }
 
-    /// The output head over the rows asked for (if any), soft-capped by
-    /// `final_softcap` if set.
+    /// The output head over the rows `buf.out_rows` of `buf.x`, if any are
+    /// asked for: `output_norm`, then (unless hidden states are wanted) the
+    /// output projection and, if set, the final logit soft-cap.
     pub fn output(
         &self,
         s: &mut Step<'_, '_>,
@@ -317,10 +385,45 @@ impl Weights {
         final_softcap: Option<f32>,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError> {
-        match out {
-            Some(out) => output_head(s, d, &self.output_norm, &self.output, final_softcap, out),
-            None => Ok(()),
+        let Some(out) = out else {
+            return Ok(());
+        };
+        let e = d.n_embd;
+        let buf = &mut *s.buf;
+        let rows = buf.out_rows.len();
+        let normed = if out.hidden {
+            &mut out.dest[..rows * e]
+        } else {
+            &mut buf.h[..rows * e]
+        };
+        for (o, &r) in normed.chunks_exact_mut(e).zip(&buf.out_rows) {
+            self.output_norm
+                .rows(o, &buf.x[r * e..(r + 1) * e], d.norm_eps);
         }
+        if out.hidden {
+            return Ok(());
+        }
+        project(
+            s.gguf,
+            s.pool,
+            &self.output,
+            &buf.h[..rows * e],
+            &mut buf.act,
+            out.dest,
+        )?;
+        if let Some(cap) = final_softcap {
+            softcap(out.dest, cap);
+        }
+        Ok(())
+    }
+}
+
+/// `x = cap · tanh(x / cap)` (ggml_scale, ggml_tanh, ggml_scale: gemma's logit
+/// soft-capping).
+pub fn softcap(x: &mut [f32], cap: f32) {
+    let inv = 1.0 / cap;
+    for v in x {
+        *v = (*v * inv).tanh() * cap;
     }
 }
 
@@ -367,6 +470,14 @@ pub enum Act {
 }
 
 impl Act {
+    /// `x[i] = act(x[i])` (ggml_silu, ggml_gelu).
+    pub fn apply(self, x: &mut [f32]) {
+        match self {
+            Act::Silu => x.iter_mut().for_each(|v| *v = silu(*v)),
+            Act::Gelu => x.iter_mut().for_each(|v| *v = gelu(*v)),
+        }
+    }
+
     /// `gate[i] = act(gate[i]) * up[i]`.
     pub fn glu(self, gate: &mut [f32], up: &[f32]) {
         match self {
@@ -376,19 +487,18 @@ impl Act {
     }
 }
 
-/// `h` = the RMS-normalised rows of `x`, times `weight`.
-pub fn norm(s: &mut Step<'_, '_>, n: usize, weight: &[f32], eps: f32) {
+/// `h` = the normalised rows of `x`.
+pub fn norm(s: &mut Step<'_, '_>, n: usize, e: usize, norm: &Norm, eps: f32) {
     let b = &mut *s.buf;
-    let e = weight.len();
-    norm_rows(&mut b.h[..n * e], &b.x[..n * e], weight, eps);
+    norm.rows(&mut b.h[..n * e], &b.x[..n * e], eps);
 }
 
-/// `x += proj`, or with `post_norm`, `x += rmsnorm(proj) · post_norm`.
-pub fn residual(s: &mut Step<'_, '_>, n: usize, e: usize, post_norm: Option<&[f32]>, eps: f32) {
+/// `x += proj`, or with `post_norm`, `x += norm(proj)`.
+pub fn residual(s: &mut Step<'_, '_>, n: usize, e: usize, post_norm: Option<&Norm>, eps: f32) {
     let b = &mut *s.buf;
     match post_norm {
-        Some(w) => {
-            norm_rows(&mut b.h[..n * e], &b.proj[..n * e], w, eps);
+        Some(norm) => {
+            norm.rows(&mut b.h[..n * e], &b.proj[..n * e], eps);
             add_assign(&mut b.x[..n * e], &b.h[..n * e]);
         }
         None => add_assign(&mut b.x[..n * e], &b.proj[..n * e]),
@@ -462,6 +572,11 @@ pub fn ffn(s: &mut Step<'_, '_>, n: usize, f: &Ffn, d: &Dims, act: Act) -> Resul
     let b = &mut *s.buf;
     let h = &b.h[..n * e];
     let down = match f {
+        Ffn::Plain { up, down } => {
+            project(gguf, pool, up, h, &mut b.act, &mut b.gate[..nf])?;
+            act.apply(&mut b.gate[..nf]);
+            down
+        }
         Ffn::Gated { gate, up, down } => {
             project(gguf, pool, gate, h, &mut b.act, &mut b.gate[..nf])?;
             project(gguf, pool, up, h, &mut b.act, &mut b.up[..nf])?;
@@ -589,11 +704,11 @@ pub fn pre_norm_layer(
     act: Act,
 ) -> Result<(), ModelError> {
     let (e, eps) = (d.n_embd, d.norm_eps);
-    norm(s, n, &l.attn_norm, eps);
+    norm(s, n, e, &l.attn_norm, eps);
     attention(s, il, n, &l.attn, d, at)?;
-    residual(s, n, e, l.attn_post_norm.as_deref(), eps);
-    norm(s, n, &l.ffn_norm, eps);
+    residual(s, n, e, l.attn_post_norm.as_ref(), eps);
+    norm(s, n, e, &l.ffn_norm, eps);
     ffn(s, n, &l.ffn, d, act)?;
-    residual(s, n, e, l.ffn_post_norm.as_deref(), eps);
+    residual(s, n, e, l.ffn_post_norm.as_ref(), eps);
     Ok(())
 }

@@ -499,8 +499,7 @@ pub fn embed(
     Ok(())
 }
 
-/// RMS-normalises each `weight.len()`-wide row of `x` into `out` (also per head,
-/// for the q/k norms of qwen3 and gemma3).
+/// RMS-normalises each `weight.len()`-wide row of `x` into `out`.
 pub fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     let n = weight.len();
     for (o, r) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
@@ -508,7 +507,7 @@ pub fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// [`norm_rows`] in place.
+/// [`norm_rows`] in place (per head: the q/k norms of qwen3 and gemma3).
 pub fn norm_rows_in_place(x: &mut [f32], weight: &[f32], eps: f32, tmp: &mut [f32]) {
     let n = weight.len();
     for r in x.chunks_exact_mut(n) {
@@ -613,54 +612,6 @@ pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape
         );
         r = rows.end;
     }
-}
-
-/// `x = cap · tanh(x / cap)` (ggml_scale, ggml_tanh, ggml_scale: gemma's logit
-/// soft-capping).
-pub fn softcap(x: &mut [f32], cap: f32) {
-    let inv = 1.0 / cap;
-    for v in x {
-        *v = (*v * inv).tanh() * cap;
-    }
-}
-
-/// The output head over the rows `buf.out_rows` of `buf.x`: `output_norm`,
-/// then (unless hidden states are wanted) the output projection and, if set,
-/// the final logit soft-cap.
-pub fn output_head(
-    step: &mut Step<'_, '_>,
-    d: &Dims,
-    output_norm: &[f32],
-    output: &Linear,
-    final_softcap: Option<f32>,
-    out: Out<'_>,
-) -> Result<(), ModelError> {
-    let e = d.n_embd;
-    let buf = &mut *step.buf;
-    let rows = buf.out_rows.len();
-    let normed = if out.hidden {
-        &mut out.dest[..rows * e]
-    } else {
-        &mut buf.h[..rows * e]
-    };
-    for (o, &r) in normed.chunks_exact_mut(e).zip(&buf.out_rows) {
-        rmsnorm(o, &buf.x[r * e..(r + 1) * e], output_norm, d.norm_eps);
-    }
-    if out.hidden {
-        return Ok(());
-    }
-    project(
-        step.gguf,
-        step.pool,
-        output,
-        &buf.h[..rows * e],
-        &mut buf.act,
-        out.dest,
-    )?;
-    if let Some(cap) = final_softcap {
-        softcap(out.dest, cap);
-    }
-    Ok(())
 }
 
 /// Which layers use the sliding window, as llama.cpp's `load_swa_pattern`

@@ -31,6 +31,7 @@ pub mod qwen2;
 pub mod qwen3;
 pub mod qwen3moe;
 pub mod standard;
+pub mod starcoder2;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,8 @@ pub enum Arch {
     Qwen3Moe(qwen3moe::Qwen3Moe),
     /// `phi3`: Phi-3, Phi-3.5 and Phi-4 (dense).
     Phi3(phi3::Phi3),
+    /// `starcoder2`: StarCoder2.
+    Starcoder2(starcoder2::Starcoder2),
     /// `gemma`: Gemma 1 and CodeGemma.
     Gemma(gemma::Gemma),
     /// `gemma2`: Gemma 2.
@@ -71,6 +74,7 @@ impl Arch {
             Arch::Qwen3(m) => m,
             Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
+            Arch::Starcoder2(m) => m,
             Arch::Gemma(m) => m,
             Arch::Gemma2(m) => m,
             Arch::Gemma3(m) => m,
@@ -162,6 +166,7 @@ impl Model {
             "qwen3" => Arch::Qwen3(qwen3::load(&gguf)?),
             "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
+            "starcoder2" => Arch::Starcoder2(starcoder2::load(&gguf)?),
             "gemma" => Arch::Gemma(gemma::load(&gguf)?),
             "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),
             "gemma3" => Arch::Gemma3(gemma3::load(&gguf)?),

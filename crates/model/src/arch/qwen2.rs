@@ -18,7 +18,7 @@
 
 use gguf::GgufModel;
 
-use super::block::Parts;
+use super::block::{Act, Parts};
 use super::standard::{BasicConfig, Standard};
 use crate::ModelError;
 use crate::ops::rope::RopeMode;
@@ -32,5 +32,5 @@ pub type Qwen2 = Standard;
 /// Reads the config and checks every tensor.
 pub fn load(gguf: &GgufModel) -> Result<Qwen2, ModelError> {
     let config = Config::from_metadata(gguf, "qwen2", RopeMode::Neox)?;
-    Standard::load(gguf, config, &Parts::PLAIN)
+    Standard::load(gguf, config, &Parts::PLAIN, Act::Silu)
 }

@@ -19,7 +19,7 @@
 
 use gguf::GgufModel;
 
-use super::block::Parts;
+use super::block::{Act, Parts};
 use super::standard::{BasicConfig, Standard};
 use crate::ModelError;
 use crate::ops::rope::RopeMode;
@@ -33,12 +33,9 @@ pub type Qwen3 = Standard;
 /// Reads the config and checks every tensor.
 pub fn load(gguf: &GgufModel) -> Result<Qwen3, ModelError> {
     let config = Config::from_metadata(gguf, "qwen3", RopeMode::Neox)?;
-    Standard::load(
-        gguf,
-        config,
-        &Parts {
-            qk_norm: true,
-            ..Parts::PLAIN
-        },
-    )
+    let parts = Parts {
+        qk_norm: true,
+        ..Parts::PLAIN
+    };
+    Standard::load(gguf, config, &parts, Act::Silu)
 }

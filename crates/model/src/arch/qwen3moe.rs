@@ -25,7 +25,7 @@
 
 use gguf::GgufModel;
 
-use super::block::{FfnParts, Parts};
+use super::block::{Act, FfnParts, Parts};
 use super::common;
 use super::standard::{BasicConfig, Standard};
 use crate::ModelError;
@@ -57,5 +57,5 @@ pub fn load(gguf: &GgufModel) -> Result<Qwen3Moe, ModelError> {
         ffn: FfnParts::Moe { n_expert, n_used },
         ..Parts::PLAIN
     };
-    Standard::load(gguf, c, &parts)
+    Standard::load(gguf, c, &parts, Act::Silu)
 }

@@ -1,9 +1,10 @@
 //! The decoder of architectures that are the shared transformer block and
-//! nothing else ([`Standard`]): pre-norm layers with RMS norms, one RoPE for
-//! every layer, attention over the whole cache scaled by `1/sqrt(head_dim)`,
-//! a SiLU-gated FFN or mixture of experts, the output head without soft-cap.
-//! The architecture files that use it (qwen2, qwen3, qwen3moe) say only
-//! which tensors their layers have and how their config differs.
+//! nothing else ([`Standard`]): pre-norm layers, one RoPE for every layer,
+//! attention over the whole cache scaled by `1/sqrt(head_dim)`, the FFN or
+//! mixture of experts with the architecture's activation, the output head
+//! without soft-cap. The architecture files that use it (qwen2, qwen3,
+//! qwen3moe, starcoder2) say only which tensors their layers have, which
+//! activation, and how their config differs.
 
 use gguf::GgufModel;
 
@@ -45,24 +46,29 @@ pub struct Standard {
     weights: Weights,
     /// (experts, experts used per token) of a mixture of experts.
     experts: Option<(usize, usize)>,
+    /// The FFN's activation.
+    act: Act,
 }
 
 impl Standard {
-    /// Finds and checks the tensors `parts` names for `config`.
+    /// Finds and checks the tensors `parts` names for `config`; the FFN
+    /// runs with `act`.
     pub fn load(
         gguf: &GgufModel,
         config: BasicConfig,
         parts: &Parts,
+        act: Act,
     ) -> Result<Standard, ModelError> {
         let weights = Weights::load(&Loader::new(gguf), &config.dims, parts)?;
         let experts = match parts.ffn {
             FfnParts::Moe { n_expert, n_used } => Some((n_expert, n_used)),
-            FfnParts::Gated | FfnParts::FusedGateUp => None,
+            FfnParts::Plain | FfnParts::Gated | FfnParts::FusedGateUp => None,
         };
         Ok(Standard {
             config,
             weights,
             experts,
+            act,
         })
     }
 }
@@ -99,7 +105,7 @@ impl Decoder for Standard {
         let at = LayerAttn::plain(d, &c.rope);
         w.embed(s, tokens, 1.0)?;
         for (il, layer) in w.layers.iter().enumerate() {
-            block::pre_norm_layer(s, il, n, layer, d, &at, Act::Silu)?;
+            block::pre_norm_layer(s, il, n, layer, d, &at, self.act)?;
         }
         w.output(s, d, None, out)
     }
