@@ -23,8 +23,9 @@ use crate::ModelError;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     /// `general.architecture`: "llama", "qwen2", "qwen3", "qwen3moe", "phi3",
-    /// "starcoder2", "gemma", "gemma2" or "gemma3"; it decides the tensor set
-    /// (starcoder2's LayerNorm and projection biases and ungated MLP, qwen2's q/k/v biases,
+    /// "starcoder2", "command-r", "gemma", "gemma2" or "gemma3"; it decides the
+    /// tensor set (starcoder2's LayerNorm and projection biases and ungated MLP,
+    /// command-r's blocks without `ffn_norm`, qwen2's q/k/v biases,
     /// qwen3's, qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
     /// post-norms and tied head).
     pub arch: String,
@@ -56,6 +57,8 @@ pub struct Spec {
     pub attn_softcap: Option<f32>,
     /// `final_logit_softcapping`, if set.
     pub final_softcap: Option<f32>,
+    /// `logit_scale` (command-r), if set.
+    pub logit_scale: Option<f32>,
     /// LongRoPE (phi3): the original context length; writes
     /// `rope.scaling.original_context_length`, the converter's
     /// `rope.scaling.attn_factor` and the `rope_factors_long` / `_short` tensors.
@@ -90,6 +93,7 @@ impl Spec {
             rope_freq_base_swa: None,
             attn_softcap: None,
             final_softcap: None,
+            logit_scale: None,
             long_rope: None,
             rope_freq_base: 10000.0,
             norm_eps: 1e-5,
@@ -136,6 +140,7 @@ impl Spec {
             rope_freq_base_swa: None,
             attn_softcap: None,
             final_softcap: None,
+            logit_scale: None,
             long_rope: None,
             rope_freq_base: 500_000.0,
             norm_eps: 1e-5,
@@ -328,6 +333,38 @@ impl Spec {
         }
     }
 
+    /// The tiny Command R: parallel blocks, LayerNorms without bias, the head
+    /// tied to the embeddings, logits scaled by 1/4.
+    pub fn tiny_command_r() -> Spec {
+        Spec {
+            arch: "command-r".into(),
+            logit_scale: Some(0.25),
+            tied_output: true,
+            seed: 19,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of Command R 35B (v01: no GQA, a 256k vocabulary).
+    pub fn command_r_35b() -> Spec {
+        Spec {
+            arch: "command-r".into(),
+            n_vocab: 256_000,
+            n_ctx_train: 131_072,
+            n_embd: 8192,
+            n_layer: 40,
+            n_head: 64,
+            n_head_kv: 64,
+            head_dim: None,
+            n_ff: 22_528,
+            rope_freq_base: 8_000_000.0,
+            norm_eps: 1e-5,
+            logit_scale: Some(0.0625),
+            tied_output: true,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -348,9 +385,9 @@ impl Spec {
 
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
-    /// `tiny-gemma`, `tiny-starcoder2`,
+    /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
-    /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`.
+    /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -364,6 +401,7 @@ impl Spec {
             "tiny-qwen3moe" => Spec::tiny_qwen3moe(),
             "tiny-gemma" => Spec::tiny_gemma(),
             "tiny-starcoder2" => Spec::tiny_starcoder2(),
+            "tiny-command-r" => Spec::tiny_command_r(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
@@ -371,6 +409,7 @@ impl Spec {
             "qwen3-30b-a3b" => Spec::qwen3_30b_a3b(),
             "gemma-2b" => Spec::gemma_2b(),
             "starcoder2-3b" => Spec::starcoder2_3b(),
+            "command-r-35b" => Spec::command_r_35b(),
             _ => return None,
         })
     }
@@ -431,7 +470,9 @@ impl Spec {
                     Kind::Norm,
                 ));
             }
-            norm(&mut t, &format!("{p}.ffn_norm"));
+            if arch != "command-r" {
+                norm(&mut t, &format!("{p}.ffn_norm"));
+            }
             if biases {
                 t.push((format!("{p}.ffn_up.weight"), vec![e, f], Kind::Matrix));
                 t.push((format!("{p}.ffn_up.bias"), vec![f], Kind::Bias));
@@ -539,7 +580,7 @@ impl Spec {
             self.n_head_kv as u32,
         );
         w.add_f32(&format!("{a}.rope.freq_base"), self.rope_freq_base);
-        let eps_key = if a == "starcoder2" {
+        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r") {
             "attention.layer_norm_epsilon"
         } else {
             "attention.layer_norm_rms_epsilon"
@@ -558,6 +599,9 @@ impl Spec {
         }
         if let Some(cap) = self.final_softcap {
             w.add_f32(&format!("{a}.final_logit_softcapping"), cap);
+        }
+        if let Some(scale) = self.logit_scale {
+            w.add_f32(&format!("{a}.logit_scale"), scale);
         }
         if let Some(orig) = self.long_rope {
             // conversion/phi.py: sqrt(1 + ln(scale) / ln(n_ctx_orig)).

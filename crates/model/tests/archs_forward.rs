@@ -1,6 +1,7 @@
-//! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma and
-//! starcoder2 forward passes that needs no oracle (llama_fixtures.rs compares
-//! their logits with llama.cpp's): batches equal token-by-token decoding across the batch boundary, phi3 picks
+//! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma,
+//! starcoder2 and command-r forward passes that needs no oracle
+//! (llama_fixtures.rs compares their logits with llama.cpp's): batches equal
+//! token-by-token decoding across the batch boundary, phi3 picks
 //! its LongRoPE factors by context size, gemma2's final soft-cap bounds the
 //! logits, the context shift re-rotates keys with each layer's RoPE, and a
 //! missing architecture-specific tensor is named in the error.
@@ -11,7 +12,7 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 8] = [
+const ARCHS: [&str; 9] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -20,6 +21,7 @@ const ARCHS: [&str; 8] = [
     "tiny-qwen3moe",
     "tiny-gemma",
     "tiny-starcoder2",
+    "tiny-command-r",
 ];
 
 fn tmp(name: &str) -> PathBuf {
@@ -150,6 +152,7 @@ fn missing_arch_specific_tensors_are_named() {
         ("tiny-gemma3", "blk.5.attn_q_norm.weight"),
         ("tiny-qwen3moe", "blk.1.ffn_down_exps.weight"),
         ("tiny-starcoder2", "blk.0.ffn_norm.bias"),
+        ("tiny-command-r", "blk.1.ffn_gate.weight"),
     ] {
         let spec = Spec::preset(preset).unwrap();
         let full = spec.build(&|_| TensorType::F32).unwrap();

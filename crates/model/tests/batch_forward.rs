@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 11] = [
+const PRESETS: [&str; 12] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -27,6 +27,7 @@ const PRESETS: [&str; 11] = [
     "tiny-qwen3moe",
     "tiny-gemma",
     "tiny-starcoder2",
+    "tiny-command-r",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

@@ -1,5 +1,6 @@
 //! hearth's forward passes (llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma2,
-//! gemma3, starcoder2) against llama.cpp, on tiny random-weight models.
+//! gemma3, starcoder2, command-r) against llama.cpp, on tiny random-weight
+//! models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -321,4 +322,10 @@ fixtures! {
     starcoder2_q4_k_m => "tiny-starcoder2-Q4_K_M",
     starcoder2_q6_k => "tiny-starcoder2-Q6_K",
     starcoder2_iq4_xs => "tiny-starcoder2-IQ4_XS",
+    command_r_f16 => "tiny-command-r-F16",
+    command_r_q8_0 => "tiny-command-r-Q8_0",
+    command_r_q4_0 => "tiny-command-r-Q4_0",
+    command_r_q4_k_m => "tiny-command-r-Q4_K_M",
+    command_r_q6_k => "tiny-command-r-Q6_K",
+    command_r_iq4_xs => "tiny-command-r-IQ4_XS",
 }

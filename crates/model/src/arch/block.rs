@@ -41,6 +41,9 @@ pub struct Parts {
     pub post_norms: bool,
     /// The feed-forward network.
     pub ffn: FfnParts,
+    /// Attention and FFN in parallel on one normed input (command-r): no
+    /// `ffn_norm`.
+    pub parallel: bool,
     /// The output head is always the token embeddings (gemma2 ignores an
     /// `output.weight`); otherwise `output.weight` (+ `output.bias`) when the
     /// file has it.
@@ -52,6 +55,8 @@ pub struct Parts {
 pub enum NormKind {
     /// RMS norm times `{name}.weight`.
     Rms,
+    /// LayerNorm times `{name}.weight` (command-r).
+    Layer,
     /// LayerNorm times `{name}.weight` plus `{name}.bias` (starcoder2).
     LayerBias,
 }
@@ -77,6 +82,7 @@ impl Norm {
         let w = t.vector(&format!("{name}.weight"), n)?;
         Ok(match kind {
             NormKind::Rms => Norm::Rms(w),
+            NormKind::Layer => Norm::Layer { w, b: None },
             NormKind::LayerBias => Norm::Layer {
                 w,
                 b: Some(t.vector(&format!("{name}.bias"), n)?),
@@ -126,6 +132,7 @@ impl Parts {
         qk_norm: false,
         post_norms: false,
         ffn: FfnParts::Gated,
+        parallel: false,
         tied_output: false,
     };
 }
@@ -214,8 +221,8 @@ pub struct Layer {
     pub attn: Attention,
     /// (n_embd) norm of the attention output before the residual add.
     pub attn_post_norm: Option<Norm>,
-    /// (n_embd)
-    pub ffn_norm: Norm,
+    /// (n_embd); none in a parallel block.
+    pub ffn_norm: Option<Norm>,
     /// The feed-forward network.
     pub ffn: Ffn,
     /// (n_embd) norm of the FFN output before the residual add.
@@ -285,7 +292,9 @@ impl Layer {
                 o: t.linear(&name("attn_output"), qd, e)?,
             },
             attn_post_norm: post_norm("post_attention_norm")?,
-            ffn_norm: Norm::load(t, &name("ffn_norm"), e, parts.norm)?,
+            ffn_norm: (!parts.parallel)
+                .then(|| Norm::load(t, &name("ffn_norm"), e, parts.norm))
+                .transpose()?,
             ffn,
             ffn_post_norm: post_norm("post_ffw_norm")?,
         })
@@ -377,12 +386,12 @@ impl Weights {
 
     /// The output head over the rows `buf.out_rows` of `buf.x`, if any are
     /// asked for: `output_norm`, then (unless hidden states are wanted) the
-    /// output projection and, if set, the final logit soft-cap.
+    /// output projection and `finish`.
     pub fn output(
         &self,
         s: &mut Step<'_, '_>,
         d: &Dims,
-        final_softcap: Option<f32>,
+        finish: Finish,
         out: Option<Out<'_>>,
     ) -> Result<(), ModelError> {
         let Some(out) = out else {
@@ -411,11 +420,24 @@ impl Weights {
             &mut buf.act,
             out.dest,
         )?;
-        if let Some(cap) = final_softcap {
-            softcap(out.dest, cap);
+        match finish {
+            Finish::None => {}
+            Finish::Softcap(cap) => softcap(out.dest, cap),
+            Finish::Scale(scale) => out.dest.iter_mut().for_each(|v| *v *= scale),
         }
         Ok(())
     }
+}
+
+/// What the output head does to the logits after the projection.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Finish {
+    /// Nothing.
+    None,
+    /// `cap · tanh(x / cap)` (gemma2's `final_logit_softcapping`).
+    Softcap(f32),
+    /// `x · scale` (ggml_scale: command-r's `logit_scale`).
+    Scale(f32),
 }
 
 /// `x = cap · tanh(x / cap)` (ggml_scale, ggml_tanh, ggml_scale: gemma's logit
@@ -707,8 +729,45 @@ pub fn pre_norm_layer(
     norm(s, n, e, &l.attn_norm, eps);
     attention(s, il, n, &l.attn, d, at)?;
     residual(s, n, e, l.attn_post_norm.as_ref(), eps);
-    norm(s, n, e, &l.ffn_norm, eps);
+    let Some(ffn_norm) = &l.ffn_norm else {
+        return Err(ModelError::MissingTensor(format!(
+            "blk.{il}.ffn_norm.weight"
+        )));
+    };
+    norm(s, n, e, ffn_norm, eps);
     ffn(s, n, &l.ffn, d, act)?;
     residual(s, n, e, l.ffn_post_norm.as_ref(), eps);
+    Ok(())
+}
+
+/// One parallel transformer block over `n` rows (llama.cpp's command-r and
+/// cohere2 graphs): attention and FFN both read the one normed input, and
+/// their outputs are added to the residual stream FFN first:
+///
+/// ```text
+/// h = norm(x) · attn_norm
+/// x = (x + FFN(h)) + Wo attention(h)
+/// ```
+///
+/// The attention output waits in `buf.attn`, free once Wo has read it, which
+/// holds `n_embd` per row because these models' Wo is square.
+pub fn parallel_layer(
+    s: &mut Step<'_, '_>,
+    il: usize,
+    n: usize,
+    l: &Layer,
+    d: &Dims,
+    at: &LayerAttn<'_>,
+    act: Act,
+) -> Result<(), ModelError> {
+    let e = d.n_embd;
+    norm(s, n, e, &l.attn_norm, d.norm_eps);
+    attention(s, il, n, &l.attn, d, at)?;
+    let b = &mut *s.buf;
+    b.attn[..n * e].copy_from_slice(&b.proj[..n * e]);
+    ffn(s, n, &l.ffn, d, act)?;
+    let b = &mut *s.buf;
+    add_assign(&mut b.x[..n * e], &b.proj[..n * e]);
+    add_assign(&mut b.x[..n * e], &b.attn[..n * e]);
     Ok(())
 }

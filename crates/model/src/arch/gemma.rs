@@ -30,7 +30,7 @@
 
 use gguf::GgufModel;
 
-use super::block::{self, Act, LayerAttn, Parts, Weights};
+use super::block::{self, Act, Finish, LayerAttn, Parts, Weights};
 use super::common::{Decoder, Dims, Loader, Out, Step};
 use super::standard::BasicConfig;
 use crate::ModelError;
@@ -149,6 +149,7 @@ impl Decoder for Gemma {
             };
             block::pre_norm_layer(s, il, n, layer, d, &at, Act::Gelu)?;
         }
-        w.output(s, d, c.final_softcap, out)
+        let finish = c.final_softcap.map_or(Finish::None, Finish::Softcap);
+        w.output(s, d, finish, out)
     }
 }

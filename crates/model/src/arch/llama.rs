@@ -23,7 +23,7 @@
 
 use gguf::GgufModel;
 
-use super::block::{self, Act, FfnParts, LayerAttn, Parts, Weights};
+use super::block::{self, Act, FfnParts, Finish, LayerAttn, Parts, Weights};
 use super::common::{self, Decoder, Dims, Loader, Out, Step};
 use crate::ModelError;
 use crate::loader::{Hparams, Tensor, config};
@@ -151,6 +151,6 @@ impl Decoder for Llama {
         for (il, layer) in w.layers.iter().enumerate() {
             block::pre_norm_layer(s, il, n, layer, d, &at, Act::Silu)?;
         }
-        w.output(s, d, None, out)
+        w.output(s, d, Finish::None, out)
     }
 }

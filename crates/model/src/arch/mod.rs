@@ -21,6 +21,7 @@
 
 pub mod batch;
 pub mod block;
+pub mod command_r;
 pub mod common;
 pub mod gemma;
 pub mod gemma2;
@@ -55,6 +56,8 @@ pub enum Arch {
     Qwen3Moe(qwen3moe::Qwen3Moe),
     /// `phi3`: Phi-3, Phi-3.5 and Phi-4 (dense).
     Phi3(phi3::Phi3),
+    /// `command-r`: Command R.
+    CommandR(command_r::Cohere),
     /// `starcoder2`: StarCoder2.
     Starcoder2(starcoder2::Starcoder2),
     /// `gemma`: Gemma 1 and CodeGemma.
@@ -74,6 +77,7 @@ impl Arch {
             Arch::Qwen3(m) => m,
             Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
+            Arch::CommandR(m) => m,
             Arch::Starcoder2(m) => m,
             Arch::Gemma(m) => m,
             Arch::Gemma2(m) => m,
@@ -166,6 +170,7 @@ impl Model {
             "qwen3" => Arch::Qwen3(qwen3::load(&gguf)?),
             "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
+            "command-r" => Arch::CommandR(command_r::load(&gguf)?),
             "starcoder2" => Arch::Starcoder2(starcoder2::load(&gguf)?),
             "gemma" => Arch::Gemma(gemma::load(&gguf)?),
             "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),

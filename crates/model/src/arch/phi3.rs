@@ -28,7 +28,7 @@
 
 use gguf::GgufModel;
 
-use super::block::{self, Act, FfnParts, LayerAttn, Parts, Weights};
+use super::block::{self, Act, FfnParts, Finish, LayerAttn, Parts, Weights};
 use super::common::{Decoder, Dims, Loader, Out, Step};
 use super::standard::BasicConfig;
 use crate::ModelError;
@@ -121,6 +121,6 @@ impl Decoder for Phi3 {
         for (il, layer) in w.layers.iter().enumerate() {
             block::pre_norm_layer(s, il, n, layer, d, &at, Act::Silu)?;
         }
-        w.output(s, d, None, out)
+        w.output(s, d, Finish::None, out)
     }
 }

@@ -8,7 +8,7 @@
 
 use gguf::GgufModel;
 
-use super::block::{self, Act, FfnParts, LayerAttn, Parts, Weights};
+use super::block::{self, Act, FfnParts, Finish, LayerAttn, Parts, Weights};
 use super::common::{self, Decoder, Dims, Loader, Out, Step};
 use crate::ModelError;
 use crate::loader::{Hparams, Tensor};
@@ -107,6 +107,6 @@ impl Decoder for Standard {
         for (il, layer) in w.layers.iter().enumerate() {
             block::pre_norm_layer(s, il, n, layer, d, &at, self.act)?;
         }
-        w.output(s, d, None, out)
+        w.output(s, d, Finish::None, out)
     }
 }
