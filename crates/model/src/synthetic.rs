@@ -23,9 +23,9 @@ use crate::ModelError;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     /// `general.architecture`: "llama", "qwen2", "qwen3", "qwen3moe", "phi3",
-    /// "starcoder2", "command-r", "gemma", "gemma2" or "gemma3"; it decides the
-    /// tensor set (starcoder2's LayerNorm and projection biases and ungated MLP,
-    /// command-r's blocks without `ffn_norm`, qwen2's q/k/v biases,
+    /// "starcoder2", "command-r", "cohere2", "gemma", "gemma2" or "gemma3"; it
+    /// decides the tensor set (starcoder2's LayerNorm and projection biases and
+    /// ungated MLP, command-r's and cohere2's blocks without `ffn_norm`, qwen2's q/k/v biases,
     /// qwen3's, qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
     /// post-norms and tied head).
     pub arch: String,
@@ -365,6 +365,35 @@ impl Spec {
         }
     }
 
+    /// The tiny Command R7B (cohere2): four layers, three sliding over 16
+    /// positions with RoPE, one global without.
+    pub fn tiny_cohere2() -> Spec {
+        Spec {
+            arch: "cohere2".into(),
+            n_layer: 4,
+            sliding_window: Some(16),
+            seed: 20,
+            ..Spec::tiny_command_r()
+        }
+    }
+
+    /// The shapes of Command R7B.
+    pub fn command_r7b() -> Spec {
+        Spec {
+            arch: "cohere2".into(),
+            n_ctx_train: 8192,
+            n_embd: 4096,
+            n_layer: 32,
+            n_head: 32,
+            n_head_kv: 8,
+            n_ff: 14_336,
+            rope_freq_base: 50_000.0,
+            sliding_window: Some(4096),
+            logit_scale: Some(0.25),
+            ..Spec::command_r_35b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -385,9 +414,10 @@ impl Spec {
 
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
-    /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`,
+    /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`, `tiny-cohere2`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
-    /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`.
+    /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`,
+    /// `command-r7b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -402,6 +432,7 @@ impl Spec {
             "tiny-gemma" => Spec::tiny_gemma(),
             "tiny-starcoder2" => Spec::tiny_starcoder2(),
             "tiny-command-r" => Spec::tiny_command_r(),
+            "tiny-cohere2" => Spec::tiny_cohere2(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
@@ -410,6 +441,7 @@ impl Spec {
             "gemma-2b" => Spec::gemma_2b(),
             "starcoder2-3b" => Spec::starcoder2_3b(),
             "command-r-35b" => Spec::command_r_35b(),
+            "command-r7b" => Spec::command_r7b(),
             _ => return None,
         })
     }
@@ -470,7 +502,7 @@ impl Spec {
                     Kind::Norm,
                 ));
             }
-            if arch != "command-r" {
+            if !matches!(arch, "command-r" | "cohere2") {
                 norm(&mut t, &format!("{p}.ffn_norm"));
             }
             if biases {
@@ -580,7 +612,7 @@ impl Spec {
             self.n_head_kv as u32,
         );
         w.add_f32(&format!("{a}.rope.freq_base"), self.rope_freq_base);
-        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r") {
+        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r" | "cohere2") {
             "attention.layer_norm_epsilon"
         } else {
             "attention.layer_norm_rms_epsilon"

@@ -1,5 +1,5 @@
 //! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma,
-//! starcoder2 and command-r forward passes that needs no oracle
+//! starcoder2, command-r and cohere2 forward passes that need no oracle
 //! (llama_fixtures.rs compares their logits with llama.cpp's): batches equal
 //! token-by-token decoding across the batch boundary, phi3 picks
 //! its LongRoPE factors by context size, gemma2's final soft-cap bounds the
@@ -12,7 +12,7 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 9] = [
+const ARCHS: [&str; 10] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -22,6 +22,7 @@ const ARCHS: [&str; 9] = [
     "tiny-gemma",
     "tiny-starcoder2",
     "tiny-command-r",
+    "tiny-cohere2",
 ];
 
 fn tmp(name: &str) -> PathBuf {

@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 12] = [
+const PRESETS: [&str; 13] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -28,6 +28,7 @@ const PRESETS: [&str; 12] = [
     "tiny-gemma",
     "tiny-starcoder2",
     "tiny-command-r",
+    "tiny-cohere2",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

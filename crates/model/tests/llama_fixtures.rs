@@ -1,6 +1,6 @@
 //! hearth's forward passes (llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma2,
-//! gemma3, starcoder2, command-r) against llama.cpp, on tiny random-weight
-//! models.
+//! gemma3, starcoder2, command-r, cohere2) against llama.cpp, on tiny
+//! random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -328,4 +328,10 @@ fixtures! {
     command_r_q4_k_m => "tiny-command-r-Q4_K_M",
     command_r_q6_k => "tiny-command-r-Q6_K",
     command_r_iq4_xs => "tiny-command-r-IQ4_XS",
+    cohere2_f16 => "tiny-cohere2-F16",
+    cohere2_q8_0 => "tiny-cohere2-Q8_0",
+    cohere2_q4_0 => "tiny-cohere2-Q4_0",
+    cohere2_q4_k_m => "tiny-cohere2-Q4_K_M",
+    cohere2_q6_k => "tiny-cohere2-Q6_K",
+    cohere2_iq4_xs => "tiny-cohere2-IQ4_XS",
 }

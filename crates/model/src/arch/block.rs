@@ -451,8 +451,9 @@ pub fn softcap(x: &mut [f32], cap: f32) {
 
 /// A layer's attention settings.
 pub struct LayerAttn<'a> {
-    /// RoPE of q and k.
-    pub rope: &'a Rope,
+    /// RoPE of q and k; none in a layer without positions (cohere2's global
+    /// layers).
+    pub rope: Option<&'a Rope>,
     /// Per-pair frequency factors for a sequence of `n_ctx` positions.
     pub rope_factors: &'a dyn Fn(usize) -> Option<&'a [f32]>,
     /// Heads, window, score scale and soft-cap.
@@ -467,7 +468,7 @@ impl<'a> LayerAttn<'a> {
     /// `1/sqrt(head_dim)`, RoPE without frequency factors.
     pub fn plain(d: &Dims, rope: &'a Rope) -> LayerAttn<'a> {
         LayerAttn {
-            rope,
+            rope: Some(rope),
             rope_factors: &|_| None,
             shape: AttentionShape {
                 n_head: d.n_head,
@@ -529,7 +530,7 @@ pub fn residual(s: &mut Step<'_, '_>, n: usize, e: usize, post_norm: Option<&Nor
 
 /// `proj = Wo attention(q, cache k, cache v)` from `h` for the `n` rows of
 /// layer `il`: q, k, v projected, their heads normed if the layer has q/k
-/// norms, rotated, q scaled if `at.q_scale`, k and v stored in the cache.
+/// norms, rotated if the layer has RoPE, q scaled if `at.q_scale`, k and v stored in the cache.
 pub fn attention(
     s: &mut Step<'_, '_>,
     il: usize,
@@ -562,15 +563,17 @@ pub fn attention(
         norm_rows_in_place(&mut b.q[..n * qd], q_norm, d.norm_eps, &mut b.head);
         norm_rows_in_place(&mut b.k[..n * kvd], k_norm, d.norm_eps, &mut b.head);
     }
-    rope_qk(
-        s.seqs,
-        at.rope,
-        at.rope_factors,
-        d.head_dim,
-        &mut b.q[..n * qd],
-        &mut b.k[..n * kvd],
-        &mut b.rope,
-    );
+    if let Some(rope) = at.rope {
+        rope_qk(
+            s.seqs,
+            rope,
+            at.rope_factors,
+            d.head_dim,
+            &mut b.q[..n * qd],
+            &mut b.k[..n * kvd],
+            &mut b.rope,
+        );
+    }
     if let Some(scale) = at.q_scale {
         b.q[..n * qd].iter_mut().for_each(|v| *v *= scale);
     }

@@ -1,5 +1,6 @@
 //! The `command-r` architecture: Cohere's Command R (35B) as GGUF files
-//! describe it, and the Cohere family's decoder ([`Cohere`]). Follows
+//! describe it, and the Cohere family's decoder ([`Cohere`]), which cohere2
+//! configures too. Follows
 //! llama.cpp's src/models/command-r.cpp: parallel blocks (attention and FFN
 //! read the same normed input), LayerNorms without bias, the output head
 //! tied to the embeddings, and the logits scaled by `logit_scale`:
@@ -35,6 +36,14 @@ pub struct Config {
     pub base: BasicConfig,
     /// `logit_scale`: the logits' multiplier.
     pub logit_scale: Option<f32>,
+    /// Per layer: whether it slides over `window` positions (cohere2: three
+    /// of every four layers); none does in command-r.
+    pub swa_layers: Vec<bool>,
+    /// Positions a sliding layer sees.
+    pub window: usize,
+    /// Whether the global (not sliding) layers rotate q and k: command-r's
+    /// do, cohere2's have no positions at all.
+    pub global_rope: bool,
 }
 
 impl Config {
@@ -60,6 +69,9 @@ impl Config {
         }
         Ok(Config {
             logit_scale: hp.opt_f32("logit_scale")?.filter(|&s| s != 0.0),
+            swa_layers: vec![false; d.n_layer],
+            window: 0,
+            global_rope: true,
             base,
         })
     }
@@ -100,6 +112,16 @@ impl Cohere {
         let weights = Weights::load(&Loader::new(gguf), &config.base.dims, &parts)?;
         Ok(Cohere { config, weights })
     }
+
+    /// Layer `il`'s RoPE (if any) and window (if it slides).
+    fn layer_rope(&self, il: usize) -> (Option<&Rope>, Option<usize>) {
+        let c = &self.config;
+        if c.swa_layers[il] {
+            (Some(&c.base.rope), Some(c.window))
+        } else {
+            (c.global_rope.then_some(&c.base.rope), None)
+        }
+    }
 }
 
 impl Decoder for Cohere {
@@ -111,8 +133,9 @@ impl Decoder for Cohere {
         self.weights.matrices()
     }
 
-    fn rope(&self, _layer: usize, _n_ctx: usize) -> (Rope, Option<Vec<f32>>) {
-        (self.config.base.rope.clone(), None)
+    fn rope(&self, layer: usize, _n_ctx: usize) -> Option<(Rope, Option<Vec<f32>>)> {
+        let (rope, _) = self.layer_rope(layer);
+        rope.map(|r| (r.clone(), None))
     }
 
     fn forward_batch(
@@ -123,9 +146,12 @@ impl Decoder for Cohere {
     ) -> Result<(), ModelError> {
         let c = &self.config;
         let (d, w, n) = (&c.base.dims, &self.weights, tokens.len());
-        let at = LayerAttn::plain(d, &c.base.rope);
         w.embed(s, tokens, 1.0)?;
         for (il, layer) in w.layers.iter().enumerate() {
+            let (rope, window) = self.layer_rope(il);
+            let mut at = LayerAttn::plain(d, &c.base.rope);
+            at.rope = rope;
+            at.shape.window = window;
             block::parallel_layer(s, il, n, layer, d, &at, Act::Silu)?;
         }
         let finish = c.logit_scale.map_or(Finish::None, Finish::Scale);

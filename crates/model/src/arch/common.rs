@@ -465,8 +465,9 @@ pub trait Decoder {
     fn matrices(&self) -> Vec<&Tensor>;
 
     /// The RoPE of `layer` and its frequency factors, for a sequence of `n_ctx`
-    /// positions (the K-shift needs them too).
-    fn rope(&self, layer: usize, n_ctx: usize) -> (Rope, Option<Vec<f32>>);
+    /// positions (the K-shift needs them too); `None` for a layer without
+    /// RoPE (cohere2's global layers).
+    fn rope(&self, layer: usize, n_ctx: usize) -> Option<(Rope, Option<Vec<f32>>)>;
 
     /// Runs the batch's `tokens` (one row each, the segments of `step.seqs` one
     /// after another) through the layers, storing their keys and values in

@@ -117,8 +117,8 @@ impl Decoder for Gemma {
         self.weights.matrices()
     }
 
-    fn rope(&self, layer: usize, _n_ctx: usize) -> (Rope, Option<Vec<f32>>) {
-        (self.layer_rope(layer).0.clone(), None)
+    fn rope(&self, layer: usize, _n_ctx: usize) -> Option<(Rope, Option<Vec<f32>>)> {
+        Some((self.layer_rope(layer).0.clone(), None))
     }
 
     fn forward_batch(
@@ -134,7 +134,7 @@ impl Decoder for Gemma {
         for (il, layer) in w.layers.iter().enumerate() {
             let (rope, window) = self.layer_rope(il);
             let at = LayerAttn {
-                rope,
+                rope: Some(rope),
                 rope_factors: &|_| None,
                 shape: AttentionShape {
                     n_head: d.n_head,

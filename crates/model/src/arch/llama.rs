@@ -130,8 +130,8 @@ impl Decoder for Llama {
         self.weights.matrices()
     }
 
-    fn rope(&self, _layer: usize, _n_ctx: usize) -> (Rope, Option<Vec<f32>>) {
-        (self.config.rope.clone(), self.rope_freqs.clone())
+    fn rope(&self, _layer: usize, _n_ctx: usize) -> Option<(Rope, Option<Vec<f32>>)> {
+        Some((self.config.rope.clone(), self.rope_freqs.clone()))
     }
 
     fn forward_batch(

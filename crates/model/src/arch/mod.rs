@@ -21,6 +21,7 @@
 
 pub mod batch;
 pub mod block;
+pub mod cohere2;
 pub mod command_r;
 pub mod common;
 pub mod gemma;
@@ -58,6 +59,8 @@ pub enum Arch {
     Phi3(phi3::Phi3),
     /// `command-r`: Command R.
     CommandR(command_r::Cohere),
+    /// `cohere2`: Command R7B.
+    Cohere2(cohere2::Cohere2),
     /// `starcoder2`: StarCoder2.
     Starcoder2(starcoder2::Starcoder2),
     /// `gemma`: Gemma 1 and CodeGemma.
@@ -78,6 +81,7 @@ impl Arch {
             Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
             Arch::CommandR(m) => m,
+            Arch::Cohere2(m) => m,
             Arch::Starcoder2(m) => m,
             Arch::Gemma(m) => m,
             Arch::Gemma2(m) => m,
@@ -171,6 +175,7 @@ impl Model {
             "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
             "command-r" => Arch::CommandR(command_r::load(&gguf)?),
+            "cohere2" => Arch::Cohere2(cohere2::load(&gguf)?),
             "starcoder2" => Arch::Starcoder2(starcoder2::load(&gguf)?),
             "gemma" => Arch::Gemma(gemma::load(&gguf)?),
             "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),

@@ -95,11 +95,11 @@ impl Decoder for Phi3 {
         self.weights.matrices()
     }
 
-    fn rope(&self, _layer: usize, n_ctx: usize) -> (Rope, Option<Vec<f32>>) {
-        (
+    fn rope(&self, _layer: usize, n_ctx: usize) -> Option<(Rope, Option<Vec<f32>>)> {
+        Some((
             self.config.rope.clone(),
             self.rope_factors(n_ctx).map(<[f32]>::to_vec),
-        )
+        ))
     }
 
     fn forward_batch(

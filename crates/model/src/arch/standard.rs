@@ -90,8 +90,8 @@ impl Decoder for Standard {
         self.weights.matrices()
     }
 
-    fn rope(&self, _layer: usize, _n_ctx: usize) -> (Rope, Option<Vec<f32>>) {
-        (self.config.rope.clone(), None)
+    fn rope(&self, _layer: usize, _n_ctx: usize) -> Option<(Rope, Option<Vec<f32>>)> {
+        Some((self.config.rope.clone(), None))
     }
 
     fn forward_batch(
