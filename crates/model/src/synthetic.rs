@@ -23,11 +23,12 @@ use crate::ModelError;
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
     /// `general.architecture`: "llama", "qwen2", "qwen3", "qwen3moe", "phi3",
-    /// "starcoder2", "command-r", "cohere2", "gemma", "gemma2" or "gemma3"; it
-    /// decides the tensor set (starcoder2's LayerNorm and projection biases and
-    /// ungated MLP, command-r's and cohere2's blocks without `ffn_norm`, qwen2's q/k/v biases,
-    /// qwen3's, qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
-    /// post-norms and tied head).
+    /// "starcoder2", "command-r", "cohere2", "olmo2", "gemma", "gemma2" or
+    /// "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's,
+    /// qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and
+    /// gate|up, starcoder2's LayerNorm and projection biases and ungated MLP,
+    /// command-r's and cohere2's blocks without `ffn_norm`, olmo2's post-norms
+    /// only and whole-row q/k norms, gemma's post-norms and tied head).
     pub arch: String,
     /// Vocabulary size; at least 259 (3 special tokens and 256 byte tokens).
     pub n_vocab: usize,
@@ -394,6 +395,35 @@ impl Spec {
         }
     }
 
+    /// The tiny OLMo 2: norms after the sub-blocks only, q/k norms over
+    /// whole rows.
+    pub fn tiny_olmo2() -> Spec {
+        Spec {
+            arch: "olmo2".into(),
+            norm_eps: 1e-6,
+            rope_freq_base: 500_000.0,
+            seed: 21,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of OLMo-2-1B (OLMo-2-0425-1B).
+    pub fn olmo2_1b() -> Spec {
+        Spec {
+            arch: "olmo2".into(),
+            n_vocab: 100_352,
+            n_ctx_train: 4096,
+            n_embd: 2048,
+            n_layer: 16,
+            n_head: 16,
+            n_head_kv: 16,
+            n_ff: 8192,
+            norm_eps: 1e-6,
+            tied_output: false,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -415,9 +445,10 @@ impl Spec {
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
     /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`, `tiny-cohere2`,
+    /// `tiny-olmo2`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
     /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`,
-    /// `command-r7b`.
+    /// `command-r7b`, `olmo2-1b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -433,6 +464,7 @@ impl Spec {
             "tiny-starcoder2" => Spec::tiny_starcoder2(),
             "tiny-command-r" => Spec::tiny_command_r(),
             "tiny-cohere2" => Spec::tiny_cohere2(),
+            "tiny-olmo2" => Spec::tiny_olmo2(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
@@ -442,6 +474,7 @@ impl Spec {
             "starcoder2-3b" => Spec::starcoder2_3b(),
             "command-r-35b" => Spec::command_r_35b(),
             "command-r7b" => Spec::command_r7b(),
+            "olmo2-1b" => Spec::olmo2_1b(),
             _ => return None,
         })
     }
@@ -453,7 +486,8 @@ impl Spec {
         let hd = self.head_dim() as u64;
         let (qd, kvd) = (hd * self.n_head as u64, hd * self.n_head_kv as u64);
         let arch = self.arch.as_str();
-        let gemma = matches!(arch, "gemma2" | "gemma3");
+        let post_norms = matches!(arch, "gemma2" | "gemma3" | "olmo2");
+        let pre_norms = arch != "olmo2";
         // StarCoder2: every norm and projection has a bias.
         let biases = arch == "starcoder2";
         let norm = |t: &mut Vec<(String, Vec<u64>, Kind)>, name: &str| {
@@ -470,7 +504,9 @@ impl Spec {
         }
         for i in 0..self.n_layer {
             let p = format!("blk.{i}");
-            norm(&mut t, &format!("{p}.attn_norm"));
+            if pre_norms {
+                norm(&mut t, &format!("{p}.attn_norm"));
+            }
             if arch == "phi3" {
                 t.push((
                     format!("{p}.attn_qkv.weight"),
@@ -490,19 +526,22 @@ impl Spec {
             if matches!(arch, "qwen3" | "qwen3moe" | "gemma3") {
                 t.push((format!("{p}.attn_q_norm.weight"), vec![hd], Kind::Norm));
                 t.push((format!("{p}.attn_k_norm.weight"), vec![hd], Kind::Norm));
+            } else if arch == "olmo2" {
+                t.push((format!("{p}.attn_q_norm.weight"), vec![qd], Kind::Norm));
+                t.push((format!("{p}.attn_k_norm.weight"), vec![kvd], Kind::Norm));
             }
             t.push((format!("{p}.attn_output.weight"), vec![qd, e], Kind::Matrix));
             if biases {
                 t.push((format!("{p}.attn_output.bias"), vec![e], Kind::Bias));
             }
-            if gemma {
+            if post_norms {
                 t.push((
                     format!("{p}.post_attention_norm.weight"),
                     vec![e],
                     Kind::Norm,
                 ));
             }
-            if !matches!(arch, "command-r" | "cohere2") {
+            if pre_norms && !matches!(arch, "command-r" | "cohere2") {
                 norm(&mut t, &format!("{p}.ffn_norm"));
             }
             if biases {
@@ -536,7 +575,7 @@ impl Spec {
                     Kind::Matrix,
                 ));
             }
-            if gemma {
+            if post_norms {
                 t.push((format!("{p}.post_ffw_norm.weight"), vec![e], Kind::Norm));
             }
         }

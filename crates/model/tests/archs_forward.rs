@@ -1,8 +1,8 @@
 //! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma,
-//! starcoder2, command-r and cohere2 forward passes that need no oracle
-//! (llama_fixtures.rs compares their logits with llama.cpp's): batches equal
-//! token-by-token decoding across the batch boundary, phi3 picks
-//! its LongRoPE factors by context size, gemma2's final soft-cap bounds the
+//! starcoder2, command-r, cohere2 and olmo2 forward passes that need no
+//! oracle (llama_fixtures.rs compares their logits with llama.cpp's): batches
+//! equal token-by-token decoding across the batch boundary, phi3 picks its
+//! LongRoPE factors by context size, gemma2's final soft-cap bounds the
 //! logits, the context shift re-rotates keys with each layer's RoPE, and a
 //! missing architecture-specific tensor is named in the error.
 
@@ -12,7 +12,7 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 10] = [
+const ARCHS: [&str; 11] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -23,6 +23,7 @@ const ARCHS: [&str; 10] = [
     "tiny-starcoder2",
     "tiny-command-r",
     "tiny-cohere2",
+    "tiny-olmo2",
 ];
 
 fn tmp(name: &str) -> PathBuf {

@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 13] = [
+const PRESETS: [&str; 14] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -29,6 +29,7 @@ const PRESETS: [&str; 13] = [
     "tiny-starcoder2",
     "tiny-command-r",
     "tiny-cohere2",
+    "tiny-olmo2",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

@@ -1,5 +1,5 @@
 //! hearth's forward passes (llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma2,
-//! gemma3, starcoder2, command-r, cohere2) against llama.cpp, on tiny
+//! gemma3, starcoder2, command-r, cohere2, olmo2) against llama.cpp, on tiny
 //! random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
@@ -334,4 +334,10 @@ fixtures! {
     cohere2_q4_k_m => "tiny-cohere2-Q4_K_M",
     cohere2_q6_k => "tiny-cohere2-Q6_K",
     cohere2_iq4_xs => "tiny-cohere2-IQ4_XS",
+    olmo2_f16 => "tiny-olmo2-F16",
+    olmo2_q8_0 => "tiny-olmo2-Q8_0",
+    olmo2_q4_0 => "tiny-olmo2-Q4_0",
+    olmo2_q4_k_m => "tiny-olmo2-Q4_K_M",
+    olmo2_q6_k => "tiny-olmo2-Q6_K",
+    olmo2_iq4_xs => "tiny-olmo2-IQ4_XS",
 }

@@ -3,7 +3,7 @@
 //! layer's weights ([`Layer`]: the attention and feed-forward sub-blocks with
 //! their norms) found by the tensor names every converter writes, the model's
 //! [`Weights`], and the steps a forward pass is made of: [`attention`],
-//! [`residual`], [`ffn`], and [`pre_norm_layer`] for the usual order of them.
+//! [`residual`], [`ffn`], and [`sequential_layer`] for the usual order of them.
 //!
 //! An architecture's file says which parts its layers have ([`Parts`]) and
 //! runs these steps with its own settings ([`LayerAttn`], [`Act`]), so that
@@ -33,9 +33,11 @@ pub struct Parts {
     /// `attn_qkv`, one fused q|k|v projection, where the file has it, else
     /// `attn_q`, `attn_k` and `attn_v` (phi3).
     pub fused_qkv: bool,
-    /// `attn_q_norm` and `attn_k_norm`: RMS norms of each query and key head
-    /// (qwen3, gemma3).
-    pub qk_norm: bool,
+    /// `attn_q_norm` and `attn_k_norm`: RMS norms of q and k.
+    pub qk_norm: QkNorm,
+    /// `attn_norm` and `ffn_norm` before each sub-block; without them
+    /// (olmo2) the sub-blocks read the residual stream as it is.
+    pub pre_norms: bool,
     /// `post_attention_norm` and `post_ffw_norm`: norms of each sub-block's
     /// output before its residual add (gemma2, gemma3).
     pub post_norms: bool,
@@ -48,6 +50,18 @@ pub struct Parts {
     /// `output.weight`); otherwise `output.weight` (+ `output.bias`) when the
     /// file has it.
     pub tied_output: bool,
+}
+
+/// Which RMS norms q and k get after their projections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QkNorm {
+    /// None.
+    None,
+    /// Each head, by one `head_dim` weight (qwen3, gemma3).
+    PerHead,
+    /// All heads of a row together, by an `n_head * head_dim` (for k,
+    /// `n_head_kv * head_dim`) weight (olmo2).
+    Whole,
 }
 
 /// The form of the norms: which function and whether they have biases.
@@ -129,7 +143,8 @@ impl Parts {
     pub const PLAIN: Parts = Parts {
         norm: NormKind::Rms,
         fused_qkv: false,
-        qk_norm: false,
+        qk_norm: QkNorm::None,
+        pre_norms: true,
         post_norms: false,
         ffn: FfnParts::Gated,
         parallel: false,
@@ -160,7 +175,8 @@ pub enum Qkv {
 pub struct Attention {
     /// q, k and v.
     pub qkv: Qkv,
-    /// (head_dim) RMS norm weights of each query head and of each key head.
+    /// RMS norm weights of q and of k: (head_dim) each per head, or
+    /// (n_head * head_dim) and (n_head_kv * head_dim) over whole rows.
     pub qk_norm: Option<(Vec<f32>, Vec<f32>)>,
     /// (n_head * head_dim, n_embd)
     pub o: Linear,
@@ -215,13 +231,13 @@ pub struct Moe {
 /// One transformer block's weights.
 #[derive(Debug)]
 pub struct Layer {
-    /// (n_embd)
-    pub attn_norm: Norm,
+    /// (n_embd); none without pre-norms.
+    pub attn_norm: Option<Norm>,
     /// The attention projections.
     pub attn: Attention,
     /// (n_embd) norm of the attention output before the residual add.
     pub attn_post_norm: Option<Norm>,
-    /// (n_embd); none in a parallel block.
+    /// (n_embd); none in a parallel block or without pre-norms.
     pub ffn_norm: Option<Norm>,
     /// The feed-forward network.
     pub ffn: Ffn,
@@ -248,13 +264,17 @@ impl Layer {
                 v: t.linear(&name("attn_v"), e, kvd)?,
             }
         };
-        let qk_norm = if parts.qk_norm {
-            Some((
-                t.vector(&name("attn_q_norm.weight"), d.head_dim)?,
-                t.vector(&name("attn_k_norm.weight"), d.head_dim)?,
-            ))
-        } else {
-            None
+        let qk_norm_widths = match parts.qk_norm {
+            QkNorm::None => None,
+            QkNorm::PerHead => Some((d.head_dim, d.head_dim)),
+            QkNorm::Whole => Some((qd, kvd)),
+        };
+        let qk_norm = match qk_norm_widths {
+            Some((q, k)) => Some((
+                t.vector(&name("attn_q_norm.weight"), q)?,
+                t.vector(&name("attn_k_norm.weight"), k)?,
+            )),
+            None => None,
         };
         let ffn = match parts.ffn {
             FfnParts::Plain => Ffn::Plain {
@@ -285,14 +305,17 @@ impl Layer {
                 .transpose()
         };
         Ok(Layer {
-            attn_norm: Norm::load(t, &name("attn_norm"), e, parts.norm)?,
+            attn_norm: parts
+                .pre_norms
+                .then(|| Norm::load(t, &name("attn_norm"), e, parts.norm))
+                .transpose()?,
             attn: Attention {
                 qkv,
                 qk_norm,
                 o: t.linear(&name("attn_output"), qd, e)?,
             },
             attn_post_norm: post_norm("post_attention_norm")?,
-            ffn_norm: (!parts.parallel)
+            ffn_norm: (parts.pre_norms && !parts.parallel)
                 .then(|| Norm::load(t, &name("ffn_norm"), e, parts.norm))
                 .transpose()?,
             ffn,
@@ -510,10 +533,13 @@ impl Act {
     }
 }
 
-/// `h` = the normalised rows of `x`.
-pub fn norm(s: &mut Step<'_, '_>, n: usize, e: usize, norm: &Norm, eps: f32) {
+/// `h` = the normalised rows of `x`, or `x` itself without a norm.
+pub fn norm(s: &mut Step<'_, '_>, n: usize, e: usize, norm: Option<&Norm>, eps: f32) {
     let b = &mut *s.buf;
-    norm.rows(&mut b.h[..n * e], &b.x[..n * e], eps);
+    match norm {
+        Some(norm) => norm.rows(&mut b.h[..n * e], &b.x[..n * e], eps),
+        None => b.h[..n * e].copy_from_slice(&b.x[..n * e]),
+    }
 }
 
 /// `x += proj`, or with `post_norm`, `x += norm(proj)`.
@@ -560,8 +586,9 @@ pub fn attention(
         }
     }
     if let Some((q_norm, k_norm)) = &a.qk_norm {
-        norm_rows_in_place(&mut b.q[..n * qd], q_norm, d.norm_eps, &mut b.head);
-        norm_rows_in_place(&mut b.k[..n * kvd], k_norm, d.norm_eps, &mut b.head);
+        // `attn` (free until attention writes it) holds a row being normed.
+        norm_rows_in_place(&mut b.q[..n * qd], q_norm, d.norm_eps, &mut b.attn);
+        norm_rows_in_place(&mut b.k[..n * kvd], k_norm, d.norm_eps, &mut b.attn);
     }
     if let Some(rope) = at.rope {
         rope_qk(
@@ -712,14 +739,15 @@ fn moe(s: &mut Step<'_, '_>, n: usize, w: &Moe, d: &Dims, act: Act) -> Result<()
     Ok(())
 }
 
-/// One pre-norm transformer block over `n` rows, the order llama.cpp's
-/// llama, qwen, phi3 and gemma graphs share:
+/// One sequential transformer block over `n` rows, the order llama.cpp's
+/// llama, qwen, phi3, gemma, starcoder2 and olmo2 graphs share (the norms in
+/// brackets where the layer has them):
 ///
 /// ```text
-/// x += [post_norm] Wo attention(rmsnorm(x) · attn_norm)
-/// x += [post_norm] FFN(rmsnorm(x) · ffn_norm)
+/// x += [post_norm] Wo attention([attn_norm] x)
+/// x += [post_norm] FFN([ffn_norm] x)
 /// ```
-pub fn pre_norm_layer(
+pub fn sequential_layer(
     s: &mut Step<'_, '_>,
     il: usize,
     n: usize,
@@ -729,15 +757,10 @@ pub fn pre_norm_layer(
     act: Act,
 ) -> Result<(), ModelError> {
     let (e, eps) = (d.n_embd, d.norm_eps);
-    norm(s, n, e, &l.attn_norm, eps);
+    norm(s, n, e, l.attn_norm.as_ref(), eps);
     attention(s, il, n, &l.attn, d, at)?;
     residual(s, n, e, l.attn_post_norm.as_ref(), eps);
-    let Some(ffn_norm) = &l.ffn_norm else {
-        return Err(ModelError::MissingTensor(format!(
-            "blk.{il}.ffn_norm.weight"
-        )));
-    };
-    norm(s, n, e, ffn_norm, eps);
+    norm(s, n, e, l.ffn_norm.as_ref(), eps);
     ffn(s, n, &l.ffn, d, act)?;
     residual(s, n, e, l.ffn_post_norm.as_ref(), eps);
     Ok(())
@@ -764,7 +787,7 @@ pub fn parallel_layer(
     act: Act,
 ) -> Result<(), ModelError> {
     let e = d.n_embd;
-    norm(s, n, e, &l.attn_norm, d.norm_eps);
+    norm(s, n, e, l.attn_norm.as_ref(), d.norm_eps);
     attention(s, il, n, &l.attn, d, at)?;
     let b = &mut *s.buf;
     b.attn[..n * e].copy_from_slice(&b.proj[..n * e]);

@@ -341,7 +341,8 @@ pub struct Buffers {
     pub v: Vec<f32>,
     /// (n_rows, q_dim + 2 kv_dim) fused q|k|v projection (phi3); empty otherwise.
     pub qkv: Vec<f32>,
-    /// (n_rows, q_dim) attention output before Wo.
+    /// (n_rows, q_dim) attention output before Wo; before attention, the
+    /// scratch of q/k norms in place.
     pub attn: Vec<f32>,
     /// (n_rows, n_embd) output of Wo / Wdown.
     pub proj: Vec<f32>,
@@ -351,8 +352,6 @@ pub struct Buffers {
     pub up: Vec<f32>,
     /// (n_rot) RoPE cos/sin cache.
     pub rope: Vec<f32>,
-    /// (head_dim) one head's values, for normalising heads in place.
-    pub head: Vec<f32>,
     /// Activations converted for the matmul kernels.
     pub act: Vec<u8>,
     /// Per-thread attention scores.
@@ -430,7 +429,6 @@ impl Buffers {
             gate: vec![0.0; b * d.n_ff],
             up: vec![0.0; up],
             rope: vec![0.0; d.n_rot],
-            head: vec![0.0; d.head_dim],
             act: vec![0; act],
             attn_scratch: vec![0.0; attention::scratch_len(pool, n_ctx, d.head_dim)],
             moe,

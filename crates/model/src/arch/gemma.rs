@@ -147,7 +147,7 @@ impl Decoder for Gemma {
                 },
                 q_scale: Some(c.attention_scale),
             };
-            block::pre_norm_layer(s, il, n, layer, d, &at, Act::Gelu)?;
+            block::sequential_layer(s, il, n, layer, d, &at, Act::Gelu)?;
         }
         let finish = c.final_softcap.map_or(Finish::None, Finish::Softcap);
         w.output(s, d, finish, out)

@@ -11,7 +11,7 @@
 
 use gguf::GgufModel;
 
-use super::block::Parts;
+use super::block::{Parts, QkNorm};
 use super::common::{self, Dims};
 use super::gemma::{Config, Gemma};
 use crate::ModelError;
@@ -58,7 +58,7 @@ pub fn config(gguf: &GgufModel) -> Result<Config, ModelError> {
 /// Reads the config and checks every tensor.
 pub fn load(gguf: &GgufModel) -> Result<Gemma3, ModelError> {
     let parts = Parts {
-        qk_norm: true,
+        qk_norm: QkNorm::PerHead,
         post_norms: true,
         ..Parts::PLAIN
     };

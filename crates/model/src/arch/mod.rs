@@ -28,6 +28,7 @@ pub mod gemma;
 pub mod gemma2;
 pub mod gemma3;
 pub mod llama;
+pub mod olmo2;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
@@ -59,6 +60,8 @@ pub enum Arch {
     Phi3(phi3::Phi3),
     /// `command-r`: Command R.
     CommandR(command_r::Cohere),
+    /// `olmo2`: OLMo 2.
+    Olmo2(olmo2::Olmo2),
     /// `cohere2`: Command R7B.
     Cohere2(cohere2::Cohere2),
     /// `starcoder2`: StarCoder2.
@@ -81,6 +84,7 @@ impl Arch {
             Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
             Arch::CommandR(m) => m,
+            Arch::Olmo2(m) => m,
             Arch::Cohere2(m) => m,
             Arch::Starcoder2(m) => m,
             Arch::Gemma(m) => m,
@@ -175,6 +179,7 @@ impl Model {
             "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
             "command-r" => Arch::CommandR(command_r::load(&gguf)?),
+            "olmo2" => Arch::Olmo2(olmo2::load(&gguf)?),
             "cohere2" => Arch::Cohere2(cohere2::load(&gguf)?),
             "starcoder2" => Arch::Starcoder2(starcoder2::load(&gguf)?),
             "gemma" => Arch::Gemma(gemma::load(&gguf)?),

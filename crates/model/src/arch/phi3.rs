@@ -119,7 +119,7 @@ impl Decoder for Phi3 {
 
         w.embed(s, tokens, 1.0)?;
         for (il, layer) in w.layers.iter().enumerate() {
-            block::pre_norm_layer(s, il, n, layer, d, &at, Act::Silu)?;
+            block::sequential_layer(s, il, n, layer, d, &at, Act::Silu)?;
         }
         w.output(s, d, Finish::None, out)
     }

@@ -19,7 +19,7 @@
 
 use gguf::GgufModel;
 
-use super::block::{Act, Parts};
+use super::block::{Act, Parts, QkNorm};
 use super::standard::{BasicConfig, Standard};
 use crate::ModelError;
 use crate::ops::rope::RopeMode;
@@ -34,7 +34,7 @@ pub type Qwen3 = Standard;
 pub fn load(gguf: &GgufModel) -> Result<Qwen3, ModelError> {
     let config = Config::from_metadata(gguf, "qwen3", RopeMode::Neox)?;
     let parts = Parts {
-        qk_norm: true,
+        qk_norm: QkNorm::PerHead,
         ..Parts::PLAIN
     };
     Standard::load(gguf, config, &parts, Act::Silu)

@@ -25,7 +25,7 @@
 
 use gguf::GgufModel;
 
-use super::block::{Act, FfnParts, Parts};
+use super::block::{Act, FfnParts, Parts, QkNorm};
 use super::common;
 use super::standard::{BasicConfig, Standard};
 use crate::ModelError;
@@ -53,7 +53,7 @@ pub fn load(gguf: &GgufModel) -> Result<Qwen3Moe, ModelError> {
         _ => d.n_ff / n_used,
     };
     let parts = Parts {
-        qk_norm: true,
+        qk_norm: QkNorm::PerHead,
         ffn: FfnParts::Moe { n_expert, n_used },
         ..Parts::PLAIN
     };

@@ -1,9 +1,9 @@
 //! The decoder of architectures that are the shared transformer block and
-//! nothing else ([`Standard`]): pre-norm layers, one RoPE for every layer,
+//! nothing else ([`Standard`]): sequential layers, one RoPE for every layer,
 //! attention over the whole cache scaled by `1/sqrt(head_dim)`, the FFN or
 //! mixture of experts with the architecture's activation, the output head
 //! without soft-cap. The architecture files that use it (qwen2, qwen3,
-//! qwen3moe, starcoder2) say only which tensors their layers have, which
+//! qwen3moe, starcoder2, olmo2) say only which tensors their layers have, which
 //! activation, and how their config differs.
 
 use gguf::GgufModel;
@@ -105,7 +105,7 @@ impl Decoder for Standard {
         let at = LayerAttn::plain(d, &c.rope);
         w.embed(s, tokens, 1.0)?;
         for (il, layer) in w.layers.iter().enumerate() {
-            block::pre_norm_layer(s, il, n, layer, d, &at, self.act)?;
+            block::sequential_layer(s, il, n, layer, d, &at, self.act)?;
         }
         w.output(s, d, Finish::None, out)
     }
