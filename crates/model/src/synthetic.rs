@@ -22,9 +22,9 @@ use crate::ModelError;
 /// Shape and seed of a synthetic model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    /// `general.architecture`: "llama", "qwen2", "qwen3", "qwen3moe", "phi3",
-    /// "starcoder2", "command-r", "cohere2", "olmo2", "gemma", "gemma2" or
-    /// "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's,
+    /// `general.architecture`: "llama", "granite", "qwen2", "qwen3", "qwen3moe",
+    /// "phi3", "starcoder2", "command-r", "cohere2", "olmo2", "gemma", "gemma2"
+    /// or "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's,
     /// qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and
     /// gate|up, starcoder2's LayerNorm and projection biases and ungated MLP,
     /// command-r's and cohere2's blocks without `ffn_norm`, olmo2's post-norms
@@ -58,8 +58,11 @@ pub struct Spec {
     pub attn_softcap: Option<f32>,
     /// `final_logit_softcapping`, if set.
     pub final_softcap: Option<f32>,
-    /// `logit_scale` (command-r), if set.
+    /// `logit_scale` (command-r, granite), if set.
     pub logit_scale: Option<f32>,
+    /// Granite's `embedding_scale`, `residual_scale` and `attention.scale`,
+    /// if set.
+    pub granite_scales: Option<[f32; 3]>,
     /// LongRoPE (phi3): the original context length; writes
     /// `rope.scaling.original_context_length`, the converter's
     /// `rope.scaling.attn_factor` and the `rope_factors_long` / `_short` tensors.
@@ -95,6 +98,7 @@ impl Spec {
             attn_softcap: None,
             final_softcap: None,
             logit_scale: None,
+            granite_scales: None,
             long_rope: None,
             rope_freq_base: 10000.0,
             norm_eps: 1e-5,
@@ -142,6 +146,7 @@ impl Spec {
             attn_softcap: None,
             final_softcap: None,
             logit_scale: None,
+            granite_scales: None,
             long_rope: None,
             rope_freq_base: 500_000.0,
             norm_eps: 1e-5,
@@ -424,6 +429,37 @@ impl Spec {
         }
     }
 
+    /// The tiny Granite: the tiny Llama with Granite 3's multipliers
+    /// (embeddings x12, sub-block outputs x0.22, scores x1/64, logits /8).
+    pub fn tiny_granite() -> Spec {
+        Spec {
+            arch: "granite".into(),
+            logit_scale: Some(8.0),
+            granite_scales: Some([12.0, 0.22, 0.015_625]),
+            seed: 22,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of Granite-3.1-2B.
+    pub fn granite_3_2b() -> Spec {
+        Spec {
+            arch: "granite".into(),
+            n_vocab: 49_155,
+            n_ctx_train: 131_072,
+            n_embd: 2048,
+            n_layer: 40,
+            n_head: 32,
+            n_head_kv: 8,
+            n_ff: 8192,
+            rope_freq_base: 5_000_000.0,
+            logit_scale: Some(8.0),
+            granite_scales: Some([12.0, 0.22, 0.015_625]),
+            tied_output: true,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -445,10 +481,10 @@ impl Spec {
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
     /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`, `tiny-cohere2`,
-    /// `tiny-olmo2`,
+    /// `tiny-olmo2`, `tiny-granite`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
     /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`,
-    /// `command-r7b`, `olmo2-1b`.
+    /// `command-r7b`, `olmo2-1b`, `granite-3-2b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -465,6 +501,7 @@ impl Spec {
             "tiny-command-r" => Spec::tiny_command_r(),
             "tiny-cohere2" => Spec::tiny_cohere2(),
             "tiny-olmo2" => Spec::tiny_olmo2(),
+            "tiny-granite" => Spec::tiny_granite(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
@@ -475,6 +512,7 @@ impl Spec {
             "command-r-35b" => Spec::command_r_35b(),
             "command-r7b" => Spec::command_r7b(),
             "olmo2-1b" => Spec::olmo2_1b(),
+            "granite-3-2b" => Spec::granite_3_2b(),
             _ => return None,
         })
     }
@@ -673,6 +711,11 @@ impl Spec {
         }
         if let Some(scale) = self.logit_scale {
             w.add_f32(&format!("{a}.logit_scale"), scale);
+        }
+        if let Some([embedding, residual, attention]) = self.granite_scales {
+            w.add_f32(&format!("{a}.embedding_scale"), embedding);
+            w.add_f32(&format!("{a}.residual_scale"), residual);
+            w.add_f32(&format!("{a}.attention.scale"), attention);
         }
         if let Some(orig) = self.long_rope {
             // conversion/phi.py: sqrt(1 + ln(scale) / ln(n_ctx_orig)).

@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 14] = [
+const PRESETS: [&str; 15] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -30,6 +30,7 @@ const PRESETS: [&str; 14] = [
     "tiny-command-r",
     "tiny-cohere2",
     "tiny-olmo2",
+    "tiny-granite",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

@@ -1,6 +1,6 @@
-//! hearth's forward passes (llama, qwen2, qwen3, qwen3moe, phi3, gemma, gemma2,
-//! gemma3, starcoder2, command-r, cohere2, olmo2) against llama.cpp, on tiny
-//! random-weight models.
+//! hearth's forward passes (llama, granite, qwen2, qwen3, qwen3moe, phi3, gemma,
+//! gemma2, gemma3, starcoder2, command-r, cohere2, olmo2) against llama.cpp, on
+//! tiny random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -340,4 +340,10 @@ fixtures! {
     olmo2_q4_k_m => "tiny-olmo2-Q4_K_M",
     olmo2_q6_k => "tiny-olmo2-Q6_K",
     olmo2_iq4_xs => "tiny-olmo2-IQ4_XS",
+    granite_f16 => "tiny-granite-F16",
+    granite_q8_0 => "tiny-granite-Q8_0",
+    granite_q4_0 => "tiny-granite-Q4_0",
+    granite_q4_k_m => "tiny-granite-Q4_K_M",
+    granite_q6_k => "tiny-granite-Q6_K",
+    granite_iq4_xs => "tiny-granite-IQ4_XS",
 }

@@ -27,6 +27,7 @@ pub mod common;
 pub mod gemma;
 pub mod gemma2;
 pub mod gemma3;
+pub mod granite;
 pub mod llama;
 pub mod olmo2;
 pub mod phi3;
@@ -60,6 +61,8 @@ pub enum Arch {
     Phi3(phi3::Phi3),
     /// `command-r`: Command R.
     CommandR(command_r::Cohere),
+    /// `granite`: IBM Granite 3.x (dense).
+    Granite(granite::Granite),
     /// `olmo2`: OLMo 2.
     Olmo2(olmo2::Olmo2),
     /// `cohere2`: Command R7B.
@@ -84,6 +87,7 @@ impl Arch {
             Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
             Arch::CommandR(m) => m,
+            Arch::Granite(m) => m,
             Arch::Olmo2(m) => m,
             Arch::Cohere2(m) => m,
             Arch::Starcoder2(m) => m,
@@ -179,6 +183,7 @@ impl Model {
             "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
             "command-r" => Arch::CommandR(command_r::load(&gguf)?),
+            "granite" => Arch::Granite(granite::Granite::load(&gguf)?),
             "olmo2" => Arch::Olmo2(olmo2::load(&gguf)?),
             "cohere2" => Arch::Cohere2(cohere2::load(&gguf)?),
             "starcoder2" => Arch::Starcoder2(starcoder2::load(&gguf)?),
