@@ -22,7 +22,7 @@ use crate::ModelError;
 /// Shape and seed of a synthetic model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    /// `general.architecture`: "llama", "granite", "qwen2", "qwen3", "qwen3moe",
+    /// `general.architecture`: "llama", "mistral3", "granite", "qwen2", "qwen3", "qwen3moe",
     /// "phi3", "starcoder2", "command-r", "cohere2", "olmo2", "gemma", "gemma2"
     /// or "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's,
     /// qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and
@@ -63,6 +63,11 @@ pub struct Spec {
     /// Granite's `embedding_scale`, `residual_scale` and `attention.scale`,
     /// if set.
     pub granite_scales: Option<[f32; 3]>,
+    /// YaRN RoPE scaling (mistral3): factor, original context length and
+    /// `yarn_log_multiplier`; writes beta_fast 32 and beta_slow 1 with them.
+    pub yarn: Option<(f32, usize, f32)>,
+    /// `attention.temperature_scale` (mistral3), if set.
+    pub attn_temperature: Option<f32>,
     /// LongRoPE (phi3): the original context length; writes
     /// `rope.scaling.original_context_length`, the converter's
     /// `rope.scaling.attn_factor` and the `rope_factors_long` / `_short` tensors.
@@ -99,6 +104,8 @@ impl Spec {
             final_softcap: None,
             logit_scale: None,
             granite_scales: None,
+            yarn: None,
+            attn_temperature: None,
             long_rope: None,
             rope_freq_base: 10000.0,
             norm_eps: 1e-5,
@@ -147,6 +154,8 @@ impl Spec {
             final_softcap: None,
             logit_scale: None,
             granite_scales: None,
+            yarn: None,
+            attn_temperature: None,
             long_rope: None,
             rope_freq_base: 500_000.0,
             norm_eps: 1e-5,
@@ -460,6 +469,41 @@ impl Spec {
         }
     }
 
+    /// The tiny Mistral 3: YaRN (factor 4 over an original context of 16,
+    /// log multiplier 1) and attention temperature 0.1, so both change the
+    /// prompt's later positions.
+    pub fn tiny_mistral3() -> Spec {
+        Spec {
+            arch: "mistral3".into(),
+            n_ctx_train: 1024,
+            rope_freq_base: 1_000_000.0,
+            yarn: Some((4.0, 16, 1.0)),
+            attn_temperature: Some(0.1),
+            seed: 23,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of Ministral-3-8B (text).
+    pub fn ministral_3_8b() -> Spec {
+        Spec {
+            arch: "mistral3".into(),
+            n_vocab: 131_072,
+            n_ctx_train: 262_144,
+            n_embd: 4096,
+            n_layer: 34,
+            n_head: 32,
+            n_head_kv: 8,
+            head_dim: Some(128),
+            n_ff: 14_336,
+            rope_freq_base: 1_000_000_000.0,
+            yarn: Some((16.0, 16_384, 1.0)),
+            attn_temperature: Some(0.1),
+            tied_output: false,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -481,10 +525,10 @@ impl Spec {
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
     /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`, `tiny-cohere2`,
-    /// `tiny-olmo2`, `tiny-granite`,
+    /// `tiny-olmo2`, `tiny-granite`, `tiny-mistral3`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
     /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`,
-    /// `command-r7b`, `olmo2-1b`, `granite-3-2b`.
+    /// `command-r7b`, `olmo2-1b`, `granite-3-2b`, `ministral-3-8b`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -502,6 +546,7 @@ impl Spec {
             "tiny-cohere2" => Spec::tiny_cohere2(),
             "tiny-olmo2" => Spec::tiny_olmo2(),
             "tiny-granite" => Spec::tiny_granite(),
+            "tiny-mistral3" => Spec::tiny_mistral3(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
@@ -513,6 +558,7 @@ impl Spec {
             "command-r7b" => Spec::command_r7b(),
             "olmo2-1b" => Spec::olmo2_1b(),
             "granite-3-2b" => Spec::granite_3_2b(),
+            "ministral-3-8b" => Spec::ministral_3_8b(),
             _ => return None,
         })
     }
@@ -711,6 +757,20 @@ impl Spec {
         }
         if let Some(scale) = self.logit_scale {
             w.add_f32(&format!("{a}.logit_scale"), scale);
+        }
+        if let Some((factor, orig, log_mul)) = self.yarn {
+            w.add_str(&format!("{a}.rope.scaling.type"), "yarn");
+            w.add_f32(&format!("{a}.rope.scaling.factor"), factor);
+            w.add_u32(
+                &format!("{a}.rope.scaling.original_context_length"),
+                orig as u32,
+            );
+            w.add_f32(&format!("{a}.rope.scaling.yarn_log_multiplier"), log_mul);
+            w.add_f32(&format!("{a}.rope.scaling.yarn_beta_fast"), 32.0);
+            w.add_f32(&format!("{a}.rope.scaling.yarn_beta_slow"), 1.0);
+        }
+        if let Some(t) = self.attn_temperature {
+            w.add_f32(&format!("{a}.attention.temperature_scale"), t);
         }
         if let Some([embedding, residual, attention]) = self.granite_scales {
             w.add_f32(&format!("{a}.embedding_scale"), embedding);

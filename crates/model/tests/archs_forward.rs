@@ -1,6 +1,7 @@
 //! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma,
-//! starcoder2, command-r, cohere2, olmo2 and granite forward passes that need
-//! no oracle (llama_fixtures.rs compares their logits with llama.cpp's): batches
+//! starcoder2, command-r, cohere2, olmo2, granite and mistral3 forward passes
+//! that need no oracle (llama_fixtures.rs compares their logits with
+//! llama.cpp's): batches
 //! equal token-by-token decoding across the batch boundary, phi3 picks its
 //! LongRoPE factors by context size, gemma2's final soft-cap bounds the
 //! logits, the context shift re-rotates keys with each layer's RoPE, and a
@@ -12,7 +13,7 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 12] = [
+const ARCHS: [&str; 13] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -25,6 +26,7 @@ const ARCHS: [&str; 12] = [
     "tiny-cohere2",
     "tiny-olmo2",
     "tiny-granite",
+    "tiny-mistral3",
 ];
 
 fn tmp(name: &str) -> PathBuf {

@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 15] = [
+const PRESETS: [&str; 16] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -31,6 +31,7 @@ const PRESETS: [&str; 15] = [
     "tiny-cohere2",
     "tiny-olmo2",
     "tiny-granite",
+    "tiny-mistral3",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

@@ -1,6 +1,6 @@
-//! hearth's forward passes (llama, granite, qwen2, qwen3, qwen3moe, phi3, gemma,
-//! gemma2, gemma3, starcoder2, command-r, cohere2, olmo2) against llama.cpp, on
-//! tiny random-weight models.
+//! hearth's forward passes (llama, mistral3, granite, qwen2, qwen3, qwen3moe,
+//! phi3, gemma, gemma2, gemma3, starcoder2, command-r, cohere2, olmo2) against
+//! llama.cpp, on tiny random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -346,4 +346,10 @@ fixtures! {
     granite_q4_k_m => "tiny-granite-Q4_K_M",
     granite_q6_k => "tiny-granite-Q6_K",
     granite_iq4_xs => "tiny-granite-IQ4_XS",
+    mistral3_f16 => "tiny-mistral3-F16",
+    mistral3_q8_0 => "tiny-mistral3-Q8_0",
+    mistral3_q4_0 => "tiny-mistral3-Q4_0",
+    mistral3_q4_k_m => "tiny-mistral3-Q4_K_M",
+    mistral3_q6_k => "tiny-mistral3-Q6_K",
+    mistral3_iq4_xs => "tiny-mistral3-IQ4_XS",
 }

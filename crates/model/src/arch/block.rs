@@ -484,6 +484,29 @@ pub struct LayerAttn<'a> {
     /// Multiplier of q after RoPE (ggml_scale on Qcur), for models that scale
     /// q instead of the scores.
     pub q_scale: Option<f32>,
+    /// Llama 4's attention temperature: q multiplied by a factor growing with
+    /// its position (mistral3).
+    pub temperature: Option<Temperature>,
+}
+
+/// Llama 4's attention temperature tuning (llama.cpp's
+/// `llm_graph_input_attn_temp`): the query at position `pos` is multiplied by
+/// `ln(floor(pos / floor_scale) + 1) · scale + 1`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Temperature {
+    /// `attention.temperature_scale`.
+    pub scale: f32,
+    /// Positions per step (the original context of YaRN).
+    pub floor_scale: f32,
+}
+
+impl Temperature {
+    /// The factor at `pos`, computed in f64 as llama.cpp's `std::log` on a
+    /// double and rounded to f32.
+    pub fn at(&self, pos: usize) -> f32 {
+        let steps = (pos as f32 / self.floor_scale).floor();
+        ((f64::from(steps) + 1.0).ln() * f64::from(self.scale) + 1.0) as f32
+    }
 }
 
 impl<'a> LayerAttn<'a> {
@@ -502,6 +525,7 @@ impl<'a> LayerAttn<'a> {
                 softcap: None,
             },
             q_scale: None,
+            temperature: None,
         }
     }
 }
@@ -556,7 +580,8 @@ pub fn residual(s: &mut Step<'_, '_>, n: usize, e: usize, post_norm: Option<&Nor
 
 /// `proj = Wo attention(q, cache k, cache v)` from `h` for the `n` rows of
 /// layer `il`: q, k, v projected, their heads normed if the layer has q/k
-/// norms, rotated if the layer has RoPE, q scaled if `at.q_scale`, k and v stored in the cache.
+/// norms, rotated if the layer has RoPE, q scaled if `at.q_scale` and by
+/// `at.temperature`, k and v stored in the cache.
 pub fn attention(
     s: &mut Step<'_, '_>,
     il: usize,
@@ -603,6 +628,13 @@ pub fn attention(
     }
     if let Some(scale) = at.q_scale {
         b.q[..n * qd].iter_mut().for_each(|v| *v *= scale);
+    }
+    if let Some(temp) = &at.temperature {
+        let positions = s.seqs.iter().flat_map(|seg| seg.pos0..seg.pos0 + seg.n);
+        for (row, pos) in b.q[..n * qd].chunks_exact_mut(qd).zip(positions) {
+            let f = temp.at(pos);
+            row.iter_mut().for_each(|v| *v *= f);
+        }
     }
     self_attention(s, il, &at.shape);
     let b = &mut *s.buf;

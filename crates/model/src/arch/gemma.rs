@@ -146,6 +146,7 @@ impl Decoder for Gemma {
                     softcap: c.attn_softcap,
                 },
                 q_scale: Some(c.attention_scale),
+                temperature: None,
             };
             block::sequential_layer(s, il, n, layer, d, &at, Act::Gelu)?;
         }

@@ -29,6 +29,7 @@ pub mod gemma2;
 pub mod gemma3;
 pub mod granite;
 pub mod llama;
+pub mod mistral3;
 pub mod olmo2;
 pub mod phi3;
 pub mod qwen2;
@@ -61,6 +62,8 @@ pub enum Arch {
     Phi3(phi3::Phi3),
     /// `command-r`: Command R.
     CommandR(command_r::Cohere),
+    /// `mistral3`: Mistral Small 3.x and Ministral 3 (text).
+    Mistral3(mistral3::Mistral3),
     /// `granite`: IBM Granite 3.x (dense).
     Granite(granite::Granite),
     /// `olmo2`: OLMo 2.
@@ -87,6 +90,7 @@ impl Arch {
             Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
             Arch::CommandR(m) => m,
+            Arch::Mistral3(m) => m,
             Arch::Granite(m) => m,
             Arch::Olmo2(m) => m,
             Arch::Cohere2(m) => m,
@@ -183,6 +187,7 @@ impl Model {
             "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
             "command-r" => Arch::CommandR(command_r::load(&gguf)?),
+            "mistral3" => Arch::Mistral3(mistral3::Mistral3::load(&gguf)?),
             "granite" => Arch::Granite(granite::Granite::load(&gguf)?),
             "olmo2" => Arch::Olmo2(olmo2::load(&gguf)?),
             "cohere2" => Arch::Cohere2(cohere2::load(&gguf)?),
