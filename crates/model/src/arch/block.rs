@@ -2,8 +2,10 @@
 //! `build_attn`, `build_ffn` and `build_moe_ffn` (src/llama-graph.cpp): one
 //! layer's weights ([`Layer`]: the attention and feed-forward sub-blocks with
 //! their norms) found by the tensor names every converter writes, the model's
-//! [`Weights`], and the steps a forward pass is made of: [`attention`],
-//! [`residual`], [`ffn`], and [`sequential_layer`] for the usual order of them.
+//! [`Weights`], and the steps a forward pass is made of: [`norm`],
+//! [`attention`], [`residual`], [`ffn`] (its mixture of experts in
+//! [`super::moe`]), and [`sequential_layer`] and [`parallel_layer`] for the
+//! two orders of them.
 //!
 //! An architecture's file says which parts its layers have ([`Parts`]) and
 //! runs these steps with its own settings ([`LayerAttn`], [`Act`]), so that
@@ -12,17 +14,16 @@
 //! The steps work on a batch of `n` rows in [`Step::buf`]: `x` is the residual
 //! stream, `h` a sub-block's normalised input, `proj` its output.
 
-use kernels::matmul::{matmul, matmul_expert};
-
 use super::common::{
     Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place, project, rope_qk,
     self_attention,
 };
+use super::moe::Moe;
 use crate::ModelError;
 use crate::loader::Tensor;
 use crate::ops::attention::AttentionShape;
 use crate::ops::rope::Rope;
-use crate::ops::{add_assign, geglu, gelu, layernorm, route_top_k, silu, swiglu};
+use crate::ops::{add_assign, geglu, gelu, layernorm, silu, swiglu};
 
 /// Which tensors an architecture's layers have beyond the attention and FFN
 /// norms and projections every layer has.
@@ -210,22 +211,6 @@ pub enum Ffn {
     },
     /// A mixture of experts.
     Moe(Moe),
-}
-
-/// A mixture-of-experts FFN: each token's top-k experts by softmax router
-/// probability, their weights renormalised to sum to 1.
-#[derive(Debug)]
-pub struct Moe {
-    /// (n_embd, n_expert) router.
-    pub router: Tensor,
-    /// (n_embd, n_ff, n_expert)
-    pub gate: Tensor,
-    /// (n_embd, n_ff, n_expert)
-    pub up: Tensor,
-    /// (n_ff, n_embd, n_expert)
-    pub down: Tensor,
-    /// Experts each token is routed to.
-    pub n_used: usize,
 }
 
 /// One transformer block's weights.
@@ -676,7 +661,7 @@ pub fn ffn(s: &mut Step<'_, '_>, n: usize, f: &Ffn, d: &Dims, act: Act) -> Resul
             }
             down
         }
-        Ffn::Moe(m) => return moe(s, n, m, d, act),
+        Ffn::Moe(m) => return m.forward(s, n, d, act),
     };
     project(
         gguf,
@@ -686,89 +671,6 @@ pub fn ffn(s: &mut Step<'_, '_>, n: usize, f: &Ffn, d: &Dims, act: Act) -> Resul
         &mut b.act,
         &mut b.proj[..n * e],
     )
-}
-
-/// Mixture of experts over `h` into `proj` for `n` rows (llama.cpp's
-/// `build_moe_ffn` with softmax gating and renormalised weights): each
-/// token's top-k experts run gated FFNs, and their outputs, scaled by the
-/// routing weights, are summed in routing order.
-fn moe(s: &mut Step<'_, '_>, n: usize, w: &Moe, d: &Dims, act: Act) -> Result<(), ModelError> {
-    let (gguf, pool) = (s.gguf, s.pool);
-    let buf = &mut *s.buf;
-    let (e, k, nx) = (d.n_embd, w.n_used, w.router.dims[1] as usize);
-    let m = &mut buf.moe;
-    matmul(
-        pool,
-        &w.router.matrix(gguf),
-        &buf.h[..n * e],
-        &mut buf.act,
-        &mut m.probs[..n * nx],
-    )?;
-    for t in 0..n {
-        route_top_k(
-            &mut m.probs[t * nx..(t + 1) * nx],
-            k,
-            true,
-            &mut m.experts[t * k..(t + 1) * k],
-            &mut m.weights[t * k..(t + 1) * k],
-        );
-    }
-    for expert in 0..nx {
-        m.rows.clear();
-        for t in 0..n {
-            for s in 0..k {
-                if m.experts[t * k + s] == expert {
-                    m.rows.push((t, s));
-                }
-            }
-        }
-        if m.rows.is_empty() {
-            continue;
-        }
-        let r = m.rows.len();
-        for (i, &(t, _)) in m.rows.iter().enumerate() {
-            m.gathered[i * e..(i + 1) * e].copy_from_slice(&buf.h[t * e..(t + 1) * e]);
-        }
-        let nf = r * d.n_ff;
-        let x = &m.gathered[..r * e];
-        matmul_expert(
-            pool,
-            &w.gate.expert(gguf, expert),
-            x,
-            &mut buf.act,
-            &mut buf.gate[..nf],
-        )?;
-        matmul_expert(
-            pool,
-            &w.up.expert(gguf, expert),
-            x,
-            &mut buf.act,
-            &mut buf.up[..nf],
-        )?;
-        act.glu(&mut buf.gate[..nf], &buf.up[..nf]);
-        matmul_expert(
-            pool,
-            &w.down.expert(gguf, expert),
-            &buf.gate[..nf],
-            &mut buf.act,
-            &mut m.out[..r * e],
-        )?;
-        for (i, &(t, s)) in m.rows.iter().enumerate() {
-            let wt = m.weights[t * k + s];
-            let slot = &mut m.slots[(t * k + s) * e..(t * k + s + 1) * e];
-            for (d, &v) in slot.iter_mut().zip(&m.out[i * e..(i + 1) * e]) {
-                *d = v * wt;
-            }
-        }
-    }
-    for t in 0..n {
-        let proj = &mut buf.proj[t * e..(t + 1) * e];
-        proj.copy_from_slice(&m.slots[t * k * e..(t * k + 1) * e]);
-        for s in 1..k {
-            add_assign(proj, &m.slots[(t * k + s) * e..(t * k + s + 1) * e]);
-        }
-    }
-    Ok(())
 }
 
 /// One sequential transformer block over `n` rows, the order llama.cpp's

@@ -30,6 +30,7 @@ pub mod gemma3;
 pub mod granite;
 pub mod llama;
 pub mod mistral3;
+pub mod moe;
 pub mod olmo2;
 pub mod phi3;
 pub mod qwen2;
