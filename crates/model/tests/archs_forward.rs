@@ -197,3 +197,33 @@ fn qwen3moe_without_experts_is_a_config_error() {
         other => panic!("expected a config error, got {other:?}"),
     }
 }
+
+#[test]
+fn files_of_unsupported_variants_are_config_errors() {
+    // OLMo 3 (olmo2 with sliding-window layers) and Command R+ (64 layers
+    // and more, with per-head q/k LayerNorms) load in llama.cpp; hearth names
+    // the key instead of running them without those parts.
+    let olmo3 = Spec {
+        sliding_window: Some(16),
+        ..Spec::tiny_olmo2()
+    };
+    let command_r_plus = Spec {
+        n_layer: 64,
+        n_embd: 64,
+        n_head: 2,
+        n_head_kv: 2,
+        n_ff: 64,
+        ..Spec::tiny_command_r()
+    };
+    for (spec, key) in [
+        (olmo3, "olmo2.attention.sliding_window"),
+        (command_r_plus, "command-r.block_count"),
+    ] {
+        let path = tmp(&format!("{}-unsupported.gguf", spec.arch));
+        spec.write(&path, TensorType::F32).unwrap();
+        match Model::load(&path) {
+            Err(ModelError::Config { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("{key}: expected a config error, got {other:?}"),
+        }
+    }
+}
