@@ -53,11 +53,8 @@ impl Config {
     pub fn from_metadata(gguf: &GgufModel, arch: &str) -> Result<Config, ModelError> {
         let mut base = BasicConfig::from_metadata(gguf, arch, RopeMode::Normal)?;
         let hp = Hparams::new(gguf.metadata(), arch);
-        let d = &mut base.dims;
-        let eps_key = "attention.layer_norm_epsilon";
-        d.norm_eps = hp
-            .opt_f32(eps_key)?
-            .ok_or_else(|| config(&hp.key(eps_key), "missing"))?;
+        base.layer_norm_eps(&hp)?;
+        let d = &base.dims;
         if d.q_dim() != d.n_embd {
             return Err(config(
                 &hp.key("attention.key_length"),

@@ -11,7 +11,7 @@ use gguf::GgufModel;
 use super::block::{self, Act, FfnParts, Finish, LayerAttn, Parts, Weights};
 use super::common::{self, Decoder, Dims, Loader, Out, Step};
 use crate::ModelError;
-use crate::loader::{Hparams, Tensor};
+use crate::loader::{Hparams, Tensor, config};
 use crate::ops::rope::{Rope, RopeMode};
 
 /// Hyper-parameters of an architecture that has nothing beyond the shared
@@ -35,6 +35,16 @@ impl BasicConfig {
         let hp = Hparams::new(gguf.metadata(), arch);
         let rope = common::rope_from_hparams(&hp, mode, dims.n_rot, dims.n_ctx_train)?;
         Ok(BasicConfig { dims, rope })
+    }
+
+    /// Takes the norms' epsilon from `attention.layer_norm_epsilon`, which
+    /// llama.cpp requires of its LayerNorm models (starcoder2, command-r).
+    pub fn layer_norm_eps(&mut self, hp: &Hparams<'_>) -> Result<(), ModelError> {
+        let key = "attention.layer_norm_epsilon";
+        self.dims.norm_eps = hp
+            .opt_f32(key)?
+            .ok_or_else(|| config(&hp.key(key), "missing"))?;
+        Ok(())
     }
 }
 

@@ -23,7 +23,7 @@ use gguf::GgufModel;
 use super::block::{Act, FfnParts, NormKind, Parts};
 use super::standard::{BasicConfig, Standard};
 use crate::ModelError;
-use crate::loader::{Hparams, config};
+use crate::loader::Hparams;
 use crate::ops::rope::RopeMode;
 
 /// The starcoder2 architecture: the shared block with its config and weights.
@@ -34,9 +34,7 @@ pub type Starcoder2 = Standard;
 pub fn load(gguf: &GgufModel) -> Result<Starcoder2, ModelError> {
     let mut c = BasicConfig::from_metadata(gguf, "starcoder2", RopeMode::Neox)?;
     let hp = Hparams::new(gguf.metadata(), "starcoder2");
-    c.dims.norm_eps = hp
-        .opt_f32("attention.layer_norm_epsilon")?
-        .ok_or_else(|| config(&hp.key("attention.layer_norm_epsilon"), "missing"))?;
+    c.layer_norm_eps(&hp)?;
     let parts = Parts {
         norm: NormKind::LayerBias,
         ffn: FfnParts::Plain,
