@@ -2,9 +2,10 @@
 """Generate hearth's logits fixtures against llama.cpp.
 
 For each synthetic model variant (tiny-llama, tiny-moe, tiny-qwen2, tiny-qwen3,
-tiny-phi3, tiny-gemma2, tiny-gemma3; written by our
-own GGUF writer through `cargo run -p model --example synth`) and each quant
-type, this:
+tiny-phi3, tiny-gemma2, tiny-gemma3, tiny-qwen3moe, tiny-gemma, tiny-starcoder2,
+tiny-command-r, tiny-cohere2, tiny-olmo2, tiny-granite, tiny-mistral3; written
+by our own GGUF writer through `cargo run -p model --example synth`) and each
+quant type, this:
   1. quantizes the F32 file with llama-quantize,
   2. records the type llama-quantize chose for every tensor and the sha256 of its
      bytes (the Rust test re-quantizes with hearth's kernels and checks the
@@ -43,6 +44,8 @@ import gguf  # noqa: E402  (llama.cpp's gguf-py)
 VARIANTS = [
     "tiny-llama", "tiny-moe",
     "tiny-qwen2", "tiny-qwen3", "tiny-phi3", "tiny-gemma2", "tiny-gemma3",
+    "tiny-qwen3moe", "tiny-gemma", "tiny-starcoder2", "tiny-command-r",
+    "tiny-cohere2", "tiny-olmo2", "tiny-granite", "tiny-mistral3",
 ]
 # VARIANTS=tiny-qwen2,tiny-phi3 regenerates only those.
 if os.environ.get("VARIANTS"):

@@ -40,7 +40,7 @@ pub struct Shape {
     pub n_head_kv: usize,
     /// Values per key head.
     pub head_dim: usize,
-    /// Feed-forward width.
+    /// Feed-forward width (each expert's, for a mixture of experts).
     pub n_ff: usize,
     /// Vocabulary size.
     pub n_vocab: usize,
@@ -120,7 +120,12 @@ impl Shape {
             n_head,
             n_head_kv,
             head_dim,
-            n_ff: count(md, &format!("{arch}.feed_forward_length"))?.unwrap_or(4 * n_embd),
+            // A mixture of experts' own width where the file gives one
+            // (qwen3moe), which is what hearth's FFN buffers hold.
+            n_ff: match count(md, &format!("{arch}.expert_feed_forward_length"))? {
+                Some(n) => n,
+                None => count(md, &format!("{arch}.feed_forward_length"))?.unwrap_or(4 * n_embd),
+            },
             n_vocab,
             n_ctx_train: need("context_length")?,
             n_expert: (

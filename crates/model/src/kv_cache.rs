@@ -142,25 +142,28 @@ impl KvCache {
     /// ones down by `discard`, and re-rotates their keys by `-discard` positions with
     /// each layer's RoPE (llama.cpp's K-shift: `ggml_rope_ext` on the f16 cache
     /// with the position delta). `rope_for` gives a layer's RoPE and frequency
-    /// factors; `head_dim` is the size of one key head.
+    /// factors, `None` for a layer without RoPE (its keys only move);
+    /// `head_dim` is the size of one key head.
     pub fn shift(
         &mut self,
         n_past: usize,
         keep: usize,
         discard: usize,
         head_dim: usize,
-        rope_for: &dyn Fn(usize) -> (Rope, Option<Vec<f32>>),
+        rope_for: &dyn Fn(usize) -> Option<(Rope, Option<Vec<f32>>)>,
     ) {
         let tail = n_past - keep - discard;
         let mut cache = vec![0f32; head_dim];
         for layer in 0..self.n_layer {
-            let (rope, factors) = rope_for(layer);
-            rope.fill_cache(-(discard as f32), factors.as_deref(), 1.0, &mut cache);
             let src = self.row(layer, keep + discard);
             let dst = self.row(layer, keep);
             let len = tail * self.kv_dim;
             self.k.copy_within(src..src + len, dst);
             self.v.copy_within(src..src + len, dst);
+            let Some((rope, factors)) = rope_for(layer) else {
+                continue;
+            };
+            rope.fill_cache(-(discard as f32), factors.as_deref(), 1.0, &mut cache);
             for head in self.k[dst..dst + len].chunks_exact_mut(head_dim) {
                 rope.rotate_f16(head, &cache);
             }
@@ -328,7 +331,7 @@ mod tests {
             rope.rotate(&mut k, &c);
             kv.store(0, p, &k, &[p as f32, 0.0]);
         }
-        kv.shift(6, 1, 2, 2, &|_| (rope.clone(), None));
+        kv.shift(6, 1, 2, 2, &|_| Some((rope.clone(), None)));
         let l = kv.layer(0);
         let values: Vec<f32> = (0..4).map(|p| f16_to_f32(l.v[p * 2])).collect();
         assert_eq!(values, [0.0, 3.0, 4.0, 5.0]);

@@ -19,13 +19,18 @@ use gguf::{GgufWriter, TensorType};
 
 use crate::ModelError;
 
+mod presets;
+
 /// Shape and seed of a synthetic model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Spec {
-    /// `general.architecture`: "llama", "qwen2", "qwen3", "phi3", "gemma2" or
-    /// "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's and
-    /// gemma3's per-head q/k norms, phi3's fused q|k|v and gate|up, gemma's
-    /// post-norms and tied head).
+    /// `general.architecture`: "llama", "mistral3", "granite", "qwen2", "qwen3", "qwen3moe",
+    /// "phi3", "starcoder2", "command-r", "cohere2", "olmo2", "gemma", "gemma2"
+    /// or "gemma3"; it decides the tensor set (qwen2's q/k/v biases, qwen3's,
+    /// qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and
+    /// gate|up, starcoder2's LayerNorm and projection biases and ungated MLP,
+    /// command-r's and cohere2's blocks without `ffn_norm`, olmo2's post-norms
+    /// only and whole-row q/k norms, gemma's post-norms and tied head).
     pub arch: String,
     /// Vocabulary size; at least 259 (3 special tokens and 256 byte tokens).
     pub n_vocab: usize,
@@ -55,6 +60,16 @@ pub struct Spec {
     pub attn_softcap: Option<f32>,
     /// `final_logit_softcapping`, if set.
     pub final_softcap: Option<f32>,
+    /// `logit_scale` (command-r, granite), if set.
+    pub logit_scale: Option<f32>,
+    /// Granite's `embedding_scale`, `residual_scale` and `attention.scale`,
+    /// if set.
+    pub granite_scales: Option<[f32; 3]>,
+    /// YaRN RoPE scaling (mistral3): factor, original context length and
+    /// `yarn_log_multiplier`; writes beta_fast 32 and beta_slow 1 with them.
+    pub yarn: Option<(f32, usize, f32)>,
+    /// `attention.temperature_scale` (mistral3), if set.
+    pub attn_temperature: Option<f32>,
     /// LongRoPE (phi3): the original context length; writes
     /// `rope.scaling.original_context_length`, the converter's
     /// `rope.scaling.attn_factor` and the `rope_factors_long` / `_short` tensors.
@@ -70,209 +85,6 @@ pub struct Spec {
 }
 
 impl Spec {
-    /// The tiny dense Llama used by the logits fixtures: GQA (4 query heads over
-    /// 2 KV heads), rows of 256 so every K-quant applies.
-    pub fn tiny_llama() -> Spec {
-        Spec {
-            arch: "llama".into(),
-            n_vocab: 320,
-            n_ctx_train: 256,
-            n_embd: 256,
-            n_layer: 2,
-            n_head: 4,
-            n_head_kv: 2,
-            head_dim: None,
-            n_ff: 512,
-            n_expert: 0,
-            n_expert_used: 0,
-            sliding_window: None,
-            rope_freq_base_swa: None,
-            attn_softcap: None,
-            final_softcap: None,
-            long_rope: None,
-            rope_freq_base: 10000.0,
-            norm_eps: 1e-5,
-            tied_output: false,
-            seed: 1,
-        }
-    }
-
-    /// The tiny Llama with a mixture of experts (4 experts, top 2), Mixtral-style.
-    pub fn tiny_moe() -> Spec {
-        Spec {
-            n_expert: 4,
-            n_expert_used: 2,
-            tied_output: true,
-            seed: 2,
-            ..Spec::tiny_llama()
-        }
-    }
-
-    /// The tiny Llama with a 16-token sliding window, Mistral-style.
-    pub fn tiny_swa() -> Spec {
-        Spec {
-            sliding_window: Some(16),
-            seed: 3,
-            ..Spec::tiny_llama()
-        }
-    }
-
-    /// The shapes of Llama-3.2-1B (random weights; llama3 RoPE factors omitted).
-    pub fn llama_3_2_1b() -> Spec {
-        Spec {
-            arch: "llama".into(),
-            n_vocab: 128_256,
-            n_ctx_train: 131_072,
-            n_embd: 2048,
-            n_layer: 16,
-            n_head: 32,
-            n_head_kv: 8,
-            head_dim: None,
-            n_ff: 8192,
-            n_expert: 0,
-            n_expert_used: 0,
-            sliding_window: None,
-            rope_freq_base_swa: None,
-            attn_softcap: None,
-            final_softcap: None,
-            long_rope: None,
-            rope_freq_base: 500_000.0,
-            norm_eps: 1e-5,
-            tied_output: true,
-            seed: 1,
-        }
-    }
-
-    /// The shapes of Llama-3.1-8B.
-    pub fn llama_3_1_8b() -> Spec {
-        Spec {
-            n_embd: 4096,
-            n_layer: 32,
-            n_ff: 14_336,
-            tied_output: false,
-            ..Spec::llama_3_2_1b()
-        }
-    }
-
-    /// The shapes of Mixtral-8x7B.
-    pub fn mixtral_8x7b() -> Spec {
-        Spec {
-            n_vocab: 32_000,
-            n_ctx_train: 32_768,
-            n_expert: 8,
-            n_expert_used: 2,
-            rope_freq_base: 1_000_000.0,
-            ..Spec::llama_3_1_8b()
-        }
-    }
-
-    /// The tiny Qwen2: the tiny Llama's shapes with q/k/v biases.
-    pub fn tiny_qwen2() -> Spec {
-        Spec {
-            arch: "qwen2".into(),
-            rope_freq_base: 1_000_000.0,
-            norm_eps: 1e-6,
-            seed: 11,
-            ..Spec::tiny_llama()
-        }
-    }
-
-    /// The tiny Qwen3: per-head q/k norms, heads of 128 (wider than
-    /// `n_embd / n_head`, as in Qwen3-0.6B), tied output.
-    pub fn tiny_qwen3() -> Spec {
-        Spec {
-            arch: "qwen3".into(),
-            head_dim: Some(128),
-            tied_output: true,
-            seed: 12,
-            ..Spec::tiny_qwen2()
-        }
-    }
-
-    /// The tiny Phi-3: fused q|k|v and gate|up, LongRoPE with an original
-    /// context of 64 (so the long factors apply to any longer context).
-    pub fn tiny_phi3() -> Spec {
-        Spec {
-            arch: "phi3".into(),
-            n_ctx_train: 4096,
-            long_rope: Some(64),
-            seed: 13,
-            ..Spec::tiny_llama()
-        }
-    }
-
-    /// The tiny Gemma 2: heads of 128, a 16-token window on even layers, small
-    /// soft-caps so that both actually bite on unit-scale scores and logits.
-    pub fn tiny_gemma2() -> Spec {
-        Spec {
-            arch: "gemma2".into(),
-            head_dim: Some(128),
-            sliding_window: Some(16),
-            attn_softcap: Some(2.0),
-            final_softcap: Some(3.0),
-            norm_eps: 1e-6,
-            tied_output: true,
-            seed: 14,
-            ..Spec::tiny_llama()
-        }
-    }
-
-    /// The tiny Gemma 3: six layers (five sliding over 16 tokens with RoPE base
-    /// 10000, one global with base 10⁶), per-head q/k norms, no soft-caps, and
-    /// an untied output head (with the head tied to embeddings scaled by
-    /// `sqrt(n_embd)`, a random model just repeats its last input token).
-    pub fn tiny_gemma3() -> Spec {
-        Spec {
-            arch: "gemma3".into(),
-            n_layer: 6,
-            rope_freq_base: 1_000_000.0,
-            attn_softcap: None,
-            final_softcap: None,
-            tied_output: false,
-            seed: 15,
-            ..Spec::tiny_gemma2()
-        }
-    }
-
-    /// The shapes of Qwen2.5-0.5B (random weights).
-    pub fn qwen2_5_0_5b() -> Spec {
-        Spec {
-            arch: "qwen2".into(),
-            n_vocab: 151_936,
-            n_ctx_train: 32_768,
-            n_embd: 896,
-            n_layer: 24,
-            n_head: 14,
-            n_head_kv: 2,
-            n_ff: 4864,
-            rope_freq_base: 1_000_000.0,
-            norm_eps: 1e-6,
-            tied_output: true,
-            ..Spec::llama_3_2_1b()
-        }
-    }
-
-    /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
-    /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `llama-3.2-1b`,
-    /// `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`.
-    pub fn preset(name: &str) -> Option<Spec> {
-        Some(match name {
-            "tiny-llama" => Spec::tiny_llama(),
-            "tiny-moe" => Spec::tiny_moe(),
-            "tiny-swa" => Spec::tiny_swa(),
-            "tiny-qwen2" => Spec::tiny_qwen2(),
-            "tiny-qwen3" => Spec::tiny_qwen3(),
-            "tiny-phi3" => Spec::tiny_phi3(),
-            "tiny-gemma2" => Spec::tiny_gemma2(),
-            "tiny-gemma3" => Spec::tiny_gemma3(),
-            "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
-            "llama-3.2-1b" => Spec::llama_3_2_1b(),
-            "llama-3.1-8b" => Spec::llama_3_1_8b(),
-            "mixtral-8x7b" => Spec::mixtral_8x7b(),
-            _ => return None,
-        })
-    }
-
     /// Names and shapes of every tensor, in file order, with the scale of its
     /// values: (name, dims, kind).
     pub fn tensor_shapes(&self) -> Vec<(String, Vec<u64>, Kind)> {
@@ -280,7 +92,16 @@ impl Spec {
         let hd = self.head_dim() as u64;
         let (qd, kvd) = (hd * self.n_head as u64, hd * self.n_head_kv as u64);
         let arch = self.arch.as_str();
-        let gemma = matches!(arch, "gemma2" | "gemma3");
+        let post_norms = matches!(arch, "gemma2" | "gemma3" | "olmo2");
+        let pre_norms = arch != "olmo2";
+        // StarCoder2: every norm and projection has a bias.
+        let biases = arch == "starcoder2";
+        let norm = |t: &mut Vec<(String, Vec<u64>, Kind)>, name: &str| {
+            t.push((format!("{name}.weight"), vec![e], Kind::Norm));
+            if biases {
+                t.push((format!("{name}.bias"), vec![e], Kind::Bias));
+            }
+        };
         let mut t = vec![("token_embd.weight".to_owned(), vec![e, v], Kind::Matrix)];
         if self.long_rope.is_some() {
             for name in ["rope_factors_long.weight", "rope_factors_short.weight"] {
@@ -289,7 +110,9 @@ impl Spec {
         }
         for i in 0..self.n_layer {
             let p = format!("blk.{i}");
-            t.push((format!("{p}.attn_norm.weight"), vec![e], Kind::Norm));
+            if pre_norms {
+                norm(&mut t, &format!("{p}.attn_norm"));
+            }
             if arch == "phi3" {
                 t.push((
                     format!("{p}.attn_qkv.weight"),
@@ -301,25 +124,38 @@ impl Spec {
                 t.push((format!("{p}.attn_k.weight"), vec![e, kvd], Kind::Matrix));
                 t.push((format!("{p}.attn_v.weight"), vec![e, kvd], Kind::Matrix));
             }
-            if arch == "qwen2" {
+            if arch == "qwen2" || biases {
                 t.push((format!("{p}.attn_q.bias"), vec![qd], Kind::Bias));
                 t.push((format!("{p}.attn_k.bias"), vec![kvd], Kind::Bias));
                 t.push((format!("{p}.attn_v.bias"), vec![kvd], Kind::Bias));
             }
-            if matches!(arch, "qwen3" | "gemma3") {
+            if matches!(arch, "qwen3" | "qwen3moe" | "gemma3") {
                 t.push((format!("{p}.attn_q_norm.weight"), vec![hd], Kind::Norm));
                 t.push((format!("{p}.attn_k_norm.weight"), vec![hd], Kind::Norm));
+            } else if arch == "olmo2" {
+                t.push((format!("{p}.attn_q_norm.weight"), vec![qd], Kind::Norm));
+                t.push((format!("{p}.attn_k_norm.weight"), vec![kvd], Kind::Norm));
             }
             t.push((format!("{p}.attn_output.weight"), vec![qd, e], Kind::Matrix));
-            if gemma {
+            if biases {
+                t.push((format!("{p}.attn_output.bias"), vec![e], Kind::Bias));
+            }
+            if post_norms {
                 t.push((
                     format!("{p}.post_attention_norm.weight"),
                     vec![e],
                     Kind::Norm,
                 ));
             }
-            t.push((format!("{p}.ffn_norm.weight"), vec![e], Kind::Norm));
-            if arch == "phi3" {
+            if pre_norms && !matches!(arch, "command-r" | "cohere2") {
+                norm(&mut t, &format!("{p}.ffn_norm"));
+            }
+            if biases {
+                t.push((format!("{p}.ffn_up.weight"), vec![e, f], Kind::Matrix));
+                t.push((format!("{p}.ffn_up.bias"), vec![f], Kind::Bias));
+                t.push((format!("{p}.ffn_down.weight"), vec![f, e], Kind::Matrix));
+                t.push((format!("{p}.ffn_down.bias"), vec![e], Kind::Bias));
+            } else if arch == "phi3" {
                 t.push((format!("{p}.ffn_up.weight"), vec![e, 2 * f], Kind::Matrix));
                 t.push((format!("{p}.ffn_down.weight"), vec![f, e], Kind::Matrix));
             } else if self.n_expert == 0 {
@@ -345,11 +181,11 @@ impl Spec {
                     Kind::Matrix,
                 ));
             }
-            if gemma {
+            if post_norms {
                 t.push((format!("{p}.post_ffw_norm.weight"), vec![e], Kind::Norm));
             }
         }
-        t.push(("output_norm.weight".to_owned(), vec![e], Kind::Norm));
+        norm(&mut t, "output_norm");
         if !self.tied_output {
             t.push(("output.weight".to_owned(), vec![e, v], Kind::Matrix));
         }
@@ -421,10 +257,12 @@ impl Spec {
             self.n_head_kv as u32,
         );
         w.add_f32(&format!("{a}.rope.freq_base"), self.rope_freq_base);
-        w.add_f32(
-            &format!("{a}.attention.layer_norm_rms_epsilon"),
-            self.norm_eps,
-        );
+        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r" | "cohere2") {
+            "attention.layer_norm_epsilon"
+        } else {
+            "attention.layer_norm_rms_epsilon"
+        };
+        w.add_f32(&format!("{a}.{eps_key}"), self.norm_eps);
         w.add_u32(&format!("{a}.rope.dimension_count"), self.head_dim() as u32);
         if let Some(hd) = self.head_dim {
             w.add_u32(&format!("{a}.attention.key_length"), hd as u32);
@@ -438,6 +276,28 @@ impl Spec {
         }
         if let Some(cap) = self.final_softcap {
             w.add_f32(&format!("{a}.final_logit_softcapping"), cap);
+        }
+        if let Some(scale) = self.logit_scale {
+            w.add_f32(&format!("{a}.logit_scale"), scale);
+        }
+        if let Some((factor, orig, log_mul)) = self.yarn {
+            w.add_str(&format!("{a}.rope.scaling.type"), "yarn");
+            w.add_f32(&format!("{a}.rope.scaling.factor"), factor);
+            w.add_u32(
+                &format!("{a}.rope.scaling.original_context_length"),
+                orig as u32,
+            );
+            w.add_f32(&format!("{a}.rope.scaling.yarn_log_multiplier"), log_mul);
+            w.add_f32(&format!("{a}.rope.scaling.yarn_beta_fast"), 32.0);
+            w.add_f32(&format!("{a}.rope.scaling.yarn_beta_slow"), 1.0);
+        }
+        if let Some(t) = self.attn_temperature {
+            w.add_f32(&format!("{a}.attention.temperature_scale"), t);
+        }
+        if let Some([embedding, residual, attention]) = self.granite_scales {
+            w.add_f32(&format!("{a}.embedding_scale"), embedding);
+            w.add_f32(&format!("{a}.residual_scale"), residual);
+            w.add_f32(&format!("{a}.attention.scale"), attention);
         }
         if let Some(orig) = self.long_rope {
             // conversion/phi.py: sqrt(1 + ln(scale) / ln(n_ctx_orig)).
@@ -453,6 +313,9 @@ impl Spec {
         if self.n_expert > 0 {
             w.add_u32(&format!("{a}.expert_count"), self.n_expert as u32);
             w.add_u32(&format!("{a}.expert_used_count"), self.n_expert_used as u32);
+            if a == "qwen3moe" {
+                w.add_u32(&format!("{a}.expert_feed_forward_length"), self.n_ff as u32);
+            }
         }
         if let Some(sw) = self.sliding_window {
             w.add_u32(&format!("{a}.attention.sliding_window"), sw as u32);

@@ -1,7 +1,9 @@
-//! Behaviour of the qwen2, qwen3, phi3, gemma2 and gemma3 forward passes that
-//! needs no oracle (llama_fixtures.rs compares their logits with llama.cpp's):
-//! batches equal token-by-token decoding across the batch boundary, phi3 picks
-//! its LongRoPE factors by context size, gemma2's final soft-cap bounds the
+//! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma,
+//! starcoder2, command-r, cohere2, olmo2, granite and mistral3 forward passes
+//! that need no oracle (llama_fixtures.rs compares their logits with
+//! llama.cpp's): batches
+//! equal token-by-token decoding across the batch boundary, phi3 picks its
+//! LongRoPE factors by context size, gemma2's final soft-cap bounds the
 //! logits, the context shift re-rotates keys with each layer's RoPE, and a
 //! missing architecture-specific tensor is named in the error.
 
@@ -11,12 +13,20 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 5] = [
+const ARCHS: [&str; 13] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
     "tiny-gemma2",
     "tiny-gemma3",
+    "tiny-qwen3moe",
+    "tiny-gemma",
+    "tiny-starcoder2",
+    "tiny-command-r",
+    "tiny-cohere2",
+    "tiny-olmo2",
+    "tiny-granite",
+    "tiny-mistral3",
 ];
 
 fn tmp(name: &str) -> PathBuf {
@@ -145,6 +155,9 @@ fn missing_arch_specific_tensors_are_named() {
         ("tiny-phi3", "blk.0.ffn_up.weight"),
         ("tiny-gemma2", "blk.1.post_ffw_norm.weight"),
         ("tiny-gemma3", "blk.5.attn_q_norm.weight"),
+        ("tiny-qwen3moe", "blk.1.ffn_down_exps.weight"),
+        ("tiny-starcoder2", "blk.0.ffn_norm.bias"),
+        ("tiny-command-r", "blk.1.ffn_gate.weight"),
     ] {
         let spec = Spec::preset(preset).unwrap();
         let full = spec.build(&|_| TensorType::F32).unwrap();
@@ -166,6 +179,51 @@ fn missing_arch_specific_tensors_are_named() {
         match Model::load(&path) {
             Err(ModelError::MissingTensor(name)) => assert_eq!(name, missing, "{preset}"),
             other => panic!("{preset}: expected a missing tensor error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn qwen3moe_without_experts_is_a_config_error() {
+    let spec = Spec {
+        n_expert: 0,
+        n_expert_used: 0,
+        ..Spec::tiny_qwen3moe()
+    };
+    let path = tmp("tiny-qwen3moe-dense.gguf");
+    spec.write(&path, TensorType::F32).unwrap();
+    match Model::load(&path) {
+        Err(ModelError::Config { key, .. }) => assert_eq!(key, "qwen3moe.expert_count"),
+        other => panic!("expected a config error, got {other:?}"),
+    }
+}
+
+#[test]
+fn files_of_unsupported_variants_are_config_errors() {
+    // OLMo 3 (olmo2 with sliding-window layers) and Command R+ (64 layers
+    // and more, with per-head q/k LayerNorms) load in llama.cpp; hearth names
+    // the key instead of running them without those parts.
+    let olmo3 = Spec {
+        sliding_window: Some(16),
+        ..Spec::tiny_olmo2()
+    };
+    let command_r_plus = Spec {
+        n_layer: 64,
+        n_embd: 64,
+        n_head: 2,
+        n_head_kv: 2,
+        n_ff: 64,
+        ..Spec::tiny_command_r()
+    };
+    for (spec, key) in [
+        (olmo3, "olmo2.attention.sliding_window"),
+        (command_r_plus, "command-r.block_count"),
+    ] {
+        let path = tmp(&format!("{}-unsupported.gguf", spec.arch));
+        spec.write(&path, TensorType::F32).unwrap();
+        match Model::load(&path) {
+            Err(ModelError::Config { key: k, .. }) => assert_eq!(k, key),
+            other => panic!("{key}: expected a config error, got {other:?}"),
         }
     }
 }

@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 8] = [
+const PRESETS: [&str; 16] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -24,6 +24,14 @@ const PRESETS: [&str; 8] = [
     "tiny-phi3",
     "tiny-gemma2",
     "tiny-gemma3",
+    "tiny-qwen3moe",
+    "tiny-gemma",
+    "tiny-starcoder2",
+    "tiny-command-r",
+    "tiny-cohere2",
+    "tiny-olmo2",
+    "tiny-granite",
+    "tiny-mistral3",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

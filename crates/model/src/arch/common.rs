@@ -207,6 +207,20 @@ pub fn rope_from_hparams(
     })
 }
 
+/// `expert_count` and `expert_used_count` (0 and 0 for a dense model),
+/// checked against each other.
+pub fn experts(hp: &Hparams<'_>) -> Result<(usize, usize), ModelError> {
+    let n_expert = hp.opt_count("expert_count")?.unwrap_or(0);
+    let n_expert_used = hp.opt_count("expert_used_count")?.unwrap_or(0);
+    if (n_expert > 0) != (n_expert_used > 0) || n_expert_used > n_expert {
+        return Err(config(
+            &hp.key("expert_used_count"),
+            &format!("{n_expert_used} experts used of {n_expert}"),
+        ));
+    }
+    Ok((n_expert, n_expert_used))
+}
+
 /// A projection with an optional bias.
 #[derive(Debug)]
 pub struct Linear {
@@ -271,16 +285,39 @@ impl<'a> Loader<'a> {
         })
     }
 
-    /// The output head: `output.weight` (+ `output.bias`), or the token
-    /// embeddings when the file ties them (no `output.weight`).
-    pub fn output(&self, token_embd: &Tensor, d: &Dims) -> Result<Linear, ModelError> {
-        let w = self
-            .opt_matrix("output.weight", d.n_embd, d.n_vocab)?
-            .unwrap_or_else(|| token_embd.clone());
-        Ok(Linear {
-            w,
+    /// A stack of `n_expert` matrices of `n_out` rows of `n_in` (MoE experts).
+    pub fn experts(
+        &self,
+        name: &str,
+        n_in: usize,
+        n_out: usize,
+        n_expert: usize,
+    ) -> Result<Tensor, ModelError> {
+        self.tensors.get(
+            name,
+            &[n_in as u64, n_out as u64, n_expert as u64],
+            Use::MatMul,
+        )
+    }
+
+    /// The token embeddings and the output head: `output.weight` (+
+    /// `output.bias`), or the token embeddings when the file ties them (no
+    /// `output.weight`). The embeddings are only multiplied with (and so
+    /// repacked) when they double as the output head.
+    pub fn embeddings_and_output(&self, d: &Dims) -> Result<(Tensor, Linear), ModelError> {
+        let (e, v) = (d.n_embd as u64, d.n_vocab as u64);
+        let output = self.tensors.opt("output.weight", &[e, v], Use::MatMul)?;
+        let embd_use = if output.is_some() {
+            Use::Read
+        } else {
+            Use::MatMul
+        };
+        let token_embd = self.tensors.get("token_embd.weight", &[e, v], embd_use)?;
+        let output = Linear {
+            w: output.unwrap_or_else(|| token_embd.clone()),
             b: self.opt_vector("output.bias", d.n_vocab)?,
-        })
+        };
+        Ok((token_embd, output))
     }
 }
 
@@ -304,7 +341,8 @@ pub struct Buffers {
     pub v: Vec<f32>,
     /// (n_rows, q_dim + 2 kv_dim) fused q|k|v projection (phi3); empty otherwise.
     pub qkv: Vec<f32>,
-    /// (n_rows, q_dim) attention output before Wo.
+    /// (n_rows, q_dim) attention output before Wo; before attention, the
+    /// scratch of q/k norms in place.
     pub attn: Vec<f32>,
     /// (n_rows, n_embd) output of Wo / Wdown.
     pub proj: Vec<f32>,
@@ -314,8 +352,6 @@ pub struct Buffers {
     pub up: Vec<f32>,
     /// (n_rot) RoPE cos/sin cache.
     pub rope: Vec<f32>,
-    /// (head_dim) one head's values, for normalising heads in place.
-    pub head: Vec<f32>,
     /// Activations converted for the matmul kernels.
     pub act: Vec<u8>,
     /// Per-thread attention scores.
@@ -393,7 +429,6 @@ impl Buffers {
             gate: vec![0.0; b * d.n_ff],
             up: vec![0.0; up],
             rope: vec![0.0; d.n_rot],
-            head: vec![0.0; d.head_dim],
             act: vec![0; act],
             attn_scratch: vec![0.0; attention::scratch_len(pool, n_ctx, d.head_dim)],
             moe,
@@ -428,8 +463,9 @@ pub trait Decoder {
     fn matrices(&self) -> Vec<&Tensor>;
 
     /// The RoPE of `layer` and its frequency factors, for a sequence of `n_ctx`
-    /// positions (the K-shift needs them too).
-    fn rope(&self, layer: usize, n_ctx: usize) -> (Rope, Option<Vec<f32>>);
+    /// positions (the K-shift needs them too); `None` for a layer without
+    /// RoPE (cohere2's global layers).
+    fn rope(&self, layer: usize, n_ctx: usize) -> Option<(Rope, Option<Vec<f32>>)>;
 
     /// Runs the batch's `tokens` (one row each, the segments of `step.seqs` one
     /// after another) through the layers, storing their keys and values in
@@ -462,8 +498,7 @@ pub fn embed(
     Ok(())
 }
 
-/// RMS-normalises each `weight.len()`-wide row of `x` into `out` (also per head,
-/// for the q/k norms of qwen3 and gemma3).
+/// RMS-normalises each `weight.len()`-wide row of `x` into `out`.
 pub fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     let n = weight.len();
     for (o, r) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
@@ -471,7 +506,7 @@ pub fn norm_rows(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     }
 }
 
-/// [`norm_rows`] in place.
+/// [`norm_rows`] in place (per head: the q/k norms of qwen3 and gemma3).
 pub fn norm_rows_in_place(x: &mut [f32], weight: &[f32], eps: f32, tmp: &mut [f32]) {
     let n = weight.len();
     for r in x.chunks_exact_mut(n) {
@@ -576,54 +611,6 @@ pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape
         );
         r = rows.end;
     }
-}
-
-/// `x = cap · tanh(x / cap)` (ggml_scale, ggml_tanh, ggml_scale: gemma's logit
-/// soft-capping).
-pub fn softcap(x: &mut [f32], cap: f32) {
-    let inv = 1.0 / cap;
-    for v in x {
-        *v = (*v * inv).tanh() * cap;
-    }
-}
-
-/// The output head over the rows `buf.out_rows` of `buf.x`: `output_norm`,
-/// then (unless hidden states are wanted) the output projection and, if set,
-/// the final logit soft-cap.
-pub fn output_head(
-    step: &mut Step<'_, '_>,
-    d: &Dims,
-    output_norm: &[f32],
-    output: &Linear,
-    final_softcap: Option<f32>,
-    out: Out<'_>,
-) -> Result<(), ModelError> {
-    let e = d.n_embd;
-    let buf = &mut *step.buf;
-    let rows = buf.out_rows.len();
-    let normed = if out.hidden {
-        &mut out.dest[..rows * e]
-    } else {
-        &mut buf.h[..rows * e]
-    };
-    for (o, &r) in normed.chunks_exact_mut(e).zip(&buf.out_rows) {
-        rmsnorm(o, &buf.x[r * e..(r + 1) * e], output_norm, d.norm_eps);
-    }
-    if out.hidden {
-        return Ok(());
-    }
-    project(
-        step.gguf,
-        step.pool,
-        output,
-        &buf.h[..rows * e],
-        &mut buf.act,
-        out.dest,
-    )?;
-    if let Some(cap) = final_softcap {
-        softcap(out.dest, cap);
-    }
-    Ok(())
 }
 
 /// Which layers use the sliding window, as llama.cpp's `load_swa_pattern`

@@ -1,326 +1,66 @@
-//! The `gemma3` architecture: Gemma 3 (text) as GGUF files describe it. Follows
-//! llama.cpp's src/models/gemma3.cpp step by step:
-//!
-//! ```text
-//! x = token_embd[tokens] · sqrt(n_embd)
-//! for each layer (5 of every 6 slide over a window with their own RoPE base):
-//!     h = rmsnorm(x) · attn_norm
-//!     q, k, v = Wq h, Wk h, Wv h
-//!     q, k = rmsnorm(q) · q_norm, rmsnorm(k) · k_norm     (per head)
-//!     q, k = rope(q), rope(k)                             (NEOX pairing)
-//!     a = attention(q · attention_scale, cache k, cache v)
-//!     x += rmsnorm(Wo a) · attn_post_norm
-//!     h = rmsnorm(x) · ffn_norm
-//!     x += rmsnorm(Wdown (gelu(Wgate h) * Wup h)) · ffn_post_norm
-//! logits = Woutput (rmsnorm(x) · output_norm)   (Woutput tied to token_embd if absent)
-//!          soft-capped only if the file sets final_logit_softcapping
-//! ```
-//!
-//! Gemma's RMS norm multiplies by `1 + weight`; the converter stores `1 + weight`,
-//! so at run time it is the plain RMS norm. Without `attention.sliding_window`
-//! every layer is global. Unlike gemma2 there is no attention soft-capping.
+//! The `gemma3` architecture: Gemma 3 (text) as GGUF files describe it, the
+//! Gemma family's decoder ([`super::gemma`]) with llama.cpp's
+//! src/models/gemma3.cpp settings: 5 of every 6 layers slide over
+//! `attention.sliding_window` with RoPE base `rope.freq_base_swa` (default
+//! 10000, never scaled: the linear factor of the larger models applies to
+//! global layers only), per-head q/k norms, post-attention and post-FFN
+//! norms, no attention soft-capping; logits soft-capped only if the file sets
+//! `final_logit_softcapping`; the output head tied to the embeddings if the
+//! file has no `output.weight`. Without `attention.sliding_window` every layer
+//! is global.
 
 use gguf::GgufModel;
 
-use super::common::{
-    self, Decoder, Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place,
-    output_head, project, rope_qk, self_attention,
-};
+use super::block::{Parts, QkNorm};
+use super::common::{self, Dims};
+use super::gemma::{Config, Gemma};
 use crate::ModelError;
-use crate::loader::{Hparams, Tensor};
-use crate::ops::attention::AttentionShape;
+use crate::loader::Hparams;
 use crate::ops::rope::{Rope, RopeMode};
-use crate::ops::{add_assign, geglu};
 
-/// Hyper-parameters, from the `gemma3.*` metadata keys.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Shared sizes.
-    pub dims: Dims,
-    /// RoPE of the global layers (NEOX pairing).
-    pub rope: Rope,
-    /// RoPE of the sliding-window layers: `rope.freq_base_swa` (default
-    /// 10000), never scaled (the linear factor of the larger models applies to
-    /// global layers only).
-    pub rope_swa: Rope,
-    /// `attention.sliding_window`; 0 when absent (no layer slides).
-    pub window: usize,
-    /// Per layer: whether it uses the sliding window
-    /// (`attention.sliding_window_pattern`, default 5 local : 1 global).
-    pub swa_layers: Vec<bool>,
-    /// Multiplier of q before attention: `1/sqrt(head_dim)`, or
-    /// `1/sqrt(n_embd / n_head)` for the 27B model (62 layers), after
-    /// gemma_pytorch's `query_pre_attn_scalar` as llama.cpp hard-codes it.
-    pub attention_scale: f32,
-    /// `final_logit_softcapping`, if set and non-zero.
-    pub final_softcap: Option<f32>,
+/// The gemma3 architecture: the Gemma decoder with its config and weights.
+pub type Gemma3 = Gemma;
+
+/// Reads the hyper-parameters as llama.cpp's `llama_model_gemma3` does.
+pub fn config(gguf: &GgufModel) -> Result<Config, ModelError> {
+    let dims = Dims::from_metadata(gguf, "gemma3")?;
+    let md = gguf.metadata();
+    let hp = Hparams::new(md, "gemma3");
+    let rope = common::rope_from_hparams(&hp, RopeMode::Neox, dims.n_rot, dims.n_ctx_train)?;
+    let rope_swa = Rope {
+        freq_base: hp.opt_f32("rope.freq_base_swa")?.unwrap_or(10000.0),
+        freq_scale: 1.0,
+        ..rope.clone()
+    };
+    let window = hp.opt_count("attention.sliding_window")?.filter(|&w| w > 0);
+    let swa_layers = match window {
+        Some(_) => common::swa_layers(md, &hp, dims.n_layer, 6)?,
+        None => vec![false; dims.n_layer],
+    };
+    // The 27B model (62 layers) scales by 1/sqrt(n_embd / n_head).
+    let attention_scale = if dims.n_layer == 62 {
+        1.0 / ((dims.n_embd / dims.n_head) as f32).sqrt()
+    } else {
+        1.0 / (dims.head_dim as f32).sqrt()
+    };
+    Ok(Config {
+        swa_layers,
+        window: window.unwrap_or(0),
+        attn_softcap: None,
+        final_softcap: hp.opt_f32("final_logit_softcapping")?.filter(|&c| c != 0.0),
+        attention_scale,
+        rope,
+        rope_swa,
+        dims,
+    })
 }
 
-impl Config {
-    /// Reads the hyper-parameters as llama.cpp's `llama_model_gemma3` does.
-    pub fn from_metadata(gguf: &GgufModel) -> Result<Config, ModelError> {
-        let dims = Dims::from_metadata(gguf, "gemma3")?;
-        let md = gguf.metadata();
-        let hp = Hparams::new(md, "gemma3");
-        let rope = common::rope_from_hparams(&hp, RopeMode::Neox, dims.n_rot, dims.n_ctx_train)?;
-        let rope_swa = Rope {
-            freq_base: hp.opt_f32("rope.freq_base_swa")?.unwrap_or(10000.0),
-            freq_scale: 1.0,
-            ..rope.clone()
-        };
-        let window = hp.opt_count("attention.sliding_window")?.filter(|&w| w > 0);
-        let swa_layers = match window {
-            Some(_) => common::swa_layers(md, &hp, dims.n_layer, 6)?,
-            None => vec![false; dims.n_layer],
-        };
-        let attention_scale = if dims.n_layer == 62 {
-            1.0 / ((dims.n_embd / dims.n_head) as f32).sqrt()
-        } else {
-            1.0 / (dims.head_dim as f32).sqrt()
-        };
-        Ok(Config {
-            swa_layers,
-            window: window.unwrap_or(0),
-            final_softcap: hp.opt_f32("final_logit_softcapping")?.filter(|&c| c != 0.0),
-            attention_scale,
-            rope,
-            rope_swa,
-            dims,
-        })
-    }
-}
-
-/// One transformer block's weights.
-#[derive(Debug)]
-struct Layer {
-    /// (n_embd)
-    attn_norm: Vec<f32>,
-    /// (n_embd, n_head * head_dim)
-    q: Linear,
-    /// (n_embd, n_head_kv * head_dim)
-    k: Linear,
-    /// (n_embd, n_head_kv * head_dim)
-    v: Linear,
-    /// (head_dim) RMS norm weights of each query head.
-    q_norm: Vec<f32>,
-    /// (head_dim) RMS norm weights of each key head.
-    k_norm: Vec<f32>,
-    /// (n_head * head_dim, n_embd)
-    o: Linear,
-    /// (n_embd) norm of the attention output before the residual add.
-    attn_post_norm: Vec<f32>,
-    /// (n_embd)
-    ffn_norm: Vec<f32>,
-    /// (n_embd, n_ff)
-    gate: Linear,
-    /// (n_embd, n_ff)
-    up: Linear,
-    /// (n_ff, n_embd)
-    down: Linear,
-    /// (n_embd) norm of the feed-forward output before the residual add.
-    ffn_post_norm: Vec<f32>,
-}
-
-/// Views of every tensor (matrices stay in the memory map; the small vectors are
-/// copied out as f32 at load).
-#[derive(Debug)]
-struct Weights {
-    /// (n_embd, n_vocab)
-    token_embd: Tensor,
-    layers: Vec<Layer>,
-    /// (n_embd)
-    output_norm: Vec<f32>,
-    /// (n_embd, n_vocab), `token_embd` when tied.
-    output: Linear,
-}
-
-impl Weights {
-    fn load(gguf: &GgufModel, d: &Dims) -> Result<Weights, ModelError> {
-        let t = Loader::new(gguf);
-        let (e, f, qd, kvd) = (d.n_embd, d.n_ff, d.q_dim(), d.kv_dim());
-        let token_embd = t.matrix("token_embd.weight", e, d.n_vocab)?;
-        let layers = (0..d.n_layer)
-            .map(|i| {
-                let p = format!("blk.{i}");
-                Ok(Layer {
-                    attn_norm: t.vector(&format!("{p}.attn_norm.weight"), e)?,
-                    q: t.linear(&format!("{p}.attn_q"), e, qd)?,
-                    k: t.linear(&format!("{p}.attn_k"), e, kvd)?,
-                    v: t.linear(&format!("{p}.attn_v"), e, kvd)?,
-                    q_norm: t.vector(&format!("{p}.attn_q_norm.weight"), d.head_dim)?,
-                    k_norm: t.vector(&format!("{p}.attn_k_norm.weight"), d.head_dim)?,
-                    o: t.linear(&format!("{p}.attn_output"), qd, e)?,
-                    attn_post_norm: t.vector(&format!("{p}.post_attention_norm.weight"), e)?,
-                    ffn_norm: t.vector(&format!("{p}.ffn_norm.weight"), e)?,
-                    gate: t.linear(&format!("{p}.ffn_gate"), e, f)?,
-                    up: t.linear(&format!("{p}.ffn_up"), e, f)?,
-                    down: t.linear(&format!("{p}.ffn_down"), f, e)?,
-                    ffn_post_norm: t.vector(&format!("{p}.post_ffw_norm.weight"), e)?,
-                })
-            })
-            .collect::<Result<Vec<_>, ModelError>>()?;
-        Ok(Weights {
-            output: t.output(&token_embd, d)?,
-            output_norm: t.vector("output_norm.weight", e)?,
-            token_embd,
-            layers,
-        })
-    }
-}
-
-/// The gemma3 architecture: its config and weights.
-#[derive(Debug)]
-pub struct Gemma3 {
-    /// Hyper-parameters.
-    pub config: Config,
-    weights: Weights,
-}
-
-impl Gemma3 {
-    /// Reads the config and checks every tensor.
-    pub fn load(gguf: &GgufModel) -> Result<Gemma3, ModelError> {
-        let config = Config::from_metadata(gguf)?;
-        let weights = Weights::load(gguf, &config.dims)?;
-        Ok(Gemma3 { config, weights })
-    }
-}
-
-impl Decoder for Gemma3 {
-    fn dims(&self) -> &Dims {
-        &self.config.dims
-    }
-
-    fn matrices(&self) -> Vec<&Tensor> {
-        let mut all = vec![&self.weights.output.w];
-        for l in &self.weights.layers {
-            all.extend([
-                &l.q.w, &l.k.w, &l.v.w, &l.o.w, &l.gate.w, &l.up.w, &l.down.w,
-            ]);
-        }
-        all
-    }
-
-    fn rope(&self, layer: usize, _n_ctx: usize) -> (Rope, Option<Vec<f32>>) {
-        let c = &self.config;
-        let rope = if c.swa_layers[layer] {
-            &c.rope_swa
-        } else {
-            &c.rope
-        };
-        (rope.clone(), None)
-    }
-
-    fn forward_batch(
-        &self,
-        s: &mut Step<'_, '_>,
-        tokens: &[u32],
-        out: Option<Out<'_>>,
-    ) -> Result<(), ModelError> {
-        let c = &self.config;
-        let d = &c.dims;
-        let w = &self.weights;
-        let n = tokens.len();
-        let (e, qd, kvd, nf) = (d.n_embd, d.q_dim(), d.kv_dim(), n * d.n_ff);
-        let (gguf, pool) = (s.gguf, s.pool);
-
-        // Embeddings scaled by sqrt(n_embd).
-        let scale = (e as f32).sqrt();
-        embed(gguf, &w.token_embd, tokens, scale, &mut s.buf.x[..n * e])?;
-        for (il, layer) in w.layers.iter().enumerate() {
-            let swa = c.swa_layers[il];
-            let (rope, window) = if swa {
-                (&c.rope_swa, Some(c.window))
-            } else {
-                (&c.rope, None)
-            };
-            let shape = AttentionShape {
-                n_head: d.n_head,
-                n_head_kv: d.n_head_kv,
-                head_dim: d.head_dim,
-                // q is scaled before attention instead (ggml_scale on Qcur).
-                kq_scale: 1.0,
-                window,
-                softcap: None,
-            };
-
-            // Attention block: h = rmsnorm(x) · attn_norm; q, k, v; per-head
-            // norms; RoPE.
-            let b = &mut *s.buf;
-            norm_rows(
-                &mut b.h[..n * e],
-                &b.x[..n * e],
-                &layer.attn_norm,
-                d.norm_eps,
-            );
-            let h = &b.h[..n * e];
-            project(gguf, pool, &layer.q, h, &mut b.act, &mut b.q[..n * qd])?;
-            project(gguf, pool, &layer.k, h, &mut b.act, &mut b.k[..n * kvd])?;
-            project(gguf, pool, &layer.v, h, &mut b.act, &mut b.v[..n * kvd])?;
-            norm_rows_in_place(&mut b.q[..n * qd], &layer.q_norm, d.norm_eps, &mut b.head);
-            norm_rows_in_place(&mut b.k[..n * kvd], &layer.k_norm, d.norm_eps, &mut b.head);
-            rope_qk(
-                s.seqs,
-                rope,
-                &|_| None,
-                d.head_dim,
-                &mut b.q[..n * qd],
-                &mut b.k[..n * kvd],
-                &mut b.rope,
-            );
-            b.q[..n * qd]
-                .iter_mut()
-                .for_each(|v| *v *= c.attention_scale);
-            self_attention(s, il, &shape);
-            // x += rmsnorm(Wo a) · attn_post_norm
-            let b = &mut *s.buf;
-            project(
-                gguf,
-                pool,
-                &layer.o,
-                &b.attn[..n * qd],
-                &mut b.act,
-                &mut b.proj[..n * e],
-            )?;
-            norm_rows(
-                &mut b.h[..n * e],
-                &b.proj[..n * e],
-                &layer.attn_post_norm,
-                d.norm_eps,
-            );
-            add_assign(&mut b.x[..n * e], &b.h[..n * e]);
-
-            // Feed-forward block: x += rmsnorm(Wdown (gelu(Wgate h) * Wup h)) · ffn_post_norm.
-            norm_rows(
-                &mut b.h[..n * e],
-                &b.x[..n * e],
-                &layer.ffn_norm,
-                d.norm_eps,
-            );
-            let h = &b.h[..n * e];
-            project(gguf, pool, &layer.gate, h, &mut b.act, &mut b.gate[..nf])?;
-            project(gguf, pool, &layer.up, h, &mut b.act, &mut b.up[..nf])?;
-            geglu(&mut b.gate[..nf], &b.up[..nf]);
-            project(
-                gguf,
-                pool,
-                &layer.down,
-                &b.gate[..nf],
-                &mut b.act,
-                &mut b.proj[..n * e],
-            )?;
-            norm_rows(
-                &mut b.h[..n * e],
-                &b.proj[..n * e],
-                &layer.ffn_post_norm,
-                d.norm_eps,
-            );
-            add_assign(&mut b.x[..n * e], &b.h[..n * e]);
-        }
-
-        // Output head (soft-capped if the file says so), only for the rows asked for.
-        match out {
-            Some(out) => output_head(s, d, &w.output_norm, &w.output, c.final_softcap, out),
-            None => Ok(()),
-        }
-    }
+/// Reads the config and checks every tensor.
+pub fn load(gguf: &GgufModel) -> Result<Gemma3, ModelError> {
+    let parts = Parts {
+        qk_norm: QkNorm::PerHead,
+        post_norms: true,
+        ..Parts::PLAIN
+    };
+    Gemma::load(gguf, config(gguf)?, &parts)
 }

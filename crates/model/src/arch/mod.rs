@@ -20,13 +20,24 @@
 //! ```
 
 pub mod batch;
+pub mod block;
+pub mod cohere2;
+pub mod command_r;
 pub mod common;
+pub mod gemma;
 pub mod gemma2;
 pub mod gemma3;
+pub mod granite;
 pub mod llama;
+pub mod mistral3;
+pub mod moe;
+pub mod olmo2;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
+pub mod qwen3moe;
+pub mod standard;
+pub mod starcoder2;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,8 +57,24 @@ pub enum Arch {
     Qwen2(qwen2::Qwen2),
     /// `qwen3`: Qwen3 (dense).
     Qwen3(qwen3::Qwen3),
+    /// `qwen3moe`: Qwen3 mixture of experts (30B-A3B, 235B-A22B).
+    Qwen3Moe(qwen3moe::Qwen3Moe),
     /// `phi3`: Phi-3, Phi-3.5 and Phi-4 (dense).
     Phi3(phi3::Phi3),
+    /// `command-r`: Command R.
+    CommandR(command_r::Cohere),
+    /// `mistral3`: Mistral Small 3.x and Ministral 3 (text).
+    Mistral3(mistral3::Mistral3),
+    /// `granite`: IBM Granite 3.x (dense).
+    Granite(granite::Granite),
+    /// `olmo2`: OLMo 2.
+    Olmo2(olmo2::Olmo2),
+    /// `cohere2`: Command R7B.
+    Cohere2(cohere2::Cohere2),
+    /// `starcoder2`: StarCoder2.
+    Starcoder2(starcoder2::Starcoder2),
+    /// `gemma`: Gemma 1 and CodeGemma.
+    Gemma(gemma::Gemma),
     /// `gemma2`: Gemma 2.
     Gemma2(gemma2::Gemma2),
     /// `gemma3`: Gemma 3 (text).
@@ -61,7 +88,15 @@ impl Arch {
             Arch::Llama(m) => m,
             Arch::Qwen2(m) => m,
             Arch::Qwen3(m) => m,
+            Arch::Qwen3Moe(m) => m,
             Arch::Phi3(m) => m,
+            Arch::CommandR(m) => m,
+            Arch::Mistral3(m) => m,
+            Arch::Granite(m) => m,
+            Arch::Olmo2(m) => m,
+            Arch::Cohere2(m) => m,
+            Arch::Starcoder2(m) => m,
+            Arch::Gemma(m) => m,
             Arch::Gemma2(m) => m,
             Arch::Gemma3(m) => m,
         }
@@ -148,11 +183,19 @@ impl Model {
         let name = md.get_str("general.architecture")?.to_owned();
         let arch = match name.as_str() {
             "llama" => Arch::Llama(llama::Llama::load(&gguf)?),
-            "qwen2" => Arch::Qwen2(qwen2::Qwen2::load(&gguf)?),
-            "qwen3" => Arch::Qwen3(qwen3::Qwen3::load(&gguf)?),
+            "qwen2" => Arch::Qwen2(qwen2::load(&gguf)?),
+            "qwen3" => Arch::Qwen3(qwen3::load(&gguf)?),
+            "qwen3moe" => Arch::Qwen3Moe(qwen3moe::load(&gguf)?),
             "phi3" => Arch::Phi3(phi3::Phi3::load(&gguf)?),
-            "gemma2" => Arch::Gemma2(gemma2::Gemma2::load(&gguf)?),
-            "gemma3" => Arch::Gemma3(gemma3::Gemma3::load(&gguf)?),
+            "command-r" => Arch::CommandR(command_r::load(&gguf)?),
+            "mistral3" => Arch::Mistral3(mistral3::Mistral3::load(&gguf)?),
+            "granite" => Arch::Granite(granite::Granite::load(&gguf)?),
+            "olmo2" => Arch::Olmo2(olmo2::load(&gguf)?),
+            "cohere2" => Arch::Cohere2(cohere2::load(&gguf)?),
+            "starcoder2" => Arch::Starcoder2(starcoder2::load(&gguf)?),
+            "gemma" => Arch::Gemma(gemma::load(&gguf)?),
+            "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),
+            "gemma3" => Arch::Gemma3(gemma3::load(&gguf)?),
             _ => return Err(ModelError::UnknownArchitecture(name)),
         };
         let c = arch.dims();
@@ -303,11 +346,7 @@ impl Model {
                 n_ctx: seq.state.kv.n_ctx(),
                 kv: common::SeqKv::Own(&mut seq.state.kv),
                 tokens: seq.tokens,
-                want: match seq.logits {
-                    None => common::Want::Nothing,
-                    Some(Logits::Last) => common::Want::Last,
-                    Some(Logits::All) => common::Want::All,
-                },
+                want: want(seq.logits),
             })
             .collect();
         common::forward(
@@ -401,11 +440,7 @@ impl Model {
                 n_ctx,
                 pos0: seq.n_past,
                 tokens: seq.tokens,
-                want: match seq.logits {
-                    None => common::Want::Nothing,
-                    Some(Logits::Last) => common::Want::Last,
-                    Some(Logits::All) => common::Want::All,
-                },
+                want: want(seq.logits),
             })
             .collect();
         common::forward(
@@ -503,6 +538,15 @@ impl Model {
             ));
         }
         Ok(())
+    }
+}
+
+/// The rows of a sequence's tokens whose logits `logits` asks for.
+fn want(logits: Option<Logits>) -> common::Want {
+    match logits {
+        None => common::Want::Nothing,
+        Some(Logits::Last) => common::Want::Last,
+        Some(Logits::All) => common::Want::All,
     }
 }
 

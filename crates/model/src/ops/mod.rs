@@ -23,6 +23,39 @@ pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     }
 }
 
+/// `out = (x - mean) / sqrt(variance + eps) * weight (+ bias)` (ggml_norm,
+/// then ggml_mul and ggml_add), LayerNorm.
+///
+/// As ggml's x86-64 AVX-512 build computes it (`ggml_vec_sum_f32`,
+/// `ggml_vec_cvar_f32`): the mean from an f64 sum rounded to f32; the squared
+/// deviations summed 16 at a time in the tree order of
+/// `_mm512_reduce_add_ps` (lanes `i + 8`, then `+ 4`, `+ 2`, `+ 1`), each
+/// group's f32 total added to an f64 sum, and the rest one by one.
+pub fn layernorm(out: &mut [f32], x: &[f32], weight: &[f32], bias: Option<&[f32]>, eps: f32) {
+    let n = x.len();
+    let sum: f64 = x.iter().map(|&v| f64::from(v)).sum();
+    let mean = sum as f32 / n as f32;
+    let mut sq_sum = 0f64;
+    let mut groups = x.chunks_exact(16);
+    for g in &mut groups {
+        let sq: [f32; 16] = std::array::from_fn(|i| (g[i] - mean) * (g[i] - mean));
+        let t8: [f32; 8] = std::array::from_fn(|i| sq[i + 8] + sq[i]);
+        let t4: [f32; 4] = std::array::from_fn(|i| t8[i + 4] + t8[i]);
+        sq_sum += f64::from((t4[0] + t4[2]) + (t4[1] + t4[3]));
+    }
+    for &v in groups.remainder() {
+        sq_sum += f64::from((v - mean) * (v - mean));
+    }
+    let variance = (sq_sum / n as f64) as f32;
+    let scale = 1.0 / (variance + eps).sqrt();
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = (v - mean) * scale * w;
+    }
+    if let Some(b) = bias {
+        add_assign(out, b);
+    }
+}
+
 /// Softmax in place: `x[i] = exp(x[i] - max) / Σ exp(x[j] - max)`.
 ///
 /// As ggml's `ggml_vec_soft_max_f32`, the sum is accumulated in f64 and its
@@ -244,6 +277,28 @@ pub fn route_top_k(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layernorm_centres_and_scales() {
+        // 20 values: one group of 16 in the tree order and 4 one by one.
+        let x: Vec<f32> = (0..20)
+            .map(|i| (i as f32 * 0.7).sin() * 3.0 + 1.0)
+            .collect();
+        let w = vec![2.0f32; 20];
+        let b = vec![0.5f32; 20];
+        let mut out = vec![0.0; 20];
+        layernorm(&mut out, &x, &w, Some(&b), 1e-5);
+        let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / 20.0;
+        let var = x
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / 20.0;
+        for (o, &v) in out.iter().zip(&x) {
+            let want = (f64::from(v) - mean) / (var + 1e-5).sqrt() * 2.0 + 0.5;
+            assert!((f64::from(*o) - want).abs() < 1e-5, "{o} vs {want}");
+        }
+    }
 
     #[test]
     fn rmsnorm_scales_to_unit_rms() {

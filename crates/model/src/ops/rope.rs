@@ -89,7 +89,10 @@ impl Rope {
             let y = ((i0 / 2) as f32 - corr[0]) / (corr[1] - corr[0]).max(0.001);
             let ramp = 1.0 - y.clamp(0.0, 1.0);
             let mix = ramp * self.ext_factor;
-            theta = theta_interp * (1.0 - mix) + theta_extrap * mix;
+            // GCC contracts ggml's `theta_interp * (1 - ramp_mix) + theta_extrap
+            // * ramp_mix` into one FMA, the first product fused (one angle of
+            // the tiny mistral3 F16 fixture rounds the other way without).
+            theta = theta_interp.mul_add(1.0 - mix, theta_extrap * mix);
             mscale *= 1.0 + 0.1 * (1.0 / self.freq_scale).ln();
         }
         (theta.cos() * mscale, theta.sin() * mscale)
