@@ -57,6 +57,27 @@ impl Metadata {
         }
     }
 
+    /// Removes `key` if present, keeping the order of the other entries (ggml's
+    /// `gguf_remove_key`); returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let i = self.index.remove(key)?;
+        let (_, value) = self.entries.remove(i);
+        for slot in self.index.values_mut() {
+            if *slot > i {
+                *slot -= 1;
+            }
+        }
+        Some(value)
+    }
+
+    /// Sets `key` to `value` as the last entry, moving it there if it was present
+    /// (ggml's `gguf_set_val_*`, which removes then appends).
+    pub fn set_last(&mut self, key: &str, value: Value) {
+        self.remove(key);
+        self.index.insert(key.to_owned(), self.entries.len());
+        self.entries.push((key.to_owned(), value));
+    }
+
     /// The value stored under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.index.get(key).map(|&i| &self.entries[i].1)

@@ -22,6 +22,7 @@ mod plot;
 mod ps;
 mod pull;
 mod push;
+mod quantize;
 mod remote;
 mod rm;
 mod run;
@@ -71,6 +72,8 @@ enum Command {
     Promote(channel::PromoteArgs),
     /// Push a model of the store to a registry (its name's host).
     Push(push::PushArgs),
+    /// Quantize a GGUF model as llama-quantize does (same presets, types and bytes).
+    Quantize(quantize::QuantizeArgs),
     /// Point a channel back at its target before the latest promotion.
     Rollback(channel::ChannelArgs),
     /// Remove models from the store, and the data no other model uses.
@@ -106,6 +109,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pull(args) => pull::run(&args),
         Command::Promote(args) => channel::promote(&args),
         Command::Push(args) => push::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
         Command::Rm(args) => rm::run(&args),
         Command::Rollback(args) => channel::rollback(&args),
         Command::Logits(args) => logits::run(&args),

@@ -167,7 +167,7 @@ impl Writer<'_> {
 /// `nearest_int`): adding 1.5·2^23 leaves the integer in the low mantissa bits.
 /// Larger inputs give the same wrapped result as ggml, which callers then clamp.
 #[inline]
-fn nearest_int(x: f32) -> i32 {
+pub(crate) fn nearest_int(x: f32) -> i32 {
     let biased = x + 12_582_912.0;
     ((biased.to_bits() as i32) & 0x007f_ffff) - 0x0040_0000
 }
