@@ -12,7 +12,7 @@ use gguf::TensorType;
 use crate::dispatch::WeightedFn;
 use crate::formats::float::f32_to_f16;
 use crate::formats::iquants as iq4;
-use crate::formats::kquants::nearest_int;
+use crate::formats::kquants::{self, nearest_int};
 use crate::formats::legacy::{QK, pack_q5};
 
 /// ggml-quants.c `GROUP_MAX_EPS`: a block whose largest magnitude is below this is zero.
@@ -25,6 +25,11 @@ pub fn quantizer(ty: TensorType) -> Option<WeightedFn> {
         TensorType::Q4_1 => Some(quantize_q4_1_weighted),
         TensorType::Q5_0 => Some(quantize_q5_0_weighted),
         TensorType::Q5_1 => Some(quantize_q5_1_weighted),
+        TensorType::Q2_K => Some(kquants::quantize_q2_k_weighted),
+        TensorType::Q3_K => Some(kquants::quantize_q3_k_weighted),
+        TensorType::Q4_K => Some(kquants::quantize_q4_k_weighted),
+        TensorType::Q5_K => Some(kquants::quantize_q5_k_weighted),
+        TensorType::Q6_K => Some(kquants::quantize_q6_k_weighted),
         TensorType::IQ4_NL => Some(iq4::quantize_iq4_nl_weighted),
         TensorType::IQ4_XS => Some(iq4::quantize_iq4_xs_weighted),
         _ => None,
@@ -169,6 +174,79 @@ pub(crate) fn make_qkx3_quants_weighted(
         }
     }
     (scale, -min)
+}
+
+/// ggml-quants.c `make_qp_quants`: a positive scale for non-negative `x` with
+/// quants in `0..=nmax` minimising the error weighted by `qw`, refined by moving
+/// single quants. Quants are stored as ggml's `uint8_t` would hold them.
+pub(crate) fn make_qp_quants(nmax: i32, x: &[f32], l: &mut [u8], qw: &[f32]) -> f32 {
+    let mut max = 0f32;
+    for &v in x {
+        max = if max > v { max } else { v };
+    }
+    if max < GROUP_MAX_EPS {
+        l.fill(0);
+        return 0.0;
+    }
+    let mut iscale = nmax as f32 / max;
+    for (li, &v) in l.iter_mut().zip(x) {
+        *li = nearest_int(iscale * v) as u8;
+    }
+    let scale = 1.0 / iscale;
+    let mut best_mse = 0f32;
+    for ((&v, &li), &w) in x.iter().zip(l.iter()).zip(qw) {
+        let diff = v - scale * f32::from(li);
+        best_mse += w * diff * diff;
+    }
+    for is in -4..=4 {
+        if is == 0 {
+            continue;
+        }
+        let iscale_is = (0.1 * is as f32 + nmax as f32) / max;
+        let scale_is = 1.0 / iscale_is;
+        let mut mse = 0f32;
+        for (&v, &w) in x.iter().zip(qw) {
+            let q = nearest_int(iscale_is * v).min(nmax);
+            let diff = v - scale_is * q as f32;
+            mse += w * diff * diff;
+        }
+        if mse < best_mse {
+            best_mse = mse;
+            iscale = iscale_is;
+        }
+    }
+    let (mut sumlx, mut suml2) = (0f32, 0f32);
+    for ((&v, li), &w) in x.iter().zip(l.iter_mut()).zip(qw) {
+        let q = nearest_int(iscale * v).min(nmax);
+        *li = q as u8;
+        sumlx += w * v * q as f32;
+        suml2 += w * q as f32 * q as f32;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for i in 0..x.len() {
+            let (w, v, li) = (qw[i], x[i], f32::from(l[i]));
+            let mut slx = sumlx - w * v * li;
+            let mut sl2 = suml2 - w * li * li;
+            if slx > 0.0 && sl2 > 0.0 {
+                let new_l = nearest_int(v * sl2 / slx).min(nmax);
+                if new_l != i32::from(l[i]) {
+                    slx += w * v * new_l as f32;
+                    sl2 += w * new_l as f32 * new_l as f32;
+                    if slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        l[i] = new_l as u8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
 }
 
 /// Nibbles of 32 quants: byte `j` holds element `j` low and `j + 16` high.
