@@ -187,17 +187,22 @@ fn check<'a>(
     imatrix: Option<&'a Imatrix>,
 ) -> Result<Vec<Item<'a>>, QuantizeError> {
     let preset = opts.preset.name();
+    // llama-quantize looks at every tensor for this first.
+    if imatrix.is_none()
+        && let Some(d) = decisions
+            .iter()
+            .find(|d| d.requires_imatrix && d.ty != infos[d.index].ty)
+    {
+        return Err(QuantizeError::NeedsImatrix {
+            preset,
+            tensor: infos[d.index].name.clone(),
+            ty: d.ty,
+        });
+    }
     let mut items = Vec::with_capacity(decisions.len());
     for decision in decisions {
         let info = infos[decision.index];
         let to = decision.ty;
-        if imatrix.is_none() && decision.requires_imatrix && to != info.ty {
-            return Err(QuantizeError::NeedsImatrix {
-                preset,
-                tensor: info.name.clone(),
-                ty: to,
-            });
-        }
         let mut weights = None;
         if to != info.ty {
             if let Some(m) = imatrix
