@@ -13,6 +13,7 @@ mod create;
 mod estimate;
 mod eval;
 mod format;
+mod imatrix;
 mod import;
 mod keys;
 mod list;
@@ -59,6 +60,8 @@ enum Command {
     History(channel::ChannelArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
     Keys(keys::KeysArgs),
+    /// Compute an importance matrix (llama-imatrix's format) for `quantize --imatrix`.
+    Imatrix(imatrix::ImatrixArgs),
     /// Import the models of an Ollama store (by hard link).
     Import(import::ImportArgs),
     /// List the models in the store.
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::History(args) => channel::history(&args),
         Command::Keys(args) => keys::run(&args),
+        Command::Imatrix(args) => imatrix::run(&args),
         Command::Import(args) => import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),

@@ -428,6 +428,10 @@ impl Llama {
         let buf = &mut *s.buf;
         let (e, k, nx) = (c.n_embd, c.n_expert_used, c.n_expert);
         let m = &mut buf.moe;
+        let collecting = crate::imatrix::collecting();
+        if collecting {
+            crate::imatrix::record(&router.name, &buf.h[..n * e], e);
+        }
         matmul(
             pool,
             &router.matrix(gguf),
@@ -462,6 +466,11 @@ impl Llama {
             }
             let nf = r * c.n_ff;
             let x = &m.gathered[..r * e];
+            if collecting {
+                for w in [gate, up] {
+                    crate::imatrix::record_expert(&w.name, expert, nx, x, e);
+                }
+            }
             matmul_expert(
                 pool,
                 &gate.expert(gguf, expert),
@@ -477,6 +486,9 @@ impl Llama {
                 &mut buf.up[..nf],
             )?;
             swiglu(&mut buf.gate[..nf], &buf.up[..nf]);
+            if collecting {
+                crate::imatrix::record_expert(&down.name, expert, nx, &buf.gate[..nf], c.n_ff);
+            }
             matmul_expert(
                 pool,
                 &down.expert(gguf, expert),

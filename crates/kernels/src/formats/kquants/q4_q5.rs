@@ -450,6 +450,76 @@ pub fn vec_dot_q5_k_q8_k_tiled(n: usize, x: &[u8], y: &[u8]) -> f32 {
         })
 }
 
+/// The weighted half of ggml's `quantize_row_q4_K_impl` / `quantize_row_q5_K_impl`
+/// (with `quant_weights`): a scale and min per 32 values by `make_qkx3_quants`
+/// under weights `qw·sqrt(sigma2 + x²)`, the 6-bit scales and mins by
+/// `make_qp_quants` weighted by each sub-block's total weight.
+fn weighted_scales_mins(x: &[f32; QK_K], qw: &[f32], nmax: i32, l: &mut [u8; QK_K]) -> ScalesMins {
+    let mut sum_x2 = 0f32;
+    for v in x {
+        sum_x2 += v * v;
+    }
+    let sigma2 = 2.0 * sum_x2 / QK_K as f32;
+    let mut weights = [0f32; 32];
+    let (mut sw, mut scales, mut mins) = ([0f32; 8], [0f32; 8], [0f32; 8]);
+    for j in 0..QK_K / 32 {
+        let xs = &x[32 * j..32 * j + 32];
+        for ((w, &v), &q) in weights.iter_mut().zip(xs).zip(&qw[32 * j..]) {
+            *w = q * (sigma2 + v * v).sqrt();
+        }
+        let mut sumw = 0f32;
+        for w in &weights {
+            sumw += w;
+        }
+        sw[j] = sumw;
+        (scales[j], mins[j]) = make_qkx3_quants_weighted(
+            nmax,
+            xs,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            (-0.9, 0.05, 36),
+        );
+    }
+    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
+    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
+    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+    if nmax == 31 {
+        // quantize_row_q5_K_impl clamps to 63; the Q4_K one does not.
+        (ls, lm) = (ls.map(|v| v.min(63)), lm.map(|v| v.min(63)));
+    }
+    pack_and_requantize(x, &ls, &lm, (d_block, m_block), nmax, l)
+}
+
+/// Quantize one row to Q4_K with an importance matrix `qw` (one weight per
+/// column), bit-exact with ggml's `quantize_q4_K`.
+pub fn quantize_q4_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (i, (xb, out)) in x
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(<BlockQ4K as KBlock>::SIZE))
+        .enumerate()
+    {
+        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
+        let mut l = [0u8; QK_K];
+        let sm = weighted_scales_mins(xb, &qw[QK_K * i..QK_K * (i + 1)], 15, &mut l);
+        q4_k_block(&sm, &l).write(&mut Writer { b: out, at: 0 });
+    }
+}
+
+/// Quantize one row to Q5_K with an importance matrix `qw`, bit-exact with
+/// ggml's `quantize_q5_K`.
+pub fn quantize_q5_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (i, (xb, out)) in x
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(<BlockQ5K as KBlock>::SIZE))
+        .enumerate()
+    {
+        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
+        let mut l = [0u8; QK_K];
+        let sm = weighted_scales_mins(xb, &qw[QK_K * i..QK_K * (i + 1)], 31, &mut l);
+        q5_k_block(&sm, &l).write(&mut Writer { b: out, at: 0 });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::test_util::{Rng, dot_error, relative_rmse, round_trip};
@@ -520,75 +590,5 @@ mod tests {
                 "{ty}: dot {got} vs {want}"
             );
         }
-    }
-}
-
-/// The weighted half of ggml's `quantize_row_q4_K_impl` / `quantize_row_q5_K_impl`
-/// (with `quant_weights`): a scale and min per 32 values by `make_qkx3_quants`
-/// under weights `qw·sqrt(sigma2 + x²)`, the 6-bit scales and mins by
-/// `make_qp_quants` weighted by each sub-block's total weight.
-fn weighted_scales_mins(x: &[f32; QK_K], qw: &[f32], nmax: i32, l: &mut [u8; QK_K]) -> ScalesMins {
-    let mut sum_x2 = 0f32;
-    for v in x {
-        sum_x2 += v * v;
-    }
-    let sigma2 = 2.0 * sum_x2 / QK_K as f32;
-    let mut weights = [0f32; 32];
-    let (mut sw, mut scales, mut mins) = ([0f32; 8], [0f32; 8], [0f32; 8]);
-    for j in 0..QK_K / 32 {
-        let xs = &x[32 * j..32 * j + 32];
-        for ((w, &v), &q) in weights.iter_mut().zip(xs).zip(&qw[32 * j..]) {
-            *w = q * (sigma2 + v * v).sqrt();
-        }
-        let mut sumw = 0f32;
-        for w in &weights {
-            sumw += w;
-        }
-        sw[j] = sumw;
-        (scales[j], mins[j]) = make_qkx3_quants_weighted(
-            nmax,
-            xs,
-            &weights,
-            &mut l[32 * j..32 * j + 32],
-            (-0.9, 0.05, 36),
-        );
-    }
-    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
-    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
-    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
-    if nmax == 31 {
-        // quantize_row_q5_K_impl clamps to 63; the Q4_K one does not.
-        (ls, lm) = (ls.map(|v| v.min(63)), lm.map(|v| v.min(63)));
-    }
-    pack_and_requantize(x, &ls, &lm, (d_block, m_block), nmax, l)
-}
-
-/// Quantize one row to Q4_K with an importance matrix `qw` (one weight per
-/// column), bit-exact with ggml's `quantize_q4_K`.
-pub fn quantize_q4_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
-    for (i, (xb, out)) in x
-        .chunks_exact(QK_K)
-        .zip(dst.chunks_exact_mut(<BlockQ4K as KBlock>::SIZE))
-        .enumerate()
-    {
-        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
-        let mut l = [0u8; QK_K];
-        let sm = weighted_scales_mins(xb, &qw[QK_K * i..QK_K * (i + 1)], 15, &mut l);
-        q4_k_block(&sm, &l).write(&mut Writer { b: out, at: 0 });
-    }
-}
-
-/// Quantize one row to Q5_K with an importance matrix `qw`, bit-exact with
-/// ggml's `quantize_q5_K`.
-pub fn quantize_q5_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
-    for (i, (xb, out)) in x
-        .chunks_exact(QK_K)
-        .zip(dst.chunks_exact_mut(<BlockQ5K as KBlock>::SIZE))
-        .enumerate()
-    {
-        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
-        let mut l = [0u8; QK_K];
-        let sm = weighted_scales_mins(xb, &qw[QK_K * i..QK_K * (i + 1)], 31, &mut l);
-        q5_k_block(&sm, &l).write(&mut Writer { b: out, at: 0 });
     }
 }
