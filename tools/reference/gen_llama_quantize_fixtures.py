@@ -273,6 +273,28 @@ def quantize(quantize_bin, src, dst, preset, imatrix=None):
     sys.exit(f"llama-quantize {' '.join(cmd)} failed:\n{out}")
 
 
+IMATRIX_CTX, IMATRIX_CHUNKS = 32, 3
+
+
+def record_imatrix(bin_dir, synth, out_dir):
+    """imatrix-corpus.txt and llama-imatrix's importance matrix of tiny-llama
+    over it (imatrix-ref-tiny-llama.gguf: chunks of IMATRIX_CTX tokens)."""
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "while",
+             "cat", "sleeps", "under", "a", "warm", "sun", "and", "birds", "sing"]
+    rng = np.random.default_rng(SEED)
+    text = " ".join(words[i] for i in rng.integers(0, len(words), 600)) + "\n"
+    with open(os.path.join(out_dir, "imatrix-corpus.txt"), "w") as f:
+        f.write(text)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = os.path.join(tmp, "tiny-llama.gguf")
+        subprocess.run([synth, "tiny-llama", model], check=True)
+        # Relative names: llama-imatrix records the text's name in the file.
+        subprocess.run([os.path.join(bin_dir, "llama-imatrix"), "-m", model,
+                        "-f", "imatrix-corpus.txt", "-o", "imatrix-ref-tiny-llama.gguf",
+                        "-c", str(IMATRIX_CTX), "--chunks", str(IMATRIX_CHUNKS), "-t", "1"],
+                       cwd=out_dir, check=True, capture_output=True)
+
+
 def compact(types):
     """name -> type as one string: the types in name order, space-separated
     (`shapes` / `tensors` give the names), to keep the fixtures small."""
@@ -338,6 +360,7 @@ def record_plans(gguf, quantize_bin, out_dir):
                         rec["types"] = compact(types)
                     files.append(rec)
             print(f"files: {variant}", file=sys.stderr)
+    record_imatrix(os.path.dirname(quantize_bin), synth, out_dir)
     for fname, data, extra in (("plans.json", plans, {}), ("files.json", files,
                                                             {"tensors": names})):
         with open(os.path.join(out_dir, fname), "w") as f:
