@@ -278,7 +278,8 @@ IMATRIX_CTX, IMATRIX_CHUNKS = 32, 3
 
 def record_imatrix(bin_dir, synth, out_dir):
     """imatrix-corpus.txt and llama-imatrix's importance matrix of tiny-llama
-    over it (imatrix-ref-tiny-llama.gguf: chunks of IMATRIX_CTX tokens)."""
+    over it (chunks of IMATRIX_CTX tokens), in its GGUF and legacy formats
+    (imatrix-ref-tiny-llama.gguf / .dat)."""
     words = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "while",
              "cat", "sleeps", "under", "a", "warm", "sun", "and", "birds", "sing"]
     rng = np.random.default_rng(SEED)
@@ -289,10 +290,12 @@ def record_imatrix(bin_dir, synth, out_dir):
         model = os.path.join(tmp, "tiny-llama.gguf")
         subprocess.run([synth, "tiny-llama", model], check=True)
         # Relative names: llama-imatrix records the text's name in the file.
-        subprocess.run([os.path.join(bin_dir, "llama-imatrix"), "-m", model,
-                        "-f", "imatrix-corpus.txt", "-o", "imatrix-ref-tiny-llama.gguf",
-                        "-c", str(IMATRIX_CTX), "--chunks", str(IMATRIX_CHUNKS), "-t", "1"],
-                       cwd=out_dir, check=True, capture_output=True)
+        for fmt in ("gguf", "dat"):
+            subprocess.run([os.path.join(bin_dir, "llama-imatrix"), "-m", model,
+                            "-f", "imatrix-corpus.txt", "-o", f"imatrix-ref-tiny-llama.{fmt}",
+                            "--output-format", fmt, "-c", str(IMATRIX_CTX),
+                            "--chunks", str(IMATRIX_CHUNKS), "-t", "1"],
+                           cwd=out_dir, check=True, capture_output=True)
 
 
 def compact(types):

@@ -332,4 +332,29 @@ mod tests {
         assert_eq!(m.len(), 9);
         assert!(m.contains("flag") && !m.is_empty());
     }
+
+    #[test]
+    fn remove_and_set_last_reorder_as_ggml_does() {
+        let mut m = sample();
+        let before: Vec<String> = m.iter().map(|(k, _)| k.to_owned()).collect();
+        assert_eq!(m.remove("ctx64"), Some(Value::U64(131072)));
+        assert_eq!(m.remove("ctx64"), None);
+        let after: Vec<&str> = m.iter().map(|(k, _)| k).collect();
+        let expected: Vec<&str> = before
+            .iter()
+            .map(String::as_str)
+            .filter(|k| *k != "ctx64")
+            .collect();
+        assert_eq!(after, expected);
+        assert_eq!(
+            m.get("neg"),
+            Some(&Value::I64(-3)),
+            "index follows the shift"
+        );
+        assert!(matches!(m.get("tokens"), Some(Value::Array(Array::String(v))) if v.len() == 2));
+        m.set_last("ctx32", Value::U32(7));
+        assert_eq!(m.iter().last(), Some(("ctx32", &Value::U32(7))));
+        assert_eq!(m.len(), before.len() - 1);
+        assert_eq!(m.get_u32("ctx32").unwrap(), 7);
+    }
 }
