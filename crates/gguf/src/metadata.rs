@@ -57,6 +57,27 @@ impl Metadata {
         }
     }
 
+    /// Removes `key` if present, keeping the order of the other entries (ggml's
+    /// `gguf_remove_key`); returns its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let i = self.index.remove(key)?;
+        let (_, value) = self.entries.remove(i);
+        for slot in self.index.values_mut() {
+            if *slot > i {
+                *slot -= 1;
+            }
+        }
+        Some(value)
+    }
+
+    /// Sets `key` to `value` as the last entry, moving it there if it was present
+    /// (ggml's `gguf_set_val_*`, which removes then appends).
+    pub fn set_last(&mut self, key: &str, value: Value) {
+        self.remove(key);
+        self.index.insert(key.to_owned(), self.entries.len());
+        self.entries.push((key.to_owned(), value));
+    }
+
     /// The value stored under `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.index.get(key).map(|&i| &self.entries[i].1)
@@ -310,5 +331,30 @@ mod tests {
         assert_eq!(m.iter().nth(5).map(|(k, _)| k), Some("name"));
         assert_eq!(m.len(), 9);
         assert!(m.contains("flag") && !m.is_empty());
+    }
+
+    #[test]
+    fn remove_and_set_last_reorder_as_ggml_does() {
+        let mut m = sample();
+        let before: Vec<String> = m.iter().map(|(k, _)| k.to_owned()).collect();
+        assert_eq!(m.remove("ctx64"), Some(Value::U64(131072)));
+        assert_eq!(m.remove("ctx64"), None);
+        let after: Vec<&str> = m.iter().map(|(k, _)| k).collect();
+        let expected: Vec<&str> = before
+            .iter()
+            .map(String::as_str)
+            .filter(|k| *k != "ctx64")
+            .collect();
+        assert_eq!(after, expected);
+        assert_eq!(
+            m.get("neg"),
+            Some(&Value::I64(-3)),
+            "index follows the shift"
+        );
+        assert!(matches!(m.get("tokens"), Some(Value::Array(Array::String(v))) if v.len() == 2));
+        m.set_last("ctx32", Value::U32(7));
+        assert_eq!(m.iter().last(), Some(("ctx32", &Value::U32(7))));
+        assert_eq!(m.len(), before.len() - 1);
+        assert_eq!(m.get_u32("ctx32").unwrap(), 7);
     }
 }

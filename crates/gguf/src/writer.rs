@@ -119,23 +119,12 @@ impl GgufWriter {
         dims: &[u64],
         data: &[u8],
     ) -> Result<(), Error> {
-        if name.is_empty() || name.len() >= MAX_NAME_LEN {
-            return Err(Error::BadTensorName {
-                name: name.to_owned(),
-            });
-        }
+        let expected = check_tensor(name, ty, dims)?;
         if self.names.contains(name) {
             return Err(Error::DuplicateTensor {
                 name: name.to_owned(),
             });
         }
-        if dims.len() > MAX_DIMS as usize {
-            return Err(Error::TooManyDims {
-                tensor: name.to_owned(),
-                n_dims: dims.len() as u32,
-            });
-        }
-        let expected = reader::tensor_size(name, ty, dims)?;
         if data.len() as u64 != expected {
             return Err(Error::TensorSizeMismatch {
                 tensor: name.to_owned(),
@@ -156,42 +145,24 @@ impl GgufWriter {
     /// Serialises the file to `out`.
     pub fn write(&self, out: &mut impl Write) -> Result<(), Error> {
         let alignment = reader::alignment(&self.metadata)?;
-        let mut header = Vec::new();
-        header.extend_from_slice(b"GGUF");
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        header.extend_from_slice(&(self.metadata.len() as u64).to_le_bytes());
-        for (index, (key, value)) in self.metadata.iter().enumerate() {
-            if key.is_empty() {
-                return Err(Error::EmptyKey {
-                    index: index as u64,
-                });
-            }
-            put_string(&mut header, key);
-            header.extend_from_slice(&value.value_type().id().to_le_bytes());
-            put_value(&mut header, key, value)?;
-        }
-        let mut offset = 0u64;
-        for t in &self.tensors {
-            put_string(&mut header, &t.name);
-            header.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
-            for d in &t.dims {
-                header.extend_from_slice(&d.to_le_bytes());
-            }
-            header.extend_from_slice(&t.ty.id().to_le_bytes());
-            header.extend_from_slice(&offset.to_le_bytes());
-            offset = padded(offset, t.data.len(), alignment);
-        }
-        out.write_all(&header).map_err(Error::Write)?;
-        write_zeros(
-            out,
-            padded(0, header.len(), alignment) - header.len() as u64,
+        let header = header_bytes(
+            &self.metadata,
+            self.tensors.iter().map(|t| {
+                (
+                    t.name.as_str(),
+                    t.ty,
+                    t.dims.as_slice(),
+                    t.data.len() as u64,
+                )
+            }),
+            alignment,
         )?;
+        out.write_all(&header).map_err(Error::Write)?;
         for t in &self.tensors {
             out.write_all(&t.data).map_err(Error::Write)?;
             write_zeros(
                 out,
-                padded(0, t.data.len(), alignment) - t.data.len() as u64,
+                padded(0, t.data.len() as u64, alignment) - t.data.len() as u64,
             )?;
         }
         out.flush().map_err(Error::Write)
@@ -225,7 +196,7 @@ impl GgufWriter {
     }
 }
 
-fn io_error(path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io_error(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.to_owned(),
         source,
@@ -233,13 +204,68 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
 }
 
 /// `offset + len` rounded up to `alignment` (gguf-py's `ggml_pad`). Sizes were
-/// validated by `add_tensor`, and the total is bounded by memory, so no overflow.
-fn padded(offset: u64, len: usize, alignment: u64) -> u64 {
-    (offset + len as u64).div_ceil(alignment) * alignment
+/// validated by `check_tensor`, and the total is bounded by the file, so no overflow.
+pub(crate) fn padded(offset: u64, len: u64, alignment: u64) -> u64 {
+    (offset + len).div_ceil(alignment) * alignment
+}
+
+/// Checks a tensor descriptor as ggml would accept it and returns its byte size.
+pub(crate) fn check_tensor(name: &str, ty: TensorType, dims: &[u64]) -> Result<u64, Error> {
+    if name.is_empty() || name.len() >= MAX_NAME_LEN {
+        return Err(Error::BadTensorName {
+            name: name.to_owned(),
+        });
+    }
+    if dims.len() > MAX_DIMS as usize {
+        return Err(Error::TooManyDims {
+            tensor: name.to_owned(),
+            n_dims: dims.len() as u32,
+        });
+    }
+    reader::tensor_size(name, ty, dims)
+}
+
+/// Header, metadata and tensor descriptors (`name, type, dims, size`, each at the
+/// next aligned offset), padded with zeros to the alignment: everything before
+/// the first tensor's bytes.
+pub(crate) fn header_bytes<'a>(
+    metadata: &Metadata,
+    tensors: impl ExactSizeIterator<Item = (&'a str, TensorType, &'a [u64], u64)>,
+    alignment: u64,
+) -> Result<Vec<u8>, Error> {
+    let mut header = Vec::new();
+    header.extend_from_slice(b"GGUF");
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    header.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (index, (key, value)) in metadata.iter().enumerate() {
+        if key.is_empty() {
+            return Err(Error::EmptyKey {
+                index: index as u64,
+            });
+        }
+        put_string(&mut header, key);
+        header.extend_from_slice(&value.value_type().id().to_le_bytes());
+        put_value(&mut header, key, value)?;
+    }
+    let mut offset = 0u64;
+    for (name, ty, dims, size) in tensors {
+        put_string(&mut header, name);
+        header.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+        for d in dims {
+            header.extend_from_slice(&d.to_le_bytes());
+        }
+        header.extend_from_slice(&ty.id().to_le_bytes());
+        header.extend_from_slice(&offset.to_le_bytes());
+        offset = padded(offset, size, alignment);
+    }
+    let len = header.len() as u64;
+    header.resize(padded(0, len, alignment) as usize, 0);
+    Ok(header)
 }
 
 /// Writes `n` zero bytes without allocating `n` of them (alignments may be large).
-fn write_zeros(out: &mut impl Write, mut n: u64) -> Result<(), Error> {
+pub(crate) fn write_zeros(out: &mut impl Write, mut n: u64) -> Result<(), Error> {
     const ZEROS: [u8; 4096] = [0; 4096];
     while n > 0 {
         let chunk = n.min(ZEROS.len() as u64) as usize;

@@ -155,3 +155,64 @@ pub fn dot(ty: TensorType, n: usize, x: &[u8], y: &[u8]) -> Result<f32, KernelEr
     check(tr.vec_dot_type, n, y.len())?;
     Ok(f(n, x, y))
 }
+
+/// An importance-weighted quantizer (ggml's `quantize_<type>` with
+/// `quant_weights`): `weights` holds one importance per column of the row.
+pub type WeightedFn = fn(src: &[f32], dst: &mut [u8], weights: &[f32]);
+
+/// ggml's importance-weighted quantizer for `ty`; `None` for formats whose
+/// quantizer ignores the weights (F32, F16, BF16, Q8_0, TQ1_0, TQ2_0) and for
+/// those hearth has none for.
+fn weighted_quantizer(ty: TensorType) -> Option<WeightedFn> {
+    formats::weighted::quantizer(ty)
+}
+
+/// Whether ggml's quantizer for `ty` ignores an importance matrix.
+fn ignores_weights(ty: TensorType) -> bool {
+    use TensorType::*;
+    matches!(ty, F32 | F16 | BF16 | Q8_0 | TQ1_0 | TQ2_0)
+}
+
+/// Whether hearth can write `ty` (with an importance matrix if `weighted`) the
+/// way llama-quantize does.
+pub fn can_quantize(ty: TensorType, weighted: bool) -> bool {
+    if weighted && !ignores_weights(ty) {
+        weighted_quantizer(ty).is_some()
+    } else {
+        traits(ty).is_some_and(|t| t.from_f32.is_some())
+    }
+}
+
+/// Quantize one or more rows of `src` into `dst` as llama-quantize does: with
+/// `weights` (one importance per column, rows of `weights.len()` values), the
+/// importance-weighted quantizer; without, the reference one.
+pub fn quantize_weighted(
+    ty: TensorType,
+    src: &[f32],
+    dst: &mut [u8],
+    weights: Option<&[f32]>,
+) -> Result<(), KernelError> {
+    let Some(w) = weights.filter(|_| !ignores_weights(ty)) else {
+        return quantize(ty, src, dst);
+    };
+    let q = weighted_quantizer(ty).ok_or(KernelError::NoQuantizer(ty))?;
+    check(ty, src.len(), dst.len())?;
+    if w.is_empty()
+        || !src.len().is_multiple_of(w.len())
+        || !w.len().is_multiple_of(ty.block_size())
+    {
+        return Err(KernelError::PartialBlock {
+            ty,
+            n: w.len(),
+            block: ty.block_size(),
+        });
+    }
+    let row_bytes = w.len() / ty.block_size() * ty.type_size();
+    for (x, out) in src
+        .chunks_exact(w.len())
+        .zip(dst.chunks_exact_mut(row_bytes))
+    {
+        q(x, out, w);
+    }
+    Ok(())
+}

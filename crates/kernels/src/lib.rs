@@ -16,6 +16,9 @@ pub mod simd;
 #[cfg(test)]
 mod test_data;
 
-pub use dispatch::{KernelError, TypeTraits, dequantize, dot, quantize, traits, traits_for};
+pub use dispatch::{
+    KernelError, TypeTraits, WeightedFn, can_quantize, dequantize, dot, quantize,
+    quantize_weighted, traits, traits_for,
+};
 pub use gguf::TensorType;
 pub use simd::{Cpu, cpu_level};

@@ -5,6 +5,7 @@ pub mod arch;
 pub mod chat;
 mod error;
 pub mod estimate;
+pub mod imatrix;
 pub mod kv_cache;
 pub mod loader;
 pub mod ops;

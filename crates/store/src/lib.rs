@@ -11,6 +11,7 @@
 //! - [`Store::push`]: a model to such a registry.
 //! - [`Store::registry_manifest`]: models as a registry serves them.
 //! - [`Store::import_ollama`]: an Ollama store's models, by hard link.
+//! - [`quantize`]: a GGUF model quantized as llama-quantize does it.
 //! - [`Modelfile`]: parse and render FROM / PARAMETER / TEMPLATE / SYSTEM /
 //!   MESSAGE / LICENSE.
 //!
@@ -33,6 +34,7 @@ mod name;
 mod params;
 mod pull;
 mod push;
+pub mod quantize;
 mod served;
 mod store;
 

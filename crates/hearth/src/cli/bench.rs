@@ -16,6 +16,7 @@
 //! (`llama-3.2-1b:q4_k_m`), built into a temporary file that is unlinked as soon
 //! as it is mapped.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -23,6 +24,8 @@ use anyhow::{Context, bail};
 use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, State};
+use store::quantize::Preset;
+use store::quantize::rules::{self, ModelFacts, Options, TensorIn};
 
 use super::format::file_type_name;
 
@@ -404,90 +407,47 @@ fn build_synthetic(spec: &str) -> anyhow::Result<TempModel> {
     Ok(temp)
 }
 
-/// Which format each matrix of a synthetic model gets.
+/// Which format each matrix of a synthetic model gets: what llama-quantize
+/// would choose for the model's F32 file (`store::quantize::rules`).
 #[derive(Debug)]
 pub(super) struct QuantMix {
-    base: TensorType,
-    /// Q4_K_M's exceptions to `base`, which depend on the model's shape.
-    q4_k_m: Option<Q4KM>,
-}
-
-/// The shape facts llama-quantize's Q4_K_M rules look at.
-#[derive(Debug)]
-struct Q4KM {
-    n_layer: usize,
-    /// The output head reuses the token embedding.
-    tied: bool,
-    /// Mixtral-style: attn_k and attn_v go to Q8_0.
-    eight_experts: bool,
+    types: HashMap<String, TensorType>,
 }
 
 impl QuantMix {
-    /// llama-quantize's choice for Q4_K_M (src/llama-quant.cpp,
-    /// `llama_tensor_get_type`) for the llama architecture: the output (or the
-    /// tied embedding) in Q6_K; attn_v and ffn_down in Q6_K on the layers
-    /// `use_more_bits` picks; attn_k/attn_v in Q8_0 for 8-expert models.
+    /// The type of tensor `name` (F32 for names the model does not have).
     pub(super) fn type_of(&self, name: &str) -> TensorType {
-        let Some(m) = &self.q4_k_m else {
-            return self.base;
-        };
-        let layer = name
-            .strip_prefix("blk.")
-            .and_then(|r| r.split('.').next())
-            .and_then(|i| i.parse::<usize>().ok());
-        let more_bits = |i: usize| {
-            let n = m.n_layer;
-            i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
-        };
-        if name == "output.weight" || (m.tied && name == "token_embd.weight") {
-            return TensorType::Q6_K;
-        }
-        match layer {
-            Some(_) if m.eight_experts && (name.contains("attn_v") || name.contains("attn_k")) => {
-                TensorType::Q8_0
-            }
-            Some(i) if name.contains("attn_v") && more_bits(i) => TensorType::Q6_K,
-            Some(i) if name.contains("ffn_down") && more_bits(i) => TensorType::Q6_K,
-            _ => self.base,
-        }
+        self.types.get(name).copied().unwrap_or(TensorType::F32)
     }
 }
 
-/// The `general.file_type` id and the per-tensor formats of a quant name.
+/// The `general.file_type` id and the per-tensor formats of a llama-quantize
+/// preset name (`q4_k_m`, `Q8_0`, ...) for the synthetic model `spec`.
 pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantMix)> {
-    let pure = |ty: TensorType| QuantMix {
-        base: ty,
-        q4_k_m: None,
+    let preset =
+        Preset::parse(quant).with_context(|| format!("--synthetic: unknown quant '{quant}'"))?;
+    let facts = ModelFacts {
+        arch: spec.arch.clone(),
+        n_layer: spec.n_layer as u32,
+        n_head: spec.n_head as u32,
+        n_head_kv: spec.n_head_kv as u32,
+        n_expert: spec.n_expert as u32,
     };
-    // Ids from llama.h's `enum llama_ftype` (MOSTLY_* for a single format).
-    let (ftype, mix) = match quant.to_ascii_lowercase().as_str() {
-        "f32" => (0, pure(TensorType::F32)),
-        "f16" => (1, pure(TensorType::F16)),
-        "bf16" => (32, pure(TensorType::BF16)),
-        "q4_0" => (2, pure(TensorType::Q4_0)),
-        "q4_1" => (3, pure(TensorType::Q4_1)),
-        "q8_0" => (7, pure(TensorType::Q8_0)),
-        "q5_0" => (8, pure(TensorType::Q5_0)),
-        "q5_1" => (9, pure(TensorType::Q5_1)),
-        "q2_k" => (10, pure(TensorType::Q2_K)),
-        "q3_k" => (12, pure(TensorType::Q3_K)),
-        "q4_k" | "q4_k_s" => (14, pure(TensorType::Q4_K)),
-        "q5_k" => (17, pure(TensorType::Q5_K)),
-        "q6_k" => (18, pure(TensorType::Q6_K)),
-        "q4_k_m" => (
-            15,
-            QuantMix {
-                base: TensorType::Q4_K,
-                q4_k_m: Some(Q4KM {
-                    n_layer: spec.n_layer,
-                    tied: spec.tied_output,
-                    eight_experts: spec.n_expert == 8,
-                }),
-            },
-        ),
-        other => bail!("--synthetic: unknown quant '{other}'"),
-    };
-    Ok((ftype, mix))
+    let shapes = spec.tensor_shapes();
+    let tensors: Vec<TensorIn> = shapes
+        .iter()
+        .map(|(name, dims, _)| TensorIn {
+            name,
+            ty: TensorType::F32,
+            dims,
+        })
+        .collect();
+    let plan = rules::plan(&facts, &Options::new(preset), &tensors)?;
+    let types = plan
+        .into_iter()
+        .map(|d| (shapes[d.index].0.clone(), d.ty))
+        .collect();
+    Ok((preset.file_type(), QuantMix { types }))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod create;
 mod estimate;
 mod eval;
 mod format;
+mod imatrix;
 mod import;
 mod keys;
 mod list;
@@ -22,6 +23,7 @@ mod plot;
 mod ps;
 mod pull;
 mod push;
+mod quantize;
 mod remote;
 mod rm;
 mod run;
@@ -58,6 +60,8 @@ enum Command {
     History(channel::ChannelArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
     Keys(keys::KeysArgs),
+    /// Compute an importance matrix (llama-imatrix's format) for `quantize --imatrix`.
+    Imatrix(imatrix::ImatrixArgs),
     /// Import the models of an Ollama store (by hard link).
     Import(import::ImportArgs),
     /// List the models in the store.
@@ -71,6 +75,8 @@ enum Command {
     Promote(channel::PromoteArgs),
     /// Push a model of the store to a registry (its name's host).
     Push(push::PushArgs),
+    /// Quantize a GGUF model as llama-quantize does (same presets, types and bytes).
+    Quantize(quantize::QuantizeArgs),
     /// Point a channel back at its target before the latest promotion.
     Rollback(channel::ChannelArgs),
     /// Remove models from the store, and the data no other model uses.
@@ -101,12 +107,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::History(args) => channel::history(&args),
         Command::Keys(args) => keys::run(&args),
+        Command::Imatrix(args) => imatrix::run(&args),
         Command::Import(args) => import::run(&args),
         Command::List(args) => list::run(&args),
         Command::Ps(args) => ps::run(&args),
         Command::Pull(args) => pull::run(&args),
         Command::Promote(args) => channel::promote(&args),
         Command::Push(args) => push::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
         Command::Rm(args) => rm::run(&args),
         Command::Rollback(args) => channel::rollback(&args),
         Command::Logits(args) => logits::run(&args),

@@ -426,7 +426,7 @@ impl BlockQ4_1 {
 
 /// Split 32 five-bit quants into low nibbles and the `qh` bit field (ggml's layout).
 #[inline]
-fn pack_q5(lo: &[u8; QK / 2], hi: &[u8; QK / 2]) -> ([u8; QK / 2], [u8; 4]) {
+pub(crate) fn pack_q5(lo: &[u8; QK / 2], hi: &[u8; QK / 2]) -> ([u8; QK / 2], [u8; 4]) {
     let mut qs = [0u8; QK / 2];
     let mut qh = 0u32;
     for j in 0..QK / 2 {

@@ -525,6 +525,9 @@ pub fn project(
     act: &mut [u8],
     y: &mut [f32],
 ) -> Result<(), ModelError> {
+    if crate::imatrix::collecting() {
+        crate::imatrix::record(&lin.w.name, x, lin.w.dims[0] as usize);
+    }
     matmul(pool, &lin.w.matrix(gguf), x, act, y)?;
     if let Some(b) = &lin.b {
         for row in y.chunks_exact_mut(b.len()) {

@@ -41,6 +41,10 @@ impl Moe {
         let buf = &mut *s.buf;
         let (e, k, nx) = (d.n_embd, self.n_used, self.router.dims[1] as usize);
         let m = &mut buf.moe;
+        let collecting = crate::imatrix::collecting();
+        if collecting {
+            crate::imatrix::record(&self.router.name, &buf.h[..n * e], e);
+        }
         matmul(
             pool,
             &self.router.matrix(gguf),
@@ -75,6 +79,11 @@ impl Moe {
             }
             let nf = r * d.n_ff;
             let x = &m.gathered[..r * e];
+            if collecting {
+                for w in [&self.gate, &self.up] {
+                    crate::imatrix::record_expert(&w.name, expert, nx, x, e);
+                }
+            }
             matmul_expert(
                 pool,
                 &self.gate.expert(gguf, expert),
@@ -90,6 +99,9 @@ impl Moe {
                 &mut buf.up[..nf],
             )?;
             act.glu(&mut buf.gate[..nf], &buf.up[..nf]);
+            if collecting {
+                crate::imatrix::record_expert(&self.down.name, expert, nx, &buf.gate[..nf], d.n_ff);
+            }
             matmul_expert(
                 pool,
                 &self.down.expert(gguf, expert),

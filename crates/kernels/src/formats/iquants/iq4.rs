@@ -93,26 +93,25 @@ fn nearest_int(x: f32) -> i32 {
 
 /// Sums over one group of `Σ w·q·x` and `Σ w·q²` for the levels chosen at inverse
 /// scale `id`, accumulated as ggml does; also the chosen indices, if `out` is given.
-fn fit(xb: &[f32], id: f32, mut out: Option<&mut [u8]>) -> (f32, f32) {
+fn fit(xb: &[f32], wb: &[f32], id: f32, mut out: Option<&mut [u8]>) -> (f32, f32) {
     let (mut sumqx, mut sumq2) = (0f32, 0f32);
-    for (j, &x) in xb.iter().enumerate() {
+    for (j, (&x, &w)) in xb.iter().zip(wb).enumerate() {
         let l = best_index(&KVALUES_IQ4NL, id * x);
         if let Some(out) = out.as_deref_mut() {
             out[j] = l;
         }
         let q = f32::from(KVALUES_IQ4NL[usize::from(l)]);
-        let w = x * x;
         sumqx += w * q * x;
         sumq2 += w * q * q;
     }
     (sumqx, sumq2)
 }
 
-/// Best scale for one group of 32 (the per-group part of ggml's
-/// `quantize_row_iq4_nl_impl` with `quant_weights == NULL`), writing the level
-/// indices of the initial guess into `lb`. `None` if the group is all but zero, in
-/// which case `lb` is left untouched, as in ggml.
-fn group_scale(xb: &[f32], lb: &mut [u8], ntry: i32) -> Option<f32> {
+/// Best scale for one group of 32 under weights `wb` (the per-group part of
+/// ggml's `quantize_row_iq4_nl_impl`), writing the level indices of the initial
+/// guess into `lb`. `None` if the group is all but zero, in which case `lb` is
+/// left untouched, as in ggml.
+fn group_scale(xb: &[f32], wb: &[f32], lb: &mut [u8], ntry: i32) -> Option<f32> {
     let (mut amax, mut max) = (0f32, 0f32);
     for &x in xb {
         if x.abs() > amax {
@@ -125,12 +124,12 @@ fn group_scale(xb: &[f32], lb: &mut [u8], ntry: i32) -> Option<f32> {
     }
     let v0 = f32::from(KVALUES_IQ4NL[0]);
     let d = if ntry > 0 { -max / v0 } else { max / v0 };
-    let (sumqx, sumq2) = fit(xb, 1.0 / d, Some(lb));
+    let (sumqx, sumq2) = fit(xb, wb, 1.0 / d, Some(lb));
     let mut d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
     let mut best = d * sumqx;
     for itry in -ntry..=ntry {
         let id = (itry + i32::from(KVALUES_IQ4NL[0])) as f32 / max;
-        let (sumqx, sumq2) = fit(xb, id, None);
+        let (sumqx, sumq2) = fit(xb, wb, id, None);
         if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
             d = sumqx / sumq2;
             best = d * sumqx;
@@ -151,13 +150,16 @@ fn pack(l: &[u8], qs: &mut [u8]) {
 /// all-zero block ggml writes whatever its index buffer held (the previous block's
 /// levels) when `ntry <= 0`; the scale is 0 then, so only the bytes, not the values,
 /// depend on it.
-fn quantize_iq4_nl_blocks(src: &[f32], dst: &mut [u8], ntry: i32) {
+fn quantize_iq4_nl_blocks(src: &[f32], dst: &mut [u8], ntry: i32, qw: Option<&[f32]>) {
     let mut l = [0u8; QK4_NL];
-    for (x, out) in src
+    let mut w = [0f32; QK4_NL];
+    for (ib, (x, out)) in src
         .chunks_exact(QK4_NL)
         .zip(dst.chunks_exact_mut(BlockIq4Nl::BYTES))
+        .enumerate()
     {
-        let scale = group_scale(x, &mut l, ntry).unwrap_or(0.0);
+        weights(x, qw.map(|q| &q[ib * QK4_NL..(ib + 1) * QK4_NL]), &mut w);
+        let scale = group_scale(x, &w, &mut l, ntry).unwrap_or(0.0);
         if ntry > 0 {
             let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
             for (lj, &xj) in l.iter_mut().zip(x) {
@@ -176,14 +178,51 @@ fn quantize_iq4_nl_blocks(src: &[f32], dst: &mut [u8], ntry: i32) {
 /// f32 → IQ4_NL, bit-exact with ggml's `quantize_row_iq4_nl_ref` (a single scale
 /// fit per block, no search: `ntry = -1`).
 pub fn quantize_row_iq4_nl_ref(src: &[f32], dst: &mut [u8]) {
-    quantize_iq4_nl_blocks(src, dst, -1);
+    quantize_iq4_nl_blocks(src, dst, -1, None);
+}
+
+/// The weights of one super-block `x` (ggml's `quantize_row_iq4_nl_impl`): with
+/// an importance matrix `qw`, `qw[j]·sqrt(sigma2 + x[j]²)` where `sigma2` is
+/// twice the mean square of `x`; without, `x[j]²`.
+fn weights(x: &[f32], qw: Option<&[f32]>, out: &mut [f32]) {
+    let Some(qw) = qw else {
+        for (o, &v) in out.iter_mut().zip(x) {
+            *o = v * v;
+        }
+        return;
+    };
+    let mut sigma2 = 0f32;
+    for &v in x {
+        sigma2 += v * v;
+    }
+    sigma2 *= 2.0 / x.len() as f32;
+    for ((o, &v), &q) in out.iter_mut().zip(x).zip(qw) {
+        *o = q * (sigma2 + v * v).sqrt();
+    }
+}
+
+/// f32 → IQ4_NL with an importance matrix (one weight per column of the row),
+/// bit-exact with ggml's `quantize_iq4_nl`.
+pub fn quantize_iq4_nl_weighted(src: &[f32], dst: &mut [u8], qw: &[f32]) {
+    quantize_iq4_nl_blocks(src, dst, 7, Some(qw));
+}
+
+/// f32 → IQ4_XS with an importance matrix, bit-exact with ggml's `quantize_iq4_xs`.
+pub fn quantize_iq4_xs_weighted(src: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (ib, (x, out)) in src
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(BlockIq4Xs::BYTES))
+        .enumerate()
+    {
+        quantize_block_iq4_xs(x, out, Some(&qw[ib * QK_K..(ib + 1) * QK_K]));
+    }
 }
 
 /// f32 → IQ4_NL as llama-quantize does without an importance matrix, bit-exact with
 /// ggml's `quantize_iq4_nl(.., quant_weights = NULL)`: 15 candidate scales are
 /// tried per block (`ntry = 7`), so the error is lower than the `_ref` variant's.
 pub fn quantize_iq4_nl(src: &[f32], dst: &mut [u8]) {
-    quantize_iq4_nl_blocks(src, dst, 7);
+    quantize_iq4_nl_blocks(src, dst, 7, None);
 }
 
 /// f32 → IQ4_XS, bit-exact with ggml's `quantize_row_iq4_xs_ref`
@@ -194,23 +233,26 @@ pub fn quantize_row_iq4_xs_ref(src: &[f32], dst: &mut [u8]) {
         .chunks_exact(QK_K)
         .zip(dst.chunks_exact_mut(BlockIq4Xs::BYTES))
     {
-        quantize_block_iq4_xs(x, out);
+        quantize_block_iq4_xs(x, out, None);
     }
 }
 
 /// One IQ4_XS super-block: fit a scale per group, quantize those to 6 bits against
 /// an f16 super-block scale, then choose levels for the quantized group scales
 /// (ggml-quants.c `quantize_row_iq4_nl_impl`, `super_block_size / block_size > 1`).
-fn quantize_block_iq4_xs(x: &[f32], out: &mut [u8]) {
+fn quantize_block_iq4_xs(x: &[f32], out: &mut [u8], qw: Option<&[f32]>) {
+    let mut w = [0f32; QK_K];
+    weights(x, qw, &mut w);
     let mut l = [0u8; QK_K];
     let mut scales = [0f32; QK_K / QK4_NL];
     let (mut max_scale, mut amax_scale) = (0f32, 0f32);
-    for ((xb, lb), s) in x
+    for (((xb, wb), lb), s) in x
         .chunks_exact(QK4_NL)
+        .zip(w.chunks_exact(QK4_NL))
         .zip(l.chunks_exact_mut(QK4_NL))
         .zip(&mut scales)
     {
-        *s = group_scale(xb, lb, 7).unwrap_or(0.0);
+        *s = group_scale(xb, wb, lb, 7).unwrap_or(0.0);
         if s.abs() > amax_scale {
             amax_scale = s.abs();
             max_scale = *s;

@@ -36,8 +36,8 @@ pub use dot::{
 };
 pub use iq4::{
     TILED_MIN_BATCH, dequantize_row_iq4_nl, dequantize_row_iq4_xs, quantize_iq4_nl,
-    quantize_row_iq4_nl_ref, quantize_row_iq4_xs_ref, vec_dot_iq4_nl_q8_0, vec_dot_iq4_xs_q8_k,
-    vec_dot_iq4_xs_q8_k_tiled,
+    quantize_iq4_nl_weighted, quantize_iq4_xs_weighted, quantize_row_iq4_nl_ref,
+    quantize_row_iq4_xs_ref, vec_dot_iq4_nl_q8_0, vec_dot_iq4_xs_q8_k, vec_dot_iq4_xs_q8_k_tiled,
 };
 // Grid tables the x86 SIMD kernels (crate::simd) index too.
 #[cfg(target_arch = "x86_64")]

@@ -21,17 +21,19 @@ mod q6_q8;
 use gguf::TensorType;
 
 pub use q2_q3::{
-    BlockQ2K, BlockQ3K, dequantize_row_q2_k, dequantize_row_q3_k, quantize_row_q2_k_ref,
-    quantize_row_q3_k_ref, vec_dot_q2_k_q8_k, vec_dot_q3_k_q8_k,
+    BlockQ2K, BlockQ3K, dequantize_row_q2_k, dequantize_row_q3_k, quantize_q2_k_weighted,
+    quantize_q3_k_weighted, quantize_row_q2_k_ref, quantize_row_q3_k_ref, vec_dot_q2_k_q8_k,
+    vec_dot_q3_k_q8_k,
 };
 pub use q4_q5::{
-    BlockQ4K, BlockQ5K, dequantize_row_q4_k, dequantize_row_q5_k, quantize_row_q4_k_ref,
-    quantize_row_q5_k_ref, vec_dot_q4_k_q8_k, vec_dot_q4_k_q8_k_tiled, vec_dot_q5_k_q8_k,
-    vec_dot_q5_k_q8_k_tiled,
+    BlockQ4K, BlockQ5K, dequantize_row_q4_k, dequantize_row_q5_k, quantize_q4_k_weighted,
+    quantize_q5_k_weighted, quantize_row_q4_k_ref, quantize_row_q5_k_ref, vec_dot_q4_k_q8_k,
+    vec_dot_q4_k_q8_k_tiled, vec_dot_q5_k_q8_k, vec_dot_q5_k_q8_k_tiled,
 };
 pub use q6_q8::{
-    BlockQ6K, BlockQ8K, dequantize_row_q6_k, dequantize_row_q8_k, quantize_row_q6_k_ref,
-    quantize_row_q8_k_ref, vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_tiled, vec_dot_q8_k_q8_k,
+    BlockQ6K, BlockQ8K, dequantize_row_q6_k, dequantize_row_q8_k, quantize_q6_k_weighted,
+    quantize_row_q6_k_ref, quantize_row_q8_k_ref, vec_dot_q6_k_q8_k, vec_dot_q6_k_q8_k_tiled,
+    vec_dot_q8_k_q8_k,
 };
 
 use crate::TypeTraits;
@@ -167,7 +169,7 @@ impl Writer<'_> {
 /// `nearest_int`): adding 1.5·2^23 leaves the integer in the low mantissa bits.
 /// Larger inputs give the same wrapped result as ggml, which callers then clamp.
 #[inline]
-fn nearest_int(x: f32) -> i32 {
+pub(crate) fn nearest_int(x: f32) -> i32 {
     let biased = x + 12_582_912.0;
     ((biased.to_bits() as i32) & 0x007f_ffff) - 0x0040_0000
 }

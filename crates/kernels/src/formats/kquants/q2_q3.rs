@@ -13,6 +13,9 @@ use super::{
     nearest_int, pack_2bit, quantize_blocks,
 };
 use crate::formats::float::{f16_to_f32, f32_to_f16};
+use crate::formats::weighted::{
+    make_qkx3_quants_weighted, make_qp_quants, make_qx_quants_weighted,
+};
 
 /// One Q2_K super-block: 256 values as `d·(scales[j] & 15)·q − dmin·(scales[j] >> 4)`
 /// per sub-block `j` of 16, `q` in 0..=3.
@@ -174,7 +177,12 @@ fn quantize_block_q2_k(x: &[f32; QK_K]) -> BlockQ2K {
         b.dmin = f32_to_f16(0.0);
     }
 
-    // Re-quantize every value against the scales actually stored.
+    q2_k_finish(x, b, &mut l)
+}
+
+/// Re-quantize every value of a Q2_K block against the scales actually stored,
+/// and pack the quants.
+fn q2_k_finish(x: &[f32; QK_K], mut b: BlockQ2K, l: &mut [u8; QK_K]) -> BlockQ2K {
     let d_all = f16_to_f32(b.d);
     let dmin_all = f16_to_f32(b.dmin);
     for j in 0..QK_K / 16 {
@@ -187,8 +195,55 @@ fn quantize_block_q2_k(x: &[f32; QK_K]) -> BlockQ2K {
             l[i] = nearest_int((x[i] + dm) / d).clamp(0, 3) as u8;
         }
     }
-    b.qs = pack_2bit(&l);
+    b.qs = pack_2bit(l);
     b
+}
+
+/// Quantize one row to Q2_K with an importance matrix `qw` (one weight per
+/// column), bit-exact with ggml's `quantize_q2_K` (`quantize_row_q2_K_impl`).
+pub fn quantize_q2_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (i, (xb, out)) in x
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(<BlockQ2K as KBlock>::SIZE))
+        .enumerate()
+    {
+        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
+        let qw = &qw[QK_K * i..QK_K * (i + 1)];
+        let mut sumx2 = 0f32;
+        for v in xb {
+            sumx2 += v * v;
+        }
+        let sigma2 = sumx2 / QK_K as f32;
+        let mut l = [0u8; QK_K];
+        let (mut scales, mut mins, mut sw) = ([0f32; 16], [0f32; 16], [0f32; 16]);
+        let mut weight = [0f32; 16];
+        for j in 0..QK_K / 16 {
+            let xs = &xb[16 * j..16 * j + 16];
+            for ((w, &v), &q) in weight.iter_mut().zip(xs).zip(&qw[16 * j..]) {
+                *w = q * (sigma2 + v * v).sqrt();
+            }
+            for w in &weight {
+                sw[j] += w;
+            }
+            (scales[j], mins[j]) = make_qkx3_quants_weighted(
+                3,
+                xs,
+                &weight,
+                &mut l[16 * j..16 * j + 16],
+                (-0.9, 0.05, 36),
+            );
+        }
+        let (mut ls, mut lm) = ([0u8; 16], [0u8; 16]);
+        let dm = make_qp_quants(15, &scales, &mut ls, &sw);
+        let mm = make_qp_quants(15, &mins, &mut lm, &sw);
+        let b = BlockQ2K {
+            scales: std::array::from_fn(|j| ls[j] | (lm[j] << 4)),
+            qs: [0; QK_K / 4],
+            d: f32_to_f16(dm),
+            dmin: f32_to_f16(mm),
+        };
+        q2_k_finish(xb, b, &mut l).write(&mut Writer { b: out, at: 0 });
+    }
 }
 
 /// Dequantize Q2_K blocks into `y` (ggml's `dequantize_row_q2_K`).
@@ -347,7 +402,12 @@ fn quantize_block_q3_k(x: &[f32; QK_K]) -> BlockQ3K {
         b.d = f32_to_f16(0.0);
     }
 
-    // Re-quantize every value against the stored scales.
+    q3_k_finish(x, b, &mut l)
+}
+
+/// Re-quantize every value of a Q3_K block against the stored scales, and pack
+/// the quants.
+fn q3_k_finish(x: &[f32; QK_K], mut b: BlockQ3K, l: &mut [i8; QK_K]) -> BlockQ3K {
     let d_all = f16_to_f32(b.d);
     for (j, &sc) in q3_scales(&b.scales).iter().enumerate() {
         let d = d_all * sc as f32;
@@ -372,6 +432,57 @@ fn quantize_block_q3_k(x: &[f32; QK_K]) -> BlockQ3K {
     }
     b.qs = pack_2bit(&low);
     b
+}
+
+/// Quantize one row to Q3_K with an importance matrix `qw` (one weight per
+/// column), bit-exact with ggml's `quantize_q3_K` (`quantize_row_q3_K_impl`).
+pub fn quantize_q3_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (i, (xb, out)) in x
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(<BlockQ3K as KBlock>::SIZE))
+        .enumerate()
+    {
+        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
+        let qw = &qw[QK_K * i..QK_K * (i + 1)];
+        let mut sumx2 = 0f32;
+        for v in xb {
+            sumx2 += v * v;
+        }
+        let sigma2 = 2.0 * sumx2 / QK_K as f32;
+        let mut l = [0i8; QK_K];
+        let (mut scales, mut sw) = ([0f32; 16], [0f32; 16]);
+        let mut weight = [0f32; 16];
+        for j in 0..QK_K / 16 {
+            let xs = &xb[16 * j..16 * j + 16];
+            for ((w, &v), &q) in weight.iter_mut().zip(xs).zip(&qw[16 * j..]) {
+                *w = q * (sigma2 + v * v).sqrt();
+            }
+            let mut sumw = 0f32;
+            for w in &weight {
+                sumw += w;
+            }
+            sw[j] = sumw;
+            scales[j] = make_qx_quants_weighted(4, xs, &mut l[16 * j..16 * j + 16], &weight);
+        }
+        let mut ls = [0i8; 16];
+        let d_block = make_qx_quants_weighted(32, &scales, &mut ls, &sw);
+        let mut b = BlockQ3K {
+            hmask: [0; QK_K / 8],
+            qs: [0; QK_K / 4],
+            scales: [0; 12],
+            d: f32_to_f16(d_block),
+        };
+        for (j, &q) in ls.iter().enumerate() {
+            let q = q as u8;
+            if j < 8 {
+                b.scales[j] = q & 0xF;
+            } else {
+                b.scales[j - 8] |= (q & 0xF) << 4;
+            }
+            b.scales[j % 4 + 8] |= (q >> 4) << (2 * (j / 4));
+        }
+        q3_k_finish(xb, b, &mut l).write(&mut Writer { b: out, at: 0 });
+    }
 }
 
 /// The 256 quants (−4..=3) of a Q3_K block: in each 128-value half `h`, value

@@ -13,6 +13,7 @@ use super::{
     make_qkx2_quants, nearest_int, quantize_blocks,
 };
 use crate::formats::float::{f16_to_f32, f32_to_f16};
+use crate::formats::weighted::{make_qkx3_quants_weighted, make_qp_quants};
 
 /// One Q4_K super-block: value `i` is `d·sc·q − dmin·m` with `(sc, m)` of
 /// sub-block `i / 32` and `q` in 0..=15.
@@ -138,11 +139,33 @@ fn quantize_scales_mins(x: &[f32; QK_K], search: &Qkx2Search, l: &mut [u8; QK_K]
         0.0
     };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    // ggml stores nearest_int's result in a uint8_t before clamping.
+    let ls = scales.map(|s| (nearest_int(inv_scale * s) as u8).min(63));
+    let lm = mins.map(|m| (nearest_int(inv_min * m) as u8).min(63));
+    pack_and_requantize(
+        x,
+        &ls,
+        &lm,
+        (max_scale / 63.0, max_min / 63.0),
+        search.nmax,
+        l,
+    )
+}
+
+/// Packs 6-bit sub-block scales `ls` and mins `lm` with super-block scales `d`
+/// (`d`, `dmin`) into a Q4_K / Q5_K header, then re-quantizes every value of `x`
+/// against what was stored, into `l` (0..=nmax).
+fn pack_and_requantize(
+    x: &[f32; QK_K],
+    ls: &[u8; QK_K / 32],
+    lm: &[u8; QK_K / 32],
+    d: (f32, f32),
+    nmax: i32,
+    l: &mut [u8; QK_K],
+) -> ScalesMins {
     let mut packed = [0u8; K_SCALE_SIZE];
     for j in 0..QK_K / 32 {
-        // ggml stores nearest_int's result in a uint8_t before clamping.
-        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
-        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        let (ls, lm) = (ls[j], lm[j]);
         if j < 4 {
             packed[j] = ls;
             packed[j + 4] = lm;
@@ -154,8 +177,8 @@ fn quantize_scales_mins(x: &[f32; QK_K], search: &Qkx2Search, l: &mut [u8; QK_K]
     }
     let out = ScalesMins {
         scales: packed,
-        d: f32_to_f16(max_scale / 63.0),
-        dmin: f32_to_f16(max_min / 63.0),
+        d: f32_to_f16(d.0),
+        dmin: f32_to_f16(d.1),
     };
 
     let d_all = f16_to_f32(out.d);
@@ -168,7 +191,7 @@ fn quantize_scales_mins(x: &[f32; QK_K], search: &Qkx2Search, l: &mut [u8; QK_K]
         }
         let dm = dmin_all * m as f32;
         for i in 32 * j..32 * j + 32 {
-            l[i] = nearest_int((x[i] + dm) / d).clamp(0, search.nmax) as u8;
+            l[i] = nearest_int((x[i] + dm) / d).clamp(0, nmax) as u8;
         }
     }
     out
@@ -190,6 +213,10 @@ fn quantize_block_q4_k(x: &[f32; QK_K]) -> BlockQ4K {
     };
     let mut l = [0u8; QK_K];
     let sm = quantize_scales_mins(x, &search, &mut l);
+    q4_k_block(&sm, &l)
+}
+
+fn q4_k_block(sm: &ScalesMins, l: &[u8; QK_K]) -> BlockQ4K {
     let mut qs = [0u8; QK_K / 2];
     for (c, chunk) in qs.chunks_exact_mut(32).enumerate() {
         for (i, q) in chunk.iter_mut().enumerate() {
@@ -353,6 +380,10 @@ fn quantize_block_q5_k(x: &[f32; QK_K]) -> BlockQ5K {
     };
     let mut l = [0u8; QK_K];
     let sm = quantize_scales_mins(x, &search, &mut l);
+    q5_k_block(&sm, &l)
+}
+
+fn q5_k_block(sm: &ScalesMins, l: &[u8; QK_K]) -> BlockQ5K {
     let mut qs = [0u8; QK_K / 2];
     let mut qh = [0u8; QK_K / 8];
     for (c, chunk) in qs.chunks_exact_mut(32).enumerate() {
@@ -417,6 +448,76 @@ pub fn vec_dot_q5_k_q8_k_tiled(n: usize, x: &[u8], y: &[u8]) -> f32 {
         .fold(0f32, |acc, (bx, by)| {
             tiled_affine_step(acc, &q5_quants(&bx), bx.d, bx.dmin, &bx.scales, &by)
         })
+}
+
+/// The weighted half of ggml's `quantize_row_q4_K_impl` / `quantize_row_q5_K_impl`
+/// (with `quant_weights`): a scale and min per 32 values by `make_qkx3_quants`
+/// under weights `qw·sqrt(sigma2 + x²)`, the 6-bit scales and mins by
+/// `make_qp_quants` weighted by each sub-block's total weight.
+fn weighted_scales_mins(x: &[f32; QK_K], qw: &[f32], nmax: i32, l: &mut [u8; QK_K]) -> ScalesMins {
+    let mut sum_x2 = 0f32;
+    for v in x {
+        sum_x2 += v * v;
+    }
+    let sigma2 = 2.0 * sum_x2 / QK_K as f32;
+    let mut weights = [0f32; 32];
+    let (mut sw, mut scales, mut mins) = ([0f32; 8], [0f32; 8], [0f32; 8]);
+    for j in 0..QK_K / 32 {
+        let xs = &x[32 * j..32 * j + 32];
+        for ((w, &v), &q) in weights.iter_mut().zip(xs).zip(&qw[32 * j..]) {
+            *w = q * (sigma2 + v * v).sqrt();
+        }
+        let mut sumw = 0f32;
+        for w in &weights {
+            sumw += w;
+        }
+        sw[j] = sumw;
+        (scales[j], mins[j]) = make_qkx3_quants_weighted(
+            nmax,
+            xs,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            (-0.9, 0.05, 36),
+        );
+    }
+    let (mut ls, mut lm) = ([0u8; 8], [0u8; 8]);
+    let d_block = make_qp_quants(63, &scales, &mut ls, &sw);
+    let m_block = make_qp_quants(63, &mins, &mut lm, &sw);
+    if nmax == 31 {
+        // quantize_row_q5_K_impl clamps to 63; the Q4_K one does not.
+        (ls, lm) = (ls.map(|v| v.min(63)), lm.map(|v| v.min(63)));
+    }
+    pack_and_requantize(x, &ls, &lm, (d_block, m_block), nmax, l)
+}
+
+/// Quantize one row to Q4_K with an importance matrix `qw` (one weight per
+/// column), bit-exact with ggml's `quantize_q4_K`.
+pub fn quantize_q4_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (i, (xb, out)) in x
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(<BlockQ4K as KBlock>::SIZE))
+        .enumerate()
+    {
+        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
+        let mut l = [0u8; QK_K];
+        let sm = weighted_scales_mins(xb, &qw[QK_K * i..QK_K * (i + 1)], 15, &mut l);
+        q4_k_block(&sm, &l).write(&mut Writer { b: out, at: 0 });
+    }
+}
+
+/// Quantize one row to Q5_K with an importance matrix `qw`, bit-exact with
+/// ggml's `quantize_q5_K`.
+pub fn quantize_q5_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (i, (xb, out)) in x
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(<BlockQ5K as KBlock>::SIZE))
+        .enumerate()
+    {
+        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
+        let mut l = [0u8; QK_K];
+        let sm = weighted_scales_mins(xb, &qw[QK_K * i..QK_K * (i + 1)], 31, &mut l);
+        q5_k_block(&sm, &l).write(&mut Writer { b: out, at: 0 });
+    }
 }
 
 #[cfg(test)]

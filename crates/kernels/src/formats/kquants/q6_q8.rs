@@ -12,6 +12,7 @@
 
 use super::{GROUP_MAX_EPS, KBlock, QK_K, Reader, Writer, blocks, nearest_int, quantize_blocks};
 use crate::formats::float::{f16_to_f32, f32_to_f16};
+use crate::formats::weighted::make_qx_quants_weighted;
 
 /// One Q6_K super-block: value `i` is `d·scales[i/16]·(q − 32)`, `q` in 0..=63.
 #[repr(C)]
@@ -141,12 +142,34 @@ pub fn quantize_row_q6_k_ref(x: &[f32], dst: &mut [u8]) {
 }
 
 fn quantize_block_q6_k(x: &[f32; QK_K]) -> BlockQ6K {
+    q6_k_block(x, None)
+}
+
+/// Quantize one row to Q6_K with an importance matrix `qw` (one weight per
+/// column), bit-exact with ggml's `quantize_q6_K` (`quantize_row_q6_K_impl`,
+/// which weighs each sub-block's scale search by `qw` alone).
+pub fn quantize_q6_k_weighted(x: &[f32], dst: &mut [u8], qw: &[f32]) {
+    for (i, (xb, out)) in x
+        .chunks_exact(QK_K)
+        .zip(dst.chunks_exact_mut(<BlockQ6K as KBlock>::SIZE))
+        .enumerate()
+    {
+        let xb: &[f32; QK_K] = xb.try_into().expect("a super-block");
+        q6_k_block(xb, Some(&qw[QK_K * i..QK_K * (i + 1)])).write(&mut Writer { b: out, at: 0 });
+    }
+}
+
+fn q6_k_block(x: &[f32; QK_K], qw: Option<&[f32]>) -> BlockQ6K {
     let mut l = [0i8; QK_K];
     let mut scales = [0f32; QK_K / 16];
     let mut max_scale = 0f32;
     let mut max_abs_scale = 0f32;
     for (ib, s) in scales.iter_mut().enumerate() {
-        *s = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
+        let (xs, ls) = (&x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
+        *s = match qw {
+            Some(qw) => make_qx_quants_weighted(32, xs, ls, &qw[16 * ib..16 * ib + 16]),
+            None => make_qx_quants(32, xs, ls),
+        };
         if s.abs() > max_abs_scale {
             max_abs_scale = s.abs();
             max_scale = *s;
