@@ -4,14 +4,17 @@ run against the real server. A row whose check is missing fails."""
 import hashlib
 import json
 import math
+import os
 import pathlib
 import re
+import subprocess
+import tempfile
 import time
 
 import httpx
 import pytest
 
-from conftest import MODEL, ROOT
+from conftest import MODEL, ROOT, TARGET
 
 TABLE = ROOT / "docs" / "ollama-api.md"
 FAST = {"temperature": 0, "num_predict": 4}
@@ -394,6 +397,27 @@ def create_bad_template(c):
     status, v = c.post("/api/create", {"model": "conf-bad", "from": c.model,
                                        "template": "{{ .Prompt ", "stream": False})
     assert status == 400 and "template" in v["error"]
+
+
+@check
+def create_quantize(c):
+    # An F16 model, uploaded as a blob and quantized to Q8_0 on the way in.
+    synth = os.environ.get("HEARTH_SYNTH", str(TARGET / "debug" / "examples" / "synth"))
+    f16 = pathlib.Path(tempfile.mkdtemp()) / "conf-f16.gguf"
+    subprocess.run([synth, "tiny-llama", str(f16), "F16"], check=True)
+    digest = c.client.create_blob(f16)
+    status, v = c.post("/api/create", {"model": "conf-q8", "files": {"m.gguf": digest},
+                                       "quantize": "q8_0", "stream": False})
+    assert (status, v) == (200, {"status": "success"}), v
+    _, shown = c.post("/api/show", {"model": "conf-q8"})
+    assert shown["details"]["quantization_level"] == "Q8_0"
+    # The test model's weights are Q8_0 already; a preset must exist.
+    status, v = c.post("/api/create", {"model": "conf-qq", "from": c.model,
+                                       "quantize": "q4_K_M", "stream": False})
+    assert status == 400 and "only supported for F16" in v["error"], v
+    status, v = c.post("/api/create", {"model": "conf-qx", "from": c.model,
+                                       "quantize": "q9_X", "stream": False})
+    assert status == 400 and "unknown quantization type" in v["error"], v
 
 
 @check

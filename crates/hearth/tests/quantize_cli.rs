@@ -259,3 +259,89 @@ fn bad_requests_are_named_errors_and_leave_no_file() {
     ]);
     assert!(run.status.success(), "{}", text(&run.stderr));
 }
+
+/// `hearth create NAME -f Modelfile -q PRESET` in a store of its own (no
+/// server): the stored weights are the bytes llama-quantize writes for that
+/// preset, and quantized weights are refused as Ollama refuses them.
+#[test]
+fn create_quantizes_on_the_way_into_the_store() {
+    let input = f32_model("tiny-llama");
+    let d = dir("create");
+    let models = d.join("models");
+    let create = |name: &str, from: &Path, preset: &str| {
+        let modelfile = d.join(format!("{name}.Modelfile"));
+        std::fs::write(
+            &modelfile,
+            format!("FROM {}\nPARAMETER temperature 0\n", from.display()),
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_hearth"))
+            .args([
+                "create",
+                name,
+                "-f",
+                modelfile.to_str().unwrap(),
+                "-q",
+                preset,
+            ])
+            .env("HEARTH_MODELS", &models)
+            .env("HOME", &d)
+            .env("HEARTH_HOST", "127.0.0.1:9")
+            .env_remove("OLLAMA_HOST")
+            .output()
+            .unwrap()
+    };
+    let out = create("small", &input, "q4_K_M");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("quantizing model to Q4_K_M"),
+        "{}",
+        text(&out.stderr)
+    );
+    let expected = records()
+        .iter()
+        .find(|r| r["model"] == "tiny-llama" && r["preset"] == "Q4_K_M" && r["imatrix"] == false)
+        .expect("fixture records tiny-llama Q4_K_M");
+    let blob = models
+        .join("blobs")
+        .join(format!("sha256-{}", expected["sha256"].as_str().unwrap()));
+    assert!(blob.is_file(), "no blob {}", blob.display());
+    // No quantized file is left behind outside the blobs.
+    let partial = models.join("partial");
+    let leftovers: Vec<_> = std::fs::read_dir(&partial)
+        .map(|r| {
+            r.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "gguf"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Already quantized weights are refused, and so is an unknown preset.
+    let q8 = d.join("q8.gguf");
+    assert!(
+        hearth(&[
+            "quantize",
+            input.to_str().unwrap(),
+            q8.to_str().unwrap(),
+            "Q8_0"
+        ])
+        .status
+        .success()
+    );
+    let out = create("again", &q8, "q4_K_M");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("only supported for F16, BF16 and F32"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = create("odd", &input, "q9_X");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown quantization type 'q9_X'"),
+        "{}",
+        text(&out.stderr)
+    );
+}

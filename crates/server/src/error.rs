@@ -190,6 +190,7 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidDigest(_)
             | StoreError::DigestMismatch { .. }
             | StoreError::InvalidModelfile { .. }
+            | StoreError::Quantize(_)
             | StoreError::Unsupported(_) => ApiError::bad_request(e.to_string()),
             StoreError::InvalidTemplate(_) => ApiError::bad_request(e.to_string()),
             StoreError::ReadOnly(_) => ApiError::new(

@@ -118,6 +118,21 @@ impl Store {
             }
         };
 
+        if let Some(preset) = &modelfile.quantize {
+            let model = layers
+                .iter()
+                .position(|l| l.media_type == manifest::MODEL_MEDIA_TYPE)
+                .ok_or_else(|| {
+                    StoreError::Unsupported(format!(
+                        "FROM {}: the model has no weights layer to quantize",
+                        modelfile.from
+                    ))
+                })?;
+            let (layer, quantized) = self.quantize_layer(&layers[model], preset, progress)?;
+            layers[model] = layer;
+            config = quantized;
+        }
+
         let mut add = |layers: &mut Vec<Layer>, media_type: &str, bytes: &[u8]| -> Result<()> {
             let layer = self.put_bytes(media_type, bytes)?;
             progress(Progress {
@@ -235,6 +250,67 @@ impl Store {
             from: None,
         };
         Ok((layer, config))
+    }
+
+    /// Quantizes the GGUF of `layer` to `preset` (as `hearth quantize` does,
+    /// without an importance matrix) into a new model layer. Only F16, BF16
+    /// and F32 weights are quantized, as Ollama's create does; the output is
+    /// written under the store's `partial/` directory and removed once it is
+    /// a blob.
+    fn quantize_layer(
+        &self,
+        layer: &Layer,
+        preset: &str,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(Layer, ModelConfig)> {
+        use crate::quantize::{Event, Options, Preset, QuantizeError, Request, quantize_file};
+        let Some(parsed) = Preset::parse(preset) else {
+            return Err(StoreError::Unsupported(format!(
+                "unknown quantization type '{preset}': use one of {}",
+                Preset::names().collect::<Vec<_>>().join(", ")
+            )));
+        };
+        let input = self.blob_path(&layer.digest);
+        let dir = self.root().join("partial");
+        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        let output = dir.join(format!(
+            "quantize-{}-{}.gguf",
+            std::process::id(),
+            &layer.digest.hex()[..12]
+        ));
+        let status = format!("quantizing model to {}", parsed.name());
+        progress(Progress::status(&status));
+        let request = Request {
+            input: &input,
+            output: &output,
+            options: Options::new(parsed),
+            allow_requantize: false,
+            imatrix: None,
+            n_threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        };
+        let (mut total, mut done) = (0, 0);
+        let quantized = quantize_file(&request, &mut |event| match event {
+            Event::Planned { bytes_in, .. } => {
+                total = bytes_in;
+                progress(Progress::bytes(&status, None, total, 0));
+            }
+            Event::Tensor { bytes_in, .. } => {
+                done += bytes_in;
+                progress(Progress::bytes(&status, None, total, done));
+            }
+        });
+        match quantized {
+            Ok(_) => {}
+            Err(QuantizeError::Requantize { tensor, ty }) => {
+                return Err(StoreError::Unsupported(format!(
+                    "quantization is only supported for F16, BF16 and F32 models: {tensor} is {ty}"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let imported = self.import_gguf(&output, progress);
+        let _ = std::fs::remove_file(&output);
+        imported
     }
 
     /// The digest of `path` if it is one of this store's blobs (as in a FROM

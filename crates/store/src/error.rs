@@ -58,6 +58,9 @@ pub enum StoreError {
     /// A valid request the store does not support (yet).
     #[error("{0}")]
     Unsupported(String),
+    /// `create --quantize` could not quantize the model.
+    #[error("quantizing: {0}")]
+    Quantize(#[from] crate::quantize::QuantizeError),
     /// A registry or file server that cannot be connected to.
     #[error("cannot reach {host}: {reason}")]
     Unreachable {

@@ -41,6 +41,10 @@ pub struct Modelfile {
     /// Notes for the user that do not stop the build (deprecated parameters
     /// that were ignored). Not part of the model.
     pub warnings: Vec<String>,
+    /// A llama-quantize preset (`q4_K_M`, `q8_0`, ...) to quantize the
+    /// model's weights to on the way into the store (`hearth create
+    /// --quantize`, `/api/create`'s `quantize`). Not a Modelfile command.
+    pub quantize: Option<String>,
 }
 
 /// One MESSAGE.

@@ -101,6 +101,7 @@ impl ResolvedModel {
             messages: self.messages.clone(),
             licenses: self.licenses.clone(),
             warnings: Vec::new(),
+            quantize: None,
         }
     }
 

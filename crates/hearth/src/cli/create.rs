@@ -1,5 +1,6 @@
-//! `hearth create NAME [-f Modelfile]`: builds a model in the store from a
-//! Modelfile, printing progress lines as `ollama create` does.
+//! `hearth create NAME [-f Modelfile] [-q PRESET]`: builds a model in the
+//! store from a Modelfile, quantizing its weights on the way in if asked,
+//! printing progress lines as `ollama create` does.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,10 @@ pub struct CreateArgs {
     /// TEMPLATE, SYSTEM, MESSAGE, LICENSE).
     #[arg(short, long, default_value = "Modelfile")]
     file: PathBuf,
+    /// Quantize the weights (F16, BF16 or F32) to this llama-quantize preset
+    /// on the way into the store, e.g. q4_K_M or q8_0.
+    #[arg(short, long, value_name = "PRESET")]
+    quantize: Option<String>,
 }
 
 /// Parses the Modelfile and creates the model.
@@ -23,7 +28,9 @@ pub fn run(args: &CreateArgs) -> anyhow::Result<()> {
     let name = ModelName::parse(&args.name)?;
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let modelfile = Modelfile::parse(&text).with_context(|| format!("{}", args.file.display()))?;
+    let mut modelfile =
+        Modelfile::parse(&text).with_context(|| format!("{}", args.file.display()))?;
+    modelfile.quantize = args.quantize.clone();
     // A template that cannot be rendered is refused now, not at every request.
     if let Some(template) = &modelfile.template {
         model::chat::ChatTemplate::new(template)

@@ -179,6 +179,9 @@ pub fn create(
     if !modelfile.licenses.is_empty() {
         body["license"] = json!(modelfile.licenses);
     }
+    if let Some(q) = &modelfile.quantize {
+        body["quantize"] = json!(q);
+    }
     let mut last = String::new();
     client.stream("/api/create", &body, &mut |line| {
         let status = line["status"].as_str().unwrap_or_default();

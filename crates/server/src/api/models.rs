@@ -428,10 +428,16 @@ pub enum Licenses {
 }
 
 fn create_modelfile(store: &Store, body: CreateBody) -> Result<Modelfile, ApiError> {
-    if body.quantize.as_ref().is_some_and(|q| !q.is_empty()) {
-        return Err(ApiError::bad_request(
-            "quantize is not supported by /api/create yet",
-        ));
+    let quantize = body.quantize.filter(|q| !q.is_empty());
+    if let Some(q) = &quantize
+        && store::quantize::Preset::parse(q).is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "unknown quantization type '{q}': use one of {}",
+            store::quantize::Preset::names()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
     }
     if body.adapters.as_ref().is_some_and(|a| !a.is_empty()) {
         return Err(ApiError::bad_request("adapters are not supported yet"));
@@ -470,6 +476,7 @@ fn create_modelfile(store: &Store, body: CreateBody) -> Result<Modelfile, ApiErr
             .map_err(|e| ApiError::bad_request(format!("invalid template: {e}")))?;
     }
     let mut modelfile = Modelfile::new(from);
+    modelfile.quantize = quantize;
     modelfile.template = body.template;
     modelfile.system = body.system;
     modelfile.messages = body.messages.unwrap_or_default();
