@@ -22,6 +22,8 @@ use gguf::TensorType;
 use crate::simd::{Cpu, cpu_level};
 
 #[cfg(target_arch = "x86_64")]
+mod avx2_kquants;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avx512_kquants;
@@ -81,6 +83,13 @@ fn avx512_vnni() -> bool {
             false
         }
     })
+}
+
+/// Whether this CPU runs the AVX2 packed kernels at the selected level: AVX2
+/// (with FMA and F16C) and no AVX-512 VNNI kernels to run instead.
+fn avx2_packed() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| cpu_level() >= Cpu::Avx2 && !avx512_vnni())
 }
 
 /// The tile kernel for weights of format `ty`, if this CPU level has one.
