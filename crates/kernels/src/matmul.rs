@@ -430,8 +430,8 @@ mod tests {
 
     #[test]
     #[cfg_attr(
-        any(not(hearth_avx512_vnni), hearth_no_repack),
-        ignore = "needs AVX-512 VNNI and repacking (packed kernels)"
+        any(not(hearth_avx2), hearth_no_repack),
+        ignore = "needs AVX2 and repacking (packed kernels)"
     )]
     fn packed_matrices_match_one_dot_at_a_time() {
         let pool = ThreadPool::new(3);

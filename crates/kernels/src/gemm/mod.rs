@@ -24,6 +24,8 @@ use crate::simd::{Cpu, cpu_level};
 #[cfg(target_arch = "x86_64")]
 mod avx2_kquants;
 #[cfg(target_arch = "x86_64")]
+mod avx2_q0;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avx512_kquants;

@@ -118,9 +118,14 @@ static AVX512_VNNI: [PackedFormat; 4] = {
 
 /// The packed formats of the AVX2 kernels (same layouts as AVX-512's).
 #[cfg(target_arch = "x86_64")]
-static AVX2: [PackedFormat; 2] = {
-    use super::avx2_kquants;
-    [avx2_kquants::Q4_K, avx2_kquants::Q6_K]
+static AVX2: [PackedFormat; 4] = {
+    use super::{avx2_kquants, avx2_q0};
+    [
+        avx2_q0::Q4_0,
+        avx2_q0::Q8_0,
+        avx2_kquants::Q4_K,
+        avx2_kquants::Q6_K,
+    ]
 };
 
 /// The packed formats of the best kernels this CPU runs at the selected level.
