@@ -75,7 +75,7 @@ pub(super) unsafe fn f16x8(p: *const u8) -> __m256 {
 /// `p` must be valid for reading 8 bytes.
 #[target_feature(enable = "avx2")]
 #[inline]
-unsafe fn pair8(p: *const u8, signed: bool) -> __m256i {
+pub(super) unsafe fn pair8(p: *const u8, signed: bool) -> __m256i {
     // SAFETY: the caller guarantees 8 readable bytes.
     let bytes = unsafe { _mm_loadl_epi64(p.cast()) };
     let v = if signed {

@@ -118,13 +118,14 @@ static AVX512_VNNI: [PackedFormat; 4] = {
 
 /// The packed formats of the AVX2 kernels (same layouts as AVX-512's).
 #[cfg(target_arch = "x86_64")]
-static AVX2: [PackedFormat; 4] = {
-    use super::{avx2_kquants, avx2_q0};
+static AVX2: [PackedFormat; 5] = {
+    use super::{avx2_iq4, avx2_kquants, avx2_q0};
     [
         avx2_q0::Q4_0,
         avx2_q0::Q8_0,
         avx2_kquants::Q4_K,
         avx2_kquants::Q6_K,
+        avx2_iq4::IQ4_XS,
     ]
 };
 
@@ -169,8 +170,9 @@ pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
 fn unpack_fn(ty: TensorType) -> Option<UnpackFn> {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::{avx512_q0, kquants_rows};
+        use super::{avx2_iq4, avx512_q0, kquants_rows};
         match ty {
+            TensorType::IQ4_XS => Some(avx2_iq4::unpack_iq4_xs),
             TensorType::Q4_0 => Some(avx512_q0::unpack_q4_0),
             TensorType::Q8_0 => Some(avx512_q0::unpack_q8_0),
             TensorType::Q4_K => Some(kquants_rows::unpack_q4_k),
