@@ -7,7 +7,10 @@
 //! then broadcasts four activation bytes and one `vpdpbusd` does 16 rows × 4
 //! values for one token; scales of the 16 rows load as one vector. This is
 //! llama.cpp's "repack" idea (ggml-cpu/repack.cpp, `block_q4_0x8` and
-//! friends), laid out for AVX-512 VNNI.
+//! friends), laid out for AVX-512 VNNI. The AVX2 kernels (`avx2_*.rs`) read
+//! the same layouts as two 256-bit halves of eight rows each, with
+//! `vpmaddubsw` + `vpmaddwd` for the integer dots; IQ4_XS is packed for AVX2
+//! only.
 //!
 //! # Layout
 //!
@@ -36,11 +39,13 @@
 //!    - `fn unpack(group_block: &[u8], r: usize, dst: &mut [u8])`: see
 //!      [`UnpackFn`]; the inverse of `pack` for one row and one block (it may
 //!      live in another file, as the K-quants' do in `kquants_rows.rs`).
-//! 2. Add one arm to [`format`] below: `TensorType::X => Some(&file::FORMAT)`,
-//!    and one to [`unpack_fn`].
+//! 2. Add it to the level's list below (`AVX512_VNNI` or `AVX2`; the AVX2
+//!    kernels may reuse an AVX-512 format's `pack`), and one arm to
+//!    [`unpack_fn`].
 //! 3. Test: the kernel against the scalar `vec_dot` for token counts that hit
 //!    every tile width and a row count that is not a multiple of 16 (see this
-//!    file's tests, which run for every registered format and also check that
+//!    file's tests, which run for every format of every level the CPU runs —
+//!    `HEARTH_CPU=avx2` for the AVX2 ones alone — and also check that
 //!    `unpack` gives back every byte that `pack` was given).
 //!
 //! Nothing else changes: the model loader asks [`PackedMatrix::new`] for every
@@ -50,7 +55,8 @@
 //! embedding rows of a token_embd that is also the output head) are read back
 //! from the copy with [`PackedMatrix::dequantize_row`], not from the file.
 //!
-//! Packing is only done where the CPU runs the kernels (AVX-512 VNNI) and
+//! Packing is only done where the CPU runs the kernels (AVX-512 VNNI, or
+//! AVX2 with FMA and F16C, `HEARTH_CPU=avx2` included) and
 //! `HEARTH_NO_REPACK` is unset (an A/B switch for measurements); everywhere
 //! else matrices are read in place as before.
 
@@ -147,17 +153,19 @@ fn formats() -> &'static [PackedFormat] {
 /// tests (the AVX2 kernels also run where the AVX-512 ones are chosen).
 #[cfg(test)]
 fn runnable_sets() -> Vec<(&'static str, &'static [PackedFormat])> {
-    let mut sets: Vec<(&'static str, &'static [PackedFormat])> = Vec::new();
     #[cfg(target_arch = "x86_64")]
     {
+        let mut sets: Vec<(&'static str, &'static [PackedFormat])> = Vec::new();
         if avx512_vnni() {
             sets.push(("AVX-512 VNNI", &AVX512_VNNI));
         }
         if crate::simd::cpu_level() >= crate::simd::Cpu::Avx2 {
             sets.push(("AVX2", &AVX2));
         }
+        sets
     }
-    sets
+    #[cfg(not(target_arch = "x86_64"))]
+    Vec::new()
 }
 
 /// The packed format for weights of type `ty`, where this CPU runs one.
@@ -464,8 +472,9 @@ mod tests {
         }
     }
 
-    /// Every registered format, every token count up to 11 (all tile widths and
-    /// their tails), 37 rows (a padded last group), against the scalar dot.
+    /// Every format of every level this CPU runs, every token count up to 11
+    /// (all tile widths and their tails at both levels), 37 rows (a padded
+    /// last group), against the scalar dot.
     #[test]
     #[cfg_attr(not(hearth_avx2), ignore = "needs AVX2 (packed kernels)")]
     fn packed_kernels_match_the_scalar_dot_products() {
