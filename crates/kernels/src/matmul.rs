@@ -246,8 +246,8 @@ fn matmul_in(
         packed_products(pool, p, converted, act_row, n_rows, y);
         return Ok(());
     }
-    // F16 and F32 on AVX-512 in ggml's orders: tinyBLAS for two rows or
-    // more, the dispatch table's vec_dot (ggml_vec_dot_f16/f32's order) for one.
+    // F16 and F32 on AVX2 and AVX-512 in ggml's orders: tinyBLAS for two rows
+    // or more, the dispatch table's vec_dot (ggml_vec_dot_f16/f32's order) for one.
     #[cfg(target_arch = "x86_64")]
     let float_ggml = gemm::f16_tinyblas::handles(w.ty);
     #[cfg(not(target_arch = "x86_64"))]
@@ -430,8 +430,8 @@ mod tests {
 
     #[test]
     #[cfg_attr(
-        any(not(hearth_avx512_vnni), hearth_no_repack),
-        ignore = "needs AVX-512 VNNI and repacking (packed kernels)"
+        any(not(hearth_avx2), hearth_no_repack),
+        ignore = "needs AVX2 and repacking (packed kernels)"
     )]
     fn packed_matrices_match_one_dot_at_a_time() {
         let pool = ThreadPool::new(3);

@@ -138,16 +138,17 @@ fn diff_in_std(a: &[f32], b: &[f32], n_vocab: usize) -> f32 {
 
 /// Whether the weight format's products give each row the same bits whatever
 /// the number of rows, as measured on AVX-512 VNNI. Q8_0 and Q4_0: yes (their
-/// tile and packed kernels sum each output's integer block products in one
-/// order for any number of rows). F16 on AVX-512: no — one row follows
-/// `ggml_vec_dot_f16`'s order and two or more tinyBLAS' (as llama.cpp does), so
-/// a decoding step batched with other rows differs from the same step alone,
-/// and prefill rows differ by a few ulps with the batch's tiling. The
+/// tile and packed kernels, AVX2's included, sum each output's integer block
+/// products in one order for any number of rows). F16 on AVX2 and AVX-512:
+/// no — one row follows `ggml_vec_dot_f16`'s order and two or more tinyBLAS'
+/// (as llama.cpp does), so a decoding step batched with other rows differs
+/// from the same step alone, and prefill rows differ by a few ulps with the
+/// batch's tiling. The
 /// K-quants: no — their packed kernels follow ggml's decoding order for calls
 /// of fewer than `TILED_MIN_BATCH` rows and the tiled order for more.
 fn bit_identical(ty: TensorType) -> bool {
     matches!(ty, TensorType::Q8_0 | TensorType::Q4_0)
-        || (ty == TensorType::F16 && kernels::cpu_level() != kernels::Cpu::Avx512)
+        || (ty == TensorType::F16 && kernels::cpu_level() < kernels::Cpu::Avx2)
 }
 
 /// Largest allowed difference (in logit standard deviations) where the bits

@@ -18,8 +18,8 @@ fn mapped_rss_kib(path: &Path) -> u64 {
 
 #[test]
 #[cfg_attr(
-    any(not(hearth_avx512_vnni), hearth_no_repack),
-    ignore = "needs AVX-512 VNNI and repacking (nothing is released without packed kernels)"
+    any(not(hearth_avx2), hearth_no_repack),
+    ignore = "needs AVX2 and repacking (nothing is released without packed kernels)"
 )]
 fn repacked_weights_leave_the_resident_set_and_stay_out() {
     assert!(

@@ -39,18 +39,18 @@ const QK_K: usize = 256;
 /// Bytes of one Q4_K super-block of a group: quants (16 × 128), scales and
 /// minimums unpacked to one byte per sub-block and row (2 × 8 × 16), d and dmin
 /// (2 × 16 f16).
-const Q4_K_GROUP_BLOCK: usize = GROUP * 128 + 2 * 8 * GROUP + 2 * 2 * GROUP;
+pub(super) const Q4_K_GROUP_BLOCK: usize = GROUP * 128 + 2 * 8 * GROUP + 2 * 2 * GROUP;
 /// Bytes of one Q6_K super-block of a group: quants (16 × 192), scales
 /// (16 × 16 i8), d (16 f16), and 32 bytes of padding so that every group
 /// block starts on a cache line (the 64-byte loads never split one).
-const Q6_K_GROUP_BLOCK: usize = GROUP * 192 + 16 * GROUP + 2 * GROUP + 32;
+pub(super) const Q6_K_GROUP_BLOCK: usize = GROUP * 192 + 16 * GROUP + 2 * GROUP + 32;
 
 const Q4_K_BLOCK: usize = 144;
 const Q6_K_BLOCK: usize = 210;
 /// Q8_K super-block: d (f32), qs (256 i8), bsums (16 i16).
-const Q8K_QS: usize = 4;
-const Q8K_BSUMS: usize = 260;
-const Q8K_BLOCK: usize = 292;
+pub(super) const Q8K_QS: usize = 4;
+pub(super) const Q8K_BSUMS: usize = 260;
+pub(super) const Q8K_BLOCK: usize = 292;
 
 /// Q4_K's sub-block `j` scale and minimum (ggml's `get_scale_min_k4`).
 fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
@@ -73,7 +73,7 @@ fn scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 ///   `64p + 32 + 4i..`);
 /// - at 2048: scale of sub-block `j`, row `r` at `16j + r`; at 2176: minimums
 ///   likewise; at 2304: d of each row (f16); at 2336: dmin of each row (f16).
-fn pack_q4_k(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
+pub(super) fn pack_q4_k(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     for (r, row) in rows.iter().enumerate() {
         for (b, src) in row.chunks_exact(Q4_K_BLOCK).take(nb).enumerate() {
             let dst = &mut dst[b * Q4_K_GROUP_BLOCK..][..Q4_K_GROUP_BLOCK];
@@ -124,7 +124,7 @@ fn q6_k_quants(src: &[u8]) -> [u8; QK_K] {
 ///
 /// Then at 3072 the scale of sub-block `s`, row `r` at `16s + r` (i8) and at
 /// 3328 d of each row (f16); 3360..3392 are padding.
-fn pack_q6_k(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
+pub(super) fn pack_q6_k(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     for (r, row) in rows.iter().enumerate() {
         for (b, src) in row.chunks_exact(Q6_K_BLOCK).take(nb).enumerate() {
             let dst = &mut dst[b * Q6_K_GROUP_BLOCK..][..Q6_K_GROUP_BLOCK];

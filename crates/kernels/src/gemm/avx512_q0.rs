@@ -44,10 +44,10 @@ pub(super) const Q4_0: PackedFormat = PackedFormat {
     gemm: gemm_q4_0,
 };
 
-const Q8_0_BLOCK: usize = 34;
-const Q4_0_BLOCK: usize = 18;
-const Q8_0_GROUP_BLOCK: usize = 2 * GROUP + GROUP * 32;
-const Q4_0_GROUP_BLOCK: usize = 2 * GROUP + GROUP * 16;
+pub(super) const Q8_0_BLOCK: usize = 34;
+pub(super) const Q4_0_BLOCK: usize = 18;
+pub(super) const Q8_0_GROUP_BLOCK: usize = 2 * GROUP + GROUP * 32;
+pub(super) const Q4_0_GROUP_BLOCK: usize = 2 * GROUP + GROUP * 16;
 
 /// Tokens per register tile: eight accumulators per token.
 const NC: usize = 2;
@@ -55,7 +55,7 @@ const NC: usize = 2;
 /// Blocks whose activation terms are prepared at a time.
 const CHUNK: usize = 32;
 
-fn pack_q8_0(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
+pub(super) fn pack_q8_0(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     for (b, out) in dst.chunks_exact_mut(Q8_0_GROUP_BLOCK).take(nb).enumerate() {
         let (scales, qs) = out.split_at_mut(2 * GROUP);
         for (r, row) in rows.iter().enumerate() {
@@ -70,7 +70,7 @@ fn pack_q8_0(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     }
 }
 
-fn pack_q4_0(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
+pub(super) fn pack_q4_0(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
     for (b, out) in dst.chunks_exact_mut(Q4_0_GROUP_BLOCK).take(nb).enumerate() {
         let (scales, qs) = out.split_at_mut(2 * GROUP);
         for (r, row) in rows.iter().enumerate() {

@@ -1,8 +1,8 @@
 //! GEMM micro-kernels: a tile of [`NR`] weight rows × up to four activation
 //! rows per call, for the quantized formats that dominate real models (Q8_0,
 //! Q4_0, Q4_K, Q6_K) against their `vec_dot_type` activations, on AVX-512 VNNI
-//! and on NEON (`neon.rs`). (F16 and F32 go through `f16_tinyblas` on
-//! AVX-512.)
+//! and on NEON (`neon.rs`). (F16 and F32 go through [`f16_tinyblas`] on AVX2
+//! and AVX-512.)
 //!
 //! [`crate::matmul`] uses a tile kernel where one exists for the weight format
 //! and the CPU level, and the per-pair `vec_dot` of the dispatch table
@@ -13,8 +13,9 @@
 //! float additions (integer block sums are exact).
 //!
 //! Weights repacked at load time into 16-row groups ([`packed`]) replace the
-//! tiles for the formats registered there; its module documentation is the
-//! contract for adding a format (Q4_0 and Q8_0 in `avx512_q0.rs`).
+//! tiles for the formats registered there, on AVX-512 VNNI and on AVX2 (which
+//! has no tile kernels); its module documentation is the contract for adding
+//! a format (Q4_0 and Q8_0 in `avx512_q0.rs` and `avx2_q0.rs`).
 
 use std::sync::OnceLock;
 
@@ -22,6 +23,12 @@ use gguf::TensorType;
 
 use crate::simd::{Cpu, cpu_level};
 
+#[cfg(target_arch = "x86_64")]
+mod avx2_iq4;
+#[cfg(target_arch = "x86_64")]
+mod avx2_kquants;
+#[cfg(target_arch = "x86_64")]
+mod avx2_q0;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
@@ -89,6 +96,14 @@ fn avx512_vnni() -> bool {
 /// Whether the selected level is a NEON one (aarch64).
 fn neon() -> bool {
     matches!(cpu_level(), Cpu::Neon | Cpu::NeonDotprod)
+}
+
+/// Whether this CPU runs the AVX2 packed kernels at the selected level: AVX2
+/// (with FMA and F16C) and no AVX-512 VNNI kernels to run instead.
+#[cfg(target_arch = "x86_64")]
+fn avx2_packed() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| cpu_level() >= Cpu::Avx2 && !avx512_vnni())
 }
 
 /// The tile kernel for weights of format `ty`, if this CPU level has one.

@@ -7,7 +7,10 @@
 //! then broadcasts four activation bytes and one `vpdpbusd` does 16 rows × 4
 //! values for one token; scales of the 16 rows load as one vector. This is
 //! llama.cpp's "repack" idea (ggml-cpu/repack.cpp, `block_q4_0x8` and
-//! friends), laid out for AVX-512 VNNI.
+//! friends), laid out for AVX-512 VNNI. The AVX2 kernels (`avx2_*.rs`) read
+//! the same layouts as two 256-bit halves of eight rows each, with
+//! `vpmaddubsw` + `vpmaddwd` for the integer dots; IQ4_XS is packed for AVX2
+//! only.
 //!
 //! # Layout
 //!
@@ -36,11 +39,13 @@
 //!    - `fn unpack(group_block: &[u8], r: usize, dst: &mut [u8])`: see
 //!      [`UnpackFn`]; the inverse of `pack` for one row and one block (it may
 //!      live in another file, as the K-quants' do in `kquants_rows.rs`).
-//! 2. Add one arm to [`format`] below: `TensorType::X => Some(&file::FORMAT)`,
-//!    and one to [`unpack_fn`].
+//! 2. Add it to the level's list below (`AVX512_VNNI` or `AVX2`; the AVX2
+//!    kernels may reuse an AVX-512 format's `pack`), and one arm to
+//!    [`unpack_fn`].
 //! 3. Test: the kernel against the scalar `vec_dot` for token counts that hit
 //!    every tile width and a row count that is not a multiple of 16 (see this
-//!    file's tests, which run for every registered format and also check that
+//!    file's tests, which run for every format of every level the CPU runs —
+//!    `HEARTH_CPU=avx2` for the AVX2 ones alone — and also check that
 //!    `unpack` gives back every byte that `pack` was given).
 //!
 //! Nothing else changes: the model loader asks [`PackedMatrix::new`] for every
@@ -50,7 +55,8 @@
 //! embedding rows of a token_embd that is also the output head) are read back
 //! from the copy with [`PackedMatrix::dequantize_row`], not from the file.
 //!
-//! Packing is only done where the CPU runs the kernels (AVX-512 VNNI) and
+//! Packing is only done where the CPU runs the kernels (AVX-512 VNNI, or
+//! AVX2 with FMA and F16C, `HEARTH_CPU=avx2` included) and
 //! `HEARTH_NO_REPACK` is unset (an A/B switch for measurements); everywhere
 //! else matrices are read in place as before.
 
@@ -58,7 +64,8 @@ use std::fmt;
 
 use gguf::TensorType;
 
-use super::avx512_vnni;
+#[cfg(target_arch = "x86_64")]
+use super::{avx2_packed, avx512_vnni};
 use crate::KernelError;
 
 /// Weight rows per packed group (one per 32-bit lane of a 512-bit vector).
@@ -103,27 +110,67 @@ pub(crate) struct PackedFormat {
     pub gemm: PackedGemm,
 }
 
-/// The packed format for weights of type `ty`, where this CPU runs one.
-pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
-    if !avx512_vnni() {
-        return None;
-    }
+/// The packed formats of the AVX-512 VNNI kernels.
+#[cfg(target_arch = "x86_64")]
+static AVX512_VNNI: [PackedFormat; 4] = {
+    use super::{avx512_kquants, avx512_q0};
+    [
+        avx512_q0::Q4_0,
+        avx512_q0::Q8_0,
+        avx512_kquants::Q4_K,
+        avx512_kquants::Q6_K,
+    ]
+};
+
+/// The packed formats of the AVX2 kernels (same layouts as AVX-512's).
+#[cfg(target_arch = "x86_64")]
+static AVX2: [PackedFormat; 5] = {
+    use super::{avx2_iq4, avx2_kquants, avx2_q0};
+    [
+        avx2_q0::Q4_0,
+        avx2_q0::Q8_0,
+        avx2_kquants::Q4_K,
+        avx2_kquants::Q6_K,
+        avx2_iq4::IQ4_XS,
+    ]
+};
+
+/// The packed formats of the best kernels this CPU runs at the selected level.
+fn formats() -> &'static [PackedFormat] {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::{avx512_kquants, avx512_q0};
-        match ty {
-            TensorType::Q4_0 => Some(&avx512_q0::Q4_0),
-            TensorType::Q8_0 => Some(&avx512_q0::Q8_0),
-            TensorType::Q4_K => Some(&avx512_kquants::Q4_K),
-            TensorType::Q6_K => Some(&avx512_kquants::Q6_K),
-            _ => None,
+        if avx512_vnni() {
+            return &AVX512_VNNI;
+        }
+        if avx2_packed() {
+            return &AVX2;
         }
     }
-    #[cfg(not(target_arch = "x86_64"))]
+    &[]
+}
+
+/// Every set of packed formats this CPU runs at the selected level, for the
+/// tests (the AVX2 kernels also run where the AVX-512 ones are chosen).
+#[cfg(test)]
+fn runnable_sets() -> Vec<(&'static str, &'static [PackedFormat])> {
+    #[cfg(target_arch = "x86_64")]
     {
-        let _ = ty;
-        None
+        let mut sets: Vec<(&'static str, &'static [PackedFormat])> = Vec::new();
+        if avx512_vnni() {
+            sets.push(("AVX-512 VNNI", &AVX512_VNNI));
+        }
+        if crate::simd::cpu_level() >= crate::simd::Cpu::Avx2 {
+            sets.push(("AVX2", &AVX2));
+        }
+        sets
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    Vec::new()
+}
+
+/// The packed format for weights of type `ty`, where this CPU runs one.
+pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
+    formats().iter().find(|f| f.ty == ty)
 }
 
 /// The row reader of the packed format for `ty` (every format [`format`]
@@ -131,8 +178,9 @@ pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
 fn unpack_fn(ty: TensorType) -> Option<UnpackFn> {
     #[cfg(target_arch = "x86_64")]
     {
-        use super::{avx512_q0, kquants_rows};
+        use super::{avx2_iq4, avx512_q0, kquants_rows};
         match ty {
+            TensorType::IQ4_XS => Some(avx2_iq4::unpack_iq4_xs),
             TensorType::Q4_0 => Some(avx512_q0::unpack_q4_0),
             TensorType::Q8_0 => Some(avx512_q0::unpack_q8_0),
             TensorType::Q4_K => Some(kquants_rows::unpack_q4_k),
@@ -360,12 +408,19 @@ mod tests {
 
     use crate::test_data::{quantized, values};
 
-    const FORMATS: [TensorType; 4] = [
-        TensorType::Q4_0,
-        TensorType::Q8_0,
-        TensorType::Q4_K,
-        TensorType::Q6_K,
-    ];
+    /// Every packed format this CPU runs, with the name of its kernel set;
+    /// at least the formats of the selected level.
+    fn formats_to_check() -> Vec<(&'static str, &'static PackedFormat)> {
+        let all: Vec<_> = runnable_sets()
+            .into_iter()
+            .flat_map(|(name, set)| set.iter().map(move |f| (name, f)))
+            .collect();
+        for f in formats() {
+            assert!(all.iter().any(|(_, g)| std::ptr::eq(*g, f)));
+        }
+        assert!(format(TensorType::Q4_K).is_some(), "no packed Q4_K kernel");
+        all
+    }
 
     /// `n` pseudo-random bytes.
     fn bytes(n: usize, seed: u64) -> Vec<u8> {
@@ -381,14 +436,11 @@ mod tests {
     /// dequantization of the file's row bit for bit. 2048 values per row take
     /// several `ROW_CHUNK`s in every format; 37 rows pad the last group.
     #[test]
-    #[cfg_attr(
-        not(hearth_avx512_vnni),
-        ignore = "needs AVX-512 VNNI (packed kernels)"
-    )]
+    #[cfg_attr(not(hearth_avx2), ignore = "needs AVX2 (packed kernels)")]
     fn packed_rows_read_back_as_the_file_rows() {
         let (n_in, n_out) = (2048, 37);
-        for ty in FORMATS {
-            let fmt = format(ty).unwrap_or_else(|| panic!("no packed kernel for {ty}"));
+        for (set, fmt) in formats_to_check() {
+            let ty = fmt.ty;
             let unpack = unpack_fn(ty).unwrap();
             let (nb, ts) = (n_in / ty.block_size(), ty.type_size());
             let row = nb * ts;
@@ -402,7 +454,7 @@ mod tests {
                     let g = &p.bytes()[(o / GROUP * nb + b) * gbb..][..gbb];
                     unpack(g, o % GROUP, &mut block);
                     let want = &w[o * row + b * ts..][..ts];
-                    assert_eq!(block, want, "{ty} row {o} block {b}");
+                    assert_eq!(block, want, "{set} {ty} row {o} block {b}");
                 }
             }
 
@@ -413,24 +465,22 @@ mod tests {
                 p.dequantize_row(o, &mut got).unwrap();
                 crate::dequantize(ty, &w[o * row..(o + 1) * row], &mut want).unwrap();
                 let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&want), "{ty} row {o}");
+                assert_eq!(bits(&got), bits(&want), "{set} {ty} row {o}");
             }
             assert!(p.dequantize_row(n_out, &mut got).is_err());
             assert!(p.dequantize_row(0, &mut got[1..]).is_err());
         }
     }
 
-    /// Every registered format, every token count up to 11 (all tile widths and
-    /// their tails), 37 rows (a padded last group), against the scalar dot.
+    /// Every format of every level this CPU runs, every token count up to 11
+    /// (all tile widths and their tails at both levels), 37 rows (a padded
+    /// last group), against the scalar dot.
     #[test]
-    #[cfg_attr(
-        not(hearth_avx512_vnni),
-        ignore = "needs AVX-512 VNNI (packed kernels)"
-    )]
+    #[cfg_attr(not(hearth_avx2), ignore = "needs AVX2 (packed kernels)")]
     fn packed_kernels_match_the_scalar_dot_products() {
         let (n_in, n_out) = (512, 37);
-        for ty in FORMATS {
-            let fmt = format(ty).unwrap_or_else(|| panic!("no packed kernel for {ty}"));
+        for (set, fmt) in formats_to_check() {
+            let ty = fmt.ty;
             let scalar = traits_for(Cpu::Scalar, ty).unwrap();
             let vt = scalar.vec_dot_type;
             let w = quantized(ty, &values(n_in * n_out, 7));
@@ -457,7 +507,7 @@ mod tests {
                             let tol = 1e-4 * (1.0 + want.abs());
                             assert!(
                                 (got - want).abs() <= tol,
-                                "{ty} row {o} token {c} of {n_tok}: {got} vs {want}"
+                                "{set} {ty} row {o} token {c} of {n_tok}: {got} vs {want}"
                             );
                         }
                     }

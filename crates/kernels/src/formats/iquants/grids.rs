@@ -18,7 +18,7 @@ pub(crate) const KSIGNS_IQ2XS: [u8; 128] = [
 
 /// The 16 non-linear levels of IQ4_NL and IQ4_XS. (ggml `kvalues_iq4nl`)
 #[rustfmt::skip]
-pub(super) const KVALUES_IQ4NL: [i8; 16] = [
+pub(crate) const KVALUES_IQ4NL: [i8; 16] = [
     -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
 ];
 

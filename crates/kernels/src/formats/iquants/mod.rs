@@ -43,7 +43,9 @@ pub use iq4::{
 #[cfg(target_arch = "x86_64")]
 pub(crate) use grid_iq1s::IQ1S_GRID;
 #[cfg(target_arch = "x86_64")]
-pub(crate) use grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
+pub(crate) use grids::{
+    IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS, KVALUES_IQ4NL,
+};
 
 /// Weights per super-block of the 256-wide formats (ggml's `QK_K`).
 const QK_K: usize = 256;
