@@ -5,3 +5,4 @@ pub mod float;
 pub mod iquants;
 pub mod kquants;
 pub mod legacy;
+pub mod mxfp4;
