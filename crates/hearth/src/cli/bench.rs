@@ -37,7 +37,8 @@ pub struct BenchArgs {
     model: Option<PathBuf>,
     /// A random-weight model of a real shape, built on the fly: SHAPE:QUANT, e.g.
     /// llama-3.2-1b:q4_k_m (quants: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k
-    /// q3_k q4_k q5_k q6_k q4_k_m).
+    /// q3_k q4_k q5_k q6_k q4_k_m; mxfp4 for MoE shapes: experts in MXFP4, the
+    /// rest in Q8_0, as llama-quantize's MXFP4_MOE).
     #[arg(long, value_name = "SHAPE:QUANT")]
     synthetic: Option<String>,
     /// Prompt lengths to time (0 disables prompt tests).
@@ -410,6 +411,8 @@ pub(super) struct QuantMix {
     base: TensorType,
     /// Q4_K_M's exceptions to `base`, which depend on the model's shape.
     q4_k_m: Option<Q4KM>,
+    /// The format of the expert matrices (`*_exps`), where it differs from `base`.
+    experts: Option<TensorType>,
 }
 
 /// The shape facts llama-quantize's Q4_K_M rules look at.
@@ -427,7 +430,13 @@ impl QuantMix {
     /// `llama_tensor_get_type`) for the llama architecture: the output (or the
     /// tied embedding) in Q6_K; attn_v and ffn_down in Q6_K on the layers
     /// `use_more_bits` picks; attn_k/attn_v in Q8_0 for 8-expert models.
+    /// MXFP4_MOE's: the expert matrices in MXFP4, every other one in Q8_0.
     pub(super) fn type_of(&self, name: &str) -> TensorType {
+        if let Some(ty) = self.experts
+            && name.contains("_exps.")
+        {
+            return ty;
+        }
         let Some(m) = &self.q4_k_m else {
             return self.base;
         };
@@ -458,6 +467,7 @@ pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantM
     let pure = |ty: TensorType| QuantMix {
         base: ty,
         q4_k_m: None,
+        experts: None,
     };
     // Ids from llama.h's `enum llama_ftype` (MOSTLY_* for a single format).
     let (ftype, mix) = match quant.to_ascii_lowercase().as_str() {
@@ -483,8 +493,22 @@ pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantM
                     tied: spec.tied_output,
                     eight_experts: spec.n_expert == 8,
                 }),
+                experts: None,
             },
         ),
+        // llama-quantize's MXFP4_MOE (src/llama-quant.cpp): the 3-D expert
+        // tensors in MXFP4, all others, output and embedding included, in Q8_0.
+        "mxfp4" | "mxfp4_moe" if spec.n_expert > 0 => (
+            38,
+            QuantMix {
+                base: TensorType::Q8_0,
+                q4_k_m: None,
+                experts: Some(TensorType::MXFP4),
+            },
+        ),
+        "mxfp4" | "mxfp4_moe" => {
+            bail!("--synthetic: mxfp4 quantizes the experts of a MoE shape; this shape has none")
+        }
         other => bail!("--synthetic: unknown quant '{other}'"),
     };
     Ok((ftype, mix))
@@ -540,6 +564,34 @@ mod tests {
         assert_eq!(mix.type_of("blk.4.attn_q.weight"), TensorType::Q4_K);
         assert_eq!(mix.type_of("token_embd.weight"), TensorType::Q6_K);
         assert!(quant_mix("q9_9", &spec).is_err());
+    }
+
+    #[test]
+    fn mxfp4_mix_puts_experts_in_mxfp4_and_the_rest_in_q8_0() {
+        let spec = Spec::tiny_moe();
+        let (ftype, mix) = quant_mix("mxfp4", &spec).unwrap();
+        assert_eq!(ftype, 38);
+        assert_eq!(mix.type_of("blk.0.ffn_gate_exps.weight"), TensorType::MXFP4);
+        assert_eq!(mix.type_of("blk.1.ffn_down_exps.weight"), TensorType::MXFP4);
+        assert_eq!(mix.type_of("blk.0.ffn_gate_inp.weight"), TensorType::Q8_0);
+        assert_eq!(mix.type_of("blk.0.attn_v.weight"), TensorType::Q8_0);
+        assert_eq!(mix.type_of("output.weight"), TensorType::Q8_0);
+        assert_eq!(mix.type_of("token_embd.weight"), TensorType::Q8_0);
+        assert!(quant_mix("mxfp4", &Spec::tiny_llama()).is_err());
+    }
+
+    #[test]
+    fn synthetic_mxfp4_moe_model_loads_and_runs() {
+        let temp = build_synthetic("tiny-moe:mxfp4").unwrap();
+        let model = Model::load(&temp.0).unwrap();
+        assert_eq!(describe(&model, "x").model_type, "llama 4M MXFP4 MoE");
+        let ty = |name: &str| model.gguf().tensor(name).unwrap().ty;
+        assert_eq!(ty("blk.0.ffn_up_exps.weight"), TensorType::MXFP4);
+        assert_eq!(ty("blk.0.attn_q.weight"), TensorType::Q8_0);
+        let mut state = model.new_state(8).unwrap();
+        let logits = model.forward(&mut state, &[1, 5, 9], Logits::Last).unwrap();
+        assert!(logits.iter().all(|v| v.is_finite()));
+        assert!(logits.iter().any(|&v| v != logits[0]));
     }
 
     #[test]
