@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::{Dot256, builds, f16x8, hsum_ps, lane, load, load128};
-use crate::formats::mxfp4::{KVALUES_MXFP4, e8m0_to_f32_half};
+use crate::formats::mxfp4::KVALUES_MXFP4;
 use crate::simd::dot_entry;
 
 dot_entry!(
@@ -28,7 +28,7 @@ builds!(mxfp4_body => mxfp4_q8_0, mxfp4_q8_0_vnni);
 #[inline(always)]
 unsafe fn mxfp4_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
     // SAFETY: blocks i..i + count < nb are readable (caller), the table is 16
-    // readable bytes, `scales` 32; features from the caller.
+    // readable bytes; features from the caller.
     unsafe {
         let table = _mm_loadu_si128(KVALUES_MXFP4.as_ptr().cast());
         let m4 = _mm_set1_epi8(0x0f);
@@ -37,11 +37,7 @@ unsafe fn mxfp4_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
         while i < nb {
             let count = (nb - i).min(8);
             let (bx, by) = (x.add(17 * i), y.add(34 * i));
-            let mut scales = [0f32; 8];
-            for (k, s) in scales.iter_mut().enumerate().take(count) {
-                *s = e8m0_to_f32_half(*bx.add(17 * k));
-            }
-            let d = _mm256_mul_ps(f16x8(by, 34, count), _mm256_loadu_ps(scales.as_ptr()));
+            let d = _mm256_mul_ps(f16x8(by, 34, count), e8m0_half_x8(bx, count));
             for k in 0..count {
                 let b = load128(bx.add(17 * k + 1));
                 let lo = _mm_shuffle_epi8(table, _mm_and_si128(b, m4));
@@ -53,4 +49,27 @@ unsafe fn mxfp4_body<D: Dot256>(nb: usize, x: *const u8, y: *const u8) -> f32 {
         }
         hsum_ps(_mm256_add_ps(acc[0], acc[1]))
     }
+}
+
+/// The half E8M0 scales `2^(e − 128)` of the blocks at `p + 17·k` for
+/// `k < count` (≤ 8), zeros after, as eight f32 (`formats::mxfp4::e8m0_to_f32_half`
+/// in lanes: `(e − 1) << 23` for e ≥ 2, the subnormals `0x0020_0000 << e` below).
+///
+/// # Safety
+/// 1 byte readable at each `p + 17·k`, `k < count`.
+#[target_feature(enable = "avx2,fma,f16c")]
+#[inline]
+unsafe fn e8m0_half_x8(p: *const u8, count: usize) -> __m256 {
+    let mut e = [0i32; 8];
+    for (k, v) in e.iter_mut().enumerate().take(count) {
+        // SAFETY: k < count (caller).
+        *v = i32::from(unsafe { *p.add(17 * k) });
+    }
+    // SAFETY: `e` is 32 readable bytes.
+    let e = unsafe { _mm256_loadu_si256(e.as_ptr().cast()) };
+    let normal = _mm256_slli_epi32::<23>(_mm256_sub_epi32(e, _mm256_set1_epi32(1)));
+    let subnormal = _mm256_sllv_epi32(_mm256_set1_epi32(0x0020_0000), e);
+    let is_normal = _mm256_cmpgt_epi32(e, _mm256_set1_epi32(1));
+    // Lanes past `count` hold e = 0: the subnormal 2^-128, times a zero f16 scale.
+    _mm256_castsi256_ps(_mm256_blendv_epi8(subnormal, normal, is_normal))
 }
