@@ -18,8 +18,9 @@
 
 use kernels::{Cpu, TensorType, TypeTraits, traits_for};
 
-/// Q4_0 … Q8_0 against Q8_0 / Q8_1 (and IQ4_NL, MXFP4 against Q8_0): blocks of 32 scaled once each; up to 512
-/// block terms per row in the tests, summed in 8–16 lanes instead of sequentially.
+/// Q4_0 … Q8_0 against Q8_0 / Q8_1 (and IQ4_NL, MXFP4 against Q8_0): blocks of 32
+/// scaled once each; up to 512 block terms per row in the tests, summed in 8–16
+/// lanes instead of sequentially.
 /// 1e-5 is ~80 ε: far above the reassociation error of these sums (measured
 /// ≤ 1e-7 relative) yet far below any real bug (a wrong quant moves the result by
 /// ~1/N of the magnitude, ≥ 6e-5 for the longest rows).
