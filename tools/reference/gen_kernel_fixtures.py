@@ -42,6 +42,7 @@ GGML = {
     "q8_1": 9, "q2_K": 10, "q3_K": 11, "q4_K": 12, "q5_K": 13, "q6_K": 14,
     "q8_K": 15, "iq2_xxs": 16, "iq2_xs": 17, "iq3_xxs": 18, "iq1_s": 19,
     "iq4_nl": 20, "iq3_s": 21, "iq2_s": 22, "iq4_xs": 23, "iq1_m": 29, "bf16": 30,
+    "mxfp4": 39,
 }
 ID_TO_NAME = {v: k for k, v in GGML.items()}
 
@@ -59,6 +60,7 @@ FORMATS = [
     ("iq2_xxs", "imatrix"), ("iq2_xs", "imatrix"), ("iq2_s", "imatrix"),
     ("iq3_xxs", "imatrix"), ("iq3_s", "imatrix"), ("iq1_s", "imatrix"),
     ("iq1_m", "imatrix"),
+    ("mxfp4", "chunk"),
 ]
 
 # Bytes per block and elements per block (ggml-common.h), to size buffers.
@@ -70,7 +72,7 @@ BLOCK = {
     "q6_K": (256, 210), "q8_K": (256, 292),
     "iq2_xxs": (256, 66), "iq2_xs": (256, 74), "iq2_s": (256, 82),
     "iq3_xxs": (256, 98), "iq3_s": (256, 110), "iq1_s": (256, 50), "iq1_m": (256, 56),
-    "iq4_nl": (32, 18), "iq4_xs": (256, 136),
+    "iq4_nl": (32, 18), "iq4_xs": (256, 136), "mxfp4": (32, 17),
 }
 
 TO_FLOAT = C.CFUNCTYPE(None, C.c_void_p, C.c_void_p, C.c_int64)

@@ -29,6 +29,7 @@ const FORMATS: &[TensorType] = &[
     TensorType::Q5_K,
     TensorType::IQ4_NL,
     TensorType::IQ4_XS,
+    TensorType::MXFP4,
     TensorType::BF16,
     TensorType::F32,
 ];

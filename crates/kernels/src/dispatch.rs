@@ -92,6 +92,7 @@ fn table_for(level: Cpu) -> &'static [TypeTraits] {
         t.extend_from_slice(formats::legacy::TRAITS);
         t.extend_from_slice(formats::kquants::TRAITS);
         t.extend_from_slice(formats::iquants::TRAITS);
+        t.extend_from_slice(formats::mxfp4::TRAITS);
         simd::install(level, &mut t);
         t
     })

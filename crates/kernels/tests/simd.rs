@@ -18,8 +18,9 @@
 
 use kernels::{Cpu, TensorType, TypeTraits, traits_for};
 
-/// Q4_0 … Q8_0 against Q8_0 / Q8_1: blocks of 32 scaled once each; up to 512
-/// block terms per row in the tests, summed in 8–16 lanes instead of sequentially.
+/// Q4_0 … Q8_0 against Q8_0 / Q8_1 (and IQ4_NL, MXFP4 against Q8_0): blocks of 32
+/// scaled once each; up to 512 block terms per row in the tests, summed in 8–16
+/// lanes instead of sequentially.
 /// 1e-5 is ~80 ε: far above the reassociation error of these sums (measured
 /// ≤ 1e-7 relative) yet far below any real bug (a wrong quant moves the result by
 /// ~1/N of the magnitude, ≥ 6e-5 for the longest rows).
@@ -46,6 +47,7 @@ const DOT_FORMATS: &[(TensorType, f64)] = &[
     (TensorType::Q5_K, KQUANT_TOL),
     (TensorType::Q6_K, KQUANT_TOL),
     (TensorType::IQ4_NL, LEGACY_TOL),
+    (TensorType::MXFP4, LEGACY_TOL),
     (TensorType::IQ4_XS, KQUANT_TOL),
     (TensorType::IQ2_XXS, KQUANT_TOL),
     (TensorType::IQ3_XXS, KQUANT_TOL),
@@ -78,6 +80,7 @@ const NEON_DOTS: &[TensorType] = &[
     TensorType::Q6_K,
     TensorType::IQ4_NL,
     TensorType::IQ4_XS,
+    TensorType::MXFP4,
 ];
 
 /// Activation formats whose SIMD quantizers must match the scalar bytes.
@@ -107,6 +110,7 @@ fn scale_bytes(ty: TensorType) -> std::ops::Range<usize> {
         | TensorType::IQ3_S
         | TensorType::IQ1_S => 0..2,
         TensorType::IQ1_M => 48..56,
+        TensorType::MXFP4 => 0..1,
         _ => 0..0,
     }
 }

@@ -40,7 +40,8 @@ pub struct BenchArgs {
     model: Option<PathBuf>,
     /// A random-weight model of a real shape, built on the fly: SHAPE:QUANT, e.g.
     /// llama-3.2-1b:q4_k_m (quants: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k
-    /// q3_k q4_k q5_k q6_k q4_k_m).
+    /// q3_k q4_k q5_k q6_k q4_k_m; mxfp4 for MoE shapes: experts in MXFP4, the
+    /// rest in Q8_0, as llama-quantize's MXFP4_MOE).
     #[arg(long, value_name = "SHAPE:QUANT")]
     synthetic: Option<String>,
     /// Prompt lengths to time (0 disables prompt tests).
@@ -424,8 +425,17 @@ impl QuantMix {
 /// The `general.file_type` id and the per-tensor formats of a llama-quantize
 /// preset name (`q4_k_m`, `Q8_0`, ...) for the synthetic model `spec`.
 pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantMix)> {
-    let preset =
-        Preset::parse(quant).with_context(|| format!("--synthetic: unknown quant '{quant}'"))?;
+    // llama-quantize's MXFP4_MOE (src/llama-quant.cpp): the expert tensors
+    // in MXFP4, every other matrix as its Q8_0 preset puts it.
+    let mxfp4 = matches!(quant.to_ascii_lowercase().as_str(), "mxfp4" | "mxfp4_moe");
+    if mxfp4 && spec.n_expert == 0 {
+        bail!("--synthetic: mxfp4 quantizes the experts of a MoE shape; this shape has none");
+    }
+    let preset = if mxfp4 {
+        Preset::Q8_0
+    } else {
+        Preset::parse(quant).with_context(|| format!("--synthetic: unknown quant '{quant}'"))?
+    };
     let facts = ModelFacts {
         arch: spec.arch.clone(),
         n_layer: spec.n_layer as u32,
@@ -445,9 +455,18 @@ pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantM
     let plan = rules::plan(&facts, &Options::new(preset), &tensors)?;
     let types = plan
         .into_iter()
-        .map(|d| (shapes[d.index].0.clone(), d.ty))
+        .map(|d| {
+            let name = shapes[d.index].0.clone();
+            let ty = if mxfp4 && name.contains("_exps.") {
+                TensorType::MXFP4
+            } else {
+                d.ty
+            };
+            (name, ty)
+        })
         .collect();
-    Ok((preset.file_type(), QuantMix { types }))
+    let file_type = if mxfp4 { 38 } else { preset.file_type() };
+    Ok((file_type, QuantMix { types }))
 }
 
 #[cfg(test)]
@@ -500,6 +519,34 @@ mod tests {
         assert_eq!(mix.type_of("blk.4.attn_q.weight"), TensorType::Q4_K);
         assert_eq!(mix.type_of("token_embd.weight"), TensorType::Q6_K);
         assert!(quant_mix("q9_9", &spec).is_err());
+    }
+
+    #[test]
+    fn mxfp4_mix_puts_experts_in_mxfp4_and_the_rest_in_q8_0() {
+        let spec = Spec::tiny_moe();
+        let (ftype, mix) = quant_mix("mxfp4", &spec).unwrap();
+        assert_eq!(ftype, 38);
+        assert_eq!(mix.type_of("blk.0.ffn_gate_exps.weight"), TensorType::MXFP4);
+        assert_eq!(mix.type_of("blk.1.ffn_down_exps.weight"), TensorType::MXFP4);
+        assert_eq!(mix.type_of("blk.0.ffn_gate_inp.weight"), TensorType::Q8_0);
+        assert_eq!(mix.type_of("blk.0.attn_v.weight"), TensorType::Q8_0);
+        assert_eq!(mix.type_of("output.weight"), TensorType::Q8_0);
+        assert_eq!(mix.type_of("token_embd.weight"), TensorType::Q8_0);
+        assert!(quant_mix("mxfp4", &Spec::tiny_llama()).is_err());
+    }
+
+    #[test]
+    fn synthetic_mxfp4_moe_model_loads_and_runs() {
+        let temp = build_synthetic("tiny-moe:mxfp4").unwrap();
+        let model = Model::load(&temp.0).unwrap();
+        assert_eq!(describe(&model, "x").model_type, "llama 4M MXFP4 MoE");
+        let ty = |name: &str| model.gguf().tensor(name).unwrap().ty;
+        assert_eq!(ty("blk.0.ffn_up_exps.weight"), TensorType::MXFP4);
+        assert_eq!(ty("blk.0.attn_q.weight"), TensorType::Q8_0);
+        let mut state = model.new_state(8).unwrap();
+        let logits = model.forward(&mut state, &[1, 5, 9], Logits::Last).unwrap();
+        assert!(logits.iter().all(|v| v.is_finite()));
+        assert!(logits.iter().any(|&v| v != logits[0]));
     }
 
     #[test]

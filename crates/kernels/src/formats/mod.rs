@@ -5,4 +5,5 @@ pub mod float;
 pub mod iquants;
 pub mod kquants;
 pub mod legacy;
+pub mod mxfp4;
 pub mod weighted;

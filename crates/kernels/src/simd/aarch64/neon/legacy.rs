@@ -1,10 +1,11 @@
-//! The 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL) against Q8_0 / Q8_1:
+//! The 32-value formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL, MXFP4) against Q8_0 / Q8_1:
 //! per block, two 16-byte integer dot steps, then one scale (ggml-cpu/arch/arm/
 //! quants.c, `ggml_vec_dot_q4_0_q8_0` …).
 
 use std::arch::aarch64::*;
 
 use super::{I8Dot, IQ4_LEVELS, f16_at, i8x16_at, int_dot, nibbles};
+use crate::formats::mxfp4::{KVALUES_MXFP4, e8m0_to_f32_half};
 
 int_dot!(
     /// Q4_0 · Q8_0.
@@ -29,6 +30,10 @@ int_dot!(
 int_dot!(
     /// IQ4_NL · Q8_0.
     iq4_nl_q8_0 => iq4_nl, 32, 18, 34
+);
+int_dot!(
+    /// MXFP4 · Q8_0.
+    mxfp4_q8_0 => mxfp4, 32, 17, 34
 );
 
 /// `acc + d · Σ lanes of (a·y[0..16] + b·y[16..32])` for one block whose
@@ -210,6 +215,30 @@ unsafe fn iq4_nl<D: I8Dot>(nb: usize, x: *const u8, y: *const u8) -> f32 {
             let (lo, hi) = nibbles(bx.add(2));
             let (lo, hi) = (vqtbl1q_s8(levels, lo), vqtbl1q_s8(levels, hi));
             acc = block_step::<D>(acc, lo, hi, by.add(2), f16_at(bx) * f16_at(by));
+        }
+        vaddvq_f32(acc)
+    }
+}
+
+/// IQ4_NL's kernel with the E2M1 table and the E8M0 scale `2^(e − 128)`.
+///
+/// # Safety
+/// `nb` blocks readable at `x` (17 bytes each) and `y` (34 bytes each); as
+/// [`I8Dot::dot`].
+#[inline(always)]
+unsafe fn mxfp4<D: I8Dot>(nb: usize, x: *const u8, y: *const u8) -> f32 {
+    // SAFETY: every block read is below `nb` (caller); MXFP4 is e, qs[16]; Q8_0
+    // is d, qs[32]; the value table is 16 bytes; the CPU has `D`'s features
+    // (caller).
+    unsafe {
+        let mut acc = vdupq_n_f32(0.0);
+        let values = vld1q_s8(KVALUES_MXFP4.as_ptr());
+        for i in 0..nb {
+            let (bx, by) = (x.add(17 * i), y.add(34 * i));
+            let (lo, hi) = nibbles(bx.add(1));
+            let (lo, hi) = (vqtbl1q_s8(values, lo), vqtbl1q_s8(values, hi));
+            let d = f16_at(by) * e8m0_to_f32_half(*bx);
+            acc = block_step::<D>(acc, lo, hi, by.add(2), d);
         }
         vaddvq_f32(acc)
     }

@@ -1,5 +1,5 @@
 //! NEON dot products for every format real models use (F32, F16, BF16, Q4_0,
-//! Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS against their activation
+//! Q4_1, Q5_0, Q5_1, Q8_0, Q2_K … Q6_K, IQ4_NL, IQ4_XS, MXFP4 against their activation
 //! formats): the [`Cpu::Neon`](crate::simd::Cpu) and
 //! [`Cpu::NeonDotprod`](crate::simd::Cpu) levels. The other IQ formats, the
 //! quantizers and the dequantizers keep the scalar reference on aarch64.
@@ -68,6 +68,7 @@ fn int_overrides(dotprod: bool) -> Vec<Override> {
         Q5_1 => legacy::q5_1_q8_1,
         Q8_0 => legacy::q8_0_q8_0,
         IQ4_NL => legacy::iq4_nl_q8_0,
+        MXFP4 => legacy::mxfp4_q8_0,
         Q2_K => kquants::q2_k_q8_k,
         Q3_K => kquants::q3_k_q8_k,
         Q4_K => kquants::q4_k_q8_k,

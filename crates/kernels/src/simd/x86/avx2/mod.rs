@@ -16,6 +16,7 @@ mod float;
 pub(in crate::simd) mod iquants;
 pub(in crate::simd) mod kquants;
 pub(super) mod legacy;
+pub(in crate::simd) mod mxfp4;
 mod quantize;
 
 /// This level's replacements of the scalar table.
@@ -40,6 +41,7 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
         Override::dot(TensorType::IQ3_S, iquants::vec_dot_iq3_s_q8_k),
         Override::dot(TensorType::IQ1_S, iquants::vec_dot_iq1_s_q8_k),
         Override::dot(TensorType::IQ1_M, iquants::vec_dot_iq1_m_q8_k),
+        Override::dot(TensorType::MXFP4, mxfp4::vec_dot_mxfp4_q8_0),
         Override::dot(TensorType::F32, float::vec_dot_f32),
         Override::dot(TensorType::F16, float::vec_dot_f16),
         Override::dot(TensorType::BF16, float::vec_dot_bf16),

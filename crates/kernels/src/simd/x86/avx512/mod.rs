@@ -3,7 +3,7 @@
 //! hearth accepts also has AVX2, FMA and F16C).
 //!
 //! What this level changes, each measured against the AVX2 kernel on the same
-//! machine (benches/vec_dot.rs): the legacy formats and IQ4_NL use the 256-bit
+//! machine (benches/vec_dot.rs): the legacy formats, IQ4_NL and MXFP4 use the 256-bit
 //! `vpdpbusd` build of the AVX2 kernels where the CPU has VNNI (one instruction
 //! for `vpmaddubsw` + `vpmaddwd`; a 512-bit two-blocks-per-step version measured
 //! slower, its shuffles cost more than the halved multiply-adds save); Q6_K runs
@@ -25,7 +25,7 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
     let f = features();
     let mut list = super::avx2::overrides();
     if f.avx512vnni {
-        use super::avx2::{iquants, legacy};
+        use super::avx2::{iquants, legacy, mxfp4};
         list.extend([
             Override::dot(TensorType::Q4_0, legacy::vec_dot_q4_0_q8_0_vnni),
             Override::dot(TensorType::Q4_1, legacy::vec_dot_q4_1_q8_1_vnni),
@@ -33,6 +33,7 @@ pub(in crate::simd) fn overrides() -> Vec<Override> {
             Override::dot(TensorType::Q5_1, legacy::vec_dot_q5_1_q8_1_vnni),
             Override::dot(TensorType::Q8_0, legacy::vec_dot_q8_0_q8_0_vnni),
             Override::dot(TensorType::IQ4_NL, iquants::vec_dot_iq4_nl_q8_0_vnni),
+            Override::dot(TensorType::MXFP4, mxfp4::vec_dot_mxfp4_q8_0_vnni),
         ]);
     }
     list.extend([
