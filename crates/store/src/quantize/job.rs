@@ -99,7 +99,7 @@ pub fn quantize_file(
     }
     let model = GgufModel::open(req.input)?;
     let facts = ModelFacts::from_metadata(model.metadata())?;
-    let infos: Vec<&TensorInfo> = model.tensors().map(|(_, t)| t).collect();
+    let (shards, infos): (Vec<usize>, Vec<&TensorInfo>) = model.tensors().unzip();
     let imatrix = req.imatrix.filter(|(m, _)| !m.entries.is_empty());
     if let Some((m, _)) = imatrix
         && let Some((name, _)) = m
@@ -163,6 +163,9 @@ pub fn quantize_file(
                 &mut out,
             )?
         };
+        // Done with the source: drop its pages from the resident set, as
+        // llama-quantize unmaps each weight (memory stays near one tensor).
+        model.files()[shards[it.decision.index]].release_tensor_pages(it.info);
         report.bytes_out += bytes_out;
         report.types.push((it.info.name.clone(), to));
         progress(Event::Tensor {
