@@ -528,7 +528,8 @@ mod tests {
         assert_eq!(ftype, 38);
         assert_eq!(mix.type_of("blk.0.ffn_gate_exps.weight"), TensorType::MXFP4);
         assert_eq!(mix.type_of("blk.1.ffn_down_exps.weight"), TensorType::MXFP4);
-        assert_eq!(mix.type_of("blk.0.ffn_gate_inp.weight"), TensorType::Q8_0);
+        // llama-quantize keeps the router in F32 whatever the preset.
+        assert_eq!(mix.type_of("blk.0.ffn_gate_inp.weight"), TensorType::F32);
         assert_eq!(mix.type_of("blk.0.attn_v.weight"), TensorType::Q8_0);
         assert_eq!(mix.type_of("output.weight"), TensorType::Q8_0);
         assert_eq!(mix.type_of("token_embd.weight"), TensorType::Q8_0);
