@@ -531,7 +531,13 @@ mod tests {
         // llama-quantize keeps the router in F32 whatever the preset.
         assert_eq!(mix.type_of("blk.0.ffn_gate_inp.weight"), TensorType::F32);
         assert_eq!(mix.type_of("blk.0.attn_v.weight"), TensorType::Q8_0);
-        assert_eq!(mix.type_of("output.weight"), TensorType::Q8_0);
+        // The head: its own output.weight, or the embedding it is tied to.
+        let head = if spec.tied_output {
+            "token_embd.weight"
+        } else {
+            "output.weight"
+        };
+        assert_eq!(mix.type_of(head), TensorType::Q8_0);
         assert_eq!(mix.type_of("token_embd.weight"), TensorType::Q8_0);
         assert!(quant_mix("mxfp4", &Spec::tiny_llama()).is_err());
     }
