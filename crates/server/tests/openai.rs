@@ -502,11 +502,19 @@ async fn bad_requests_get_openai_shaped_4xx_and_the_server_keeps_serving() {
     let e = error(
         &state,
         chat,
-        body(chat_body(json!({"n": 2}))),
+        body(chat_body(json!({"n": 17}))),
         StatusCode::BAD_REQUEST,
     )
     .await;
     assert_eq!(e["param"], "n");
+    let e = error(
+        &state,
+        chat,
+        body(chat_body(json!({"logit_bias": {"5": "high"}}))),
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(e["param"], "logit_bias");
     let e = error(
         &state,
         chat,
