@@ -307,3 +307,23 @@ def test_openai_parse_with_a_pydantic_model(openai_client, model):
             response_format=Person, temperature=1,
         )
         assert isinstance(reply.choices[0].message.parsed, Person)
+
+
+def test_anthropic_output_config_format_follows_the_schema(server, model):
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=server.url, api_key="unused", max_retries=0, timeout=120)
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 3, "maximum": 7}},
+              "required": ["n"], "additionalProperties": False}
+    reply = client.messages.create(
+        model=model, max_tokens=200, messages=[{"role": "user", "content": "n?"}],
+        extra_body={"temperature": 1, "output_config": {"format": {"type": "json_schema", "schema": schema}}},
+    )
+    assert reply.stop_reason == "end_turn", reply
+    conforms("".join(b.text for b in reply.content if b.type == "text"), schema)
+    with pytest.raises(anthropic.BadRequestError) as e:
+        client.messages.create(
+            model=model, max_tokens=8, messages=[{"role": "user", "content": "n?"}],
+            extra_body={"output_config": {"format": {"type": "yaml"}}},
+        )
+    assert "output_config.format.type 'yaml'" in e.value.body["error"]["message"]

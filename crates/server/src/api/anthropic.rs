@@ -12,7 +12,8 @@
 //! `x-api-key` as Anthropic's clients send it.
 //!
 //! `tool_choice` `any` and `tool` constrain the answer to the model's call
-//! syntax with input valid under the tool's `input_schema`.
+//! syntax with input valid under the tool's `input_schema`;
+//! `output_config.format` (`json_schema`) constrains it to the schema.
 //!
 //! Differences from Anthropic: `thinking.budget_tokens` does not cap the thinking; thinking blocks carry
 //! an empty `signature`; a tool call's input arrives in one
@@ -293,11 +294,6 @@ fn thinking(v: Option<&Value>, output_config: Option<&Value>) -> Result<Think, A
     let effort = output_config
         .and_then(|c| c.get("effort"))
         .and_then(Value::as_str);
-    if output_config.is_some_and(|c| c.get("format").is_some_and(|f| !f.is_null())) {
-        return Err(invalid(
-            "output_config.format is not supported yet: constrained decoding is not implemented",
-        ));
-    }
     let think = match v.map(|v| v.get("type").and_then(Value::as_str)) {
         None | Some(Some("adaptive")) => Think::Default,
         Some(Some("enabled")) => Think::On,
@@ -352,6 +348,15 @@ pub async fn messages(
     let (parse_calls, tool_choice, parallel_tool_calls) =
         tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
     let think = thinking(body.thinking.as_ref(), body.output_config.as_ref())?;
+    let constraint =
+        crate::api::format::anthropic(body.output_config.as_ref().and_then(|c| c.get("format")))
+            .map_err(invalid)?;
+    if constraint.is_some() && parse_calls && tool_choice != ToolChoice::Auto {
+        return Err(invalid(
+            "a forced tool_choice cannot be combined with output_config.format: both constrain \
+             the whole answer",
+        ));
+    }
     let stop_sequences = body.stop_sequences.unwrap_or_default();
     if stop_sequences.iter().any(String::is_empty) {
         return Err(invalid("stop_sequences: a stop sequence must not be empty"));
@@ -363,6 +368,7 @@ pub async fn messages(
         top_k: body.top_k,
         num_predict: Some(max_tokens),
         stop: (!stop_sequences.is_empty()).then_some(Stop::Many(stop_sequences)),
+        constraint,
         ..RequestOptions::default()
     };
     let request = GenerateRequest {

@@ -26,6 +26,26 @@ pub fn ollama(format: Option<&Value>) -> Result<Option<Constraint>, ApiError> {
     }
 }
 
+/// Anthropic's `output_config.format`: `{"type": "json_schema", "schema":
+/// {...}}`; absent or `null` for free text. The error says what is wrong.
+pub fn anthropic(format: Option<&Value>) -> Result<Option<Constraint>, String> {
+    let Some(format) = format.filter(|f| !f.is_null()) else {
+        return Ok(None);
+    };
+    match format.get("type").and_then(Value::as_str) {
+        Some("json_schema") => match format.get("schema") {
+            Some(schema @ (Value::Object(_) | Value::Bool(_))) => {
+                Ok(Some(Constraint::new(Grammar::JsonSchema(schema.clone()))))
+            }
+            _ => Err("output_config.format.schema must be a JSON Schema object".to_owned()),
+        },
+        other => Err(format!(
+            "output_config.format.type {} is invalid: use json_schema",
+            other.map_or_else(|| "(missing)".to_owned(), |t| format!("'{t}'"))
+        )),
+    }
+}
+
 /// The OpenAI-side structured-output fields of one request.
 #[derive(Debug, Default)]
 pub struct OpenAiFormat<'a> {
