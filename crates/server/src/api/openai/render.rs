@@ -393,7 +393,8 @@ type Waiting = std::pin::Pin<Box<dyn std::future::Future<Output = (Choice, Step)
 
 /// What a stream still has to send.
 struct Pending {
-    reply: Reply,
+    /// Shared with each choice's waiting step (one pointer copy per token).
+    reply: std::sync::Arc<Reply>,
     /// The choices still generating, each with the step it is waiting on.
     running: futures_util::stream::FuturesUnordered<Waiting>,
     /// Summaries of the finished choices, by index.
@@ -427,7 +428,7 @@ pub fn sse_events(
     jobs: Vec<(JobHandle, Option<Event>)>,
 ) -> impl Stream<Item = Result<sse::Event, Infallible>> + Send + 'static {
     let mut start = Pending {
-        reply,
+        reply: std::sync::Arc::new(reply),
         running: futures_util::stream::FuturesUnordered::new(),
         finished: (0..jobs.len()).map(|_| None).collect(),
         queue: VecDeque::new(),
