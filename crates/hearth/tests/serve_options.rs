@@ -126,6 +126,10 @@ fn ignore_eos_and_bench_serve() {
             "5",
             "-p",
             "16",
+            "--shared-prefix",
+            "8",
+            "--long-prompt",
+            "40",
             "--json",
         ],
     );
@@ -167,6 +171,19 @@ fn ignore_eos_and_bench_serve() {
         assert!(level["tokens_per_s"].as_f64().unwrap() > 0.0, "{out}");
         let (p50, p95) = (level["ttft_p50_s"].as_f64(), level["ttft_p95_s"].as_f64());
         assert!(p50 <= p95, "{out}");
+        let itl = |k: &str| level[k].as_f64().unwrap();
+        assert!(itl("inter_token_p50_s") > 0.0, "{out}");
+        assert!(
+            itl("inter_token_p50_s") <= itl("inter_token_p99_s"),
+            "{out}"
+        );
+        assert!(
+            itl("inter_token_p99_s") <= itl("inter_token_max_s"),
+            "{out}"
+        );
+        assert!(itl("e2e_p50_s") <= itl("e2e_p99_s"), "{out}");
+        // The long prompt was sent once per level, and answered.
+        assert!(itl("long_ttft_s") > 0.0, "{out}");
     }
     // A wrong model name fails with the server's message.
     let out = scratch.hearth(&server.host, &["bench", "serve", "nosuch", "--url", &url]);

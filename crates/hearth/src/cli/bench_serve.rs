@@ -1,5 +1,6 @@
 //! `hearth bench serve MODEL [--url URL] [-c 1,2,4,8] [--requests N] [-p 128]
-//! [-n 64] [--json]`: a server's throughput and latency under concurrent
+//! [-n 64] [--shared-prefix N] [--long-prompt N] [--json]`: a server's
+//! throughput and latency under concurrent
 //! clients, through the OpenAI API every peer speaks (`/v1/completions`,
 //! streamed), so the same command measures `hearth serve` and `llama-server`
 //! (or vLLM) on the same machine.
@@ -10,12 +11,25 @@
 //! tokens, whatever its tokenizer; numbered across levels), so no request
 //! reuses another's prefix. Reported per level: generated tokens per second over the level's
 //! wall time (the server's throughput), requests per second, time to first
-//! token (mean, p50, p95) and the mean time between tokens per request.
-//! Token counts come from the stream's `usage` (else one per streamed chunk).
+//! token (mean, p50, p95), the time between streamed tokens (mean over
+//! requests; p50, p99 and the longest gap over every gap of every request) and
+//! the end-to-end time (p50, p99). Token counts come from the stream's `usage`
+//! (else one per streamed chunk).
+//!
+//! Two workloads besides distinct prompts:
+//! - `--shared-prefix N`: every prompt starts with the same N tokens (a RAG
+//!   preamble, a long system prompt) before its own `-p`. The warm-up request
+//!   does not carry it, so the first request of the first level meets a cold
+//!   cache: its time to first token is reported beside the others' p50
+//!   (`ttft_first_s`, `ttft_rest_p50_s`).
+//! - `--long-prompt N`: once per level, as soon as the level's first token has
+//!   streamed, one more client sends an N-token prompt. Its time to first token
+//!   is reported on its own (`long_ttft_s`); the other streams' inter-token p99
+//!   and longest gap show whether its prefill stalled them.
 
 use std::io::{BufRead, BufReader};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -49,6 +63,14 @@ pub struct ServeBenchArgs {
     /// which llama-server and vLLM honour).
     #[arg(short = 'n', long = "max-tokens", default_value_t = 64)]
     max_tokens: usize,
+    /// Tokens every prompt starts with, the same for all requests (before
+    /// each one's own `-p` tokens).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    shared_prefix: usize,
+    /// Once per level, when the first token has streamed, send one more
+    /// request with a prompt of this many tokens.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    long_prompt: usize,
     /// Print a JSON array, one object per level.
     #[arg(long)]
     json: bool,
@@ -65,7 +87,7 @@ pub struct ServeBenchArgs {
 }
 
 /// What one request measured.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 struct Sample {
     /// Seconds from the level's start to sending.
     start: f64,
@@ -75,6 +97,8 @@ struct Sample {
     total: f64,
     /// Generated tokens.
     tokens: usize,
+    /// Seconds between one streamed piece of text and the next.
+    gaps: Vec<f64>,
 }
 
 /// One level's figures.
@@ -89,7 +113,18 @@ struct Level {
     ttft_mean_s: f64,
     ttft_p50_s: f64,
     ttft_p95_s: f64,
+    /// The first-sent request's time to first token.
+    ttft_first_s: f64,
+    /// The median of the others'.
+    ttft_rest_p50_s: f64,
     inter_token_mean_s: f64,
+    inter_token_p50_s: f64,
+    inter_token_p99_s: f64,
+    inter_token_max_s: f64,
+    e2e_p50_s: f64,
+    e2e_p99_s: f64,
+    /// The `--long-prompt` request's time to first token.
+    long_ttft_s: Option<f64>,
 }
 
 impl Level {
@@ -104,7 +139,15 @@ impl Level {
             "ttft_mean_s": self.ttft_mean_s,
             "ttft_p50_s": self.ttft_p50_s,
             "ttft_p95_s": self.ttft_p95_s,
+            "ttft_first_s": self.ttft_first_s,
+            "ttft_rest_p50_s": self.ttft_rest_p50_s,
             "inter_token_mean_s": self.inter_token_mean_s,
+            "inter_token_p50_s": self.inter_token_p50_s,
+            "inter_token_p99_s": self.inter_token_p99_s,
+            "inter_token_max_s": self.inter_token_max_s,
+            "e2e_p50_s": self.e2e_p50_s,
+            "e2e_p99_s": self.e2e_p99_s,
+            "long_ttft_s": self.long_ttft_s,
         })
     }
 }
@@ -132,7 +175,10 @@ pub fn run(args: &ServeBenchArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(0)
         .build()?;
     // One request first: the model loads, and a wrong name or URL fails here.
-    request(&http, &base, args, 0, Instant::now())
+    // It has no shared prefix, so that the first measured request finds none
+    // cached.
+    let warm_up = prompt(0, args.prompt_tokens);
+    request(&http, &base, args, &warm_up, Instant::now(), None)
         .with_context(|| format!("the warm-up request to {base}"))?;
     let mut levels = Vec::new();
     // Requests are numbered across levels, so that no prompt repeats one a
@@ -148,7 +194,7 @@ pub fn run(args: &ServeBenchArgs) -> anyhow::Result<()> {
         let rows: Vec<Value> = levels.iter().map(Level::to_json).collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
-        print_table(&levels);
+        print_table(&levels, args);
     }
     if let Some(path) = &args.plot {
         plot(path, args, &levels)?;
@@ -203,8 +249,10 @@ fn level(
 ) -> anyhow::Result<Level> {
     let next = AtomicUsize::new(0);
     let samples = Mutex::new(Vec::with_capacity(n));
+    // Set when the level's first token has streamed, for `--long-prompt`.
+    let streaming = (Mutex::new(false), Condvar::new());
     let start = Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
+    let long = std::thread::scope(|scope| -> anyhow::Result<Option<Sample>> {
         let clients: Vec<_> = (0..c)
             .map(|_| {
                 scope.spawn(|| -> anyhow::Result<()> {
@@ -213,7 +261,8 @@ fn level(
                         if i >= n {
                             return Ok(());
                         }
-                        let sample = request(http, base, args, first + i, start)?;
+                        let tokens = with_prefix(args, prompt(first + i, args.prompt_tokens));
+                        let sample = request(http, base, args, &tokens, start, Some(&streaming))?;
                         samples
                             .lock()
                             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -222,17 +271,58 @@ fn level(
                 })
             })
             .collect();
-        for client in clients {
-            client
-                .join()
-                .map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
+        let long = (args.long_prompt > 0).then(|| {
+            scope.spawn(|| -> anyhow::Result<Sample> {
+                let (flag, signal) = &streaming;
+                let mut started = flag
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                while !*started {
+                    started = signal
+                        .wait(started)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                }
+                drop(started);
+                // Numbered past every regular request of every level.
+                let tokens = prompt(usize::MAX - first, args.long_prompt);
+                request(http, base, args, &tokens, start, None)
+            })
+        });
+        let ended: Vec<_> = clients.into_iter().map(|c| c.join()).collect();
+        // Had nothing streamed (every request failed), the long prompt's
+        // thread would wait for ever.
+        *streaming
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        streaming.1.notify_all();
+        for client in ended {
+            client.map_err(|_| anyhow::anyhow!("a client thread panicked"))??;
         }
-        Ok(())
+        long.map(|l| {
+            l.join()
+                .map_err(|_| anyhow::anyhow!("the long prompt's thread panicked"))?
+                .context("the --long-prompt request")
+        })
+        .transpose()
     })?;
     let samples = samples
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    Ok(summarize(c, &samples))
+    let mut level = summarize(c, &samples);
+    level.long_ttft_s = long.map(|s| s.ttft);
+    Ok(level)
+}
+
+/// `tokens` behind the `--shared-prefix` every prompt starts with.
+fn with_prefix(args: &ServeBenchArgs, tokens: Vec<u32>) -> Vec<u32> {
+    if args.shared_prefix == 0 {
+        return tokens;
+    }
+    // Seeded apart from every request's own tokens.
+    let mut prefixed = prompt(usize::MAX / 2, args.shared_prefix);
+    prefixed.extend(tokens);
+    prefixed
 }
 
 /// The level's figures from its requests' samples.
@@ -255,6 +345,25 @@ fn summarize(concurrency: usize, samples: &[Sample]) -> Level {
         .filter(|s| s.tokens > 1)
         .map(|s| (s.total - s.ttft) / (s.tokens - 1) as f64)
         .collect();
+    let mut gaps: Vec<f64> = samples
+        .iter()
+        .flat_map(|s| s.gaps.iter().copied())
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let mut e2e: Vec<f64> = samples.iter().map(|s| s.total).collect();
+    e2e.sort_by(f64::total_cmp);
+    let first_sent = samples
+        .iter()
+        .enumerate()
+        .min_by(|a, b| a.1.start.total_cmp(&b.1.start))
+        .map(|(i, _)| i);
+    let mut rest: Vec<f64> = samples
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| Some(i) != first_sent)
+        .map(|(_, s)| s.ttft)
+        .collect();
+    rest.sort_by(f64::total_cmp);
     Level {
         concurrency,
         requests: samples.len(),
@@ -265,7 +374,15 @@ fn summarize(concurrency: usize, samples: &[Sample]) -> Level {
         ttft_mean_s: mean(&ttft),
         ttft_p50_s: percentile(&ttft, 0.50),
         ttft_p95_s: percentile(&ttft, 0.95),
+        ttft_first_s: first_sent.map_or(0.0, |i| samples[i].ttft),
+        ttft_rest_p50_s: percentile(&rest, 0.50),
         inter_token_mean_s: mean(&itl),
+        inter_token_p50_s: percentile(&gaps, 0.50),
+        inter_token_p99_s: percentile(&gaps, 0.99),
+        inter_token_max_s: gaps.last().copied().unwrap_or(0.0),
+        e2e_p50_s: percentile(&e2e, 0.50),
+        e2e_p99_s: percentile(&e2e, 0.99),
+        long_ttft_s: None,
     }
 }
 
@@ -292,17 +409,19 @@ fn prompt(i: usize, n: usize) -> Vec<u32> {
         .collect()
 }
 
-/// Sends request `i`, streamed, and times it.
+/// Sends a request with the prompt `tokens`, streamed, and times it; the
+/// first streamed text sets `streaming`'s flag and wakes its waiters.
 fn request(
     http: &reqwest::blocking::Client,
     base: &str,
     args: &ServeBenchArgs,
-    i: usize,
+    tokens: &[u32],
     level_start: Instant,
+    streaming: Option<&(Mutex<bool>, Condvar)>,
 ) -> anyhow::Result<Sample> {
     let body = json!({
         "model": args.model,
-        "prompt": prompt(i, args.prompt_tokens),
+        "prompt": tokens,
         "max_tokens": args.max_tokens,
         "temperature": 0,
         "ignore_eos": true,
@@ -321,6 +440,8 @@ fn request(
         bail!("{status}: {text}");
     }
     let mut first = None;
+    let mut last = None::<Instant>;
+    let mut gaps = Vec::with_capacity(args.max_tokens);
     let mut chunks = 0usize;
     let mut usage = None;
     for line in BufReader::new(response).lines() {
@@ -340,8 +461,21 @@ fn request(
         }
         let text = event["choices"][0]["text"].as_str().unwrap_or_default();
         if !text.is_empty() {
+            let now = Instant::now();
             chunks += 1;
-            first.get_or_insert_with(|| sent.elapsed());
+            match last {
+                Some(t) => gaps.push((now - t).as_secs_f64()),
+                None => {
+                    first = Some(now - sent);
+                    if let Some((flag, signal)) = streaming {
+                        *flag
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+                        signal.notify_all();
+                    }
+                }
+            }
+            last = Some(now);
         }
     }
     let total = sent.elapsed();
@@ -350,37 +484,56 @@ fn request(
         ttft: first.unwrap_or(total).as_secs_f64(),
         total: total.as_secs_f64(),
         tokens: usage.unwrap_or(chunks),
+        gaps,
     })
 }
 
-fn print_table(levels: &[Level]) {
-    println!(
-        "| {:>11} | {:>8} | {:>9} | {:>8} | {:>9} | {:>9} | {:>9} | {:>9} |",
+fn print_table(levels: &[Level], args: &ServeBenchArgs) {
+    let ms = |s: f64| format!("{:.0}ms", s * 1e3);
+    let mut head = vec![
         "concurrency",
         "requests",
         "tokens/s",
         "req/s",
-        "ttft mean",
         "ttft p50",
         "ttft p95",
-        "itl mean"
-    );
-    println!(
-        "| {:->11} | {:->8} | {:->9} | {:->8} | {:->9} | {:->9} | {:->9} | {:->9} |",
-        ":", ":", ":", ":", ":", ":", ":", ":"
-    );
+        "itl mean",
+        "itl p50",
+        "itl p99",
+        "itl max",
+        "e2e p50",
+        "e2e p99",
+    ];
+    if args.shared_prefix > 0 {
+        head.extend(["ttft first", "ttft rest p50"]);
+    }
+    if args.long_prompt > 0 {
+        head.push("long ttft");
+    }
+    println!("| {} |", head.join(" | "));
+    println!("|{}", " ---: |".repeat(head.len()));
     for l in levels {
-        println!(
-            "| {:>11} | {:>8} | {:>9.2} | {:>8.3} | {:>8.0}ms | {:>7.0}ms | {:>7.0}ms | {:>7.1}ms |",
-            l.concurrency,
-            l.requests,
-            l.tokens_per_s,
-            l.requests_per_s,
-            l.ttft_mean_s * 1e3,
-            l.ttft_p50_s * 1e3,
-            l.ttft_p95_s * 1e3,
-            l.inter_token_mean_s * 1e3
-        );
+        let mut row = vec![
+            l.concurrency.to_string(),
+            l.requests.to_string(),
+            format!("{:.2}", l.tokens_per_s),
+            format!("{:.3}", l.requests_per_s),
+            ms(l.ttft_p50_s),
+            ms(l.ttft_p95_s),
+            format!("{:.1}ms", l.inter_token_mean_s * 1e3),
+            format!("{:.1}ms", l.inter_token_p50_s * 1e3),
+            format!("{:.1}ms", l.inter_token_p99_s * 1e3),
+            ms(l.inter_token_max_s),
+            ms(l.e2e_p50_s),
+            ms(l.e2e_p99_s),
+        ];
+        if args.shared_prefix > 0 {
+            row.extend([ms(l.ttft_first_s), ms(l.ttft_rest_p50_s)]);
+        }
+        if args.long_prompt > 0 {
+            row.push(l.long_ttft_s.map_or_else(|| "-".to_owned(), ms));
+        }
+        println!("| {} |", row.join(" | "));
     }
 }
 
@@ -395,6 +548,7 @@ mod tests {
             ttft,
             total,
             tokens,
+            gaps: Vec::new(),
         };
         let level = summarize(
             2,
@@ -413,6 +567,35 @@ mod tests {
         assert!((level.ttft_p95_s - 1.0).abs() < 1e-12);
         // (2.0/4 + 2.0/4 + 1.0/2) / 3
         assert!((level.inter_token_mean_s - 0.5).abs() < 1e-12);
+        // Sent first (at 0, the earlier of the two in input order): 0.5 s;
+        // the others' median: nearest rank of [0.5, 1.0].
+        assert!((level.ttft_first_s - 0.5).abs() < 1e-12);
+        assert!((level.ttft_rest_p50_s - 0.5).abs() < 1e-12);
+        assert!((level.e2e_p50_s - 2.5).abs() < 1e-12);
+        assert!((level.e2e_p99_s - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn gaps_are_pooled_over_requests() {
+        let s = |start: f64, ttft, gaps: &[f64]| Sample {
+            start,
+            ttft,
+            total: ttft + gaps.iter().sum::<f64>(),
+            tokens: gaps.len() + 1,
+            gaps: gaps.to_vec(),
+        };
+        // 100 gaps: 98 of 10 ms, one of 500 ms (a long prompt's prefill), one of 20 ms.
+        let mut a = vec![0.010; 49];
+        a.push(0.5);
+        let mut b = vec![0.010; 49];
+        b.push(0.020);
+        let level = summarize(2, &[s(1.0, 2.0, &a), s(0.0, 0.25, &b)]);
+        assert!((level.inter_token_p50_s - 0.010).abs() < 1e-12);
+        assert!((level.inter_token_p99_s - 0.020).abs() < 1e-12);
+        assert!((level.inter_token_max_s - 0.5).abs() < 1e-12);
+        // The second sample was sent first.
+        assert!((level.ttft_first_s - 0.25).abs() < 1e-12);
+        assert!((level.ttft_rest_p50_s - 2.0).abs() < 1e-12);
     }
 
     #[test]
