@@ -457,7 +457,7 @@ pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantM
         .into_iter()
         .map(|d| {
             let name = shapes[d.index].0.clone();
-            let ty = if mxfp4 && name.contains("_exps.") {
+            let ty = if mxfp4 && name.contains("_exps.weight") {
                 TensorType::MXFP4
             } else {
                 d.ty

@@ -260,6 +260,20 @@ impl<'a> Loader<'a> {
             .transpose()
     }
 
+    /// An optional table of `rows` rows of `n` values, read as f32 (the
+    /// per-expert biases of gpt-oss's experts).
+    pub fn opt_rows(
+        &self,
+        name: &str,
+        n: usize,
+        rows: usize,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
+        self.tensors
+            .opt(name, &[n as u64, rows as u64], Use::Read)?
+            .map(|t| t.to_f32(self.gguf))
+            .transpose()
+    }
+
     /// A required matrix of `n_out` rows of `n_in`.
     pub fn matrix(&self, name: &str, n_in: usize, n_out: usize) -> Result<Tensor, ModelError> {
         self.tensors
@@ -569,8 +583,14 @@ pub fn rope_qk<'f>(
 
 /// Stores the batch's keys and values (`buf.k`, `buf.v`) in layer `il` of their
 /// sequences' caches, then attends from `buf.q` into `buf.attn`, each sequence
-/// over its own cache.
-pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape) {
+/// over its own cache; `sinks` are the layer's attention sinks (gpt-oss), one
+/// per query head.
+pub fn self_attention(
+    step: &mut Step<'_, '_>,
+    il: usize,
+    shape: &AttentionShape,
+    sinks: Option<&[f32]>,
+) {
     let kvd = shape.n_head_kv * shape.head_dim;
     let qd = shape.n_head * shape.head_dim;
     let buf = &mut *step.buf;
@@ -603,9 +623,10 @@ pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape
                 pool.layer(il, blocks, s.n_ctx)
             }
         };
-        attention::attention(
+        attention::attention_with_sinks(
             step.pool,
             shape,
+            sinks,
             layer,
             &buf.q[rows.start * qd..rows.end * qd],
             s.pos0,

@@ -39,7 +39,7 @@ use kernels::TensorType;
 use kernels::formats::float::{f16_to_f32, f32_to_f16};
 use kernels::pool::{SharedSlice, ThreadPool};
 
-use super::softmax;
+use super::softmax_with_sink;
 use crate::kv_cache::KvLayer;
 
 /// Query heads processed together over one key/value head; larger groups are
@@ -110,6 +110,28 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
+    attention_with_sinks(pool, shape, None, cache, q, pos0, out, scratch)
+}
+
+/// [`attention`] with learned attention sinks (gpt-oss): `sinks[h]` is an
+/// extra logit in head `h`'s softmax (not scaled by `kq_scale`), which takes
+/// probability mass but contributes no value (ggml's `soft_max` with a sinks
+/// tensor, llama.cpp's `ggml_soft_max_add_sinks`). `sinks` holds `n_head`
+/// values.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_with_sinks(
+    pool: &ThreadPool,
+    shape: &AttentionShape,
+    sinks: Option<&[f32]>,
+    cache: KvLayer<'_>,
+    q: &[f32],
+    pos0: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    if let Some(sinks) = sinks {
+        assert_eq!(sinks.len(), shape.n_head, "one sink per query head");
+    }
     let q_dim = shape.n_head * shape.head_dim;
     let n_tokens = q.len() / q_dim;
     let group = shape.n_head / shape.n_head_kv;
@@ -144,6 +166,7 @@ pub fn attention(
             let out_heads = unsafe { outs.slice_mut(at, len) };
             attend(
                 shape,
+                sinks.map(|s| &s[heads.clone()]),
                 cache,
                 &q[at..at + len],
                 pos0 + t,
@@ -161,10 +184,11 @@ pub fn attention(
 /// [`GROUP`]) at position `pos` attending over cache rows up to `pos`.
 /// `single`: the query is a batch's only token (decoding), for which ggml
 /// sums its two products in another order than for a batch of several (see
-/// [`avx512`]).
+/// [`avx512`]). `sinks`: the heads' attention sinks, if the layer has them.
 #[allow(clippy::too_many_arguments)]
 fn attend(
     shape: &AttentionShape,
+    sinks: Option<&[f32]>,
     cache: KvLayer<'_>,
     q: &[f32],
     pos: usize,
@@ -239,7 +263,8 @@ fn attend(
                     row.iter_mut()
                         .for_each(|s| *s = (*s * (1.0 / cap)).tanh() * cap);
                 }
-                avx512::softmax_f16(row, first % 16, shape.kq_scale);
+                let sink = sinks.map(|s| s[h]);
+                avx512::softmax_f16(row, first % 16, shape.kq_scale, sink);
             }
             let acc = &mut acc[..n * hd];
             let partials = &mut partials[..n * PARTIALS * hd];
@@ -276,7 +301,7 @@ fn attend(
     }
     for h in 0..n {
         let row = &mut scores[h * n_ctx..h * n_ctx + n_keys];
-        softmax(row);
+        softmax_with_sink(row, sinks.map(|s| s[h]));
         // llama.cpp multiplies V by the probabilities rounded to f16.
         row.iter_mut().for_each(|p| *p = f16_to_f32(f32_to_f16(*p)));
     }
@@ -610,12 +635,14 @@ mod avx512 {
     /// its blocks are aligned to cells: `row[0]` is cell `16 k + lead` (a
     /// sliding window's row starts past cell 0), and the first block here
     /// holds it in lane `lead`, the lanes before it 0 as ggml's masked cells.
+    /// A `sink` (gpt-oss) joins the maximum and adds `expf(sink - max)`
+    /// (libm's) to `Σe` after the row, as ggml's `soft_max` does.
     ///
     /// # Safety
     /// AVX-512 F and F16C must be available.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-    pub(super) unsafe fn softmax_f16(row: &mut [f32], lead: usize, scale: f32) {
+    pub(super) unsafe fn softmax_f16(row: &mut [f32], lead: usize, scale: f32, sink: Option<f32>) {
         let len = row.len();
         let whole = len / 16 * 16;
         let x = row.as_mut_ptr();
@@ -633,6 +660,9 @@ mod avx512 {
         for s in &mut row[whole..] {
             *s *= scale;
             max = max.max(*s);
+        }
+        if let Some(s) = sink {
+            max = max.max(s);
         }
         // ggml's score row spans the whole padded cache view (a multiple of 16
         // cells, masked ones at -inf), so every visible score goes through the
@@ -668,6 +698,9 @@ mod avx512 {
                 sum += f64::from(_mm512_reduce_add_ps(e));
             }
             b += 16;
+        }
+        if let Some(s) = sink {
+            sum += f64::from((s - max).exp());
         }
         let inv = _mm512_set1_ps((1.0 / sum) as f32);
         let mut i = 0;
@@ -952,7 +985,7 @@ mod avx512 {
 
     /// Never called off x86-64: [`usable`] is false there.
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) unsafe fn softmax_f16(_: &mut [f32], _: usize, _: f32) {
+    pub(super) unsafe fn softmax_f16(_: &mut [f32], _: usize, _: f32, _: Option<f32>) {
         unreachable!()
     }
 
