@@ -1120,8 +1120,15 @@ mod tests {
     }
 
     /// Attention of one head computed directly: f16-rounded q and cache, one
-    /// softmax over the whole visible row, in f64.
-    fn direct(kv: &KvCache, sh: &AttentionShape, q: &[f32], pos: usize, head: usize) -> Vec<f64> {
+    /// softmax over the whole visible row and the `sink` logit if any, in f64.
+    fn direct(
+        kv: &KvCache,
+        sh: &AttentionShape,
+        q: &[f32],
+        pos: usize,
+        head: usize,
+        sink: Option<f32>,
+    ) -> Vec<f64> {
         let layer = kv.layer(0);
         let hd = sh.head_dim;
         let off = head / (sh.n_head / sh.n_head_kv) * hd;
@@ -1138,8 +1145,9 @@ mod tests {
                 d * f64::from(sh.kq_scale)
             })
             .collect();
-        let m = s.iter().copied().fold(f64::MIN, f64::max);
-        let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+        let sink = sink.map(f64::from);
+        let m = s.iter().copied().chain(sink).fold(f64::MIN, f64::max);
+        let z: f64 = s.iter().copied().chain(sink).map(|x| (x - m).exp()).sum();
         (0..hd)
             .map(|d| {
                 (first..=pos)
@@ -1164,7 +1172,9 @@ mod tests {
 
     fn grouped_heads_case(hd: usize) {
         // 10 query heads over 1 KV head (two runs of at most GROUP heads),
-        // 200 positions, three queries at once, with and without a window.
+        // 200 positions, three queries at once, with and without a window,
+        // with and without attention sinks (from -20 to 16 against the largest
+        // scores of about 15: from no share of the probability to nearly all).
         let pool = ThreadPool::new(2);
         let (n_head, n) = (10, 200);
         let mut rng = 7u32;
@@ -1180,7 +1190,13 @@ mod tests {
         }
         let q: Vec<f32> = (0..3 * n_head * hd).map(|_| next()).collect();
         let mut scratch = vec![0f32; scratch_len(&pool, n, hd)];
-        for window in [None, Some(70)] {
+        let sinks: Vec<f32> = (0..n_head).map(|h| (h as f32 - 5.0) * 4.0).collect();
+        for (window, sinks) in [
+            (None, None),
+            (Some(70), None),
+            (None, Some(&sinks[..])),
+            (Some(70), Some(&sinks[..])),
+        ] {
             let sh = AttentionShape {
                 n_head,
                 n_head_kv: 1,
@@ -1190,17 +1206,27 @@ mod tests {
                 softcap: None,
             };
             let mut out = vec![0f32; q.len()];
-            attention(&pool, &sh, kv.layer(0), &q, n - 3, &mut out, &mut scratch);
+            attention_with_sinks(
+                &pool,
+                &sh,
+                sinks,
+                kv.layer(0),
+                &q,
+                n - 3,
+                &mut out,
+                &mut scratch,
+            );
             for t in 0..3 {
                 for h in 0..n_head {
                     let at = (t * n_head + h) * hd;
-                    let want = direct(&kv, &sh, &q[at..at + hd], n - 3 + t, h);
+                    let sink = sinks.map(|s| s[h]);
+                    let want = direct(&kv, &sh, &q[at..at + hd], n - 3 + t, h, sink);
                     for (d, w) in want.iter().enumerate() {
                         let got = f64::from(out[at + d]);
                         // p is rounded to f16 (relative 2^-11) before V·p; |v| < 2.
                         assert!(
                             (got - w).abs() < 2e-3,
-                            "{window:?} t{t} h{h} d{d}: {got} vs {w}"
+                            "{window:?} {sink:?} t{t} h{h} d{d}: {got} vs {w}"
                         );
                     }
                 }

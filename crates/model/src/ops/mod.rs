@@ -341,6 +341,47 @@ mod tests {
     }
 
     #[test]
+    fn gpt_oss_routing_weights_the_top_logits_by_their_own_softmax() {
+        let logits = [0.0f32, 3.0, 1.0, 2.0];
+        let (mut experts, mut weights) = ([0usize; 2], [0f32; 2]);
+        route_top_k_softmax(&logits, 2, &mut experts, &mut weights);
+        assert_eq!(experts, [1, 3]);
+        let e = (-1.0f32).exp();
+        assert!((weights[0] - 1.0 / (1.0 + e)).abs() < 1e-6);
+        assert!((weights[1] - e / (1.0 + e)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn swiglu_oai_clamps_gate_above_and_up_both_ways() {
+        let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+        let mut gate = [10.0f32, -1.0, 2.0];
+        swiglu_oai(&mut gate, &[-10.0, 0.5, 8.0], 1.702, 7.0);
+        let want = [
+            7.0 * sig(1.702 * 7.0) * (-7.0 + 1.0),
+            -sig(-1.702) * 1.5,
+            2.0 * sig(1.702 * 2.0) * 8.0,
+        ];
+        for (g, w) in gate.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn softmax_sink_takes_a_share_and_joins_the_maximum() {
+        let mut x = [1.0f32, 2.0];
+        softmax_with_sink(&mut x, Some(3.0));
+        let z = 1.0f32.exp() + 2.0f32.exp() + 3.0f32.exp();
+        assert!((x[0] - 1.0f32.exp() / z).abs() < 1e-6);
+        assert!((x[1] - 2.0f32.exp() / z).abs() < 1e-6);
+        // A sink far below the scores changes nothing.
+        let mut y = [1.0f32, 2.0];
+        let mut plain = y;
+        softmax_with_sink(&mut y, Some(-100.0));
+        softmax(&mut plain);
+        assert_eq!(y, plain);
+    }
+
+    #[test]
     fn rmsnorm_scales_to_unit_rms() {
         let x = [3.0f32, -4.0, 0.0, 5.0];
         let w = [1.0f32, 2.0, 1.0, 1.0];
