@@ -4,7 +4,7 @@
 For each synthetic model variant (tiny-llama, tiny-moe, tiny-qwen2, tiny-qwen3,
 tiny-phi3, tiny-gemma2, tiny-gemma3, tiny-qwen3moe, tiny-gemma, tiny-starcoder2,
 tiny-command-r, tiny-cohere2, tiny-olmo2, tiny-granite, tiny-mistral3,
-tiny-gpt-oss; written by our own GGUF writer through `cargo run -p model
+tiny-gpt-oss, tiny-bloom; written by our own GGUF writer through `cargo run -p model
 --example synth`) and each quant type (for MoE variants with MXFP4 experts also
 llama-quantize's MXFP4_MOE: experts in MXFP4, the other matrices in Q8_0), this:
   1. quantizes the F32 file with llama-quantize,
@@ -47,7 +47,7 @@ VARIANTS = [
     "tiny-qwen2", "tiny-qwen3", "tiny-phi3", "tiny-gemma2", "tiny-gemma3",
     "tiny-qwen3moe", "tiny-gemma", "tiny-starcoder2", "tiny-command-r",
     "tiny-cohere2", "tiny-olmo2", "tiny-granite", "tiny-mistral3",
-    "tiny-gpt-oss",
+    "tiny-gpt-oss", "tiny-bloom",
 ]
 # VARIANTS=tiny-qwen2,tiny-phi3 regenerates only those.
 if os.environ.get("VARIANTS"):

@@ -32,7 +32,8 @@ pub struct Spec {
     /// command-r's and cohere2's blocks without `ffn_norm`, olmo2's post-norms
     /// only and whole-row q/k norms, gemma's post-norms and tied head, or
     /// "gpt-oss": biases on q/k/v/o and on the router and experts, attention
-    /// sinks, the FFN norm named `post_attention_norm`).
+    /// sinks, the FFN norm named `post_attention_norm`), or "bloom" (the
+    /// embeddings' LayerNorm, fused q|k|v, biases everywhere, a plain MLP).
     pub arch: String,
     /// Vocabulary size; at least 259 (3 special tokens and 256 byte tokens).
     pub n_vocab: usize,
@@ -97,8 +98,10 @@ impl Spec {
         let arch = self.arch.as_str();
         let post_norms = matches!(arch, "gemma2" | "gemma3" | "olmo2");
         let pre_norms = arch != "olmo2";
-        // StarCoder2: every norm and projection has a bias.
-        let biases = arch == "starcoder2";
+        // StarCoder2 and BLOOM: every norm and projection has a bias.
+        let biases = matches!(arch, "starcoder2" | "bloom");
+        // phi3 and BLOOM: one fused q|k|v projection.
+        let fused_qkv = matches!(arch, "phi3" | "bloom");
         // gpt-oss: biases on the attention projections and the experts.
         let oss = arch == "gpt-oss";
         let norm = |t: &mut Vec<(String, Vec<u64>, Kind)>, name: &str| {
@@ -108,6 +111,9 @@ impl Spec {
             }
         };
         let mut t = vec![("token_embd.weight".to_owned(), vec![e, v], Kind::Matrix)];
+        if arch == "bloom" {
+            norm(&mut t, "token_embd_norm");
+        }
         if self.long_rope.is_some() {
             for name in ["rope_factors_long.weight", "rope_factors_short.weight"] {
                 t.push((name.to_owned(), vec![hd / 2], Kind::RopeFactor));
@@ -118,18 +124,21 @@ impl Spec {
             if pre_norms {
                 norm(&mut t, &format!("{p}.attn_norm"));
             }
-            if arch == "phi3" {
+            if fused_qkv {
                 t.push((
                     format!("{p}.attn_qkv.weight"),
                     vec![e, qd + 2 * kvd],
                     Kind::Matrix,
                 ));
+                if biases {
+                    t.push((format!("{p}.attn_qkv.bias"), vec![qd + 2 * kvd], Kind::Bias));
+                }
             } else {
                 t.push((format!("{p}.attn_q.weight"), vec![e, qd], Kind::Matrix));
                 t.push((format!("{p}.attn_k.weight"), vec![e, kvd], Kind::Matrix));
                 t.push((format!("{p}.attn_v.weight"), vec![e, kvd], Kind::Matrix));
             }
-            if arch == "qwen2" || biases || oss {
+            if arch == "qwen2" || (biases && !fused_qkv) || oss {
                 t.push((format!("{p}.attn_q.bias"), vec![qd], Kind::Bias));
                 t.push((format!("{p}.attn_k.bias"), vec![kvd], Kind::Bias));
                 t.push((format!("{p}.attn_v.bias"), vec![kvd], Kind::Bias));
@@ -278,7 +287,7 @@ impl Spec {
             self.n_head_kv as u32,
         );
         w.add_f32(&format!("{a}.rope.freq_base"), self.rope_freq_base);
-        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r" | "cohere2") {
+        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r" | "cohere2" | "bloom") {
             "attention.layer_norm_epsilon"
         } else {
             "attention.layer_norm_rms_epsilon"

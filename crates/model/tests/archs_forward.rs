@@ -1,5 +1,6 @@
 //! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma,
-//! starcoder2, command-r, cohere2, olmo2, granite, mistral3 and gpt-oss forward passes
+//! starcoder2, command-r, cohere2, olmo2, granite, mistral3, gpt-oss and bloom
+//! forward passes
 //! that need no oracle (llama_fixtures.rs compares their logits with
 //! llama.cpp's): batches
 //! equal token-by-token decoding across the batch boundary, phi3 picks its
@@ -13,7 +14,7 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 14] = [
+const ARCHS: [&str; 15] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -28,6 +29,7 @@ const ARCHS: [&str; 14] = [
     "tiny-granite",
     "tiny-mistral3",
     "tiny-gpt-oss",
+    "tiny-bloom",
 ];
 
 fn tmp(name: &str) -> PathBuf {
@@ -165,6 +167,7 @@ fn missing_arch_specific_tensors_are_named() {
         ("tiny-command-r", "blk.1.ffn_gate.weight"),
         ("tiny-gpt-oss", "blk.1.attn_sinks.weight"),
         ("tiny-gpt-oss", "blk.0.post_attention_norm.weight"),
+        ("tiny-bloom", "token_embd_norm.bias"),
     ] {
         let spec = Spec::preset(preset).unwrap();
         let full = spec.build(&|_| TensorType::F32).unwrap();

@@ -21,7 +21,7 @@ use super::common::{
 use super::moe::{Gating, Moe};
 use crate::ModelError;
 use crate::loader::Tensor;
-use crate::ops::attention::AttentionShape;
+use crate::ops::attention::{AttentionShape, HeadTerms};
 use crate::ops::rope::Rope;
 use crate::ops::{add_assign, geglu, gelu, layernorm, silu, swiglu, swiglu_oai};
 
@@ -100,7 +100,12 @@ pub enum Norm {
 
 impl Norm {
     /// `{name}.weight` (and `{name}.bias`) of width `n`.
-    fn load(t: &Loader<'_>, name: &str, n: usize, kind: NormKind) -> Result<Norm, ModelError> {
+    pub fn load(
+        t: &Loader<'_>,
+        name: &str,
+        n: usize,
+        kind: NormKind,
+    ) -> Result<Norm, ModelError> {
         let w = t.vector(&format!("{name}.weight"), n)?;
         Ok(match kind {
             NormKind::Rms => Norm::Rms(w),
@@ -499,6 +504,8 @@ pub struct LayerAttn<'a> {
     /// Llama 4's attention temperature: q multiplied by a factor growing with
     /// its position (mistral3).
     pub temperature: Option<Temperature>,
+    /// ALiBi slopes, one per query head (bloom).
+    pub alibi: Option<&'a [f32]>,
 }
 
 /// Llama 4's attention temperature tuning (llama.cpp's
@@ -538,6 +545,7 @@ impl<'a> LayerAttn<'a> {
             },
             q_scale: None,
             temperature: None,
+            alibi: None,
         }
     }
 }
@@ -662,7 +670,11 @@ pub fn attention(
             row.iter_mut().for_each(|v| *v *= f);
         }
     }
-    self_attention(s, il, &at.shape, a.sinks.as_deref());
+    let terms = HeadTerms {
+        sinks: a.sinks.as_deref(),
+        alibi: at.alibi,
+    };
+    self_attention(s, il, &at.shape, terms);
     let b = &mut *s.buf;
     project(
         gguf,

@@ -24,7 +24,7 @@ pub use super::batch::{Out, Segment, SeqKv, SeqRows, Step, Want, forward};
 use crate::ModelError;
 use crate::kv_cache::KvLayer;
 use crate::loader::{Hparams, Tensor, Tensors, Use, config};
-use crate::ops::attention::{self, AttentionShape};
+use crate::ops::attention::{self, AttentionShape, HeadTerms};
 use crate::ops::rope::{Rope, RopeMode};
 use crate::ops::{add_assign, rmsnorm};
 
@@ -583,13 +583,13 @@ pub fn rope_qk<'f>(
 
 /// Stores the batch's keys and values (`buf.k`, `buf.v`) in layer `il` of their
 /// sequences' caches, then attends from `buf.q` into `buf.attn`, each sequence
-/// over its own cache; `sinks` are the layer's attention sinks (gpt-oss), one
-/// per query head.
+/// over its own cache; `terms` are the layer's per-head softmax terms
+/// (gpt-oss's sinks, bloom's ALiBi slopes).
 pub fn self_attention(
     step: &mut Step<'_, '_>,
     il: usize,
     shape: &AttentionShape,
-    sinks: Option<&[f32]>,
+    terms: HeadTerms<'_>,
 ) {
     let kvd = shape.n_head_kv * shape.head_dim;
     let qd = shape.n_head * shape.head_dim;
@@ -623,10 +623,10 @@ pub fn self_attention(
                 pool.layer(il, blocks, s.n_ctx)
             }
         };
-        attention::attention_with_sinks(
+        attention::attention_with(
             step.pool,
             shape,
-            sinks,
+            terms,
             layer,
             &buf.q[rows.start * qd..rows.end * qd],
             s.pos0,

@@ -21,6 +21,7 @@
 
 pub mod batch;
 pub mod block;
+pub mod bloom;
 pub mod cohere2;
 pub mod command_r;
 pub mod common;
@@ -82,6 +83,8 @@ pub enum Arch {
     Gemma3(gemma3::Gemma3),
     /// `gpt-oss`: gpt-oss-20b and gpt-oss-120b.
     GptOss(gpt_oss::GptOss),
+    /// `bloom`: BLOOM and BLOOMZ.
+    Bloom(bloom::Bloom),
 }
 
 impl Arch {
@@ -103,6 +106,7 @@ impl Arch {
             Arch::Gemma2(m) => m,
             Arch::Gemma3(m) => m,
             Arch::GptOss(m) => m,
+            Arch::Bloom(m) => m,
         }
     }
 
@@ -201,6 +205,7 @@ impl Model {
             "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),
             "gemma3" => Arch::Gemma3(gemma3::load(&gguf)?),
             "gpt-oss" => Arch::GptOss(gpt_oss::load(&gguf)?),
+            "bloom" => Arch::Bloom(bloom::load(&gguf)?),
             _ => return Err(ModelError::UnknownArchitecture(name)),
         };
         let c = arch.dims();

@@ -110,27 +110,39 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
-    attention_with_sinks(pool, shape, None, cache, q, pos0, out, scratch)
+    attention_with(pool, shape, HeadTerms::default(), cache, q, pos0, out, scratch)
 }
 
-/// [`attention`] with learned attention sinks (gpt-oss): `sinks[h]` is an
-/// extra logit in head `h`'s softmax (not scaled by `kq_scale`), which takes
-/// probability mass but contributes no value (ggml's `soft_max` with a sinks
-/// tensor, llama.cpp's `ggml_soft_max_add_sinks`). `sinks` holds `n_head`
-/// values.
+/// Per-head terms of the softmax that some architectures add, `n_head`
+/// values each.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadTerms<'a> {
+    /// Learned attention sinks (gpt-oss): `sinks[h]` is an extra logit in head
+    /// `h`'s softmax (not scaled by `kq_scale`), which takes probability mass
+    /// but contributes no value (ggml's `soft_max` with a sinks tensor,
+    /// llama.cpp's `ggml_soft_max_add_sinks`).
+    pub sinks: Option<&'a [f32]>,
+    /// ALiBi slopes (bloom): the score of key position `j` for the query at
+    /// `p` becomes `slope[h] · -(p - j) + score · kq_scale`, one fused
+    /// multiply-add as ggml-cpu's `soft_max` adds `slope · mask` (llama.cpp's
+    /// mask holds `-|p - j|` for ALiBi models).
+    pub alibi: Option<&'a [f32]>,
+}
+
+/// [`attention`] with per-head softmax terms (sinks, ALiBi).
 #[allow(clippy::too_many_arguments)]
-pub fn attention_with_sinks(
+pub fn attention_with(
     pool: &ThreadPool,
     shape: &AttentionShape,
-    sinks: Option<&[f32]>,
+    terms: HeadTerms<'_>,
     cache: KvLayer<'_>,
     q: &[f32],
     pos0: usize,
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
-    if let Some(sinks) = sinks {
-        assert_eq!(sinks.len(), shape.n_head, "one sink per query head");
+    for t in [terms.sinks, terms.alibi].into_iter().flatten() {
+        assert_eq!(t.len(), shape.n_head, "one value per query head");
     }
     let q_dim = shape.n_head * shape.head_dim;
     let n_tokens = q.len() / q_dim;
@@ -166,7 +178,10 @@ pub fn attention_with_sinks(
             let out_heads = unsafe { outs.slice_mut(at, len) };
             attend(
                 shape,
-                sinks.map(|s| &s[heads.clone()]),
+                HeadTerms {
+                    sinks: terms.sinks.map(|s| &s[heads.clone()]),
+                    alibi: terms.alibi.map(|s| &s[heads.clone()]),
+                },
                 cache,
                 &q[at..at + len],
                 pos0 + t,
@@ -184,11 +199,11 @@ pub fn attention_with_sinks(
 /// [`GROUP`]) at position `pos` attending over cache rows up to `pos`.
 /// `single`: the query is a batch's only token (decoding), for which ggml
 /// sums its two products in another order than for a batch of several (see
-/// [`avx512`]). `sinks`: the heads' attention sinks, if the layer has them.
+/// [`avx512`]). `terms`: the heads' sinks and ALiBi slopes, if any.
 #[allow(clippy::too_many_arguments)]
 fn attend(
     shape: &AttentionShape,
-    sinks: Option<&[f32]>,
+    terms: HeadTerms<'_>,
     cache: KvLayer<'_>,
     q: &[f32],
     pos: usize,
@@ -263,8 +278,14 @@ fn attend(
                     row.iter_mut()
                         .for_each(|s| *s = (*s * (1.0 / cap)).tanh() * cap);
                 }
-                let sink = sinks.map(|s| s[h]);
-                avx512::softmax_f16(row, first % 16, shape.kq_scale, sink);
+                let sink = terms.sinks.map(|s| s[h]);
+                match terms.alibi.map(|a| a[h]) {
+                    Some(slope) => {
+                        alibi(row, slope, shape.kq_scale, pos - first);
+                        avx512::softmax_f16(row, first % 16, 1.0, sink);
+                    }
+                    None => avx512::softmax_f16(row, first % 16, shape.kq_scale, sink),
+                }
             }
             let acc = &mut acc[..n * hd];
             let partials = &mut partials[..n * PARTIALS * hd];
@@ -301,7 +322,10 @@ fn attend(
     }
     for h in 0..n {
         let row = &mut scores[h * n_ctx..h * n_ctx + n_keys];
-        softmax_with_sink(row, sinks.map(|s| s[h]));
+        if let Some(slope) = terms.alibi.map(|a| a[h]) {
+            alibi(row, slope, 1.0, pos - first);
+        }
+        softmax_with_sink(row, terms.sinks.map(|s| s[h]));
         // llama.cpp multiplies V by the probabilities rounded to f16.
         row.iter_mut().for_each(|p| *p = f16_to_f32(f32_to_f16(*p)));
     }
@@ -320,6 +344,14 @@ fn attend(
         }
     }
     out.copy_from_slice(&acc[..n * hd]);
+}
+
+/// ALiBi over one head's score row: `row[i]` (the key `last - i` positions
+/// before the query) becomes `slope · -(last - i) + row[i] · scale`.
+fn alibi(row: &mut [f32], slope: f32, scale: f32, last: usize) {
+    for (i, s) in row.iter_mut().enumerate() {
+        *s = slope.mul_add(-((last - i) as f32), *s * scale);
+    }
 }
 
 /// AVX-512 loops over the key and value rows: the f16 rows are widened in
@@ -1206,10 +1238,10 @@ mod tests {
                 softcap: None,
             };
             let mut out = vec![0f32; q.len()];
-            attention_with_sinks(
+            attention_with(
                 &pool,
                 &sh,
-                sinks,
+                HeadTerms { sinks, alibi: None },
                 kv.layer(0),
                 &q,
                 n - 3,

@@ -473,6 +473,33 @@ impl Spec {
         }
     }
 
+    /// The tiny BLOOM: ALiBi instead of RoPE, LayerNorms (the embeddings'
+    /// too) and projections with biases, fused q|k|v, no GQA.
+    pub fn tiny_bloom() -> Spec {
+        Spec {
+            arch: "bloom".into(),
+            n_head_kv: 4,
+            seed: 25,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of BLOOM-560m (random weights).
+    pub fn bloom_560m() -> Spec {
+        Spec {
+            arch: "bloom".into(),
+            n_vocab: 250_880,
+            n_ctx_train: 2048,
+            n_embd: 1024,
+            n_layer: 24,
+            n_head: 16,
+            n_head_kv: 16,
+            n_ff: 4096,
+            tied_output: true,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -494,11 +521,11 @@ impl Spec {
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
     /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`, `tiny-cohere2`,
-    /// `tiny-olmo2`, `tiny-granite`, `tiny-mistral3`, `tiny-gpt-oss`,
+    /// `tiny-olmo2`, `tiny-granite`, `tiny-mistral3`, `tiny-gpt-oss`, `tiny-bloom`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
     /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`,
     /// `command-r7b`, `olmo2-1b`, `granite-3-2b`, `ministral-3-8b`,
-    /// `gpt-oss-20b`.
+    /// `gpt-oss-20b`, `bloom-560m`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -518,6 +545,7 @@ impl Spec {
             "tiny-granite" => Spec::tiny_granite(),
             "tiny-mistral3" => Spec::tiny_mistral3(),
             "tiny-gpt-oss" => Spec::tiny_gpt_oss(),
+            "tiny-bloom" => Spec::tiny_bloom(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
@@ -531,6 +559,7 @@ impl Spec {
             "granite-3-2b" => Spec::granite_3_2b(),
             "ministral-3-8b" => Spec::ministral_3_8b(),
             "gpt-oss-20b" => Spec::gpt_oss_20b(),
+            "bloom-560m" => Spec::bloom_560m(),
             _ => return None,
         })
     }
