@@ -580,6 +580,39 @@ mod tests {
     }
 
     #[test]
+    fn mixes_match_llama_quantize_on_every_logits_fixture() {
+        // crates/model/tests/fixtures/logits: per tiny model and preset, the
+        // type llama-quantize gave each tensor of the F32 file.
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/logits");
+        let mut checked = 0;
+        let mut bad = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let meta: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let spec = Spec::preset(meta["variant"].as_str().unwrap()).unwrap();
+            let quant = meta["quant"].as_str().unwrap();
+            let (_, mix) = quant_mix(quant, &spec).unwrap();
+            for (name, t) in meta["tensors"].as_object().unwrap() {
+                let want = t["type"].as_str().unwrap();
+                let got = mix.type_of(name);
+                if !got.name().eq_ignore_ascii_case(want) {
+                    bad.push(format!(
+                        "{}: {name} {got}, llama-quantize {want}",
+                        path.display()
+                    ));
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 100, "{checked} fixtures");
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
+
+    #[test]
     fn synthetic_tiny_model_is_written_and_removed() {
         let temp = build_synthetic("tiny-llama:q8_0").unwrap();
         let path = temp.0.clone();

@@ -100,12 +100,7 @@ pub enum Norm {
 
 impl Norm {
     /// `{name}.weight` (and `{name}.bias`) of width `n`.
-    pub fn load(
-        t: &Loader<'_>,
-        name: &str,
-        n: usize,
-        kind: NormKind,
-    ) -> Result<Norm, ModelError> {
+    pub fn load(t: &Loader<'_>, name: &str, n: usize, kind: NormKind) -> Result<Norm, ModelError> {
         let w = t.vector(&format!("{name}.weight"), n)?;
         Ok(match kind {
             NormKind::Rms => Norm::Rms(w),

@@ -110,7 +110,16 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
-    attention_with(pool, shape, HeadTerms::default(), cache, q, pos0, out, scratch)
+    attention_with(
+        pool,
+        shape,
+        HeadTerms::default(),
+        cache,
+        q,
+        pos0,
+        out,
+        scratch,
+    )
 }
 
 /// Per-head terms of the softmax that some architectures add, `n_head`
