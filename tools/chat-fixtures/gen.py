@@ -94,6 +94,15 @@ MODELS = {
     "command-r-plus-tool-use": dict(
         bos="<BOS_TOKEN>", eos="<|END_OF_TURN_TOKEN|>", tool_calls="object", always_tools=True
     ),
+    # gpt-oss's harmony format: an earlier turn's analysis channel comes from the
+    # message's `thinking`, the effort from the `reasoning_effort` variable.
+    "gpt-oss": dict(
+        bos="<|startoftext|>",
+        eos="<|return|>",
+        tool_calls="object",
+        tool_call_content="",
+        extra_cases=["harmony_thinking"],
+    ),
 }
 
 SYSTEM = {"role": "system", "content": "You are a helpful assistant. Answer briefly."}
@@ -136,7 +145,9 @@ TOOL_RESULT = '{"temperature": 21.5, "condition": "sunny"}'
 # - reasoning: an earlier assistant turn carries its <think> block (templates
 #   strip it with .split()/.strip() chains);
 # - thinking_disabled / thinking_enabled: the `enable_thinking` template variable;
-# - content_parts: a user turn whose content is a list of typed parts.
+# - content_parts: a user turn whose content is a list of typed parts;
+# - harmony_thinking: gpt-oss's `thinking` on an earlier assistant turn, with
+#   tools and `reasoning_effort`.
 REASONING_ANSWER = "<think>\nThe user wants help.\n</think>\n\n" + CONVERSATION[1]["content"]
 CONTENT_PARTS = [
     {"type": "text", "text": "Describe this picture:"},
@@ -154,6 +165,10 @@ def extra_case(name, base, with_system):
         return dict(base, messages=with_system, tools=None, extra={"enable_thinking": False})
     if name == "thinking_enabled":
         return dict(base, messages=with_system, tools=None, extra={"enable_thinking": True})
+    if name == "harmony_thinking":
+        messages = copy.deepcopy(with_system)
+        messages[2]["thinking"] = "The user wants help with a trip."
+        return dict(base, messages=messages, tools=TOOLS, extra={"reasoning_effort": "high"})
     if name == "content_parts":
         messages = copy.deepcopy(with_system)
         messages[-1]["content"] = CONTENT_PARTS

@@ -3,9 +3,10 @@
 
 For each synthetic model variant (tiny-llama, tiny-moe, tiny-qwen2, tiny-qwen3,
 tiny-phi3, tiny-gemma2, tiny-gemma3, tiny-qwen3moe, tiny-gemma, tiny-starcoder2,
-tiny-command-r, tiny-cohere2, tiny-olmo2, tiny-granite, tiny-mistral3; written
-by our own GGUF writer through `cargo run -p model --example synth`) and each
-quant type, this:
+tiny-command-r, tiny-cohere2, tiny-olmo2, tiny-granite, tiny-mistral3,
+tiny-gpt-oss, tiny-bloom; written by our own GGUF writer through `cargo run -p model
+--example synth`) and each quant type (for MoE variants with MXFP4 experts also
+llama-quantize's MXFP4_MOE: experts in MXFP4, the other matrices in Q8_0), this:
   1. quantizes the F32 file with llama-quantize,
   2. records the type llama-quantize chose for every tensor and the sha256 of its
      bytes (the Rust test re-quantizes with hearth's kernels and checks the
@@ -46,11 +47,14 @@ VARIANTS = [
     "tiny-qwen2", "tiny-qwen3", "tiny-phi3", "tiny-gemma2", "tiny-gemma3",
     "tiny-qwen3moe", "tiny-gemma", "tiny-starcoder2", "tiny-command-r",
     "tiny-cohere2", "tiny-olmo2", "tiny-granite", "tiny-mistral3",
+    "tiny-gpt-oss", "tiny-bloom",
 ]
 # VARIANTS=tiny-qwen2,tiny-phi3 regenerates only those.
 if os.environ.get("VARIANTS"):
     VARIANTS = os.environ["VARIANTS"].split(",")
 QUANTS = ["F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "IQ4_XS"]
+# Variants whose real files store the experts in MXFP4 get that preset too.
+EXTRA_QUANTS = {"tiny-gpt-oss": ["MXFP4_MOE"]}
 N_PROMPT = 64
 N_GEN = 32
 
@@ -82,7 +86,7 @@ def main():
     for variant in VARIANTS:
         f32 = work / f"{variant}-F32.gguf"
         run([str(synth), variant, str(f32)])
-        for quant in QUANTS:
+        for quant in QUANTS + EXTRA_QUANTS.get(variant, []):
             q = work / f"{variant}-{quant}.gguf"
             run([str(BIN / "llama-quantize"), str(f32), str(q), quant, "2"])
             reader = gguf.GGUFReader(str(q))

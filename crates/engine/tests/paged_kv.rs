@@ -67,7 +67,13 @@ fn a_cached_prefix_gives_the_logits_of_computing_it() {
     // Q8_0: bit for bit (its products give each row the same bits whatever
     // the batch, see model/tests/batch_forward.rs); F16 within float noise.
     for (ty, exact) in [(TensorType::Q8_0, true), (TensorType::F16, false)] {
-        for preset in ["tiny-llama", "tiny-qwen2", "tiny-gemma3"] {
+        for preset in [
+            "tiny-llama",
+            "tiny-qwen2",
+            "tiny-gemma3",
+            "tiny-gpt-oss",
+            "tiny-bloom",
+        ] {
             let model = load(preset, ty);
             let mut pool = model.new_kv_pool(BLOCK, 32).unwrap();
             let mut batch = model.new_batch(64, N_CTX).unwrap();

@@ -8,7 +8,7 @@
 //! tiny-command-r, tiny-cohere2, tiny-olmo2, tiny-granite, tiny-mistral3,
 //! llama-3.2-1b, llama-3.1-8b, mixtral-8x7b, qwen2.5-0.5b, qwen3-30b-a3b,
 //! gemma-2b, starcoder2-3b, command-r-35b, command-r7b, olmo2-1b, granite-3-2b,
-//! ministral-3-8b.
+//! ministral-3-8b, tiny-gpt-oss, gpt-oss-20b, tiny-bloom, bloom-560m.
 //! TYPE: the format of every matrix (F32 by default; F16, Q4_0, Q8_0, Q4_K, ...).
 
 use std::path::Path;

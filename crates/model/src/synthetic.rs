@@ -30,7 +30,10 @@ pub struct Spec {
     /// qwen3moe's and gemma3's per-head q/k norms, phi3's fused q|k|v and
     /// gate|up, starcoder2's LayerNorm and projection biases and ungated MLP,
     /// command-r's and cohere2's blocks without `ffn_norm`, olmo2's post-norms
-    /// only and whole-row q/k norms, gemma's post-norms and tied head).
+    /// only and whole-row q/k norms, gemma's post-norms and tied head, or
+    /// "gpt-oss": biases on q/k/v/o and on the router and experts, attention
+    /// sinks, the FFN norm named `post_attention_norm`), or "bloom" (the
+    /// embeddings' LayerNorm, fused q|k|v, biases everywhere, a plain MLP).
     pub arch: String,
     /// Vocabulary size; at least 259 (3 special tokens and 256 byte tokens).
     pub n_vocab: usize,
@@ -65,8 +68,9 @@ pub struct Spec {
     /// Granite's `embedding_scale`, `residual_scale` and `attention.scale`,
     /// if set.
     pub granite_scales: Option<[f32; 3]>,
-    /// YaRN RoPE scaling (mistral3): factor, original context length and
-    /// `yarn_log_multiplier`; writes beta_fast 32 and beta_slow 1 with them.
+    /// YaRN RoPE scaling (mistral3, gpt-oss): factor, original context length
+    /// and `yarn_log_multiplier` (written unless 0); writes beta_fast 32 and
+    /// beta_slow 1 with them.
     pub yarn: Option<(f32, usize, f32)>,
     /// `attention.temperature_scale` (mistral3), if set.
     pub attn_temperature: Option<f32>,
@@ -94,8 +98,12 @@ impl Spec {
         let arch = self.arch.as_str();
         let post_norms = matches!(arch, "gemma2" | "gemma3" | "olmo2");
         let pre_norms = arch != "olmo2";
-        // StarCoder2: every norm and projection has a bias.
-        let biases = arch == "starcoder2";
+        // StarCoder2 and BLOOM: every norm and projection has a bias.
+        let biases = matches!(arch, "starcoder2" | "bloom");
+        // phi3 and BLOOM: one fused q|k|v projection.
+        let fused_qkv = matches!(arch, "phi3" | "bloom");
+        // gpt-oss: biases on the attention projections and the experts.
+        let oss = arch == "gpt-oss";
         let norm = |t: &mut Vec<(String, Vec<u64>, Kind)>, name: &str| {
             t.push((format!("{name}.weight"), vec![e], Kind::Norm));
             if biases {
@@ -103,6 +111,9 @@ impl Spec {
             }
         };
         let mut t = vec![("token_embd.weight".to_owned(), vec![e, v], Kind::Matrix)];
+        if arch == "bloom" {
+            norm(&mut t, "token_embd_norm");
+        }
         if self.long_rope.is_some() {
             for name in ["rope_factors_long.weight", "rope_factors_short.weight"] {
                 t.push((name.to_owned(), vec![hd / 2], Kind::RopeFactor));
@@ -113,18 +124,21 @@ impl Spec {
             if pre_norms {
                 norm(&mut t, &format!("{p}.attn_norm"));
             }
-            if arch == "phi3" {
+            if fused_qkv {
                 t.push((
                     format!("{p}.attn_qkv.weight"),
                     vec![e, qd + 2 * kvd],
                     Kind::Matrix,
                 ));
+                if biases {
+                    t.push((format!("{p}.attn_qkv.bias"), vec![qd + 2 * kvd], Kind::Bias));
+                }
             } else {
                 t.push((format!("{p}.attn_q.weight"), vec![e, qd], Kind::Matrix));
                 t.push((format!("{p}.attn_k.weight"), vec![e, kvd], Kind::Matrix));
                 t.push((format!("{p}.attn_v.weight"), vec![e, kvd], Kind::Matrix));
             }
-            if arch == "qwen2" || biases {
+            if arch == "qwen2" || (biases && !fused_qkv) || oss {
                 t.push((format!("{p}.attn_q.bias"), vec![qd], Kind::Bias));
                 t.push((format!("{p}.attn_k.bias"), vec![kvd], Kind::Bias));
                 t.push((format!("{p}.attn_v.bias"), vec![kvd], Kind::Bias));
@@ -137,8 +151,20 @@ impl Spec {
                 t.push((format!("{p}.attn_k_norm.weight"), vec![kvd], Kind::Norm));
             }
             t.push((format!("{p}.attn_output.weight"), vec![qd, e], Kind::Matrix));
-            if biases {
+            if biases || oss {
                 t.push((format!("{p}.attn_output.bias"), vec![e], Kind::Bias));
+            }
+            if oss {
+                t.push((
+                    format!("{p}.attn_sinks.weight"),
+                    vec![self.n_head as u64],
+                    Kind::Sink,
+                ));
+                t.push((
+                    format!("{p}.post_attention_norm.weight"),
+                    vec![e],
+                    Kind::Norm,
+                ));
             }
             if post_norms {
                 t.push((
@@ -147,7 +173,7 @@ impl Spec {
                     Kind::Norm,
                 ));
             }
-            if pre_norms && !matches!(arch, "command-r" | "cohere2") {
+            if pre_norms && !matches!(arch, "command-r" | "cohere2" | "gpt-oss") {
                 norm(&mut t, &format!("{p}.ffn_norm"));
             }
             if biases {
@@ -165,21 +191,23 @@ impl Spec {
             } else {
                 let x = self.n_expert as u64;
                 t.push((format!("{p}.ffn_gate_inp.weight"), vec![e, x], Kind::Matrix));
-                t.push((
-                    format!("{p}.ffn_gate_exps.weight"),
-                    vec![e, f, x],
-                    Kind::Matrix,
-                ));
-                t.push((
-                    format!("{p}.ffn_up_exps.weight"),
-                    vec![e, f, x],
-                    Kind::Matrix,
-                ));
-                t.push((
-                    format!("{p}.ffn_down_exps.weight"),
-                    vec![f, e, x],
-                    Kind::Matrix,
-                ));
+                if oss {
+                    t.push((format!("{p}.ffn_gate_inp.bias"), vec![x], Kind::Bias));
+                }
+                for (name, n_in, n_out) in [("gate", e, f), ("up", e, f), ("down", f, e)] {
+                    t.push((
+                        format!("{p}.ffn_{name}_exps.weight"),
+                        vec![n_in, n_out, x],
+                        Kind::Matrix,
+                    ));
+                    if oss {
+                        t.push((
+                            format!("{p}.ffn_{name}_exps.bias"),
+                            vec![n_out, x],
+                            Kind::Bias,
+                        ));
+                    }
+                }
             }
             if post_norms {
                 t.push((format!("{p}.post_ffw_norm.weight"), vec![e], Kind::Norm));
@@ -205,6 +233,7 @@ impl Spec {
             Kind::Matrix => (0.0, (3.0 / n_in as f32).sqrt()),
             Kind::Bias => (0.0, 0.5),
             Kind::RopeFactor => (2.0, 1.0),
+            Kind::Sink => (0.0, 2.0),
         };
         (0..n)
             .map(|_| center + half_width * rng.uniform())
@@ -213,7 +242,8 @@ impl Spec {
 
     /// The GGUF metadata and tensors, each tensor of two or more dimensions stored
     /// as `ty_for(name)` (quantized with hearth's reference kernels, bit-exact with
-    /// llama-quantize), one-dimensional tensors as F32.
+    /// llama-quantize), one-dimensional tensors and biases as F32 (which
+    /// llama-quantize never quantizes).
     pub fn build(&self, ty_for: &dyn Fn(&str) -> TensorType) -> Result<GgufWriter, ModelError> {
         if self.n_vocab < FIRST_PIECE {
             return Err(ModelError::InvalidRequest(format!(
@@ -226,7 +256,7 @@ impl Spec {
         for (name, dims, kind) in self.tensor_shapes() {
             let n: usize = dims.iter().product::<u64>() as usize;
             let values = self.values(&name, n, dims[0] as usize, kind);
-            let ty = if dims.len() == 1 {
+            let ty = if dims.len() == 1 || kind == Kind::Bias {
                 TensorType::F32
             } else {
                 ty_for(&name)
@@ -257,7 +287,7 @@ impl Spec {
             self.n_head_kv as u32,
         );
         w.add_f32(&format!("{a}.rope.freq_base"), self.rope_freq_base);
-        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r" | "cohere2") {
+        let eps_key = if matches!(a.as_str(), "starcoder2" | "command-r" | "cohere2" | "bloom") {
             "attention.layer_norm_epsilon"
         } else {
             "attention.layer_norm_rms_epsilon"
@@ -287,7 +317,9 @@ impl Spec {
                 &format!("{a}.rope.scaling.original_context_length"),
                 orig as u32,
             );
-            w.add_f32(&format!("{a}.rope.scaling.yarn_log_multiplier"), log_mul);
+            if log_mul != 0.0 {
+                w.add_f32(&format!("{a}.rope.scaling.yarn_log_multiplier"), log_mul);
+            }
             w.add_f32(&format!("{a}.rope.scaling.yarn_beta_fast"), 32.0);
             w.add_f32(&format!("{a}.rope.scaling.yarn_beta_slow"), 1.0);
         }
@@ -313,7 +345,7 @@ impl Spec {
         if self.n_expert > 0 {
             w.add_u32(&format!("{a}.expert_count"), self.n_expert as u32);
             w.add_u32(&format!("{a}.expert_used_count"), self.n_expert_used as u32);
-            if a == "qwen3moe" {
+            if matches!(a.as_str(), "qwen3moe" | "gpt-oss") {
                 w.add_u32(&format!("{a}.expert_feed_forward_length"), self.n_ff as u32);
             }
         }
@@ -342,6 +374,9 @@ pub enum Kind {
     Bias,
     /// LongRoPE frequency factors: uniform in [1, 3).
     RopeFactor,
+    /// Attention sinks (gpt-oss): uniform in ±2, so that they take a
+    /// visible share of unit-scale attention scores.
+    Sink,
 }
 
 /// Index of the first filler piece: after `<unk>`, `<s>`, `</s>` and 256 bytes.

@@ -1,5 +1,6 @@
 //! Behaviour of the qwen2, qwen3, phi3, gemma2, gemma3, qwen3moe, gemma,
-//! starcoder2, command-r, cohere2, olmo2, granite and mistral3 forward passes
+//! starcoder2, command-r, cohere2, olmo2, granite, mistral3, gpt-oss and bloom
+//! forward passes
 //! that need no oracle (llama_fixtures.rs compares their logits with
 //! llama.cpp's): batches
 //! equal token-by-token decoding across the batch boundary, phi3 picks its
@@ -13,7 +14,7 @@ use gguf::{GgufWriter, TensorType};
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError};
 
-const ARCHS: [&str; 13] = [
+const ARCHS: [&str; 15] = [
     "tiny-qwen2",
     "tiny-qwen3",
     "tiny-phi3",
@@ -27,6 +28,8 @@ const ARCHS: [&str; 13] = [
     "tiny-olmo2",
     "tiny-granite",
     "tiny-mistral3",
+    "tiny-gpt-oss",
+    "tiny-bloom",
 ];
 
 fn tmp(name: &str) -> PathBuf {
@@ -122,11 +125,15 @@ fn context_shift_matches_a_fresh_run_for_every_arch() {
     // LongRoPE here: its `rope.scaling.attn_factor` scales cos and sin, and
     // llama.cpp's K-shift (`build_rope_shift`), which hearth mirrors, applies it
     // to the shifted keys a second time, so they would differ from a fresh run.
+    // gpt-oss runs without YaRN for the same reason: without a log multiplier
+    // YaRN leaves its magnitude factor (1 + 0.1 ln 32) on cos and sin.
     for preset in ARCHS {
+        let base = Spec::preset(preset).unwrap();
         let spec = Spec {
             n_layer: 1,
             long_rope: None,
-            ..Spec::preset(preset).unwrap()
+            yarn: base.yarn.filter(|&(_, _, log_mul)| log_mul != 0.0),
+            ..base
         };
         let model = load(&spec, &format!("{preset}-shift.gguf"));
         let tokens: Vec<u32> = (0..32).map(|i| (i * 11 + 3) % 320).collect();
@@ -158,6 +165,9 @@ fn missing_arch_specific_tensors_are_named() {
         ("tiny-qwen3moe", "blk.1.ffn_down_exps.weight"),
         ("tiny-starcoder2", "blk.0.ffn_norm.bias"),
         ("tiny-command-r", "blk.1.ffn_gate.weight"),
+        ("tiny-gpt-oss", "blk.1.attn_sinks.weight"),
+        ("tiny-gpt-oss", "blk.0.post_attention_norm.weight"),
+        ("tiny-bloom", "token_embd_norm.bias"),
     ] {
         let spec = Spec::preset(preset).unwrap();
         let full = spec.build(&|_| TensorType::F32).unwrap();

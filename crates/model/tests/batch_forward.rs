@@ -15,7 +15,7 @@ use gguf::TensorType;
 use model::synthetic::Spec;
 use model::{LoadOptions, Logits, Model, ModelError, SeqStep};
 
-const PRESETS: [&str; 16] = [
+const PRESETS: [&str; 18] = [
     "tiny-llama",
     "tiny-moe",
     "tiny-swa",
@@ -32,6 +32,8 @@ const PRESETS: [&str; 16] = [
     "tiny-olmo2",
     "tiny-granite",
     "tiny-mistral3",
+    "tiny-gpt-oss",
+    "tiny-bloom",
 ];
 
 fn load(spec: &Spec, ty: TensorType, name: &str) -> Model {

@@ -127,6 +127,7 @@ fn fixtures_cover_the_issue_models_with_and_without_tools() {
         "deepseek-r1-distill-qwen",
         "command-r",
         "command-r-plus-tool-use",
+        "gpt-oss",
     ];
     for model in models {
         for case in ["basic", "no_system", "tools"] {

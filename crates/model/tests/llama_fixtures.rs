@@ -1,6 +1,7 @@
 //! hearth's forward passes (llama, mistral3, granite, qwen2, qwen3, qwen3moe,
-//! phi3, gemma, gemma2, gemma3, starcoder2, command-r, cohere2, olmo2) against
-//! llama.cpp, on tiny random-weight models.
+//! phi3, gemma, gemma2, gemma3, starcoder2, command-r, cohere2, olmo2, gpt-oss,
+//! bloom)
+//! against llama.cpp, on tiny random-weight models.
 //!
 //! The fixtures (tools/logits-fixtures/gen.py) hold, per model variant and quant
 //! preset, the type llama-quantize chose for each tensor with the sha256 of its
@@ -352,4 +353,17 @@ fixtures! {
     mistral3_q4_k_m => "tiny-mistral3-Q4_K_M",
     mistral3_q6_k => "tiny-mistral3-Q6_K",
     mistral3_iq4_xs => "tiny-mistral3-IQ4_XS",
+    gpt_oss_f16 => "tiny-gpt-oss-F16",
+    gpt_oss_q8_0 => "tiny-gpt-oss-Q8_0",
+    gpt_oss_q4_0 => "tiny-gpt-oss-Q4_0",
+    gpt_oss_q4_k_m => "tiny-gpt-oss-Q4_K_M",
+    gpt_oss_q6_k => "tiny-gpt-oss-Q6_K",
+    gpt_oss_iq4_xs => "tiny-gpt-oss-IQ4_XS",
+    gpt_oss_mxfp4_moe => "tiny-gpt-oss-MXFP4_MOE",
+    bloom_f16 => "tiny-bloom-F16",
+    bloom_q8_0 => "tiny-bloom-Q8_0",
+    bloom_q4_0 => "tiny-bloom-Q4_0",
+    bloom_q4_k_m => "tiny-bloom-Q4_K_M",
+    bloom_q6_k => "tiny-bloom-Q6_K",
+    bloom_iq4_xs => "tiny-bloom-IQ4_XS",
 }

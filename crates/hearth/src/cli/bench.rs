@@ -40,8 +40,9 @@ pub struct BenchArgs {
     model: Option<PathBuf>,
     /// A random-weight model of a real shape, built on the fly: SHAPE:QUANT, e.g.
     /// llama-3.2-1b:q4_k_m (quants: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_k
-    /// q3_k q4_k q5_k q6_k q4_k_m; mxfp4 for MoE shapes: experts in MXFP4, the
-    /// rest in Q8_0, as llama-quantize's MXFP4_MOE).
+    /// q3_k q4_k q5_k q6_k q4_k_m; mxfp4 for MoE shapes such as gpt-oss-20b or
+    /// qwen3-30b-a3b: experts in MXFP4, the rest in Q8_0, as llama-quantize's
+    /// MXFP4_MOE).
     #[arg(long, value_name = "SHAPE:QUANT")]
     synthetic: Option<String>,
     /// Prompt lengths to time (0 disables prompt tests).
@@ -457,7 +458,7 @@ pub(super) fn quant_mix(quant: &str, spec: &Spec) -> anyhow::Result<(u32, QuantM
         .into_iter()
         .map(|d| {
             let name = shapes[d.index].0.clone();
-            let ty = if mxfp4 && name.contains("_exps.") {
+            let ty = if mxfp4 && name.contains("_exps.weight") {
                 TensorType::MXFP4
             } else {
                 d.ty
@@ -554,6 +555,61 @@ mod tests {
         let logits = model.forward(&mut state, &[1, 5, 9], Logits::Last).unwrap();
         assert!(logits.iter().all(|v| v.is_finite()));
         assert!(logits.iter().any(|&v| v != logits[0]));
+    }
+
+    #[test]
+    fn synthetic_gpt_oss_keeps_biases_and_sinks_in_f32_and_runs() {
+        let temp = build_synthetic("tiny-gpt-oss:mxfp4").unwrap();
+        let model = Model::load(&temp.0).unwrap();
+        assert_eq!(model.info().arch, "gpt-oss");
+        let ty = |name: &str| model.gguf().tensor(name).unwrap().ty;
+        assert_eq!(ty("blk.0.ffn_gate_exps.weight"), TensorType::MXFP4);
+        assert_eq!(ty("blk.0.ffn_gate_exps.bias"), TensorType::F32);
+        assert_eq!(ty("blk.1.attn_sinks.weight"), TensorType::F32);
+        assert_eq!(ty("blk.1.attn_q.weight"), TensorType::Q8_0);
+        let mut state = model.new_state(8).unwrap();
+        let logits = model.forward(&mut state, &[1, 5, 9], Logits::Last).unwrap();
+        assert!(logits.iter().all(|v| v.is_finite()));
+        assert!(logits.iter().any(|&v| v != logits[0]));
+        // The real shape's mixes plan (its rows of 2880 take no K-quant).
+        let shape = Spec::preset("gpt-oss-20b").unwrap();
+        for quant in ["mxfp4", "q4_k_m", "q8_0"] {
+            let (_, mix) = quant_mix(quant, &shape).unwrap();
+            assert_eq!(mix.type_of("blk.3.ffn_up_exps.bias"), TensorType::F32);
+        }
+    }
+
+    #[test]
+    fn mixes_match_llama_quantize_on_every_logits_fixture() {
+        // crates/model/tests/fixtures/logits: per tiny model and preset, the
+        // type llama-quantize gave each tensor of the F32 file.
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/logits");
+        let mut checked = 0;
+        let mut bad = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let meta: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let spec = Spec::preset(meta["variant"].as_str().unwrap()).unwrap();
+            let quant = meta["quant"].as_str().unwrap();
+            let (_, mix) = quant_mix(quant, &spec).unwrap();
+            for (name, t) in meta["tensors"].as_object().unwrap() {
+                let want = t["type"].as_str().unwrap();
+                let got = mix.type_of(name);
+                if !got.name().eq_ignore_ascii_case(want) {
+                    bad.push(format!(
+                        "{}: {name} {got}, llama-quantize {want}",
+                        path.display()
+                    ));
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 100, "{checked} fixtures");
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
     }
 
     #[test]

@@ -18,12 +18,12 @@ use super::common::{
     Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place, project, rope_qk,
     self_attention,
 };
-use super::moe::Moe;
+use super::moe::{Gating, Moe};
 use crate::ModelError;
 use crate::loader::Tensor;
-use crate::ops::attention::AttentionShape;
+use crate::ops::attention::{AttentionShape, HeadTerms};
 use crate::ops::rope::Rope;
-use crate::ops::{add_assign, geglu, gelu, layernorm, silu, swiglu};
+use crate::ops::{add_assign, geglu, gelu, layernorm, silu, swiglu, swiglu_oai};
 
 /// Which tensors an architecture's layers have beyond the attention and FFN
 /// norms and projections every layer has.
@@ -42,6 +42,13 @@ pub struct Parts {
     /// `post_attention_norm` and `post_ffw_norm`: norms of each sub-block's
     /// output before its residual add (gemma2, gemma3).
     pub post_norms: bool,
+    /// `attn_sinks`: a learned per-head logit in each attention softmax
+    /// (gpt-oss).
+    pub sinks: bool,
+    /// The name of the norm before the FFN: `ffn_norm`, or gpt-oss's
+    /// `post_attention_norm` (the same norm under llama.cpp's
+    /// `LLM_TENSOR_ATTN_POST_NORM` name).
+    pub ffn_norm: &'static str,
     /// The feed-forward network.
     pub ffn: FfnParts,
     /// Attention and FFN in parallel on one normed input (command-r): no
@@ -93,7 +100,7 @@ pub enum Norm {
 
 impl Norm {
     /// `{name}.weight` (and `{name}.bias`) of width `n`.
-    fn load(t: &Loader<'_>, name: &str, n: usize, kind: NormKind) -> Result<Norm, ModelError> {
+    pub fn load(t: &Loader<'_>, name: &str, n: usize, kind: NormKind) -> Result<Norm, ModelError> {
         let w = t.vector(&format!("{name}.weight"), n)?;
         Ok(match kind {
             NormKind::Rms => Norm::Rms(w),
@@ -129,12 +136,15 @@ pub enum FfnParts {
     /// `ffn_down` (phi3).
     FusedGateUp,
     /// A mixture of `n_expert` experts, `n_used` per token: the router
-    /// `ffn_gate_inp` and the stacked `ffn_{gate,up,down}_exps`.
+    /// `ffn_gate_inp` and the stacked `ffn_{gate,up,down}_exps`, each with
+    /// its bias where the file has one (gpt-oss).
     Moe {
         /// Experts per layer.
         n_expert: usize,
         /// Experts each token is routed to.
         n_used: usize,
+        /// How the router's logits choose and weight the experts.
+        gating: Gating,
     },
 }
 
@@ -147,6 +157,8 @@ impl Parts {
         qk_norm: QkNorm::None,
         pre_norms: true,
         post_norms: false,
+        sinks: false,
+        ffn_norm: "ffn_norm",
         ffn: FfnParts::Gated,
         parallel: false,
         tied_output: false,
@@ -181,6 +193,8 @@ pub struct Attention {
     pub qk_norm: Option<(Vec<f32>, Vec<f32>)>,
     /// (n_head * head_dim, n_embd)
     pub o: Linear,
+    /// (n_head) attention sinks: an extra logit per head in the softmax.
+    pub sinks: Option<Vec<f32>>,
 }
 
 /// A layer's feed-forward network.
@@ -275,12 +289,21 @@ impl Layer {
                 gate_up: t.linear(&name("ffn_up"), e, 2 * f)?,
                 down: t.linear(&name("ffn_down"), f, e)?,
             },
-            FfnParts::Moe { n_expert, n_used } => Ffn::Moe(Moe {
-                router: t.matrix(&name("ffn_gate_inp.weight"), e, n_expert)?,
-                gate: t.experts(&name("ffn_gate_exps.weight"), e, f, n_expert)?,
-                up: t.experts(&name("ffn_up_exps.weight"), e, f, n_expert)?,
-                down: t.experts(&name("ffn_down_exps.weight"), f, e, n_expert)?,
+            FfnParts::Moe {
+                n_expert,
                 n_used,
+                gating,
+            } => Ffn::Moe(Moe {
+                router: t.matrix(&name("ffn_gate_inp.weight"), e, n_expert)?,
+                router_b: t.opt_vector(&name("ffn_gate_inp.bias"), n_expert)?,
+                gate: t.experts(&name("ffn_gate_exps.weight"), e, f, n_expert)?,
+                gate_b: t.opt_rows(&name("ffn_gate_exps.bias"), f, n_expert)?,
+                up: t.experts(&name("ffn_up_exps.weight"), e, f, n_expert)?,
+                up_b: t.opt_rows(&name("ffn_up_exps.bias"), f, n_expert)?,
+                down: t.experts(&name("ffn_down_exps.weight"), f, e, n_expert)?,
+                down_b: t.opt_rows(&name("ffn_down_exps.bias"), e, n_expert)?,
+                n_used,
+                gating,
             }),
         };
         let post_norm = |norm: &str| {
@@ -298,10 +321,14 @@ impl Layer {
                 qkv,
                 qk_norm,
                 o: t.linear(&name("attn_output"), qd, e)?,
+                sinks: parts
+                    .sinks
+                    .then(|| t.vector(&name("attn_sinks.weight"), d.n_head))
+                    .transpose()?,
             },
             attn_post_norm: post_norm("post_attention_norm")?,
             ffn_norm: (parts.pre_norms && !parts.parallel)
-                .then(|| Norm::load(t, &name("ffn_norm"), e, parts.norm))
+                .then(|| Norm::load(t, &name(parts.ffn_norm), e, parts.norm))
                 .transpose()?,
             ffn,
             ffn_post_norm: post_norm("post_ffw_norm")?,
@@ -472,6 +499,8 @@ pub struct LayerAttn<'a> {
     /// Llama 4's attention temperature: q multiplied by a factor growing with
     /// its position (mistral3).
     pub temperature: Option<Temperature>,
+    /// ALiBi slopes, one per query head (bloom).
+    pub alibi: Option<&'a [f32]>,
 }
 
 /// Llama 4's attention temperature tuning (llama.cpp's
@@ -511,6 +540,7 @@ impl<'a> LayerAttn<'a> {
             },
             q_scale: None,
             temperature: None,
+            alibi: None,
         }
     }
 }
@@ -522,14 +552,27 @@ pub enum Act {
     Silu,
     /// GELU-gated (GeGLU, gemma).
     Gelu,
+    /// gpt-oss's clamped SwiGLU (`swiglu_oai`): `min(g, 7) · sigmoid(1.702 ·
+    /// min(g, 7)) · (clamp(u, -7, 7) + 1)`, with llama.cpp's constants.
+    SwigluOai,
 }
 
+/// `swiglu_oai`'s alpha and limit, which llama.cpp fixes in
+/// `build_moe_ffn` (`LLM_FFN_SWIGLU_OAI_MOE`).
+const OAI_ALPHA: f32 = 1.702;
+const OAI_LIMIT: f32 = 7.0;
+
 impl Act {
-    /// `x[i] = act(x[i])` (ggml_silu, ggml_gelu).
+    /// `x[i] = act(x[i])` (ggml_silu, ggml_gelu; the clamped SwiGLU's gate
+    /// half with `up = 0`).
     pub fn apply(self, x: &mut [f32]) {
         match self {
             Act::Silu => x.iter_mut().for_each(|v| *v = silu(*v)),
             Act::Gelu => x.iter_mut().for_each(|v| *v = gelu(*v)),
+            Act::SwigluOai => x.iter_mut().for_each(|v| {
+                let g = v.min(OAI_LIMIT);
+                *v = g / (1.0 + (OAI_ALPHA * -g).exp());
+            }),
         }
     }
 
@@ -538,6 +581,7 @@ impl Act {
         match self {
             Act::Silu => swiglu(gate, up),
             Act::Gelu => geglu(gate, up),
+            Act::SwigluOai => swiglu_oai(gate, up, OAI_ALPHA, OAI_LIMIT),
         }
     }
 }
@@ -621,7 +665,11 @@ pub fn attention(
             row.iter_mut().for_each(|v| *v *= f);
         }
     }
-    self_attention(s, il, &at.shape);
+    let terms = HeadTerms {
+        sinks: a.sinks.as_deref(),
+        alibi: at.alibi,
+    };
+    self_attention(s, il, &at.shape, terms);
     let b = &mut *s.buf;
     project(
         gguf,

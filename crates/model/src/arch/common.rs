@@ -24,7 +24,7 @@ pub use super::batch::{Out, Segment, SeqKv, SeqRows, Step, Want, forward};
 use crate::ModelError;
 use crate::kv_cache::KvLayer;
 use crate::loader::{Hparams, Tensor, Tensors, Use, config};
-use crate::ops::attention::{self, AttentionShape};
+use crate::ops::attention::{self, AttentionShape, HeadTerms};
 use crate::ops::rope::{Rope, RopeMode};
 use crate::ops::{add_assign, rmsnorm};
 
@@ -256,6 +256,20 @@ impl<'a> Loader<'a> {
     pub fn opt_vector(&self, name: &str, n: usize) -> Result<Option<Vec<f32>>, ModelError> {
         self.tensors
             .opt(name, &[n as u64], Use::Read)?
+            .map(|t| t.to_f32(self.gguf))
+            .transpose()
+    }
+
+    /// An optional table of `rows` rows of `n` values, read as f32 (the
+    /// per-expert biases of gpt-oss's experts).
+    pub fn opt_rows(
+        &self,
+        name: &str,
+        n: usize,
+        rows: usize,
+    ) -> Result<Option<Vec<f32>>, ModelError> {
+        self.tensors
+            .opt(name, &[n as u64, rows as u64], Use::Read)?
             .map(|t| t.to_f32(self.gguf))
             .transpose()
     }
@@ -569,8 +583,14 @@ pub fn rope_qk<'f>(
 
 /// Stores the batch's keys and values (`buf.k`, `buf.v`) in layer `il` of their
 /// sequences' caches, then attends from `buf.q` into `buf.attn`, each sequence
-/// over its own cache.
-pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape) {
+/// over its own cache; `terms` are the layer's per-head softmax terms
+/// (gpt-oss's sinks, bloom's ALiBi slopes).
+pub fn self_attention(
+    step: &mut Step<'_, '_>,
+    il: usize,
+    shape: &AttentionShape,
+    terms: HeadTerms<'_>,
+) {
     let kvd = shape.n_head_kv * shape.head_dim;
     let qd = shape.n_head * shape.head_dim;
     let buf = &mut *step.buf;
@@ -603,9 +623,10 @@ pub fn self_attention(step: &mut Step<'_, '_>, il: usize, shape: &AttentionShape
                 pool.layer(il, blocks, s.n_ctx)
             }
         };
-        attention::attention(
+        attention::attention_with(
             step.pool,
             shape,
+            terms,
             layer,
             &buf.q[rows.start * qd..rows.end * qd],
             s.pos0,

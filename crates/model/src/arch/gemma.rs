@@ -147,6 +147,7 @@ impl Decoder for Gemma {
                 },
                 q_scale: Some(c.attention_scale),
                 temperature: None,
+                alibi: None,
             };
             block::sequential_layer(s, il, n, layer, d, &at, Act::Gelu)?;
         }

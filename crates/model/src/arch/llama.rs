@@ -25,6 +25,7 @@ use gguf::GgufModel;
 
 use super::block::{self, Act, FfnParts, Finish, LayerAttn, Parts, Weights};
 use super::common::{self, Decoder, Dims, Loader, Out, Step};
+use super::moe::Gating;
 use crate::ModelError;
 use crate::loader::{Hparams, Tensor, config};
 use crate::ops::rope::{Rope, RopeMode};
@@ -92,6 +93,7 @@ impl Llama {
             n_expert => FfnParts::Moe {
                 n_expert,
                 n_used: config.n_expert_used,
+                gating: Gating::Softmax,
             },
         };
         let t = Loader::new(gguf);

@@ -26,6 +26,7 @@ use gguf::GgufModel;
 
 use super::block::{self, Act, FfnParts, Finish, LayerAttn, Parts, Temperature, Weights};
 use super::common::{self, Decoder, Dims, Loader, Out, Step};
+use super::moe::Gating;
 use super::standard::BasicConfig;
 use crate::ModelError;
 use crate::loader::{Hparams, Tensor};
@@ -100,7 +101,11 @@ impl Mistral3 {
         let d = &config.base.dims;
         let ffn = match config.experts {
             (0, _) => FfnParts::Gated,
-            (n_expert, n_used) => FfnParts::Moe { n_expert, n_used },
+            (n_expert, n_used) => FfnParts::Moe {
+                n_expert,
+                n_used,
+                gating: Gating::Softmax,
+            },
         };
         let t = Loader::new(gguf);
         let weights = Weights::load(

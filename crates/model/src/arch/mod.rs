@@ -21,12 +21,14 @@
 
 pub mod batch;
 pub mod block;
+pub mod bloom;
 pub mod cohere2;
 pub mod command_r;
 pub mod common;
 pub mod gemma;
 pub mod gemma2;
 pub mod gemma3;
+pub mod gpt_oss;
 pub mod granite;
 pub mod llama;
 pub mod mistral3;
@@ -79,6 +81,10 @@ pub enum Arch {
     Gemma2(gemma2::Gemma2),
     /// `gemma3`: Gemma 3 (text).
     Gemma3(gemma3::Gemma3),
+    /// `gpt-oss`: gpt-oss-20b and gpt-oss-120b.
+    GptOss(gpt_oss::GptOss),
+    /// `bloom`: BLOOM and BLOOMZ.
+    Bloom(bloom::Bloom),
 }
 
 impl Arch {
@@ -99,6 +105,8 @@ impl Arch {
             Arch::Gemma(m) => m,
             Arch::Gemma2(m) => m,
             Arch::Gemma3(m) => m,
+            Arch::GptOss(m) => m,
+            Arch::Bloom(m) => m,
         }
     }
 
@@ -196,6 +204,8 @@ impl Model {
             "gemma" => Arch::Gemma(gemma::load(&gguf)?),
             "gemma2" => Arch::Gemma2(gemma2::load(&gguf)?),
             "gemma3" => Arch::Gemma3(gemma3::load(&gguf)?),
+            "gpt-oss" => Arch::GptOss(gpt_oss::load(&gguf)?),
+            "bloom" => Arch::Bloom(bloom::load(&gguf)?),
             _ => return Err(ModelError::UnknownArchitecture(name)),
         };
         let c = arch.dims();

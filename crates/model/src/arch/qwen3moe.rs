@@ -27,6 +27,7 @@ use gguf::GgufModel;
 
 use super::block::{Act, FfnParts, Parts, QkNorm};
 use super::common;
+use super::moe::Gating;
 use super::standard::{BasicConfig, Standard};
 use crate::ModelError;
 use crate::loader::{Hparams, config};
@@ -54,7 +55,11 @@ pub fn load(gguf: &GgufModel) -> Result<Qwen3Moe, ModelError> {
     };
     let parts = Parts {
         qk_norm: QkNorm::PerHead,
-        ffn: FfnParts::Moe { n_expert, n_used },
+        ffn: FfnParts::Moe {
+            n_expert,
+            n_used,
+            gating: Gating::Softmax,
+        },
         ..Parts::PLAIN
     };
     Standard::load(gguf, c, &parts, Act::Silu)

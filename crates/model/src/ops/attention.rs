@@ -39,7 +39,7 @@ use kernels::TensorType;
 use kernels::formats::float::{f16_to_f32, f32_to_f16};
 use kernels::pool::{SharedSlice, ThreadPool};
 
-use super::softmax;
+use super::softmax_with_sink;
 use crate::kv_cache::KvLayer;
 
 /// Query heads processed together over one key/value head; larger groups are
@@ -110,6 +110,49 @@ pub fn attention(
     out: &mut [f32],
     scratch: &mut [f32],
 ) {
+    attention_with(
+        pool,
+        shape,
+        HeadTerms::default(),
+        cache,
+        q,
+        pos0,
+        out,
+        scratch,
+    )
+}
+
+/// Per-head terms of the softmax that some architectures add, `n_head`
+/// values each.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadTerms<'a> {
+    /// Learned attention sinks (gpt-oss): `sinks[h]` is an extra logit in head
+    /// `h`'s softmax (not scaled by `kq_scale`), which takes probability mass
+    /// but contributes no value (ggml's `soft_max` with a sinks tensor,
+    /// llama.cpp's `ggml_soft_max_add_sinks`).
+    pub sinks: Option<&'a [f32]>,
+    /// ALiBi slopes (bloom): the score of key position `j` for the query at
+    /// `p` becomes `slope[h] · -(p - j) + score · kq_scale`, one fused
+    /// multiply-add as ggml-cpu's `soft_max` adds `slope · mask` (llama.cpp's
+    /// mask holds `-|p - j|` for ALiBi models).
+    pub alibi: Option<&'a [f32]>,
+}
+
+/// [`attention`] with per-head softmax terms (sinks, ALiBi).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_with(
+    pool: &ThreadPool,
+    shape: &AttentionShape,
+    terms: HeadTerms<'_>,
+    cache: KvLayer<'_>,
+    q: &[f32],
+    pos0: usize,
+    out: &mut [f32],
+    scratch: &mut [f32],
+) {
+    for t in [terms.sinks, terms.alibi].into_iter().flatten() {
+        assert_eq!(t.len(), shape.n_head, "one value per query head");
+    }
     let q_dim = shape.n_head * shape.head_dim;
     let n_tokens = q.len() / q_dim;
     let group = shape.n_head / shape.n_head_kv;
@@ -144,6 +187,10 @@ pub fn attention(
             let out_heads = unsafe { outs.slice_mut(at, len) };
             attend(
                 shape,
+                HeadTerms {
+                    sinks: terms.sinks.map(|s| &s[heads.clone()]),
+                    alibi: terms.alibi.map(|s| &s[heads.clone()]),
+                },
                 cache,
                 &q[at..at + len],
                 pos0 + t,
@@ -161,10 +208,11 @@ pub fn attention(
 /// [`GROUP`]) at position `pos` attending over cache rows up to `pos`.
 /// `single`: the query is a batch's only token (decoding), for which ggml
 /// sums its two products in another order than for a batch of several (see
-/// [`avx512`]).
+/// [`avx512`]). `terms`: the heads' sinks and ALiBi slopes, if any.
 #[allow(clippy::too_many_arguments)]
 fn attend(
     shape: &AttentionShape,
+    terms: HeadTerms<'_>,
     cache: KvLayer<'_>,
     q: &[f32],
     pos: usize,
@@ -239,7 +287,14 @@ fn attend(
                     row.iter_mut()
                         .for_each(|s| *s = (*s * (1.0 / cap)).tanh() * cap);
                 }
-                avx512::softmax_f16(row, first % 16, shape.kq_scale);
+                let sink = terms.sinks.map(|s| s[h]);
+                match terms.alibi.map(|a| a[h]) {
+                    Some(slope) => {
+                        alibi(row, slope, shape.kq_scale, pos - first);
+                        avx512::softmax_f16(row, first % 16, 1.0, sink);
+                    }
+                    None => avx512::softmax_f16(row, first % 16, shape.kq_scale, sink),
+                }
             }
             let acc = &mut acc[..n * hd];
             let partials = &mut partials[..n * PARTIALS * hd];
@@ -276,7 +331,10 @@ fn attend(
     }
     for h in 0..n {
         let row = &mut scores[h * n_ctx..h * n_ctx + n_keys];
-        softmax(row);
+        if let Some(slope) = terms.alibi.map(|a| a[h]) {
+            alibi(row, slope, 1.0, pos - first);
+        }
+        softmax_with_sink(row, terms.sinks.map(|s| s[h]));
         // llama.cpp multiplies V by the probabilities rounded to f16.
         row.iter_mut().for_each(|p| *p = f16_to_f32(f32_to_f16(*p)));
     }
@@ -295,6 +353,14 @@ fn attend(
         }
     }
     out.copy_from_slice(&acc[..n * hd]);
+}
+
+/// ALiBi over one head's score row: `row[i]` (the key `last - i` positions
+/// before the query) becomes `slope · -(last - i) + row[i] · scale`.
+fn alibi(row: &mut [f32], slope: f32, scale: f32, last: usize) {
+    for (i, s) in row.iter_mut().enumerate() {
+        *s = slope.mul_add(-((last - i) as f32), *s * scale);
+    }
 }
 
 /// AVX-512 loops over the key and value rows: the f16 rows are widened in
@@ -610,12 +676,14 @@ mod avx512 {
     /// its blocks are aligned to cells: `row[0]` is cell `16 k + lead` (a
     /// sliding window's row starts past cell 0), and the first block here
     /// holds it in lane `lead`, the lanes before it 0 as ggml's masked cells.
+    /// A `sink` (gpt-oss) joins the maximum and adds `expf(sink - max)`
+    /// (libm's) to `Σe` after the row, as ggml's `soft_max` does.
     ///
     /// # Safety
     /// AVX-512 F and F16C must be available.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma,f16c,avx512f")]
-    pub(super) unsafe fn softmax_f16(row: &mut [f32], lead: usize, scale: f32) {
+    pub(super) unsafe fn softmax_f16(row: &mut [f32], lead: usize, scale: f32, sink: Option<f32>) {
         let len = row.len();
         let whole = len / 16 * 16;
         let x = row.as_mut_ptr();
@@ -633,6 +701,9 @@ mod avx512 {
         for s in &mut row[whole..] {
             *s *= scale;
             max = max.max(*s);
+        }
+        if let Some(s) = sink {
+            max = max.max(s);
         }
         // ggml's score row spans the whole padded cache view (a multiple of 16
         // cells, masked ones at -inf), so every visible score goes through the
@@ -668,6 +739,9 @@ mod avx512 {
                 sum += f64::from(_mm512_reduce_add_ps(e));
             }
             b += 16;
+        }
+        if let Some(s) = sink {
+            sum += f64::from((s - max).exp());
         }
         let inv = _mm512_set1_ps((1.0 / sum) as f32);
         let mut i = 0;
@@ -952,7 +1026,7 @@ mod avx512 {
 
     /// Never called off x86-64: [`usable`] is false there.
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) unsafe fn softmax_f16(_: &mut [f32], _: usize, _: f32) {
+    pub(super) unsafe fn softmax_f16(_: &mut [f32], _: usize, _: f32, _: Option<f32>) {
         unreachable!()
     }
 
@@ -1087,8 +1161,15 @@ mod tests {
     }
 
     /// Attention of one head computed directly: f16-rounded q and cache, one
-    /// softmax over the whole visible row, in f64.
-    fn direct(kv: &KvCache, sh: &AttentionShape, q: &[f32], pos: usize, head: usize) -> Vec<f64> {
+    /// softmax over the whole visible row and the `sink` logit if any, in f64.
+    fn direct(
+        kv: &KvCache,
+        sh: &AttentionShape,
+        q: &[f32],
+        pos: usize,
+        head: usize,
+        sink: Option<f32>,
+    ) -> Vec<f64> {
         let layer = kv.layer(0);
         let hd = sh.head_dim;
         let off = head / (sh.n_head / sh.n_head_kv) * hd;
@@ -1105,8 +1186,9 @@ mod tests {
                 d * f64::from(sh.kq_scale)
             })
             .collect();
-        let m = s.iter().copied().fold(f64::MIN, f64::max);
-        let z: f64 = s.iter().map(|x| (x - m).exp()).sum();
+        let sink = sink.map(f64::from);
+        let m = s.iter().copied().chain(sink).fold(f64::MIN, f64::max);
+        let z: f64 = s.iter().copied().chain(sink).map(|x| (x - m).exp()).sum();
         (0..hd)
             .map(|d| {
                 (first..=pos)
@@ -1131,7 +1213,9 @@ mod tests {
 
     fn grouped_heads_case(hd: usize) {
         // 10 query heads over 1 KV head (two runs of at most GROUP heads),
-        // 200 positions, three queries at once, with and without a window.
+        // 200 positions, three queries at once, with and without a window,
+        // with and without attention sinks (from -20 to 16 against the largest
+        // scores of about 15: from no share of the probability to nearly all).
         let pool = ThreadPool::new(2);
         let (n_head, n) = (10, 200);
         let mut rng = 7u32;
@@ -1147,7 +1231,13 @@ mod tests {
         }
         let q: Vec<f32> = (0..3 * n_head * hd).map(|_| next()).collect();
         let mut scratch = vec![0f32; scratch_len(&pool, n, hd)];
-        for window in [None, Some(70)] {
+        let sinks: Vec<f32> = (0..n_head).map(|h| (h as f32 - 5.0) * 4.0).collect();
+        for (window, sinks) in [
+            (None, None),
+            (Some(70), None),
+            (None, Some(&sinks[..])),
+            (Some(70), Some(&sinks[..])),
+        ] {
             let sh = AttentionShape {
                 n_head,
                 n_head_kv: 1,
@@ -1157,17 +1247,27 @@ mod tests {
                 softcap: None,
             };
             let mut out = vec![0f32; q.len()];
-            attention(&pool, &sh, kv.layer(0), &q, n - 3, &mut out, &mut scratch);
+            attention_with(
+                &pool,
+                &sh,
+                HeadTerms { sinks, alibi: None },
+                kv.layer(0),
+                &q,
+                n - 3,
+                &mut out,
+                &mut scratch,
+            );
             for t in 0..3 {
                 for h in 0..n_head {
                     let at = (t * n_head + h) * hd;
-                    let want = direct(&kv, &sh, &q[at..at + hd], n - 3 + t, h);
+                    let sink = sinks.map(|s| s[h]);
+                    let want = direct(&kv, &sh, &q[at..at + hd], n - 3 + t, h, sink);
                     for (d, w) in want.iter().enumerate() {
                         let got = f64::from(out[at + d]);
                         // p is rounded to f16 (relative 2^-11) before V·p; |v| < 2.
                         assert!(
                             (got - w).abs() < 2e-3,
-                            "{window:?} t{t} h{h} d{d}: {got} vs {w}"
+                            "{window:?} {sink:?} t{t} h{h} d{d}: {got} vs {w}"
                         );
                     }
                 }

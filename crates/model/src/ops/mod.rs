@@ -61,23 +61,34 @@ pub fn layernorm(out: &mut [f32], x: &[f32], weight: &[f32], bias: Option<&[f32]
 /// As ggml's `ggml_vec_soft_max_f32`, the sum is accumulated in f64 and its
 /// reciprocal taken once. Entries equal to `-inf` get probability 0.
 pub fn softmax(x: &mut [f32]) {
+    softmax_with_sink(x, None)
+}
+
+/// [`softmax`] with an optional attention sink (gpt-oss): an extra logit
+/// that takes part in the maximum and the sum but has no output, as ggml's
+/// `soft_max` with a sinks tensor adds it (`max = max(max, sink)`, then
+/// `Σ += expf(sink - max)` with libm's `expf`).
+pub fn softmax_with_sink(x: &mut [f32], sink: Option<f32>) {
     #[cfg(target_arch = "x86_64")]
     if has_fma() {
         // SAFETY: the CPU has FMA.
-        return unsafe { softmax_fma(x) };
+        return unsafe { softmax_fma(x, sink) };
     }
-    softmax_body(x)
+    softmax_body(x, sink)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "fma")]
-fn softmax_fma(x: &mut [f32]) {
-    softmax_body(x)
+fn softmax_fma(x: &mut [f32], sink: Option<f32>) {
+    softmax_body(x, sink)
 }
 
 #[inline(always)]
-fn softmax_body(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+fn softmax_body(x: &mut [f32], sink: Option<f32>) {
+    let mut max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if let Some(s) = sink {
+        max = max.max(s);
+    }
     let mut sum = 0f64;
     // ggml takes exp with `ggml_v_expf` over whole 16-wide vectors, libm's expf
     // on the rest; the two differ in the last bit, which the f16 rounding of the
@@ -90,6 +101,9 @@ fn softmax_body(x: &mut [f32]) {
             (*v - max).exp()
         };
         sum += f64::from(*v);
+    }
+    if let Some(s) = sink {
+        sum += f64::from((s - max).exp());
     }
     let inv = (1.0 / sum) as f32;
     x.iter_mut().for_each(|v| *v *= inv);
@@ -222,6 +236,17 @@ pub fn geglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// gpt-oss's clamped SwiGLU (ggml_swiglu_oai, scalar in ggml-cpu): with
+/// `x = min(gate, limit)` and `y = clamp(up, -limit, limit)`,
+/// `gate = x · sigmoid(alpha · x) · (y + 1)`.
+pub fn swiglu_oai(gate: &mut [f32], up: &[f32], alpha: f32, limit: f32) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let x = g.min(limit);
+        let y = u.clamp(-limit, limit);
+        *g = x / (1.0 + (alpha * -x).exp()) * (y + 1.0);
+    }
+}
+
 /// `x[i] += y[i]`.
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     x.iter_mut().zip(y).for_each(|(a, &b)| *a += b);
@@ -253,24 +278,39 @@ pub fn route_top_k(
     weights: &mut [f32],
 ) {
     softmax(logits);
+    top_k(logits, k, experts, weights);
+    if normalize {
+        let sum: f32 = weights[..k].iter().sum::<f32>().max(6.103_515_6e-5);
+        weights[..k].iter_mut().for_each(|w| *w /= sum);
+    }
+}
+
+/// Mixture-of-experts routing with gpt-oss's gating (llama.cpp's
+/// `LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX_WEIGHT`): the `k` largest router
+/// logits in descending order, their weights the softmax over those `k`
+/// logits alone. `experts` and `weights` receive `k` entries each.
+pub fn route_top_k_softmax(logits: &[f32], k: usize, experts: &mut [usize], weights: &mut [f32]) {
+    top_k(logits, k, experts, weights);
+    softmax(&mut weights[..k]);
+}
+
+/// The `k` largest `scores` in descending order (the first on ties), their
+/// indices into `experts` and values into `weights`.
+fn top_k(scores: &[f32], k: usize, experts: &mut [usize], weights: &mut [f32]) {
     // Selection sort of the top k: k is small (2 of 8 for Mixtral).
     for slot in 0..k {
         let mut best: Option<usize> = None;
-        for (e, &p) in logits.iter().enumerate() {
+        for (e, &p) in scores.iter().enumerate() {
             if experts[..slot].contains(&e) {
                 continue;
             }
-            if best.is_none_or(|b| p > logits[b]) {
+            if best.is_none_or(|b| p > scores[b]) {
                 best = Some(e);
             }
         }
         let e = best.unwrap_or(0);
         experts[slot] = e;
-        weights[slot] = logits[e];
-    }
-    if normalize {
-        let sum: f32 = weights[..k].iter().sum::<f32>().max(6.103_515_6e-5);
-        weights[..k].iter_mut().for_each(|w| *w /= sum);
+        weights[slot] = scores[e];
     }
 }
 
@@ -298,6 +338,47 @@ mod tests {
             let want = (f64::from(v) - mean) / (var + 1e-5).sqrt() * 2.0 + 0.5;
             assert!((f64::from(*o) - want).abs() < 1e-5, "{o} vs {want}");
         }
+    }
+
+    #[test]
+    fn gpt_oss_routing_weights_the_top_logits_by_their_own_softmax() {
+        let logits = [0.0f32, 3.0, 1.0, 2.0];
+        let (mut experts, mut weights) = ([0usize; 2], [0f32; 2]);
+        route_top_k_softmax(&logits, 2, &mut experts, &mut weights);
+        assert_eq!(experts, [1, 3]);
+        let e = (-1.0f32).exp();
+        assert!((weights[0] - 1.0 / (1.0 + e)).abs() < 1e-6);
+        assert!((weights[1] - e / (1.0 + e)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn swiglu_oai_clamps_gate_above_and_up_both_ways() {
+        let sig = |x: f32| 1.0 / (1.0 + (-x).exp());
+        let mut gate = [10.0f32, -1.0, 2.0];
+        swiglu_oai(&mut gate, &[-10.0, 0.5, 8.0], 1.702, 7.0);
+        let want = [
+            7.0 * sig(1.702 * 7.0) * (-7.0 + 1.0),
+            -sig(-1.702) * 1.5,
+            2.0 * sig(1.702 * 2.0) * 8.0,
+        ];
+        for (g, w) in gate.iter().zip(want) {
+            assert!((g - w).abs() < 1e-5, "{g} vs {w}");
+        }
+    }
+
+    #[test]
+    fn softmax_sink_takes_a_share_and_joins_the_maximum() {
+        let mut x = [1.0f32, 2.0];
+        softmax_with_sink(&mut x, Some(3.0));
+        let z = 1.0f32.exp() + 2.0f32.exp() + 3.0f32.exp();
+        assert!((x[0] - 1.0f32.exp() / z).abs() < 1e-6);
+        assert!((x[1] - 2.0f32.exp() / z).abs() < 1e-6);
+        // A sink far below the scores changes nothing.
+        let mut y = [1.0f32, 2.0];
+        let mut plain = y;
+        softmax_with_sink(&mut y, Some(-100.0));
+        softmax(&mut plain);
+        assert_eq!(y, plain);
     }
 
     #[test]

@@ -426,6 +426,80 @@ impl Spec {
         }
     }
 
+    /// The tiny gpt-oss: heads of 64 (q wider than `n_embd`, as in the real
+    /// model), 8 experts of width 256 with 4 used, a 16-token window on the
+    /// even layer, YaRN as gpt-oss files set it (factor 32 over 4096
+    /// positions, base 150000), every bias and the attention sinks.
+    pub fn tiny_gpt_oss() -> Spec {
+        Spec {
+            arch: "gpt-oss".into(),
+            n_ctx_train: 131_072,
+            n_head: 8,
+            n_head_kv: 2,
+            head_dim: Some(64),
+            n_ff: 256,
+            n_expert: 8,
+            n_expert_used: 4,
+            sliding_window: Some(16),
+            yarn: Some((32.0, 4096, 0.0)),
+            rope_freq_base: 150_000.0,
+            seed: 24,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of gpt-oss-20b: 24 layers (sliding over 128 positions on
+    /// the even ones), 32 experts of width 2880 with 4 used, 64 query heads
+    /// of 64 over 8 KV heads, a 201088-token vocabulary (random weights).
+    pub fn gpt_oss_20b() -> Spec {
+        Spec {
+            arch: "gpt-oss".into(),
+            n_vocab: 201_088,
+            n_ctx_train: 131_072,
+            n_embd: 2880,
+            n_layer: 24,
+            n_head: 64,
+            n_head_kv: 8,
+            head_dim: Some(64),
+            n_ff: 2880,
+            n_expert: 32,
+            n_expert_used: 4,
+            sliding_window: Some(128),
+            yarn: Some((32.0, 4096, 0.0)),
+            rope_freq_base: 150_000.0,
+            norm_eps: 1e-5,
+            tied_output: false,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
+    /// The tiny BLOOM: ALiBi instead of RoPE, LayerNorms (the embeddings'
+    /// too) and projections with biases, fused q|k|v, no GQA.
+    pub fn tiny_bloom() -> Spec {
+        Spec {
+            arch: "bloom".into(),
+            n_head_kv: 4,
+            seed: 25,
+            ..Spec::tiny_llama()
+        }
+    }
+
+    /// The shapes of BLOOM-560m (random weights).
+    pub fn bloom_560m() -> Spec {
+        Spec {
+            arch: "bloom".into(),
+            n_vocab: 250_880,
+            n_ctx_train: 2048,
+            n_embd: 1024,
+            n_layer: 24,
+            n_head: 16,
+            n_head_kv: 16,
+            n_ff: 4096,
+            tied_output: true,
+            ..Spec::llama_3_2_1b()
+        }
+    }
+
     /// The shapes of Qwen2.5-0.5B (random weights).
     pub fn qwen2_5_0_5b() -> Spec {
         Spec {
@@ -447,10 +521,11 @@ impl Spec {
     /// A preset by name: `tiny-llama`, `tiny-moe`, `tiny-swa`, `tiny-qwen2`,
     /// `tiny-qwen3`, `tiny-phi3`, `tiny-gemma2`, `tiny-gemma3`, `tiny-qwen3moe`,
     /// `tiny-gemma`, `tiny-starcoder2`, `tiny-command-r`, `tiny-cohere2`,
-    /// `tiny-olmo2`, `tiny-granite`, `tiny-mistral3`,
+    /// `tiny-olmo2`, `tiny-granite`, `tiny-mistral3`, `tiny-gpt-oss`, `tiny-bloom`,
     /// `llama-3.2-1b`, `llama-3.1-8b`, `mixtral-8x7b`, `qwen2.5-0.5b`,
     /// `qwen3-30b-a3b`, `gemma-2b`, `starcoder2-3b`, `command-r-35b`,
-    /// `command-r7b`, `olmo2-1b`, `granite-3-2b`, `ministral-3-8b`.
+    /// `command-r7b`, `olmo2-1b`, `granite-3-2b`, `ministral-3-8b`,
+    /// `gpt-oss-20b`, `bloom-560m`.
     pub fn preset(name: &str) -> Option<Spec> {
         Some(match name {
             "tiny-llama" => Spec::tiny_llama(),
@@ -469,6 +544,8 @@ impl Spec {
             "tiny-olmo2" => Spec::tiny_olmo2(),
             "tiny-granite" => Spec::tiny_granite(),
             "tiny-mistral3" => Spec::tiny_mistral3(),
+            "tiny-gpt-oss" => Spec::tiny_gpt_oss(),
+            "tiny-bloom" => Spec::tiny_bloom(),
             "qwen2.5-0.5b" => Spec::qwen2_5_0_5b(),
             "llama-3.2-1b" => Spec::llama_3_2_1b(),
             "llama-3.1-8b" => Spec::llama_3_1_8b(),
@@ -481,6 +558,8 @@ impl Spec {
             "olmo2-1b" => Spec::olmo2_1b(),
             "granite-3-2b" => Spec::granite_3_2b(),
             "ministral-3-8b" => Spec::ministral_3_8b(),
+            "gpt-oss-20b" => Spec::gpt_oss_20b(),
+            "bloom-560m" => Spec::bloom_560m(),
             _ => return None,
         })
     }
