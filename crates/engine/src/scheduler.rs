@@ -352,6 +352,7 @@ impl<'m> Scheduler<'m> {
                     n_past: p.n_past,
                     tokens: &s.tokens[p.n_past..p.n_past + p.n],
                     logits: (p.n_past + p.n == s.tokens.len()).then_some(Logits::Last),
+                    lora: &[],
                 }
             })
             .collect();
