@@ -36,6 +36,9 @@ pub struct Lora {
     alpha: f32,
     /// The model whose tensors it was checked against.
     model_id: u64,
+    /// This adapter's identity among all loaded in the process (a reloaded
+    /// file is another adapter: the prefix caches' keys must not outlive it).
+    id: u64,
     /// Base matrix name → its pair.
     weights: HashMap<String, Pair>,
     /// The token embeddings' pair, if adapted.
@@ -72,6 +75,33 @@ pub struct LoraUse {
     /// Its user scale.
     pub scale: f32,
 }
+
+impl PartialEq for LoraUse {
+    /// The same adapter (not merely an equal file) at the same scale.
+    fn eq(&self, other: &LoraUse) -> bool {
+        Arc::ptr_eq(&self.lora, &other.lora) && self.scale == other.scale
+    }
+}
+
+impl LoraUse {
+    /// A key for what these adapters make of a token prefix, for prefix
+    /// caches: 0 for none (the base model's own keys), else a hash of the
+    /// adapters' identities and scales.
+    pub fn cache_key(uses: &[LoraUse]) -> u64 {
+        use std::hash::{Hash, Hasher};
+        if uses.is_empty() {
+            return 0;
+        }
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for u in uses {
+            u.lora.id.hash(&mut h);
+            u.scale.to_bits().hash(&mut h);
+        }
+        h.finish() | 1
+    }
+}
+
+static NEXT_LORA_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 fn invalid(path: &Path, reason: impl std::fmt::Display) -> ModelError {
     ModelError::Lora(format!("{}: {reason}", path.display()))
@@ -232,6 +262,7 @@ impl Lora {
             gguf,
             alpha,
             model_id: model.id(),
+            id: NEXT_LORA_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             weights,
             embd,
         })
@@ -372,10 +403,7 @@ pub struct LoraBatch<'k> {
 }
 
 fn same(x: &[LoraUse], y: &[LoraUse]) -> bool {
-    x.len() == y.len()
-        && x.iter()
-            .zip(y)
-            .all(|(x, y)| Arc::ptr_eq(&x.lora, &y.lora) && x.scale == y.scale)
+    x == y
 }
 
 impl<'k> LoraBatch<'k> {
@@ -408,7 +436,9 @@ impl<'k> LoraBatch<'k> {
     }
 
     /// `y += scale · B (A x)` for the rows of every sequence whose adapters
-    /// adapt the matrix `name` (`n_in` → `y.len() / rows` outputs).
+    /// adapt the matrix `name` (`n_in` → `y.len() / rows` outputs). The rows
+    /// of `x` are the batch's rows, or with `subset` the batch rows it lists
+    /// (increasing: the output head's wanted rows).
     pub fn apply(
         &self,
         pool: &ThreadPool,
@@ -416,11 +446,27 @@ impl<'k> LoraBatch<'k> {
         n_in: usize,
         x: &[f32],
         y: &mut [f32],
+        subset: Option<&[usize]>,
     ) -> Result<(), ModelError> {
-        let n_out = y.len() / (x.len() / n_in);
+        let n_rows = x.len() / n_in;
+        if n_rows == 0 {
+            return Ok(());
+        }
+        let n_out = y.len() / n_rows;
         let mut guard = self.scratch.borrow_mut();
         let s = &mut *guard;
-        for (rows, uses) in &self.runs {
+        for (run, uses) in &self.runs {
+            // The rows of x in this run.
+            let rows = match subset {
+                None => run.clone(),
+                Some(batch_rows) => {
+                    batch_rows.partition_point(|&r| r < run.start)
+                        ..batch_rows.partition_point(|&r| r < run.end)
+                }
+            };
+            if rows.is_empty() {
+                continue;
+            }
             for u in uses.iter() {
                 let Some(pair) = u.lora.weights.get(name) else {
                     continue;

@@ -65,6 +65,7 @@ impl<'a> Step<'a, '_> {
             gguf: self.gguf,
             pool: self.pool,
             lora: self.lora,
+            rows: None,
         }
     }
 }

@@ -15,7 +15,7 @@
 //! stream, `h` a sub-block's normalised input, `proj` its output.
 
 use super::common::{
-    Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place, project, rope_qk,
+    Dims, Linear, Loader, Mm, Out, Step, embed, norm_rows, norm_rows_in_place, project, rope_qk,
     self_attention,
 };
 use super::moe::Moe;
@@ -434,6 +434,11 @@ impl Weights {
         if out.hidden {
             return Ok(());
         }
+        // The head runs over the wanted rows only.
+        let mm = Mm {
+            rows: Some(&buf.out_rows),
+            ..mm
+        };
         project(mm, &self.output, &buf.h[..rows * e], &mut buf.act, out.dest)?;
         match finish {
             Finish::None => {}

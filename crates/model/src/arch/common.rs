@@ -530,6 +530,9 @@ pub struct Mm<'a> {
     pub pool: &'a ThreadPool,
     /// The adapters of the batch's rows.
     pub lora: Option<&'a LoraBatch<'a>>,
+    /// The batch rows the operands' rows are, when not all of them in order
+    /// (the output head's wanted rows).
+    pub rows: Option<&'a [usize]>,
 }
 
 /// `y = W x (+ b)` for each row of `x`, plus each sequence's adapters'
@@ -546,7 +549,7 @@ pub fn project(
     }
     matmul(mm.pool, &lin.w.matrix(mm.gguf), x, act, y)?;
     if let Some(lora) = mm.lora {
-        lora.apply(mm.pool, &lin.w.name, lin.w.dims[0] as usize, x, y)?;
+        lora.apply(mm.pool, &lin.w.name, lin.w.dims[0] as usize, x, y, mm.rows)?;
     }
     if let Some(b) = &lin.b {
         for row in y.chunks_exact_mut(b.len()) {
