@@ -503,6 +503,7 @@ impl Scheduler {
             system: resolved.system.clone(),
             params: resolved.params.clone(),
             messages: resolved.messages.clone(),
+            adapters: resolved.adapters.clone(),
             threads,
             n_seq,
             num_ctx,

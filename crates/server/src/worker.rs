@@ -23,7 +23,7 @@ use engine::{EngineError, GenerateResult, Options};
 use model::chat::output::{Dialect, OutputParser};
 use model::chat::{ChatRequest, ChatTemplate};
 use model::tokenizer::Tokenizer;
-use model::{LoadOptions, Model};
+use model::{LoadOptions, Lora, LoraUse, Model};
 use serde_json::json;
 use store::{Message, ParamValue, Parameters};
 use tokio::sync::mpsc::UnboundedSender;
@@ -69,6 +69,8 @@ pub struct LoadSpec {
     pub params: Parameters,
     /// The Modelfile's messages, prepended to conversations.
     pub messages: Vec<Message>,
+    /// The Modelfile's LoRA adapters, loaded with the model.
+    pub adapters: Vec<PathBuf>,
     /// Threads for the forward pass.
     pub threads: Option<usize>,
     /// Sequences served at once.
@@ -103,6 +105,9 @@ pub struct Job {
 /// A model with what every request needs besides it.
 struct Loaded {
     model: Model,
+    /// The model's LoRA adapters: each request runs with all of them at
+    /// scale 1 unless it names its own (`lora`).
+    adapters: Vec<Arc<Lora>>,
     tokenizer: Tokenizer,
     /// The Modelfile's or the file's template, or ChatML.
     template: ChatTemplate,
@@ -125,6 +130,11 @@ impl Loaded {
             threads: spec.threads,
         };
         let model = Model::load_with(&spec.path, &options).map_err(|e| e.to_string())?;
+        let adapters = spec
+            .adapters
+            .iter()
+            .map(|p| model.load_lora(p).map(Arc::new).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         let md = model.gguf().metadata();
         let tokenizer = Tokenizer::from_metadata(md).map_err(|e| e.to_string())?;
         let file_template = md.opt_str("tokenizer.chat_template").ok().flatten();
@@ -149,6 +159,7 @@ impl Loaded {
             params: spec.params.clone(),
             limits: spec.limits,
             tokenizer,
+            adapters,
             model,
         })
     }
@@ -231,6 +242,41 @@ impl Loaded {
             o.num_keep = n as usize;
         }
         o.logprobs = r.logprobs;
+        o.lora = match &r.lora {
+            None => self
+                .adapters
+                .iter()
+                .map(|lora| LoraUse {
+                    lora: lora.clone(),
+                    scale: 1.0,
+                })
+                .collect(),
+            Some(choices) => {
+                let mut uses = Vec::new();
+                for c in choices {
+                    let Some(lora) = self.adapters.get(c.id) else {
+                        return Err(ApiError::bad_request(format!(
+                            "lora id {} is not an adapter of this model, which has {}",
+                            c.id,
+                            self.adapters.len()
+                        )));
+                    };
+                    if !c.scale.is_finite() {
+                        return Err(ApiError::bad_request(format!(
+                            "lora scale {} for id {} is not a number",
+                            c.scale, c.id
+                        )));
+                    }
+                    if c.scale != 0.0 {
+                        uses.push(LoraUse {
+                            lora: lora.clone(),
+                            scale: c.scale,
+                        });
+                    }
+                }
+                uses
+            }
+        };
         if let Some(stop) = &r.stop {
             o.stop = stop.clone().into_vec();
         }
