@@ -51,6 +51,7 @@ import gguf  # noqa: E402  (llama.cpp's gguf-py)
 
 N_PROMPT = 32
 N_EMBD, N_FF, N_VOCAB, N_LAYER = 256, 512, 320, 2
+N_KV = 128  # 2 KV heads of 64
 
 ALL = [
     f"blk.{il}.{m}.weight"
@@ -86,6 +87,8 @@ def shape(name):
         return N_FF, N_EMBD
     if kind in ("output", "token_embd"):
         return N_EMBD, N_VOCAB
+    if kind in ("attn_k", "attn_v"):
+        return N_EMBD, N_KV
     return N_EMBD, N_EMBD
 
 
