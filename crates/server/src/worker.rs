@@ -71,6 +71,9 @@ pub struct LoadSpec {
     pub messages: Vec<Message>,
     /// The Modelfile's LoRA adapters, loaded with the model.
     pub adapters: Vec<PathBuf>,
+    /// Their default scales, which `POST /lora-adapters` may change while
+    /// the model serves.
+    pub lora_scales: Arc<Mutex<Vec<f32>>>,
     /// Threads for the forward pass.
     pub threads: Option<usize>,
     /// Sequences served at once.
@@ -106,8 +109,10 @@ pub struct Job {
 struct Loaded {
     model: Model,
     /// The model's LoRA adapters: each request runs with all of them at
-    /// scale 1 unless it names its own (`lora`).
+    /// their default scales unless it names its own (`lora`).
     adapters: Vec<Arc<Lora>>,
+    /// The adapters' default scales.
+    lora_scales: Arc<Mutex<Vec<f32>>>,
     tokenizer: Tokenizer,
     /// The Modelfile's or the file's template, or ChatML.
     template: ChatTemplate,
@@ -160,6 +165,7 @@ impl Loaded {
             limits: spec.limits,
             tokenizer,
             adapters,
+            lora_scales: Arc::clone(&spec.lora_scales),
             model,
         })
     }
@@ -243,14 +249,21 @@ impl Loaded {
         }
         o.logprobs = r.logprobs;
         o.lora = match &r.lora {
-            None => self
-                .adapters
-                .iter()
-                .map(|lora| LoraUse {
-                    lora: lora.clone(),
-                    scale: 1.0,
-                })
-                .collect(),
+            None => {
+                let scales = self
+                    .lora_scales
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                self.adapters
+                    .iter()
+                    .zip(scales.iter())
+                    .filter(|(_, scale)| **scale != 0.0)
+                    .map(|(lora, &scale)| LoraUse {
+                        lora: lora.clone(),
+                        scale,
+                    })
+                    .collect()
+            }
             Some(choices) => {
                 let mut uses = Vec::new();
                 for c in choices {

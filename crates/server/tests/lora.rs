@@ -7,7 +7,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use common::post;
+use common::{get, post};
 use gguf::TensorType;
 use model::synthetic::Spec;
 use serde_json::{Value, json};
@@ -105,6 +105,36 @@ async fn two_clients_get_their_own_adapters_answers_from_one_base() {
                       "max_tokens": 6, "temperature": 0, "lora": [{"id": 1, "scale": 1.0}]});
     let (s, v) = post(&state, "/v1/chat/completions", chat).await;
     assert_eq!(s, StatusCode::OK, "{v}");
+
+    // llama-server's /lora-adapters: the model's adapters and default
+    // scales; setting them changes what requests without `lora` run,
+    // without reloading the model.
+    let (s, v) = get(&state, "/lora-adapters?model=tuned").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(
+        (v[0]["id"].clone(), v[0]["scale"].clone()),
+        (json!(0), json!(1.0))
+    );
+    assert!(v[1]["path"].as_str().unwrap().contains("sha256"), "{v}");
+    let (s, v) = post(
+        &state,
+        "/lora-adapters?model=tuned",
+        json!([{"id": 1, "scale": 1.0}]),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v[0]["scale"], json!(0.0));
+    let (_, v) = post(&state, "/v1/completions", body("tuned", None)).await;
+    assert_eq!(text(&v), alone_b);
+    let (_, v) = get(&state, "/lora-adapters?model=tuned").await;
+    assert_eq!(
+        (v[0]["scale"].clone(), v[1]["scale"].clone()),
+        (json!(0.0), json!(1.0))
+    );
+    // Several models are loaded: the model must be named.
+    let (s, _) = get(&state, "/lora-adapters").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // An adapter the model does not have.
     let (s, v) = post(&state, "/v1/completions", body("tuned", only(2))).await;
