@@ -771,6 +771,10 @@ fn start_job(
             return;
         }
         Input::Embed(e) => {
+            let lora = match loaded.options(&request.options, num_ctx) {
+                Ok(o) => o.lora,
+                Err(e) => return fail(completion, e),
+            };
             match crate::embed::Embedder::new(
                 &loaded.model,
                 &loaded.tokenizer,
@@ -779,8 +783,11 @@ fn start_job(
                 load_duration,
                 submitted,
             ) {
-                Ok(embedder) => embeds.push_back(EmbedJob {
-                    embedder,
+                Ok(mut embedder) => embeds.push_back(EmbedJob {
+                    embedder: {
+                        embedder.set_lora(lora);
+                        embedder
+                    },
                     events,
                     cancel,
                     completion,

@@ -136,6 +136,15 @@ async fn two_clients_get_their_own_adapters_answers_from_one_base() {
     let (s, _) = get(&state, "/lora-adapters").await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
+    // Embeddings run the adapters too; Ollama's options take `lora` as well.
+    let embed = |model: &str, options: Value| json!({"model": model, "input": "Once upon a time", "options": options});
+    let (s, tiny_vec) = post(&state, "/api/embed", embed("tiny", json!({}))).await;
+    assert_eq!(s, StatusCode::OK, "{tiny_vec}");
+    let (_, a_vec) = post(&state, "/api/embed", embed("tuned-a", json!({}))).await;
+    let (_, off_vec) = post(&state, "/api/embed", embed("tuned-a", json!({"lora": []}))).await;
+    assert_ne!(a_vec["embeddings"], tiny_vec["embeddings"]);
+    assert_eq!(off_vec["embeddings"], tiny_vec["embeddings"]);
+
     // An adapter the model does not have.
     let (s, v) = post(&state, "/v1/completions", body("tuned", only(2))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
