@@ -372,3 +372,71 @@ fn a_quantized_base_merges_into_f16_matrices_as_llama_export_lora_writes() {
     eprintln!("effect {effect}, merged off by {off}");
     assert!(effect > 10.0 * off, "effect {effect}, merged off by {off}");
 }
+
+/// Every architecture: an adapter on every matrix the forward pass projects
+/// through (fused q|k|v and gate|up, biased projections, parallel blocks,
+/// the embeddings unless the head is tied to them) gives the logits of its
+/// merged weights.
+#[test]
+fn every_architecture_applies_adapters_as_its_merged_weights() {
+    for preset in [
+        "tiny-moe",
+        "tiny-qwen2",
+        "tiny-qwen3",
+        "tiny-phi3",
+        "tiny-gemma",
+        "tiny-gemma2",
+        "tiny-gemma3",
+        "tiny-qwen3moe",
+        "tiny-starcoder2",
+        "tiny-command-r",
+        "tiny-cohere2",
+        "tiny-olmo2",
+        "tiny-granite",
+        "tiny-mistral3",
+    ] {
+        let spec = Spec::preset(preset).unwrap();
+        let shapes = spec.tensor_shapes();
+        let tied = !shapes.iter().any(|(n, _, _)| n == "output.weight");
+        let targets: Vec<&str> = shapes
+            .iter()
+            .map(|(n, d, _)| (n.as_str(), d))
+            .filter(|(n, d)| {
+                d.len() == 2
+                    && !n.ends_with("ffn_gate_inp.weight")
+                    && !(tied && *n == "token_embd.weight")
+            })
+            .map(|(n, _)| n)
+            .collect();
+        let (_, model) = base(&spec, TensorType::F32, &format!("lora-{preset}.gguf"));
+        let path = adapter(
+            &spec,
+            &targets,
+            TensorType::F32,
+            9,
+            &format!("lora-{preset}-a.gguf"),
+        );
+        let lora = Arc::new(model.load_lora(&path).unwrap());
+        let toks = tokens(10, 4);
+        let unmerged = all_logits(&model, uses(&lora, 0.8), &toks);
+        let plain = all_logits(&model, Vec::new(), &toks);
+        assert!(max_diff(&unmerged, &plain) > 0.1, "{preset}: no effect");
+        let merged_path = tmp(&format!("lora-{preset}-merged.gguf"));
+        merge(model.gguf(), &uses(&lora, 0.8))
+            .unwrap()
+            .write_file(&merged_path)
+            .unwrap();
+        let expected = all_logits(&load(&merged_path), Vec::new(), &toks);
+        let n = expected.len() as f32;
+        let mean = expected.iter().sum::<f32>() / n;
+        let std = (expected.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n).sqrt();
+        // f32 sums in two orders (W x + B A x against (W + B A) x); an
+        // adapter applied wrong moves the logits by the order of the std.
+        let diff = max_diff(&unmerged, &expected) / std;
+        eprintln!("{preset}: max diff {diff:.1e} std");
+        assert!(
+            diff < 5e-3,
+            "{preset}: unmerged and merged differ by {diff} std"
+        );
+    }
+}
