@@ -270,13 +270,7 @@ impl Store {
         base_dir: &Path,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Layer> {
-        let path = expand_path(adapter, base_dir);
-        if path.is_dir() {
-            return Err(StoreError::Unsupported(format!(
-                "ADAPTER {adapter}: a directory (a PEFT adapter in safetensors) is not \
-                 supported; convert it to a GGUF LoRA first"
-            )));
-        }
+        let path = resolve_adapter(adapter, base_dir)?;
         let gguf = gguf::GgufFile::open(&path).map_err(|e| {
             StoreError::Unsupported(format!("ADAPTER {adapter}: not a GGUF file: {e}"))
         })?;
@@ -421,6 +415,21 @@ pub fn resolve_from(from: &str, base_dir: &Path) -> Result<Source> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         }),
     }
+}
+
+/// Interprets an ADAPTER argument as [`resolve_from`] does a FROM path: a
+/// file relative to `base_dir` (`~` for the home directory). A directory (a
+/// PEFT adapter in safetensors) is refused; whether the file is a GGUF LoRA
+/// is checked when it is stored.
+pub fn resolve_adapter(adapter: &str, base_dir: &Path) -> Result<PathBuf> {
+    let path = expand_path(adapter, base_dir);
+    if path.is_dir() {
+        return Err(StoreError::Unsupported(format!(
+            "ADAPTER {adapter}: a directory (a PEFT adapter in safetensors) is not \
+             supported; convert it to a GGUF LoRA first"
+        )));
+    }
+    Ok(path)
 }
 
 /// `~` and `~/…` expand to the home directory; absolute paths stay; anything
