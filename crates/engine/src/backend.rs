@@ -4,7 +4,7 @@
 //! [`ModelBackend`] is the real one (a [`Model`] with one [`State`]); tests drive
 //! the loop with scripted fakes through the same trait.
 
-use model::{Logits, Model, ModelError, State};
+use model::{Logits, LoraUse, Model, ModelError, State};
 
 /// One sequence on one model.
 pub trait Backend {
@@ -36,6 +36,13 @@ impl<'m> ModelBackend<'m> {
             model,
             state: model.new_state(n_ctx)?,
         })
+    }
+
+    /// Runs the sequence with the LoRA adapters `lora` from now on (a fresh
+    /// backend, or one cleared first: cached positions are not recomputed).
+    pub fn with_lora(mut self, lora: Vec<LoraUse>) -> Self {
+        self.state.set_lora(lora);
+        self
     }
 
     /// The model.

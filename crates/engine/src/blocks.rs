@@ -54,6 +54,10 @@ pub struct SeqBlocks {
     pub tokens: Vec<u32>,
     /// Prefix keys of the sequence's full blocks, in order.
     keys: Vec<u64>,
+    /// The parent key of its first block: 0, or what sets its keys and
+    /// values apart from the base model's (LoRA adapters), so that only
+    /// sequences computed alike share blocks.
+    root: u64,
 }
 
 impl SeqBlocks {
@@ -126,9 +130,19 @@ impl BlockManager {
     /// logits must be computed). Returns the sequence, holding those blocks
     /// and their tokens, and how many prompt tokens are cached.
     pub fn start(&mut self, prompt: &[u32]) -> SeqBlocks {
-        let mut seq = SeqBlocks::default();
+        self.start_under(prompt, 0)
+    }
+
+    /// [`BlockManager::start`] for a sequence whose keys and values depend
+    /// on more than its tokens (`root`, e.g. its LoRA adapters): it shares
+    /// blocks only with sequences started under the same `root`.
+    pub fn start_under(&mut self, prompt: &[u32], root: u64) -> SeqBlocks {
+        let mut seq = SeqBlocks {
+            root,
+            ..SeqBlocks::default()
+        };
         let reusable = prompt.len().saturating_sub(1) / self.block_len;
-        let mut parent = 0;
+        let mut parent = root;
         for chunk in prompt.chunks_exact(self.block_len).take(reusable) {
             let key = block_key(parent, chunk);
             let Some(&id) = self.cached.get(&key) else {
@@ -204,7 +218,7 @@ impl BlockManager {
         let full = seq.n_past() / self.block_len;
         while seq.keys.len() < full {
             let i = seq.keys.len();
-            let parent = seq.keys.last().copied().unwrap_or(0);
+            let parent = seq.keys.last().copied().unwrap_or(seq.root);
             let chunk = &seq.tokens[i * self.block_len..(i + 1) * self.block_len];
             let key = block_key(parent, chunk);
             let id = seq.table[i];

@@ -1,6 +1,7 @@
 //! Generation options, named and defaulted as Ollama's (`api.Options` in
 //! ollama/api/types.go), so that `/set parameter` and the API share one set.
 
+use model::LoraUse;
 use model::sampler::SamplerParams;
 
 use crate::EngineError;
@@ -34,6 +35,9 @@ pub struct Options {
     /// generated text instead of hiding them: the tool-call and thinking
     /// parsers read a family's markers from the text.
     pub special: bool,
+    /// LoRA adapters of the model to run with, at their scales (empty: the
+    /// base model). Honoured by the [`crate::scheduler::Scheduler`].
+    pub lora: Vec<LoraUse>,
 }
 
 impl Default for Options {
@@ -48,6 +52,7 @@ impl Default for Options {
             context_shift: false,
             logprobs: None,
             special: false,
+            lora: Vec::new(),
         }
     }
 }

@@ -352,6 +352,7 @@ impl<'m> Scheduler<'m> {
                     n_past: p.n_past,
                     tokens: &s.tokens[p.n_past..p.n_past + p.n],
                     logits: (p.n_past + p.n == s.tokens.len()).then_some(Logits::Last),
+                    lora: &s.options.lora,
                 }
             })
             .collect();
@@ -516,7 +517,8 @@ impl<'m> Scheduler<'m> {
             let seq = &mut self.running[i];
             let fresh = seq.blocks.is_none();
             if fresh {
-                let blocks = self.blocks.start(&seq.tokens);
+                let root = model::LoraUse::cache_key(&seq.options.lora);
+                let blocks = self.blocks.start_under(&seq.tokens, root);
                 self.prefix_hit_tokens += blocks.n_past() as u64;
                 self.prefix_query_tokens += seq.tokens.len() as u64;
                 seq.blocks = Some(blocks);

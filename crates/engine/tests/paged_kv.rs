@@ -47,6 +47,7 @@ fn run(
         n_past: seq.n_past(),
         tokens,
         logits: Some(Logits::Last),
+        lora: &[],
     }];
     model.forward_paged(batch, pool, &step).unwrap();
     m.commit(seq, tokens);
@@ -154,6 +155,7 @@ fn paged_sequences_in_one_step_equal_sequences_with_their_own_caches() {
                     n_past: n_past[s],
                     tokens: &texts[s][spans[s].clone()],
                     logits: Some(Logits::Last),
+                    lora: &[],
                 })
                 .collect();
             model.forward_paged(&mut batch, &mut pool, &step).unwrap();
@@ -197,6 +199,7 @@ fn a_step_beyond_the_blocks_is_an_error() {
         n_past: 0,
         tokens: &tokens,
         logits: None,
+        lora: &[],
     }];
     assert!(model.forward_paged(&mut batch, &mut pool, &step).is_err());
     let step = [PagedSeq {
@@ -204,6 +207,7 @@ fn a_step_beyond_the_blocks_is_an_error() {
         n_past: 0,
         tokens: &tokens,
         logits: None,
+        lora: &[],
     }];
     assert!(model.forward_paged(&mut batch, &mut pool, &step).is_err());
 }

@@ -63,6 +63,9 @@ pub enum ModelError {
     /// the cached tokens, a state from another model).
     #[error("invalid request: {0}")]
     InvalidRequest(String),
+    /// A LoRA adapter that does not fit the model, or is malformed.
+    #[error("LoRA adapter {0}")]
+    Lora(String),
     /// A kernel rejected its input (a bug if it happens after validation).
     #[error(transparent)]
     Kernel(#[from] kernels::KernelError),

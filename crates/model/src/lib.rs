@@ -8,6 +8,7 @@ pub mod estimate;
 pub mod imatrix;
 pub mod kv_cache;
 pub mod loader;
+pub mod lora;
 pub mod ops;
 pub mod sampler;
 pub mod synthetic;
@@ -18,3 +19,4 @@ pub use error::ModelError;
 /// The batch-invariant switch (`HEARTH_DETERMINISTIC`): every product and
 /// attention sum in one order whatever the batch holds.
 pub use kernels::matmul::{batch_invariant, set_batch_invariant};
+pub use lora::{Lora, LoraUse};

@@ -273,6 +273,58 @@ impl Spec {
         Ok(())
     }
 
+    /// A random LoRA adapter for this model, as llama.cpp's
+    /// `convert_lora_to_gguf.py` lays one out: `general.type = adapter`,
+    /// `adapter.lora.alpha`, and for each base matrix in `targets` a
+    /// `.lora_a` of `rank` rows of the base's row length and a `.lora_b` of
+    /// the base's rows of `rank` (for `token_embd.weight`, a `rank`-long row
+    /// per token and per embedding value), stored as `ty`. The values are a
+    /// function of `seed` and the tensor names; `lora_b` is not zero (as a
+    /// freshly initialised PEFT adapter's is) so that the adapter changes
+    /// the logits.
+    pub fn lora(
+        &self,
+        targets: &[&str],
+        rank: usize,
+        alpha: f32,
+        ty: TensorType,
+        seed: u64,
+    ) -> Result<GgufWriter, ModelError> {
+        let shapes: std::collections::HashMap<String, Vec<u64>> = self
+            .tensor_shapes()
+            .into_iter()
+            .map(|(name, dims, _)| (name, dims))
+            .collect();
+        let mut w = GgufWriter::new();
+        w.add_str("general.architecture", &self.arch);
+        w.add_str("general.type", "adapter");
+        w.add_str("general.name", "hearth-synthetic-lora");
+        w.add_str("adapter.type", "lora");
+        w.add_f32("adapter.lora.alpha", alpha);
+        let r = rank as u64;
+        for &name in targets {
+            let Some(dims) = shapes.get(name).filter(|d| d.len() == 2) else {
+                return Err(ModelError::InvalidRequest(format!(
+                    "'{name}' is not a matrix of the model"
+                )));
+            };
+            let (a_dims, b_dims) = if name == "token_embd.weight" {
+                ([r, dims[1]], [r, dims[0]])
+            } else {
+                ([dims[0], r], [r, dims[1]])
+            };
+            for (suffix, d) in [("lora_a", a_dims), ("lora_b", b_dims)] {
+                let tensor = format!("{name}.{suffix}");
+                let n = (d[0] * d[1]) as usize;
+                let mut rng = Rng::new(seed ^ fnv1a(tensor.as_bytes()));
+                let half_width = (3.0 / d[0] as f32).sqrt();
+                let values: Vec<f32> = (0..n).map(|_| half_width * rng.uniform()).collect();
+                w.add_tensor(&tensor, ty, &d, &quantize(ty, &values)?)?;
+            }
+        }
+        Ok(w)
+    }
+
     fn add_metadata(&self, w: &mut GgufWriter) {
         let a = &self.arch;
         w.add_str("general.architecture", a);

@@ -163,6 +163,12 @@ impl Embedder {
         })
     }
 
+    /// Runs every input with the LoRA adapters `lora` (a model's ADAPTERs,
+    /// or the request's `lora` choice).
+    pub fn set_lora(&mut self, lora: Vec<model::LoraUse>) {
+        self.state.set_lora(lora);
+    }
+
     /// Embeds the next input; `true` once every input is done.
     pub fn step(&mut self, model: &Model, tokenizer: &Tokenizer) -> Result<bool, ApiError> {
         let n_texts = self.input.texts.len();

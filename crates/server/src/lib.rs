@@ -215,6 +215,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/copy", post(models::copy))
         .route("/api/delete", axum::routing::delete(models::delete))
         .route("/api/ps", get(models::ps))
+        .route("/lora-adapters", get(api::lora::list).post(api::lora::set))
         .merge(route::channels::routes())
         .nest("/v1", api::openai::routes())
         .layer(DefaultBodyLimit::max(limit))

@@ -165,6 +165,10 @@ pub struct RequestOptions {
     /// Never end at an end-of-generation token: they are banned, as
     /// llama.cpp's `ignore_eos` bans them (for benchmarks).
     pub ignore_eos: Option<bool>,
+    /// The model's LoRA adapters to run with, by index, at their scales
+    /// (llama-server's `lora`: `[{"id": 0, "scale": 0.5}]`; an adapter not
+    /// listed is off). `None`: every adapter at its default scale.
+    pub lora: Option<Vec<LoraChoice>>,
     /// Mirostat sampling: 0 off, 1 or 2.
     pub mirostat: Option<i64>,
     /// Mirostat's target surprise.
@@ -194,6 +198,17 @@ pub struct RequestOptions {
     /// `api::format`); set by the APIs, never read from `options`.
     #[serde(skip)]
     pub constraint: Option<engine::Constraint>,
+}
+
+/// One LoRA adapter a request runs with: its index among the model's
+/// adapters and its scale.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraChoice {
+    /// Index among the model's adapters (`GET /lora-adapters`).
+    pub id: usize,
+    /// Scale of its product (0: off).
+    pub scale: f32,
 }
 
 /// `stop`: Ollama takes a list; one string is accepted too.

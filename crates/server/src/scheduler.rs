@@ -128,6 +128,9 @@ pub struct Runner {
     threads: Option<usize>,
     jobs: mpsc::Sender<Job>,
     state: Arc<Mutex<RunnerState>>,
+    /// The default scale of each of the model's LoRA adapters (1 at load;
+    /// `POST /lora-adapters` sets them), for requests that name none.
+    lora_scales: Arc<Mutex<Vec<f32>>>,
 }
 
 /// The forward pass's thread count a request asks for (`num_thread`; 0 or
@@ -496,6 +499,7 @@ impl Scheduler {
         }));
         let (jobs_tx, jobs_rx) = mpsc::channel();
         let threads = requested_threads(request).or(self.config.num_thread);
+        let lora_scales = Arc::new(Mutex::new(vec![1.0; resolved.adapters.len()]));
         let spec = LoadSpec {
             name: resolved.name.display_short(),
             path: PathBuf::from(&resolved.gguf_path),
@@ -503,6 +507,8 @@ impl Scheduler {
             system: resolved.system.clone(),
             params: resolved.params.clone(),
             messages: resolved.messages.clone(),
+            adapters: resolved.adapters.clone(),
+            lora_scales: Arc::clone(&lora_scales),
             threads,
             n_seq,
             num_ctx,
@@ -522,6 +528,7 @@ impl Scheduler {
             threads,
             jobs: jobs_tx,
             state,
+            lora_scales,
         }))
     }
 
@@ -587,6 +594,14 @@ impl Scheduler {
             tracing::info!(model = %r.name.display_short(), "unloading on request");
         }
         Ok(removed.is_some())
+    }
+
+    /// The default adapter scales of the loaded model with manifest
+    /// `digest` (shared with its worker), if it is loaded.
+    pub fn lora_scales(&self, digest: &Digest) -> Option<Arc<Mutex<Vec<f32>>>> {
+        lock(&self.runners)
+            .get(digest)
+            .map(|r| Arc::clone(&r.lora_scales))
     }
 
     /// Removes expired idle models; the reaper task calls this periodically.

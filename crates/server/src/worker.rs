@@ -23,7 +23,7 @@ use engine::{EngineError, GenerateResult, Options};
 use model::chat::output::{Dialect, OutputParser};
 use model::chat::{ChatRequest, ChatTemplate};
 use model::tokenizer::Tokenizer;
-use model::{LoadOptions, Model};
+use model::{LoadOptions, Lora, LoraUse, Model};
 use serde_json::json;
 use store::{Message, ParamValue, Parameters};
 use tokio::sync::mpsc::UnboundedSender;
@@ -69,6 +69,11 @@ pub struct LoadSpec {
     pub params: Parameters,
     /// The Modelfile's messages, prepended to conversations.
     pub messages: Vec<Message>,
+    /// The Modelfile's LoRA adapters, loaded with the model.
+    pub adapters: Vec<PathBuf>,
+    /// Their default scales, which `POST /lora-adapters` may change while
+    /// the model serves.
+    pub lora_scales: Arc<Mutex<Vec<f32>>>,
     /// Threads for the forward pass.
     pub threads: Option<usize>,
     /// Sequences served at once.
@@ -103,6 +108,11 @@ pub struct Job {
 /// A model with what every request needs besides it.
 struct Loaded {
     model: Model,
+    /// The model's LoRA adapters: each request runs with all of them at
+    /// their default scales unless it names its own (`lora`).
+    adapters: Vec<Arc<Lora>>,
+    /// The adapters' default scales.
+    lora_scales: Arc<Mutex<Vec<f32>>>,
     tokenizer: Tokenizer,
     /// The Modelfile's or the file's template, or ChatML.
     template: ChatTemplate,
@@ -125,6 +135,11 @@ impl Loaded {
             threads: spec.threads,
         };
         let model = Model::load_with(&spec.path, &options).map_err(|e| e.to_string())?;
+        let adapters = spec
+            .adapters
+            .iter()
+            .map(|p| model.load_lora(p).map(Arc::new).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         let md = model.gguf().metadata();
         let tokenizer = Tokenizer::from_metadata(md).map_err(|e| e.to_string())?;
         let file_template = md.opt_str("tokenizer.chat_template").ok().flatten();
@@ -149,6 +164,8 @@ impl Loaded {
             params: spec.params.clone(),
             limits: spec.limits,
             tokenizer,
+            adapters,
+            lora_scales: Arc::clone(&spec.lora_scales),
             model,
         })
     }
@@ -231,6 +248,48 @@ impl Loaded {
             o.num_keep = n as usize;
         }
         o.logprobs = r.logprobs;
+        o.lora = match &r.lora {
+            None => {
+                let scales = self
+                    .lora_scales
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                self.adapters
+                    .iter()
+                    .zip(scales.iter())
+                    .filter(|(_, scale)| **scale != 0.0)
+                    .map(|(lora, &scale)| LoraUse {
+                        lora: lora.clone(),
+                        scale,
+                    })
+                    .collect()
+            }
+            Some(choices) => {
+                let mut uses = Vec::new();
+                for c in choices {
+                    let Some(lora) = self.adapters.get(c.id) else {
+                        return Err(ApiError::bad_request(format!(
+                            "lora id {} is not an adapter of this model, which has {}",
+                            c.id,
+                            self.adapters.len()
+                        )));
+                    };
+                    if !c.scale.is_finite() {
+                        return Err(ApiError::bad_request(format!(
+                            "lora scale {} for id {} is not a number",
+                            c.scale, c.id
+                        )));
+                    }
+                    if c.scale != 0.0 {
+                        uses.push(LoraUse {
+                            lora: lora.clone(),
+                            scale: c.scale,
+                        });
+                    }
+                }
+                uses
+            }
+        };
         if let Some(stop) = &r.stop {
             o.stop = stop.clone().into_vec();
         }
@@ -712,6 +771,10 @@ fn start_job(
             return;
         }
         Input::Embed(e) => {
+            let lora = match loaded.options(&request.options, num_ctx) {
+                Ok(o) => o.lora,
+                Err(e) => return fail(completion, e),
+            };
             match crate::embed::Embedder::new(
                 &loaded.model,
                 &loaded.tokenizer,
@@ -720,8 +783,11 @@ fn start_job(
                 load_duration,
                 submitted,
             ) {
-                Ok(embedder) => embeds.push_back(EmbedJob {
-                    embedder,
+                Ok(mut embedder) => embeds.push_back(EmbedJob {
+                    embedder: {
+                        embedder.set_lora(lora);
+                        embedder
+                    },
                     events,
                     cancel,
                     completion,

@@ -133,6 +133,13 @@ impl Store {
             config = quantized;
         }
 
+        for adapter in &modelfile.adapters {
+            let layer = self.import_adapter(adapter, base_dir, progress)?;
+            if !layers.iter().any(|l| l.digest == layer.digest) {
+                layers.push(layer);
+            }
+        }
+
         let mut add = |layers: &mut Vec<Layer>, media_type: &str, bytes: &[u8]| -> Result<()> {
             let layer = self.put_bytes(media_type, bytes)?;
             progress(Progress {
@@ -252,6 +259,67 @@ impl Store {
         Ok((layer, config))
     }
 
+    /// Adds the GGUF LoRA adapter an ADAPTER line names (a path resolved as
+    /// FROM's is) as an adapter blob. The file must be a GGUF whose
+    /// `general.type` is `adapter` (llama.cpp's `convert_lora_to_gguf.py`
+    /// writes it); whether it fits the base model is checked when the model
+    /// loads, as llama.cpp checks it.
+    fn import_adapter(
+        &self,
+        adapter: &str,
+        base_dir: &Path,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Layer> {
+        let path = resolve_adapter(adapter, base_dir)?;
+        let gguf = gguf::GgufFile::open(&path).map_err(|e| {
+            StoreError::Unsupported(format!("ADAPTER {adapter}: not a GGUF file: {e}"))
+        })?;
+        let kind = gguf
+            .metadata()
+            .opt_str("general.type")
+            .ok()
+            .flatten()
+            .unwrap_or("")
+            .to_owned();
+        let size = gguf.file_size();
+        drop(gguf);
+        if kind != "adapter" {
+            return Err(StoreError::Unsupported(format!(
+                "ADAPTER {adapter}: general.type is '{kind}', not 'adapter' (a LoRA GGUF)"
+            )));
+        }
+        let digest = match self.own_blob(&path) {
+            Some(digest) => digest,
+            None => {
+                let mut file = File::open(&path).map_err(io_err(&path))?;
+                digest::copy_hashing(&mut file, &mut std::io::sink(), &mut |_| {})
+                    .map_err(io_err(&path))?
+                    .0
+            }
+        };
+        if self.has_blob(&digest) {
+            progress(Progress {
+                digest: Some(digest),
+                ..Progress::status(format!("using existing layer {digest}"))
+            });
+        } else {
+            let status = "transferring adapter data";
+            let mut file = File::open(&path).map_err(io_err(&path))?;
+            let mut report = |n| progress(Progress::bytes(status, Some(digest), size, n));
+            self.put_blob_locked(&digest, &mut file, &mut report)?;
+            progress(Progress {
+                digest: Some(digest),
+                ..Progress::status(format!("creating new layer {digest}"))
+            });
+        }
+        Ok(Layer {
+            media_type: manifest::ADAPTER_MEDIA_TYPE.to_owned(),
+            digest,
+            size,
+            from: None,
+        })
+    }
+
     /// Quantizes the GGUF of `layer` to `preset` (as `hearth quantize` does,
     /// without an importance matrix) into a new model layer. Only F16, BF16
     /// and F32 weights are quantized, as Ollama's create does; the output is
@@ -347,6 +415,21 @@ pub fn resolve_from(from: &str, base_dir: &Path) -> Result<Source> {
             source: std::io::Error::from(std::io::ErrorKind::NotFound),
         }),
     }
+}
+
+/// Interprets an ADAPTER argument as [`resolve_from`] does a FROM path: a
+/// file relative to `base_dir` (`~` for the home directory). A directory (a
+/// PEFT adapter in safetensors) is refused; whether the file is a GGUF LoRA
+/// is checked when it is stored.
+pub fn resolve_adapter(adapter: &str, base_dir: &Path) -> Result<PathBuf> {
+    let path = expand_path(adapter, base_dir);
+    if path.is_dir() {
+        return Err(StoreError::Unsupported(format!(
+            "ADAPTER {adapter}: a directory (a PEFT adapter in safetensors) is not \
+             supported; convert it to a GGUF LoRA first"
+        )));
+    }
+    Ok(path)
 }
 
 /// `~` and `~/…` expand to the home directory; absolute paths stay; anything

@@ -38,7 +38,7 @@ pub mod quantize;
 mod served;
 mod store;
 
-pub use create::{Progress, Source, resolve_from};
+pub use create::{Progress, Source, resolve_adapter, resolve_from};
 pub use digest::{Digest, DigestError};
 pub use error::{Result, StoreError};
 pub use gguf_info::{file_type_name, human_number};

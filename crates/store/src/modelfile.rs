@@ -4,6 +4,7 @@
 //! ```text
 //! # comment (a whole line)
 //! FROM ./model.gguf          # or an existing model: FROM llama3.2
+//! ADAPTER ./lora.gguf        # a GGUF LoRA adapter (repeatable)
 //! PARAMETER temperature 0.7
 //! PARAMETER stop "<|eot_id|>"
 //! TEMPLATE """{{ bos_token }}..."""
@@ -28,6 +29,10 @@ pub struct Modelfile {
     /// The FROM argument as written: a path to a GGUF file (relative to the
     /// Modelfile's directory, or starting with `~`), or a model name.
     pub from: String,
+    /// ADAPTER arguments as written: paths to GGUF LoRA adapters (relative
+    /// to the Modelfile's directory, or starting with `~`), applied on top
+    /// of the FROM model's own adapters.
+    pub adapters: Vec<String>,
     /// A chat template (Go or Jinja) replacing the model's.
     pub template: Option<String>,
     /// The default system prompt.
@@ -70,7 +75,7 @@ pub struct ModelfileError {
 const MESSAGE_ROLES: [&str; 3] = ["system", "user", "assistant"];
 
 /// Ollama commands we recognise but cannot build yet.
-const UNSUPPORTED: [&str; 5] = ["adapter", "draft", "renderer", "parser", "requires"];
+const UNSUPPORTED: [&str; 4] = ["draft", "renderer", "parser", "requires"];
 
 impl Modelfile {
     /// A Modelfile with only a FROM line.
@@ -105,6 +110,10 @@ impl Modelfile {
             }
             let command = word.to_ascii_lowercase();
             match command.as_str() {
+                "adapter" => {
+                    let value = read_value(&command, rest, &lines, &mut next, line_no)?;
+                    m.adapters.push(value);
+                }
                 "from" | "template" | "system" | "license" => {
                     let value = read_value(&command, rest, &lines, &mut next, line_no)?;
                     match command.as_str() {
@@ -157,9 +166,12 @@ impl Modelfile {
     }
 
     /// The Modelfile as text that [`Modelfile::parse`] reads back to `self`
-    /// (warnings aside): FROM, TEMPLATE, SYSTEM, PARAMETERs, MESSAGEs, LICENSEs.
+    /// (warnings aside): FROM, ADAPTERs, TEMPLATE, SYSTEM, PARAMETERs, MESSAGEs, LICENSEs.
     pub fn render(&self) -> String {
         let mut out = format!("FROM {}\n", quote(&self.from));
+        for adapter in &self.adapters {
+            out.push_str(&format!("ADAPTER {}\n", quote(adapter)));
+        }
         if let Some(t) = &self.template {
             out.push_str(&format!("TEMPLATE {}\n", block(t)));
         }
@@ -205,7 +217,7 @@ fn split_word(s: &str) -> (&str, &str) {
 
 fn invalid_command(word: &str) -> String {
     format!(
-        "unknown command {word:?}: expected FROM, PARAMETER, TEMPLATE, SYSTEM, MESSAGE or LICENSE"
+        "unknown command {word:?}: expected FROM, ADAPTER, PARAMETER, TEMPLATE, SYSTEM, MESSAGE or LICENSE"
     )
 }
 
@@ -378,10 +390,11 @@ mod tests {
             ),
             ("FROM a\nSYSTEM \"x\n", Some(2), "unterminated \" string"),
             (
-                "FROM a\nADAPTER ./lora.gguf\n",
+                "FROM a\nDRAFT ./small.gguf\n",
                 Some(2),
-                "ADAPTER is not supported yet",
+                "DRAFT is not supported yet",
             ),
+            ("FROM a\nADAPTER\n", Some(2), "ADAPTER needs a value"),
         ];
         for &(text, line, expected) in table {
             let e = Modelfile::parse(text).expect_err(text);
@@ -418,5 +431,22 @@ mod tests {
         assert!(text.starts_with("FROM /models/blobs/sha256-00\nTEMPLATE \"\"\""));
         assert!(text.contains("PARAMETER top_p 0.9\n"), "{text}");
         assert!(text.contains("PARAMETER use_mmap false\n"), "{text}");
+
+        m.adapters = vec!["/models/blobs/sha256-01".into(), "./my lora.gguf".into()];
+        let text = m.render();
+        assert_eq!(Modelfile::parse(&text).unwrap(), m, "{text}");
+        assert!(
+            text.starts_with(
+                "FROM /models/blobs/sha256-00\nADAPTER /models/blobs/sha256-01\n\
+                 ADAPTER ./my lora.gguf\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn adapters_are_repeatable() {
+        let m = Modelfile::parse("FROM base\nadapter ./a.gguf\nADAPTER \"b c.gguf\"\n").unwrap();
+        assert_eq!(m.adapters, ["./a.gguf", "b c.gguf"]);
     }
 }

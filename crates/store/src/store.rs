@@ -71,6 +71,8 @@ pub struct ResolvedModel {
     pub name: ModelName,
     /// The GGUF weights (a blob; open it read-only, never write it).
     pub gguf_path: PathBuf,
+    /// GGUF LoRA adapters applied to the weights (blobs), in order.
+    pub adapters: Vec<PathBuf>,
     /// A chat template (Go or Jinja) replacing the file's `tokenizer.chat_template`.
     pub template: Option<String>,
     /// The default system prompt.
@@ -95,6 +97,11 @@ impl ResolvedModel {
     pub fn modelfile(&self) -> Modelfile {
         Modelfile {
             from: self.gguf_path.display().to_string(),
+            adapters: self
+                .adapters
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
             template: self.template.clone(),
             system: self.system.clone(),
             parameters: self.params.clone(),
@@ -427,6 +434,7 @@ impl Store {
         let mut resolved = ResolvedModel {
             name: stored,
             gguf_path,
+            adapters: Vec::new(),
             template: None,
             system: None,
             params: Parameters::new(),
@@ -458,6 +466,13 @@ impl Store {
                 }
                 manifest::MESSAGES_MEDIA_TYPE => {
                     resolved.messages = self.read_json_blob(&layer.digest)?;
+                }
+                manifest::ADAPTER_MEDIA_TYPE => {
+                    let path = self.blob_path(&layer.digest);
+                    if !path.is_file() {
+                        return Err(StoreError::BlobNotFound(layer.digest));
+                    }
+                    resolved.adapters.push(path);
                 }
                 // The weights (found above), and layers later versions add.
                 _ => {}

@@ -460,3 +460,69 @@ fn concurrent_creates_and_deletes_leave_a_consistent_store() {
     let on_disk: HashSet<Digest> = blobs_on_disk(&store).into_iter().collect();
     assert_eq!(on_disk, referenced);
 }
+
+/// A tiny GGUF LoRA adapter for the test model of [`write_gguf`].
+fn write_adapter(dir: &std::path::Path, file_name: &str, general_type: &str) {
+    let mut w = gguf::GgufWriter::new();
+    w.add_str("general.architecture", "llama");
+    w.add_str("general.type", general_type);
+    w.add_str("adapter.type", "lora");
+    w.add_f32("adapter.lora.alpha", 8.0);
+    let a = vec![0u8; 64 * 4 * 4];
+    w.add_tensor("output.weight.lora_a", gguf::TensorType::F32, &[64, 4], &a)
+        .unwrap();
+    w.add_tensor("output.weight.lora_b", gguf::TensorType::F32, &[4, 64], &a)
+        .unwrap();
+    w.write_file(dir.join(file_name)).unwrap();
+}
+
+#[test]
+fn adapters_become_layers_and_show_in_the_modelfile() {
+    let dir = temp_dir("adapter");
+    write_gguf(&dir, "m.gguf", 9);
+    write_adapter(&dir, "lora.gguf", "adapter");
+    write_adapter(&dir, "not-lora.gguf", "model");
+    let store = Store::open(dir.join("models")).unwrap();
+    let manifest = create(&store, "tuned", &dir, "FROM m.gguf\nADAPTER ./lora.gguf\n");
+    let adapters: Vec<_> = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == store::ADAPTER_MEDIA_TYPE)
+        .collect();
+    assert_eq!(adapters.len(), 1);
+    let lora_bytes = fs::read(dir.join("lora.gguf")).unwrap();
+    assert_eq!(adapters[0].digest, store::Digest::of(&lora_bytes));
+
+    let tuned = store.resolve(&name("tuned")).unwrap();
+    assert_eq!(tuned.adapters.len(), 1);
+    assert_eq!(fs::read(&tuned.adapters[0]).unwrap(), lora_bytes);
+    let text = tuned.modelfile_text();
+    assert!(
+        text.contains(&format!("\nADAPTER {}\n", tuned.adapters[0].display())),
+        "{text}"
+    );
+    // The shown Modelfile rebuilds the same model; a model built FROM it
+    // keeps its adapter.
+    create(&store, "again", &dir, &tuned.modelfile().render());
+    assert_eq!(store.resolve(&name("again")).unwrap().digest, tuned.digest);
+    create(&store, "child", &dir, "FROM tuned\nSYSTEM hi\n");
+    assert_eq!(
+        store.resolve(&name("child")).unwrap().adapters,
+        tuned.adapters
+    );
+
+    // Not an adapter, or not there: clear errors, nothing written.
+    for (line, expected) in [
+        ("ADAPTER not-lora.gguf", "not 'adapter'"),
+        ("ADAPTER m.gguf", "not 'adapter'"),
+        ("ADAPTER missing.gguf", "not a GGUF file"),
+        ("ADAPTER .", "a directory"),
+    ] {
+        let modelfile = Modelfile::parse(&format!("FROM m.gguf\n{line}\n")).unwrap();
+        let e = store
+            .create(&name("bad"), &modelfile, &dir, &mut |_| {})
+            .unwrap_err();
+        assert!(e.to_string().contains(expected), "{line}: {e}");
+    }
+    assert!(store.resolve(&name("bad")).is_err());
+}

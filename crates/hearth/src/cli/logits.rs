@@ -30,10 +30,16 @@ pub fn run(args: &LogitsArgs) -> anyhow::Result<()> {
     let options = LoadOptions {
         threads: args.threads,
     };
-    let path = super::model_arg::resolve(&args.model)?.path;
-    let model =
-        Model::load_with(&path, &options).with_context(|| format!("{}", args.model.display()))?;
+    let resolved = super::model_arg::resolve(&args.model)?;
+    let model = Model::load_with(&resolved.path, &options)
+        .with_context(|| format!("{}", args.model.display()))?;
     let mut state = model.new_state(args.tokens.len())?;
+    // A stored model runs with its ADAPTERs.
+    state.set_lora(
+        resolved
+            .load_adapters(&model)
+            .with_context(|| format!("loading the adapters of {}", args.model.display()))?,
+    );
     let logits = model.forward(&mut state, &args.tokens, Logits::All)?;
     let bytes: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
     let mut file =

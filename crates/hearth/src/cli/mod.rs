@@ -12,6 +12,7 @@ mod cp;
 mod create;
 mod estimate;
 mod eval;
+mod export;
 mod format;
 mod imatrix;
 mod import;
@@ -56,6 +57,8 @@ enum Command {
     Estimate(estimate::EstimateArgs),
     /// Measure a model's quality: perplexity, KL divergence against a base, needle retrieval.
     Eval(eval::EvalArgs),
+    /// Write a model with its LoRA adapters merged into the weights (llama-export-lora).
+    Export(export::ExportArgs),
     /// Show a channel's history: each promotion and rollback, with digests.
     History(channel::ChannelArgs),
     /// Add or list API keys (the config file keeps their SHA-256 only).
@@ -105,6 +108,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Create(args) => create::run(&args),
         Command::Estimate(args) => estimate::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::History(args) => channel::history(&args),
         Command::Keys(args) => keys::run(&args),
         Command::Imatrix(args) => imatrix::run(&args),

@@ -27,6 +27,26 @@ pub(super) struct Resolved {
     pub(super) template: Option<String>,
     /// The stored model's SYSTEM message, used when none is given.
     pub(super) system: Option<String>,
+    /// The stored model's LoRA adapters (ADAPTER lines), applied at scale 1.
+    pub(super) adapters: Vec<PathBuf>,
+}
+
+impl Resolved {
+    /// Loads the model's adapters for `model`, each at scale 1.
+    pub(super) fn load_adapters(
+        &self,
+        model: &model::Model,
+    ) -> anyhow::Result<Vec<model::LoraUse>> {
+        self.adapters
+            .iter()
+            .map(|path| {
+                Ok(model::LoraUse {
+                    lora: std::sync::Arc::new(model.load_lora(path)?),
+                    scale: 1.0,
+                })
+            })
+            .collect()
+    }
 }
 
 /// Resolves MODEL to a file: the path itself, or the store's model of that
@@ -38,6 +58,7 @@ pub(super) fn resolve(arg: &Path) -> anyhow::Result<Resolved> {
             params: Parameters::new(),
             template: None,
             system: None,
+            adapters: Vec::new(),
         });
     }
     let name = arg.to_string_lossy();
@@ -53,6 +74,7 @@ pub(super) fn resolve(arg: &Path) -> anyhow::Result<Resolved> {
         params: resolved.params,
         template: resolved.template,
         system: resolved.system,
+        adapters: resolved.adapters,
     })
 }
 

@@ -164,6 +164,23 @@ pub fn create(
         }
         store::Source::Model(_) => body["from"] = json!(modelfile.from),
     }
+    // Adapters go up as blobs too, named by their file names (Ollama's
+    // client does the same).
+    let mut adapters = serde_json::Map::new();
+    for adapter in &modelfile.adapters {
+        let path = store::resolve_adapter(adapter, base_dir)?;
+        let digest =
+            file_digest(&path).with_context(|| format!("ADAPTER {adapter}: {}", path.display()))?;
+        let _ = writeln!(stderr, "copying file {digest}");
+        client.upload_blob(&digest, &path)?;
+        let file_name = path
+            .file_name()
+            .map_or_else(|| "adapter.gguf".into(), |n| n.to_string_lossy());
+        adapters.insert(file_name.into_owned(), json!(digest.to_string()));
+    }
+    if !adapters.is_empty() {
+        body["adapters"] = Value::Object(adapters);
+    }
     if let Some(t) = &modelfile.template {
         body["template"] = json!(t);
     }

@@ -259,7 +259,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
         let load_duration = start.elapsed();
 
-        let options = match carried.as_mut().and_then(|c| c.options.take()) {
+        let mut options = match carried.as_mut().and_then(|c| c.options.take()) {
             Some(o) => o,
             None => {
                 let mut o = options(args, &resolved.params, &model)?;
@@ -269,7 +269,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 o
             }
         };
-        let backend = ModelBackend::new(&model, options.num_ctx)?;
+        options.lora = resolved
+            .load_adapters(&model)
+            .with_context(|| format!("loading the adapters of {}", arg.display()))?;
+        let backend = ModelBackend::new(&model, options.num_ctx)?.with_lora(options.lora.clone());
         let mut session = ChatSession::new(Context::new(backend), &tokenizer, metadata, options)?;
         if let Some(template) = &resolved.template {
             session.set_template(template)?;
@@ -464,7 +467,9 @@ impl repl::Conversation for LocalChat<'_, '_, '_, '_> {
         let num_ctx = self.session.options.num_ctx;
         if num_ctx != before {
             match ModelBackend::new(self.model, num_ctx) {
-                Ok(backend) => self.session.replace_backend(backend),
+                Ok(backend) => self
+                    .session
+                    .replace_backend(backend.with_lora(self.session.options.lora.clone())),
                 Err(e) => {
                     self.session.options.num_ctx = before;
                     return Err(e.into());

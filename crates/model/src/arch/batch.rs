@@ -12,9 +12,10 @@
 use gguf::GgufModel;
 use kernels::pool::ThreadPool;
 
-use super::common::{Buffers, Decoder};
+use super::common::{Buffers, Decoder, Mm};
 use crate::ModelError;
 use crate::kv_cache::{KvCache, KvPool};
+use crate::lora::{LoraBatch, LoraUse};
 
 /// Where a sequence's keys and values are.
 #[derive(Debug)]
@@ -53,6 +54,20 @@ pub struct Step<'a, 'k> {
     pub kv_pool: Option<&'a mut KvPool>,
     /// The batch's activation buffers.
     pub buf: &'a mut Buffers,
+    /// The LoRA adapters of its rows; `None` when no sequence has any.
+    pub lora: Option<&'a LoraBatch<'k>>,
+}
+
+impl<'a> Step<'a, '_> {
+    /// What a projection needs, borrowed apart from the buffers.
+    pub fn mm(&self) -> Mm<'a> {
+        Mm {
+            gguf: self.gguf,
+            pool: self.pool,
+            lora: self.lora,
+            rows: None,
+        }
+    }
 }
 
 /// The rows a batch must produce: logits (`n_vocab` each) or, with `hidden`, the
@@ -89,6 +104,8 @@ pub struct SeqRows<'k> {
     pub tokens: &'k [u32],
     /// Which of their outputs to return.
     pub want: Want,
+    /// The LoRA adapters it runs with (none: the base model).
+    pub lora: &'k [LoraUse],
 }
 
 impl SeqRows<'_> {
@@ -122,10 +139,12 @@ pub fn forward(
     let width = if hidden { d.n_embd } else { d.n_vocab };
     let cap = buf.n_rows;
     let (mut seq, mut done, mut out_at) = (0, 0, 0);
+    let any_lora = seqs.iter().any(|s| !s.lora.is_empty());
     while seq < seqs.len() {
         buf.tokens.clear();
         buf.out_rows.clear();
         let mut segments = Vec::new();
+        let mut adapters: Vec<(usize, &[LoraUse])> = Vec::new();
         for s in seqs[seq..].iter_mut() {
             let rows = buf.tokens.len();
             if rows == cap {
@@ -148,6 +167,9 @@ pub fn forward(
                 pos0: s.pos0 + done,
                 n: take,
             });
+            if any_lora {
+                adapters.push((take, s.lora));
+            }
             if !ends {
                 done += take;
                 break;
@@ -157,6 +179,7 @@ pub fn forward(
         }
         let n_out = buf.out_rows.len();
         let tokens = std::mem::take(&mut buf.tokens);
+        let lora = LoraBatch::new(adapters, &mut buf.lora);
         let result = {
             let mut step = Step {
                 gguf,
@@ -164,6 +187,7 @@ pub fn forward(
                 seqs: &mut segments,
                 kv_pool: kv_pool.as_deref_mut(),
                 buf,
+                lora: lora.as_ref(),
             };
             let dest = (n_out > 0).then(|| Out {
                 dest: &mut out[out_at * width..(out_at + n_out) * width],
@@ -172,6 +196,9 @@ pub fn forward(
             model.forward_batch(&mut step, &tokens, dest)
         };
         buf.tokens = tokens;
+        if let Some(lora) = lora {
+            buf.lora = lora.into_scratch();
+        }
         result?;
         out_at += n_out;
     }

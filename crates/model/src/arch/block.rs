@@ -15,7 +15,7 @@
 //! stream, `h` a sub-block's normalised input, `proj` its output.
 
 use super::common::{
-    Dims, Linear, Loader, Out, Step, embed, norm_rows, norm_rows_in_place, project, rope_qk,
+    Dims, Linear, Loader, Mm, Out, Step, embed, norm_rows, norm_rows_in_place, project, rope_qk,
     self_attention,
 };
 use super::moe::{Gating, Moe};
@@ -416,7 +416,20 @@ impl Weights {
         scale: f32,
     ) -> Result<(), ModelError> {
         let n = tokens.len() * self.token_embd.dims[0] as usize;
-        embed(s.gguf, &self.token_embd, tokens, scale, &mut s.buf.x[..n])
+        let x = &mut s.buf.x[..n];
+        match s.lora.filter(|l| l.adapts_embeddings()) {
+            None => embed(s.gguf, &self.token_embd, tokens, scale, x),
+            Some(lora) => {
+                // The adapters' rows are added before the architecture's
+                // scale, as llama.cpp's build_inp_embd precedes it.
+                embed(s.gguf, &self.token_embd, tokens, 1.0, x)?;
+                lora.apply_embeddings(s.pool, tokens, x)?;
+                if scale != 1.0 {
+                    x.iter_mut().for_each(|v| *v *= scale);
+                }
+                Ok(())
+            }
+        }
     }
 
     /// The output head over the rows `buf.out_rows` of `buf.x`, if any are
@@ -433,6 +446,7 @@ impl Weights {
             return Ok(());
         };
         let e = d.n_embd;
+        let mm = s.mm();
         let buf = &mut *s.buf;
         let rows = buf.out_rows.len();
         let normed = if out.hidden {
@@ -447,14 +461,12 @@ impl Weights {
         if out.hidden {
             return Ok(());
         }
-        project(
-            s.gguf,
-            s.pool,
-            &self.output,
-            &buf.h[..rows * e],
-            &mut buf.act,
-            out.dest,
-        )?;
+        // The head runs over the wanted rows only.
+        let mm = Mm {
+            rows: Some(&buf.out_rows),
+            ..mm
+        };
+        project(mm, &self.output, &buf.h[..rows * e], &mut buf.act, out.dest)?;
         match finish {
             Finish::None => {}
             Finish::Softcap(cap) => softcap(out.dest, cap),
@@ -620,13 +632,13 @@ pub fn attention(
     at: &LayerAttn<'_>,
 ) -> Result<(), ModelError> {
     let (e, qd, kvd) = (d.n_embd, d.q_dim(), d.kv_dim());
-    let (gguf, pool) = (s.gguf, s.pool);
+    let mm = s.mm();
     let b = &mut *s.buf;
     let h = &b.h[..n * e];
     match &a.qkv {
         Qkv::Fused(qkv) => {
             let width = qd + 2 * kvd;
-            project(gguf, pool, qkv, h, &mut b.act, &mut b.qkv[..n * width])?;
+            project(mm, qkv, h, &mut b.act, &mut b.qkv[..n * width])?;
             for (t, row) in b.qkv[..n * width].chunks_exact(width).enumerate() {
                 b.q[t * qd..(t + 1) * qd].copy_from_slice(&row[..qd]);
                 b.k[t * kvd..(t + 1) * kvd].copy_from_slice(&row[qd..qd + kvd]);
@@ -634,9 +646,9 @@ pub fn attention(
             }
         }
         Qkv::Split { q, k, v } => {
-            project(gguf, pool, q, h, &mut b.act, &mut b.q[..n * qd])?;
-            project(gguf, pool, k, h, &mut b.act, &mut b.k[..n * kvd])?;
-            project(gguf, pool, v, h, &mut b.act, &mut b.v[..n * kvd])?;
+            project(mm, q, h, &mut b.act, &mut b.q[..n * qd])?;
+            project(mm, k, h, &mut b.act, &mut b.k[..n * kvd])?;
+            project(mm, v, h, &mut b.act, &mut b.v[..n * kvd])?;
         }
     }
     if let Some((q_norm, k_norm)) = &a.qk_norm {
@@ -672,8 +684,7 @@ pub fn attention(
     self_attention(s, il, &at.shape, terms);
     let b = &mut *s.buf;
     project(
-        gguf,
-        pool,
+        mm,
         &a.o,
         &b.attn[..n * qd],
         &mut b.act,
@@ -685,23 +696,23 @@ pub fn attention(
 pub fn ffn(s: &mut Step<'_, '_>, n: usize, f: &Ffn, d: &Dims, act: Act) -> Result<(), ModelError> {
     let (e, ff) = (d.n_embd, d.n_ff);
     let nf = n * ff;
-    let (gguf, pool) = (s.gguf, s.pool);
+    let mm = s.mm();
     let b = &mut *s.buf;
     let h = &b.h[..n * e];
     let down = match f {
         Ffn::Plain { up, down } => {
-            project(gguf, pool, up, h, &mut b.act, &mut b.gate[..nf])?;
+            project(mm, up, h, &mut b.act, &mut b.gate[..nf])?;
             act.apply(&mut b.gate[..nf]);
             down
         }
         Ffn::Gated { gate, up, down } => {
-            project(gguf, pool, gate, h, &mut b.act, &mut b.gate[..nf])?;
-            project(gguf, pool, up, h, &mut b.act, &mut b.up[..nf])?;
+            project(mm, gate, h, &mut b.act, &mut b.gate[..nf])?;
+            project(mm, up, h, &mut b.act, &mut b.up[..nf])?;
             act.glu(&mut b.gate[..nf], &b.up[..nf]);
             down
         }
         Ffn::FusedGateUp { gate_up, down } => {
-            project(gguf, pool, gate_up, h, &mut b.act, &mut b.up[..2 * nf])?;
+            project(mm, gate_up, h, &mut b.act, &mut b.up[..2 * nf])?;
             for (t, row) in b.up[..2 * nf].chunks_exact(2 * ff).enumerate() {
                 let gate = &mut b.gate[t * ff..(t + 1) * ff];
                 gate.copy_from_slice(&row[..ff]);
@@ -711,14 +722,7 @@ pub fn ffn(s: &mut Step<'_, '_>, n: usize, f: &Ffn, d: &Dims, act: Act) -> Resul
         }
         Ffn::Moe(m) => return m.forward(s, n, d, act),
     };
-    project(
-        gguf,
-        pool,
-        down,
-        &b.gate[..nf],
-        &mut b.act,
-        &mut b.proj[..n * e],
-    )
+    project(mm, down, &b.gate[..nf], &mut b.act, &mut b.proj[..n * e])
 }
 
 /// One sequential transformer block over `n` rows, the order llama.cpp's

@@ -24,6 +24,7 @@ pub use super::batch::{Out, Segment, SeqKv, SeqRows, Step, Want, forward};
 use crate::ModelError;
 use crate::kv_cache::KvLayer;
 use crate::loader::{Hparams, Tensor, Tensors, Use, config};
+use crate::lora::{LoraBatch, LoraScratch};
 use crate::ops::attention::{self, AttentionShape, HeadTerms};
 use crate::ops::rope::{Rope, RopeMode};
 use crate::ops::{add_assign, rmsnorm};
@@ -376,6 +377,8 @@ pub struct Buffers {
     pub tokens: Vec<u32>,
     /// Batch rows whose output is wanted, increasing.
     pub out_rows: Vec<usize>,
+    /// Scratch of LoRA products, grown on first use.
+    pub lora: LoraScratch,
 }
 
 /// Buffers of a mixture-of-experts feed-forward block.
@@ -448,6 +451,7 @@ impl Buffers {
             moe,
             tokens: Vec::with_capacity(b),
             out_rows: Vec::with_capacity(b),
+            lora: LoraScratch::default(),
         })
     }
 }
@@ -530,10 +534,25 @@ pub fn norm_rows_in_place(x: &mut [f32], weight: &[f32], eps: f32, tmp: &mut [f3
     }
 }
 
-/// `y = W x (+ b)` for each row of `x`.
+/// What a projection works with besides its operands: the mapped model, the
+/// threads, and the batch's LoRA adapters if any sequence has some.
+#[derive(Clone, Copy)]
+pub struct Mm<'a> {
+    /// The mapped model.
+    pub gguf: &'a GgufModel,
+    /// Threads for the products.
+    pub pool: &'a ThreadPool,
+    /// The adapters of the batch's rows.
+    pub lora: Option<&'a LoraBatch<'a>>,
+    /// The batch rows the operands' rows are, when not all of them in order
+    /// (the output head's wanted rows).
+    pub rows: Option<&'a [usize]>,
+}
+
+/// `y = W x (+ b)` for each row of `x`, plus each sequence's adapters'
+/// `scale · B A x` before the bias (llama.cpp's `build_lora_mm`).
 pub fn project(
-    gguf: &GgufModel,
-    pool: &ThreadPool,
+    mm: Mm<'_>,
     lin: &Linear,
     x: &[f32],
     act: &mut [u8],
@@ -542,7 +561,10 @@ pub fn project(
     if crate::imatrix::collecting() {
         crate::imatrix::record(&lin.w.name, x, lin.w.dims[0] as usize);
     }
-    matmul(pool, &lin.w.matrix(gguf), x, act, y)?;
+    matmul(mm.pool, &lin.w.matrix(mm.gguf), x, act, y)?;
+    if let Some(lora) = mm.lora {
+        lora.apply(mm.pool, &lin.w.name, lin.w.dims[0] as usize, x, y, mm.rows)?;
+    }
     if let Some(b) = &lin.b {
         for row in y.chunks_exact_mut(b.len()) {
             add_assign(row, b);

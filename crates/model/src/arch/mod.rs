@@ -49,6 +49,7 @@ use kernels::pool::ThreadPool;
 
 use crate::ModelError;
 use crate::kv_cache::{KvCache, KvPool};
+use crate::lora::{Lora, LoraUse};
 
 /// The architectures hearth implements, by `general.architecture`.
 #[derive(Debug)]
@@ -268,6 +269,7 @@ impl Model {
             logits: Vec::new(),
             buffers: common::Buffers::new(d, &self.pool, d.n_batch(), n_ctx)?,
             model_id: self.id,
+            lora: Vec::new(),
         })
     }
 
@@ -357,6 +359,7 @@ impl Model {
                 kv: common::SeqKv::Own(&mut seq.state.kv),
                 tokens: seq.tokens,
                 want: want(seq.logits),
+                lora: &seq.state.lora,
             })
             .collect();
         common::forward(
@@ -427,6 +430,7 @@ impl Model {
         batch.clear_outputs();
         for seq in seqs {
             self.check_ids(seq.tokens)?;
+            self.check_lora(seq.lora)?;
             let needed = seq.n_past + seq.tokens.len();
             let room = (seq.blocks.len() * pool.block_len()).min(n_ctx);
             if needed > room {
@@ -451,6 +455,7 @@ impl Model {
                 pos0: seq.n_past,
                 tokens: seq.tokens,
                 want: want(seq.logits),
+                lora: seq.lora,
             })
             .collect();
         common::forward(
@@ -485,9 +490,44 @@ impl Model {
         Ok(())
     }
 
+    /// Checks that every adapter of `uses` was loaded for this model.
+    fn check_lora(&self, uses: &[LoraUse]) -> Result<(), ModelError> {
+        if uses.iter().any(|u| !u.lora.belongs_to(self.id)) {
+            return Err(ModelError::InvalidRequest(
+                "a LoRA adapter loaded for another model".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Loads the LoRA adapter at `path` for this model, checked against its
+    /// architecture and tensors ([`Lora::load`]).
+    pub fn load_lora(&self, path: &Path) -> Result<Lora, ModelError> {
+        Lora::load(self, path)
+    }
+
+    /// This model's identity (adapters and states made for it carry it).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Names of the matrices adapters may adapt: every 2-D weight the
+    /// forward pass multiplies through a projection (not the routers and
+    /// experts of a mixture of experts).
+    pub(crate) fn adaptable_matrices(&self) -> Vec<&str> {
+        self.arch
+            .decoder()
+            .matrices()
+            .into_iter()
+            .filter(|t| t.dims.len() == 2 && !t.name.ends_with("ffn_gate_inp.weight"))
+            .map(|t| t.name.as_str())
+            .collect()
+    }
+
     /// Checks that `tokens` can run in `state`.
     fn check_tokens(&self, state: &State, tokens: &[u32]) -> Result<(), ModelError> {
         self.check_state(state)?;
+        self.check_lora(&state.lora)?;
         self.check_ids(tokens)?;
         let needed = state.n_past + tokens.len();
         if needed > state.kv.n_ctx() {
@@ -526,6 +566,7 @@ impl Model {
             pos0: state.n_past,
             tokens,
             want,
+            lora: &state.lora,
         }];
         common::forward(
             self.arch.decoder(),
@@ -572,7 +613,7 @@ pub struct SeqStep<'a> {
 }
 
 /// One sequence's part of a [`Model::forward_paged`] step.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct PagedSeq<'a> {
     /// Its block table: position `p` is in block `blocks[p / block_len]`.
     pub blocks: &'a [u32],
@@ -582,6 +623,8 @@ pub struct PagedSeq<'a> {
     pub tokens: &'a [u32],
     /// Which logits to return; `None` for a prompt chunk that is not the end.
     pub logits: Option<Logits>,
+    /// The LoRA adapters it runs with (empty: the base model alone).
+    pub lora: &'a [LoraUse],
 }
 
 /// Activation buffers and outputs of [`Model::forward_batch`] steps, allocated
@@ -640,8 +683,22 @@ pub struct State {
     logits: Vec<f32>,
     buffers: common::Buffers,
     model_id: u64,
+    /// The LoRA adapters its tokens run with.
+    lora: Vec<LoraUse>,
 }
 impl State {
+    /// Runs its next tokens with the adapters `lora` (empty: the base
+    /// model). The cached positions are not recomputed: a caller that
+    /// changes adapters mid-sequence clears it first.
+    pub fn set_lora(&mut self, lora: Vec<LoraUse>) {
+        self.lora = lora;
+    }
+
+    /// The adapters its tokens run with.
+    pub fn lora(&self) -> &[LoraUse] {
+        &self.lora
+    }
+
     /// Positions already in the cache (where the next token goes).
     pub fn n_past(&self) -> usize {
         self.n_past

@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod format;
+pub mod lora;
 pub mod models;
 pub mod ollama;
 pub mod openai;

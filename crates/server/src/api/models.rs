@@ -439,8 +439,16 @@ fn create_modelfile(store: &Store, body: CreateBody) -> Result<Modelfile, ApiErr
                 .join(", ")
         )));
     }
-    if body.adapters.as_ref().is_some_and(|a| !a.is_empty()) {
-        return Err(ApiError::bad_request("adapters are not supported yet"));
+    // Adapters, as Ollama's client uploads them: file name → blob digest.
+    let mut adapters = Vec::new();
+    for (file, digest) in body.adapters.unwrap_or_default() {
+        let digest = parse_digest(&digest)?;
+        if !store.has_blob(&digest) {
+            return Err(ApiError::bad_request(format!(
+                "blob {digest} for adapter '{file}' is not in the store; upload it first (POST /api/blobs/{digest})"
+            )));
+        }
+        adapters.push(store.blob_path(&digest).display().to_string());
     }
     let from = match (body.from, body.files) {
         (Some(_), Some(files)) if !files.is_empty() => {
@@ -476,6 +484,7 @@ fn create_modelfile(store: &Store, body: CreateBody) -> Result<Modelfile, ApiErr
             .map_err(|e| ApiError::bad_request(format!("invalid template: {e}")))?;
     }
     let mut modelfile = Modelfile::new(from);
+    modelfile.adapters = adapters;
     modelfile.quantize = quantize;
     modelfile.template = body.template;
     modelfile.system = body.system;

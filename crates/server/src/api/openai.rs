@@ -326,6 +326,7 @@ pub struct ChatCompletionBody {
     /// Generate past the end-of-sequence token (llama-server's and vLLM's
     /// extension, for benchmarks).
     ignore_eos: Option<bool>,
+    lora: Option<Vec<crate::request::LoraChoice>>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     response_format: Option<Value>,
@@ -488,6 +489,7 @@ pub async fn chat_completions(
     options.logprobs = logprobs;
     options.constraint = constraint;
     options.ignore_eos = body.ignore_eos;
+    options.lora = body.lora;
     let messages = template_messages(body.messages.unwrap_or_default())?;
     let tools = checked_tools(body.tools)?;
     let (parse_calls, tool_choice) = tool_choice(body.tool_choice.as_ref(), !tools.is_empty())?;
@@ -546,6 +548,7 @@ pub struct CompletionBody {
     logprobs: Option<u32>,
     /// Generate past the end-of-sequence token.
     ignore_eos: Option<bool>,
+    lora: Option<Vec<crate::request::LoraChoice>>,
     stream: Option<bool>,
     stream_options: Option<StreamOptions>,
     response_format: Option<Value>,
@@ -635,6 +638,7 @@ pub async fn completions(
         json_schema: body.json_schema.as_ref(),
     })?;
     options.ignore_eos = body.ignore_eos;
+    options.lora = body.lora;
     let echo = body.echo.unwrap_or(false).then(|| text.clone());
     let reply = Reply::completion(model.clone(), logprobs.is_some(), include_usage, echo);
     // Token ids go in as the context of an empty raw prompt: the same path
