@@ -115,8 +115,9 @@ pub struct Config {
     /// local ones (`*` allows every origin).
     pub origins: Vec<String>,
     /// `HEARTH_NUM_PARALLEL`: sequences each loaded model serves at once,
-    /// batched into every forward pass (default 4).
-    pub num_parallel: usize,
+    /// batched into every forward pass. Unset: what the model's KV budget
+    /// holds, 4 to 16 (see `scheduler::sizing`).
+    pub num_parallel: Option<usize>,
     /// `HEARTH_MAX_QUEUE`: requests that may wait for a sequence of one model
     /// (Ollama counts per server) before new ones get 503.
     pub max_queue: usize,
@@ -212,7 +213,7 @@ impl Default for Config {
         Config {
             host: format!("{DEFAULT_HOST}:{DEFAULT_PORT}"),
             origins: Vec::new(),
-            num_parallel: 4,
+            num_parallel: None,
             max_queue: 512,
             max_loaded_models: 3,
             keep_alive: KeepAlive::DEFAULT,
@@ -383,7 +384,7 @@ impl Config {
         Ok(Config {
             host,
             origins,
-            num_parallel: positive("NUM_PARALLEL", defaults.num_parallel)?,
+            num_parallel: optional_positive("NUM_PARALLEL")?,
             max_queue: positive("MAX_QUEUE", defaults.max_queue)?,
             max_loaded_models: positive("MAX_LOADED_MODELS", defaults.max_loaded_models)?,
             keep_alive,
@@ -556,7 +557,7 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.host, "0.0.0.0:8080");
-        assert_eq!((c.num_parallel, c.max_queue), (4, 1));
+        assert_eq!((c.num_parallel, c.max_queue), (Some(4), 1));
         let limited = Config::from_lookup(env(&[
             ("HEARTH_MAX_PROMPT_TOKENS", "1000"),
             ("HEARTH_MAX_NUM_PREDICT", "64"),
@@ -602,7 +603,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.host, "0.0.0.0:11434");
         // An empty HEARTH_ value counts as unset; a set one wins.
-        assert_eq!((c.num_parallel, c.max_queue), (3, 9));
+        assert_eq!((c.num_parallel, c.max_queue), (Some(3), 9));
         assert_eq!(c.keep_alive, KeepAlive::For(Duration::from_secs(600)));
         assert_eq!(c.max_loaded_models, 2);
         assert_eq!(c.origins, ["https://b.example"]);

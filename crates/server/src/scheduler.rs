@@ -89,6 +89,41 @@ impl ModelMeta {
     }
 }
 
+/// Fewest sequences a model serves at once when `HEARTH_NUM_PARALLEL` is unset.
+pub const MIN_PARALLEL: usize = 4;
+/// Most sequences a model serves at once when `HEARTH_NUM_PARALLEL` is unset.
+pub const MAX_AUTO_PARALLEL: usize = 16;
+
+/// A model's sequences and KV budget: `HEARTH_NUM_PARALLEL` and
+/// `HEARTH_KV_CACHE_MEMORY` as set. Without `HEARTH_NUM_PARALLEL`, the
+/// sequences are what the KV budget holds at `num_ctx` positions each, at
+/// least [`MIN_PARALLEL`] and at most [`MAX_AUTO_PARALLEL`]; without a set
+/// budget either, that budget is a quarter of the memory `available` beside
+/// the weights. The paged pool then holds that many whole contexts (a
+/// sequence takes blocks only for the positions it has, so shorter ones
+/// leave room for more).
+pub fn sizing(
+    config: &Config,
+    meta: &ModelMeta,
+    num_ctx: usize,
+    available: Option<u64>,
+) -> (usize, Option<u64>) {
+    let per_seq = (meta.kv_bytes_per_token * num_ctx as u64).max(1);
+    let held = |bytes: u64| {
+        usize::try_from(bytes / per_seq)
+            .unwrap_or(usize::MAX)
+            .clamp(MIN_PARALLEL, MAX_AUTO_PARALLEL)
+    };
+    match (config.num_parallel, config.kv_cache_memory) {
+        (Some(n), budget) => (n, budget),
+        (None, Some(budget)) => (held(budget), Some(budget)),
+        (None, None) => (
+            available.map_or(MIN_PARALLEL, |a| held(a.saturating_sub(meta.file_size) / 4)),
+            None,
+        ),
+    }
+}
+
 /// Counts and expiry of one runner, shared with its jobs' completions.
 #[derive(Debug)]
 pub(crate) struct RunnerState {
@@ -434,8 +469,8 @@ impl Scheduler {
         num_ctx: usize,
         request: &GenerateRequest,
     ) -> Result<Arc<Runner>, ApiError> {
-        let n_seq = self.config.num_parallel;
-        let kv_budget = self.config.kv_cache_memory;
+        let available = memory::available(self.config.max_memory, total_size(runners));
+        let (n_seq, kv_budget) = sizing(&self.config, &meta, num_ctx, available);
         let size = meta.estimate(num_ctx, n_seq, kv_budget);
         let now = Instant::now();
         // Idle models, the soonest to expire first: the ones to evict.
@@ -452,7 +487,6 @@ impl Scheduler {
         let mut evict = Vec::new();
         let mut n_loaded = runners.len();
         let mut freed = 0u64;
-        let available = memory::available(self.config.max_memory, total_size(runners));
         let fits = |freed: u64| available.is_none_or(|a| size <= a.saturating_add(freed));
         for (digest, _, idle_size) in &idle {
             if n_loaded < self.config.max_loaded_models && fits(freed) {
@@ -718,4 +752,67 @@ fn resolve_num_ctx(
         _ => None,
     };
     Ok(from_params.unwrap_or(default_num_ctx).min(meta.n_ctx_train))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+    const GIB: u64 = 1 << 30;
+
+    /// A Llama-3.2-1B-like header: 32 KiB of f16 KV per position, 700 MiB
+    /// of weights.
+    fn meta() -> ModelMeta {
+        ModelMeta {
+            arch: "llama".into(),
+            n_ctx_train: 131_072,
+            kv_bytes_per_token: 32 * 1024,
+            file_size: 700 * MIB,
+        }
+    }
+
+    fn config(num_parallel: Option<usize>, kv_cache_memory: Option<u64>) -> Config {
+        Config {
+            num_parallel,
+            kv_cache_memory,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn set_parallelism_and_budget_are_kept() {
+        let got = sizing(&config(Some(2), None), &meta(), 4096, Some(20 * GIB));
+        assert_eq!(got, (2, None));
+        let got = sizing(&config(Some(9), Some(GIB)), &meta(), 4096, Some(20 * GIB));
+        assert_eq!(got, (9, Some(GIB)));
+    }
+
+    #[test]
+    fn unset_parallelism_is_what_the_budget_holds() {
+        // 4096 positions are 128 MiB: a 1 GiB budget holds 8 of them.
+        let got = sizing(&config(None, Some(GIB)), &meta(), 4096, None);
+        assert_eq!(got, (8, Some(GIB)));
+        // Never fewer than 4, never more than 16.
+        let got = sizing(&config(None, Some(100 * MIB)), &meta(), 4096, None);
+        assert_eq!(got, (MIN_PARALLEL, Some(100 * MIB)));
+        let got = sizing(&config(None, Some(64 * GIB)), &meta(), 4096, None);
+        assert_eq!(got, (MAX_AUTO_PARALLEL, Some(64 * GIB)));
+    }
+
+    #[test]
+    fn without_either_a_quarter_of_the_free_memory_beside_the_weights() {
+        // (4 GiB - 700 MiB) / 4 = 844 MiB: 6 contexts of 128 MiB.
+        let got = sizing(&config(None, None), &meta(), 4096, Some(4 * GIB));
+        assert_eq!(got, (6, None));
+        // A laptop with little free: still 4.
+        let got = sizing(&config(None, None), &meta(), 4096, Some(GIB));
+        assert_eq!(got, (MIN_PARALLEL, None));
+        // Plenty: 16, and a short context does not raise it past that.
+        let got = sizing(&config(None, None), &meta(), 512, Some(20 * GIB));
+        assert_eq!(got, (MAX_AUTO_PARALLEL, None));
+        // Free memory unknown.
+        let got = sizing(&config(None, None), &meta(), 4096, None);
+        assert_eq!(got, (MIN_PARALLEL, None));
+    }
 }

@@ -11,7 +11,7 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_HOST               OLLAMA_HOST               address to bind (127.0.0.1:11434)
   HEARTH_MODELS             OLLAMA_MODELS             the model store's directory
   HEARTH_ORIGINS            OLLAMA_ORIGINS            extra allowed CORS origins (comma-separated)
-  HEARTH_NUM_PARALLEL       OLLAMA_NUM_PARALLEL       sequences each model serves at once (4)
+  HEARTH_NUM_PARALLEL       OLLAMA_NUM_PARALLEL       sequences each model serves at once (default: what the KV budget holds, 4-16)
   HEARTH_MAX_QUEUE          OLLAMA_MAX_QUEUE          waiting requests per model before 503 (512)
   HEARTH_MAX_LOADED_MODELS  OLLAMA_MAX_LOADED_MODELS  models loaded at once (3)
   HEARTH_KEEP_ALIVE         OLLAMA_KEEP_ALIVE         how long an idle model stays loaded (5m)
