@@ -310,13 +310,13 @@ pub(super) unsafe fn q8_0(nb: usize, w: *const u8, a: *const u8, out: &mut Group
                 prefetch(g.add(64 * j));
                 let ys = bcast4(p.add(2 + 4 * j));
                 let ya = bcast4(ya.as_ptr().add(4 * j));
-                for h in 0..2 {
+                for (h, sum) in sum.iter_mut().enumerate() {
                     let q = _mm256_xor_si256(
                         _mm256_loadu_si256(g.add(32 + 64 * j + 32 * h).cast()),
                         flip,
                     );
                     let prod = _mm256_maddubs_epi16(ya, _mm256_sign_epi8(q, ys));
-                    sum[h] = _mm256_add_epi32(sum[h], _mm256_madd_epi16(prod, ones));
+                    *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(prod, ones));
                 }
             }
             for h in 0..2 {
@@ -361,12 +361,12 @@ pub(super) unsafe fn q4_0(nb: usize, w: *const u8, a: *const u8, out: &mut Group
                 prefetch(g.add(64 * m));
                 let yl = bcast4(p.add(2 + 4 * m));
                 let yh = bcast4(p.add(2 + 16 + 4 * m));
-                for h in 0..2 {
+                for (h, s16) in s16.iter_mut().enumerate() {
                     let v = _mm256_loadu_si256(g.add(32 + 64 * m + 32 * h).cast());
                     let ql = _mm256_and_si256(v, lo);
                     let qh = _mm256_and_si256(_mm256_srli_epi16::<4>(v), lo);
-                    s16[h] = _mm256_add_epi16(s16[h], _mm256_maddubs_epi16(ql, yl));
-                    s16[h] = _mm256_add_epi16(s16[h], _mm256_maddubs_epi16(qh, yh));
+                    *s16 = _mm256_add_epi16(*s16, _mm256_maddubs_epi16(ql, yl));
+                    *s16 = _mm256_add_epi16(*s16, _mm256_maddubs_epi16(qh, yh));
                 }
             }
             for h in 0..2 {
