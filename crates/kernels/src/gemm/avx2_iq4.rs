@@ -18,6 +18,7 @@ use std::arch::x86_64::*;
 
 use gguf::TensorType;
 
+use super::avx2_gemv;
 use super::avx2_kquants::{Tile, bcast4, f16x8, gemm, pair8};
 use super::avx512_kquants::{Q8K_BLOCK, Q8K_QS};
 use super::packed::{GROUP, GroupOut, PackedFormat};
@@ -35,10 +36,10 @@ pub(super) const IQ4_XS: PackedFormat = PackedFormat {
 const IQ4_XS_BLOCK: usize = 136;
 /// Bytes of one super-block of a group: quants (16 × 128), sub-block scales
 /// minus 32 (8 × 16 i8), d (16 f16).
-const IQ4_XS_GROUP_BLOCK: usize = GROUP * 128 + 8 * GROUP + 2 * GROUP;
+pub(super) const IQ4_XS_GROUP_BLOCK: usize = GROUP * 128 + 8 * GROUP + 2 * GROUP;
 /// Offsets of the scales and of d in a group block.
-const SCALES: usize = GROUP * 128;
-const D: usize = SCALES + 8 * GROUP;
+pub(super) const IQ4_XS_SCALES: usize = GROUP * 128;
+pub(super) const IQ4_XS_D: usize = IQ4_XS_SCALES + 8 * GROUP;
 
 /// Sub-block `ib`'s 6-bit scale of an IQ4_XS block (ggml's `ls`).
 fn block_scale(blk: &[u8], ib: usize) -> u8 {
@@ -64,9 +65,9 @@ fn pack_iq4_xs(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
                     let at = 256 * ib + 64 * m + 4 * r;
                     dst[at..at + 4].copy_from_slice(&qs[16 * ib + 4 * m..16 * ib + 4 * m + 4]);
                 }
-                dst[SCALES + 16 * ib + r] = block_scale(src, ib).wrapping_sub(32);
+                dst[IQ4_XS_SCALES + 16 * ib + r] = block_scale(src, ib).wrapping_sub(32);
             }
-            dst[D + 2 * r..D + 2 * r + 2].copy_from_slice(&src[..2]);
+            dst[IQ4_XS_D + 2 * r..IQ4_XS_D + 2 * r + 2].copy_from_slice(&src[..2]);
         }
     }
 }
@@ -75,8 +76,8 @@ fn pack_iq4_xs(rows: &[&[u8]; GROUP], nb: usize, dst: &mut [u8]) {
 /// [`pack_iq4_xs`]).
 pub(super) fn unpack_iq4_xs(group_block: &[u8], r: usize, dst: &mut [u8]) {
     let g = &group_block[..IQ4_XS_GROUP_BLOCK];
-    dst[..2].copy_from_slice(&g[D + 2 * r..D + 2 * r + 2]);
-    let ls: [u8; 8] = std::array::from_fn(|ib| g[SCALES + 16 * ib + r].wrapping_add(32));
+    dst[..2].copy_from_slice(&g[IQ4_XS_D + 2 * r..IQ4_XS_D + 2 * r + 2]);
+    let ls: [u8; 8] = std::array::from_fn(|ib| g[IQ4_XS_SCALES + 16 * ib + r].wrapping_add(32));
     let high = ls
         .iter()
         .enumerate()
@@ -136,7 +137,7 @@ unsafe fn iq4_xs<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out
                         _mm256_shuffle_epi8(levels, idx)
                     });
                     // (scale − 32) of each row in both i16 halves of its lane.
-                    let sc = pair8(g.add(SCALES + 16 * ib + 8 * h), true);
+                    let sc = pair8(g.add(IQ4_XS_SCALES + 16 * ib + 8 * h), true);
                     for c in 0..N {
                         let y = a[c].add(b * Q8K_BLOCK + Q8K_QS + 32 * ib);
                         let ya = abs_y[c].as_ptr().add(32 * ib);
@@ -147,7 +148,7 @@ unsafe fn iq4_xs<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out
                         }
                     }
                 }
-                let d = f16x8(g.add(D + 16 * h));
+                let d = f16x8(g.add(IQ4_XS_D + 16 * h));
                 for c in 0..N {
                     let dy = a[c].add(b * Q8K_BLOCK).cast::<f32>().read_unaligned();
                     let dd = _mm256_mul_ps(d, _mm256_set1_ps(dy));
@@ -165,7 +166,7 @@ unsafe fn iq4_xs<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out
     }
 }
 
-struct Iq4Xs;
+pub(super) struct Iq4Xs;
 
 impl Tile for Iq4Xs {
     unsafe fn tile<const N: usize>(
@@ -177,6 +178,11 @@ impl Tile for Iq4Xs {
         // SAFETY: forwarded contract; `packed::format` registers this only
         // where the CPU has AVX2, FMA and F16C.
         unsafe { iq4_xs::<N>(nb, w, a, out) }
+    }
+
+    unsafe fn one(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+        // SAFETY: as for `tile`.
+        unsafe { avx2_gemv::iq4_xs(nb, w, a, out) }
     }
 }
 

@@ -21,6 +21,7 @@ use std::arch::x86_64::*;
 
 use gguf::TensorType;
 
+use super::avx2_gemv;
 use super::avx512_kquants::{
     Q4_K_GROUP_BLOCK, Q6_K_GROUP_BLOCK, Q8K_BLOCK, Q8K_BSUMS, Q8K_QS, pack_q4_k, pack_q6_k,
 };
@@ -305,9 +306,17 @@ pub(super) trait Tile {
         a: [*const u8; N],
         out: &mut [GroupOut],
     );
+
+    /// `out = dot(row r of the group at w, activation row a)` for one token
+    /// (`avx2_gemv.rs`: one pass over the group).
+    ///
+    /// # Safety
+    /// As [`super::packed::PackedGemm`] for the one row `a`.
+    unsafe fn one(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut);
 }
 
-/// All of `out`'s tokens in tiles of [`NC`], the last one narrower.
+/// All of `out`'s tokens in tiles of [`NC`], the last one narrower (a tile
+/// of one token: the one-token kernel, same results).
 ///
 /// # Safety
 /// As [`super::packed::PackedGemm`].
@@ -323,7 +332,7 @@ pub(super) unsafe fn gemm<K: Tile>(
         unsafe {
             let row = |i: usize| a.add((c + i) * a_row);
             match out.len() {
-                1 => K::tile::<1>(nb, w, [row(0)], out),
+                1 => K::one(nb, w, row(0), &mut out[0]),
                 2 => K::tile::<2>(nb, w, [row(0), row(1)], out),
                 3 => K::tile::<3>(nb, w, [row(0), row(1), row(2)], out),
                 _ => K::tile::<4>(nb, w, [row(0), row(1), row(2), row(3)], out),
@@ -335,8 +344,8 @@ pub(super) unsafe fn gemm<K: Tile>(
     }
 }
 
-struct Q4K;
-struct Q6K;
+pub(super) struct Q4K;
+pub(super) struct Q6K;
 
 impl Tile for Q4K {
     unsafe fn tile<const N: usize>(
@@ -349,6 +358,11 @@ impl Tile for Q4K {
         // where the CPU has AVX2, FMA and F16C.
         unsafe { q4_k::<N>(nb, w, a, out) }
     }
+
+    unsafe fn one(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+        // SAFETY: as for `tile`.
+        unsafe { avx2_gemv::q4_k(nb, w, a, out) }
+    }
 }
 
 impl Tile for Q6K {
@@ -360,6 +374,11 @@ impl Tile for Q6K {
     ) {
         // SAFETY: as for Q4K.
         unsafe { q6_k::<N>(nb, w, a, out) }
+    }
+
+    unsafe fn one(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+        // SAFETY: as for `tile`.
+        unsafe { avx2_gemv::q6_k(nb, w, a, out) }
     }
 }
 

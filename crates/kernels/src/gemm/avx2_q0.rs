@@ -23,6 +23,7 @@ use std::arch::x86_64::*;
 
 use gguf::TensorType;
 
+use super::avx2_gemv;
 use super::avx2_kquants::{Tile, bcast4, f16x8, gemm};
 use super::avx512_q0::{Q4_0_GROUP_BLOCK, Q8_0_BLOCK, Q8_0_GROUP_BLOCK, pack_q4_0, pack_q8_0};
 use super::packed::{GroupOut, PackedFormat};
@@ -176,8 +177,8 @@ unsafe fn q4_0<const N: usize>(nb: usize, w: *const u8, a: [*const u8; N], out: 
     }
 }
 
-struct Q8;
-struct Q4;
+pub(super) struct Q8;
+pub(super) struct Q4;
 
 impl Tile for Q8 {
     unsafe fn tile<const N: usize>(
@@ -190,6 +191,11 @@ impl Tile for Q8 {
         // where the CPU has AVX2, FMA and F16C.
         unsafe { q8_0::<N>(nb, w, a, out) }
     }
+
+    unsafe fn one(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+        // SAFETY: as for `tile`.
+        unsafe { avx2_gemv::q8_0(nb, w, a, out) }
+    }
 }
 
 impl Tile for Q4 {
@@ -201,6 +207,11 @@ impl Tile for Q4 {
     ) {
         // SAFETY: as for Q8.
         unsafe { q4_0::<N>(nb, w, a, out) }
+    }
+
+    unsafe fn one(nb: usize, w: *const u8, a: *const u8, out: &mut GroupOut) {
+        // SAFETY: as for `tile`.
+        unsafe { avx2_gemv::q4_0(nb, w, a, out) }
     }
 }
 

@@ -24,6 +24,8 @@ use gguf::TensorType;
 use crate::simd::{Cpu, cpu_level};
 
 #[cfg(target_arch = "x86_64")]
+mod avx2_gemv;
+#[cfg(target_arch = "x86_64")]
 mod avx2_iq4;
 #[cfg(target_arch = "x86_64")]
 mod avx2_kquants;

@@ -168,21 +168,14 @@ fn runnable_sets() -> Vec<(&'static str, &'static [PackedFormat])> {
     Vec::new()
 }
 
-/// The packed format for weights of type `ty`, where this CPU runs one and
-/// it is the faster choice.
+/// The packed format for weights of type `ty`, where this CPU runs one.
 ///
-/// Q6_K on AVX2 is not chosen: its packed kernel doubles prefill (pp512 123
-/// t/s against 58 with `vec_dot`, 1B shape, 2 threads, idle AMD EPYC) but one
-/// token at a time runs at 22.4 t/s against `vec_dot`'s 38.7, and decode is
-/// what a chat feels most. It stays tested (`runnable_sets`) until its
-/// one-token path catches up.
+/// Every AVX2 format is packed, Q6_K included: with the one-token kernels
+/// (`avx2_gemv.rs`) decode reads the groups faster than `vec_dot` reads the
+/// rows (Q6_K: 35 GB/s against 26 on one core of an AMD EPYC, Llama-3.2-1B
+/// shapes, `examples/gemv.rs`), and prefill is twice `vec_dot`'s.
 pub(crate) fn format(ty: TensorType) -> Option<&'static PackedFormat> {
-    let set = formats();
-    #[cfg(target_arch = "x86_64")]
-    if std::ptr::eq(set, &AVX2[..]) && ty == TensorType::Q6_K {
-        return None;
-    }
-    set.iter().find(|f| f.ty == ty)
+    formats().iter().find(|f| f.ty == ty)
 }
 
 /// The row reader of the packed format for `ty` (every format [`format`]
