@@ -551,8 +551,45 @@ mod tests {
             n_depth: d.to_vec(),
             threads: t.to_vec(),
             repetitions: 5,
+            kv_types: vec![KvType::F16],
+            cache_type_v: Vec::new(),
             json: false,
         }
+    }
+
+    #[test]
+    fn kv_types_multiply_the_tests_and_ctv_must_match() {
+        let mut a = args(&[0], &[16], &[0], &[2]);
+        a.kv_types = vec![KvType::F16, KvType::Q8_0];
+        let kv: Vec<KvType> = tests(&a).unwrap().iter().map(|t| t.kv_type).collect();
+        assert_eq!(kv, [KvType::F16, KvType::Q8_0]);
+        a.cache_type_v = vec![KvType::F16, KvType::Q8_0];
+        assert!(tests(&a).is_ok());
+        a.cache_type_v = vec![KvType::Q4_0];
+        assert!(tests(&a).is_err());
+        assert_eq!(parse_kv_type("Q8_0"), Ok(KvType::Q8_0));
+        assert!(parse_kv_type("q5_0").is_err());
+    }
+
+    #[test]
+    fn llama_bench_cache_type_spellings_are_rewritten_for_bench_only() {
+        let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
+        assert_eq!(
+            llama_bench_spellings(os(&[
+                "hearth", "bench", "m", "-ctk", "q8_0", "-ctv", "q8_0"
+            ])),
+            os(&[
+                "hearth",
+                "bench",
+                "m",
+                "--cache-type-k",
+                "q8_0",
+                "--cache-type-v",
+                "q8_0"
+            ])
+        );
+        let run = os(&["hearth", "run", "m", "-ctk"]);
+        assert_eq!(llama_bench_spellings(run.clone()), run);
     }
 
     #[test]
