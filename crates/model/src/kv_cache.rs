@@ -11,6 +11,14 @@
 //! in 16-bit units (both block sizes are even). The buffers are allocated once,
 //! zeroed (so untouched pages cost no resident memory).
 //!
+//! Like llama.cpp (`attn_rot_k` / `attn_rot_v` in src/llama-kv-cache.cpp), a
+//! quantized cache of heads of a multiple of 64 values stores its keys and
+//! values turned by an orthonormal Walsh-Hadamard rotation ([`hadamard`]),
+//! which spreads an outlier over its whole block before the block shares one
+//! scale: keys (and the queries, so `q·k` is unchanged) in chunks of the
+//! largest power of two dividing the head, values in chunks of 64, turned
+//! back after attention (the rotation is its own inverse).
+//!
 //! [`KvPool`] is the paged form shared by many sequences (vLLM's PagedAttention):
 //! fixed-size blocks of `block_len` positions, the same block id in every
 //! layer; a sequence's block table lists its blocks in position order, and
@@ -90,6 +98,52 @@ impl std::fmt::Display for KvType {
     }
 }
 
+/// The orthonormal Walsh-Hadamard rotation of each `n`-value chunk of `x`
+/// (`n` a power of two), computed as ggml-cpu's fast transform does
+/// (`ggml_compute_forward_fwht`): the values scaled by `1/sqrt(n)` first,
+/// then butterflies `(u + v, u - v)` at distances 1, 2, 4, ... `n / 2`.
+pub fn hadamard(x: &mut [f32], n: usize) {
+    debug_assert!(n.is_power_of_two() && x.len().is_multiple_of(n));
+    let scale = 1.0 / (n as f32).sqrt();
+    for chunk in x.chunks_exact_mut(n) {
+        chunk.iter_mut().for_each(|v| *v *= scale);
+        let mut len = 1;
+        while len < n {
+            for pair in chunk.chunks_exact_mut(2 * len) {
+                let (a, b) = pair.split_at_mut(len);
+                for (u, v) in a.iter_mut().zip(b) {
+                    (*u, *v) = (*u + *v, *u - *v);
+                }
+            }
+            len <<= 1;
+        }
+    }
+}
+
+/// The chunk sizes of the rotations a cache of `ty` with heads of
+/// `head_dim` values applies to keys and to values (0: none), as llama.cpp
+/// chooses them.
+fn rotations(ty: KvType, head_dim: usize) -> (usize, usize) {
+    if ty == KvType::F16 || head_dim == 0 || !head_dim.is_multiple_of(64) {
+        return (0, 0);
+    }
+    // The largest power of two dividing the head (at least 64).
+    (1 << head_dim.trailing_zeros(), 64)
+}
+
+/// Stores `src` as one row of `ty` in `dst`, first rotated in chunks of
+/// `rot` values (0: as it is) in `scratch`.
+fn store_rotated(ty: KvType, rot: usize, src: &[f32], scratch: &mut Vec<f32>, dst: &mut [u16]) {
+    if rot == 0 {
+        store_row(ty, src, dst);
+        return;
+    }
+    scratch.clear();
+    scratch.extend_from_slice(src);
+    hadamard(scratch, rot);
+    store_row(ty, scratch, dst);
+}
+
 /// Views a cache buffer as the little-endian bytes the kernels read.
 pub(crate) fn as_bytes(units: &[u16]) -> &[u8] {
     // SAFETY: u8 has alignment 1 and every byte pattern is valid; the length
@@ -143,6 +197,11 @@ pub struct KvCache {
     ty: KvType,
     /// 16-bit units per stored row.
     row_len: usize,
+    /// Rotation chunks of keys and values (see [`hadamard`]; 0: none).
+    k_rot: usize,
+    v_rot: usize,
+    /// A row being rotated before it is stored.
+    scratch: Vec<f32>,
     /// (n_layer, n_ctx, row_len) units of stored keys.
     k: Vec<u16>,
     /// (n_layer, n_ctx, row_len) units of stored values.
@@ -162,6 +221,12 @@ pub struct KvLayer<'a> {
     pub ty: KvType,
     /// 16-bit units per stored row (`kv_dim` for f16).
     pub row_len: usize,
+    /// The chunk of the keys' rotation ([`hadamard`]), which queries must
+    /// share; 0 for none.
+    pub k_rot: usize,
+    /// The chunk of the values' rotation, which attention's output must be
+    /// turned back by; 0 for none.
+    pub v_rot: usize,
     /// Positions the sequence may hold.
     pub n_ctx: usize,
     /// Where each position's row is: row `p` without a table.
@@ -224,21 +289,33 @@ fn check_dim(ty: KvType, kv_dim: usize) {
 impl KvCache {
     /// An f16 cache for `n_layer` layers of `n_ctx` positions of `kv_dim` values.
     pub fn new(n_layer: usize, n_ctx: usize, kv_dim: usize) -> KvCache {
-        KvCache::with_type(n_layer, n_ctx, kv_dim, KvType::F16)
+        KvCache::with_type(n_layer, n_ctx, kv_dim, KvType::F16, 0)
     }
 
-    /// A cache storing its rows as `ty`. Panics unless `kv_dim` is whole blocks
-    /// of `ty` ([`crate::Model::set_kv_type`] checks the heads first).
-    pub fn with_type(n_layer: usize, n_ctx: usize, kv_dim: usize, ty: KvType) -> KvCache {
+    /// A cache storing its rows as `ty`, for heads of `head_dim` values (which
+    /// decides the rotation of a quantized cache). Panics unless `kv_dim` is
+    /// whole blocks of `ty` ([`crate::Model::set_kv_type`] checks the heads
+    /// first).
+    pub fn with_type(
+        n_layer: usize,
+        n_ctx: usize,
+        kv_dim: usize,
+        ty: KvType,
+        head_dim: usize,
+    ) -> KvCache {
         check_dim(ty, kv_dim);
         let row_len = ty.row_len(kv_dim);
         let len = n_layer * n_ctx * row_len;
+        let (k_rot, v_rot) = rotations(ty, head_dim);
         KvCache {
             n_layer,
             n_ctx,
             kv_dim,
             ty,
             row_len,
+            k_rot,
+            v_rot,
+            scratch: Vec::new(),
             k: vec![0; len],
             v: vec![0; len],
         }
@@ -267,9 +344,9 @@ impl KvCache {
     /// cache's type.
     pub fn store(&mut self, layer: usize, pos: usize, k: &[f32], v: &[f32]) {
         let at = self.row(layer, pos);
-        let n = self.row_len;
-        store_row(self.ty, &k[..self.kv_dim], &mut self.k[at..at + n]);
-        store_row(self.ty, &v[..self.kv_dim], &mut self.v[at..at + n]);
+        let (n, d, s) = (self.row_len, self.kv_dim, &mut self.scratch);
+        store_rotated(self.ty, self.k_rot, &k[..d], s, &mut self.k[at..at + n]);
+        store_rotated(self.ty, self.v_rot, &v[..d], s, &mut self.v[at..at + n]);
     }
 
     /// The whole of `layer` (all `n_ctx` rows; only the first `n_past` are valid).
@@ -281,6 +358,8 @@ impl KvCache {
             kv_dim: self.kv_dim,
             ty: self.ty,
             row_len: self.row_len,
+            k_rot: self.k_rot,
+            v_rot: self.v_rot,
             n_ctx: self.n_ctx,
             table: None,
         }
@@ -290,7 +369,8 @@ impl KvCache {
     /// ones down by `discard`, and re-rotates their keys by `-discard` positions with
     /// each layer's RoPE (llama.cpp's K-shift: `ggml_rope_ext` on the f16 cache
     /// with the position delta; on a quantized cache it dequantizes the keys to
-    /// f32, rotates them and quantizes them back, as `build_rope_shift` does).
+    /// f32, turns back their Hadamard rotation, applies RoPE, rotates and
+    /// quantizes them again, as `build_rope_shift` does).
     /// `rope_for` gives a layer's RoPE and frequency factors, `None` for a
     /// layer without RoPE (its keys only move); `head_dim` is the size of one
     /// key head.
@@ -323,8 +403,14 @@ impl KvCache {
             }
             for stored in self.k[dst..dst + len].chunks_exact_mut(self.row_len) {
                 load_row(self.ty, stored, &mut row);
+                if self.k_rot > 0 {
+                    hadamard(&mut row, self.k_rot);
+                }
                 for head in row.chunks_exact_mut(head_dim) {
                     rope.rotate(head, &cache);
+                }
+                if self.k_rot > 0 {
+                    hadamard(&mut row, self.k_rot);
                 }
                 store_row(self.ty, &row, stored);
             }
@@ -344,6 +430,11 @@ pub struct KvPool {
     ty: KvType,
     /// 16-bit units per stored row.
     row_len: usize,
+    /// Rotation chunks of keys and values (see [`hadamard`]; 0: none).
+    k_rot: usize,
+    v_rot: usize,
+    /// A row being rotated before it is stored.
+    scratch: Vec<f32>,
     /// (n_layer, n_blocks, block_len, row_len) units of stored keys.
     k: Vec<u16>,
     /// (n_layer, n_blocks, block_len, row_len) units of stored values.
@@ -354,17 +445,19 @@ impl KvPool {
     /// An f16 pool of `n_blocks` blocks of `block_len` (a power of two)
     /// positions for `n_layer` layers of `kv_dim` values.
     pub fn new(n_layer: usize, kv_dim: usize, block_len: usize, n_blocks: usize) -> KvPool {
-        KvPool::with_type(n_layer, kv_dim, block_len, n_blocks, KvType::F16)
+        KvPool::with_type(n_layer, kv_dim, block_len, n_blocks, KvType::F16, 0)
     }
 
-    /// A pool storing its rows as `ty`. Panics unless `kv_dim` is whole blocks
-    /// of `ty`.
+    /// A pool storing its rows as `ty`, for heads of `head_dim` values (which
+    /// decides the rotation of a quantized cache). Panics unless `kv_dim` is
+    /// whole blocks of `ty`.
     pub fn with_type(
         n_layer: usize,
         kv_dim: usize,
         block_len: usize,
         n_blocks: usize,
         ty: KvType,
+        head_dim: usize,
     ) -> KvPool {
         assert!(
             block_len.is_power_of_two(),
@@ -373,6 +466,7 @@ impl KvPool {
         check_dim(ty, kv_dim);
         let row_len = ty.row_len(kv_dim);
         let len = n_layer * n_blocks * block_len * row_len;
+        let (k_rot, v_rot) = rotations(ty, head_dim);
         KvPool {
             n_layer,
             n_blocks,
@@ -380,6 +474,9 @@ impl KvPool {
             kv_dim,
             ty,
             row_len,
+            k_rot,
+            v_rot,
+            scratch: Vec::new(),
             k: vec![0; len],
             v: vec![0; len],
         }
@@ -438,15 +535,17 @@ impl KvPool {
             kv_dim: self.kv_dim,
             ty: self.ty,
             row_len: self.row_len,
+            k_rot: self.k_rot,
+            v_rot: self.v_rot,
             n_ctx: 0,
             table: Some(table),
         };
         let block = blocks[pos >> self.shift] as usize;
         assert!(block < self.n_blocks, "block {block} of {}", self.n_blocks);
         let at = layer * self.layer_len() + view.row(pos) * self.row_len;
-        let n = self.row_len;
-        store_row(self.ty, &k[..self.kv_dim], &mut self.k[at..at + n]);
-        store_row(self.ty, &v[..self.kv_dim], &mut self.v[at..at + n]);
+        let (n, d, s) = (self.row_len, self.kv_dim, &mut self.scratch);
+        store_rotated(self.ty, self.k_rot, &k[..d], s, &mut self.k[at..at + n]);
+        store_rotated(self.ty, self.v_rot, &v[..d], s, &mut self.v[at..at + n]);
     }
 
     /// `layer` as the sequence with block table `blocks` sees it, for up to
@@ -459,6 +558,8 @@ impl KvPool {
             kv_dim: self.kv_dim,
             ty: self.ty,
             row_len: self.row_len,
+            k_rot: self.k_rot,
+            v_rot: self.v_rot,
             n_ctx,
             table: Some(BlockTable {
                 blocks,
@@ -555,13 +656,13 @@ mod tests {
         // 128 values: f16 256 bytes, q8_0 4 blocks of 34, q4_0 4 of 18.
         let sizes: Vec<usize> = KvType::ALL.iter().map(|t| t.row_bytes(128)).collect();
         assert_eq!(sizes, [256, 136, 72]);
-        let cache = |t| KvCache::with_type(2, 16, 128, t).size_bytes();
+        let cache = |t| KvCache::with_type(2, 16, 128, t, 64).size_bytes();
         assert_eq!(cache(KvType::F16), 2 * 2 * 16 * 256);
         assert_eq!(cache(KvType::Q8_0), 2 * 2 * 16 * 136);
         assert_eq!(cache(KvType::Q4_0), 2 * 2 * 16 * 72);
         for t in KvType::ALL {
             assert_eq!(
-                KvPool::with_type(2, 128, 16, 3, t).size_bytes(),
+                KvPool::with_type(2, 128, 16, 3, t, 64).size_bytes(),
                 3 * KvPool::block_bytes(2, 128, 16, t)
             );
         }
@@ -571,7 +672,8 @@ mod tests {
     fn quantized_rows_read_back_within_one_step_of_their_block() {
         let kv_dim = 96;
         for (ty, steps) in [(KvType::Q8_0, 127.0), (KvType::Q4_0, 8.0)] {
-            let mut kv = KvCache::with_type(2, 5, kv_dim, ty);
+            // Heads of 32: no rotation, the rows are stored as given.
+            let mut kv = KvCache::with_type(2, 5, kv_dim, ty, 32);
             let (k, v) = (row(1, kv_dim), row(2, kv_dim));
             kv.store(1, 4, &k, &v);
             let l = kv.layer(1);
@@ -601,8 +703,8 @@ mod tests {
     fn a_pool_stores_the_same_rows_as_a_cache_through_its_table() {
         let (kv_dim, block_len) = (64, 4);
         for ty in KvType::ALL {
-            let mut pool = KvPool::with_type(2, kv_dim, block_len, 3, ty);
-            let mut own = KvCache::with_type(2, 8, kv_dim, ty);
+            let mut pool = KvPool::with_type(2, kv_dim, block_len, 3, ty, 64);
+            let mut own = KvCache::with_type(2, 8, kv_dim, ty, 64);
             let table = [2u32, 0];
             for pos in 0..8 {
                 let (k, v) = (
@@ -629,10 +731,73 @@ mod tests {
     }
 
     #[test]
+    fn hadamard_is_orthonormal_its_own_inverse_and_sylvester_s_matrix() {
+        let n = 64;
+        let x = row(3, 2 * n);
+        let mut y = x.clone();
+        hadamard(&mut y, n);
+        // H[i][j] = (-1)^popcount(i & j) / sqrt(n), chunk by chunk.
+        for c in 0..2 {
+            for i in 0..n {
+                let want: f32 = (0..n)
+                    .map(|j| {
+                        let sign = if (i & j).count_ones() % 2 == 0 {
+                            1.0
+                        } else {
+                            -1.0
+                        };
+                        sign * x[c * n + j]
+                    })
+                    .sum::<f32>()
+                    / (n as f32).sqrt();
+                assert!((y[c * n + i] - want).abs() < 1e-4, "{c} {i}");
+            }
+        }
+        let norm = |v: &[f32]| v.iter().map(|a| a * a).sum::<f32>();
+        assert!((norm(&x) - norm(&y)).abs() < 1e-3 * norm(&x));
+        hadamard(&mut y, n);
+        assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() < 1e-5));
+        // Only quantized caches of heads of a multiple of 64 rotate, keys by
+        // the largest power of two dividing the head, values by 64.
+        assert_eq!(rotations(KvType::F16, 128), (0, 0));
+        assert_eq!(rotations(KvType::Q8_0, 96), (0, 0));
+        assert_eq!(rotations(KvType::Q8_0, 192), (64, 64));
+        assert_eq!(rotations(KvType::Q4_0, 128), (128, 64));
+    }
+
+    #[test]
+    fn rotated_rows_are_stored_turned_and_read_back_unturned() {
+        let (kv_dim, hd) = (128, 64);
+        let mut kv = KvCache::with_type(1, 2, kv_dim, KvType::Q8_0, hd);
+        let (k, v) = (row(5, kv_dim), row(6, kv_dim));
+        kv.store(0, 1, &k, &v);
+        let l = kv.layer(0);
+        assert_eq!((l.k_rot, l.v_rot), (64, 64));
+        let n = l.row_len;
+        let mut got = read(KvType::Q8_0, &l.k[n..2 * n], kv_dim);
+        let mut turned = k.clone();
+        hadamard(&mut turned, 64);
+        let amax = turned.iter().fold(0f32, |m, x| m.max(x.abs()));
+        assert!(
+            got.iter()
+                .zip(&turned)
+                .all(|(g, w)| (g - w).abs() <= amax / 127.0)
+        );
+        hadamard(&mut got, 64);
+        assert!(got.iter().zip(&k).all(|(g, w)| (g - w).abs() < 0.05));
+    }
+
+    #[test]
     fn quantized_shift_dequantizes_rotates_and_requantizes_keys() {
+        for hd in [32, 64] {
+            quantized_shift(hd);
+        }
+    }
+
+    fn quantized_shift(hd: usize) {
         let rope = Rope {
             mode: RopeMode::Normal,
-            n_dims: 32,
+            n_dims: hd,
             freq_base: 10000.0,
             freq_scale: 1.0,
             ext_factor: 0.0,
@@ -641,7 +806,6 @@ mod tests {
             beta_slow: 1.0,
             n_ctx_orig: 16,
         };
-        let hd = 32;
         let mut c = vec![0f32; hd];
         let base = row(9, hd);
         let rotated = |p: usize, c: &mut [f32]| {
@@ -651,7 +815,7 @@ mod tests {
             k
         };
         for (ty, tol) in [(KvType::Q8_0, 0.06), (KvType::Q4_0, 0.8)] {
-            let mut kv = KvCache::with_type(1, 8, hd, ty);
+            let mut kv = KvCache::with_type(1, 8, hd, ty, hd);
             for p in 0..6 {
                 let mut v = vec![0f32; hd];
                 v[0] = p as f32;
@@ -661,7 +825,13 @@ mod tests {
             let l = kv.layer(0);
             let n = l.row_len;
             let values: Vec<f32> = (0..4)
-                .map(|p| read(ty, &l.v[p * n..(p + 1) * n], hd)[0])
+                .map(|p| {
+                    let mut v = read(ty, &l.v[p * n..(p + 1) * n], hd);
+                    if l.v_rot > 0 {
+                        hadamard(&mut v, l.v_rot);
+                    }
+                    v[0]
+                })
                 .collect();
             for (got, want) in values.iter().zip([0.0, 3.0, 4.0, 5.0]) {
                 assert!(
@@ -671,7 +841,10 @@ mod tests {
             }
             // Position 3's key now sits at row 1, rotated as position 1, up to
             // two quantizations (before and after the rotation).
-            let got = read(ty, &l.k[n..2 * n], hd);
+            let mut got = read(ty, &l.k[n..2 * n], hd);
+            if l.k_rot > 0 {
+                hadamard(&mut got, l.k_rot);
+            }
             let want = rotated(1, &mut c);
             let err = got
                 .iter()

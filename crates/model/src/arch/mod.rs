@@ -276,7 +276,7 @@ impl Model {
         let d = self.arch.decoder();
         let c = d.dims();
         Ok(State {
-            kv: KvCache::with_type(c.n_layer, n_ctx, c.kv_dim(), self.kv_type),
+            kv: KvCache::with_type(c.n_layer, n_ctx, c.kv_dim(), self.kv_type, c.head_dim),
             n_past: 0,
             logits: Vec::new(),
             buffers: common::Buffers::new(d, &self.pool, d.n_batch(), n_ctx)?,
@@ -412,6 +412,7 @@ impl Model {
             block_len,
             n_blocks,
             self.kv_type,
+            c.head_dim,
         ))
     }
 

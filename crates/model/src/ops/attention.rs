@@ -425,6 +425,8 @@ mod avx512 {
             kv_dim,
             ty: crate::kv_cache::KvType::F16,
             row_len: kv_dim,
+            k_rot: 0,
+            v_rot: 0,
             n_ctx: 0,
             table,
         };
@@ -752,6 +754,8 @@ mod avx512 {
             kv_dim,
             ty: crate::kv_cache::KvType::F16,
             row_len: kv_dim,
+            k_rot: 0,
+            v_rot: 0,
             n_ctx: 0,
             table,
         };

@@ -14,6 +14,12 @@
 //!   fused multiply-add (`ggml_vec_mad_f32`);
 //! - the output is multiplied by `1 / sum`.
 //!
+//! A cache that stores its keys and values Hadamard-rotated
+//! ([`crate::kv_cache::hadamard`], llama.cpp's `attn_rot_k` / `attn_rot_v`)
+//! has the queries rotated the same way before they are converted, and the
+//! output turned back after the division, as llama.cpp's graph does around
+//! its flash-attention node.
+//!
 //! The query heads sharing a key/value head (up to [`GROUP`]) are processed
 //! together so each key and value row is read, and each value row
 //! dequantized, once for all of them; every head keeps its own maximum, sum
@@ -22,7 +28,7 @@
 use kernels::TensorType;
 
 use super::attention::{AttentionShape, GROUP};
-use crate::kv_cache::{KvLayer, as_bytes};
+use crate::kv_cache::{KvLayer, as_bytes, hadamard};
 
 /// Floats of scratch one call of [`attend`] uses for heads of `hd` values: the
 /// converted queries, the outputs and one dequantized value row.
@@ -66,10 +72,15 @@ pub(super) fn attend(
         std::slice::from_raw_parts_mut(q_floats.as_mut_ptr().cast::<u8>(), q_floats.len() * 4)
     };
     for h in 0..n {
-        to_q(
-            &q[h * hd..(h + 1) * hd],
-            &mut q_bytes[h * q_row..(h + 1) * q_row],
-        );
+        let head = &q[h * hd..(h + 1) * hd];
+        let dst = &mut q_bytes[h * q_row..(h + 1) * q_row];
+        if cache.k_rot > 0 {
+            v32.copy_from_slice(head);
+            hadamard(v32, cache.k_rot);
+            to_q(v32, dst);
+        } else {
+            to_q(head, dst);
+        }
     }
     let acc = &mut acc[..n * hd];
     acc.fill(0.0);
@@ -104,11 +115,12 @@ pub(super) fn attend(
     }
     for h in 0..n {
         let inv = if sum[h] == 0.0 { 0.0 } else { 1.0 / sum[h] };
-        for (o, &a) in out[h * hd..(h + 1) * hd]
-            .iter_mut()
-            .zip(&acc[h * hd..(h + 1) * hd])
-        {
+        let out_h = &mut out[h * hd..(h + 1) * hd];
+        for (o, &a) in out_h.iter_mut().zip(&acc[h * hd..(h + 1) * hd]) {
             *o = a * inv;
+        }
+        if cache.v_rot > 0 {
+            hadamard(out_h, cache.v_rot);
         }
     }
 }
@@ -234,7 +246,7 @@ mod tests {
         let values: Vec<Vec<f32>> = (0..n)
             .map(|_| (0..kv_dim).map(|_| next()).collect())
             .collect();
-        let mut kv = KvCache::with_type(1, n, kv_dim, ty);
+        let mut kv = KvCache::with_type(1, n, kv_dim, ty, hd);
         for j in 0..n {
             kv.store(0, j, &keys[j], &values[j]);
         }
@@ -272,7 +284,12 @@ mod tests {
                     let off = h / (n_head / n_head_kv) * hd;
                     let qh = &q[at..at + hd];
                     let mut qb = vec![0u8; hd / 32 * 34];
-                    (q8.activation_quantizer().unwrap())(qh, &mut qb);
+                    // The query turned like the keys before it is converted.
+                    let mut q_turned = qh.to_vec();
+                    if layer.k_rot > 0 {
+                        hadamard(&mut q_turned, layer.k_rot);
+                    }
+                    (q8.activation_quantizer().unwrap())(&q_turned, &mut qb);
                     let mut q_st = vec![0f32; hd];
                     (q8.to_f32)(&qb, &mut q_st);
                     let pos = n - 3 + t;
@@ -283,6 +300,11 @@ mod tests {
                         &|d| f64::from(q_st[d]),
                         pos,
                     );
+                    // The output turned back like the values.
+                    let mut near: Vec<f32> = near.iter().map(|&x| x as f32).collect();
+                    if layer.v_rot > 0 {
+                        hadamard(&mut near, layer.v_rot);
+                    }
                     let exact = direct(
                         &sh,
                         &|j, d| f64::from(keys[j][off + d]),
@@ -293,7 +315,7 @@ mod tests {
                     for d in 0..hd {
                         let got = f64::from(out[at + d]);
                         assert!(
-                            (got - near[d]).abs() < 1e-4,
+                            (got - f64::from(near[d])).abs() < 1e-4,
                             "{ty} hd {hd} {window:?} {softcap:?} t{t} h{h} d{d}: {got} vs {}",
                             near[d]
                         );
@@ -328,7 +350,7 @@ mod tests {
     #[should_panic(expected = "heads of 16 values in a q8_0 cache")]
     fn heads_of_partial_blocks_are_refused() {
         let pool = ThreadPool::new(1);
-        let kv = KvCache::with_type(1, 4, 32, KvType::Q8_0);
+        let kv = KvCache::with_type(1, 4, 32, KvType::Q8_0, 16);
         let sh = AttentionShape {
             n_head: 2,
             n_head_kv: 2,
