@@ -28,9 +28,18 @@ static int argmax(const float * x, int n) {
 }
 
 int main(int argc, char ** argv) {
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s MODEL TOKENS N_GEN OUT.f32\n", argv[0]);
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s MODEL TOKENS N_GEN OUT.f32 [KV_TYPE]\n", argv[0]);
         return 2;
+    }
+    // KV_TYPE q8_0 or q4_0: a quantized K and V cache (-ctk/-ctv), which
+    // llama.cpp reads only with flash attention (-fa on).
+    ggml_type kv_type = GGML_TYPE_F16;
+    if (argc == 6) {
+        const std::string t = argv[5];
+        if (t == "q8_0") kv_type = GGML_TYPE_Q8_0;
+        else if (t == "q4_0") kv_type = GGML_TYPE_Q4_0;
+        else if (t != "f16") { fprintf(stderr, "unknown KV type %s\n", t.c_str()); return 2; }
     }
     std::vector<llama_token> prompt;
     {
@@ -58,8 +67,13 @@ int main(int argc, char ** argv) {
     cp.n_ubatch = n_prompt;
     cp.n_threads = 2;
     cp.n_threads_batch = 2;
-    // The non-flash attention path: hearth mirrors its f16 roundings.
-    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    // The non-flash attention path for an f16 cache: hearth mirrors its f16
+    // roundings. A quantized cache: the flash-attention path, which hearth
+    // follows for such caches.
+    cp.flash_attn_type = kv_type == GGML_TYPE_F16 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                                  : LLAMA_FLASH_ATTN_TYPE_ENABLED;
+    cp.type_k = kv_type;
+    cp.type_v = kv_type;
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) { fprintf(stderr, "cannot create context\n"); return 1; }
 

@@ -55,6 +55,19 @@ if os.environ.get("VARIANTS"):
 QUANTS = ["F16", "Q8_0", "Q4_0", "Q4_K_M", "Q6_K", "IQ4_XS"]
 # Variants whose real files store the experts in MXFP4 get that preset too.
 EXTRA_QUANTS = {"tiny-gpt-oss": ["MXFP4_MOE"]}
+# Quantized KV caches (llama.cpp's -ctk/-ctv with -fa on), on a few variants
+# and weight presets: {variant}-{quant}-kv_{type}.json and .logits, with the
+# fixture's "kv_type". tiny-llama: GQA heads of 64; tiny-gemma2: heads of 128
+# with soft-capped scores and a sliding window.
+KV_FIXTURES = [
+    ("tiny-llama", "Q8_0", "q8_0"),
+    ("tiny-llama", "Q8_0", "q4_0"),
+    ("tiny-llama", "F16", "q8_0"),
+    ("tiny-gemma2", "Q8_0", "q8_0"),
+]
+# KV_ONLY=1 regenerates only the KV fixtures.
+if os.environ.get("KV_ONLY"):
+    VARIANTS = sorted({v for v, _, _ in KV_FIXTURES})
 N_PROMPT = 64
 N_GEN = 32
 
@@ -83,10 +96,13 @@ def main():
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     synth = target / "release" / "examples" / "synth"
 
+    kv_only = bool(os.environ.get("KV_ONLY"))
     for variant in VARIANTS:
         f32 = work / f"{variant}-F32.gguf"
         run([str(synth), variant, str(f32)])
-        for quant in QUANTS + EXTRA_QUANTS.get(variant, []):
+        kv_runs = [(q, t) for v, q, t in KV_FIXTURES if v == variant]
+        runs = [] if kv_only else [(q, None) for q in QUANTS + EXTRA_QUANTS.get(variant, [])]
+        for quant, kv_type in runs + kv_runs:
             q = work / f"{variant}-{quant}.gguf"
             run([str(BIN / "llama-quantize"), str(f32), str(q), quant, "2"])
             reader = gguf.GGUFReader(str(q))
@@ -101,8 +117,10 @@ def main():
                 for t in reader.tensors
             }
             tokens = prompt_tokens(n_vocab)
-            logits = OUT / f"{variant}-{quant}.logits"
-            out = run([str(dumper), str(q), ",".join(map(str, tokens)), str(N_GEN), str(logits)])
+            stem = f"{variant}-{quant}" + (f"-kv_{kv_type}" if kv_type else "")
+            logits = OUT / f"{stem}.logits"
+            cmd = [str(dumper), str(q), ",".join(map(str, tokens)), str(N_GEN), str(logits)]
+            out = run(cmd + ([kv_type] if kv_type else []))
             greedy = [int(x) for x in out.stdout.strip().split(",")]
             meta = {
                 "variant": variant,
@@ -112,8 +130,10 @@ def main():
                 "greedy": greedy,
                 "tensors": tensors,
             }
-            (OUT / f"{variant}-{quant}.json").write_text(json.dumps(meta, indent=1) + "\n")
-            print(f"{variant} {quant}: {len(tensors)} tensors, greedy {greedy[:8]}...")
+            if kv_type:
+                meta["kv_type"] = kv_type
+            (OUT / f"{stem}.json").write_text(json.dumps(meta, indent=1) + "\n")
+            print(f"{stem}: {len(tensors)} tensors, greedy {greedy[:8]}...")
 
 
 if __name__ == "__main__":

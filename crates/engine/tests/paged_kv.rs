@@ -184,6 +184,75 @@ fn paged_sequences_in_one_step_equal_sequences_with_their_own_caches() {
 }
 
 #[test]
+fn quantized_kv_pools_equal_quantized_caches_of_their_own_and_reuse_prefixes() {
+    // q8_0 and q4_0 (HEARTH_KV_CACHE_TYPE): blocks of a pool hold the same
+    // quantized, rotated rows as a sequence's own cache, so paged steps give
+    // the same bits; heads of 64 (tiny-llama) and 128 (tiny-gemma2: keys
+    // rotated by 128, soft-capped scores, a sliding window).
+    for kv in [model::KvType::Q8_0, model::KvType::Q4_0] {
+        for preset in ["tiny-llama", "tiny-gemma2"] {
+            let mut model = load(preset, TensorType::Q8_0);
+            model.set_kv_type(kv).unwrap();
+            let mut pool = model.new_kv_pool(BLOCK, 24).unwrap();
+            assert_eq!(pool.kv_type(), kv);
+            let mut batch = model.new_batch(64, N_CTX).unwrap();
+            let tables: [Vec<u32>; 2] = [vec![20, 3, 11, 7, 1], vec![0, 22, 5, 16]];
+            let texts = [prompt(5, 70), prompt(6, 50)];
+            let mut states: Vec<_> = (0..2).map(|_| model.new_state(N_CTX).unwrap()).collect();
+            let mut own = model.new_batch(64, N_CTX).unwrap();
+            let mut n_past = [0usize; 2];
+            for cuts in [[40usize, 30], [20, 10], [1, 1], [1, 1]] {
+                let spans: Vec<_> = (0..2).map(|s| n_past[s]..n_past[s] + cuts[s]).collect();
+                let step: Vec<PagedSeq<'_>> = (0..2)
+                    .map(|s| PagedSeq {
+                        blocks: &tables[s],
+                        n_past: n_past[s],
+                        tokens: &texts[s][spans[s].clone()],
+                        logits: Some(Logits::Last),
+                    })
+                    .collect();
+                model.forward_paged(&mut batch, &mut pool, &step).unwrap();
+                let [s0, s1] = &mut states[..] else {
+                    unreachable!()
+                };
+                let mut seqs = [
+                    SeqStep {
+                        state: s0,
+                        tokens: &texts[0][spans[0].clone()],
+                        logits: Some(Logits::Last),
+                    },
+                    SeqStep {
+                        state: s1,
+                        tokens: &texts[1][spans[1].clone()],
+                        logits: Some(Logits::Last),
+                    },
+                ];
+                model.forward_batch(&mut own, &mut seqs).unwrap();
+                for s in 0..2 {
+                    assert_eq!(batch.logits(s), own.logits(s), "{preset} {kv} seq {s}");
+                    n_past[s] += cuts[s];
+                }
+            }
+            // A prompt that starts with cached blocks gets the logits of
+            // computing it whole.
+            let mut m = BlockManager::new(24, BLOCK);
+            let mut pool = model.new_kv_pool(BLOCK, 24).unwrap();
+            let system = prompt(1, 40);
+            let first: Vec<u32> = system.iter().copied().chain(prompt(2, 9)).collect();
+            let second: Vec<u32> = system.iter().copied().chain(prompt(3, 12)).collect();
+            let mut a = m.start(&first);
+            run(&model, &mut batch, &mut pool, &mut m, &mut a, &first);
+            m.free(a);
+            let mut b = m.start(&second);
+            assert_eq!(b.n_past(), 32, "{preset} {kv}");
+            let rest = second[32..].to_vec();
+            let got = run(&model, &mut batch, &mut pool, &mut m, &mut b, &rest);
+            assert_eq!(got, alone(&model, &second), "{preset} {kv}");
+        }
+    }
+}
+
+#[test]
 fn a_step_beyond_the_blocks_is_an_error() {
     let model = load("tiny-qwen2", TensorType::F16);
     // A pool sized by a memory budget: 4 blocks' worth.

@@ -9,7 +9,7 @@ mod builtin;
 mod cli;
 
 fn main() -> ExitCode {
-    let args = cli::Cli::parse();
+    let args = cli::Cli::parse_from(cli::llama_bench_spellings(std::env::args_os().collect()));
     match cli::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,

@@ -163,7 +163,7 @@ impl Shape {
     }
 
     /// What hearth allocates for `parallel` sequences of `n_ctx` positions
-    /// with a KV cache of `kv_type` (hearth's own cache is F16), on
+    /// with a KV cache of `kv_type` (hearth stores F16, Q8_0 or Q4_0), on
     /// `n_threads` threads.
     pub fn memory(
         &self,

@@ -19,4 +19,5 @@ pub use error::ModelError;
 /// The batch-invariant switch (`HEARTH_DETERMINISTIC`): every product and
 /// attention sum in one order whatever the batch holds.
 pub use kernels::matmul::{batch_invariant, set_batch_invariant};
+pub use kv_cache::KvType;
 pub use lora::{Lora, LoraUse};

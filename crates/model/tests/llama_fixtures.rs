@@ -77,6 +77,18 @@ fn tolerance(quant: &str) -> f32 {
     }
 }
 
+/// [`tolerance`] for the fixtures with a quantized KV cache (`kv_type` q8_0
+/// or q4_0: llama.cpp's `-ctk/-ctv` with flash attention on, the path hearth
+/// follows for such caches). Both sides rotate keys, queries and values by the
+/// same Walsh-Hadamard transform, store the same blocks and run the same loop
+/// (q to Q8_0, integer `K·q`, online softmax, dequantized `V`): with ggml's
+/// orders (AVX-512 VNNI) the Q8_0-weight fixtures agree bit for bit, and the
+/// F16-weight one within 1.6e-4 std (max 1.5e-3 std), measured. Elsewhere
+/// what remains is the float noise of the rest of the model, as for the
+/// weights' fixtures of the same preset, and a flipped near-tie of the
+/// quantized keys or values.
+const KV_TOLERANCE: f32 = 1e-1;
+
 /// Greedy decoding may part ways with llama.cpp only at a near-tie: where the ids
 /// first differ, llama.cpp's choice must score within this many logit standard
 /// deviations of ours (after that, the continuations are different texts).
@@ -150,7 +162,14 @@ fn check(stem: &str, exact: bool) {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{stem}.gguf"));
     rebuild(&meta, &path);
 
-    let model = Model::load_with(&path, &LoadOptions { threads: Some(2) }).unwrap();
+    let mut model = Model::load_with(&path, &LoadOptions { threads: Some(2) }).unwrap();
+    let kv_type = meta.get("kv_type").map(|t| {
+        let t = t.as_str().unwrap();
+        model::KvType::parse(t).unwrap_or_else(|| panic!("unknown KV type {t}"))
+    });
+    if let Some(t) = kv_type {
+        model.set_kv_type(t).unwrap();
+    }
     let n_vocab = model.info().n_vocab;
     let tokens: Vec<u32> = meta["tokens"]
         .as_array()
@@ -204,10 +223,14 @@ fn check(stem: &str, exact: bool) {
             expected[i]
         );
     }
-    assert!(
-        rms_diff <= tolerance(quant) * std,
-        "{stem}: rms diff {rms_diff} exceeds {} x std {std}",
+    let tolerance = if kv_type.is_some() {
+        KV_TOLERANCE
+    } else {
         tolerance(quant)
+    };
+    assert!(
+        rms_diff <= tolerance * std,
+        "{stem}: rms diff {rms_diff} exceeds {tolerance} x std {std}"
     );
 
     // Greedy continuation, one token per call, through the KV cache.
@@ -366,4 +389,14 @@ fixtures! {
     bloom_q4_k_m => "tiny-bloom-Q4_K_M",
     bloom_q6_k => "tiny-bloom-Q6_K",
     bloom_iq4_xs => "tiny-bloom-IQ4_XS",
+    kv_q8_0_dense_q8_0 => "tiny-llama-Q8_0-kv_q8_0",
+    kv_q4_0_dense_q8_0 => "tiny-llama-Q8_0-kv_q4_0",
+    kv_q8_0_gemma2_q8_0 => "tiny-gemma2-Q8_0-kv_q8_0",
+}
+
+/// A quantized-KV fixture on F16 weights: within [`KV_TOLERANCE`] everywhere
+/// (1.6e-4 std from llama.cpp with ggml's orders; not bit for bit).
+#[test]
+fn kv_q8_0_dense_f16_within_tolerance() {
+    check("tiny-llama-F16-kv_q8_0", false);
 }

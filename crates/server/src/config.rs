@@ -197,16 +197,8 @@ pub struct RequestLimits {
 }
 
 /// The KV cache's element type (`HEARTH_KV_CACHE_TYPE`, Ollama's
-/// `OLLAMA_KV_CACHE_TYPE`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KvCacheType {
-    /// Half precision, the default.
-    F16,
-    /// 8-bit blocks.
-    Q8_0,
-    /// 4-bit blocks.
-    Q4_0,
-}
+/// `OLLAMA_KV_CACHE_TYPE`): f16, q8_0 or q4_0.
+pub type KvCacheType = model::KvType;
 
 impl Default for Config {
     fn default() -> Self {
@@ -374,12 +366,8 @@ impl Config {
         };
         let kv_cache_type = match get("KV_CACHE_TYPE") {
             None => defaults.kv_cache_type,
-            Some((name, v)) => match v.trim().to_ascii_lowercase().as_str() {
-                "f16" => KvCacheType::F16,
-                "q8_0" => KvCacheType::Q8_0,
-                "q4_0" => KvCacheType::Q4_0,
-                _ => return Err(err(&name, &v, "expected f16, q8_0 or q4_0")),
-            },
+            Some((name, v)) => KvCacheType::parse(&v)
+                .ok_or_else(|| err(&name, &v, "expected f16, q8_0 or q4_0"))?,
         };
         Ok(Config {
             host,

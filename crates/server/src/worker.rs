@@ -82,6 +82,8 @@ pub struct LoadSpec {
     pub num_ctx: usize,
     /// `HEARTH_KV_CACHE_MEMORY`: the KV pool's bytes, if set.
     pub kv_cache_memory: Option<u64>,
+    /// `HEARTH_KV_CACHE_TYPE`: how the KV pool stores keys and values.
+    pub kv_type: model::KvType,
     /// The operator's per-request limits.
     pub limits: RequestLimits,
 }
@@ -134,7 +136,10 @@ impl Loaded {
         let options = LoadOptions {
             threads: spec.threads,
         };
-        let model = Model::load_with(&spec.path, &options).map_err(|e| e.to_string())?;
+        let mut model = Model::load_with(&spec.path, &options).map_err(|e| e.to_string())?;
+        model
+            .set_kv_type(spec.kv_type)
+            .map_err(|e| format!("HEARTH_KV_CACHE_TYPE={}: {e}", spec.kv_type))?;
         let adapters = spec
             .adapters
             .iter()

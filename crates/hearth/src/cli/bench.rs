@@ -12,6 +12,10 @@
 //! `n_depth`, `n_threads`, `avg_ts`, `stddev_ts`, `model_size`,
 //! `model_n_params`, `model_type`), so one script reads both tools' output.
 //!
+//! `--kv-type f16,q8_0,q4_0` (llama-bench's `-ctk/-ctv`, which are accepted
+//! too, the same list for both) adds the KV cache types to the combinations;
+//! a quantized cache is read as llama.cpp reads it with `-fa 1`.
+//!
 //! `--synthetic SHAPE:QUANT` benchmarks a random-weight model of a real shape
 //! (`llama-3.2-1b:q4_k_m`), built into a temporary file that is unlinked as soon
 //! as it is mapped.
@@ -23,7 +27,7 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use gguf::TensorType;
 use model::synthetic::Spec;
-use model::{LoadOptions, Logits, Model, State};
+use model::{KvType, LoadOptions, Logits, Model, State};
 use store::quantize::Preset;
 use store::quantize::rules::{self, ModelFacts, Options, TensorIn};
 
@@ -75,6 +79,20 @@ pub struct BenchArgs {
     /// Timed repetitions per test.
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     repetitions: usize,
+    /// KV cache types (f16, q8_0, q4_0): llama-bench's `-ctk` (`-ctk` and
+    /// `-ctv` are accepted as spelled there).
+    #[arg(
+        long = "kv-type",
+        visible_alias = "cache-type-k",
+        value_delimiter = ',',
+        default_value = "f16",
+        value_parser = parse_kv_type
+    )]
+    kv_types: Vec<KvType>,
+    /// llama-bench's `-ctv`: hearth stores keys and values in one type, so
+    /// this must list the same types as `--kv-type`.
+    #[arg(long = "cache-type-v", value_delimiter = ',', value_parser = parse_kv_type)]
+    cache_type_v: Vec<KvType>,
     /// Print a JSON array (one object per test, llama-bench's keys).
     #[arg(long)]
     json: bool,
@@ -96,6 +114,7 @@ struct Test {
     n_gen: usize,
     n_depth: usize,
     n_threads: usize,
+    kv_type: KvType,
 }
 
 impl Test {
@@ -169,9 +188,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         (None, None) => bail!("give a MODEL file or --synthetic SHAPE:QUANT"),
     };
     let mut results = Vec::new();
+    // llama-bench shows the cache types only where one is not f16.
+    let show_kv = tests.iter().any(|t| t.kv_type != KvType::F16);
     if !args.json {
-        println!("| model | size | params | threads | test | t/s |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+        if show_kv {
+            println!("| model | size | params | threads | type_k | type_v | test | t/s |");
+            println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        } else {
+            println!("| model | size | params | threads | test | t/s |");
+            println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+        }
     }
     // One model (and pool) per thread count, reused for every test at that count.
     let mut thread_counts: Vec<usize> = tests.iter().map(|t| t.n_threads).collect();
@@ -180,15 +206,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let options = LoadOptions {
             threads: Some(n_threads),
         };
-        let model = Model::load_with(&path, &options)
+        let mut model = Model::load_with(&path, &options)
             .with_context(|| format!("loading {}", path.display()))?;
         let desc = describe(&model, &filename);
         for test in tests.iter().filter(|t| t.n_threads == n_threads) {
+            model.set_kv_type(test.kv_type)?;
             let samples = measure(&model, test, args.repetitions)?;
             if !args.json {
                 let (avg, sd) = mean_sd(&rates(test, &samples));
+                let kv = if show_kv {
+                    format!(" {} | {} |", test.kv_type, test.kv_type)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "| {} | {} | {} | {} | {} | {avg:.2} ± {sd:.2} |",
+                    "| {} | {} | {} | {} |{kv} {} | {avg:.2} ± {sd:.2} |",
                     desc.model_type,
                     human_size(desc.size),
                     human_params(desc.n_params),
@@ -220,18 +252,26 @@ fn tests(args: &BenchArgs) -> anyhow::Result<Vec<Test>> {
     if threads.contains(&0) {
         bail!("--threads must be at least 1");
     }
+    if !args.cache_type_v.is_empty() && args.cache_type_v != args.kv_types {
+        bail!(
+            "hearth stores keys and values in one type: give -ctv the same list as -ctk (--kv-type)"
+        );
+    }
     let mut out = Vec::new();
     for &n_threads in &threads {
-        for &n_depth in &args.n_depth {
-            let prompts = args.n_prompt.iter().filter(|&&p| p > 0).map(|&p| (p, 0));
-            let gens = args.n_gen.iter().filter(|&&g| g > 0).map(|&g| (0, g));
-            for (n_prompt, n_gen) in prompts.chain(gens) {
-                out.push(Test {
-                    n_prompt,
-                    n_gen,
-                    n_depth,
-                    n_threads,
-                });
+        for &kv_type in &args.kv_types {
+            for &n_depth in &args.n_depth {
+                let prompts = args.n_prompt.iter().filter(|&&p| p > 0).map(|&p| (p, 0));
+                let gens = args.n_gen.iter().filter(|&&g| g > 0).map(|&g| (0, g));
+                for (n_prompt, n_gen) in prompts.chain(gens) {
+                    out.push(Test {
+                        n_prompt,
+                        n_gen,
+                        n_depth,
+                        n_threads,
+                        kv_type,
+                    });
+                }
             }
         }
     }
@@ -288,6 +328,31 @@ fn generate(model: &Model, state: &mut State, rng: &mut Tokens, n: usize) -> any
     Ok(())
 }
 
+/// A KV cache type named as llama.cpp names it.
+fn parse_kv_type(s: &str) -> Result<KvType, String> {
+    KvType::parse(s).ok_or_else(|| format!("'{s}': expected f16, q8_0 or q4_0"))
+}
+
+/// llama-bench's single-dash spellings of the cache type flags (`-ctk q8_0`),
+/// which clap cannot declare, rewritten to their long forms when the
+/// command is `bench`.
+pub fn llama_bench_spellings(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    if args.get(1).is_none_or(|a| a != "bench") {
+        return args;
+    }
+    args.into_iter()
+        .map(|a| {
+            if a == "-ctk" {
+                "--cache-type-k".into()
+            } else if a == "-ctv" {
+                "--cache-type-v".into()
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
 /// Tokens per second of each sample.
 fn rates(test: &Test, samples_ns: &[u64]) -> Vec<f64> {
     samples_ns
@@ -322,6 +387,9 @@ fn result_json(desc: &ModelDesc, test: &Test, samples_ns: &[u64]) -> serde_json:
         "n_prompt": test.n_prompt,
         "n_gen": test.n_gen,
         "n_depth": test.n_depth,
+        "type_k": test.kv_type.name(),
+        "type_v": test.kv_type.name(),
+        "flash_attn": test.kv_type != KvType::F16,
         "avg_ns": avg_ns as u64,
         "stddev_ns": stddev_ns as u64,
         "avg_ts": avg_ts,
@@ -484,8 +552,45 @@ mod tests {
             n_depth: d.to_vec(),
             threads: t.to_vec(),
             repetitions: 5,
+            kv_types: vec![KvType::F16],
+            cache_type_v: Vec::new(),
             json: false,
         }
+    }
+
+    #[test]
+    fn kv_types_multiply_the_tests_and_ctv_must_match() {
+        let mut a = args(&[0], &[16], &[0], &[2]);
+        a.kv_types = vec![KvType::F16, KvType::Q8_0];
+        let kv: Vec<KvType> = tests(&a).unwrap().iter().map(|t| t.kv_type).collect();
+        assert_eq!(kv, [KvType::F16, KvType::Q8_0]);
+        a.cache_type_v = vec![KvType::F16, KvType::Q8_0];
+        assert!(tests(&a).is_ok());
+        a.cache_type_v = vec![KvType::Q4_0];
+        assert!(tests(&a).is_err());
+        assert_eq!(parse_kv_type("Q8_0"), Ok(KvType::Q8_0));
+        assert!(parse_kv_type("q5_0").is_err());
+    }
+
+    #[test]
+    fn llama_bench_cache_type_spellings_are_rewritten_for_bench_only() {
+        let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
+        assert_eq!(
+            llama_bench_spellings(os(&[
+                "hearth", "bench", "m", "-ctk", "q8_0", "-ctv", "q8_0"
+            ])),
+            os(&[
+                "hearth",
+                "bench",
+                "m",
+                "--cache-type-k",
+                "q8_0",
+                "--cache-type-v",
+                "q8_0"
+            ])
+        );
+        let run = os(&["hearth", "run", "m", "-ctk"]);
+        assert_eq!(llama_bench_spellings(run.clone()), run);
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub struct EstimateArgs {
     /// Sequences served at once (each with its own KV cache).
     #[arg(long, default_value_t = 1)]
     parallel: usize,
-    /// KV cache format: f16 (hearth's), f32, q8_0 or q4_0.
+    /// KV cache format: f16 (the default), q8_0 or q4_0 (HEARTH_KV_CACHE_TYPE),
+    /// or f32 for comparison.
     #[arg(long, default_value = "f16")]
     kv_type: String,
     /// Prompt length of the predicted prefill speed.

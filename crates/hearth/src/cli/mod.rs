@@ -3,6 +3,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub use bench::llama_bench_spellings;
+
 mod bench;
 mod bench_serve;
 mod channel;

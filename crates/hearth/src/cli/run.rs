@@ -225,6 +225,19 @@ struct Carried {
     think: Think,
 }
 
+/// Stores the KV cache as `HEARTH_KV_CACHE_TYPE` (or `OLLAMA_KV_CACHE_TYPE`)
+/// says, as `hearth serve` does.
+fn kv_type_from_env(model: &mut Model) -> anyhow::Result<()> {
+    let Some((name, value)) = server::config::env_setting("KV_CACHE_TYPE") else {
+        return Ok(());
+    };
+    let ty = model::KvType::parse(&value)
+        .with_context(|| format!("{name}={value}: expected f16, q8_0 or q4_0"))?;
+    model
+        .set_kv_type(ty)
+        .with_context(|| format!("{name}={value}"))
+}
+
 /// Runs `hearth run`.
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let mut start = Instant::now();
@@ -253,8 +266,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     // (as they do through a server).
     let mut overrides: Vec<(String, String)> = Vec::new();
     loop {
-        let model = Model::load_with(&resolved.path, &LoadOptions { threads })
+        let mut model = Model::load_with(&resolved.path, &LoadOptions { threads })
             .with_context(|| format!("loading {}", arg.display()))?;
+        kv_type_from_env(&mut model)?;
         let metadata = model.gguf().metadata();
         let tokenizer = Tokenizer::from_metadata(metadata).context("reading the tokenizer")?;
         let load_duration = start.elapsed();

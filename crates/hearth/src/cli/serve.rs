@@ -16,7 +16,7 @@ Environment (each HEARTH_* falls back to its OLLAMA_* twin when unset):
   HEARTH_MAX_LOADED_MODELS  OLLAMA_MAX_LOADED_MODELS  models loaded at once (3)
   HEARTH_KEEP_ALIVE         OLLAMA_KEEP_ALIVE         how long an idle model stays loaded (5m)
   HEARTH_CONTEXT_LENGTH     OLLAMA_CONTEXT_LENGTH     default context, num_ctx (4096)
-  HEARTH_KV_CACHE_TYPE      OLLAMA_KV_CACHE_TYPE      KV cache type: f16 (only f16 is implemented)
+  HEARTH_KV_CACHE_TYPE      OLLAMA_KV_CACHE_TYPE      KV cache type: f16 (default), q8_0 or q4_0
   HEARTH_FLASH_ATTENTION    OLLAMA_FLASH_ATTENTION    accepted; the CPU attention is the same either way
   HEARTH_NUM_THREAD                                   threads per model (all cores)
   HEARTH_MAX_MEMORY                                   memory cap for loaded models (8GiB, ...)

@@ -48,7 +48,7 @@ use gguf::GgufModel;
 use kernels::pool::ThreadPool;
 
 use crate::ModelError;
-use crate::kv_cache::{KvCache, KvPool};
+use crate::kv_cache::{KvCache, KvPool, KvType};
 use crate::lora::{Lora, LoraUse};
 
 /// The architectures hearth implements, by `general.architecture`.
@@ -166,6 +166,8 @@ pub struct Model {
     info: ModelInfo,
     arch: Arch,
     pool: ThreadPool,
+    /// How new states and pools store keys and values.
+    kv_type: KvType,
     /// Distinguishes states made by this model from others'.
     id: u64,
 }
@@ -231,6 +233,7 @@ impl Model {
             info,
             arch,
             pool,
+            kv_type: KvType::F16,
             id: NEXT_MODEL_ID.fetch_add(1, Ordering::Relaxed),
         })
     }
@@ -255,8 +258,28 @@ impl Model {
         self.pool.n_threads()
     }
 
-    /// A fresh sequence state for up to `n_ctx` positions: the f16 KV cache and
-    /// the activation buffers, allocated once here.
+    /// How the KV caches of new states and pools store keys and values.
+    pub fn kv_type(&self) -> KvType {
+        self.kv_type
+    }
+
+    /// Makes new states ([`Model::new_state`]) and pools ([`Model::new_kv_pool`])
+    /// store keys and values as `ty` (llama.cpp's `-ctk/-ctv`). A quantized
+    /// type needs heads of whole blocks (32 values), as llama.cpp does.
+    pub fn set_kv_type(&mut self, ty: KvType) -> Result<(), ModelError> {
+        let hd = self.arch.dims().head_dim;
+        if !hd.is_multiple_of(ty.block_size()) {
+            return Err(ModelError::InvalidRequest(format!(
+                "a {ty} KV cache needs heads of a multiple of {} values; this model's have {hd}",
+                ty.block_size()
+            )));
+        }
+        self.kv_type = ty;
+        Ok(())
+    }
+
+    /// A fresh sequence state for up to `n_ctx` positions: the KV cache (of
+    /// [`Model::kv_type`]) and the activation buffers, allocated once here.
     pub fn new_state(&self, n_ctx: usize) -> Result<State, ModelError> {
         if n_ctx == 0 {
             return Err(ModelError::InvalidRequest("n_ctx must be positive".into()));
@@ -264,7 +287,7 @@ impl Model {
         let d = self.arch.decoder();
         let c = d.dims();
         Ok(State {
-            kv: KvCache::new(c.n_layer, n_ctx, c.kv_dim()),
+            kv: KvCache::with_type(c.n_layer, n_ctx, c.kv_dim(), self.kv_type, c.head_dim),
             n_past: 0,
             logits: Vec::new(),
             buffers: common::Buffers::new(d, &self.pool, d.n_batch(), n_ctx)?,
@@ -379,11 +402,12 @@ impl Model {
     }
 
     /// Bytes one block of `block_len` positions takes in this model's
-    /// [`KvPool`] (f16 keys and values of every layer): what a memory budget
-    /// is divided by to size the pool.
+    /// [`KvPool`] (keys and values of every layer, stored as
+    /// [`Model::kv_type`]): what a memory budget is divided by to size the
+    /// pool.
     pub fn kv_block_bytes(&self, block_len: usize) -> usize {
         let c = self.arch.dims();
-        KvPool::block_bytes(c.n_layer, c.kv_dim(), block_len)
+        KvPool::block_bytes(c.n_layer, c.kv_dim(), block_len, self.kv_type)
     }
 
     /// A paged KV cache for this model: `n_blocks` blocks of `block_len` (a
@@ -395,7 +419,14 @@ impl Model {
             )));
         }
         let c = self.arch.dims();
-        Ok(KvPool::new(c.n_layer, c.kv_dim(), block_len, n_blocks))
+        Ok(KvPool::with_type(
+            c.n_layer,
+            c.kv_dim(),
+            block_len,
+            n_blocks,
+            self.kv_type,
+            c.head_dim,
+        ))
     }
 
     /// [`Model::forward_batch`] for sequences whose keys and values live in

@@ -1,5 +1,7 @@
 //! Causal multi-head attention with grouped-query heads over the f16 KV cache,
-//! optionally restricted to a sliding window.
+//! optionally restricted to a sliding window. A quantized cache (q8_0, q4_0)
+//! is read by llama.cpp's flash-attention loop instead ([`attention_quant`]);
+//! what follows is the f16 path.
 //!
 //! This follows llama.cpp's non-flash path (`build_attn_mha` in
 //! src/llama-graph.cpp): `kq = K·q` with q rounded to f16 (the `vec_dot_type`
@@ -39,12 +41,12 @@ use kernels::TensorType;
 use kernels::formats::float::{f16_to_f32, f32_to_f16};
 use kernels::pool::{SharedSlice, ThreadPool};
 
-use super::softmax_with_sink;
-use crate::kv_cache::KvLayer;
+use super::{attention_quant, softmax_with_sink};
+use crate::kv_cache::{KvLayer, KvType};
 
 /// Query heads processed together over one key/value head; larger groups are
 /// split into runs of this many.
-const GROUP: usize = 8;
+pub(super) const GROUP: usize = 8;
 
 /// Keys whose scores the AVX-512 loop computes together: their rows are
 /// widened to f32 once for all heads, and their 16 dot products reduced to one
@@ -81,8 +83,9 @@ const PARTIALS: usize = 64;
 /// widened back to f32), output, score row and the `V·p` partial sums, and
 /// [`KEY_BLOCK`] key rows (or one value row) in f32.
 fn per_thread(n_ctx: usize, head_dim: usize) -> usize {
-    GROUP * (head_dim.div_ceil(2) + 2 * head_dim + n_ctx + PARTIALS * head_dim)
-        + KEY_BLOCK * head_dim
+    let f16 = GROUP * (head_dim.div_ceil(2) + 2 * head_dim + n_ctx + PARTIALS * head_dim)
+        + KEY_BLOCK * head_dim;
+    f16.max(attention_quant::scratch_floats(head_dim))
 }
 
 /// Scratch floats [`attention`] needs for a context of `n_ctx` positions.
@@ -162,6 +165,12 @@ pub fn attention_with(
     let n_slots = pool.n_threads().min(n_items).max(1);
     let n_ctx = cache.n_ctx;
     cache.check(pos0 + n_tokens);
+    assert!(
+        shape.head_dim.is_multiple_of(cache.ty.block_size()),
+        "heads of {} values in a {} cache",
+        shape.head_dim,
+        cache.ty
+    );
     let per_slot = per_thread(n_ctx, shape.head_dim);
     assert!(
         scratch.len() >= n_slots * per_slot,
@@ -185,12 +194,27 @@ pub fn attention_with(
             // SAFETY: each (token, run of heads) is one item, handled by exactly
             // one slot, and owns those heads' outputs.
             let out_heads = unsafe { outs.slice_mut(at, len) };
+            let head_terms = HeadTerms {
+                sinks: terms.sinks.map(|s| &s[heads.clone()]),
+                alibi: terms.alibi.map(|s| &s[heads.clone()]),
+            };
+            if cache.ty != KvType::F16 {
+                let q = &q[at..at + len];
+                attention_quant::attend(
+                    shape,
+                    head_terms,
+                    cache,
+                    q,
+                    pos0 + t,
+                    kv_head,
+                    tmp,
+                    out_heads,
+                );
+                continue;
+            }
             attend(
                 shape,
-                HeadTerms {
-                    sinks: terms.sinks.map(|s| &s[heads.clone()]),
-                    alibi: terms.alibi.map(|s| &s[heads.clone()]),
-                },
+                head_terms,
                 cache,
                 &q[at..at + len],
                 pos0 + t,
@@ -475,6 +499,10 @@ mod avx512 {
             k,
             v: k,
             kv_dim,
+            ty: crate::kv_cache::KvType::F16,
+            row_len: kv_dim,
+            k_rot: 0,
+            v_rot: 0,
             n_ctx: 0,
             table,
         };
@@ -808,6 +836,10 @@ mod avx512 {
             k: v,
             v,
             kv_dim,
+            ty: crate::kv_cache::KvType::F16,
+            row_len: kv_dim,
+            k_rot: 0,
+            v_rot: 0,
             n_ctx: 0,
             table,
         };

@@ -6,6 +6,7 @@
 //! f16 KV cache in [`attention`].
 
 pub mod attention;
+mod attention_quant;
 pub mod rope;
 
 use kernels::formats::float::{f16_to_f32, f32_to_f16};
