@@ -58,12 +58,15 @@ EXTRA_QUANTS = {"tiny-gpt-oss": ["MXFP4_MOE"]}
 # Quantized KV caches (llama.cpp's -ctk/-ctv with -fa on), on a few variants
 # and weight presets: {variant}-{quant}-kv_{type}.json and .logits, with the
 # fixture's "kv_type". tiny-llama: GQA heads of 64; tiny-gemma2: heads of 128
-# with soft-capped scores and a sliding window.
+# with soft-capped scores and a sliding window; tiny-gpt-oss: attention sinks;
+# tiny-bloom: ALiBi.
 KV_FIXTURES = [
     ("tiny-llama", "Q8_0", "q8_0"),
     ("tiny-llama", "Q8_0", "q4_0"),
     ("tiny-llama", "F16", "q8_0"),
     ("tiny-gemma2", "Q8_0", "q8_0"),
+    ("tiny-gpt-oss", "Q8_0", "q8_0"),
+    ("tiny-bloom", "Q8_0", "q8_0"),
 ]
 # KV_ONLY=1 regenerates only the KV fixtures.
 if os.environ.get("KV_ONLY"):

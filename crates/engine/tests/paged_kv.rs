@@ -209,6 +209,7 @@ fn quantized_kv_pools_equal_quantized_caches_of_their_own_and_reuse_prefixes() {
                         n_past: n_past[s],
                         tokens: &texts[s][spans[s].clone()],
                         logits: Some(Logits::Last),
+                        lora: &[],
                     })
                     .collect();
                 model.forward_paged(&mut batch, &mut pool, &step).unwrap();

@@ -392,6 +392,8 @@ fixtures! {
     kv_q8_0_dense_q8_0 => "tiny-llama-Q8_0-kv_q8_0",
     kv_q4_0_dense_q8_0 => "tiny-llama-Q8_0-kv_q4_0",
     kv_q8_0_gemma2_q8_0 => "tiny-gemma2-Q8_0-kv_q8_0",
+    kv_q8_0_gpt_oss_q8_0 => "tiny-gpt-oss-Q8_0-kv_q8_0",
+    kv_q8_0_bloom_q8_0 => "tiny-bloom-Q8_0-kv_q8_0",
 }
 
 /// A quantized-KV fixture on F16 weights: within [`KV_TOLERANCE`] everywhere
