@@ -446,14 +446,21 @@ async fn empty_prompt_loads_and_keep_alive_zero_unloads() {
 
 #[tokio::test]
 async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
+    // Sizes are compared across states with different memory caps: a set
+    // parallelism keeps a model's size the same whatever memory is free
+    // (unset, it follows the free memory: `scheduler::sizing`).
+    let fixed = || Config {
+        num_parallel: Some(4),
+        ..Config::default()
+    };
     let env = Env::new("evict");
     let copy = json!({"source": "tiny", "destination": "other"});
     // A copy shares the manifest, so it is the same loaded model; make a
     // genuinely different one with a system prompt.
-    let (status, _) = post(&env.state(Config::default()), "/api/copy", copy).await;
+    let (status, _) = post(&env.state(fixed()), "/api/copy", copy).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = post(
-        &env.state(Config::default()),
+        &env.state(fixed()),
         "/api/create",
         json!({"model": "second", "from": "tiny", "system": "Another model.", "stream": false}),
     )
@@ -462,7 +469,7 @@ async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
 
     let state = env.state(Config {
         max_loaded_models: 1,
-        ..Config::default()
+        ..fixed()
     });
     post(&state, "/api/generate", json!({"model": "tiny"})).await;
     post(&state, "/api/generate", json!({"model": "other"})).await;
@@ -476,7 +483,7 @@ async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
 
     let tight = env.state(Config {
         max_memory: Some(1000),
-        ..Config::default()
+        ..fixed()
     });
     let m = post_error(
         &tight,
@@ -491,7 +498,7 @@ async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
     let size = models[0]["size"].as_u64().unwrap();
     let one = env.state(Config {
         max_memory: Some(size + size / 2),
-        ..Config::default()
+        ..fixed()
     });
     post(&one, "/api/generate", json!({"model": "tiny"})).await;
     let (status, v) = post(&one, "/api/generate", json!({"model": "second"})).await;
@@ -508,13 +515,13 @@ async fn models_that_do_not_fit_are_refused_or_evict_idle_ones() {
     // A larger num_ctx grows a loaded model's KV caches: refused when that
     // would not fit.
     let small = json!({"model": "tiny", "options": {"num_ctx": 64}});
-    let probe = env.state(Config::default());
+    let probe = env.state(fixed());
     post(&probe, "/api/generate", small.clone()).await;
     let (_, ps) = get(&probe, "/api/ps").await;
     let size_64 = ps["models"][0]["size"].as_u64().unwrap();
     let snug = env.state(Config {
         max_memory: Some(size_64 + 10),
-        ..Config::default()
+        ..fixed()
     });
     let (status, _) = post(&snug, "/api/generate", small.clone()).await;
     assert_eq!(status, StatusCode::OK);
