@@ -110,29 +110,21 @@ pub(super) fn attend(
                 s += slopes[h] * -((pos - j) as f32);
             }
             let out_h = &mut acc[h * hd..(h + 1) * hd];
-            let (mut ms, mut vs) = (1.0f32, 1.0f32);
-            if s > max[h] {
-                ms = (max[h] - s).exp();
-                max[h] = s;
-                out_h.iter_mut().for_each(|a| *a *= ms);
-            } else {
-                vs = (s - max[h]).exp();
-            }
+            let vs = online_step(s, &mut max[h], &mut sum[h], out_h);
             mad(fma, out_h, v32, vs);
-            sum[h] = sum[h] * ms + vs;
         }
     }
     if let Some(sinks) = terms.sinks {
+        // The sink's weight joins the sum; it has no value. ggml keeps the
+        // running maximum as it was (nothing follows).
         for h in 0..n {
-            let (s, out_h) = (sinks[h], &mut acc[h * hd..(h + 1) * hd]);
-            let (mut ms, mut vs) = (1.0f32, 1.0f32);
-            if s > max[h] {
-                ms = (max[h] - s).exp();
-                out_h.iter_mut().for_each(|a| *a *= ms);
-            } else {
-                vs = (s - max[h]).exp();
-            }
-            sum[h] = sum[h] * ms + vs;
+            let mut m = max[h];
+            online_step(
+                sinks[h],
+                &mut m,
+                &mut sum[h],
+                &mut acc[h * hd..(h + 1) * hd],
+            );
         }
     }
     for h in 0..n {
@@ -145,6 +137,23 @@ pub(super) fn attend(
             hadamard(out_h, cache.v_rot);
         }
     }
+}
+
+/// One logit `s` of the online softmax: a new maximum rescales the running
+/// output and sum by `exp(max - s)` and weighs `s` by 1, else `s` weighs
+/// `exp(s - max)`; the weight is added to `sum` and returned (for the value
+/// row the caller adds to `out`).
+fn online_step(s: f32, max: &mut f32, sum: &mut f32, out: &mut [f32]) -> f32 {
+    let (mut ms, mut vs) = (1.0f32, 1.0f32);
+    if s > *max {
+        ms = (*max - s).exp();
+        *max = s;
+        out.iter_mut().for_each(|a| *a *= ms);
+    } else {
+        vs = (s - *max).exp();
+    }
+    *sum = *sum * ms + vs;
+    vs
 }
 
 /// Whether `y += x · v` runs with fused multiply-adds, as ggml's
